@@ -1,0 +1,4 @@
+//! Ladon's adapters: the interfaces between the harness and a system under
+//! test, and their implementations.
+
+pub mod node;

@@ -1,0 +1,434 @@
+//! The history model of `shared/spec/history.md`: events, processes, keys and
+//! micro-operations. Reading and validating a file lives in `reader`, writing
+//! in `writer`; this module owns only the types and their JSON shape.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+/// `type` of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// `process`: a logical client, or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a non-negative integer or \"nemesis\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom(format!("process must be >= 0, got {v}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
+                if v == "nemesis" {
+                    Ok(Process::Nemesis)
+                } else {
+                    Err(E::custom(format!(
+                        "process must be an integer or \"nemesis\", got {v:?}"
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "process {p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+/// A key: a JSON integer or string. Integers sort before strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Key::Int(k) => write!(f, "{k}"),
+            Key::Str(k) => f.write_str(k),
+        }
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key::Str(s.to_string())
+    }
+}
+
+impl From<i64> for Key {
+    fn from(k: i64) -> Self {
+        Key::Int(k)
+    }
+}
+
+/// What a read micro-operation carries: `null` on invoke (and for a
+/// never-written key), an integer (register value, counter), or an array
+/// (siblings, list, set).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(untagged)]
+pub enum ReadValue {
+    #[default]
+    Null,
+    Int(i64),
+    List(Vec<i64>),
+}
+
+/// The function of a micro-operation, as spelled in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MopFn {
+    /// `w`: register write.
+    Write,
+    /// `append`: list append.
+    Append,
+    /// `add`: set add.
+    Add,
+    /// `incr`: counter increment.
+    Incr,
+    /// `r`: read.
+    Read,
+}
+
+impl MopFn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MopFn::Write => "w",
+            MopFn::Append => "append",
+            MopFn::Add => "add",
+            MopFn::Incr => "incr",
+            MopFn::Read => "r",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MopFn> {
+        Some(match s {
+            "w" => MopFn::Write,
+            "append" => MopFn::Append,
+            "add" => MopFn::Add,
+            "incr" => MopFn::Incr,
+            "r" => MopFn::Read,
+            _ => return None,
+        })
+    }
+}
+
+/// The kind of a key, fixed by the writes made to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Register,
+    List,
+    Set,
+    Counter,
+}
+
+impl KeyKind {
+    /// The kind a write function gives its key; `None` for reads.
+    pub fn of_write(f: MopFn) -> Option<KeyKind> {
+        match f {
+            MopFn::Write => Some(KeyKind::Register),
+            MopFn::Append => Some(KeyKind::List),
+            MopFn::Add => Some(KeyKind::Set),
+            MopFn::Incr => Some(KeyKind::Counter),
+            MopFn::Read => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Register => "register",
+            KeyKind::List => "list",
+            KeyKind::Set => "set",
+            KeyKind::Counter => "counter",
+        }
+    }
+}
+
+/// One micro-operation `[fn, key, arg]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mop {
+    /// `["w", k, v]`
+    Write(Key, i64),
+    /// `["append", k, e]`
+    Append(Key, i64),
+    /// `["add", k, e]`
+    Add(Key, i64),
+    /// `["incr", k, d]`
+    Incr(Key, i64),
+    /// `["r", k, observed]`
+    Read(Key, ReadValue),
+}
+
+impl Mop {
+    pub fn key(&self) -> &Key {
+        match self {
+            Mop::Write(k, _) | Mop::Append(k, _) | Mop::Add(k, _) | Mop::Incr(k, _) => k,
+            Mop::Read(k, _) => k,
+        }
+    }
+
+    pub fn f(&self) -> MopFn {
+        match self {
+            Mop::Write(..) => MopFn::Write,
+            Mop::Append(..) => MopFn::Append,
+            Mop::Add(..) => MopFn::Add,
+            Mop::Incr(..) => MopFn::Incr,
+            Mop::Read(..) => MopFn::Read,
+        }
+    }
+
+    /// The written value or delta, for writes.
+    pub fn write_arg(&self) -> Option<i64> {
+        match self {
+            Mop::Write(_, v) | Mop::Append(_, v) | Mop::Add(_, v) | Mop::Incr(_, v) => Some(*v),
+            Mop::Read(..) => None,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Mop::Read(..))
+    }
+}
+
+impl Serialize for Mop {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(3))?;
+        seq.serialize_element(self.f().as_str())?;
+        seq.serialize_element(self.key())?;
+        match self {
+            Mop::Read(_, v) => seq.serialize_element(v)?,
+            other => seq.serialize_element(&other.write_arg())?,
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Mop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Mop;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a micro-operation [fn, key, arg]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Mop, A::Error> {
+                let f: std::borrow::Cow<'de, str> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("micro-operation is empty: expected [fn, key, arg]"))?;
+                let func = MopFn::parse(&f).ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\""
+                    ))
+                })?;
+                let key: Key = seq.next_element()?.ok_or_else(|| {
+                    de::Error::custom(format!("micro-operation [{f:?}, ...] has no key"))
+                })?;
+                let mop = if func == MopFn::Read {
+                    let v: ReadValue = seq.next_element()?.ok_or_else(|| {
+                        de::Error::custom(format!("read of key {key} has no third element"))
+                    })?;
+                    Mop::Read(key, v)
+                } else {
+                    let v: i64 = seq.next_element()?.ok_or_else(|| {
+                        de::Error::custom(format!("{f:?} on key {key} has no argument"))
+                    })?;
+                    match func {
+                        MopFn::Write => Mop::Write(key, v),
+                        MopFn::Append => Mop::Append(key, v),
+                        MopFn::Add => Mop::Add(key, v),
+                        MopFn::Incr => Mop::Incr(key, v),
+                        MopFn::Read => unreachable!("handled above"),
+                    }
+                };
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "micro-operation has more than three elements",
+                    ));
+                }
+                Ok(mop)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// `value` of an event: micro-operations for client events (`txn`, `final`),
+/// free-form JSON for nemesis events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Ops(Vec<Mop>),
+    Fault(Json),
+}
+
+impl Payload {
+    pub fn ops(&self) -> &[Mop] {
+        match self {
+            Payload::Ops(ops) => ops,
+            Payload::Fault(_) => &[],
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Ops(ops) => ops.serialize(s),
+            Payload::Fault(v) => v.serialize(s),
+        }
+    }
+}
+
+/// `f` of client events.
+pub const F_TXN: &str = "txn";
+pub const F_FINAL: &str = "final";
+
+/// One line of a history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub index: u64,
+    pub time: u64,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub process: Process,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub f: String,
+    pub value: Payload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Json>,
+    /// Fields this version does not know, kept so a rewrite preserves them.
+    #[serde(flatten)]
+    pub extra: Map<String, Json>,
+}
+
+impl Event {
+    pub fn is_client(&self) -> bool {
+        matches!(self.process, Process::Client(_))
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.f == F_FINAL
+    }
+
+    pub fn ops(&self) -> &[Mop] {
+        self.value.ops()
+    }
+}
+
+/// The wire shape, before `value` is interpreted according to `process`.
+#[derive(Deserialize)]
+struct RawEvent {
+    index: u64,
+    time: u64,
+    #[serde(rename = "type")]
+    kind: EventType,
+    process: Process,
+    #[serde(default)]
+    node: Option<String>,
+    f: String,
+    value: Json,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    meta: Option<Json>,
+    #[serde(flatten)]
+    extra: Map<String, Json>,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawEvent::deserialize(d)?;
+        let value = match raw.process {
+            Process::Nemesis => Payload::Fault(raw.value),
+            Process::Client(_) => match raw.value {
+                Json::Null => Payload::Ops(Vec::new()),
+                v => Payload::Ops(
+                    serde_json::from_value(v).map_err(|e| de::Error::custom(format!("value: {e}")))?,
+                ),
+            },
+        };
+        Ok(Event {
+            index: raw.index,
+            time: raw.time,
+            kind: raw.kind,
+            process: raw.process,
+            node: raw.node,
+            f: raw.f,
+            value,
+            error: raw.error,
+            meta: raw.meta,
+            extra: raw.extra,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_example_line_round_trips_with_unknown_fields() {
+        let line = r#"{"index":2,"time":2100,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1],["r",3,[1,2]]],"meta":{"ts":5},"zz":[1]}"#;
+        let ev: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(ev.process, Process::Client(0));
+        assert_eq!(
+            ev.ops(),
+            &[
+                Mop::Append(Key::from("x"), 1),
+                Mop::Read(Key::Int(3), ReadValue::List(vec![1, 2]))
+            ]
+        );
+        assert_eq!(serde_json::to_string(&ev).unwrap(), line);
+    }
+
+    #[test]
+    fn nemesis_value_is_kept_verbatim() {
+        let line = r#"{"index":4,"time":3000,"type":"info","process":"nemesis","f":"partition","value":[["n1"],["n2","n3"]]}"#;
+        let ev: Event = serde_json::from_str(line).unwrap();
+        assert!(matches!(ev.value, Payload::Fault(_)));
+        assert_eq!(serde_json::to_string(&ev).unwrap(), line);
+    }
+}

@@ -1,0 +1,8 @@
+//! Ladon's checker: the history model, reading and writing histories, the
+//! causality graph, every analysis of `shared/spec/anomalies.md`, and the
+//! report. Synchronous, and no I/O beyond reading a history.
+
+pub mod history;
+pub mod writer;
+
+pub use history::{Event, EventType, Key, KeyKind, Mop, MopFn, Payload, Process, ReadValue};

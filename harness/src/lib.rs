@@ -1,0 +1,3 @@
+//! Ladon's harness: running tests and the `ladon` CLI.
+
+pub mod cli;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ladon_harness::cli::main()
+}

@@ -1,0 +1,1 @@
+//! Seeded operation generators for Ladon's workloads.
