@@ -2,7 +2,11 @@
 //! causality graph, every analysis of `shared/spec/anomalies.md`, and the
 //! report. Synchronous, and no I/O beyond reading a history.
 
+pub mod check;
 pub mod history;
+pub mod report;
 pub mod writer;
 
 pub use history::{Event, EventType, Key, KeyKind, Mop, MopFn, Payload, Process, ReadValue};
+pub use report::{Anomaly, Example, Finding, Guarantee, Report, Verdict};
+pub use check::{check_events, check_path, CheckOptions};
