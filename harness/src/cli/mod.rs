@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+pub mod gen_history;
+
 /// Ladon: a conformance test harness and checker for multi-leader replication.
 #[derive(Debug, Parser)]
 #[command(name = "ladon", version, about)]
@@ -13,10 +16,25 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check a history: verdict, anomalies with explanations, conflicts, figures.
+    Check(check::CheckArgs),
+    /// Write a synthetic history of a correct system (optionally with one anomaly injected).
+    GenHistory(gen_history::GenHistoryArgs),
+}
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ladon: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
