@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
-use crate::keys::KeyIndex;
+use crate::keys::{superseded_by, KeyIndex};
 use crate::history::MopFn;
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
@@ -291,7 +291,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
                             e.lost.push(node);
-                        } else if state.iter().any(|&s| idx.hb(h, x.c, w, s)) {
+                        } else if state.iter().any(|&s| superseded_by(h, x.c, idx, w, s)) {
                             // superseded by a causally later write
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, x.c, s, w)) {
                             e.causal.push((node, s));
@@ -340,7 +340,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 let frontier: Vec<u32> = eligible
                     .iter()
                     .copied()
-                    .filter(|&a| !eligible.iter().any(|&b| b != a && idx.hb(h, x.c, a, b)))
+                    .filter(|&a| !eligible.iter().any(|&b| b != a && superseded_by(h, x.c, idx, a, b)))
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
