@@ -43,6 +43,8 @@ pub struct FinalsOut {
     /// being superseded.
     pub lost_writes: u64,
     pub convergence_ns: Option<u64>,
+    /// What the convergence time is measured from: "heal" or "final-phase".
+    pub convergence_from: &'static str,
     /// Why the history cannot decide, if it cannot.
     pub unknown: Option<String>,
     pub policy: Json,
@@ -392,6 +394,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         conflicts,
         lost_writes: lost_set.len() as u64,
         convergence_ns: convergence(h),
+        convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") { "heal" } else { "final-phase" },
         unknown,
         policy: policy.describe(),
         classes_by_key: serde_json::to_value(classes).expect("json"),
@@ -590,21 +593,25 @@ fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Finding
         f.add(Anomaly::LostWrite, || {
             let wo = h.mops[*w as usize].op;
             let mut ops = vec![wo];
-            let notes: Vec<String> = missing
-                .iter()
-                .map(|&n| match last_seen.get(&(*w, n as u16)) {
+            let mut notes: Vec<String> = Vec::new();
+            let mut never: Vec<&str> = Vec::new();
+            for &n in missing {
+                match last_seen.get(&(*w, n as u16)) {
                     Some(&r) => {
                         ops.push(r);
-                        format!(
+                        notes.push(format!(
                             "{} last showed it in op {} at {}",
                             h.nodes[n],
                             h.ops[r as usize].index(),
                             secs(h.ops[r as usize].complete_time)
-                        )
+                        ));
                     }
-                    None => format!("{} never showed it in a read", h.nodes[n]),
-                })
-                .collect();
+                    None => never.push(&h.nodes[n]),
+                }
+            }
+            if !never.is_empty() {
+                notes.push(format!("{} never showed it in a read", never.join(", ")));
+            }
             let nodes: Vec<String> = missing.iter().map(|&n| h.nodes[n].clone()).collect();
             let whose = if nodes.len() == 1 {
                 format!("{}'s final state", nodes[0])
