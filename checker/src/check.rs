@@ -35,8 +35,14 @@ impl Default for CheckOptions {
 /// Checks a history file. An `Err` is an I/O failure opening or reading it; a
 /// malformed history is a report with `invalid-history` and verdict `unknown`.
 pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
+    let t0 = std::time::Instant::now();
     match read_history_file(path) {
-        Ok(h) => Ok(check_history(&h, opts)),
+        Ok(h) => {
+            if std::env::var_os("LADON_TIMING").is_some() {
+                eprintln!("[timing] read and validate: {:.3} s", t0.elapsed().as_secs_f64());
+            }
+            Ok(check_history(&h, opts))
+        }
         Err(ReadError::Invalid { source, .. }) => Ok(invalid_report(&source, opts)),
         Err(ReadError::Io { path, source }) => {
             Err(std::io::Error::new(source.kind(), format!("failed to read {path}: {source}")))
@@ -83,11 +89,20 @@ pub fn invalid_report(e: &InvalidHistory, opts: &CheckOptions) -> Report {
 
 /// Runs every analysis over a validated history.
 pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
+    let timing = std::env::var_os("LADON_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!("[timing] {what}: {:.3} s", t0.elapsed().as_secs_f64());
+        }
+    };
     let (seq, prev) = causality::session(h);
     let mut idx = KeyIndex::new(h, &seq);
     let mut vis = visibility::Visibility::new(h);
     let c = Causality::build(h, seq, prev, |op, clock, c| vis.check_op(h, &idx, c, op, clock));
+    lap("graph and clocks");
     idx.compute_masks(h, &c);
+    lap("masks");
     let x = Explain { h, c: &c };
     let mut f = Findings::new(opts.max_examples);
 
@@ -108,8 +123,10 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         });
     }
     reads::check(&x, &idx, &mut f);
+    lap("reads");
     visibility::report(&x, &vis.violations, &mut f);
     let fin = finals::check(&x, &idx, &mut f);
+    lap("finals");
 
     // Figures.
     let mut stats = Stats::default();
