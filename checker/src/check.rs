@@ -99,10 +99,14 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     let (seq, prev) = causality::session(h);
     let mut idx = KeyIndex::new(h, &seq);
     let mut vis = visibility::Visibility::new(h);
-    let c = Causality::build(h, seq, prev, |op, clock, c| vis.check_op(h, &idx, c, op, clock));
+    let c = Causality::build(h, seq, prev, |op, clock, c| {
+        vis.check_op(h, &idx, c, op, clock);
+        idx.record(h, c, op, clock);
+    });
     lap("graph and clocks");
-    idx.compute_masks(h, &c);
-    lap("masks");
+    idx.finish(h);
+    vis.check_finals(h, &idx, &c);
+    lap("masks and final reads");
     let x = Explain { h, c: &c };
     let mut f = Findings::new(opts.max_examples);
 
