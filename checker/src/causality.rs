@@ -11,6 +11,9 @@
 //! after the sweep); reads see their clock during the sweep through a
 //! callback, which is where the visibility rules run.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
@@ -174,7 +177,9 @@ impl Causality {
         }
         drop(fill);
 
-        // Kahn's algorithm.
+        // Kahn's algorithm, always taking the ready vertex earliest in the
+        // history, so the order follows time and clock slots can be
+        // recycled (a FIFO would run fresh processes first).
         let mut indeg = vec![0u32; n];
         let mut vertices = 0usize;
         for i in 0..n {
@@ -185,26 +190,26 @@ impl Causality {
             indeg[i] = (prev[i] != NONE) as u32 + pred_start[i + 1] - pred_start[i];
         }
         let mut order: Vec<u32> = Vec::with_capacity(vertices);
+        let mut ready: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
         for i in 0..n {
             if seq[i] != 0 && indeg[i] == 0 {
-                order.push(i as u32);
+                ready.push(Reverse(i as u32));
             }
         }
-        let mut head = 0;
-        while head < order.len() {
-            let v = order[head] as usize;
-            head += 1;
+        while let Some(Reverse(v)) = ready.pop() {
+            order.push(v);
+            let v = v as usize;
             let nx = next[v];
             if nx != NONE {
                 indeg[nx as usize] -= 1;
                 if indeg[nx as usize] == 0 {
-                    order.push(nx);
+                    ready.push(Reverse(nx));
                 }
             }
             for &s in &succs[succ_start[v] as usize..succ_start[v + 1] as usize] {
                 indeg[s as usize] -= 1;
                 if indeg[s as usize] == 0 {
-                    order.push(s);
+                    ready.push(Reverse(s));
                 }
             }
         }

@@ -171,7 +171,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     extra.insert("policy".into(), fin.policy.clone());
     extra.insert("classes_by_key".into(), fin.classes_by_key.clone());
     extra.insert("latency_ns".into(), latency(h));
-    extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count}));
+    extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count, "clock_width": c.width}));
     if fin.counter_deficit > 0 {
         extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
     }
