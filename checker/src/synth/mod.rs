@@ -234,7 +234,6 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
     }
     let mut invoked = 0u64;
     let mut partitioned = false;
-    let mut healed = false;
     let mut now = 0u64;
     while let Some(Reverse((t, _, s, is_invoke))) = heap.pop() {
         now = t;
@@ -243,7 +242,9 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             if invoked >= opts.ops {
                 continue;
             }
-            if nodes > 1 && !partitioned && invoked >= opts.ops / 3 {
+            // n1 is cut off for the last third of the test; the heal comes
+            // when the writes stop, right before the final phase.
+            if nodes > 1 && !partitioned && invoked >= 2 * opts.ops / 3 {
                 partitioned = true;
                 sys.frozen[0] = Some(t);
                 let rest: Vec<String> = (1..nodes as u16).map(node_name).collect();
@@ -252,11 +253,6 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
                     "partition",
                     &format!("[[\"n1\"],{}]", serde_json::to_string(&rest).expect("json")),
                 )?;
-            }
-            if partitioned && !healed && invoked >= 2 * opts.ops / 3 {
-                healed = true;
-                sys.frozen[0] = None;
-                out.nemesis(t, "heal", "null")?;
             }
             invoked += 1;
             let n_mops = rng.random_range(1..=3);
@@ -351,7 +347,7 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             tie += 1;
         }
     }
-    if partitioned && !healed {
+    if partitioned {
         sys.frozen[0] = None;
         out.nemesis(now, "heal", "null")?;
     }
