@@ -86,18 +86,26 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 pub fn read_history<R: Read + Send>(
     input: R,
 ) -> Result<History, Result<InvalidHistory, io::Error>> {
+    read_history_sized(input, 0)
+}
+
+/// [`read_history`] with the input's size, if known, to size the model.
+pub fn read_history_sized<R: Read + Send>(
+    input: R,
+    size_hint: u64,
+) -> Result<History, Result<InvalidHistory, io::Error>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(3);
     if workers < 2 {
         let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
-        let mut builder = Builder::new();
+        let mut builder = Builder::with_size_hint(size_hint);
         while let Some((line, ev)) = reader.next_event()? {
             builder.push(line, &ev).map_err(Ok)?;
         }
         return builder.finish().map_err(Ok);
     }
-    parallel::read(input, workers)
+    parallel::read(input, workers, size_hint)
 }
 
 mod parallel {
@@ -157,6 +165,7 @@ mod parallel {
     pub fn read<R: Read + Send>(
         mut input: R,
         workers: usize,
+        size_hint: u64,
     ) -> Result<History, Result<InvalidHistory, io::Error>> {
         std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
@@ -212,7 +221,7 @@ mod parallel {
                     }
                 }
             });
-            let mut builder = Builder::new();
+            let mut builder = Builder::with_size_hint(size_hint);
             let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
             let mut want = 0u64;
             let mut base = 0u64;
@@ -255,7 +264,8 @@ pub fn read_history_file(path: &Path) -> Result<History, ReadError> {
         path: p.clone(),
         source,
     })?;
-    read_history(file).map_err(|e| match e {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_history_sized(file, size).map_err(|e| match e {
         Ok(source) => ReadError::Invalid {
             path: p.clone(),
             source,
