@@ -1,3 +1,4 @@
 //! Ladon's harness: running tests and the `ladon` CLI.
 
 pub mod cli;
+pub mod report;
