@@ -50,7 +50,10 @@ mod tests {
             "&lt;img src=x onerror=&quot;alert(&#39;1&#39;)&quot;&gt;&amp;"
         );
         assert_eq!(esc("a\u{1}b"), "a\\u{1}b");
-        assert_eq!(json_in_script(r#"{"a":"</script>"}"#), r#"{"a":"\u003c/script\u003e"}"#);
+        assert_eq!(
+            json_in_script(r#"{"a":"</script>"}"#),
+            r#"{"a":"\u003c/script\u003e"}"#
+        );
         assert_eq!(id_fragment("lost-write 1<"), "lost-write-1-");
     }
 }

@@ -67,11 +67,13 @@ pub fn read_history(path: &Path) -> Result<Vec<Event>, ReportError> {
         if line.trim().is_empty() {
             continue;
         }
-        out.push(serde_json::from_str(&line).map_err(|source| ReportError::History {
-            path: path.display().to_string(),
-            line: i + 1,
-            source,
-        })?);
+        out.push(
+            serde_json::from_str(&line).map_err(|source| ReportError::History {
+                path: path.display().to_string(),
+                line: i + 1,
+                source,
+            })?,
+        );
     }
     Ok(out)
 }
@@ -158,7 +160,9 @@ pub fn render(
         .flat_map(|f| f.examples.iter().flat_map(|e| e.ops.iter()))
         .filter_map(|i| t.op_at(*i).map(|o| o.index()))
         .collect();
-    let test = run_field(run, "test").map(json_text).unwrap_or_else(|| "history".into());
+    let test = run_field(run, "test")
+        .map(json_text)
+        .unwrap_or_else(|| "history".into());
     let mut title = test.clone();
     if let Some(seed) = run_field(run, "seed") {
         let _ = write!(title, " seed {}", json_text(seed));
@@ -188,9 +192,9 @@ pub fn render(
             esc(&pretty)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<aside id=\"op-panel\" hidden><button type=\"button\" id=\"op-panel-close\">×</button><div id=\"op-panel-text\"></div></aside><script>{JS}</script></body></html>\n"
+        "<aside id=\"op-panel\" hidden><button type=\"button\" id=\"op-panel-close\">×</button><div id=\"op-panel-text\"></div></aside><script>{JS}</script></body></html>"
     );
     h
 }
@@ -212,9 +216,13 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
         .collect();
     let line = match v {
         Verdict::Valid if report.anomalies.is_empty() => "No anomalies found.".to_string(),
-        Verdict::Valid => "Nothing the guarantees forbid was found (the anomalies below are allowed).".into(),
+        Verdict::Valid => {
+            "Nothing the guarantees forbid was found (the anomalies below are allowed).".into()
+        }
         Verdict::Invalid => format!("Forbidden anomalies found: {}.", forbidden.join(", ")),
-        Verdict::Unknown => "The history cannot decide (invalid history, or no final read from some node).".into(),
+        Verdict::Unknown => {
+            "The history cannot decide (invalid history, or no final read from some node).".into()
+        }
     };
     let _ = write!(h, "<p class=\"lead\">{}</p>", esc(&line));
     if let Some(r) = run_field(run, "reproduce") {
@@ -257,11 +265,18 @@ fn figures(h: &mut String, report: &Report) {
         None => "never (or no final phase)".into(),
     };
     let rows: Vec<(&str, String)> = vec![
-        ("operations ok / fail / info", format!("{} / {} / {}", s.ok, s.fail, s.info)),
+        (
+            "operations ok / fail / info",
+            format!("{} / {} / {}", s.ok, s.fail, s.info),
+        ),
         ("acknowledged writes", s.acknowledged_writes.to_string()),
         (
             "writes lost",
-            format!("{} ({:.2}% of acknowledged)", s.lost_writes, s.lost_write_share * 100.0),
+            format!(
+                "{} ({:.2}% of acknowledged)",
+                s.lost_writes,
+                s.lost_write_share * 100.0
+            ),
         ),
         ("convergence after the heal", conv),
         ("concurrent pairs", c.concurrent_pairs.to_string()),
@@ -285,7 +300,12 @@ fn figures(h: &mut String, report: &Report) {
         if text.chars().count() > 400 {
             text = text.chars().take(400).collect::<String>() + "…";
         }
-        let _ = write!(h, "<tr><th>{}</th><td class=\"mono\">{}</td></tr>", esc(k), esc(&text));
+        let _ = write!(
+            h,
+            "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
+            esc(k),
+            esc(&text)
+        );
     }
     h.push_str("</table></section>");
 }
@@ -340,7 +360,10 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
                         );
                     }
                     None => {
-                        let _ = write!(h, "<li>op {i} (not a client operation of this history)</li>");
+                        let _ = write!(
+                            h,
+                            "<li>op {i} (not a client operation of this history)</li>"
+                        );
                     }
                 }
             }

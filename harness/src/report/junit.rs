@@ -17,9 +17,13 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 pub enum Status {
     Passed,
     /// The system broke a guarantee (or a suite's expectation).
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// The test itself could not decide or run.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// One JUnit test case.
@@ -89,7 +93,10 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
                     let message = format!("{} {a} found (forbidden)", f.count);
                     (Status::Failed { message }, text)
                 } else {
-                    (Status::Passed, format!("{} {a} found (allowed)\n{text}", f.count))
+                    (
+                        Status::Passed,
+                        format!("{} {a} found (allowed)\n{text}", f.count),
+                    )
                 }
             }
         };
@@ -106,7 +113,9 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
             .extra
             .get("unknown_reason")
             .map(|v| v.to_string())
-            .unwrap_or_else(|| "invalid history, no final phase, or no final read from some node".into());
+            .unwrap_or_else(|| {
+                "invalid history, no final phase, or no final read from some node".into()
+            });
         out.push(Case {
             name: "verdict".into(),
             classname: classname.to_string(),
@@ -193,7 +202,11 @@ pub fn to_xml(report_name: &str, suites: &[(String, Vec<Case>)]) -> Result<Strin
 }
 
 /// Writes JUnit XML to `path`.
-pub fn write(path: &Path, report_name: &str, suites: &[(String, Vec<Case>)]) -> Result<(), JunitError> {
+pub fn write(
+    path: &Path,
+    report_name: &str,
+    suites: &[(String, Vec<Case>)],
+) -> Result<(), JunitError> {
     let xml = to_xml(report_name, suites)?;
     std::fs::write(path, xml).map_err(|source| JunitError::Write {
         path: path.display().to_string(),
@@ -271,13 +284,25 @@ pub(crate) mod tests {
         );
         assert!(failed[0].text.contains("reproduce: ladon run --seed 7"));
         let xml = to_xml("ladon", &[("t".into(), cases)]).unwrap();
-        assert!(xml.contains(r#"<testsuite name="t" tests="14" disabled="0" errors="0" failures="1""#), "{xml}");
-        assert!(xml.contains("missing from n1&apos;s final state") || xml.contains("missing from n1's final state"));
+        assert!(
+            xml.contains(r#"<testsuite name="t" tests="14" disabled="0" errors="0" failures="1""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("missing from n1&apos;s final state")
+                || xml.contains("missing from n1's final state")
+        );
     }
 
     #[test]
     fn run_case_fails_with_the_forbidden_names() {
-        let c = case_for_run("suite", "seed 7", &invalid_report(), Some("ladon run --seed 7"), None);
+        let c = case_for_run(
+            "suite",
+            "seed 7",
+            &invalid_report(),
+            Some("ladon run --seed 7"),
+            None,
+        );
         assert_eq!(
             c.status,
             Status::Failed {

@@ -152,7 +152,11 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
                 let _ = write!(
                     s,
                     r#"<line class="msg dropped" x1="{x0:.1}" y1="{y0:.1}" x2="{mx:.1}" y2="{my:.1}"><title>{}</title></line><text class="drop-mark" x="{mx:.1}" y="{:.1}" text-anchor="middle">✕</text>"#,
-                    title(&format!("sent {}, DROPPED {}", fmt_secs(f.sent), fmt_secs(at))),
+                    title(&format!(
+                        "sent {}, DROPPED {}",
+                        fmt_secs(f.sent),
+                        fmt_secs(at)
+                    )),
                     my + 5.0
                 );
             }

@@ -158,6 +158,9 @@ mod tests {
         let p = dir.path().join("messages.jsonl");
         std::fs::write(&p, "{\"time\":1,\"event\":\"send\",\"id\":1,\"from\":\"a\",\"to\":\"b\"}\n{\"time\":2,\"event\":\"lost\"}\n").unwrap();
         let err = read_messages(&p).unwrap_err().to_string();
-        assert!(err.contains("messages.jsonl:2: not a message event"), "{err}");
+        assert!(
+            err.contains("messages.jsonl:2: not a message event"),
+            "{err}"
+        );
     }
 }

@@ -57,11 +57,7 @@ impl Op {
 
     /// `[append x 1] [r x [1 2]]`, the way Jepsen prints transactions.
     pub fn mops_text(&self) -> String {
-        self.mops
-            .iter()
-            .map(mop_text)
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.mops.iter().map(mop_text).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -75,12 +71,20 @@ pub fn mop_text(m: &Mop) -> String {
                 ReadValue::Int(i) => i.to_string(),
                 ReadValue::List(l) => format!(
                     "[{}]",
-                    l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")
+                    l.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ),
             };
             format!("[r {k} {v}]")
         }
-        w => format!("[{} {} {}]", w.f().as_str(), w.key(), w.write_arg().unwrap_or(0)),
+        w => format!(
+            "[{} {} {}]",
+            w.f().as_str(),
+            w.key(),
+            w.write_arg().unwrap_or(0)
+        ),
     }
 }
 
@@ -127,7 +131,10 @@ pub struct Timeline {
 impl Timeline {
     pub fn from_events(events: &[Event]) -> Timeline {
         let end = events.iter().map(|e| e.time).max().unwrap_or(0);
-        let mut t = Timeline { end, ..Timeline::default() };
+        let mut t = Timeline {
+            end,
+            ..Timeline::default()
+        };
         let mut open: BTreeMap<u64, usize> = BTreeMap::new();
         // Open faults by kind; node-scoped faults (crash, pause) per node.
         let mut open_faults: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -186,7 +193,9 @@ impl Timeline {
         };
         let nodes = nodes_named(&value);
         if let Some(kind) = stopped_by(&e.f) {
-            let Some(list) = open.get_mut(kind) else { return };
+            let Some(list) = open.get_mut(kind) else {
+                return;
+            };
             // crash/pause stop per node when the stop names nodes; heal and
             // clock-reset stop everything.
             let node_scoped = matches!(kind, "crash" | "pause") && !nodes.is_empty();
@@ -249,7 +258,13 @@ impl Timeline {
             .filter(|f| f.kind == "partition" && f.end < self.end)
             .map(|f| f.end)
             .max();
-        last_partition_end.or_else(|| self.ops.iter().filter(|o| o.is_final()).map(|o| o.start).min())
+        last_partition_end.or_else(|| {
+            self.ops
+                .iter()
+                .filter(|o| o.is_final())
+                .map(|o| o.start)
+                .min()
+        })
     }
 }
 
@@ -305,7 +320,11 @@ pub(crate) mod tests {
         assert_eq!(t.ops[1].outcome, Outcome::Info);
         assert_eq!(t.ops[1].end, 60);
         assert_eq!(t.op_at(2).unwrap().invoke_index, 0);
-        let spans: Vec<_> = t.faults.iter().map(|f| (f.kind.as_str(), f.start, f.end)).collect();
+        let spans: Vec<_> = t
+            .faults
+            .iter()
+            .map(|f| (f.kind.as_str(), f.start, f.end))
+            .collect();
         assert_eq!(
             spans,
             vec![("partition", 20, 40), ("crash", 35, 60), ("crash", 35, 45)]

@@ -44,15 +44,17 @@ fn svg(draw: impl FnOnce(&Area) -> Result<(), Box<dyn std::error::Error>>) -> St
     let mut buf = String::new();
     let result = {
         let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        let r = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|_| {
+        root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|_| {
             draw(&root).map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())
-        });
-        r
+        })
     };
     match result {
         Ok(()) => buf,
-        Err(e) => format!("<p class=\"note\">plot failed: {}</p>", super::escape::esc(&e)),
+        Err(e) => format!(
+            "<p class=\"note\">plot failed: {}</p>",
+            super::escape::esc(&e)
+        ),
     }
 }
 
@@ -65,19 +67,26 @@ fn sample<T: Clone>(v: &[T]) -> Vec<T> {
         return v.to_vec();
     }
     let step = v.len() as f64 / MAX_POINTS as f64;
-    (0..MAX_POINTS).map(|i| v[(i as f64 * step) as usize].clone()).collect()
+    (0..MAX_POINTS)
+        .map(|i| v[(i as f64 * step) as usize].clone())
+        .collect()
 }
 
 /// Nemesis bands over an x axis in seconds, under the series.
 fn bands<DB: DrawingBackend>(
     t: &Timeline,
-    chart: &mut ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     ymax: f64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart.draw_series(t.faults.iter().map(|f| {
         Rectangle::new(
             [(secs(f.start), 0.0), (secs(f.end), ymax)],
-            hex(super::timeline::fault_colour(&f.kind)).mix(0.3).filled(),
+            hex(super::timeline::fault_colour(&f.kind))
+                .mix(0.3)
+                .filled(),
         )
     }))?;
     Ok(())
@@ -87,7 +96,11 @@ fn bands<DB: DrawingBackend>(
 pub fn latency(t: &Timeline) -> String {
     let nodes = &t.nodes;
     let mut by_node: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for op in t.ops.iter().filter(|o| o.complete_index.is_some() && !o.is_final()) {
+    for op in t
+        .ops
+        .iter()
+        .filter(|o| o.complete_index.is_some() && !o.is_final())
+    {
         by_node
             .entry(op.node.as_str())
             .or_default()
@@ -116,7 +129,11 @@ pub fn latency(t: &Timeline) -> String {
         for (n, pts) in &by_node {
             let c = node_colour(nodes.iter().position(|x| x == n).unwrap_or(0));
             chart
-                .draw_series(sample(pts).into_iter().map(|p| Circle::new(p, 2, c.filled())))?
+                .draw_series(
+                    sample(pts)
+                        .into_iter()
+                        .map(|p| Circle::new(p, 2, c.filled())),
+                )?
                 .label(if n.is_empty() { "?" } else { n })
                 .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
         }
@@ -152,17 +169,29 @@ pub fn throughput(t: &Timeline) -> String {
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
-        chart.configure_mesh().x_desc("time (s)").y_desc("ops/s").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc("ops/s")
+            .draw()?;
         bands(t, &mut chart, ymax)?;
-        for (name, colour) in [("ok", hex("#4caf50")), ("fail", hex("#e53935")), ("info", hex("#fb8c00"))] {
+        for (name, colour) in [
+            ("ok", hex("#4caf50")),
+            ("fail", hex("#e53935")),
+            ("info", hex("#fb8c00")),
+        ] {
             let v = &counts[name];
             chart
                 .draw_series(LineSeries::new(
-                    v.iter().enumerate().map(|(i, &y)| ((i as f64 + 0.5) * width, y)),
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, &y)| ((i as f64 + 0.5) * width, y)),
                     colour.stroke_width(2),
                 ))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -213,7 +242,8 @@ pub fn visibility_delays(t: &Timeline) -> (BTreeMap<String, Vec<u64>>, usize) {
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<u64>> = t.nodes.iter().map(|n| (n.clone(), Vec::new())).collect();
+    let mut out: BTreeMap<String, Vec<u64>> =
+        t.nodes.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut acked = 0;
     for op in t.ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         for m in &op.mops {
@@ -221,7 +251,9 @@ pub fn visibility_delays(t: &Timeline) -> (BTreeMap<String, Vec<u64>>, usize) {
                 acked += 1;
                 for n in &t.nodes {
                     if let Some(&at) = first_seen.get(&(n.as_str(), k, *v)) {
-                        out.get_mut(n).expect("node listed").push(at.saturating_sub(op.end));
+                        out.get_mut(n)
+                            .expect("node listed")
+                            .push(at.saturating_sub(op.end));
                     }
                 }
             }
@@ -239,10 +271,18 @@ pub fn visibility(t: &Timeline) -> String {
     if acked == 0 {
         return "<p class=\"note\">No acknowledged writes of registers, lists or sets.</p>".into();
     }
-    let xmax = delays.values().flatten().map(|&d| d as f64 / 1e6).fold(1.0f64, f64::max) * 1.05;
+    let xmax = delays
+        .values()
+        .flatten()
+        .map(|&d| d as f64 / 1e6)
+        .fold(1.0f64, f64::max)
+        * 1.05;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Acknowledgement to visibility, by node (share of acknowledged writes)", ("sans-serif", 16))
+            .caption(
+                "Acknowledgement to visibility, by node (share of acknowledged writes)",
+                ("sans-serif", 16),
+            )
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(50)
@@ -267,7 +307,9 @@ pub fn visibility(t: &Timeline) -> String {
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
                 .label(n.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -291,7 +333,9 @@ fn state_of(v: &ReadValue, ordered: bool) -> Vec<i64> {
 /// Keys on which the nodes' latest final reads disagree, after each final
 /// read completes: `(ns since the heal, disagreeing keys)`.
 pub fn convergence_series(t: &Timeline) -> Vec<(u64, usize)> {
-    let Some(heal) = t.heal_time() else { return Vec::new() };
+    let Some(heal) = t.heal_time() else {
+        return Vec::new();
+    };
     let lists: BTreeSet<&Key> = t
         .ops
         .iter()
@@ -301,7 +345,11 @@ pub fn convergence_series(t: &Timeline) -> Vec<(u64, usize)> {
             _ => None,
         })
         .collect();
-    let mut finals: Vec<_> = t.ops.iter().filter(|o| o.is_final() && o.outcome == Outcome::Ok).collect();
+    let mut finals: Vec<_> = t
+        .ops
+        .iter()
+        .filter(|o| o.is_final() && o.outcome == Outcome::Ok)
+        .collect();
     finals.sort_by_key(|o| o.end);
     let mut states: BTreeMap<&Key, BTreeMap<&str, Vec<i64>>> = BTreeMap::new();
     let mut disagree: BTreeSet<&Key> = BTreeSet::new();
@@ -335,7 +383,10 @@ pub fn convergence(t: &Timeline, report: &Report) -> String {
     let ymax = series.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64 * 1.1;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Convergence after the heal (keys on which nodes disagree)", ("sans-serif", 16))
+            .caption(
+                "Convergence after the heal (keys on which nodes disagree)",
+                ("sans-serif", 16),
+            )
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(50)
@@ -360,9 +411,14 @@ pub fn convergence(t: &Timeline, report: &Report) -> String {
             let x = secs(c);
             let green = hex("#2e7d32");
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, ymax)], green.stroke_width(2))))?
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, 0.0), (x, ymax)],
+                    green.stroke_width(2),
+                )))?
                 .label(format!("converged at {x:.3} s"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
+                });
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
@@ -388,7 +444,10 @@ pub fn conflicts(report: &Report) -> String {
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("Keys by conflict class ({} concurrent pairs)", c.concurrent_pairs),
+                format!(
+                    "Keys by conflict class ({} concurrent pairs)",
+                    c.concurrent_pairs
+                ),
                 ("sans-serif", 16),
             )
             .margin(8)
@@ -409,7 +468,9 @@ pub fn conflicts(report: &Report) -> String {
         chart.draw_series(
             Histogram::vertical(&chart)
                 .style_func(|x, _| match x {
-                    SegmentValue::CenterOf(4) | SegmentValue::CenterOf(5) => hex("#e53935").filled(),
+                    SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if *i >= 4 => {
+                        hex("#e53935").filled()
+                    }
                     _ => hex("#5c6bc0").filled(),
                 })
                 .margin(12)

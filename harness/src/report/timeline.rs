@@ -11,8 +11,12 @@ use super::escape::esc;
 use super::model::{Op, Outcome, Timeline};
 
 /// Layout constants.
-const COL_W: f64 = 16.0;
-const GUTTER: f64 = 64.0;
+const COL_W: f64 = 24.0;
+const GUTTER: f64 = 70.0;
+/// Right margin, where fault bands are named.
+const RIGHT: f64 = 150.0;
+/// Fault kinds with their own strip in the right margin, in order.
+const STRIPS: [&str; 4] = ["partition", "clock-skew", "crash", "pause"];
 const HEADER: f64 = 44.0;
 
 /// Colours of fault kinds, shared with the plots' bands.
@@ -79,7 +83,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
     for (n, v) in columns.values_mut().enumerate() {
         *v = n;
     }
-    let width = GUTTER + COL_W * columns.len().max(1) as f64 + 20.0;
+    let width = GUTTER + COL_W * columns.len().max(1) as f64 + RIGHT;
     let t0 = chosen.iter().map(|&i| t.ops[i].start).min().unwrap_or(0);
     let t1 = chosen
         .iter()
@@ -89,7 +93,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         .max(t0 + 1);
     // Around 6 px per operation per column, within bounds.
     let per_col = chosen.len() as f64 / columns.len().max(1) as f64;
-    let height = (per_col * 6.0).clamp(400.0, 8000.0);
+    let height = (per_col * 8.0).clamp(600.0, 8000.0);
     let y = |ns: u64| HEADER + (ns.saturating_sub(t0)) as f64 / (t1 - t0) as f64 * height;
     let mut s = String::new();
     let _ = write!(
@@ -124,8 +128,8 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         if cols.is_empty() {
             let _ = write!(
                 s,
-                r#"<rect class="band" x="{GUTTER}" y="{y0:.1}" width="{:.0}" height="{:.1}" fill="{}" opacity="0.35"><title>{title}</title></rect>"#,
-                width - GUTTER,
+                r#"<rect class="band" x="{GUTTER}" y="{y0:.1}" width="{:.0}" height="{:.1}" fill="{}" opacity="0.25"><title>{title}</title></rect>"#,
+                width - GUTTER - RIGHT,
                 (y1 - y0).max(1.0),
                 fault_colour(&f.kind)
             );
@@ -140,10 +144,20 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
                 );
             }
         }
+        // Every fault also gets a solid bar in its kind's strip, so
+        // overlapping faults stay distinguishable.
+        let strip = STRIPS
+            .iter()
+            .position(|k| *k == f.kind)
+            .unwrap_or(STRIPS.len());
+        let sx = width - RIGHT + 6.0 + strip as f64 * 14.0;
         let _ = write!(
             s,
-            r#"<text x="2" y="{:.1}" class="band-label">{}</text>"#,
-            y0 + 10.0,
+            r#"<rect class="strip" x="{sx:.1}" y="{y0:.1}" width="10" height="{:.1}" fill="{}"><title>{title}</title></rect><text x="{:.1}" y="{:.1}" class="band-label">{}</text>"#,
+            (y1 - y0).max(1.0),
+            fault_colour(&f.kind),
+            width - RIGHT + 6.0 + 5.0 * 14.0,
+            y0 + 9.0,
             esc(&f.kind)
         );
     }
@@ -155,7 +169,12 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
             s,
             r##"<line x1="{GUTTER}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#757575" stroke-dasharray="3 3"><title>{}</title></line>"##,
             width,
-            esc(&format!("{} {} at {}", ins.kind, ins.value, fmt_secs(ins.start))),
+            esc(&format!(
+                "{} {} at {}",
+                ins.kind,
+                ins.value,
+                fmt_secs(ins.start)
+            )),
             y = y(ins.start)
         );
     }
@@ -165,7 +184,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         let yy = y(ns);
         let _ = write!(
             s,
-            r##"<line x1="{:.0}" x2="{GUTTER}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999"/><text x="{:.0}" y="{:.1}" class="tick">{}</text>"##,
+            r##"<line x1="{:.0}" x2="{GUTTER}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999"/><text x="{:.0}" y="{:.1}" class="tick" text-anchor="end">{}</text>"##,
             GUTTER - 6.0,
             GUTTER - 8.0,
             yy - 2.0,
@@ -207,7 +226,11 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
             Outcome::Info => "info",
         };
         let fin = if op.is_final() { " final" } else { "" };
-        let hl = if named.contains(&op.index()) { " named" } else { "" };
+        let hl = if named.contains(&op.index()) {
+            " named"
+        } else {
+            ""
+        };
         let _ = write!(
             s,
             r#"<rect id="op-{}" class="op {class}{fin}{hl}" x="{:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" rx="2"><title>{}</title></rect>"#,

@@ -1,0 +1,173 @@
+//! `report.html` from a run directory: links resolve, values are escaped, and
+//! in a real browser (Debian's headless Chromium, which `scripts/test`
+//! installs) the page loads without script errors, shows every anomaly of
+//! `report.json`, and shows injected markup as text.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ladon_harness::report::html;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-lost-write")
+}
+
+/// Markup a hostile system under test might put in a node name: if it were
+/// parsed as HTML its handler would mark the page.
+const EVIL: &str = "<img src=x onerror=document.documentElement.setAttribute('data-pwned','1')>";
+
+/// Copies the fixture, renaming node `n3` to `node`, and renders the report.
+fn run_dir_with_node(node: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let json_node = serde_json::to_string(node).unwrap();
+    let json_node = &json_node[1..json_node.len() - 1];
+    for f in ["history.jsonl", "report.json", "messages.jsonl", "run.json"] {
+        let text = std::fs::read_to_string(fixture().join(f)).unwrap();
+        std::fs::write(dir.path().join(f), text.replace("n3", json_node)).unwrap();
+    }
+    html::write_report(dir.path()).unwrap();
+    dir
+}
+
+fn anomaly_names(run_dir: &Path) -> Vec<String> {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let names: Vec<String> = report["anomalies"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(names, vec!["divergence", "lost-write"]);
+    names
+}
+
+#[test]
+fn every_anomaly_link_points_at_a_drawn_operation() {
+    let dir = run_dir_with_node("n3");
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let mut links = 0;
+    for part in page.split("href=\"#op-").skip(1) {
+        let idx: u64 = part[..part.find('"').unwrap()].parse().unwrap();
+        assert!(
+            page.contains(&format!("id=\"op-{idx}\"")),
+            "link to op {idx} has no target"
+        );
+        links += 1;
+    }
+    // 3 lost-write examples (the write and the final read of the one node
+    // missing it) and 2 divergence examples (3 final reads each), each op
+    // linked from the list and from the diagram.
+    assert_eq!(links, (2 + 2 + 2) * 2 + 2 * 3 * 2);
+    for section in [
+        "id=\"anomaly-lost-write\"",
+        "id=\"anomaly-divergence\"",
+        "id=\"plot-latency\"",
+        "id=\"plot-visibility\"",
+        "id=\"plot-convergence\"",
+        "id=\"plot-conflicts\"",
+        "id=\"plot-throughput\"",
+    ] {
+        assert!(page.contains(section), "missing {section}");
+    }
+    // Messages that carried the lost writes are drawn, drops included.
+    assert!(page.contains("class=\"msg dropped\""));
+    assert!(
+        page.contains("ladon run --workload list-append --nemesis partition,clock,crash --seed 7")
+    );
+    assert!(
+        !page.contains("http://") || !page.contains("src=\"http"),
+        "no network references"
+    );
+}
+
+#[test]
+fn injected_markup_is_escaped_in_the_page_source() {
+    let dir = run_dir_with_node(EVIL);
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        !page.contains("<img"),
+        "raw markup from a node name reached the page"
+    );
+    assert!(page.contains("&lt;img src=x onerror=document.documentElement.setAttribute(&#39;data-pwned&#39;,&#39;1&#39;)&gt;"));
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LADON_CHROMIUM") {
+        return Some(p.into());
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Runs headless Chromium with the flags this machine needs, returning stdout.
+fn headless(args: &[&str]) -> String {
+    let Some(bin) = chromium() else {
+        if std::env::var_os("LADON_SKIP_BROWSER").is_some() {
+            return String::new();
+        }
+        panic!("chromium not found: install Debian's chromium (scripts/test does), or set LADON_SKIP_BROWSER=1");
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium starts");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn report_loads_in_headless_chromium_and_shows_markup_as_text() {
+    let dir = run_dir_with_node(EVIL);
+    let url = format!("file://{}", dir.path().join("report.html").display());
+    let dom = headless(&["--dump-dom", &url]);
+    if dom.is_empty() && std::env::var_os("LADON_SKIP_BROWSER").is_some() {
+        return;
+    }
+    // Every script ran to its end, and none failed.
+    assert!(
+        dom.contains("data-ladon-ready=\"yes\""),
+        "report script did not finish:\n{}",
+        &dom[..dom.len().min(2000)]
+    );
+    assert!(
+        dom.contains("<pre id=\"script-errors\" hidden=\"\"></pre>"),
+        "script errors reported"
+    );
+    // Each anomaly of report.json is on the page.
+    for name in anomaly_names(dir.path()) {
+        assert!(
+            dom.contains(&format!("<span class=\"name\">{name}</span>")),
+            "anomaly {name} not shown"
+        );
+    }
+    // The hostile node name is text, not an element: no handler ran.
+    assert!(
+        !dom.contains("data-pwned=\"1\""),
+        "injected markup executed"
+    );
+    assert!(!dom.contains("<img"), "injected markup became an element");
+    assert!(
+        dom.contains("&lt;img src=x onerror="),
+        "node name not shown as text"
+    );
+}
