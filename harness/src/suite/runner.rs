@@ -222,3 +222,65 @@ pub fn run_all(
         .map(|r| r.expect("every case ran"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{matrix::expand, spec::parse};
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for `ladon run`: seed 2 is invalid, 3 crashes, 4 hangs.
+    const FAKE_RUN: &str = r#"#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in --seed) seed=$2; shift;; --store) store=$2; shift;; esac; shift; done
+d="$store/t/x-seed$seed"; mkdir -p "$d"
+[ "$seed" = 3 ] && { echo "error: --strategy: unknown strategy" >&2; exit 2; }
+[ "$seed" = 4 ] && sleep 10
+v=valid; a='{}'
+[ "$seed" = 2 ] && { v=invalid; a='{"lost-write":{"count":3,"forbidden":true,"examples":[]}}'; }
+echo "{\"verdict\":\"$v\",\"guarantees\":[],\"anomalies\":$a,\"conflicts\":{\"none\":0,\"lww\":0,\"siblings\":0,\"merged\":0,\"diverged\":0,\"lost\":0,\"concurrent_pairs\":0},\"stats\":{\"ok\":1,\"fail\":0,\"info\":0,\"acknowledged_writes\":1,\"lost_writes\":0,\"lost_write_share\":0.0,\"convergence_ns\":null}}" > "$d/report.json"
+echo "{\"reproduce\":\"ladon run --seed $seed\"}" > "$d/run.json"
+"#;
+
+    #[test]
+    fn runs_cases_as_child_processes_in_parallel() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("fake-ladon");
+        std::fs::write(&exe, FAKE_RUN).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let suite = parse(
+            "[[group]]\nname = \"g\"\nseeds = [1, 2, 3, 4]\nexpect = \"valid\"\n",
+            "s.toml",
+        )
+        .unwrap();
+        let cases = expand(&suite);
+        let runner = LadonRunner {
+            exe,
+            timeout: Duration::from_millis(1500),
+        };
+        let seen = AtomicUsize::new(0);
+        let outs = run_all(&cases, &runner, 2, &dir.path().join("store"), &|_, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(seen.load(Ordering::SeqCst), 4);
+        assert_eq!(outs[0].verdict, Some(Verdict::Valid));
+        assert_eq!(outs[0].reproduce, "ladon run --seed 1");
+        assert!(outs[0]
+            .run_dir
+            .as_ref()
+            .unwrap()
+            .ends_with("000-g_seed_1/t/x-seed1"));
+        assert_eq!(outs[1].verdict, Some(Verdict::Invalid));
+        assert_eq!(outs[1].anomalies["lost-write"], (3, true));
+        let crashed = outs[2].error.as_ref().unwrap();
+        assert!(
+            crashed.contains("wrote no report.json") && crashed.contains("unknown strategy"),
+            "{crashed}"
+        );
+        assert_eq!(outs[2].reproduce, "ladon run --seed 3");
+        assert!(outs[3]
+            .error
+            .as_ref()
+            .unwrap()
+            .starts_with("timed out after 1 s"));
+    }
+}
