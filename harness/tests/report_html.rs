@@ -171,3 +171,27 @@ fn report_loads_in_headless_chromium_and_shows_markup_as_text() {
         "node name not shown as text"
     );
 }
+
+#[test]
+fn check_out_dir_gets_a_report_even_for_a_truncated_history() {
+    let src = tempfile::tempdir().unwrap();
+    let history = std::fs::read_to_string(fixture().join("history.jsonl")).unwrap();
+    let mut lines: Vec<&str> = history.lines().take(20).collect();
+    lines.push("{\"index\":20,\"time\":");
+    std::fs::write(src.path().join("history.jsonl"), lines.join("\n")).unwrap();
+    let report: ladon_checker::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("report.json")).unwrap())
+            .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path =
+        html::write_check_report(out.path(), &src.path().join("history.jsonl"), &report).unwrap();
+    let page = std::fs::read_to_string(path).unwrap();
+    // The 20 good events hold 10 invocations; no run.json beside it.
+    assert_eq!(
+        page.matches("<rect id=\"op-").count(),
+        10,
+        "{}",
+        &page[..200]
+    );
+    assert!(page.contains("<title>Ladon: history — invalid</title>"));
+}

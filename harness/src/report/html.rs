@@ -106,6 +106,50 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf, ReportError> {
     write_report_from(run_dir, &events, &report, messages.as_deref(), run.as_ref())
 }
 
+/// For `ladon check HISTORY --out DIR`: writes `DIR/report.html` from the
+/// history file and the report just computed, with the `messages.jsonl` and
+/// `run.json` beside the history where present. A history that stops
+/// parsing at some line (an `invalid-history` report) is drawn up to there.
+pub fn write_check_report(
+    out_dir: &Path,
+    history: &Path,
+    report: &Report,
+) -> Result<PathBuf, ReportError> {
+    let events = match read_history(history) {
+        Ok(ev) => ev,
+        Err(ReportError::History { .. }) => read_history_prefix(history)?,
+        Err(e) => return Err(e),
+    };
+    let beside = history.parent().unwrap_or(Path::new("."));
+    let mpath = beside.join("messages.jsonl");
+    let messages = if mpath.exists() {
+        Some(read_messages(&mpath)?)
+    } else {
+        None
+    };
+    let rpath = beside.join("run.json");
+    let run: Option<Json> = if rpath.exists() {
+        read_json(&rpath).ok()
+    } else {
+        None
+    };
+    write_report_from(out_dir, &events, report, messages.as_deref(), run.as_ref())
+}
+
+/// The events before the first line that is not an event.
+fn read_history_prefix(path: &Path) -> Result<Vec<Event>, ReportError> {
+    let file = std::fs::File::open(path).map_err(read_error(path))?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(read_error(path))?;
+        match serde_json::from_str(&line) {
+            Ok(e) => out.push(e),
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
 /// Writes `DIR/report.html` from values already in memory (what `ladon run`
 /// and `ladon check --out DIR` hold after checking).
 pub fn write_report_from(
