@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+pub mod gen_history;
 pub mod report;
 pub mod serve;
 pub mod suite;
@@ -18,6 +20,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a history: verdict, anomalies with explanations, conflicts, figures.
+    Check(check::CheckArgs),
+    /// Write a synthetic history of a correct system (optionally with one anomaly injected).
+    GenHistory(gen_history::GenHistoryArgs),
     /// Run a matrix of runs with expectations from a TOML file, in parallel.
     Suite(suite::Args),
     /// Serve the results directory on loopback: runs, verdicts, reports.
@@ -30,6 +36,8 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
         Command::Suite(a) => suite::main(a),
         Command::Serve(a) => serve::main(a),
         Command::Report(a) => report::main(a),
@@ -37,7 +45,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("ladon: {e:#}");
             ExitCode::from(2)
         }
     }
