@@ -102,7 +102,9 @@ impl Serialize for FaultList {
 
 impl<'de> Deserialize<'de> for FaultList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -113,7 +115,12 @@ pub enum Action {
     Heal,
     /// Jump these nodes' clocks by these offsets.
     ClockBump(Vec<(usize, i64)>),
-    ClockStrobe { nodes: Vec<usize>, delta_ns: i64, period_ns: u64, duration_ns: u64 },
+    ClockStrobe {
+        nodes: Vec<usize>,
+        delta_ns: i64,
+        period_ns: u64,
+        duration_ns: u64,
+    },
     ClockReset,
     Crash(Vec<usize>),
     Restart(Vec<usize>),
@@ -148,7 +155,10 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(cfg: NemesisConfig) -> Self {
-        Nemesis { cfg, active: BTreeMap::new() }
+        Nemesis {
+            cfg,
+            active: BTreeMap::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,7 +173,9 @@ impl Nemesis {
     /// The next step: actions with their offsets from now. `n` nodes;
     /// `busiest` is the node that has sent the most messages.
     pub fn step(&mut self, n: usize, busiest: usize, rng: &mut impl Rng) -> Vec<(u64, Action)> {
-        let Some(&kind) = self.cfg.kinds.choose(rng) else { return Vec::new() };
+        let Some(&kind) = self.cfg.kinds.choose(rng) else {
+            return Vec::new();
+        };
         let stopping = self.active.contains_key(&kind);
         let interval = self.cfg.interval_ns;
         if stopping {
@@ -180,7 +192,11 @@ impl Nemesis {
                     let mut order = nodes;
                     order.shuffle(rng);
                     let gap = interval / (4 * n.max(1) as u64);
-                    order.into_iter().enumerate().map(|(i, x)| (i as u64 * gap, Action::Unclog(x))).collect()
+                    order
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (i as u64 * gap, Action::Unclog(x)))
+                        .collect()
                 }
             };
         }
@@ -249,7 +265,11 @@ impl Nemesis {
                 order.truncate(k);
                 self.active.insert(kind, order.clone());
                 let gap = interval / (4 * n.max(1) as u64);
-                order.into_iter().enumerate().map(|(i, x)| (i as u64 * gap, Action::Clog(x))).collect()
+                order
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (i as u64 * gap, Action::Clog(x)))
+                    .collect()
             }
         }
     }
@@ -266,8 +286,14 @@ mod tests {
         let l: FaultList = "partition,clock,crash,pause,loss,dup,clog".parse().unwrap();
         assert_eq!(l.0.len(), 7);
         assert_eq!("none".parse::<FaultList>().unwrap(), FaultList(vec![]));
-        assert!("partition,quake".parse::<FaultList>().unwrap_err().contains("quake"));
-        assert_eq!("clock,partition".parse::<FaultList>().unwrap().to_string(), "partition,clock");
+        assert!("partition,quake"
+            .parse::<FaultList>()
+            .unwrap_err()
+            .contains("quake"));
+        assert_eq!(
+            "clock,partition".parse::<FaultList>().unwrap().to_string(),
+            "partition,clock"
+        );
     }
 
     #[test]
@@ -282,7 +308,9 @@ mod tests {
         });
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let a = nem.step(5, 0, &mut rng);
-        let Action::Crash(crashed) = &a[0].1 else { panic!("{a:?}") };
+        let Action::Crash(crashed) = &a[0].1 else {
+            panic!("{a:?}")
+        };
         assert!(!crashed.is_empty() && crashed.len() <= 2, "a minority of 5");
         let b = nem.step(5, 0, &mut rng);
         assert_eq!(b, vec![(0, Action::Restart(crashed.clone()))]);
@@ -301,11 +329,24 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let start = nem.step(4, 0, &mut rng);
         let stop = nem.step(4, 0, &mut rng);
-        let mut clogged: Vec<usize> =
-            start.iter().map(|(_, a)| match a { Action::Clog(x) => *x, _ => panic!() }).collect();
-        let mut unclogged: Vec<usize> =
-            stop.iter().map(|(_, a)| match a { Action::Unclog(x) => *x, _ => panic!() }).collect();
-        assert_eq!(start.iter().map(|(t, _)| *t).collect::<Vec<_>>(), (0..start.len() as u64).map(|i| i * 250).collect::<Vec<_>>());
+        let mut clogged: Vec<usize> = start
+            .iter()
+            .map(|(_, a)| match a {
+                Action::Clog(x) => *x,
+                _ => panic!(),
+            })
+            .collect();
+        let mut unclogged: Vec<usize> = stop
+            .iter()
+            .map(|(_, a)| match a {
+                Action::Unclog(x) => *x,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            start.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            (0..start.len() as u64).map(|i| i * 250).collect::<Vec<_>>()
+        );
         clogged.sort();
         unclogged.sort();
         assert_eq!(clogged, unclogged);

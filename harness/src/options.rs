@@ -54,7 +54,9 @@ impl Serialize for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -69,7 +71,9 @@ impl FromStr for ShapeList {
         let mut out = Vec::new();
         let mut cur = String::new();
         for part in s.split(',') {
-            if !cur.is_empty() && (Shape::NAMED.contains(&part.trim()) || part.starts_with("groups:")) {
+            if !cur.is_empty()
+                && (Shape::NAMED.contains(&part.trim()) || part.starts_with("groups:"))
+            {
                 out.push(cur.parse()?);
                 cur.clear();
             }
@@ -100,7 +104,9 @@ impl Serialize for ShapeList {
 
 impl<'de> Deserialize<'de> for ShapeList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -162,7 +168,10 @@ pub struct RunOptions {
     pub partition_mode: PartitionMode,
     /// Partition shapes the nemesis picks from (one, halves, majorities-ring,
     /// bridge, ring-cut, hub, one-way, groups:0,1/2).
-    #[arg(long, default_value = "one,halves,majorities-ring,bridge,ring-cut,hub,one-way")]
+    #[arg(
+        long,
+        default_value = "one,halves,majorities-ring,bridge,ring-cut,hub,one-way"
+    )]
     pub partition_shapes: ShapeList,
     /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
     #[arg(long, default_value = "uniform:1ms..10ms")]
@@ -228,7 +237,9 @@ impl Default for RunOptions {
 
 impl RunOptions {
     pub fn test_name(&self) -> String {
-        self.test.clone().unwrap_or_else(|| format!("{}-{}", self.adapter, self.workload))
+        self.test
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.adapter, self.workload))
     }
 
     /// Validates values clap cannot, naming the flag.
@@ -237,7 +248,9 @@ impl RunOptions {
             if (0.0..=1.0).contains(&p) {
                 Ok(())
             } else {
-                Err(format!("--{name} {p}: must be a probability between 0 and 1"))
+                Err(format!(
+                    "--{name} {p}: must be a probability between 0 and 1"
+                ))
             }
         };
         prob("loss", self.loss)?;
@@ -249,7 +262,10 @@ impl RunOptions {
             return Err("--nodes 0: a cluster needs at least one node".into());
         }
         if !(self.rate > 0.0 && self.rate.is_finite()) {
-            return Err(format!("--rate {}: must be a positive number of operations per second", self.rate));
+            return Err(format!(
+                "--rate {}: must be a positive number of operations per second",
+                self.rate
+            ));
         }
         if self.concurrency == 0 {
             return Err("--concurrency 0: at least one client is needed".into());
@@ -281,31 +297,57 @@ impl RunOptions {
     /// options replay to the same draw.
     pub fn apply_swarm(&mut self, seed: u64) {
         let mut rng = crate::sim::rng_stream(seed, u64::MAX);
-        let mut kinds: Vec<FaultKind> =
-            FaultKind::ALL.into_iter().filter(|_| rng.random_bool(0.5)).collect();
+        let mut kinds: Vec<FaultKind> = FaultKind::ALL
+            .into_iter()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
         if kinds.is_empty() {
             kinds.push(*FaultKind::ALL.choose(&mut rng).expect("non-empty"));
         }
         self.nemesis = FaultList(kinds);
         self.nemesis_interval = Dur(rng.random_range(500_000_000..=8_000_000_000));
-        self.partition_mode =
-            if rng.random_bool(0.5) { PartitionMode::Drop } else { PartitionMode::Hold };
-        let mut shapes: Vec<Shape> =
-            Shape::NAMED.iter().map(|s| s.parse().expect("named shape")).collect();
+        self.partition_mode = if rng.random_bool(0.5) {
+            PartitionMode::Drop
+        } else {
+            PartitionMode::Hold
+        };
+        let mut shapes: Vec<Shape> = Shape::NAMED
+            .iter()
+            .map(|s| s.parse().expect("named shape"))
+            .collect();
         shapes.shuffle(&mut rng);
         shapes.truncate(rng.random_range(1..=shapes.len()));
         self.partition_shapes = ShapeList(shapes);
         let mean = rng.random_range(100_000..=20_000_000);
         self.latency = match rng.random_range(0..3) {
             0 => Latency::Constant(mean),
-            1 => Latency::Uniform { min: mean / 2, max: mean * 3 / 2 },
+            1 => Latency::Uniform {
+                min: mean / 2,
+                max: mean * 3 / 2,
+            },
             _ => Latency::Exponential { mean },
         };
-        self.loss = if rng.random_bool(0.3) { rng.random_range(0.0..0.1) } else { 0.0 };
-        self.duplicate = if rng.random_bool(0.3) { rng.random_range(0.0..0.1) } else { 0.0 };
-        self.reorder = if rng.random_bool(0.3) { rng.random_range(0.0..0.3) } else { 0.0 };
+        self.loss = if rng.random_bool(0.3) {
+            rng.random_range(0.0..0.1)
+        } else {
+            0.0
+        };
+        self.duplicate = if rng.random_bool(0.3) {
+            rng.random_range(0.0..0.1)
+        } else {
+            0.0
+        };
+        self.reorder = if rng.random_bool(0.3) {
+            rng.random_range(0.0..0.3)
+        } else {
+            0.0
+        };
         self.clock_skew = Dur(rng.random_range(1_000_000..=10_000_000_000));
-        self.clock_drift_ppm = if rng.random_bool(0.3) { rng.random_range(0..=500) } else { 0 };
+        self.clock_drift_ppm = if rng.random_bool(0.3) {
+            rng.random_range(0..=500)
+        } else {
+            0
+        };
     }
 }
 

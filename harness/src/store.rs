@@ -45,7 +45,10 @@ pub struct StoredRun {
 
 impl StoredRun {
     pub fn verdict(&self) -> Verdict {
-        self.report.as_ref().map(|r| r.verdict).unwrap_or(Verdict::Unknown)
+        self.report
+            .as_ref()
+            .map(|r| r.verdict)
+            .unwrap_or(Verdict::Unknown)
     }
 }
 
@@ -66,13 +69,23 @@ pub fn utc_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The current git commit, if the working directory is in a repository.
 pub fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Creates `store/<test>/<stamp>-seed<seed>/` (suffixed if it exists).
@@ -102,16 +115,25 @@ pub fn update_latest(store: &Path, dir: &Path) -> io::Result<()> {
 pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<String>> {
     match &o.guarantees {
         Some(g) => {
-            let parsed = Guarantee::parse_list(g).map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
+            let parsed =
+                Guarantee::parse_list(g).map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
             Ok(parsed.iter().map(|g| g.as_str().to_string()).collect())
         }
         None => (adapters::find(&o.adapter)?.guarantees)(o),
     }
 }
 
-fn check_options(guarantees: &[String], messages_per_write: Option<f64>) -> anyhow::Result<CheckOptions> {
-    let gs = Guarantee::parse_list(&guarantees.join(",")).map_err(|e| anyhow::anyhow!("guarantees: {e}"))?;
-    Ok(CheckOptions { guarantees: gs, max_examples: 5, messages_per_write })
+fn check_options(
+    guarantees: &[String],
+    messages_per_write: Option<f64>,
+) -> anyhow::Result<CheckOptions> {
+    let gs = Guarantee::parse_list(&guarantees.join(","))
+        .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?;
+    Ok(CheckOptions {
+        guarantees: gs,
+        max_examples: 5,
+        messages_per_write,
+    })
 }
 
 /// Runs the checker, turning a checker panic into an error message (the
@@ -125,22 +147,36 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<Report, String> {
 }
 
 /// Checks events in memory, the same way.
-pub fn check_events(events: &[ladon_checker::Event], opts: &CheckOptions) -> Result<Report, String> {
+pub fn check_events(
+    events: &[ladon_checker::Event],
+    opts: &CheckOptions,
+) -> Result<Report, String> {
     std::panic::catch_unwind(|| ladon_checker::check_events(events, opts))
         .map_err(|_| "the checker panicked (is the checker branch merged?)".to_string())
 }
 
 /// A short human summary of a report.
-pub fn summary_text(info: &RunInfo, outcome: &RunOutcome, report: Option<&Report>, err: Option<&str>) -> String {
+pub fn summary_text(
+    info: &RunInfo,
+    outcome: &RunOutcome,
+    report: Option<&Report>,
+    err: Option<&str>,
+) -> String {
     let mut s = String::new();
-    s.push_str(&format!("test {} seed {} ({})\n", info.test, info.seed, info.mode));
+    s.push_str(&format!(
+        "test {} seed {} ({})\n",
+        info.test, info.seed, info.mode
+    ));
     s.push_str(&format!(
         "events {}  completed ops {}  writes {}  messages sent {} (per write {})\n",
         outcome.events,
         outcome.completed_ops,
         outcome.writes,
         outcome.messages_sent,
-        outcome.messages_per_write.map(|m| format!("{m:.2}")).unwrap_or_else(|| "-".into())
+        outcome
+            .messages_per_write
+            .map(|m| format!("{m:.2}"))
+            .unwrap_or_else(|| "-".into())
     ));
     match outcome.converged_ns {
         Some(t) => s.push_str(&format!(
@@ -151,14 +187,10 @@ pub fn summary_text(info: &RunInfo, outcome: &RunOutcome, report: Option<&Report
     }
     match (report, err) {
         (Some(r), _) => {
-            s.push_str(&format!("verdict: {}\n", r.verdict.as_str()));
-            for (a, f) in &r.anomalies {
-                s.push_str(&format!(
-                    "  {} x{}{}\n",
-                    a.as_str(),
-                    f.count,
-                    if f.forbidden { " (forbidden)" } else { "" }
-                ));
+            s.push('\n');
+            s.push_str(&r.summary_text());
+            if !s.ends_with('\n') {
+                s.push('\n');
             }
         }
         (None, Some(e)) => s.push_str(&format!("verdict: unknown ({e})\n")),
@@ -175,7 +207,9 @@ pub fn execute(
     store: bool,
     progress: Option<&mut dyn FnMut(u64, u64)>,
 ) -> anyhow::Result<StoredRun> {
-    let seed = options.seed.context("internal: execute needs a resolved seed")?;
+    let seed = options
+        .seed
+        .context("internal: execute needs a resolved seed")?;
     let adapter = adapters::find(&options.adapter)?;
     let guarantees = resolve_guarantees(options)?;
     let test = options.test_name();
@@ -194,7 +228,13 @@ pub fn execute(
     if !store {
         let mut events: Vec<ladon_checker::Event> = Vec::new();
         let outcome = {
-            let mut ctx = RunContext { options: options.clone(), seed, history: &mut events, run_dir: None, progress };
+            let mut ctx = RunContext {
+                options: options.clone(),
+                seed,
+                history: &mut events,
+                run_dir: None,
+                progress,
+            };
             (adapter.run)(&mut ctx)?
         };
         let opts = check_options(&guarantees, outcome.messages_per_write)?;
@@ -203,7 +243,13 @@ pub fn execute(
             Err(e) => (None, Some(e)),
         };
         info.outcome = Some(outcome.clone());
-        return Ok(StoredRun { dir: None, info, outcome, report, check_error });
+        return Ok(StoredRun {
+            dir: None,
+            info,
+            outcome,
+            report,
+            check_error,
+        });
     }
     let dir = create_run_dir(&options.store, &test, seed)
         .with_context(|| format!("creating a run directory under {}", options.store.display()))?;
@@ -216,10 +262,17 @@ pub fn execute(
     let _ = update_latest(&options.store, &dir);
     let history_path = dir.join("history.jsonl");
     let outcome = {
-        let file = File::create(&history_path).with_context(|| format!("creating {}", history_path.display()))?;
+        let file = File::create(&history_path)
+            .with_context(|| format!("creating {}", history_path.display()))?;
         let mut writer = HistoryWriter::new(file);
         let sink: &mut dyn HistorySink = &mut writer;
-        let mut ctx = RunContext { options: options.clone(), seed, history: sink, run_dir: Some(dir.clone()), progress };
+        let mut ctx = RunContext {
+            options: options.clone(),
+            seed,
+            history: sink,
+            run_dir: Some(dir.clone()),
+            progress,
+        };
         (adapter.run)(&mut ctx)?
     };
     info.outcome = Some(outcome.clone());
@@ -235,7 +288,13 @@ pub fn execute(
     }
     let summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
     fs::write(dir.join("summary.txt"), summary).context("writing summary.txt")?;
-    Ok(StoredRun { dir: Some(dir), info, outcome, report, check_error })
+    Ok(StoredRun {
+        dir: Some(dir),
+        info,
+        outcome,
+        report,
+        check_error,
+    })
 }
 
 /// Mode of an adapter by name (for printing).

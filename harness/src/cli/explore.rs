@@ -34,7 +34,13 @@ pub struct Failure {
 }
 
 /// Runs seeds `first..first+count` in memory; returns the failures in seed order.
-pub fn explore(base: &RunOptions, first: u64, count: u64, jobs: usize, args: &[String]) -> anyhow::Result<Vec<Failure>> {
+pub fn explore(
+    base: &RunOptions,
+    first: u64,
+    count: u64,
+    jobs: usize,
+    args: &[String],
+) -> anyhow::Result<Vec<Failure>> {
     let next = AtomicU64::new(first);
     let failures = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -54,7 +60,8 @@ pub fn explore(base: &RunOptions, first: u64, count: u64, jobs: usize, args: &[S
                 let mut o = base.clone();
                 o.seed = Some(seed);
                 let result = crate::cli::run::resolve(o).and_then(|o| {
-                    let repro = crate::cli::run::reproduce_command(args, seed, &["--seeds", "--jobs"]);
+                    let repro =
+                        crate::cli::run::reproduce_command(args, seed, &["--seeds", "--jobs"]);
                     store::execute(&o, repro, false, None)
                 });
                 match result {
@@ -62,16 +69,30 @@ pub fn explore(base: &RunOptions, first: u64, count: u64, jobs: usize, args: &[S
                         let anomalies = run
                             .report
                             .as_ref()
-                            .map(|r| r.anomalies.iter().filter(|(_, f)| f.forbidden).map(|(a, f)| format!("{}x{}", a.as_str(), f.count)).collect())
+                            .map(|r| {
+                                r.anomalies
+                                    .iter()
+                                    .filter(|(_, f)| f.forbidden)
+                                    .map(|(a, f)| format!("{}x{}", a.as_str(), f.count))
+                                    .collect()
+                            })
                             .unwrap_or_else(|| vec![run.check_error.clone().unwrap_or_default()]);
-                        failures.lock().expect("lock").push(Failure { seed, verdict: run.verdict(), anomalies, reproduce: run.info.reproduce });
+                        failures.lock().expect("lock").push(Failure {
+                            seed,
+                            verdict: run.verdict(),
+                            anomalies,
+                            reproduce: run.info.reproduce,
+                        });
                     }
                     Ok(_) => {}
-                    Err(e) => errors.lock().expect("lock").push(format!("seed {seed}: {e:#}")),
+                    Err(e) => errors
+                        .lock()
+                        .expect("lock")
+                        .push(format!("seed {seed}: {e:#}")),
                 }
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 bar.set_position(d);
-                if bar.is_hidden() && d % 100 == 0 {
+                if bar.is_hidden() && d.is_multiple_of(100) {
                     eprintln!("  {d}/{count} seeds");
                 }
             });
@@ -88,10 +109,22 @@ pub fn explore(base: &RunOptions, first: u64, count: u64, jobs: usize, args: &[S
 }
 
 pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let first = args.options.seed.unwrap_or(1);
-    crate::cli::run::resolve(RunOptions { seed: Some(first), ..args.options.clone() }).context("invalid options")?;
-    eprintln!("ladon explore: {} seeds from {first} on {jobs} threads, test {}", args.seeds, args.options.test_name());
+    crate::cli::run::resolve(RunOptions {
+        seed: Some(first),
+        ..args.options.clone()
+    })
+    .context("invalid options")?;
+    eprintln!(
+        "ladon explore: {} seeds from {first} on {jobs} threads, test {}",
+        args.seeds,
+        args.options.test_name()
+    );
     let user = crate::cli::run::user_args("explore");
     let failures = explore(&args.options, first, args.seeds, jobs, &user)?;
     if failures.is_empty() {
@@ -99,10 +132,23 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("{} of {} seeds failed:", failures.len(), args.seeds);
-    println!("{:>20}  {:<8}  {:<40}  reproduce", "seed", "verdict", "anomalies");
+    println!(
+        "{:>20}  {:<8}  {:<40}  reproduce",
+        "seed", "verdict", "anomalies"
+    );
     for f in &failures {
-        println!("{:>20}  {:<8}  {:<40}  {}", f.seed, f.verdict.as_str(), f.anomalies.join(","), f.reproduce);
+        println!(
+            "{:>20}  {:<8}  {:<40}  {}",
+            f.seed,
+            f.verdict.as_str(),
+            f.anomalies.join(","),
+            f.reproduce
+        );
     }
-    let worst = failures.iter().map(|f| f.verdict.exit_code()).min().unwrap_or(2);
+    let worst = failures
+        .iter()
+        .map(|f| f.verdict.exit_code())
+        .min()
+        .unwrap_or(2);
     Ok(ExitCode::from(worst))
 }

@@ -18,10 +18,16 @@ pub struct ReplayArgs {
 /// Replays `dir`; returns the new run's directory.
 pub fn replay(dir: &std::path::Path, store_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let info_path = dir.join("run.json");
-    let text = std::fs::read_to_string(&info_path).with_context(|| format!("reading {}", info_path.display()))?;
-    let info: RunInfo = serde_json::from_str(&text).with_context(|| format!("parsing {}", info_path.display()))?;
+    let text = std::fs::read_to_string(&info_path)
+        .with_context(|| format!("reading {}", info_path.display()))?;
+    let info: RunInfo =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", info_path.display()))?;
     if info.mode != "simulation" {
-        bail!("{}: mode is {:?}; only simulated runs can be replayed", info_path.display(), info.mode);
+        bail!(
+            "{}: mode is {:?}; only simulated runs can be replayed",
+            info_path.display(),
+            info.mode
+        );
     }
     let mut o = info.options.clone();
     o.seed = Some(info.seed);
@@ -31,11 +37,16 @@ pub fn replay(dir: &std::path::Path, store_dir: Option<PathBuf>) -> anyhow::Resu
     let o = crate::cli::run::resolve(o)?;
     let run = store::execute(&o, info.reproduce.clone(), true, None)?;
     let new_dir = run.dir.context("replay produced no run directory")?;
-    let old = std::fs::read(dir.join("history.jsonl")).with_context(|| format!("reading {}/history.jsonl", dir.display()))?;
+    let old = std::fs::read(dir.join("history.jsonl"))
+        .with_context(|| format!("reading {}/history.jsonl", dir.display()))?;
     let new = std::fs::read(new_dir.join("history.jsonl"))?;
     if old != new {
         let (ol, nl) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
-        let line = ol.lines().zip(nl.lines()).position(|(a, b)| a != b).unwrap_or(ol.lines().count().min(nl.lines().count()));
+        let line = ol
+            .lines()
+            .zip(nl.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(ol.lines().count().min(nl.lines().count()));
         bail!(
             "replay of {} DIFFERS from the stored history at line {} (stored {} lines, replay {} lines); new run in {}\n  stored: {}\n  replay: {}",
             dir.display(),

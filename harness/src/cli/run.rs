@@ -64,7 +64,10 @@ pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -135,7 +138,12 @@ pub fn print_result(run: &StoredRun) {
     if let Some(dir) = &run.dir {
         eprintln!("stored in {}", dir.display());
     }
-    let summary = store::summary_text(&run.info, &run.outcome, run.report.as_ref(), run.check_error.as_deref());
+    let summary = store::summary_text(
+        &run.info,
+        &run.outcome,
+        run.report.as_ref(),
+        run.check_error.as_deref(),
+    );
     print!("{summary}");
     if run.verdict() != Verdict::Valid {
         eprintln!("reproduce with: {}", run.info.reproduce);
@@ -158,11 +166,20 @@ mod tests {
 
     #[test]
     fn reproduce_replaces_the_seed_and_drops_explore_flags() {
-        let args: Vec<String> =
-            ["--nodes", "5", "--seed", "9", "--seeds=100", "--jobs", "2", "--bug", "no-anti-entropy"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let args: Vec<String> = [
+            "--nodes",
+            "5",
+            "--seed",
+            "9",
+            "--seeds=100",
+            "--jobs",
+            "2",
+            "--bug",
+            "no-anti-entropy",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             reproduce_command(&args, 42, &["--seeds", "--jobs"]),
             "ladon run --nodes 5 --bug no-anti-entropy --seed 42"

@@ -210,7 +210,10 @@ impl Cut {
                         }
                     }
                 }
-                Cut { blocked, groups: None }
+                Cut {
+                    blocked,
+                    groups: None,
+                }
             }
             Shape::Bridge => {
                 let bridge = order[0];

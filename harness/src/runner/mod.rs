@@ -110,7 +110,10 @@ where
     let n = specs.len();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     if let Some(dir) = &ctx.run_dir {
-        world.set_observer(Box::new(FileObserver::<C::Node>::create(dir, names.clone())?));
+        world.set_observer(Box::new(FileObserver::<C::Node>::create(
+            dir,
+            names.clone(),
+        )?));
     }
     // Driver streams sit above the nodes' (1..=n).
     let mut rng = rng_stream(seed, n as u64 + 1);
@@ -125,7 +128,11 @@ where
         seed ^ 0x9e37_79b9_7f4a_7c15,
     );
     let leaders: Vec<usize> = (0..n).filter(|&i| specs[i].role == Role::Leader).collect();
-    anyhow::ensure!(!leaders.is_empty(), "adapter {:?} laid out no leader node", o.adapter);
+    anyhow::ensure!(
+        !leaders.is_empty(),
+        "adapter {:?} laid out no leader node",
+        o.adapter
+    );
     let leader_of = |i: usize| match specs[i].role {
         Role::Leader => i,
         Role::Follower { leader } => leader.0,
@@ -141,7 +148,12 @@ where
 
     let mut rec = Recorder::new(ctx.history, names);
     let mut clients: Vec<Client> = (0..o.concurrency)
-        .map(|i| Client { process: i as u64, home: i % n, busy: false, context: Json::Null })
+        .map(|i| Client {
+            process: i as u64,
+            home: i % n,
+            busy: false,
+            context: Json::Null,
+        })
         .collect();
     let mut next_process = o.concurrency as u64;
     let mut next_req = 0u64;
@@ -181,7 +193,7 @@ where
         let Some(output) = world.step() else { break };
         let now = world.now();
         steps += 1;
-        if steps % 4096 == 0 {
+        if steps.is_multiple_of(4096) {
             if let Some(p) = ctx.progress.as_mut() {
                 p(now, time_limit);
             }
@@ -196,7 +208,11 @@ where
                 let node = match o.clients {
                     ClientMode::Sticky => {
                         let home = clients[c].home;
-                        if writes > 0 { leader_of(home) } else { home }
+                        if writes > 0 {
+                            leader_of(home)
+                        } else {
+                            home
+                        }
                     }
                     ClientMode::Roaming => {
                         if writes > 0 {
@@ -211,18 +227,54 @@ where
                 let id = ReqId(next_req);
                 let cl = &mut clients[c];
                 cl.busy = true;
-                rec.client(now, EventType::Invoke, cl.process, node, F_TXN, Payload::Ops(ops.clone()), None, None)?;
-                world.request(node, Request { id, ops: ops.clone(), context: cl.context.clone() });
-                pending.insert(id, Pending { owner: Owner::Client(c), process: cl.process, node, f: F_TXN, ops });
+                rec.client(
+                    now,
+                    EventType::Invoke,
+                    cl.process,
+                    node,
+                    F_TXN,
+                    Payload::Ops(ops.clone()),
+                    None,
+                    None,
+                )?;
+                world.request(
+                    node,
+                    Request {
+                        id,
+                        ops: ops.clone(),
+                        context: cl.context.clone(),
+                    },
+                );
+                pending.insert(
+                    id,
+                    Pending {
+                        owner: Owner::Client(c),
+                        process: cl.process,
+                        node,
+                        f: F_TXN,
+                        ops,
+                    },
+                );
                 world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
             }
             Output::Reply { req, result, .. } => {
-                let Some(p) = pending.remove(&req) else { continue };
+                let Some(p) = pending.remove(&req) else {
+                    continue;
+                };
                 out.completed_ops += 1;
                 let fresh = match result {
                     Ok(ok) => {
                         let ops = ok.ops;
-                        rec.client(now, EventType::Ok, p.process, p.node, p.f, Payload::Ops(ops.clone()), None, ok.meta)?;
+                        rec.client(
+                            now,
+                            EventType::Ok,
+                            p.process,
+                            p.node,
+                            p.f,
+                            Payload::Ops(ops.clone()),
+                            None,
+                            ok.meta,
+                        )?;
                         if let Owner::Client(c) = p.owner {
                             clients[c].context = ok.context;
                         } else if let Owner::Final(node) = p.owner {
@@ -231,12 +283,31 @@ where
                         false
                     }
                     Err(e) => {
-                        let kind = if e.definite { EventType::Fail } else { EventType::Info };
-                        rec.client(now, kind, p.process, p.node, p.f, Payload::Ops(p.ops), Some(e.reason), None)?;
+                        let kind = if e.definite {
+                            EventType::Fail
+                        } else {
+                            EventType::Info
+                        };
+                        rec.client(
+                            now,
+                            kind,
+                            p.process,
+                            p.node,
+                            p.f,
+                            Payload::Ops(p.ops),
+                            Some(e.reason),
+                            None,
+                        )?;
                         !e.definite
                     }
                 };
-                settle(p.owner, fresh, &mut clients, &mut final_procs, &mut next_process);
+                settle(
+                    p.owner,
+                    fresh,
+                    &mut clients,
+                    &mut final_procs,
+                    &mut next_process,
+                );
                 match p.owner {
                     Owner::Client(c) => {
                         if phase == Phase::Faulty {
@@ -248,9 +319,26 @@ where
                 }
             }
             Output::Ext(Tick::Timeout(req)) => {
-                let Some(p) = pending.remove(&req) else { continue };
-                rec.client(now, EventType::Info, p.process, p.node, p.f, Payload::Ops(p.ops), Some("timeout".into()), None)?;
-                settle(p.owner, true, &mut clients, &mut final_procs, &mut next_process);
+                let Some(p) = pending.remove(&req) else {
+                    continue;
+                };
+                rec.client(
+                    now,
+                    EventType::Info,
+                    p.process,
+                    p.node,
+                    p.f,
+                    Payload::Ops(p.ops),
+                    Some("timeout".into()),
+                    None,
+                )?;
+                settle(
+                    p.owner,
+                    true,
+                    &mut clients,
+                    &mut final_procs,
+                    &mut next_process,
+                );
                 match p.owner {
                     Owner::Client(c) => {
                         if phase == Phase::Faulty {
@@ -293,13 +381,17 @@ where
                     }
                 }
                 rec.nemesis(now, "clock-reset", Json::Null)?;
-                let crashed: Vec<usize> = (0..n).filter(|&i| world.status(i) == NodeStatus::Crashed).collect();
+                let crashed: Vec<usize> = (0..n)
+                    .filter(|&i| world.status(i) == NodeStatus::Crashed)
+                    .collect();
                 if !crashed.is_empty() {
                     crashed.iter().for_each(|&i| world.restart(i));
                     let v = rec.names_json(&crashed);
                     rec.nemesis(now, "restart", v)?;
                 }
-                let paused: Vec<usize> = (0..n).filter(|&i| world.status(i) == NodeStatus::Paused).collect();
+                let paused: Vec<usize> = (0..n)
+                    .filter(|&i| world.status(i) == NodeStatus::Paused)
+                    .collect();
                 if !paused.is_empty() {
                     paused.iter().for_each(|&i| world.resume(i));
                     let v = rec.names_json(&paused);
@@ -324,15 +416,44 @@ where
                     next_req += 1;
                     let id = ReqId(next_req);
                     let process = final_procs[node];
-                    rec.client(now, EventType::Invoke, process, node, F_FINAL, Payload::Ops(reads.clone()), None, None)?;
-                    world.request(node, Request { id, ops: reads.clone(), context: Json::Null });
-                    pending.insert(id, Pending { owner: Owner::Final(node), process, node, f: F_FINAL, ops: reads.clone() });
+                    rec.client(
+                        now,
+                        EventType::Invoke,
+                        process,
+                        node,
+                        F_FINAL,
+                        Payload::Ops(reads.clone()),
+                        None,
+                        None,
+                    )?;
+                    world.request(
+                        node,
+                        Request {
+                            id,
+                            ops: reads.clone(),
+                            context: Json::Null,
+                        },
+                    );
+                    pending.insert(
+                        id,
+                        Pending {
+                            owner: Owner::Final(node),
+                            process,
+                            node,
+                            f: F_FINAL,
+                            ops: reads.clone(),
+                        },
+                    );
                     world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
                     final_outstanding += 1;
                 }
             }
         }
-        if phase == Phase::Healed && final_outstanding == 0 && !final_procs.is_empty() && !round_scheduled {
+        if phase == Phase::Healed
+            && final_outstanding == 0
+            && !final_procs.is_empty()
+            && !round_scheduled
+        {
             let now = world.now();
             if agree(&final_last, set_like) {
                 out.converged_ns = Some(now);
@@ -358,7 +479,13 @@ where
 
 /// After an operation completes: a client is free again, and after an
 /// indeterminate result it gets a fresh process id.
-fn settle(owner: Owner, fresh: bool, clients: &mut [Client], final_procs: &mut [u64], next: &mut u64) {
+fn settle(
+    owner: Owner,
+    fresh: bool,
+    clients: &mut [Client],
+    final_procs: &mut [u64],
+    next: &mut u64,
+) {
     match owner {
         Owner::Client(c) => {
             clients[c].busy = false;
@@ -391,9 +518,12 @@ fn agree(last: &[Option<Vec<Mop>>], set_like: bool) -> bool {
             })
             .collect()
     };
-    let Some(Some(first)) = last.first() else { return false };
+    let Some(Some(first)) = last.first() else {
+        return false;
+    };
     let first = norm(first);
-    last.iter().all(|l| l.as_ref().is_some_and(|ops| norm(ops) == first))
+    last.iter()
+        .all(|l| l.as_ref().is_some_and(|ops| norm(ops) == first))
 }
 
 /// Applies one fault to the world and records it in the history.
@@ -409,11 +539,19 @@ fn apply_fault<C: Cluster>(
             let value = match &cut.groups {
                 Some(groups) => Json::Array(groups.iter().map(|g| rec.names_json(g)).collect()),
                 None => {
-                    let links: Vec<Json> = cut.blocked.iter().map(|&(a, b)| rec.names_json(&[a, b])).collect();
+                    let links: Vec<Json> = cut
+                        .blocked
+                        .iter()
+                        .map(|&(a, b)| rec.names_json(&[a, b]))
+                        .collect();
                     json!({ "cut": links })
                 }
             };
-            let f = if cut.groups.is_some() { "partition" } else { "partition-links" };
+            let f = if cut.groups.is_some() {
+                "partition"
+            } else {
+                "partition-links"
+            };
             world.partition(cut);
             rec.nemesis(now, f, value)?;
         }
@@ -426,16 +564,28 @@ fn apply_fault<C: Cluster>(
                 world.clocks_mut().set_offset(node, off);
             }
             let offsets = world.clocks().offsets(now);
-            let map: serde_json::Map<String, Json> =
-                offsets.iter().enumerate().map(|(i, o)| (rec.names[i].clone(), json!(o))).collect();
+            let map: serde_json::Map<String, Json> = offsets
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (rec.names[i].clone(), json!(o)))
+                .collect();
             rec.nemesis(now, "clock-skew", Json::Object(map))?;
         }
-        Action::ClockStrobe { nodes, delta_ns, period_ns, duration_ns } => {
+        Action::ClockStrobe {
+            nodes,
+            delta_ns,
+            period_ns,
+            duration_ns,
+        } => {
             for &node in &nodes {
-                world.clocks_mut().strobe(node, now, delta_ns, period_ns, duration_ns);
+                world
+                    .clocks_mut()
+                    .strobe(node, now, delta_ns, period_ns, duration_ns);
             }
-            let map: serde_json::Map<String, Json> =
-                nodes.iter().map(|&i| (rec.names[i].clone(), json!(delta_ns))).collect();
+            let map: serde_json::Map<String, Json> = nodes
+                .iter()
+                .map(|&i| (rec.names[i].clone(), json!(delta_ns)))
+                .collect();
             rec.nemesis(
                 now,
                 "clock-strobe",

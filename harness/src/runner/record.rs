@@ -52,7 +52,11 @@ pub struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     pub fn new(sink: &'a mut dyn HistorySink, names: Vec<String>) -> Self {
-        Recorder { sink, next_index: 0, names }
+        Recorder {
+            sink,
+            next_index: 0,
+            names,
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -110,7 +114,12 @@ impl<'a> Recorder<'a> {
 
     /// Node names as JSON, for fault values.
     pub fn names_json(&self, nodes: &[usize]) -> Json {
-        Json::Array(nodes.iter().map(|&n| Json::String(self.names[n].clone())).collect())
+        Json::Array(
+            nodes
+                .iter()
+                .map(|&n| Json::String(self.names[n].clone()))
+                .collect(),
+        )
     }
 }
 
@@ -130,7 +139,12 @@ impl<N: Node> FileObserver<N> {
             .iter()
             .map(|n| File::create(dir.join("nodes").join(format!("{n}.log"))).map(BufWriter::new))
             .collect::<io::Result<_>>()?;
-        Ok(FileObserver { messages, logs, names, _node: std::marker::PhantomData })
+        Ok(FileObserver {
+            messages,
+            logs,
+            names,
+            _node: std::marker::PhantomData,
+        })
     }
 }
 
@@ -139,7 +153,15 @@ impl<N: Node> Observer<N::Msg> for FileObserver<N> {
         true
     }
 
-    fn message(&mut self, time: u64, event: MsgEvent, id: u64, from: usize, to: usize, msg: &N::Msg) {
+    fn message(
+        &mut self,
+        time: u64,
+        event: MsgEvent,
+        id: u64,
+        from: usize,
+        to: usize,
+        msg: &N::Msg,
+    ) {
         let mut summary = format!("{msg:?}");
         if summary.len() > 120 {
             let mut cut = 117;
