@@ -205,8 +205,9 @@ impl Causality {
             for &v in &order {
                 in_order[v as usize] = true;
             }
-            let rest: Vec<u32> =
-                (0..n as u32).filter(|&i| seq[i as usize] != 0 && !in_order[i as usize]).collect();
+            let rest: Vec<u32> = (0..n as u32)
+                .filter(|&i| seq[i as usize] != 0 && !in_order[i as usize])
+                .collect();
             let mut local = FxHashMap::default();
             let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
             for &v in &rest {
@@ -219,7 +220,9 @@ impl Causality {
                         g.add_edge(a, b, ());
                     }
                 }
-                for &s in &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize] {
+                for &s in
+                    &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize]
+                {
                     if let Some(&b) = local.get(&s) {
                         g.add_edge(a, b, ());
                     }
@@ -230,8 +233,10 @@ impl Causality {
             let sccs = std::thread::Builder::new()
                 .stack_size(stack)
                 .spawn(move || {
-                    let mut sccs: Vec<Vec<u32>> =
-                        tarjan_scc(&g).into_iter().map(|c| c.into_iter().map(|x| g[x]).collect()).collect();
+                    let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
+                        .into_iter()
+                        .map(|c| c.into_iter().map(|x| g[x]).collect())
+                        .collect();
                     sccs.reverse();
                     sccs
                 })
@@ -289,7 +294,9 @@ impl Causality {
             if members.len() == 1 {
                 let v = members[0] as usize;
                 let p = h.ops[v].process as usize;
-                let mut clock = live[p].take().unwrap_or_else(|| vec![0u32; width].into_boxed_slice());
+                let mut clock = live[p]
+                    .take()
+                    .unwrap_or_else(|| vec![0u32; width].into_boxed_slice());
                 for &w in c.rf_preds(v as u32) {
                     c.join_from(&mut clock, w);
                 }
@@ -323,7 +330,11 @@ impl Causality {
                     on_vertex(v, &scc_clock, &c);
                     let p = h.ops[v as usize].process as usize;
                     remaining[p] -= 1;
-                    live[p] = if remaining[p] > 0 { Some(scc_clock.clone().into_boxed_slice()) } else { None };
+                    live[p] = if remaining[p] > 0 {
+                        Some(scc_clock.clone().into_boxed_slice())
+                    } else {
+                        None
+                    };
                 }
             }
         }
@@ -379,7 +390,8 @@ impl Causality {
     /// The stored clock of op `op` (writers only).
     pub fn clock_of(&self, op: u32) -> Option<&[u32]> {
         let row = self.row[op as usize];
-        (row != NONE).then(|| &self.clocks[row as usize * self.width..(row as usize + 1) * self.width])
+        (row != NONE)
+            .then(|| &self.clocks[row as usize * self.width..(row as usize + 1) * self.width])
     }
 
     /// The process (dense id) of an op.

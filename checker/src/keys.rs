@@ -52,7 +52,14 @@ impl KeyIndex {
             }
             start.push(writes.len() as u32);
         }
-        KeyIndex { start, writes, slot, succ: Vec::new(), pred: Vec::new(), masks: false }
+        KeyIndex {
+            start,
+            writes,
+            slot,
+            succ: Vec::new(),
+            pred: Vec::new(),
+            masks: false,
+        }
     }
 
     pub fn key_writes(&self, k: u32) -> &[u32] {
@@ -80,8 +87,15 @@ impl KeyIndex {
                 j += 1;
             }
             let writes = &ws[i..j];
-            let seqs = writes.iter().map(|&w| c_seq[h.mops[w as usize].op as usize]).collect();
-            out.push(Group { process: p, writes, seqs });
+            let seqs = writes
+                .iter()
+                .map(|&w| c_seq[h.mops[w as usize].op as usize])
+                .collect();
+            out.push(Group {
+                process: p,
+                writes,
+                seqs,
+            });
             i = j;
         }
         out

@@ -29,7 +29,11 @@ pub struct Visibility {
 
 impl Visibility {
     pub fn new(h: &History) -> Self {
-        Visibility { stamp: vec![0; h.mops.len()], gen: 0, violations: Vec::new() }
+        Visibility {
+            stamp: vec![0; h.mops.len()],
+            gen: 0,
+            violations: Vec::new(),
+        }
     }
 
     /// Checks the reads of op `r`, whose clock is `clock`.
@@ -63,7 +67,15 @@ impl Visibility {
         w_op != r && c.in_past(w_op, clock)
     }
 
-    fn check_collection(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, mi: u32, clock: &[u32]) {
+    fn check_collection(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        c: &Causality,
+        r: u32,
+        mi: u32,
+        clock: &[u32],
+    ) {
         let m = &h.mops[mi as usize];
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
@@ -111,11 +123,22 @@ impl Visibility {
             })
             .collect();
         if !missing.is_empty() {
-            self.violations.push(Violation { read_mop: mi, missing });
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
         }
     }
 
-    fn check_register(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, mi: u32, clock: &[u32]) {
+    fn check_register(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        c: &Causality,
+        r: u32,
+        mi: u32,
+        clock: &[u32],
+    ) {
         let m = &h.mops[mi as usize];
         let observed: Vec<u32> = h
             .obs_writes(m)
@@ -154,7 +177,10 @@ impl Visibility {
             .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, c, o, a)))
             .collect();
         if !missing.is_empty() {
-            self.violations.push(Violation { read_mop: mi, missing });
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
         }
     }
 }
@@ -197,14 +223,23 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
         let rm = &h.mops[v.read_mop as usize];
         let r = rm.op;
         let rp = h.ops[r as usize].process;
-        let ryw = v.missing.iter().copied().find(|&w| h.op_of(w).process == rp);
+        let ryw = v
+            .missing
+            .iter()
+            .copied()
+            .find(|&w| h.op_of(w).process == rp);
         let mr = v.missing.iter().copied().find_map(|w| {
             let first = wanted[&(rp, w)];
             (first != NONE && first < r).then_some((w, first))
         });
         let key = Some(h.key(rm.key).clone());
         let node = vec![h.node(h.ops[r as usize].node).to_string()];
-        let missing_list = v.missing.iter().map(|&w| x.write(w)).collect::<Vec<_>>().join("; the ");
+        let missing_list = v
+            .missing
+            .iter()
+            .map(|&w| x.write(w))
+            .collect::<Vec<_>>()
+            .join("; the ");
         if let Some(w) = ryw {
             let wo = h.mops[w as usize].op;
             f.add(Anomaly::ReadYourWrites, || {

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod explore;
 pub mod gen_history;
+pub mod replay;
 pub mod report;
+pub mod run;
 pub mod serve;
 pub mod suite;
 
@@ -20,6 +23,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run one test (a deterministic simulation by default) and check it.
+    Run(run::RunArgs),
+    /// Re-run a stored simulated run and fail if its history differs.
+    Replay(replay::ReplayArgs),
+    /// Run many seeds on every core and list the failing ones.
+    Explore(explore::ExploreArgs),
     /// Check a history: verdict, anomalies with explanations, conflicts, figures.
     Check(check::CheckArgs),
     /// Write a synthetic history of a correct system (optionally with one anomaly injected).
@@ -36,14 +45,17 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check(args) => check::run(args),
-        Command::GenHistory(args) => gen_history::run(args),
-        Command::Suite(a) => suite::main(a),
-        Command::Serve(a) => serve::main(a),
-        Command::Report(a) => report::main(a),
+        Command::Run(a) => run::main(a),
+        Command::Replay(a) => replay::main(a),
+        Command::Explore(a) => explore::main(a),
+        Command::Check(args) => check::run(args).map(ExitCode::from),
+        Command::GenHistory(args) => gen_history::run(args).map(ExitCode::from),
+        Command::Suite(a) => suite::main(a).map(ExitCode::from),
+        Command::Serve(a) => serve::main(a).map(ExitCode::from),
+        Command::Report(a) => report::main(a).map(ExitCode::from),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ladon: {e:#}");
             ExitCode::from(2)
