@@ -96,6 +96,37 @@ named_enum!(
     }
 );
 
+impl Strategy {
+    pub fn summary(self) -> &'static str {
+        match self {
+            Strategy::Lww => "last write wins by the writer's wall clock (ms), ties by --priority",
+            Strategy::LwwHlc => "last write wins by hybrid logical clock, ties by --priority",
+            Strategy::VersionVector => {
+                "registers keep concurrent siblings; other kinds merge as CRDTs"
+            }
+            Strategy::Crdt => {
+                "PN-counters, add-wins sets, ordered lists, HLC last-write-wins registers"
+            }
+            Strategy::Avoidance => {
+                "each key's home leader serialises its writes; unreachable home fails"
+            }
+            Strategy::Quorum => "a write commits with a majority's votes; minorities refuse",
+        }
+    }
+}
+
+impl Topology {
+    pub fn summary(self) -> &'static str {
+        match self {
+            Topology::Mesh => "all-to-all; messages from different origins overtake one another",
+            Topology::Ring => {
+                "each leader forwards to its successor; stalls behind a cut-off leader"
+            }
+            Topology::Star => "n1 relays for the others; stops when the hub is cut off",
+        }
+    }
+}
+
 /// One resolved configuration of the reference store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -20,6 +20,9 @@ pub use bugs::Bug;
 pub use config::{Config, ConfigError, ReadFrom, Strategy, Topology};
 pub use replica::{Msg, Record, RefNode};
 
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
 use crate::node::{Cluster, NodeId, NodeSpec};
 
 /// A configured reference cluster: lays out the nodes and builds them.
@@ -52,6 +55,29 @@ impl Cluster for ReferenceCluster {
 
     fn guarantees(&self) -> Vec<String> {
         self.cfg.guarantees()
+    }
+
+    /// `--read-from`: a client of leader `n1` reads from `n1`, from one of
+    /// `n1`'s followers, or from any of them; a client of a follower always
+    /// reads there.
+    fn read_target(&self, node: NodeId, rng: &mut ChaCha8Rng) -> NodeId {
+        if !self.cfg.is_leader(node) {
+            return node;
+        }
+        let followers = self.cfg.followers_of(node);
+        match self.cfg.read_from {
+            ReadFrom::Leader => node,
+            _ if followers.is_empty() => node,
+            ReadFrom::Follower => followers[rng.random_range(0..followers.len())],
+            ReadFrom::Any => {
+                let i = rng.random_range(0..=followers.len());
+                if i == followers.len() {
+                    node
+                } else {
+                    followers[i]
+                }
+            }
+        }
     }
 }
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The `ladon` command line: one module per subcommand.
 
+pub mod adapters;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,10 +15,22 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List adapters, strategies with their declared guarantees, and bug variants.
+    Adapters(adapters::AdaptersArgs),
+}
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Adapters(a) => adapters::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
