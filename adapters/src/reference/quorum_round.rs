@@ -45,7 +45,7 @@ impl RefNode {
             return self.answer(ctx, reply_to, Err(e));
         }
         let keys: Vec<Key> = bases.iter().map(|(k, _)| k.clone()).collect();
-        let n = self.local_id();
+        let n = self.proposal_id();
         let pid = Pid { node: self.id, n };
         if !self.locks.try_lock(pid, &keys) {
             return self.answer(

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ladon_checker::history::{Key, Mop};
+use rand::Rng;
 use serde_json::Value as Json;
 
 use super::bugs::{Bug, STORM_HOPS};
@@ -99,7 +100,12 @@ pub struct RefNode {
     pub(super) undecided: BTreeSet<Pid>,
     /// Quorum proposals whose decision this node applied.
     pub(super) decided: BTreeSet<Pid>,
+    /// Quorum proposal counter (continues after a restart from the records).
     pub(super) next_local: u64,
+    /// Ids of forwarded and waiting transactions: drawn at random per
+    /// incarnation, so a reply to a forward sent before a crash can never
+    /// answer a transaction of the restarted node.
+    pub(super) next_fid: u64,
     pub(super) round: u64,
     pub(super) heard: BTreeMap<NodeId, u64>,
 }
@@ -123,6 +129,7 @@ impl RefNode {
             undecided: BTreeSet::new(),
             decided: BTreeSet::new(),
             next_local: 0,
+            next_fid: 0,
             round: 0,
             heard: BTreeMap::new(),
         };
@@ -169,9 +176,14 @@ impl RefNode {
         }
     }
 
-    pub(super) fn local_id(&mut self) -> u64 {
+    pub(super) fn proposal_id(&mut self) -> u64 {
         self.next_local += 1;
         self.next_local
+    }
+
+    pub(super) fn request_id(&mut self) -> u64 {
+        self.next_fid += 1;
+        self.next_fid
     }
 
     pub(super) fn reachable(&self, peer: NodeId) -> bool {
@@ -367,7 +379,7 @@ impl RefNode {
         ops: Vec<Mop>,
         context: &ClientContext,
     ) {
-        let fid = self.local_id();
+        let fid = self.request_id();
         self.forwarded.insert(fid, reply_to);
         ctx.send(
             to,
@@ -386,6 +398,7 @@ impl Node for RefNode {
     type Record = Record;
 
     fn on_start(&mut self, ctx: &mut Cx) {
+        self.next_fid = (ctx.rng.random::<u64>() >> 4) | (1 << 40);
         ctx.log(format!(
             "start {}: {} ({} log entries)",
             self.cfg.name(self.id),

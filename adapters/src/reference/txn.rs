@@ -75,7 +75,7 @@ impl RefNode {
             }
         }
         if self.cfg.buffers_causally() && !self.log.satisfies(&context.deps) {
-            let id = self.local_id();
+            let id = self.request_id();
             self.waiting.insert(
                 id,
                 Waiting {

@@ -2,5 +2,6 @@
 
 mod driver;
 mod failures;
+mod random;
 mod replication;
 mod strategies;
