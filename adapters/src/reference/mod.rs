@@ -57,25 +57,20 @@ impl Cluster for ReferenceCluster {
         self.cfg.guarantees()
     }
 
-    /// `--read-from`: a client of leader `n1` reads from `n1`, from one of
-    /// `n1`'s followers, or from any of them; a client of a follower always
-    /// reads there.
+    /// `--read-from`: a client attached to leader `n1` or to one of its
+    /// followers reads from `n1` (`leader`), from one of `n1`'s followers
+    /// (`follower`: its own if it has one) or from any of them (`any`).
     fn read_target(&self, node: NodeId, rng: &mut ChaCha8Rng) -> NodeId {
-        if !self.cfg.is_leader(node) {
-            return node;
-        }
-        let followers = self.cfg.followers_of(node);
+        let leader = self.cfg.leader_of(node);
+        let followers = self.cfg.followers_of(leader);
         match self.cfg.read_from {
-            ReadFrom::Leader => node,
-            _ if followers.is_empty() => node,
+            ReadFrom::Leader => leader,
+            _ if followers.is_empty() => leader,
+            ReadFrom::Follower if node != leader => node,
             ReadFrom::Follower => followers[rng.random_range(0..followers.len())],
             ReadFrom::Any => {
                 let i = rng.random_range(0..=followers.len());
-                if i == followers.len() {
-                    node
-                } else {
-                    followers[i]
-                }
+                followers.get(i).copied().unwrap_or(leader)
             }
         }
     }

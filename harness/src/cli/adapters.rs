@@ -61,9 +61,9 @@ pub fn render() -> String {
     s
 }
 
-pub fn run(_args: AdaptersArgs) -> anyhow::Result<()> {
+pub fn run(_args: AdaptersArgs) -> anyhow::Result<std::process::ExitCode> {
     print!("{}", render());
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

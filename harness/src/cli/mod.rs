@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod explore;
+pub mod replay;
+pub mod run;
+
 /// Ladon: a conformance test harness and checker for multi-leader replication.
 #[derive(Debug, Parser)]
 #[command(name = "ladon", version, about)]
@@ -18,6 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// List adapters, strategies with their declared guarantees, and bug variants.
     Adapters(adapters::AdaptersArgs),
+    /// Run one test (a deterministic simulation by default) and check it.
+    Run(run::RunArgs),
+    /// Re-run a stored simulated run and fail if its history differs.
+    Replay(replay::ReplayArgs),
+    /// Run many seeds on every core and list the failing ones.
+    Explore(explore::ExploreArgs),
 }
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
@@ -25,9 +35,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Adapters(a) => adapters::run(a),
+        Command::Run(a) => run::main(a),
+        Command::Replay(a) => replay::main(a),
+        Command::Explore(a) => explore::main(a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

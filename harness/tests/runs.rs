@@ -1,0 +1,170 @@
+//! Whole runs: determinism, the stored run directory, replay, and explore
+//! finding a planted bug whose reproduce command reproduces it.
+
+use clap::Parser;
+use ladon_checker::report::{Anomaly, Verdict};
+use ladon_harness::cli::{Cli, Command};
+use ladon_harness::options::{Dur, RunOptions};
+use ladon_harness::store;
+
+fn small(store_dir: &std::path::Path, seed: u64) -> RunOptions {
+    RunOptions {
+        adapter: "toy".into(),
+        seed: Some(seed),
+        store: store_dir.to_path_buf(),
+        time_limit: Dur::secs(6),
+        nemesis_interval: Dur::secs(1),
+        ..RunOptions::default()
+    }
+}
+
+fn history(opts: &RunOptions) -> (std::path::PathBuf, Vec<u8>) {
+    let o = ladon_harness::cli::run::resolve(opts.clone()).unwrap();
+    let run = store::execute(&o, "test".into(), true, None).unwrap();
+    let dir = run.dir.unwrap();
+    let bytes = std::fs::read(dir.join("history.jsonl")).unwrap();
+    (dir, bytes)
+}
+
+#[test]
+fn same_seed_same_bytes_different_seed_different_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = small(tmp.path(), 11);
+    o.nemesis = "partition,clock,crash,pause,loss,dup,clog".parse().unwrap();
+    let (_, a) = history(&o);
+    let (_, b) = history(&o);
+    assert!(a.len() > 10_000, "a real history ({} bytes)", a.len());
+    assert!(a == b, "same seed gave different histories");
+    o.seed = Some(12);
+    let (_, c) = history(&o);
+    assert!(a != c, "different seeds gave the same history");
+}
+
+#[test]
+fn a_run_directory_holds_everything_and_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = small(tmp.path(), 3);
+    let r = ladon_harness::cli::run::resolve(o).unwrap();
+    let run = store::execute(&r, "ladon run --seed 3".into(), true, None).unwrap();
+    let dir = run.dir.clone().unwrap();
+    for f in [
+        "history.jsonl",
+        "run.json",
+        "report.json",
+        "summary.txt",
+        "messages.jsonl",
+        "nodes/n1.log",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing from {}", dir.display());
+    }
+    assert_eq!(
+        std::fs::read_link(tmp.path().join("latest")).unwrap(),
+        dir.strip_prefix(tmp.path()).unwrap()
+    );
+    assert_eq!(run.verdict(), Verdict::Valid, "{:?}", run.report);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["seed"], 3);
+    assert_eq!(info["mode"], "simulation");
+    assert_eq!(info["options"]["nemesis"], "partition,clock");
+    assert_eq!(
+        info["guarantees"],
+        serde_json::json!(["convergence", "no-lost-writes"])
+    );
+    assert!(run.outcome.converged_ns.is_some());
+    let mpw = run.outcome.messages_per_write.unwrap();
+    assert!(
+        mpw > 2.0,
+        "each write goes to 2 peers plus anti-entropy: {mpw}"
+    );
+
+    // Replay reproduces it byte for byte...
+    ladon_harness::cli::replay::replay(&dir, None).unwrap();
+    // ...and fails loudly when the stored history is not what the seed gives.
+    let h = dir.join("history.jsonl");
+    let text = std::fs::read_to_string(&h).unwrap();
+    std::fs::write(&h, text.replacen("\"time\":", "\"time\":1", 1)).unwrap();
+    let err = ladon_harness::cli::replay::replay(&dir, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("DIFFERS") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn explore_finds_a_planted_bug_and_its_reproduce_command_reproduces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "--bug",
+        "no-anti-entropy",
+        "--nemesis",
+        "partition",
+        "--time-limit",
+        "4",
+        "--nemesis-interval",
+        "1s",
+        "--store",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([tmp.path().display().to_string()])
+    .collect();
+    let cli = Cli::try_parse_from(
+        ["ladon".to_string(), "explore".into()]
+            .into_iter()
+            .chain(args.clone()),
+    )
+    .unwrap();
+    let Command::Explore(e) = cli.command else {
+        panic!("not explore")
+    };
+    let failures = ladon_harness::cli::explore::explore(&e.options, 1, 8, 2, &args).unwrap();
+    assert!(
+        !failures.is_empty(),
+        "no-anti-entropy under drop partitions must fail within 8 seeds"
+    );
+    let f = &failures[0];
+    assert_eq!(f.verdict, Verdict::Invalid);
+    assert!(
+        f.anomalies
+            .iter()
+            .any(|a| a.starts_with("divergence") || a.starts_with("lost-write")),
+        "{:?}",
+        f.anomalies
+    );
+    assert!(
+        f.reproduce.ends_with(&format!("--seed {}", f.seed)),
+        "{}",
+        f.reproduce
+    );
+
+    // Paste the reproduce command: same verdict, same anomalies.
+    let words: Vec<&str> = f.reproduce.split_whitespace().collect();
+    let Command::Run(r) = Cli::try_parse_from(&words).unwrap().command else {
+        panic!("not run")
+    };
+    let o = ladon_harness::cli::run::resolve(r.options).unwrap();
+    let run = store::execute(&o, f.reproduce.clone(), true, None).unwrap();
+    let report = run.report.unwrap();
+    assert_eq!(report.verdict, Verdict::Invalid);
+    let again: Vec<String> = report
+        .anomalies
+        .iter()
+        .filter(|(_, x)| x.forbidden)
+        .map(|(a, x)| format!("{}x{}", a.as_str(), x.count))
+        .collect();
+    assert_eq!(again, f.anomalies);
+    assert!(
+        report.anomalies.contains_key(&Anomaly::Divergence)
+            || report.anomalies.contains_key(&Anomaly::LostWrite)
+    );
+}
+
+#[test]
+fn the_correct_toy_node_is_valid_under_every_fault_on_a_few_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = small(tmp.path(), 1);
+    o.nemesis = "partition,clock,crash,pause,loss,dup,clog".parse().unwrap();
+    o.partition_mode = ladon_harness::net::PartitionMode::Hold;
+    let failures = ladon_harness::cli::explore::explore(&o, 1, 6, 2, &[]).unwrap();
+    assert_eq!(failures, vec![]);
+}
