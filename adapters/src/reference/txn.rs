@@ -251,7 +251,13 @@ impl RefNode {
                 (_, Mop::Read(..)) => unreachable!("reads handled above"),
             };
             scratch.apply(&effect, rules);
-            effects.push(effect);
+            // Whole-value strategies replicate one value per key per
+            // transaction: the last write's, which includes the earlier ones.
+            let whole = matches!(effect, Effect::Assign { .. } | Effect::Numbered { .. });
+            match effects.iter_mut().find(|e: &&mut Effect| whole && e.key() == effect.key()) {
+                Some(prev) => *prev = effect,
+                None => effects.push(effect),
+            }
             out.push(mop.clone());
         }
         TxnRun {

@@ -20,7 +20,8 @@ pub fn wins(incoming: &Version, current: &Version, rules: MergeRules) -> bool {
             return true;
         }
     }
-    (incoming.ts, incoming.rank, incoming.origin) > (current.ts, current.rank, current.origin)
+    // `>=`: a transaction's second write of a key carries the same version.
+    (incoming.ts, incoming.rank, incoming.origin) >= (current.ts, current.rank, current.origin)
 }
 
 #[cfg(test)]

@@ -191,3 +191,13 @@ fn quorum_lets_only_one_of_two_concurrent_writes_commit() {
     d.txn(n(2), write("x", 4), read.context).unwrap();
     assert_eq!(d.read(n(0), "x"), ReadValue::Int(4));
 }
+
+#[test]
+fn two_appends_to_one_key_in_one_transaction_both_survive_whole_value_strategies() {
+    for strategy in [Strategy::Lww, Strategy::LwwHlc, Strategy::Avoidance, Strategy::Quorum] {
+        let mut d = Driver::new(Config { leaders: 1, ..cfg(strategy) });
+        d.ping();
+        d.txn(n(0), vec![Mop::Append(k("x"), 1), Mop::Append(k("x"), 2)], Json::Null).unwrap();
+        assert_eq!(d.read(n(0), "x"), list(&[1, 2]), "{strategy}");
+    }
+}
