@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod explore;
+pub mod gen_history;
 pub mod replay;
 pub mod run;
 
@@ -28,6 +30,10 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Run many seeds on every core and list the failing ones.
     Explore(explore::ExploreArgs),
+    /// Check a history: verdict, anomalies with explanations, conflicts, figures.
+    Check(check::CheckArgs),
+    /// Write a synthetic history of a correct system (optionally with one anomaly injected).
+    GenHistory(gen_history::GenHistoryArgs),
 }
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
@@ -38,6 +44,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Replay(a) => replay::main(a),
         Command::Explore(a) => explore::main(a),
+        Command::Check(a) => check::run(a).map(ExitCode::from),
+        Command::GenHistory(a) => gen_history::run(a).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,
