@@ -9,6 +9,7 @@ use ladon_harness::store;
 
 fn small(store_dir: &std::path::Path, seed: u64) -> RunOptions {
     RunOptions {
+        adapter: "toy".into(),
         seed: Some(seed),
         store: store_dir.to_path_buf(),
         time_limit: Dur::secs(6),

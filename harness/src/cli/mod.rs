@@ -1,5 +1,7 @@
 //! The `ladon` command line: one module per subcommand.
 
+pub mod adapters;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List adapters, strategies with their declared guarantees, and bug variants.
+    Adapters(adapters::AdaptersArgs),
     /// Run one test (a deterministic simulation by default) and check it.
     Run(run::RunArgs),
     /// Re-run a stored simulated run and fail if its history differs.
@@ -45,6 +49,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Adapters(a) => adapters::run(a),
         Command::Run(a) => run::main(a),
         Command::Replay(a) => replay::main(a),
         Command::Explore(a) => explore::main(a),

@@ -7,7 +7,7 @@ pub mod record;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ladon_adapters::node::{Cluster, ReqId, Request, Role};
+use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
 use ladon_checker::history::{EventType, Mop, Payload, ReadValue, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
@@ -211,7 +211,8 @@ where
                         if writes > 0 {
                             leader_of(home)
                         } else {
-                            home
+                            // `--read-from`: the adapter may send reads elsewhere.
+                            world.cluster().read_target(NodeId(home), &mut rng).0
                         }
                     }
                     ClientMode::Roaming => {
