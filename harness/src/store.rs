@@ -288,6 +288,12 @@ pub fn execute(
     }
     let summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
     fs::write(dir.join("summary.txt"), summary).context("writing summary.txt")?;
+    if report.is_some() {
+        // The run stands without its page: a rendering problem is a warning.
+        if let Err(e) = crate::report::html::write_report(&dir) {
+            eprintln!("warning: report.html not written: {e}");
+        }
+    }
     Ok(StoredRun {
         dir: Some(dir),
         info,

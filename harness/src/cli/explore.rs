@@ -22,6 +22,10 @@ pub struct ExploreArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub options: RunOptions,
+    /// Write JUnit XML here: one failing test case per failing seed, one
+    /// passing case for the valid seeds.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 /// One failing seed.
@@ -127,6 +131,25 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     );
     let user = crate::cli::run::user_args("explore");
     let failures = explore(&args.options, first, args.seeds, jobs, &user)?;
+    if let Some(path) = &args.junit {
+        let failed: Vec<_> = failures
+            .iter()
+            .map(|f| {
+                (
+                    f.seed,
+                    f.verdict,
+                    f.anomalies.join(", "),
+                    f.reproduce.clone(),
+                )
+            })
+            .collect();
+        crate::report::junit::write_for_explore(
+            path,
+            &args.options.test_name(),
+            args.seeds,
+            &failed,
+        )?;
+    }
     if failures.is_empty() {
         println!("all {} seeds valid", args.seeds);
         return Ok(ExitCode::SUCCESS);

@@ -14,6 +14,9 @@ use crate::store::{self, StoredRun};
 pub struct RunArgs {
     #[command(flatten)]
     pub options: RunOptions,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
@@ -157,6 +160,15 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     print_header(&o);
     let run = execute_with_progress(&o, reproduce)?;
     print_result(&run);
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_run(
+            path,
+            &run.info.test,
+            run.report.as_ref(),
+            run.check_error.as_deref(),
+            &run.info.reproduce,
+        )?;
+    }
     Ok(ExitCode::from(run.verdict().exit_code()))
 }
 

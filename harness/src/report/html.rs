@@ -336,22 +336,71 @@ fn figures(h: &mut String, report: &Report) {
     for (k, v) in rows {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
     }
-    for (k, v) in &report.extra {
-        let mut text = match v {
-            Json::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if text.chars().count() > 400 {
-            text = text.chars().take(400).collect::<String>() + "…";
-        }
+    if let Some(p) = report
+        .extra
+        .get("policy")
+        .and_then(|p| p.get("description"))
+    {
         let _ = write!(
             h,
-            "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
-            esc(k),
-            esc(&text)
+            "<tr><th>resolution policy observed</th><td>{}</td></tr>",
+            esc(&json_text(p))
         );
     }
-    h.push_str("</table></section>");
+    if let Some(m) = report
+        .extra
+        .get("messages_per_write")
+        .and_then(|m| m.as_f64())
+    {
+        let _ = write!(h, "<tr><th>messages per write</th><td>{m:.2}</td></tr>");
+    }
+    if let Some(lat) = report.extra.get("latency_ns").and_then(|l| l.as_object()) {
+        h.push_str("<tr><th>latency of ok operations</th><td><table class=\"latency\"><tr><th>node</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+        let ms = |v: &Json| {
+            v.as_f64()
+                .map(|x| format!("{:.3} ms", x / 1e6))
+                .unwrap_or_default()
+        };
+        for (node, q) in lat {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(node),
+                esc(&json_text(&q["count"])),
+                ms(&q["p50"]),
+                ms(&q["p90"]),
+                ms(&q["p99"]),
+                ms(&q["max"])
+            );
+        }
+        h.push_str("</table></td></tr>");
+    }
+    h.push_str("</table>");
+    let shown = ["policy", "messages_per_write", "latency_ns"];
+    let rest: Vec<_> = report
+        .extra
+        .iter()
+        .filter(|(k, _)| !shown.contains(&k.as_str()))
+        .collect();
+    if !rest.is_empty() {
+        h.push_str(
+            "<details><summary>More fields of report.json</summary><table class=\"figures\">",
+        );
+        for (k, v) in rest {
+            let mut text = json_text(v);
+            if text.chars().count() > 400 {
+                text = text.chars().take(400).collect::<String>() + "…";
+            }
+            let _ = write!(
+                h,
+                "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
+                esc(k),
+                esc(&text)
+            );
+        }
+        h.push_str("</table></details>");
+    }
+    h.push_str("</section>");
 }
 
 fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[Message]>) {
@@ -400,7 +449,7 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
                             "<li><a href=\"#op-{}\" class=\"op-link\">op {}</a> {}</li>",
                             op.index(),
                             i,
-                            esc(&timeline::describe(op))
+                            esc(&timeline::describe_for(op, ex.key.as_ref()))
                         );
                     }
                     None => {

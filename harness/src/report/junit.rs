@@ -226,6 +226,68 @@ pub fn write_for_report(
     write(path, "ladon", &[(test.to_string(), cases)])
 }
 
+/// For `ladon run --junit FILE`: the per-class cases of the report, or one
+/// erroring case when the run produced no report.
+pub fn write_for_run(
+    path: &Path,
+    test: &str,
+    report: Option<&Report>,
+    check_error: Option<&str>,
+    reproduce: &str,
+) -> Result<(), JunitError> {
+    match report {
+        Some(r) => write_for_report(path, test, r, Some(reproduce)),
+        None => {
+            let case = Case {
+                name: "check".into(),
+                classname: test.to_string(),
+                status: Status::Error {
+                    message: format!(
+                        "no report: {}",
+                        check_error.unwrap_or("the history could not be checked")
+                    ),
+                },
+                text: reproduce_line(Some(reproduce)),
+                time: None,
+            };
+            write(path, "ladon", &[(test.to_string(), vec![case])])
+        }
+    }
+}
+
+/// For `ladon explore --junit FILE`: one failing case per failing seed
+/// `(seed, verdict, anomalies, reproduce)`, and one passing case counting the
+/// valid seeds.
+pub fn write_for_explore(
+    path: &Path,
+    test: &str,
+    seeds: u64,
+    failed: &[(u64, Verdict, String, String)],
+) -> Result<(), JunitError> {
+    let mut cases = vec![Case {
+        name: format!("{} of {seeds} seeds valid", seeds - failed.len() as u64),
+        classname: test.to_string(),
+        status: Status::Passed,
+        text: String::new(),
+        time: None,
+    }];
+    for (seed, verdict, anomalies, reproduce) in failed {
+        let message = format!("{}: {anomalies}", verdict.as_str());
+        cases.push(Case {
+            name: format!("seed {seed}"),
+            classname: test.to_string(),
+            status: if *verdict == Verdict::Unknown {
+                Status::Error { message }
+            } else {
+                Status::Failed { message }
+            },
+            text: reproduce_line(Some(reproduce)),
+            time: None,
+        });
+    }
+    write(path, "ladon explore", &[(test.to_string(), cases)])
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -291,6 +353,47 @@ pub(crate) mod tests {
         assert!(
             xml.contains("missing from n1&apos;s final state")
                 || xml.contains("missing from n1's final state")
+        );
+    }
+
+    #[test]
+    fn explore_and_reportless_runs_write_junit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.xml");
+        write_for_explore(
+            &p,
+            "ref",
+            10,
+            &[(
+                4,
+                Verdict::Invalid,
+                "lost-writex2".into(),
+                "ladon run --seed 4".into(),
+            )],
+        )
+        .unwrap();
+        let xml = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            xml.contains(r#"<testcase name="9 of 10 seeds valid" classname="ref""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure message="invalid: lost-writex2""#),
+            "{xml}"
+        );
+        assert!(xml.contains("reproduce: ladon run --seed 4"));
+        write_for_run(
+            &p,
+            "ref",
+            None,
+            Some("history.jsonl:3: bad"),
+            "ladon run --seed 1",
+        )
+        .unwrap();
+        let xml = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            xml.contains(r#"<error message="no report: history.jsonl:3: bad""#),
+            "{xml}"
         );
     }
 

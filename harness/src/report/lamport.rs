@@ -7,15 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use ladon_checker::history::{Key, Mop};
+use ladon_checker::history::{Key, Mop, ReadValue};
 use ladon_checker::report::Example;
 
 use super::escape::esc;
 use super::messages::{flights, Flight, Message};
 use super::model::{Outcome, Timeline};
-use super::timeline::{describe, fmt_secs};
+use super::timeline::{describe_for, fmt_secs};
 
-const LANE_W: f64 = 180.0;
+const LANE_W: f64 = 220.0;
 const GUTTER: f64 = 80.0;
 const TOP: f64 = 40.0;
 const ROW: f64 = 22.0;
@@ -40,6 +40,53 @@ pub fn writes_of(t: &Timeline, ex: &Example) -> Vec<(Key, i64)> {
     out
 }
 
+/// Writes drawn besides an example's own operations, at most.
+pub const MAX_EXTRA_WRITES: usize = 3;
+
+/// For examples whose reads of their key disagree (divergence, final
+/// states): the writers of values some reads hold and others lack, so the
+/// diagram shows the messages that failed to carry them.
+pub fn differing_writers(t: &Timeline, ex: &Example) -> Vec<usize> {
+    let Some(key) = &ex.key else {
+        return Vec::new();
+    };
+    let mut states: Vec<BTreeSet<i64>> = Vec::new();
+    for &i in &ex.ops {
+        if let Some(op) = t.op_at(i) {
+            for m in &op.mops {
+                if let Mop::Read(k, v) = m {
+                    if k == key {
+                        states.push(match v {
+                            ReadValue::Null => BTreeSet::new(),
+                            ReadValue::Int(x) => BTreeSet::from([*x]),
+                            ReadValue::List(l) => l.iter().copied().collect(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if states.len() < 2 {
+        return Vec::new();
+    }
+    let all: BTreeSet<i64> = states.iter().flatten().copied().collect();
+    let mut out = Vec::new();
+    for v in all {
+        if states.iter().all(|s| s.contains(&v)) {
+            continue;
+        }
+        if let Some(&w) = t.writers.get(&(key.clone(), v)) {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        if out.len() >= MAX_EXTRA_WRITES {
+            break;
+        }
+    }
+    out
+}
+
 /// The diagram, and a sentence on what it leaves out (empty when nothing).
 pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (String, String) {
     let mut ops = Vec::new();
@@ -50,7 +97,32 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
             }
         }
     }
-    let writes = writes_of(t, ex);
+    let extra = differing_writers(t, ex);
+    // Where a write is missing: the final state of each node the example names.
+    let mut finals = Vec::new();
+    if ex.key.is_some() {
+        for n in &ex.nodes {
+            if let Some(&at) = t.last_final.get(n) {
+                if !ops.contains(&at) {
+                    ops.push(at);
+                    finals.push(at);
+                }
+            }
+        }
+    }
+    let mut writes = writes_of(t, ex);
+    for &at in &extra {
+        if !ops.contains(&at) {
+            ops.push(at);
+        }
+        for m in &t.ops[at].mops {
+            if let Mop::Write(k, v) | Mop::Append(k, v) | Mop::Add(k, v) = m {
+                if Some(k) == ex.key.as_ref() && !writes.contains(&(k.clone(), *v)) {
+                    writes.push((k.clone(), *v));
+                }
+            }
+        }
+    }
     let all: Vec<Flight> = match messages {
         Some(ms) if !writes.is_empty() => {
             flights(ms, |m| writes.iter().any(|(k, v)| m.carries(k, *v)))
@@ -58,6 +130,18 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
         _ => Vec::new(),
     };
     let mut note = String::new();
+    let extra_note = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Also drawn: the write(s) of {} that some of these reads lack. ",
+            extra
+                .iter()
+                .map(|&at| format!("op {}", t.ops[at].index()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let shown: &[Flight] = if all.len() > MAX_MESSAGES {
         note = format!(
             "Showing the first {MAX_MESSAGES} of {} messages carrying these writes.",
@@ -180,9 +264,15 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
             Outcome::Fail => "fail",
             Outcome::Info => "info",
         };
-        let label = format!("op {} p{} {}", op.index(), op.process, op.mops_text());
-        let label: String = if label.chars().count() > 40 {
-            label.chars().take(39).chain(['…']).collect()
+        let mops: Vec<String> = op
+            .mops
+            .iter()
+            .filter(|m| ex.key.as_ref().is_none_or(|k| m.key() == k))
+            .map(super::model::mop_text)
+            .collect();
+        let label = format!("op {} p{} {}", op.index(), op.process, mops.join(" "));
+        let label: String = if label.chars().count() > 30 {
+            label.chars().take(29).chain(['…']).collect()
         } else {
             label
         };
@@ -192,7 +282,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
             x - 6.0,
             y0 - 6.0,
             (y1 - y0) + 12.0,
-            esc(&describe(op)),
+            esc(&describe_for(op, ex.key.as_ref())),
             x + 9.0,
             y0 + 4.0,
             esc(&label),
@@ -200,7 +290,29 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
         );
     }
     s.push_str("</svg>");
-    (s, note)
+    let finals_note = if finals.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Also drawn: the final read(s) {} of {}. ",
+            finals
+                .iter()
+                .map(|&at| format!("op {}", t.ops[at].index()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            finals
+                .iter()
+                .map(|&at| t.ops[at].node.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    (
+        s,
+        format!("{extra_note}{finals_note}{note}")
+            .trim()
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -252,5 +364,35 @@ mod tests {
         assert!(!svg.contains("message 3"));
         let (_, note) = render(&t, &ex, None);
         assert!(note.starts_with("No message log"));
+    }
+
+    #[test]
+    fn divergence_diagrams_add_the_writes_some_nodes_lack() {
+        let t = Timeline::from_events(&events(
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}
+{"index":1,"time":10,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}
+{"index":2,"time":11,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}
+{"index":3,"time":12,"type":"ok","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}
+{"index":4,"time":50,"type":"invoke","process":0,"node":"n1","f":"final","value":[["r","x",null],["r","y",null]]}
+{"index":5,"time":60,"type":"ok","process":0,"node":"n1","f":"final","value":[["r","x",[1]],["r","y",[7]]]}
+{"index":6,"time":70,"type":"invoke","process":1,"node":"n2","f":"final","value":[["r","x",null],["r","y",null]]}
+{"index":7,"time":80,"type":"ok","process":1,"node":"n2","f":"final","value":[["r","x",[1,2]],["r","y",[7]]]}"#,
+        ));
+        let ex = Example {
+            explanation: "diverged".into(),
+            key: Some(Key::from("x")),
+            ops: vec![5, 7],
+            nodes: vec!["n1".into(), "n2".into()],
+            detail: serde_json::Value::Null,
+        };
+        assert_eq!(differing_writers(&t, &ex), vec![1]);
+        let (svg, note) = render(&t, &ex, None);
+        assert!(
+            note.starts_with("Also drawn: the write(s) of op 3 that some of these reads lack."),
+            "{note}"
+        );
+        assert!(svg.contains(r##"<a href="#op-3">"##));
+        // Labels keep to the example's key.
+        assert!(svg.contains("op 5 p0 [r x [1]]") && !svg.contains("[r y"));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ladon_checker::history::{Event, EventType, Mop, Process};
+use ladon_checker::history::{Event, EventType, Key, Mop, Process};
 use serde_json::Value as Json;
 
 /// How a client operation ended.
@@ -126,6 +126,10 @@ pub struct Timeline {
     pub by_index: BTreeMap<u64, usize>,
     /// Nodes in order of first appearance in the history, then sorted.
     pub nodes: Vec<String>,
+    /// Each written value `(key, value)` (`w`, `append`, `add`) → position in `ops` of its writer.
+    pub writers: BTreeMap<(Key, i64), usize>,
+    /// Each node's last `ok` final read (its final state) → position in `ops`.
+    pub last_final: BTreeMap<String, usize>,
 }
 
 impl Timeline {
@@ -183,6 +187,19 @@ impl Timeline {
             }
         }
         t.nodes.sort();
+        for (i, op) in t.ops.iter().enumerate() {
+            if op.is_final() && op.outcome == Outcome::Ok {
+                let last = t.last_final.entry(op.node.clone()).or_insert(i);
+                if t.ops[*last].end <= op.end {
+                    *last = i;
+                }
+            }
+            for m in &op.mops {
+                if let Mop::Write(k, v) | Mop::Append(k, v) | Mop::Add(k, v) = m {
+                    t.writers.entry((k.clone(), *v)).or_insert(i);
+                }
+            }
+        }
         t
     }
 

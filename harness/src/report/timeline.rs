@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::escape::esc;
-use super::model::{Op, Outcome, Timeline};
+use ladon_checker::history::{Key, Mop};
+
+use super::model::{mop_text, Op, Outcome, Timeline};
 
 /// Layout constants.
 const COL_W: f64 = 24.0;
@@ -36,6 +38,15 @@ pub fn fmt_secs(ns: u64) -> String {
 
 /// A one-line description of an operation, for tooltips and lists.
 pub fn describe(op: &Op) -> String {
+    describe_for(op, None)
+}
+
+/// Longest transaction text shown (final reads list every key).
+const MAX_MOPS_TEXT: usize = 400;
+
+/// Like [`describe`], showing only the micro-operations on `key` when given
+/// (a final read of every key is otherwise unreadable).
+pub fn describe_for(op: &Op, key: Option<&Key>) -> String {
     let mut s = format!(
         "op {} · process {} on {} · {} {} · {} → {}",
         op.index(),
@@ -46,11 +57,34 @@ pub fn describe(op: &Op) -> String {
         fmt_secs(op.start),
         fmt_secs(op.end),
     );
-    let _ = write!(s, " · {}", op.mops_text());
+    let shown: Vec<&Mop> = match key {
+        Some(k) => op.mops.iter().filter(|m| m.key() == k).collect(),
+        None => op.mops.iter().collect(),
+    };
+    let mut text = shown
+        .iter()
+        .map(|m| mop_text(m))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.chars().count() > MAX_MOPS_TEXT {
+        text = text.chars().take(MAX_MOPS_TEXT).collect::<String>() + "…";
+    }
+    let _ = write!(s, " · {text}");
+    if shown.len() < op.mops.len() {
+        let _ = write!(
+            s,
+            " (+{} micro-ops on other keys)",
+            op.mops.len() - shown.len()
+        );
+    }
     if let Some(e) = &op.error {
         let _ = write!(s, " · error: {e}");
     }
     if let Some(m) = &op.meta {
+        let mut m = m.to_string();
+        if m.chars().count() > MAX_MOPS_TEXT {
+            m = m.chars().take(MAX_MOPS_TEXT).collect::<String>() + "…";
+        }
         let _ = write!(s, " · meta: {m}");
     }
     s
