@@ -440,6 +440,21 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
             if !ex.nodes.is_empty() {
                 let _ = write!(h, "<p>Nodes: {}</p>", esc(&ex.nodes.join(", ")));
             }
+            let lack = lamport::lacking(t, ex);
+            if !lack.is_empty() {
+                let parts: Vec<String> = lack
+                    .iter()
+                    .map(|(n, vals)| {
+                        let vals: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
+                        format!("{n} lacks {}", vals.join(", "))
+                    })
+                    .collect();
+                let _ = write!(
+                    h,
+                    "<p class=\"diff\">Difference: {}.</p>",
+                    esc(&parts.join("; "))
+                );
+            }
             h.push_str("<ol class=\"ops\">");
             for &i in &ex.ops {
                 match t.op_at(i) {

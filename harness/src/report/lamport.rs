@@ -87,6 +87,43 @@ pub fn differing_writers(t: &Timeline, ex: &Example) -> Vec<usize> {
     out
 }
 
+/// For examples whose reads of their key disagree: which node's read lacks
+/// which values that another read of the example holds (at most 10 per node).
+pub fn lacking(t: &Timeline, ex: &Example) -> Vec<(String, Vec<i64>)> {
+    let Some(key) = &ex.key else {
+        return Vec::new();
+    };
+    let mut reads: Vec<(String, BTreeSet<i64>)> = Vec::new();
+    for &i in &ex.ops {
+        if let Some(op) = t.op_at(i) {
+            for m in &op.mops {
+                if let Mop::Read(k, v) = m {
+                    if k == key {
+                        let set = match v {
+                            ReadValue::Null => BTreeSet::new(),
+                            ReadValue::Int(x) => BTreeSet::from([*x]),
+                            ReadValue::List(l) => l.iter().copied().collect(),
+                        };
+                        reads.push((op.node.clone(), set));
+                    }
+                }
+            }
+        }
+    }
+    if reads.len() < 2 {
+        return Vec::new();
+    }
+    let all: BTreeSet<i64> = reads.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let mut out: Vec<(String, Vec<i64>)> = Vec::new();
+    for (node, set) in &reads {
+        let missing: Vec<i64> = all.difference(set).copied().take(10).collect();
+        if !missing.is_empty() && !out.iter().any(|(n, _)| n == node) {
+            out.push((node.clone(), missing));
+        }
+    }
+    out
+}
+
 /// The diagram, and a sentence on what it leaves out (empty when nothing).
 pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (String, String) {
     let mut ops = Vec::new();
@@ -386,6 +423,7 @@ mod tests {
             detail: serde_json::Value::Null,
         };
         assert_eq!(differing_writers(&t, &ex), vec![1]);
+        assert_eq!(lacking(&t, &ex), vec![("n1".to_string(), vec![2])]);
         let (svg, note) = render(&t, &ex, None);
         assert!(
             note.starts_with("Also drawn: the write(s) of op 3 that some of these reads lack."),
