@@ -293,9 +293,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
                             e.lost.push(node);
-                        } else if state.iter().any(|&s| superseded_by(h, x.c, idx, w, s)) {
+                        } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
-                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, x.c, s, w)) {
+                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
                             e.causal.push((node, s));
                         } else {
                             e.conflict.push((node, state.clone()));
@@ -342,7 +342,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 let frontier: Vec<u32> = eligible
                     .iter()
                     .copied()
-                    .filter(|&a| !eligible.iter().any(|&b| b != a && superseded_by(h, x.c, idx, a, b)))
+                    .filter(|&a| !eligible.iter().any(|&b| b != a && superseded_by(h, idx, a, b)))
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
@@ -411,11 +411,34 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     if n < 2 {
         return 0;
     }
-    if idx.small(k) || !x.c.cycles.is_empty() || n <= 256 {
+    if idx.small(k) {
+        let base = idx.key_start(k) as u32;
+        let mut mask = 0u64;
+        for &a in &acked {
+            mask |= 1u64 << (idx.slot[a as usize] - base);
+        }
+        let mut count = 0u64;
+        for &a in &acked {
+            let sa = idx.slot[a as usize];
+            let bit = sa - base;
+            let later = if bit == 63 { 0 } else { !((1u64 << (bit + 1)) - 1) };
+            let related = idx.pred[sa as usize] | idx.succ[sa as usize];
+            count += (mask & later & !related).count_ones() as u64;
+        }
+        // two writes of one transaction are not a pair
+        let mut ops: Vec<u32> = acked.iter().map(|&w| h.mops[w as usize].op).collect();
+        ops.sort_unstable();
+        for run in ops.chunk_by(|a, b| a == b) {
+            let r = run.len() as u64;
+            count -= r * (r - 1) / 2;
+        }
+        return count;
+    }
+    if !x.c.cycles.is_empty() || n <= 256 {
         let mut count = 0;
         for (i, &a) in acked.iter().enumerate() {
             for &b in &acked[i + 1..] {
-                if h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, x.c, a, b) && !idx.hb(h, x.c, b, a) {
+                if h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a) {
                     count += 1;
                 }
             }
@@ -440,11 +463,13 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let r = run.len() as u64;
         same_op += r * (r - 1) / 2;
     }
+    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
     for &b in &acked {
         let ob = h.mops[b as usize].op;
-        let Some(clock) = x.c.clock_of(ob) else { continue };
-        for (&p, seqs) in &groups {
-            let bound = if p == x.c.process_of(ob) { x.c.seq[ob as usize] - 1 } else { clock[p as usize] };
+        let Some(proj) = idx.projection(b) else { continue };
+        for (gi, &p) in key_groups.iter().enumerate() {
+            let Some(seqs) = groups.get(&p) else { continue };
+            let bound = if p == x.c.process_of(ob) { x.c.seq[ob as usize] - 1 } else { proj[gi] };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }
     }
@@ -456,7 +481,7 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
     let acked: Vec<u32> = acked.iter().copied().filter(|&w| idx.slot[w as usize] != NONE).collect();
     acked.iter().enumerate().any(|(i, &a)| {
         acked[i + 1..].iter().any(|&b| {
-            h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, x.c, a, b) && !idx.hb(h, x.c, b, a)
+            h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a)
         })
     })
 }

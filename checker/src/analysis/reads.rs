@@ -232,10 +232,10 @@ fn find_ordered_pair(
     }
     for (j, &(wj, _)) in elems.iter().enumerate() {
         for &(wi, _) in &elems[..j] {
-            if idx.hb(h, x.c, wj, wi) {
+            if idx.hb(h, wj, wi) {
                 return Some((wj, wi));
             }
-            if !is_list && idx.hb(h, x.c, wi, wj) {
+            if !is_list && idx.hb(h, wi, wj) {
                 return Some((wi, wj));
             }
         }
