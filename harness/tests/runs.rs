@@ -149,7 +149,7 @@ fn explore_finds_a_planted_bug_and_its_reproduce_command_reproduces_it() {
         .anomalies
         .iter()
         .filter(|(_, x)| x.forbidden)
-        .map(|(a, x)| format!("{}x{}", a.as_str(), x.count))
+        .map(|(a, x)| format!("{}:{}", a.as_str(), x.count))
         .collect();
     assert_eq!(again, f.anomalies);
     assert!(
