@@ -2,3 +2,4 @@
 //! test, and their implementations.
 
 pub mod node;
+pub mod process;

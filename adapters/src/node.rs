@@ -88,12 +88,23 @@ pub struct ReplyOk {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command<M, R> {
     /// Send `msg` to a peer over the (faulty) network.
-    Send { to: NodeId, msg: M },
+    Send {
+        to: NodeId,
+        msg: M,
+    },
     /// Complete a client request, now or later.
-    Reply { req: ReqId, result: Result<ReplyOk, ClientError> },
+    Reply {
+        req: ReqId,
+        result: Result<ReplyOk, ClientError>,
+    },
     /// Fire [`Node::on_timer`] after `after_ns` of this node's clock.
-    SetTimer { id: TimerId, after_ns: u64 },
-    CancelTimer { id: TimerId },
+    SetTimer {
+        id: TimerId,
+        after_ns: u64,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
     /// Append a record to durable storage; survives crashes.
     Persist(R),
     /// A line for the node's log file.
@@ -143,7 +154,12 @@ pub trait Node {
     /// Called once after the node is built (first start or restart).
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Record>);
     fn on_request(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Record>, req: Request);
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Record>, from: NodeId, msg: Self::Msg);
+    fn on_message(
+        &mut self,
+        ctx: &mut Ctx<'_, Self::Msg, Self::Record>,
+        from: NodeId,
+        msg: Self::Msg,
+    );
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Record>, timer: TimerId);
 
     /// The writes a message carries, as `(key, value)` pairs, so reports can

@@ -7,6 +7,6 @@ pub mod history;
 pub mod report;
 pub mod writer;
 
+pub use check::{check_events, check_path, CheckOptions};
 pub use history::{Event, EventType, Key, KeyKind, Mop, MopFn, Payload, Process, ReadValue};
 pub use report::{Anomaly, Example, Finding, Guarantee, Report, Verdict};
-pub use check::{check_events, check_path, CheckOptions};
