@@ -1,3 +1,5 @@
 //! Ladon's harness: running tests and the `ladon` CLI.
 
 pub mod cli;
+pub mod clock;
+pub mod net;
