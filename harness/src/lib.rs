@@ -2,5 +2,5 @@
 
 pub mod cli;
 pub mod clock;
-pub mod net;
 pub mod live;
+pub mod net;

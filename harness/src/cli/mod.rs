@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod run_process;
+
 /// Ladon: a conformance test harness and checker for multi-leader replication.
 #[derive(Debug, Parser)]
 #[command(name = "ladon", version, about)]
@@ -13,10 +15,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a test (live, `--adapter process`: a Maelstrom-protocol binary per node).
+    Run(Box<run_process::ProcessRunArgs>),
+}
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Run(args) => run_process::run(*args),
+    }
 }

@@ -38,12 +38,25 @@ pub struct Endpoint {
 impl Endpoint {
     pub async fn register(name: String, router: mpsc::Sender<RouterIn>) -> Endpoint {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = router.send(RouterIn::Control(Control::RegisterClient(name.clone(), tx))).await;
-        Endpoint { name, next_msg_id: 0, replies: rx, router }
+        let _ = router
+            .send(RouterIn::Control(Control::RegisterClient(name.clone(), tx)))
+            .await;
+        Endpoint {
+            name,
+            next_msg_id: 0,
+            replies: rx,
+            router,
+        }
     }
 
     /// Performs `ops` against node `node` (index, name) through the workload's RPCs.
-    pub async fn perform(&mut self, workload: Workload, node: (usize, &str), ops: &[Mop], timeout: Duration) -> Completion {
+    pub async fn perform(
+        &mut self,
+        workload: Workload,
+        node: (usize, &str),
+        ops: &[Mop],
+        timeout: Duration,
+    ) -> Completion {
         let plan = match workload.requests(ops) {
             Ok(p) => p,
             Err(e) => return Completion::Fail(e.to_string()),
@@ -56,7 +69,12 @@ impl Endpoint {
             body["msg_id"] = Json::from(msg_id);
             let line = Message::new(self.name.clone(), node.1, body).encode();
             let line = line[..line.len() - 1].to_vec();
-            let sent = RouterIn::FromClient { node: node.0, client: self.name.clone(), msg_id, line };
+            let sent = RouterIn::FromClient {
+                node: node.0,
+                client: self.name.clone(),
+                msg_id,
+                line,
+            };
             if self.router.send(sent).await.is_err() {
                 return Completion::Info("harness stopping".into());
             }
@@ -65,7 +83,9 @@ impl Endpoint {
                     Err(_) => return Completion::Info("timeout".into()),
                     Ok(None) => return Completion::Info("harness stopping".into()),
                     // Late replies to earlier, timed-out requests are ignored.
-                    Ok(Some(b)) if b.get("in_reply_to").and_then(Json::as_u64) == Some(msg_id) => break b,
+                    Ok(Some(b)) if b.get("in_reply_to").and_then(Json::as_u64) == Some(msg_id) => {
+                        break b
+                    }
                     Ok(Some(_)) => continue,
                 }
             };
@@ -98,7 +118,15 @@ pub async fn run_op(
     timeout: Duration,
     fresh: &AtomicU64,
 ) -> (Completion, u64) {
-    rec.client(EventType::Invoke, process, node.1, f, ops.clone(), None, None);
+    rec.client(
+        EventType::Invoke,
+        process,
+        node.1,
+        f,
+        ops.clone(),
+        None,
+        None,
+    );
     let c = ep.perform(workload, node, &ops, timeout).await;
     match &c {
         Completion::Ok(done) => {
@@ -106,11 +134,27 @@ pub async fn run_op(
             (c, process)
         }
         Completion::Fail(why) => {
-            rec.client(EventType::Fail, process, node.1, f, ops, Some(why.clone()), None);
+            rec.client(
+                EventType::Fail,
+                process,
+                node.1,
+                f,
+                ops,
+                Some(why.clone()),
+                None,
+            );
             (c, process)
         }
         Completion::Info(why) => {
-            rec.client(EventType::Info, process, node.1, f, ops, Some(why.clone()), None);
+            rec.client(
+                EventType::Info,
+                process,
+                node.1,
+                f,
+                ops,
+                Some(why.clone()),
+                None,
+            );
             (c, fresh.fetch_add(1, Ordering::SeqCst))
         }
     }
@@ -135,9 +179,24 @@ pub async fn client_loop(ctx: ClientCtx) {
     let mut ep = Endpoint::register(format!("c{}", ctx.index + 1), ctx.router.clone()).await;
     let mut process = ctx.index as u64;
     while !ctx.stop.load(Ordering::SeqCst) {
-        let ops = ctx.generator.lock().unwrap_or_else(|p| p.into_inner()).next_op();
+        let ops = ctx
+            .generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_op();
         let node = (ctx.node.0, ctx.node.1.as_str());
-        let (_, next) = run_op(&mut ep, &ctx.recorder, ctx.workload, node, "txn", process, ops, ctx.timeout, &ctx.fresh).await;
+        let (_, next) = run_op(
+            &mut ep,
+            &ctx.recorder,
+            ctx.workload,
+            node,
+            "txn",
+            process,
+            ops,
+            ctx.timeout,
+            &ctx.fresh,
+        )
+        .await;
         process = next;
         if !ctx.think.is_zero() {
             tokio::time::sleep(ctx.think).await;

@@ -48,7 +48,13 @@ pub async fn heal_all(ctx: &FinalCtx) {
         let _ = nodes.resume(i);
     }
     if !paused.is_empty() {
-        ctx.recorder.nemesis("resume", json!(paused.iter().map(|&i| ctx.names[i].clone()).collect::<Vec<_>>()));
+        ctx.recorder.nemesis(
+            "resume",
+            json!(paused
+                .iter()
+                .map(|&i| ctx.names[i].clone())
+                .collect::<Vec<_>>()),
+        );
     }
     let mut restarted = Vec::new();
     for i in 0..nodes.len() {
@@ -90,14 +96,39 @@ pub async fn final_reads(ctx: &FinalCtx) -> Option<u64> {
     for i in 0..n {
         eps.push(Endpoint::register(format!("cf{}", i + 1), ctx.router.clone()).await);
     }
-    let mut processes: Vec<u64> = (0..n).map(|_| ctx.fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst)).collect();
-    let reads: Vec<Mop> = ctx.keys.iter().map(|k| Mop::Read(k.clone(), ReadValue::Null)).collect();
+    let mut processes: Vec<u64> = (0..n)
+        .map(|_| ctx.fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        .collect();
+    let reads: Vec<Mop> = ctx
+        .keys
+        .iter()
+        .map(|k| Mop::Read(k.clone(), ReadValue::Null))
+        .collect();
     let deadline = tokio::time::Instant::now() + ctx.converge_timeout;
     loop {
         let mut futs = Vec::new();
         for (i, ep) in eps.iter_mut().enumerate() {
-            let (rec, name, fresh, reads, p) = (&ctx.recorder, ctx.names[i].as_str(), &ctx.fresh, reads.clone(), processes[i]);
-            futs.push(async move { run_op(ep, rec, ctx.workload, (i, name), "final", p, reads, ctx.timeout, fresh).await });
+            let (rec, name, fresh, reads, p) = (
+                &ctx.recorder,
+                ctx.names[i].as_str(),
+                &ctx.fresh,
+                reads.clone(),
+                processes[i],
+            );
+            futs.push(async move {
+                run_op(
+                    ep,
+                    rec,
+                    ctx.workload,
+                    (i, name),
+                    "final",
+                    p,
+                    reads,
+                    ctx.timeout,
+                    fresh,
+                )
+                .await
+            });
         }
         let results = futures_join_all(futs).await;
         let mut states = Vec::new();
@@ -138,5 +169,7 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }

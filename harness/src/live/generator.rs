@@ -25,7 +25,13 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(workload: Workload, rng: ChaCha8Rng, txn_size: usize, max_writes_per_key: u64, active_keys: usize) -> Self {
+    pub fn new(
+        workload: Workload,
+        rng: ChaCha8Rng,
+        txn_size: usize,
+        max_writes_per_key: u64,
+        active_keys: usize,
+    ) -> Self {
         let active_keys = active_keys.max(1) as i64;
         Generator {
             workload,
@@ -65,7 +71,11 @@ impl Generator {
             };
             return vec![op];
         }
-        let size = if self.workload.transactional() { self.rng.random_range(1..=self.txn_size) } else { 1 };
+        let size = if self.workload.transactional() {
+            self.rng.random_range(1..=self.txn_size)
+        } else {
+            1
+        };
         let mut ops = Vec::with_capacity(size);
         for _ in 0..size {
             let slot = self.rng.random_range(0..self.active.len());
@@ -102,7 +112,9 @@ impl Generator {
 
     /// The final phase's read of `keys`.
     pub fn final_reads(&self, keys: &[Key]) -> Vec<Mop> {
-        keys.iter().map(|k| Mop::Read(k.clone(), ReadValue::Null)).collect()
+        keys.iter()
+            .map(|k| Mop::Read(k.clone(), ReadValue::Null))
+            .collect()
     }
 }
 
@@ -113,7 +125,13 @@ mod tests {
 
     #[test]
     fn values_are_unique_and_keys_rotate() {
-        let mut g = Generator::new(Workload::TxnListAppend, ChaCha8Rng::seed_from_u64(1), 3, 4, 2);
+        let mut g = Generator::new(
+            Workload::TxnListAppend,
+            ChaCha8Rng::seed_from_u64(1),
+            3,
+            4,
+            2,
+        );
         let mut seen = BTreeSet::new();
         for _ in 0..200 {
             for m in g.next_op() {

@@ -128,6 +128,8 @@ pub struct LiveOutcome {
     pub router: RouterStats,
     /// Node-to-node messages per acknowledged write.
     pub messages_per_write: Option<f64>,
+    /// Process ids of every node process the run started (all reaped by now).
+    pub pids: Vec<i32>,
 }
 
 /// Runs one live test. Every child is killed and reaped before this returns,
@@ -138,10 +140,12 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
     let clocks = opts.nemesis.contains(&Fault::Clock);
     let nodes_dir = opts.run_dir.join("nodes");
-    std::fs::create_dir_all(&nodes_dir).with_context(|| format!("cannot create {}", nodes_dir.display()))?;
+    std::fs::create_dir_all(&nodes_dir)
+        .with_context(|| format!("cannot create {}", nodes_dir.display()))?;
     let start = Instant::now();
     let history = opts.run_dir.join("history.jsonl");
-    let recorder = Recorder::create(&history, start).with_context(|| format!("cannot create {}", history.display()))?;
+    let recorder = Recorder::create(&history, start)
+        .with_context(|| format!("cannot create {}", history.display()))?;
     let names: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
 
     let (router_tx, router_rx) = mpsc::channel::<RouterIn>(8192);
@@ -159,7 +163,10 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     let mut specs = Vec::new();
     for name in &names {
         let faketime = if clocks {
-            Some(Faketime::new(opts.faketime_library.as_deref(), nodes_dir.join(format!("{name}.faketime")))?)
+            Some(Faketime::new(
+                opts.faketime_library.as_deref(),
+                nodes_dir.join(format!("{name}.faketime")),
+            )?)
         } else {
             None
         };
@@ -174,17 +181,41 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     let setup: Vec<Vec<serde_json::Value>> = match opts.workload {
         Workload::Broadcast => {
             let topo = opts.topology.neighbours(&names);
-            names.iter().map(|_| vec![json!({"type": "topology", "topology": topo})]).collect()
+            names
+                .iter()
+                .map(|_| vec![json!({"type": "topology", "topology": topo})])
+                .collect()
         }
         _ => names.iter().map(|_| Vec::new()).collect(),
     };
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
-    let nodes = Arc::new(tokio::sync::Mutex::new(NodeSet::new(specs, setup, opts.init_timeout, router_tx.clone(), exit_tx)));
+    let nodes = Arc::new(tokio::sync::Mutex::new(NodeSet::new(
+        specs,
+        setup,
+        opts.init_timeout,
+        router_tx.clone(),
+        exit_tx,
+    )));
 
-    let result = drive(opts, &names, &recorder, &router_tx, &nodes, &mut exit_rx, clocks).await;
-    nodes.lock().await.shutdown().await;
+    let result = drive(
+        opts,
+        &names,
+        &recorder,
+        &router_tx,
+        &nodes,
+        &mut exit_rx,
+        clocks,
+    )
+    .await;
+    let pids = {
+        let mut set = nodes.lock().await;
+        set.shutdown().await;
+        set.spawned.clone()
+    };
     let (tx, rx) = oneshot::channel();
-    let _ = router_tx.send(RouterIn::Control(Control::Shutdown(tx))).await;
+    let _ = router_tx
+        .send(RouterIn::Control(Control::Shutdown(tx)))
+        .await;
     let stats = rx.await.unwrap_or_default();
     let _ = router_task.await;
     let converged_ns = result?;
@@ -197,7 +228,14 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
         .filter(|e| e.kind == EventType::Ok && e.f == "txn" && e.ops().iter().any(|m| m.is_write()))
         .count();
     let messages_per_write = (writes > 0).then(|| stats.sent as f64 / writes as f64);
-    Ok(LiveOutcome { history, events, converged_ns, router: stats, messages_per_write })
+    Ok(LiveOutcome {
+        history,
+        events,
+        converged_ns,
+        router: stats,
+        messages_per_write,
+        pids,
+    })
 }
 
 async fn drive(
@@ -211,8 +249,10 @@ async fn drive(
 ) -> anyhow::Result<Option<u64>> {
     {
         let mut set = nodes.lock().await;
-        for i in 0..names.len() {
-            set.start(i).await.with_context(|| format!("cannot start node {}", names[i]))?;
+        for (i, name) in names.iter().enumerate() {
+            set.start(i)
+                .await
+                .with_context(|| format!("cannot start node {name}"))?;
         }
     }
     // Nodes that exit on their own are recorded, and stay down until the final phase.
@@ -223,7 +263,10 @@ async fn drive(
         tokio::spawn(async move {
             while let Some((i, generation, why)) = rx.recv().await {
                 if let Some(status) = nodes.lock().await.exited(i, generation).await {
-                    recorder.nemesis("node-exit", json!({"node": names[i], "status": status, "reason": why}));
+                    recorder.nemesis(
+                        "node-exit",
+                        json!({"node": names[i], "status": status, "reason": why}),
+                    );
                 }
             }
         })
@@ -238,7 +281,11 @@ async fn drive(
         opts.max_writes_per_key,
         opts.concurrency.max(2),
     )));
-    let think = if opts.rate > 0.0 { Duration::from_secs_f64(opts.concurrency as f64 / opts.rate) } else { Duration::ZERO };
+    let think = if opts.rate > 0.0 {
+        Duration::from_secs_f64(opts.concurrency as f64 / opts.rate)
+    } else {
+        Duration::ZERO
+    };
     let mut clients = Vec::new();
     for k in 0..opts.concurrency {
         let node = k % names.len();
@@ -271,7 +318,16 @@ async fn drive(
         .nemesis
         .iter()
         .enumerate()
-        .map(|(k, &f)| tokio::spawn(nemesis::run_fault(f, k, opts.nemesis.len(), nctx.clone(), opts.seed, stop_rx.clone())))
+        .map(|(k, &f)| {
+            tokio::spawn(nemesis::run_fault(
+                f,
+                k,
+                opts.nemesis.len(),
+                nctx.clone(),
+                opts.seed,
+                stop_rx.clone(),
+            ))
+        })
         .collect();
 
     tokio::time::sleep(opts.time_limit).await;
@@ -289,7 +345,10 @@ async fn drive(
         router: router_tx.clone(),
         nodes: nodes.clone(),
         recorder: recorder.clone(),
-        keys: generator.lock().unwrap_or_else(|p| p.into_inner()).written_keys(),
+        keys: generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .written_keys(),
         timeout: opts.op_timeout,
         converge_timeout: opts.converge_timeout,
         fresh,

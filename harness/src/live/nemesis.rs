@@ -31,7 +31,15 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [Fault::Partition, Fault::Clock, Fault::Crash, Fault::Pause, Fault::Loss, Fault::Dup, Fault::Clog];
+    pub const ALL: [Fault; 7] = [
+        Fault::Partition,
+        Fault::Clock,
+        Fault::Crash,
+        Fault::Pause,
+        Fault::Loss,
+        Fault::Dup,
+        Fault::Clog,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -48,7 +56,10 @@ impl Fault {
         if s.trim() == "none" || s.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let mut out: Vec<Fault> = s.split(',').map(|p| p.trim().parse()).collect::<Result<_, _>>()?;
+        let mut out: Vec<Fault> = s
+            .split(',')
+            .map(|p| p.trim().parse())
+            .collect::<Result<_, _>>()?;
         out.sort();
         out.dedup();
         Ok(out)
@@ -96,7 +107,14 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 }
 
 /// Runs fault `fault` (the `k`-th of `of` enabled faults) until `stop`.
-pub async fn run_fault(fault: Fault, k: usize, of: usize, ctx: NemesisCtx, seed: u64, mut stop: watch::Receiver<bool>) {
+pub async fn run_fault(
+    fault: Fault,
+    k: usize,
+    of: usize,
+    ctx: NemesisCtx,
+    seed: u64,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x6e656d ^ k as u64));
     let offset = ctx.interval.mul_f64(k as f64 / of.max(1) as f64);
     if !sleep_or_stop(ctx.interval / 2 + offset, &mut stop).await {
@@ -116,15 +134,31 @@ pub async fn run_fault(fault: Fault, k: usize, of: usize, ctx: NemesisCtx, seed:
 type Undo = Vec<usize>;
 
 fn names(ctx: &NemesisCtx, idx: &[usize]) -> Json {
-    json!(idx.iter().map(|&i| ctx.names[i].clone()).collect::<Vec<_>>())
+    json!(idx
+        .iter()
+        .map(|&i| ctx.names[i].clone())
+        .collect::<Vec<_>>())
 }
 
 /// The history event for a cut: `partition` with groups when it is a
 /// grouping, `partition-links` listing the cut links otherwise.
 pub fn cut_event(names: &[String], cut: &Cut) -> (&'static str, Json) {
     match &cut.groups {
-        Some(gs) => ("partition", json!(gs.iter().map(|g| g.iter().map(|&i| names[i].clone()).collect::<Vec<_>>()).collect::<Vec<_>>())),
-        None => ("partition-links", json!(cut.blocked.iter().map(|&(a, b)| [names[a].clone(), names[b].clone()]).collect::<Vec<_>>())),
+        Some(gs) => (
+            "partition",
+            json!(gs
+                .iter()
+                .map(|g| g.iter().map(|&i| names[i].clone()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()),
+        ),
+        None => (
+            "partition-links",
+            json!(cut
+                .blocked
+                .iter()
+                .map(|&(a, b)| [names[a].clone(), names[b].clone()])
+                .collect::<Vec<_>>()),
+        ),
     }
 }
 
@@ -135,7 +169,10 @@ async fn inject(fault: Fault, ctx: &NemesisCtx, rng: &mut ChaCha8Rng) -> Undo {
         Fault::Partition => {
             let shape = ctx.shapes.choose(rng).cloned().unwrap_or(Shape::Halves);
             let (tx, rx) = oneshot::channel();
-            let _ = ctx.router.send(RouterIn::Control(Control::Partition(shape, tx))).await;
+            let _ = ctx
+                .router
+                .send(RouterIn::Control(Control::Partition(shape, tx)))
+                .await;
             if let Ok(cut) = rx.await {
                 let (f, v) = cut_event(&ctx.names, &cut);
                 ctx.recorder.nemesis(f, v);
@@ -178,12 +215,18 @@ async fn inject(fault: Fault, ctx: &NemesisCtx, rng: &mut ChaCha8Rng) -> Undo {
             vec![one]
         }
         Fault::Loss => {
-            let _ = ctx.router.send(RouterIn::Control(Control::Loss(ctx.loss))).await;
+            let _ = ctx
+                .router
+                .send(RouterIn::Control(Control::Loss(ctx.loss)))
+                .await;
             ctx.recorder.nemesis("loss", json!(ctx.loss));
             vec![]
         }
         Fault::Dup => {
-            let _ = ctx.router.send(RouterIn::Control(Control::Duplicate(ctx.duplicate))).await;
+            let _ = ctx
+                .router
+                .send(RouterIn::Control(Control::Duplicate(ctx.duplicate)))
+                .await;
             ctx.recorder.nemesis("duplicate", json!(ctx.duplicate));
             vec![]
         }
@@ -234,7 +277,10 @@ async fn heal(fault: Fault, ctx: &NemesisCtx, undo: Undo) {
             ctx.recorder.nemesis("loss", json!(0.0));
         }
         Fault::Dup => {
-            let _ = ctx.router.send(RouterIn::Control(Control::Duplicate(0.0))).await;
+            let _ = ctx
+                .router
+                .send(RouterIn::Control(Control::Duplicate(0.0)))
+                .await;
             ctx.recorder.nemesis("duplicate", json!(0.0));
         }
         Fault::Clog => {

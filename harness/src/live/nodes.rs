@@ -32,6 +32,8 @@ pub struct NodeSet {
     slots: Vec<Slot>,
     /// A node that exits on its own is reported here (node index, status).
     exits: mpsc::UnboundedSender<(usize, u64, String)>,
+    /// Every process id started, in order (so callers can verify reaping).
+    pub spawned: Vec<i32>,
 }
 
 #[derive(Default)]
@@ -55,7 +57,16 @@ impl NodeSet {
     ) -> NodeSet {
         let names = specs.iter().map(|s| s.node.clone()).collect();
         let slots = specs.iter().map(|_| Slot::default()).collect();
-        NodeSet { names, specs, setup, init_timeout, router, slots, exits }
+        NodeSet {
+            names,
+            specs,
+            setup,
+            init_timeout,
+            router,
+            slots,
+            exits,
+            spawned: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -90,6 +101,7 @@ impl NodeSet {
     pub async fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let spec = &self.specs[i];
         let mut proc = NodeProcess::spawn(spec)?;
+        self.spawned.push(proc.pid);
         let mut stdin = proc.stdin.take().expect("piped stdin");
         let mut reader = LineReader::new(proc.stdout.take().expect("piped stdout"), MAX_LINE);
         let mut bodies = vec![init_body(&spec.node, &self.names, 1)];
@@ -99,19 +111,36 @@ impl NodeSet {
             bodies.push(b);
         }
         let log = spec.log.display().to_string();
-        let ignored = match handshake(&spec.node, &log, &mut stdin, &mut reader, bodies, self.init_timeout).await {
+        let ignored = match handshake(
+            &spec.node,
+            &log,
+            &mut stdin,
+            &mut reader,
+            bodies,
+            self.init_timeout,
+        )
+        .await
+        {
             Ok(ig) => ig,
             Err(e) => {
-                let status = match tokio::time::timeout(Duration::from_millis(200), proc.wait()).await {
-                    Ok(Ok(st)) => format!(" (it exited: {})", describe_exit(&st)),
-                    _ => String::new(),
-                };
+                let status =
+                    match tokio::time::timeout(Duration::from_millis(200), proc.wait()).await {
+                        Ok(Ok(st)) => format!(" (it exited: {})", describe_exit(&st)),
+                        _ => String::new(),
+                    };
                 drop(proc);
                 anyhow::bail!("{e}{status}");
             }
         };
         if !ignored.is_empty() {
-            append_log(&spec.log, &format!("[ladon] {}: ignored during the handshake: {}", spec.node, ignored.join(" | ")));
+            append_log(
+                &spec.log,
+                &format!(
+                    "[ladon] {}: ignored during the handshake: {}",
+                    spec.node,
+                    ignored.join(" | ")
+                ),
+            );
         }
         let slot = &mut self.slots[i];
         slot.generation += 1;
@@ -126,13 +155,18 @@ impl NodeSet {
             let _ = exits.send((i, generation, why));
         }));
         slot.proc = Some(proc);
-        self.router.send(RouterIn::Control(Control::NodeUp(i, tx))).await?;
+        self.router
+            .send(RouterIn::Control(Control::NodeUp(i, tx)))
+            .await?;
         Ok(())
     }
 
     /// `crash`: disconnect from the router, SIGKILL, reap.
     pub async fn crash(&mut self, i: usize) -> Option<String> {
-        let _ = self.router.send(RouterIn::Control(Control::NodeDown(i))).await;
+        let _ = self
+            .router
+            .send(RouterIn::Control(Control::NodeDown(i)))
+            .await;
         let slot = &mut self.slots[i];
         slot.generation += 1; // the reader's EOF is expected now
         slot.paused = false;
@@ -140,7 +174,10 @@ impl NodeSet {
             Some(mut p) => p.kill().await.ok().map(|s| describe_exit(&s)),
             None => None,
         };
-        for h in [slot.reader.take(), slot.writer.take()].into_iter().flatten() {
+        for h in [slot.reader.take(), slot.writer.take()]
+            .into_iter()
+            .flatten()
+        {
             h.abort();
         }
         status
@@ -151,7 +188,10 @@ impl NodeSet {
         if self.slots[i].generation != generation || self.slots[i].proc.is_none() {
             return None;
         }
-        let _ = self.router.send(RouterIn::Control(Control::NodeDown(i))).await;
+        let _ = self
+            .router
+            .send(RouterIn::Control(Control::NodeDown(i)))
+            .await;
         let slot = &mut self.slots[i];
         let mut p = slot.proc.take()?;
         let status = match tokio::time::timeout(Duration::from_secs(2), p.wait()).await {
@@ -195,7 +235,11 @@ impl NodeSet {
 
 fn append_log(path: &std::path::Path, line: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -219,7 +263,11 @@ async fn pump_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Line>) {
 }
 
 /// Forwards stdout lines to the router until end of stream; returns why it ended.
-async fn pump_stdout<R>(node: usize, mut reader: LineReader<R>, router: &mpsc::Sender<RouterIn>) -> String
+async fn pump_stdout<R>(
+    node: usize,
+    mut reader: LineReader<R>,
+    router: &mpsc::Sender<RouterIn>,
+) -> String
 where
     R: tokio::io::AsyncRead + Unpin,
 {
@@ -229,7 +277,11 @@ where
                 if line.is_empty() {
                     continue;
                 }
-                if router.send(RouterIn::FromNode { node, line }).await.is_err() {
+                if router
+                    .send(RouterIn::FromNode { node, line })
+                    .await
+                    .is_err()
+                {
                     return "router stopped".into();
                 }
             }
@@ -237,7 +289,11 @@ where
                 let mut line = b"[over-long line, ".to_vec();
                 line.extend_from_slice(format!("{len} bytes without a newline] ").as_bytes());
                 line.extend_from_slice(&head);
-                if router.send(RouterIn::FromNode { node, line }).await.is_err() {
+                if router
+                    .send(RouterIn::FromNode { node, line })
+                    .await
+                    .is_err()
+                {
                     return "router stopped".into();
                 }
             }

@@ -58,7 +58,8 @@ impl Recorder {
         g.next_index += 1;
         g.last_time = ev.time;
         if let Err(e) = g.writer.write(&ev) {
-            g.error.get_or_insert_with(|| format!("cannot write history: {e}"));
+            g.error
+                .get_or_insert_with(|| format!("cannot write history: {e}"));
         }
         let index = ev.index;
         g.events.push(ev);
@@ -110,11 +111,19 @@ impl Recorder {
 
     /// Every event recorded so far.
     pub fn events(&self) -> Vec<Event> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .events
+            .clone()
     }
 
     /// The first write error, if any (the history file is then incomplete).
     pub fn write_error(&self) -> Option<String> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).error.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .error
+            .clone()
     }
 }

@@ -32,10 +32,18 @@ pub type Line = Arc<[u8]>;
 /// What the router receives.
 pub enum RouterIn {
     /// A line node `node` printed on stdout.
-    FromNode { node: usize, line: Vec<u8> },
+    FromNode {
+        node: usize,
+        line: Vec<u8>,
+    },
     /// A client request for node `node` (clients are not behind the faulty
     /// network). If the node is down, the client gets a definite error.
-    FromClient { node: usize, client: String, msg_id: u64, line: Vec<u8> },
+    FromClient {
+        node: usize,
+        client: String,
+        msg_id: u64,
+        line: Vec<u8>,
+    },
     Control(Control),
 }
 
@@ -211,8 +219,13 @@ impl Router {
     /// Handles one input; returns the reply channel on shutdown.
     pub fn handle(&mut self, msg: RouterIn) -> Option<oneshot::Sender<RouterStats>> {
         match msg {
-            RouterIn::FromNode { node, line } => self.from_node(node, line),
-            RouterIn::FromClient { node, client, msg_id, line } => self.from_client(node, client, msg_id, line),
+            RouterIn::FromNode { node, line } => self.on_node_line(node, line),
+            RouterIn::FromClient {
+                node,
+                client,
+                msg_id,
+                line,
+            } => self.on_client_request(node, client, msg_id, line),
             RouterIn::Control(c) => return self.control(c),
         }
         None
@@ -223,8 +236,10 @@ impl Router {
         let mut wire = std::mem::take(&mut self.wire);
         match c {
             Control::Partition(shape, tx) => {
-                let cut = Cut::of_shape(&shape, self.names.len(), self.net.busiest(), &mut self.rng);
-                self.net.partition(now, cut.clone(), &mut self.rng, &mut wire);
+                let cut =
+                    Cut::of_shape(&shape, self.names.len(), self.net.busiest(), &mut self.rng);
+                self.net
+                    .partition(now, cut.clone(), &mut self.rng, &mut wire);
                 let _ = tx.send(cut);
             }
             Control::Heal => self.net.heal(now, &mut self.rng, &mut wire),
@@ -251,26 +266,39 @@ impl Router {
     fn complain(&mut self, node: usize, what: &str) {
         self.complaints[node] += 1;
         let k = self.complaints[node];
-        if k > MAX_COMPLAINTS && k % 1000 != 0 {
+        if k > MAX_COMPLAINTS && !k.is_multiple_of(1000) {
             return;
         }
         let Some(dir) = &self.log_dir else { return };
         let path = dir.join(format!("{}.log", self.names[node]));
         if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let suffix = if k == MAX_COMPLAINTS { " (further complaints are only counted)" } else { "" };
-            let _ = writeln!(f, "[ladon] {}: {what}{suffix} [{k} so far]", self.names[node]);
+            let suffix = if k == MAX_COMPLAINTS {
+                " (further complaints are only counted)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                f,
+                "[ladon] {}: {what}{suffix} [{k} so far]",
+                self.names[node]
+            );
         }
     }
 
-    fn from_node(&mut self, from: usize, line: Vec<u8>) {
+    fn on_node_line(&mut self, from: usize, line: Vec<u8>) {
         let env = match Envelope::peek(&line) {
             Ok(e) => e,
             Err(e) => {
                 self.stats.malformed += 1;
                 let shown = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
                 let why = match e {
-                    DecodeError::NotJson(_) => "printed a line on stdout that is not JSON (log to stderr instead)".to_string(),
-                    DecodeError::NotMessage(m) => format!("printed JSON that is not a message ({m})"),
+                    DecodeError::NotJson(_) => {
+                        "printed a line on stdout that is not JSON (log to stderr instead)"
+                            .to_string()
+                    }
+                    DecodeError::NotMessage(m) => {
+                        format!("printed JSON that is not a message ({m})")
+                    }
                 };
                 self.complain(from, &format!("{why}: {shown}"));
                 return;
@@ -279,13 +307,19 @@ impl Router {
         if let Some(to) = self.names.iter().position(|n| *n == env.dest) {
             let now = self.now();
             self.next_id += 1;
-            let pkt = Packet { id: self.next_id, kind: Arc::from(env.kind.as_str()), line: Arc::from(line) };
+            let pkt = Packet {
+                id: self.next_id,
+                kind: Arc::from(env.kind.as_str()),
+                line: Arc::from(line),
+            };
             self.stats.sent += 1;
             self.record(now, "send", pkt.id, from, to, &pkt.kind);
             let mut wire = std::mem::take(&mut self.wire);
             let id = pkt.id;
             let kind = pkt.kind.clone();
-            if let crate::net::SendFate::Lost = self.net.send(now, from, to, pkt, &mut self.rng, &mut wire) {
+            if let crate::net::SendFate::Lost =
+                self.net.send(now, from, to, pkt, &mut self.rng, &mut wire)
+            {
                 self.stats.dropped += 1;
                 self.record(now, "drop", id, from, to, &kind);
             }
@@ -297,28 +331,47 @@ impl Router {
                     self.stats.client_replies += 1;
                     let _ = tx.send(m.body);
                 }
-                Err(e) => self.complain(from, &format!("reply to {} is not a message: {e}", env.dest)),
+                Err(e) => self.complain(
+                    from,
+                    &format!("reply to {} is not a message: {e}", env.dest),
+                ),
             }
         } else if Services::is_service(&env.dest) {
             self.stats.service_requests += 1;
             match Message::decode(&line) {
                 Ok(m) => {
                     let now = self.now();
-                    let reply = self.services.handle(&env.dest, &self.names[from], &m.body, now, &mut self.rng);
-                    let out = Message::new(env.dest.clone(), self.names[from].clone(), reply).encode();
+                    let reply = self.services.handle(
+                        &env.dest,
+                        &self.names[from],
+                        &m.body,
+                        now,
+                        &mut self.rng,
+                    );
+                    let out =
+                        Message::new(env.dest.clone(), self.names[from].clone(), reply).encode();
                     self.write_to(from, Arc::from(&out[..out.len() - 1]));
                 }
-                Err(e) => self.complain(from, &format!("request to {} is not a message: {e}", env.dest)),
+                Err(e) => self.complain(
+                    from,
+                    &format!("request to {} is not a message: {e}", env.dest),
+                ),
             }
         } else if env.dest.starts_with('c') {
             // A reply to a client that has gone (e.g. a setup client): nothing to do.
         } else {
             self.stats.malformed += 1;
-            self.complain(from, &format!("sent a {:?} message to unknown destination {:?}", env.kind, env.dest));
+            self.complain(
+                from,
+                &format!(
+                    "sent a {:?} message to unknown destination {:?}",
+                    env.kind, env.dest
+                ),
+            );
         }
     }
 
-    fn from_client(&mut self, node: usize, client: String, msg_id: u64, line: Vec<u8>) {
+    fn on_client_request(&mut self, node: usize, client: String, msg_id: u64, line: Vec<u8>) {
         if self.stdin[node].is_some() {
             self.write_to(node, Arc::from(line));
             return;
@@ -381,8 +434,13 @@ impl Router {
     }
 
     fn record(&mut self, now: u64, event: &str, id: u64, from: usize, to: usize, kind: &str) {
-        let Some(out) = &mut self.messages else { return };
-        let _ = write!(out, "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":");
+        let Some(out) = &mut self.messages else {
+            return;
+        };
+        let _ = write!(
+            out,
+            "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":"
+        );
         let _ = serde_json::to_writer(&mut *out, &self.names[from]);
         let _ = out.write_all(b",\"to\":");
         let _ = serde_json::to_writer(&mut *out, &self.names[to]);
@@ -401,7 +459,11 @@ mod tests {
     fn router(nodes: usize, mode: PartitionMode, dir: &Path) -> Router {
         Router::new(RouterConfig {
             nodes: (1..=nodes).map(|i| format!("n{i}")).collect(),
-            net: NetConfig { latency: Latency::Constant(0), partition_mode: mode, ..NetConfig::default() },
+            net: NetConfig {
+                latency: Latency::Constant(0),
+                partition_mode: mode,
+                ..NetConfig::default()
+            },
             seed: 1,
             messages: Some(dir.join("messages.jsonl")),
             log_dir: Some(dir.to_path_buf()),
@@ -422,8 +484,14 @@ mod tests {
             let (tx, mut rx) = mpsc::unbounded_channel();
             r.handle(RouterIn::Control(Control::NodeUp(1, tx)));
             let (ctx, _crx) = oneshot::channel();
-            r.handle(RouterIn::Control(Control::Partition(Shape::Groups(vec![vec![0], vec![1]]), ctx)));
-            r.handle(RouterIn::FromNode { node: 0, line: line("n1", "n2", "gossip") });
+            r.handle(RouterIn::Control(Control::Partition(
+                Shape::Groups(vec![vec![0], vec![1]]),
+                ctx,
+            )));
+            r.handle(RouterIn::FromNode {
+                node: 0,
+                line: line("n1", "n2", "gossip"),
+            });
             assert!(rx.try_recv().is_err(), "{mode:?}: crossed the partition");
             r.handle(RouterIn::Control(Control::Heal));
             let now = r.now() + 1;
@@ -431,7 +499,9 @@ mod tests {
             let got = rx.try_recv().ok();
             match mode {
                 PartitionMode::Drop => assert!(got.is_none()),
-                PartitionMode::Hold => assert_eq!(&got.unwrap()[..], &line("n1", "n2", "gossip")[..]),
+                PartitionMode::Hold => {
+                    assert_eq!(&got.unwrap()[..], &line("n1", "n2", "gossip")[..])
+                }
             }
         }
     }
@@ -442,11 +512,23 @@ mod tests {
         let mut r = router(1, PartitionMode::Drop, dir.path());
         let (tx, mut rx) = mpsc::unbounded_channel();
         r.handle(RouterIn::Control(Control::NodeUp(0, tx)));
-        r.handle(RouterIn::FromNode { node: 0, line: br#"{"src":"n1","dest":"lin-tso","body":{"type":"ts","msg_id":4}}"#.to_vec() });
+        r.handle(RouterIn::FromNode {
+            node: 0,
+            line: br#"{"src":"n1","dest":"lin-tso","body":{"type":"ts","msg_id":4}}"#.to_vec(),
+        });
         let reply = Message::decode(&rx.try_recv().unwrap()).unwrap();
-        assert_eq!((reply.src.as_str(), reply.kind(), reply.in_reply_to()), ("lin-tso", "ts_ok", Some(4)));
-        r.handle(RouterIn::FromNode { node: 0, line: b"debug: hello".to_vec() });
-        r.handle(RouterIn::FromNode { node: 0, line: line("n1", "n9", "gossip") });
+        assert_eq!(
+            (reply.src.as_str(), reply.kind(), reply.in_reply_to()),
+            ("lin-tso", "ts_ok", Some(4))
+        );
+        r.handle(RouterIn::FromNode {
+            node: 0,
+            line: b"debug: hello".to_vec(),
+        });
+        r.handle(RouterIn::FromNode {
+            node: 0,
+            line: line("n1", "n9", "gossip"),
+        });
         assert_eq!(r.stats.malformed, 2);
         let log = std::fs::read_to_string(dir.path().join("n1.log")).unwrap();
         assert!(log.contains("[ladon] n1: printed a line on stdout that is not JSON (log to stderr instead): debug: hello"), "{log}");
@@ -459,7 +541,12 @@ mod tests {
         let mut r = router(1, PartitionMode::Drop, dir.path());
         let (ctx, mut crx) = mpsc::unbounded_channel();
         r.handle(RouterIn::Control(Control::RegisterClient("c1".into(), ctx)));
-        r.handle(RouterIn::FromClient { node: 0, client: "c1".into(), msg_id: 9, line: line("c1", "n1", "read") });
+        r.handle(RouterIn::FromClient {
+            node: 0,
+            client: "c1".into(),
+            msg_id: 9,
+            line: line("c1", "n1", "read"),
+        });
         let body = crx.try_recv().unwrap();
         assert_eq!(body["code"], json!(11));
         assert_eq!(body["in_reply_to"], json!(9));
@@ -471,13 +558,26 @@ mod tests {
         let mut r = router(2, PartitionMode::Drop, dir.path());
         let (tx, _rx) = mpsc::unbounded_channel();
         r.handle(RouterIn::Control(Control::NodeUp(1, tx)));
-        r.handle(RouterIn::FromNode { node: 0, line: line("n1", "n2", "gossip") });
+        r.handle(RouterIn::FromNode {
+            node: 0,
+            line: line("n1", "n2", "gossip"),
+        });
         r.finish();
         let text = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();
-        let events: Vec<Json> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let events: Vec<Json> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0]["event"], json!("send"));
         assert_eq!(events[1]["event"], json!("deliver"));
-        assert_eq!((events[1]["from"].clone(), events[1]["to"].clone(), events[1]["summary"].clone()), (json!("n1"), json!("n2"), json!("gossip")));
+        assert_eq!(
+            (
+                events[1]["from"].clone(),
+                events[1]["to"].clone(),
+                events[1]["summary"].clone()
+            ),
+            (json!("n1"), json!("n2"), json!("gossip"))
+        );
     }
 }

@@ -50,8 +50,19 @@ impl Services {
     }
 
     /// Handles one request from `caller` to `service`; returns the reply body.
-    pub fn handle(&mut self, service: &str, caller: &str, body: &Map<String, Json>, now_ns: u64, rng: &mut ChaCha8Rng) -> Json {
-        let kind = body.get("type").and_then(Json::as_str).unwrap_or("").to_string();
+    pub fn handle(
+        &mut self,
+        service: &str,
+        caller: &str,
+        body: &Map<String, Json>,
+        now_ns: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Json {
+        let kind = body
+            .get("type")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
         let answer = match service {
             "lin-kv" => kv(&mut self.lin, &kind, body),
             "seq-kv" => self.seq_kv(caller, &kind, body, rng),
@@ -60,7 +71,10 @@ impl Services {
                 self.tso += 1;
                 Ok(json!({"ts": self.tso}))
             }
-            _ => Err((codes::NOT_SUPPORTED, format!("{service} does not support {kind:?}"))),
+            _ => Err((
+                codes::NOT_SUPPORTED,
+                format!("{service} does not support {kind:?}"),
+            )),
         };
         self.next_msg_id += 1;
         let mut reply = Map::new();
@@ -84,17 +98,30 @@ impl Services {
         Json::Object(reply)
     }
 
-    fn seq_kv(&mut self, caller: &str, kind: &str, body: &Map<String, Json>, rng: &mut ChaCha8Rng) -> Answer {
+    fn seq_kv(
+        &mut self,
+        caller: &str,
+        kind: &str,
+        body: &Map<String, Json>,
+        rng: &mut ChaCha8Rng,
+    ) -> Answer {
         let floor = self.seq_floor.get(caller).copied().unwrap_or(0);
         let key = key_of(body)?;
         if kind == "read" {
             // Any version between what this caller last saw and the newest.
             let at = rng.random_range(floor..=self.seq_version);
             self.seq_floor.insert(caller.to_string(), at);
-            let value = self.seq.get(&key).and_then(|vs| vs.iter().rev().find(|(v, _)| *v <= at)).map(|(_, x)| x.clone());
+            let value = self
+                .seq
+                .get(&key)
+                .and_then(|vs| vs.iter().rev().find(|(v, _)| *v <= at))
+                .map(|(_, x)| x.clone());
             return match value {
                 Some(v) => Ok(json!({"value": v})),
-                None => Err((codes::KEY_DOES_NOT_EXIST, format!("key {key} does not exist"))),
+                None => Err((
+                    codes::KEY_DOES_NOT_EXIST,
+                    format!("key {key} does not exist"),
+                )),
             };
         }
         // Updates act on the newest state, in one total order.
@@ -111,7 +138,13 @@ impl Services {
         Ok(fields)
     }
 
-    fn lww_kv(&mut self, kind: &str, body: &Map<String, Json>, now_ns: u64, rng: &mut ChaCha8Rng) -> Answer {
+    fn lww_kv(
+        &mut self,
+        kind: &str,
+        body: &Map<String, Json>,
+        now_ns: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Answer {
         if self.lww.is_empty() {
             self.lww = vec![BTreeMap::new(); LWW_REPLICAS];
         }
@@ -151,12 +184,20 @@ fn key_of(body: &Map<String, Json>) -> Result<String, (i64, String)> {
 fn kv(store: &mut Store, kind: &str, body: &Map<String, Json>) -> Answer {
     let key = key_of(body)?;
     let field = |name: &str| {
-        body.get(name).cloned().ok_or_else(|| (codes::MALFORMED_REQUEST, format!("{kind} request has no {name:?}")))
+        body.get(name).cloned().ok_or_else(|| {
+            (
+                codes::MALFORMED_REQUEST,
+                format!("{kind} request has no {name:?}"),
+            )
+        })
     };
     match kind {
         "read" => match store.get(&key) {
             Some(v) => Ok(json!({"value": v})),
-            None => Err((codes::KEY_DOES_NOT_EXIST, format!("key {key} does not exist"))),
+            None => Err((
+                codes::KEY_DOES_NOT_EXIST,
+                format!("key {key} does not exist"),
+            )),
         },
         "write" => {
             store.insert(key, field("value")?);
@@ -164,18 +205,27 @@ fn kv(store: &mut Store, kind: &str, body: &Map<String, Json>) -> Answer {
         }
         "cas" => {
             let (from, to) = (field("from")?, field("to")?);
-            let create = body.get("create_if_not_exists").and_then(Json::as_bool).unwrap_or(false);
+            let create = body
+                .get("create_if_not_exists")
+                .and_then(Json::as_bool)
+                .unwrap_or(false);
             match store.get(&key) {
                 None if create => {
                     store.insert(key, to);
                     Ok(json!({}))
                 }
-                None => Err((codes::KEY_DOES_NOT_EXIST, format!("key {key} does not exist"))),
+                None => Err((
+                    codes::KEY_DOES_NOT_EXIST,
+                    format!("key {key} does not exist"),
+                )),
                 Some(cur) if *cur == from => {
                     store.insert(key, to);
                     Ok(json!({}))
                 }
-                Some(cur) => Err((codes::PRECONDITION_FAILED, format!("expected {from}, but had {cur}"))),
+                Some(cur) => Err((
+                    codes::PRECONDITION_FAILED,
+                    format!("expected {from}, but had {cur}"),
+                )),
             }
         }
         other => Err((codes::NOT_SUPPORTED, format!("unknown operation {other:?}"))),
@@ -195,26 +245,78 @@ mod tests {
     #[test]
     fn lin_kv_read_write_cas() {
         let mut s = Services::default();
-        let r = call(&mut s, "lin-kv", "n1", json!({"type":"read","key":"x","msg_id":1}), 0);
-        assert_eq!((r["type"].clone(), r["code"].clone(), r["in_reply_to"].clone()), (json!("error"), json!(20), json!(1)));
-        call(&mut s, "lin-kv", "n1", json!({"type":"cas","key":"x","from":0,"to":1,"create_if_not_exists":true,"msg_id":2}), 0);
-        let r = call(&mut s, "lin-kv", "n2", json!({"type":"cas","key":"x","from":0,"to":2,"msg_id":3}), 0);
+        let r = call(
+            &mut s,
+            "lin-kv",
+            "n1",
+            json!({"type":"read","key":"x","msg_id":1}),
+            0,
+        );
+        assert_eq!(
+            (
+                r["type"].clone(),
+                r["code"].clone(),
+                r["in_reply_to"].clone()
+            ),
+            (json!("error"), json!(20), json!(1))
+        );
+        call(
+            &mut s,
+            "lin-kv",
+            "n1",
+            json!({"type":"cas","key":"x","from":0,"to":1,"create_if_not_exists":true,"msg_id":2}),
+            0,
+        );
+        let r = call(
+            &mut s,
+            "lin-kv",
+            "n2",
+            json!({"type":"cas","key":"x","from":0,"to":2,"msg_id":3}),
+            0,
+        );
         assert_eq!(r["code"], json!(22));
-        call(&mut s, "lin-kv", "n2", json!({"type":"write","key":"x","value":5,"msg_id":4}), 0);
-        let r = call(&mut s, "lin-kv", "n1", json!({"type":"read","key":"x","msg_id":5}), 0);
-        assert_eq!((r["type"].clone(), r["value"].clone()), (json!("read_ok"), json!(5)));
+        call(
+            &mut s,
+            "lin-kv",
+            "n2",
+            json!({"type":"write","key":"x","value":5,"msg_id":4}),
+            0,
+        );
+        let r = call(
+            &mut s,
+            "lin-kv",
+            "n1",
+            json!({"type":"read","key":"x","msg_id":5}),
+            0,
+        );
+        assert_eq!(
+            (r["type"].clone(), r["value"].clone()),
+            (json!("read_ok"), json!(5))
+        );
     }
 
     #[test]
     fn seq_kv_never_goes_backwards_for_one_caller() {
         let mut s = Services::default();
         for v in 1..=20 {
-            call(&mut s, "seq-kv", "n1", json!({"type":"write","key":1,"value":v}), 0);
+            call(
+                &mut s,
+                "seq-kv",
+                "n1",
+                json!({"type":"write","key":1,"value":v}),
+                0,
+            );
         }
         let mut last = 0;
         for i in 0..50 {
             let mut rng = ChaCha8Rng::seed_from_u64(i);
-            let r = s.handle("seq-kv", "n2", json!({"type":"read","key":1}).as_object().unwrap(), 0, &mut rng);
+            let r = s.handle(
+                "seq-kv",
+                "n2",
+                json!({"type":"read","key":1}).as_object().unwrap(),
+                0,
+                &mut rng,
+            );
             let v = r["value"].as_i64().unwrap_or(0);
             assert!(v >= last, "read {v} after {last}");
             last = v;
@@ -227,12 +329,39 @@ mod tests {
     #[test]
     fn lww_kv_converges_after_gossip_and_tso_counts() {
         let mut s = Services::default();
-        call(&mut s, "lww-kv", "n1", json!({"type":"write","key":"k","value":1}), 1);
-        call(&mut s, "lww-kv", "n1", json!({"type":"write","key":"k","value":2}), 2);
-        let r = call(&mut s, "lww-kv", "n1", json!({"type":"read","key":"k"}), 2 + LWW_GOSSIP_NS);
+        call(
+            &mut s,
+            "lww-kv",
+            "n1",
+            json!({"type":"write","key":"k","value":1}),
+            1,
+        );
+        call(
+            &mut s,
+            "lww-kv",
+            "n1",
+            json!({"type":"write","key":"k","value":2}),
+            2,
+        );
+        let r = call(
+            &mut s,
+            "lww-kv",
+            "n1",
+            json!({"type":"read","key":"k"}),
+            2 + LWW_GOSSIP_NS,
+        );
         assert_eq!(r["value"], json!(2));
-        assert_eq!(call(&mut s, "lin-tso", "n1", json!({"type":"ts"}), 0)["ts"], json!(1));
-        assert_eq!(call(&mut s, "lin-tso", "n2", json!({"type":"ts"}), 0)["ts"], json!(2));
-        assert_eq!(call(&mut s, "lin-tso", "n2", json!({"type":"bogus"}), 0)["code"], json!(10));
+        assert_eq!(
+            call(&mut s, "lin-tso", "n1", json!({"type":"ts"}), 0)["ts"],
+            json!(1)
+        );
+        assert_eq!(
+            call(&mut s, "lin-tso", "n2", json!({"type":"ts"}), 0)["ts"],
+            json!(2)
+        );
+        assert_eq!(
+            call(&mut s, "lin-tso", "n2", json!({"type":"bogus"}), 0)["code"],
+            json!(10)
+        );
     }
 }

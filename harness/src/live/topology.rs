@@ -22,7 +22,11 @@ impl FromStr for Topology {
             "tree2" => Topology::Tree(2),
             "tree3" => Topology::Tree(3),
             "tree4" => Topology::Tree(4),
-            other => return Err(format!("unknown --topology {other:?}: expected grid, line, total, tree2, tree3 or tree4")),
+            other => {
+                return Err(format!(
+                "unknown --topology {other:?}: expected grid, line, total, tree2, tree3 or tree4"
+            ))
+            }
         })
     }
 }
@@ -69,7 +73,10 @@ impl Topology {
             .map(|(i, name)| {
                 let mut v: Vec<usize> = adj[i].clone();
                 v.sort_unstable();
-                (name.clone(), v.into_iter().map(|j| names[j].clone()).collect())
+                (
+                    name.clone(),
+                    v.into_iter().map(|j| names[j].clone()).collect(),
+                )
             })
             .collect()
     }
@@ -86,7 +93,10 @@ mod tests {
         assert_eq!(g["n1"], vec!["n2", "n4"]);
         assert_eq!(g["n5"], vec!["n2", "n4"]);
         assert_eq!(Topology::Line.neighbours(&names)["n3"], vec!["n2", "n4"]);
-        assert_eq!(Topology::Tree(2).neighbours(&names)["n2"], vec!["n1", "n4", "n5"]);
+        assert_eq!(
+            Topology::Tree(2).neighbours(&names)["n2"],
+            vec!["n1", "n4", "n5"]
+        );
         assert_eq!(Topology::Total.neighbours(&names)["n1"].len(), 4);
     }
 }
