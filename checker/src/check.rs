@@ -1,10 +1,19 @@
-//! The checker's entry points. PLACEHOLDER signatures fixed for the harness;
-//! the checker branch replaces the bodies.
+//! The checker's entry points: read (or take) a history, run every analysis,
+//! and assemble the report of `shared/spec/anomalies.md`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde_json::{json, Value as Json};
+
+use crate::analysis::{finals, reads, visibility};
+use crate::causality::{self, Causality};
+use crate::explain::{Explain, Findings};
 use crate::history::Event;
-use crate::report::{Guarantee, Report};
+use crate::keys::KeyIndex;
+use crate::model::{History, InvalidHistory, Outcome};
+use crate::reader::{build_history, read_history_file, ReadError};
+use crate::report::{Anomaly, Conflicts, Example, Finding, Guarantee, Report, Stats, Verdict};
 
 /// How to check a history.
 #[derive(Debug, Clone)]
@@ -30,12 +39,210 @@ impl Default for CheckOptions {
 /// Checks a history file. An `Err` is an I/O failure opening or reading it; a
 /// malformed history is a report with `invalid-history` and verdict `unknown`.
 pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
-    let _ = (path, opts);
-    unimplemented!("checker branch")
+    match read_history_file(path) {
+        Ok(h) => Ok(check_history(&h, opts)),
+        Err(ReadError::Invalid { source, .. }) => Ok(invalid_report(&source, opts)),
+        Err(ReadError::Io { path, source }) => Err(std::io::Error::new(
+            source.kind(),
+            format!("failed to read {path}: {source}"),
+        )),
+    }
 }
 
-/// Checks events already in memory (assumed well-formed by construction).
+/// Checks events already in memory, validating them like a file.
 pub fn check_events(events: &[Event], opts: &CheckOptions) -> Report {
-    let _ = (events, opts);
-    unimplemented!("checker branch")
+    match build_history(events) {
+        Ok(h) => check_history(&h, opts),
+        Err(e) => invalid_report(&e, opts),
+    }
+}
+
+/// The report for a history that breaks `history.md`: nothing else is checked.
+pub fn invalid_report(e: &InvalidHistory, opts: &CheckOptions) -> Report {
+    let mut anomalies = BTreeMap::new();
+    anomalies.insert(
+        Anomaly::InvalidHistory,
+        Finding {
+            count: 1,
+            forbidden: true,
+            examples: vec![Example {
+                explanation: format!("line {}: {}", e.line, e.message),
+                key: None,
+                ops: Vec::new(),
+                nodes: Vec::new(),
+                detail: json!({"line": e.line, "message": e.message}),
+            }],
+        },
+    );
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "unknown_reason".into(),
+        Json::from(format!(
+            "the history is malformed at line {}: {}",
+            e.line, e.message
+        )),
+    );
+    Report {
+        verdict: Verdict::Unknown,
+        guarantees: opts.guarantees.clone(),
+        anomalies,
+        conflicts: Conflicts::default(),
+        stats: Stats::default(),
+        extra,
+    }
+}
+
+/// Runs every analysis over a validated history.
+pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
+    let (seq, prev) = causality::session(h);
+    let mut idx = KeyIndex::new(h, &seq);
+    let mut vis = visibility::Visibility::new(h);
+    let c = Causality::build(h, seq, prev, |op, clock, c| {
+        vis.check_op(h, &idx, c, op, clock)
+    });
+    idx.compute_masks(h, &c);
+    let x = Explain { h, c: &c };
+    let mut f = Findings::new(opts.max_examples);
+
+    for scc in &c.cycles {
+        f.add(Anomaly::CyclicCausality, || {
+            let cycle = c.cycle_path(scc);
+            let (ptext, edges) = x.path(&cycle);
+            Example {
+                explanation: format!(
+                    "{} operations happen before each other in a cycle: {ptext}",
+                    scc.len()
+                ),
+                key: None,
+                ops: x.indices(&cycle[..cycle.len() - 1]),
+                nodes: Vec::new(),
+                detail: json!({"cycle": edges, "size": scc.len(), "graph": x.graph(&cycle, &edges)}),
+            }
+        });
+    }
+    reads::check(&x, &idx, &mut f);
+    visibility::report(&x, &vis.violations, &mut f);
+    let fin = finals::check(&x, &idx, &mut f);
+
+    // Figures.
+    let mut stats = Stats::default();
+    let mut by_f: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+    for op in &h.ops {
+        let i = match op.outcome {
+            Outcome::Ok => 0,
+            Outcome::Fail => 1,
+            Outcome::Info => 2,
+        };
+        by_f.entry(if op.is_final { "final" } else { "txn" })
+            .or_default()[i] += 1;
+        match op.outcome {
+            Outcome::Ok => stats.ok += 1,
+            Outcome::Fail => stats.fail += 1,
+            Outcome::Info => stats.info += 1,
+        }
+        if op.outcome == Outcome::Ok && !op.is_final {
+            stats.acknowledged_writes +=
+                h.mops[op.mops()].iter().filter(|m| m.is_write()).count() as u64;
+        }
+    }
+    stats.lost_writes = fin.lost_writes;
+    stats.lost_write_share = if stats.acknowledged_writes == 0 {
+        0.0
+    } else {
+        stats.lost_writes as f64 / stats.acknowledged_writes as f64
+    };
+    stats.convergence_ns = fin.convergence_ns;
+
+    let mut extra: BTreeMap<String, Json> = BTreeMap::new();
+    extra.insert(
+        "operations".into(),
+        json!(by_f
+            .iter()
+            .map(|(k, v)| (
+                k.to_string(),
+                json!({"ok": v[0], "fail": v[1], "info": v[2]})
+            ))
+            .collect::<BTreeMap<_, _>>()),
+    );
+    extra.insert("events".into(), json!(h.events));
+    extra.insert("nodes".into(), json!(h.nodes));
+    extra.insert(
+        "keys".into(),
+        json!(h.key_kind.iter().filter(|k| k.is_some()).count()),
+    );
+    extra.insert("processes".into(), json!(h.processes.len()));
+    extra.insert("policy".into(), fin.policy.clone());
+    extra.insert("classes_by_key".into(), fin.classes_by_key.clone());
+    extra.insert("latency_ns".into(), latency(h));
+    extra.insert(
+        "graph".into(),
+        json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count}),
+    );
+    if fin.counter_deficit > 0 {
+        extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
+    }
+    extra.insert("messages_per_write".into(), json!(opts.messages_per_write));
+    let faults: Vec<Json> = h
+        .nemesis
+        .iter()
+        .map(|e| json!({"index": e.index, "time": e.time, "f": e.f, "value": e.value}))
+        .collect();
+    extra.insert("faults".into(), Json::Array(faults));
+
+    let anomalies: BTreeMap<Anomaly, Finding> = f
+        .found
+        .into_iter()
+        .map(|(a, (count, examples))| {
+            (
+                a,
+                Finding {
+                    count,
+                    forbidden: a.forbidden_under(&opts.guarantees),
+                    examples,
+                },
+            )
+        })
+        .collect();
+    let forbidden = anomalies.values().any(|fi| fi.forbidden);
+    let verdict = if forbidden {
+        Verdict::Invalid
+    } else if fin.unknown.is_some() {
+        Verdict::Unknown
+    } else {
+        Verdict::Valid
+    };
+    if let Some(why) = &fin.unknown {
+        extra.insert("unknown_reason".into(), json!(why));
+    }
+    Report {
+        verdict,
+        guarantees: opts.guarantees.clone(),
+        anomalies,
+        conflicts: fin.conflicts,
+        stats,
+        extra,
+    }
+}
+
+/// Latency quantiles of `ok` transactions (not final reads), by node.
+fn latency(h: &History) -> Json {
+    let mut by_node: Vec<Vec<u64>> = vec![Vec::new(); h.nodes.len()];
+    for op in &h.ops {
+        if op.outcome == Outcome::Ok && !op.is_final {
+            by_node[op.node as usize].push(op.complete_time - op.invoke_time);
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (n, mut v) in by_node.into_iter().enumerate() {
+        if v.is_empty() {
+            continue;
+        }
+        v.sort_unstable();
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        out.insert(
+            h.nodes[n].clone(),
+            json!({"count": v.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": v[v.len() - 1]}),
+        );
+    }
+    Json::Object(out)
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -75,7 +75,7 @@ impl fmt::Display for Process {
 }
 
 /// A key: a JSON integer or string. Integers sort before strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(untagged)]
 pub enum Key {
     Int(i64),
@@ -88,6 +88,33 @@ impl fmt::Display for Key {
             Key::Int(k) => write!(f, "{k}"),
             Key::Str(k) => f.write_str(k),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key (an integer or a string)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Key, E> {
+                Ok(Key::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key, E> {
+                i64::try_from(v)
+                    .map(Key::Int)
+                    .map_err(|_| E::custom(format!("integer key {v} is out of range")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key::Str(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+                Ok(Key::Str(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -106,13 +133,47 @@ impl From<i64> for Key {
 /// What a read micro-operation carries: `null` on invoke (and for a
 /// never-written key), an integer (register value, counter), or an array
 /// (siblings, list, set).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(untagged)]
 pub enum ReadValue {
     #[default]
     Null,
     Int(i64),
     List(Vec<i64>),
+}
+
+impl<'de> Deserialize<'de> for ReadValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ReadValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a read value: null, an integer or an array of integers")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ReadValue, E> {
+                Ok(ReadValue::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ReadValue, E> {
+                Ok(ReadValue::Null)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ReadValue, E> {
+                Ok(ReadValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReadValue, E> {
+                i64::try_from(v)
+                    .map(ReadValue::Int)
+                    .map_err(|_| E::custom(format!("read value {v} is out of range")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReadValue, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+                while let Some(v) = seq.next_element::<i64>()? {
+                    out.push(v);
+                }
+                Ok(ReadValue::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The function of a micro-operation, as spelled in the file.
@@ -358,51 +419,149 @@ impl Event {
     }
 }
 
-/// The wire shape, before `value` is interpreted according to `process`.
-#[derive(Deserialize)]
-struct RawEvent {
-    index: u64,
-    time: u64,
-    #[serde(rename = "type")]
-    kind: EventType,
-    process: Process,
-    #[serde(default)]
-    node: Option<String>,
-    f: String,
-    value: Json,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    meta: Option<Json>,
-    #[serde(flatten)]
-    extra: Map<String, Json>,
+/// `value` of a client event: `null` or a list of micro-operations.
+struct ClientValue(Vec<Mop>);
+
+impl<'de> Deserialize<'de> for ClientValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ClientValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("null or an array of micro-operations")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ClientValue, E> {
+                Ok(ClientValue(Vec::new()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClientValue, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+                while let Some(m) = seq.next_element::<Mop>()? {
+                    out.push(m);
+                }
+                Ok(ClientValue(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
+/// Parses an event in one pass, keeping unknown fields; `value` is parsed
+/// directly as micro-operations when `process` came first (as every writer
+/// in this project orders it), and through a JSON value otherwise.
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawEvent::deserialize(d)?;
-        let value = match raw.process {
-            Process::Nemesis => Payload::Fault(raw.value),
-            Process::Client(_) => match raw.value {
-                Json::Null => Payload::Ops(Vec::new()),
-                v => Payload::Ops(
-                    serde_json::from_value(v)
-                        .map_err(|e| de::Error::custom(format!("value: {e}")))?,
-                ),
-            },
-        };
-        Ok(Event {
-            index: raw.index,
-            time: raw.time,
-            kind: raw.kind,
-            process: raw.process,
-            node: raw.node,
-            f: raw.f,
-            value,
-            error: raw.error,
-            meta: raw.meta,
-            extra: raw.extra,
-        })
+        struct V;
+        enum Val {
+            Ops(Vec<Mop>),
+            Json(Json),
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = Event;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+                let mut index = None;
+                let mut time = None;
+                let mut kind = None;
+                let mut process: Option<Process> = None;
+                let mut node = None;
+                let mut f = None;
+                let mut value: Option<Val> = None;
+                let mut error = None;
+                let mut meta = None;
+                let mut extra = Map::new();
+                fn dup<E: de::Error>(name: &str) -> E {
+                    E::custom(format!("duplicate field `{name}`"))
+                }
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "index" => {
+                            if index.replace(map.next_value::<u64>()?).is_some() {
+                                return Err(dup("index"));
+                            }
+                        }
+                        "time" => {
+                            if time.replace(map.next_value::<u64>()?).is_some() {
+                                return Err(dup("time"));
+                            }
+                        }
+                        "type" => {
+                            if kind.replace(map.next_value::<EventType>()?).is_some() {
+                                return Err(dup("type"));
+                            }
+                        }
+                        "process" => {
+                            if process.replace(map.next_value::<Process>()?).is_some() {
+                                return Err(dup("process"));
+                            }
+                        }
+                        "node" => {
+                            if node.replace(map.next_value::<Option<String>>()?).is_some() {
+                                return Err(dup("node"));
+                            }
+                        }
+                        "f" => {
+                            if f.replace(map.next_value::<String>()?).is_some() {
+                                return Err(dup("f"));
+                            }
+                        }
+                        "value" => {
+                            let v = match process {
+                                Some(Process::Client(_)) => {
+                                    Val::Ops(map.next_value::<ClientValue>()?.0)
+                                }
+                                _ => Val::Json(map.next_value::<Json>()?),
+                            };
+                            if value.replace(v).is_some() {
+                                return Err(dup("value"));
+                            }
+                        }
+                        "error" => {
+                            if error.replace(map.next_value::<Option<String>>()?).is_some() {
+                                return Err(dup("error"));
+                            }
+                        }
+                        "meta" => {
+                            if meta.replace(map.next_value::<Option<Json>>()?).is_some() {
+                                return Err(dup("meta"));
+                            }
+                        }
+                        other => {
+                            let v = map.next_value::<Json>()?;
+                            if extra.insert(other.to_string(), v).is_some() {
+                                return Err(dup(other));
+                            }
+                        }
+                    }
+                }
+                let missing = |name: &'static str| de::Error::missing_field(name);
+                let process = process.ok_or_else(|| missing("process"))?;
+                let value = match (process, value.ok_or_else(|| missing("value"))?) {
+                    (Process::Nemesis, Val::Json(j)) => Payload::Fault(j),
+                    (Process::Client(_), Val::Ops(ops)) => Payload::Ops(ops),
+                    (Process::Client(_), Val::Json(j)) => Payload::Ops(
+                        serde_json::from_value::<ClientValue>(j)
+                            .map_err(|e| de::Error::custom(format!("value: {e}")))?
+                            .0,
+                    ),
+                    (Process::Nemesis, Val::Ops(_)) => unreachable!("ops parsed only for clients"),
+                };
+                Ok(Event {
+                    index: index.ok_or_else(|| missing("index"))?,
+                    time: time.ok_or_else(|| missing("time"))?,
+                    kind: kind.ok_or_else(|| missing("type"))?,
+                    process,
+                    node: node.flatten(),
+                    f: f.ok_or_else(|| missing("f"))?,
+                    value,
+                    error: error.flatten(),
+                    meta: meta.flatten(),
+                    extra,
+                })
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 

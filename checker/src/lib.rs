@@ -2,11 +2,21 @@
 //! causality graph, every analysis of `shared/spec/anomalies.md`, and the
 //! report. Synchronous, and no I/O beyond reading a history.
 
+pub mod analysis;
+pub mod causality;
 pub mod check;
+pub mod dot;
+pub mod explain;
+pub mod fxhash;
 pub mod history;
+pub mod keys;
+pub mod model;
+pub mod reader;
 pub mod report;
+pub mod summary;
+pub mod synth;
 pub mod writer;
 
-pub use check::{check_events, check_path, CheckOptions};
+pub use check::{check_events, check_history, check_path, CheckOptions};
 pub use history::{Event, EventType, Key, KeyKind, Mop, MopFn, Payload, Process, ReadValue};
 pub use report::{Anomaly, Example, Finding, Guarantee, Report, Verdict};

@@ -1,6 +1,12 @@
 //! Ladon's harness: running tests and the `ladon` CLI.
 
+pub mod adapters;
 pub mod cli;
 pub mod clock;
 pub mod live;
+pub mod nemesis;
 pub mod net;
+pub mod options;
+pub mod runner;
+pub mod sim;
+pub mod store;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod explore;
+pub mod replay;
+pub mod run;
 pub mod run_process;
 
 /// Ladon: a conformance test harness and checker for multi-leader replication.
@@ -16,14 +19,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a test (live, `--adapter process`: a Maelstrom-protocol binary per node).
-    Run(Box<run_process::ProcessRunArgs>),
+    /// Run one test (a deterministic simulation by default) and check it.
+    Run(run::RunArgs),
+    /// Re-run a stored simulated run and fail if its history differs.
+    Replay(replay::ReplayArgs),
+    /// Run many seeds on every core and list the failing ones.
+    Explore(explore::ExploreArgs),
 }
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
+    // `ladon run --adapter process` takes Maelstrom workload names and
+    // `--bin`: it has its own flags (see `run_process`).
+    if let Some(args) = run_process::wants_process_adapter(std::env::args().collect()) {
+        return run_process::run(*run_process::ProcessCli::parse_from(args).args);
+    }
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => run_process::run(*args),
+    let result = match cli.command {
+        Command::Run(a) => run::main(a),
+        Command::Replay(a) => replay::main(a),
+        Command::Explore(a) => explore::main(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -17,6 +17,33 @@ use crate::live::topology::Topology;
 use crate::live::{self, LiveOptions};
 use crate::net::{parse_duration_ns, Latency, PartitionMode, Shape};
 
+/// `ladon run --adapter process ...` parsed on its own.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ladon run")]
+pub struct ProcessCli {
+    #[command(flatten)]
+    pub args: Box<ProcessRunArgs>,
+}
+
+/// If the command line is `ladon run ... --adapter process ...`, the
+/// arguments to parse as [`ProcessCli`] (without the `run` word).
+pub fn wants_process_adapter(args: Vec<String>) -> Option<Vec<String>> {
+    let run = args.iter().position(|a| a == "run")?;
+    if run != 1 {
+        return None;
+    }
+    let process = args
+        .windows(2)
+        .any(|w| w[0] == "--adapter" && w[1] == "process")
+        || args.iter().any(|a| a == "--adapter=process");
+    if !process {
+        return None;
+    }
+    let mut out = vec![format!("{} run", args[0])];
+    out.extend(args[2..].iter().cloned());
+    Some(out)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ProcessRunArgs {
     /// Which adapter runs the nodes (`process`: a Maelstrom-protocol binary).

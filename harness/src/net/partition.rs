@@ -197,27 +197,23 @@ impl Cut {
             }
             Shape::Groups(gs) => Cut::from_groups(n, gs.clone()),
             Shape::MajoritiesRing => {
-                // Arrange nodes in a random ring; each sees its neighbours
-                // within n/2 positions, a majority including itself.
-                let reach = n / 2;
-                let mut allowed = BTreeSet::new();
+                // Jepsen's majorities-ring: nodes on a random ring; each hears
+                // from the next `m - 1` nodes, `m` a majority, so every node
+                // sees a majority (itself included) and no two see the same.
+                let m = n / 2 + 1;
+                let mut blocked = BTreeSet::new();
                 for (i, &a) in order.iter().enumerate() {
-                    for d in 1..=reach.max(1) {
-                        let b = order[(i + d) % n];
-                        if a != b {
-                            allowed.insert((a.min(b), a.max(b)));
+                    let view: Vec<usize> = (1..m).map(|d| order[(i + d) % n]).collect();
+                    for b in 0..n {
+                        if b != a && !view.contains(&b) {
+                            blocked.insert((b, a));
                         }
                     }
                 }
-                // With n >= 4 the ring with reach n/2 can be complete; trim the
-                // farthest link of each node so majorities overlap but differ.
-                if allowed.len() == n * (n - 1) / 2 && n >= 4 {
-                    for (i, &a) in order.iter().enumerate() {
-                        let b = order[(i + reach) % n];
-                        allowed.remove(&(a.min(b), a.max(b)));
-                    }
+                Cut {
+                    blocked,
+                    groups: None,
                 }
-                Cut::from_allowed(n, &allowed)
             }
             Shape::Bridge => {
                 let bridge = order[0];

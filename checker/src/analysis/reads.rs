@@ -1,0 +1,265 @@
+//! Anomalies visible in a single read: `phantom`, `failed-write-visible`,
+//! `future-read`, list `duplicate`, `stale-sibling` and `causal-order`. Each
+//! read micro-operation counts once per name.
+
+use serde_json::json;
+
+use crate::explain::{secs, Explain, Findings};
+use crate::history::KeyKind;
+use crate::keys::KeyIndex;
+use crate::model::{ObsKind, Outcome, NONE};
+use crate::report::{Anomaly, Example};
+
+pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
+    let h = x.h;
+    let mut sorted: Vec<i64> = Vec::new();
+    let mut elems: Vec<(u32, usize)> = Vec::new();
+    for (oi, op) in h.ops.iter().enumerate() {
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        let oi = oi as u32;
+        for mi in op.mops() {
+            let m = &h.mops[mi];
+            if !matches!(m.obs, ObsKind::Int | ObsKind::List) || m.obs_len == 0 {
+                continue;
+            }
+            let kind = h.key_kind[m.key as usize];
+            if kind == Some(KeyKind::Counter) {
+                continue;
+            }
+            let vals = h.obs(m);
+            let ws = h.obs_writes(m);
+            let key = Some(h.key(m.key).clone());
+            let mi = mi as u32;
+
+            // phantom
+            let phantoms: Vec<i64> = vals
+                .iter()
+                .zip(ws)
+                .filter(|(_, &w)| w == NONE)
+                .map(|(&v, _)| v)
+                .collect();
+            if !phantoms.is_empty() {
+                f.add(Anomaly::Phantom, || Example {
+                    explanation: format!(
+                        "{} — but no operation in the history wrote {} to key {}",
+                        x.read(mi),
+                        join(&phantoms),
+                        h.key(m.key)
+                    ),
+                    key: key.clone(),
+                    ops: x.indices(&[oi]),
+                    nodes: vec![h.node(op.node).to_string()],
+                    detail: json!({"values": phantoms, "graph": x.graph(&[oi], &json!([]))}),
+                });
+            }
+            // failed-write-visible
+            let failed: Vec<u32> = ws
+                .iter()
+                .copied()
+                .filter(|&w| w != NONE && h.op_of(w).outcome == Outcome::Fail)
+                .collect();
+            if !failed.is_empty() {
+                let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
+                f.add(Anomaly::FailedWriteVisible, || {
+                    let descs: Vec<String> = failed.iter().map(|&w| x.write(w)).collect();
+                    let mut ops = vec![oi];
+                    ops.extend(&wops);
+                    Example {
+                        explanation: format!(
+                            "{} — including the value of the {}, which failed and so must never be seen",
+                            x.read(mi),
+                            descs.join("; the ")
+                        ),
+                        key: key.clone(),
+                        ops: x.indices(&ops),
+                        nodes: vec![h.node(op.node).to_string()],
+                        detail: json!({"graph": x.graph(&ops, &json!([]))}),
+                    }
+                });
+            }
+            // future-read
+            let future: Vec<u32> = ws
+                .iter()
+                .copied()
+                .filter(|&w| {
+                    w != NONE
+                        && h.mops[w as usize].op != oi
+                        && op.complete_time < h.op_of(w).invoke_time
+                })
+                .collect();
+            if !future.is_empty() {
+                let w = future[0];
+                let wo = h.mops[w as usize].op;
+                f.add(Anomaly::FutureRead, || Example {
+                    explanation: format!(
+                        "{} at {} — but the {} was only invoked at {}, after the read had completed",
+                        x.read(mi),
+                        secs(op.complete_time),
+                        x.write(w),
+                        secs(h.ops[wo as usize].invoke_time)
+                    ),
+                    key: key.clone(),
+                    ops: x.indices(&[oi, wo]),
+                    nodes: vec![h.node(op.node).to_string()],
+                    detail: json!({
+                        "read_completed_ns": op.complete_time,
+                        "write_invoked_ns": h.ops[wo as usize].invoke_time,
+                        "graph": x.graph(&[wo, oi], &json!([])),
+                    }),
+                });
+            }
+            if m.obs != ObsKind::List {
+                continue;
+            }
+            // duplicate (lists)
+            if kind == Some(KeyKind::List) {
+                sorted.clear();
+                sorted.extend_from_slice(vals);
+                sorted.sort_unstable();
+                let mut dups: Vec<i64> = sorted
+                    .windows(2)
+                    .filter(|p| p[0] == p[1])
+                    .map(|p| p[0])
+                    .collect();
+                dups.dedup();
+                if !dups.is_empty() {
+                    f.add(Anomaly::Duplicate, || Example {
+                        explanation: format!(
+                            "{} — {} appears more than once, but each element was appended once",
+                            x.read(mi),
+                            join(&dups)
+                        ),
+                        key: key.clone(),
+                        ops: x.indices(&[oi]),
+                        nodes: vec![h.node(op.node).to_string()],
+                        detail: json!({"values": dups, "graph": x.graph(&[oi], &json!([]))}),
+                    });
+                }
+            }
+            // The writes observed, in read order, that can take part in hb.
+            elems.clear();
+            for (i, &w) in ws.iter().enumerate() {
+                if w != NONE && h.mops[w as usize].op != oi && idx.slot[w as usize] != NONE {
+                    elems.push((w, i));
+                }
+            }
+            if elems.len() < 2 {
+                continue;
+            }
+            let pair = find_ordered_pair(x, idx, m.key, &elems);
+            let Some((early, late)) = pair else { continue };
+            match kind {
+                Some(KeyKind::Register) => {
+                    // siblings c and d with c →hb d
+                    let (c, d) = (early, late);
+                    f.add(Anomaly::StaleSibling, || {
+                        example_with_path(
+                            x,
+                            mi,
+                            oi,
+                            c,
+                            d,
+                            format!(
+                                "{} — a sibling set holding both the {} and the {}, though the first happens before the second, so the second should have replaced it",
+                                x.read(mi),
+                                x.write(c),
+                                x.write(d)
+                            ),
+                        )
+                    });
+                }
+                Some(KeyKind::List) => {
+                    // the list holds `b` before `a` although a →hb b
+                    let (a, b) = (early, late);
+                    f.add(Anomaly::CausalOrder, || {
+                        example_with_path(
+                            x,
+                            mi,
+                            oi,
+                            a,
+                            b,
+                            format!(
+                                "{} — it lists {} before {}, but the {} happens before the {}",
+                                x.read(mi),
+                                h.mops[b as usize].arg,
+                                h.mops[a as usize].arg,
+                                x.write(a),
+                                x.write(b)
+                            ),
+                        )
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// For registers: two observed writes `c →hb d` (any order in the read).
+/// For lists: `(a, b)` with `b` listed before `a` and `a →hb b`.
+fn find_ordered_pair(
+    x: &Explain,
+    idx: &KeyIndex,
+    key: u32,
+    elems: &[(u32, usize)],
+) -> Option<(u32, u32)> {
+    let h = x.h;
+    let is_list = h.key_kind[key as usize] == Some(KeyKind::List);
+    if idx.small(key) {
+        let base = idx.key_start(key) as u32;
+        let mut seen = 0u64;
+        for &(w, _) in elems {
+            let s = idx.slot[w as usize];
+            let bit = 1u64 << (s - base);
+            // an earlier-listed element that `w` happens before
+            let later_than_w = idx.succ[s as usize] & seen;
+            if later_than_w != 0 {
+                let j = later_than_w.trailing_zeros();
+                return Some((w, idx.writes[(base + j) as usize]));
+            }
+            if !is_list {
+                let earlier_than_w = idx.pred[s as usize] & seen;
+                if earlier_than_w != 0 {
+                    let j = earlier_than_w.trailing_zeros();
+                    return Some((idx.writes[(base + j) as usize], w));
+                }
+            }
+            seen |= bit;
+        }
+        return None;
+    }
+    for (j, &(wj, _)) in elems.iter().enumerate() {
+        for &(wi, _) in &elems[..j] {
+            if idx.hb(h, x.c, wj, wi) {
+                return Some((wj, wi));
+            }
+            if !is_list && idx.hb(h, x.c, wi, wj) {
+                return Some((wi, wj));
+            }
+        }
+    }
+    None
+}
+
+fn example_with_path(x: &Explain, mi: u32, oi: u32, from: u32, to: u32, text: String) -> Example {
+    let h = x.h;
+    let (fo, to_op) = (h.mops[from as usize].op, h.mops[to as usize].op);
+    let path = x.c.path(fo, to_op).unwrap_or_else(|| vec![fo, to_op]);
+    let (ptext, edges) = x.path(&path);
+    let mut ops = vec![oi];
+    ops.extend(&path);
+    Example {
+        explanation: format!("{text}. Path: {ptext}"),
+        key: Some(h.key(h.mops[mi as usize].key).clone()),
+        ops: x.indices(&[oi, fo, to_op]),
+        nodes: vec![h.node(h.ops[oi as usize].node).to_string()],
+        detail: json!({"path": edges, "graph": x.graph(&ops, &edges)}),
+    }
+}
+
+fn join(vs: &[i64]) -> String {
+    let s: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
+    s.join(", ")
+}

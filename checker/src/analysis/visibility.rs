@@ -1,0 +1,308 @@
+//! "A read reflects every write in its causal past": `read-your-writes`,
+//! `monotonic-reads` and `causal-visibility`. The rule is checked during the
+//! clock sweep, while the reading operation's clock is at hand; naming (which
+//! of the three) needs to know what a process's earlier reads saw, so it runs
+//! afterwards over the few reads that broke the rule.
+
+use serde_json::json;
+
+use crate::causality::Causality;
+use crate::explain::{Explain, Findings};
+use crate::fxhash::FxHashMap;
+use crate::history::KeyKind;
+use crate::keys::KeyIndex;
+use crate::model::{History, ObsKind, Outcome, NONE};
+use crate::report::{Anomaly, Example};
+
+/// A read that does not reflect writes in its causal past.
+pub struct Violation {
+    pub read_mop: u32,
+    pub missing: Vec<u32>,
+}
+
+/// Per-sweep state.
+pub struct Visibility {
+    stamp: Vec<u32>,
+    gen: u32,
+    pub violations: Vec<Violation>,
+}
+
+impl Visibility {
+    pub fn new(h: &History) -> Self {
+        Visibility {
+            stamp: vec![0; h.mops.len()],
+            gen: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Checks the reads of op `r`, whose clock is `clock`.
+    pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, clock: &[u32]) {
+        let op = &h.ops[r as usize];
+        if op.outcome != Outcome::Ok {
+            return;
+        }
+        for mi in op.mops() {
+            let m = &h.mops[mi];
+            if m.obs == ObsKind::NotRead {
+                continue;
+            }
+            let kind = h.key_kind[m.key as usize];
+            let writes = idx.key_writes(m.key);
+            if writes.is_empty() {
+                continue;
+            }
+            match kind {
+                Some(KeyKind::List) | Some(KeyKind::Set) => {
+                    self.check_collection(h, idx, c, r, mi as u32, clock)
+                }
+                Some(KeyKind::Register) => self.check_register(h, idx, c, r, mi as u32, clock),
+                _ => {}
+            }
+        }
+    }
+
+    /// In the causal past of `clock`, excluding the reading op itself.
+    fn past(c: &Causality, r: u32, w_op: u32, clock: &[u32]) -> bool {
+        w_op != r && c.in_past(w_op, clock)
+    }
+
+    fn check_collection(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        c: &Causality,
+        r: u32,
+        mi: u32,
+        clock: &[u32],
+    ) {
+        let m = &h.mops[mi as usize];
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.gen = 1;
+        }
+        let mut present = 0usize;
+        for &w in h.obs_writes(m) {
+            if w == NONE || self.stamp[w as usize] == self.gen {
+                continue;
+            }
+            self.stamp[w as usize] = self.gen;
+            let wo = h.mops[w as usize].op;
+            if idx.slot[w as usize] != NONE && Self::past(c, r, wo, clock) {
+                present += 1;
+            }
+        }
+        // Count the key's writes in the past: each process's writes form a
+        // prefix in session order.
+        let ws = idx.key_writes(m.key);
+        let mut expected = 0usize;
+        let mut i = 0;
+        while i < ws.len() {
+            let p = h.op_of(ws[i]).process;
+            let bound = clock[p as usize];
+            let mut j = i;
+            while j < ws.len() && h.op_of(ws[j]).process == p {
+                let wo = h.mops[ws[j] as usize].op;
+                if c.seq[wo as usize] <= bound && wo != r {
+                    expected += 1;
+                }
+                j += 1;
+            }
+            i = j;
+        }
+        if present >= expected {
+            return;
+        }
+        let missing: Vec<u32> = ws
+            .iter()
+            .copied()
+            .filter(|&w| {
+                let wo = h.mops[w as usize].op;
+                self.stamp[w as usize] != self.gen && Self::past(c, r, wo, clock)
+            })
+            .collect();
+        if !missing.is_empty() {
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
+        }
+    }
+
+    fn check_register(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        c: &Causality,
+        r: u32,
+        mi: u32,
+        clock: &[u32],
+    ) {
+        let m = &h.mops[mi as usize];
+        let observed: Vec<u32> = h
+            .obs_writes(m)
+            .iter()
+            .copied()
+            .filter(|&w| w != NONE && idx.slot[w as usize] != NONE)
+            .collect();
+        // A read after its own transaction's write sees that write.
+        if observed.iter().any(|&w| h.mops[w as usize].op == r) {
+            return;
+        }
+        // The latest write of each process in the past.
+        let ws = idx.key_writes(m.key);
+        let mut latest = Vec::new();
+        let mut i = 0;
+        while i < ws.len() {
+            let p = h.op_of(ws[i]).process;
+            let bound = clock[p as usize];
+            let mut best = NONE;
+            let mut j = i;
+            while j < ws.len() && h.op_of(ws[j]).process == p {
+                let wo = h.mops[ws[j] as usize].op;
+                if c.seq[wo as usize] <= bound && wo != r {
+                    best = ws[j];
+                }
+                j += 1;
+            }
+            if best != NONE {
+                latest.push(best);
+            }
+            i = j;
+        }
+        let missing: Vec<u32> = latest
+            .into_iter()
+            .filter(|a| !observed.contains(a))
+            .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, c, o, a)))
+            .collect();
+        if !missing.is_empty() {
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
+        }
+    }
+}
+
+/// Names and reports each violation: `read-your-writes` when the reader's
+/// own process wrote a missing write, else `monotonic-reads` when an earlier
+/// read of the process observed it, else `causal-visibility`.
+pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
+    let h = x.h;
+    // Earlier observations by the reader's process of the missing writes.
+    let mut wanted: FxHashMap<(u32, u32), u32> = FxHashMap::default();
+    for v in violations {
+        let rp = h.op_of(v.read_mop).process;
+        for &w in &v.missing {
+            wanted.insert((rp, w), NONE);
+        }
+    }
+    if !wanted.is_empty() {
+        for m in &h.mops {
+            if m.obs_len == 0 {
+                continue;
+            }
+            let op = &h.ops[m.op as usize];
+            if op.outcome != Outcome::Ok {
+                continue;
+            }
+            for &w in h.obs_writes(m) {
+                if w == NONE {
+                    continue;
+                }
+                if let Some(first) = wanted.get_mut(&(op.process, w)) {
+                    if *first == NONE || m.op < *first {
+                        *first = m.op;
+                    }
+                }
+            }
+        }
+    }
+    for v in violations {
+        let rm = &h.mops[v.read_mop as usize];
+        let r = rm.op;
+        let rp = h.ops[r as usize].process;
+        let ryw = v
+            .missing
+            .iter()
+            .copied()
+            .find(|&w| h.op_of(w).process == rp);
+        let mr = v.missing.iter().copied().find_map(|w| {
+            let first = wanted[&(rp, w)];
+            (first != NONE && first < r).then_some((w, first))
+        });
+        let key = Some(h.key(rm.key).clone());
+        let node = vec![h.node(h.ops[r as usize].node).to_string()];
+        let missing_list = v
+            .missing
+            .iter()
+            .map(|&w| x.write(w))
+            .collect::<Vec<_>>()
+            .join("; the ");
+        if let Some(w) = ryw {
+            let wo = h.mops[w as usize].op;
+            f.add(Anomaly::ReadYourWrites, || {
+                let path = x.c.path(wo, r).unwrap_or_else(|| vec![wo, r]);
+                let (_, edges) = x.path(&path);
+                Example {
+                    explanation: format!(
+                        "{} — it does not reflect the {}, which the same process made earlier",
+                        x.read(v.read_mop),
+                        x.write(w)
+                    ),
+                    key: key.clone(),
+                    ops: x.indices(&[wo, r]),
+                    nodes: node.clone(),
+                    detail: json!({"missing": x.indices(&mop_ops(x, &v.missing)), "graph": x.graph(&path, &edges)}),
+                }
+            });
+        } else if let Some((w, first)) = mr {
+            let wo = h.mops[w as usize].op;
+            f.add(Anomaly::MonotonicReads, || {
+                let (_, edges) = x.path(&[first, r]);
+                Example {
+                    explanation: format!(
+                        "{} — it does not reflect the {}, which the same process already saw in {}",
+                        x.read(v.read_mop),
+                        x.write(w),
+                        x.op_short(first)
+                    ),
+                    key: key.clone(),
+                    ops: x.indices(&[wo, first, r]),
+                    nodes: node.clone(),
+                    detail: json!({
+                        "missing": x.indices(&mop_ops(x, &v.missing)),
+                        "graph": x.graph(&[wo, first, r], &edges),
+                    }),
+                }
+            });
+        } else {
+            let w = v.missing[0];
+            let wo = h.mops[w as usize].op;
+            f.add(Anomaly::CausalVisibility, || {
+                let path = x.c.path(wo, r).unwrap_or_else(|| vec![wo, r]);
+                let (ptext, edges) = x.path(&path);
+                Example {
+                    explanation: format!(
+                        "{} — it does not reflect the {}, which happens before it. Path: {ptext}",
+                        x.read(v.read_mop),
+                        missing_list
+                    ),
+                    key: key.clone(),
+                    ops: x.indices(&[wo, r]),
+                    nodes: node.clone(),
+                    detail: json!({
+                        "missing": x.indices(&mop_ops(x, &v.missing)),
+                        "path": edges,
+                        "graph": x.graph(&path, &edges),
+                    }),
+                }
+            });
+        }
+    }
+}
+
+fn mop_ops(x: &Explain, mops: &[u32]) -> Vec<u32> {
+    mops.iter().map(|&w| x.h.mops[w as usize].op).collect()
+}

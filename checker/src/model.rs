@@ -1,0 +1,648 @@
+//! The compact, validated form of a history that every analysis reads:
+//! operations (an invoke paired with its completion), micro-operations and
+//! observed values in flat arrays, keys, processes and nodes interned to small
+//! integers. [`Builder`] consumes events one at a time, enforcing every rule of
+//! `shared/spec/history.md`, so a file never has to be held as `Event`s.
+
+use std::fmt;
+
+use serde_json::Value as Json;
+
+use crate::fxhash::FxHashMap;
+use crate::history::{
+    Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN,
+};
+
+/// "No such thing" for `u32` indices.
+pub const NONE: u32 = u32::MAX;
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Fail,
+    /// Indeterminate: an `info` completion, or no completion at all.
+    Info,
+}
+
+/// One client operation: an invoke and its completion.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub process: u32,
+    pub node: u16,
+    pub outcome: Outcome,
+    pub is_final: bool,
+    pub completed: bool,
+    pub invoke_index: u64,
+    pub complete_index: u64,
+    pub invoke_time: u64,
+    pub complete_time: u64,
+    pub mops_start: u32,
+    pub mops_end: u32,
+    /// `meta.ts` of the completion (or the invoke), when it is an integer.
+    pub ts: Option<i64>,
+}
+
+impl Op {
+    /// Whether the operation is a vertex of the causality graph.
+    pub fn is_vertex(&self) -> bool {
+        self.outcome != Outcome::Fail
+    }
+
+    /// The history index naming this operation: its completion, or its
+    /// invoke when it never completed.
+    pub fn index(&self) -> u64 {
+        self.complete_index
+    }
+
+    pub fn mops(&self) -> std::ops::Range<usize> {
+        self.mops_start as usize..self.mops_end as usize
+    }
+}
+
+/// What a read micro-operation observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObsKind {
+    /// Not a read.
+    NotRead,
+    Null,
+    Int,
+    List,
+}
+
+/// One micro-operation.
+#[derive(Debug, Clone)]
+pub struct MopRec {
+    pub op: u32,
+    pub key: u32,
+    pub f: MopFn,
+    /// The written value or delta (writes only).
+    pub arg: i64,
+    pub obs: ObsKind,
+    /// Observed values live in `History::vals[obs_start..obs_start + obs_len]`.
+    pub obs_start: u32,
+    pub obs_len: u32,
+}
+
+impl MopRec {
+    pub fn is_write(&self) -> bool {
+        self.f != MopFn::Read
+    }
+    pub fn obs_range(&self) -> std::ops::Range<usize> {
+        self.obs_start as usize..(self.obs_start + self.obs_len) as usize
+    }
+}
+
+/// A fault the nemesis injected.
+#[derive(Debug, Clone)]
+pub struct NemesisEvent {
+    pub index: u64,
+    pub time: u64,
+    pub f: String,
+    pub value: Json,
+}
+
+/// A validated history in compact form.
+#[derive(Debug, Default)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub mops: Vec<MopRec>,
+    pub vals: Vec<i64>,
+    /// For each observed value in `vals`, the write micro-operation that wrote
+    /// it, or `NONE` (phantom, or a counter value). Filled by [`History::resolve`].
+    pub resolved: Vec<u32>,
+    pub keys: Vec<Key>,
+    pub key_kind: Vec<Option<KeyKind>>,
+    /// Every write micro-operation per key (any outcome), in history order.
+    pub key_writes: Vec<Vec<u32>>,
+    /// (key, value) → the write micro-operation of `w`, `append`, `add`.
+    pub write_of: FxHashMap<(u32, i64), u32>,
+    /// The original process ids.
+    pub processes: Vec<u64>,
+    pub nodes: Vec<String>,
+    pub nemesis: Vec<NemesisEvent>,
+    pub events: u64,
+}
+
+impl History {
+    pub fn key(&self, k: u32) -> &Key {
+        &self.keys[k as usize]
+    }
+    pub fn node(&self, n: u16) -> &str {
+        &self.nodes[n as usize]
+    }
+    pub fn process_id(&self, p: u32) -> u64 {
+        self.processes[p as usize]
+    }
+    pub fn op_of(&self, mop: u32) -> &Op {
+        &self.ops[self.mops[mop as usize].op as usize]
+    }
+    pub fn obs(&self, m: &MopRec) -> &[i64] {
+        &self.vals[m.obs_range()]
+    }
+    pub fn obs_writes(&self, m: &MopRec) -> &[u32] {
+        &self.resolved[m.obs_range()]
+    }
+
+    /// Maps every observed value of a register, list or set read to the
+    /// write that produced it.
+    fn resolve(&mut self) {
+        let mut resolved = vec![NONE; self.vals.len()];
+        for m in &self.mops {
+            if m.obs_len == 0 {
+                continue;
+            }
+            if self.key_kind[m.key as usize] == Some(KeyKind::Counter) {
+                continue;
+            }
+            for i in m.obs_range() {
+                if let Some(&w) = self.write_of.get(&(m.key, self.vals[i])) {
+                    resolved[i] = w;
+                }
+            }
+        }
+        self.resolved = resolved;
+    }
+}
+
+/// The first rule of `history.md` a history breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct InvalidHistory {
+    /// 1-based line number.
+    pub line: u64,
+    pub message: String,
+}
+
+fn invalid<T>(line: u64, message: impl Into<String>) -> Result<T, InvalidHistory> {
+    Err(InvalidHistory {
+        line,
+        message: message.into(),
+    })
+}
+
+struct ProcState {
+    /// The outstanding operation.
+    pending: u32,
+    /// Line of the info completion that retired this id, or 0.
+    retired_at: u64,
+}
+
+/// Validates events one at a time and builds a [`History`].
+#[derive(Default)]
+pub struct Builder {
+    h: History,
+    key_ids: FxHashMap<Key, u32>,
+    proc_ids: FxHashMap<u64, u32>,
+    procs: Vec<ProcState>,
+    node_ids: FxHashMap<String, u16>,
+    last_time: u64,
+    /// The line of each key's first write, for error messages.
+    key_first_write: Vec<u64>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn intern_key(&mut self, k: &Key) -> u32 {
+        if let Some(&id) = self.key_ids.get(k) {
+            return id;
+        }
+        let id = self.h.keys.len() as u32;
+        self.h.keys.push(k.clone());
+        self.h.key_kind.push(None);
+        self.h.key_writes.push(Vec::new());
+        self.key_first_write.push(0);
+        self.key_ids.insert(k.clone(), id);
+        id
+    }
+
+    fn intern_node(&mut self, n: &str) -> u16 {
+        if let Some(&id) = self.node_ids.get(n) {
+            return id;
+        }
+        let id = self.h.nodes.len() as u16;
+        self.h.nodes.push(n.to_string());
+        self.node_ids.insert(n.to_string(), id);
+        id
+    }
+
+    fn intern_process(&mut self, p: u64) -> u32 {
+        if let Some(&id) = self.proc_ids.get(&p) {
+            return id;
+        }
+        let id = self.h.processes.len() as u32;
+        self.h.processes.push(p);
+        self.procs.push(ProcState {
+            pending: NONE,
+            retired_at: 0,
+        });
+        self.proc_ids.insert(p, id);
+        id
+    }
+
+    /// Validates and records one event; `line` is 1-based.
+    pub fn push(&mut self, line: u64, ev: &Event) -> Result<(), InvalidHistory> {
+        let expected = self.h.events;
+        if ev.index != expected {
+            return invalid(
+                line,
+                format!(
+                    "index is {}, expected {expected} (indices run 0, 1, 2, ... with no gaps)",
+                    ev.index
+                ),
+            );
+        }
+        if ev.time < self.last_time {
+            return invalid(
+                line,
+                format!(
+                    "time {} is before the previous event's time {} (time must not decrease)",
+                    ev.time, self.last_time
+                ),
+            );
+        }
+        self.last_time = ev.time;
+        self.h.events += 1;
+        match ev.process {
+            Process::Nemesis => {
+                if ev.kind != EventType::Info {
+                    return invalid(
+                        line,
+                        format!(
+                            "nemesis events must have type \"info\", not {:?}",
+                            type_name(ev.kind)
+                        ),
+                    );
+                }
+                let value = match &ev.value {
+                    crate::history::Payload::Fault(j) => j.clone(),
+                    crate::history::Payload::Ops(_) => Json::Null,
+                };
+                self.h.nemesis.push(NemesisEvent {
+                    index: ev.index,
+                    time: ev.time,
+                    f: ev.f.clone(),
+                    value,
+                });
+                Ok(())
+            }
+            Process::Client(p) => self.push_client(line, p, ev),
+        }
+    }
+
+    fn push_client(&mut self, line: u64, p: u64, ev: &Event) -> Result<(), InvalidHistory> {
+        let Some(node) = ev.node.as_deref() else {
+            return invalid(line, format!("client event of process {p} has no \"node\""));
+        };
+        let is_final = match ev.f.as_str() {
+            F_TXN => false,
+            F_FINAL => true,
+            other => return invalid(
+                line,
+                format!(
+                    "client event of process {p} has f {other:?}; expected \"txn\" or \"final\""
+                ),
+            ),
+        };
+        let node = self.intern_node(node);
+        let pid = self.intern_process(p);
+        let ts = ev
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("ts"))
+            .and_then(Json::as_i64);
+        if ev.kind == EventType::Invoke {
+            let st = &self.procs[pid as usize];
+            if st.retired_at != 0 {
+                return invalid(
+                    line,
+                    format!(
+                        "process {p} invokes an operation after its info completion at line {} retired it (the harness must use a fresh process id)",
+                        st.retired_at
+                    ),
+                );
+            }
+            if st.pending != NONE {
+                let prev = &self.h.ops[st.pending as usize];
+                return invalid(
+                    line,
+                    format!(
+                        "process {p} invokes a second operation while its operation invoked at line {} is still outstanding",
+                        prev.invoke_index + 1
+                    ),
+                );
+            }
+            let op_id = self.h.ops.len() as u32;
+            let mops_start = self.h.mops.len() as u32;
+            for m in ev.ops() {
+                let key = self.intern_key(m.key());
+                let mut rec = MopRec {
+                    op: op_id,
+                    key,
+                    f: m.f(),
+                    arg: m.write_arg().unwrap_or(0),
+                    obs: ObsKind::NotRead,
+                    obs_start: 0,
+                    obs_len: 0,
+                };
+                match m {
+                    Mop::Read(_, v) => {
+                        if *v != ReadValue::Null {
+                            return invalid(
+                                line,
+                                format!(
+                                    "invoke reads key {} with a value; reads carry null on invoke",
+                                    m.key()
+                                ),
+                            );
+                        }
+                        rec.obs = ObsKind::Null;
+                    }
+                    _ => {
+                        if is_final {
+                            return invalid(
+                                line,
+                                format!(
+                                    "final operation writes key {} ({}); final operations only read",
+                                    m.key(),
+                                    m.f().as_str()
+                                ),
+                            );
+                        }
+                        self.record_write(line, key, m, self.h.mops.len() as u32)?;
+                    }
+                }
+                self.h.mops.push(rec);
+            }
+            self.h.ops.push(Op {
+                process: pid,
+                node,
+                outcome: Outcome::Info,
+                is_final,
+                completed: false,
+                invoke_index: ev.index,
+                complete_index: ev.index,
+                invoke_time: ev.time,
+                complete_time: ev.time,
+                mops_start,
+                mops_end: self.h.mops.len() as u32,
+                ts,
+            });
+            self.procs[pid as usize].pending = op_id;
+            return Ok(());
+        }
+        // A completion.
+        let op_id = self.procs[pid as usize].pending;
+        if op_id == NONE {
+            return invalid(
+                line,
+                format!(
+                    "{} completion of process {p} has no outstanding invoke",
+                    type_name(ev.kind)
+                ),
+            );
+        }
+        let (inv_line, inv_final, inv_node, range) = {
+            let op = &self.h.ops[op_id as usize];
+            (op.invoke_index + 1, op.is_final, op.node, op.mops())
+        };
+        if inv_final != is_final {
+            return invalid(
+                line,
+                format!(
+                    "completion of process {p} has f {:?} but its invoke at line {inv_line} has f {:?}",
+                    ev.f,
+                    if inv_final { F_FINAL } else { F_TXN }
+                ),
+            );
+        }
+        if inv_node != node {
+            return invalid(
+                line,
+                format!(
+                    "completion of process {p} names node {:?} but its invoke at line {inv_line} names {:?}",
+                    self.h.nodes[node as usize], self.h.nodes[inv_node as usize]
+                ),
+            );
+        }
+        let ops = ev.ops();
+        let n_inv = range.len();
+        if !(ops.is_empty() && ev.kind != EventType::Ok) {
+            if ops.len() != n_inv {
+                return invalid(
+                    line,
+                    format!(
+                        "completion of process {p} has {} micro-operations but its invoke at line {inv_line} has {n_inv}",
+                        ops.len()
+                    ),
+                );
+            }
+            for (i, m) in ops.iter().enumerate() {
+                let mi = range.start + i;
+                let rec = &self.h.mops[mi];
+                let same_key = self.key_ids.get(m.key()) == Some(&rec.key);
+                if m.f() != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
+                    return invalid(
+                        line,
+                        format!(
+                            "micro-operation {} of the completion of process {p} is {} but its invoke at line {inv_line} has {}",
+                            i + 1,
+                            describe_mop(m),
+                            describe_rec(rec, &self.h.keys)
+                        ),
+                    );
+                }
+                if ev.kind == EventType::Ok {
+                    if let Mop::Read(_, v) = m {
+                        let start = self.h.vals.len() as u32;
+                        let (obs, len) = match v {
+                            ReadValue::Null => (ObsKind::Null, 0),
+                            ReadValue::Int(x) => {
+                                self.h.vals.push(*x);
+                                (ObsKind::Int, 1)
+                            }
+                            ReadValue::List(xs) => {
+                                self.h.vals.extend_from_slice(xs);
+                                (ObsKind::List, xs.len() as u32)
+                            }
+                        };
+                        let rec = &mut self.h.mops[mi];
+                        rec.obs = obs;
+                        rec.obs_start = start;
+                        rec.obs_len = len;
+                    }
+                }
+            }
+        }
+        let op = &mut self.h.ops[op_id as usize];
+        op.completed = true;
+        op.complete_index = ev.index;
+        op.complete_time = ev.time;
+        if ts.is_some() {
+            op.ts = ts;
+        }
+        op.outcome = match ev.kind {
+            EventType::Ok => Outcome::Ok,
+            EventType::Fail => Outcome::Fail,
+            _ => Outcome::Info,
+        };
+        let st = &mut self.procs[pid as usize];
+        st.pending = NONE;
+        if ev.kind == EventType::Info {
+            st.retired_at = line;
+        }
+        Ok(())
+    }
+
+    fn record_write(
+        &mut self,
+        line: u64,
+        key: u32,
+        m: &Mop,
+        mop_id: u32,
+    ) -> Result<(), InvalidHistory> {
+        let kind = KeyKind::of_write(m.f()).expect("a write");
+        let k = key as usize;
+        match self.h.key_kind[k] {
+            None => {
+                self.h.key_kind[k] = Some(kind);
+                self.key_first_write[k] = line;
+            }
+            Some(existing) if existing != kind => {
+                return invalid(
+                    line,
+                    format!(
+                        "key {} gets a {} write ({}) but it is a {} key since line {} (two kinds of write on one key)",
+                        m.key(),
+                        kind.as_str(),
+                        m.f().as_str(),
+                        existing.as_str(),
+                        self.key_first_write[k]
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        if kind != KeyKind::Counter {
+            let v = m.write_arg().expect("a write");
+            if let Some(&prev) = self.h.write_of.get(&(key, v)) {
+                let prev_line = self.h.op_of(prev).invoke_index + 1;
+                return invalid(
+                    line,
+                    format!(
+                        "value {v} is written to key {} twice (also at line {prev_line}); written values must be unique per key",
+                        m.key()
+                    ),
+                );
+            }
+            self.h.write_of.insert((key, v), mop_id);
+        }
+        self.h.key_writes[k].push(mop_id);
+        Ok(())
+    }
+
+    /// Ends the history: pending invokes count as `info`; checks the rules
+    /// that need the whole history (finals read every written key, read
+    /// values fit their key's kind).
+    pub fn finish(mut self) -> Result<History, InvalidHistory> {
+        let h = &mut self.h;
+        // A final must read every written key.
+        let written: Vec<u32> = (0..h.keys.len() as u32)
+            .filter(|&k| h.key_kind[k as usize].is_some())
+            .collect();
+        let mut stamp = vec![NONE; h.keys.len()];
+        for (oi, op) in h.ops.iter().enumerate() {
+            if !op.is_final || op.outcome != Outcome::Ok {
+                continue;
+            }
+            let mut n = 0usize;
+            for m in &h.mops[op.mops()] {
+                let k = m.key as usize;
+                if h.key_kind[k].is_some() && stamp[k] != oi as u32 {
+                    stamp[k] = oi as u32;
+                    n += 1;
+                }
+            }
+            if n < written.len() {
+                let missing = written
+                    .iter()
+                    .find(|&&k| stamp[k as usize] != oi as u32)
+                    .expect("one is missing");
+                return invalid(
+                    op.complete_index + 1,
+                    format!(
+                        "final operation of node {} does not read key {} (a final reads every written key; {} of {} missing)",
+                        h.nodes[op.node as usize],
+                        h.keys[*missing as usize],
+                        written.len() - n,
+                        written.len()
+                    ),
+                );
+            }
+        }
+        // Read values must fit the key's kind.
+        for m in &h.mops {
+            let Some(kind) = h.key_kind[m.key as usize] else {
+                continue;
+            };
+            let bad = match (kind, m.obs) {
+                (KeyKind::List | KeyKind::Set, ObsKind::Int) => Some("an integer"),
+                (KeyKind::Counter, ObsKind::List) => Some("an array"),
+                _ => None,
+            };
+            if let Some(what) = bad {
+                let op = &h.ops[m.op as usize];
+                return invalid(
+                    op.complete_index + 1,
+                    format!(
+                        "read of {} key {} observed {what}",
+                        kind.as_str(),
+                        h.keys[m.key as usize]
+                    ),
+                );
+            }
+        }
+        h.resolve();
+        Ok(self.h)
+    }
+}
+
+fn type_name(t: EventType) -> &'static str {
+    match t {
+        EventType::Invoke => "invoke",
+        EventType::Ok => "ok",
+        EventType::Fail => "fail",
+        EventType::Info => "info",
+    }
+}
+
+fn describe_mop(m: &Mop) -> String {
+    match m.write_arg() {
+        Some(v) => format!("[{:?}, {}, {v}]", m.f().as_str(), KeyJson(m.key())),
+        None => format!("[\"r\", {}, ...]", KeyJson(m.key())),
+    }
+}
+
+fn describe_rec(m: &MopRec, keys: &[Key]) -> String {
+    let k = KeyJson(&keys[m.key as usize]);
+    if m.is_write() {
+        format!("[{:?}, {k}, {}]", m.f.as_str(), m.arg)
+    } else {
+        format!("[\"r\", {k}, ...]")
+    }
+}
+
+/// A key as it is spelled in JSON.
+pub struct KeyJson<'a>(pub &'a Key);
+
+impl fmt::Display for KeyJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
+            Key::Int(k) => write!(f, "{k}"),
+            Key::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The human summary of a report: the verdict and why, each anomaly in plain
+//! English with its examples, conflicts and the figures.
+
+use std::fmt::Write;
+
+use crate::explain::duration;
+use crate::report::{Anomaly, Report, Verdict};
+
+/// One sentence on what each anomaly means.
+pub fn meaning(a: Anomaly) -> &'static str {
+    match a {
+        Anomaly::InvalidHistory => "the history file breaks the format, so nothing else was checked",
+        Anomaly::CyclicCausality => "operations happen before each other in a cycle",
+        Anomaly::Divergence => "after the final phase, nodes hold different states for a key",
+        Anomaly::LostWrite => "an acknowledged write is missing from a node's final state",
+        Anomaly::ConflictLoss => "conflict resolution discarded an acknowledged write that was concurrent with the survivor",
+        Anomaly::CausalOverwrite => "a causally older value replaced a newer acknowledged write",
+        Anomaly::Duplicate => "an element or increment was applied more than once",
+        Anomaly::Phantom => "a read observed a value nobody wrote",
+        Anomaly::FailedWriteVisible => "a read observed a write that failed",
+        Anomaly::FutureRead => "a read observed a write invoked only after the read completed",
+        Anomaly::StaleSibling => "a register kept a sibling that a later write of it should have replaced",
+        Anomaly::CausalOrder => "a list holds elements in an order contradicting causality",
+        Anomaly::ReadYourWrites => "a process did not see its own earlier write",
+        Anomaly::MonotonicReads => "a process stopped seeing a write it had already seen",
+        Anomaly::CausalVisibility => "a read missed a write in its causal past",
+    }
+}
+
+impl Report {
+    /// The summary printed by `ladon check` and saved as `summary.txt`.
+    pub fn summary_text(&self) -> String {
+        let mut s = String::new();
+        let gs: Vec<&str> = self.guarantees.iter().map(|g| g.as_str()).collect();
+        let gs = if gs.is_empty() {
+            "none".to_string()
+        } else {
+            gs.join(", ")
+        };
+        let verdict = match self.verdict {
+            Verdict::Valid => "VALID: nothing the guarantees forbid was found".to_string(),
+            Verdict::Invalid => {
+                let names: Vec<&str> = self
+                    .anomalies
+                    .iter()
+                    .filter(|(_, f)| f.forbidden)
+                    .map(|(a, _)| a.as_str())
+                    .collect();
+                format!("INVALID: found {}", names.join(", "))
+            }
+            Verdict::Unknown => format!(
+                "UNKNOWN: {}",
+                self.extra
+                    .get("unknown_reason")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("the history cannot decide")
+            ),
+        };
+        let _ = writeln!(s, "Verdict: {verdict}");
+        let _ = writeln!(s, "Guarantees checked: {gs}");
+        if self.anomalies.contains_key(&Anomaly::InvalidHistory) {
+            for e in &self.anomalies[&Anomaly::InvalidHistory].examples {
+                let _ = writeln!(s, "\ninvalid-history: {}", e.explanation);
+            }
+            return s;
+        }
+        let st = &self.stats;
+        let _ = writeln!(
+            s,
+            "\nOperations: {} ok, {} failed, {} indeterminate; {} acknowledged writes",
+            st.ok, st.fail, st.info, st.acknowledged_writes
+        );
+        if self.anomalies.is_empty() {
+            let _ = writeln!(s, "\nNo anomalies found.");
+        }
+        for (a, f) in &self.anomalies {
+            let status = if f.forbidden {
+                match a.guarantee() {
+                    Some(g) => format!("forbidden by {g}"),
+                    None => "always forbidden".to_string(),
+                }
+            } else {
+                "allowed by the guarantees checked".to_string()
+            };
+            let _ = writeln!(s, "\n{a}: {} ({status}) — {}", f.count, meaning(*a));
+            for (i, e) in f.examples.iter().enumerate() {
+                let _ = writeln!(s, "  {}. {}", i + 1, e.explanation);
+            }
+            if (f.examples.len() as u64) < f.count {
+                let _ = writeln!(s, "  ... and {} more", f.count - f.examples.len() as u64);
+            }
+        }
+        let c = &self.conflicts;
+        let _ = writeln!(
+            s,
+            "\nConflicts: keys none {}, lww {}, siblings {}, merged {}, diverged {}, lost {}; {} concurrent pairs of acknowledged writes",
+            c.none, c.lww, c.siblings, c.merged, c.diverged, c.lost, c.concurrent_pairs
+        );
+        if let Some(p) = self
+            .extra
+            .get("policy")
+            .and_then(|p| p.get("description"))
+            .and_then(|d| d.as_str())
+        {
+            let _ = writeln!(s, "Resolution policy observed: {p}");
+        }
+        let _ = writeln!(
+            s,
+            "Lost writes: {} of {} acknowledged ({:.2}%)",
+            st.lost_writes,
+            st.acknowledged_writes,
+            st.lost_write_share * 100.0
+        );
+        match st.convergence_ns {
+            Some(ns) => {
+                let _ = writeln!(
+                    s,
+                    "Convergence: nodes agreed {} after the heal",
+                    duration(ns)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "Convergence: the nodes' final states never agreed");
+            }
+        }
+        if let Some(m) = self
+            .extra
+            .get("messages_per_write")
+            .and_then(|m| m.as_f64())
+        {
+            let _ = writeln!(s, "Messages per write: {m:.2}");
+        }
+        if let Some(lat) = self.extra.get("latency_ns").and_then(|l| l.as_object()) {
+            for (node, q) in lat {
+                let ms = |k: &str| duration(q[k].as_u64().unwrap_or(0));
+                let _ = writeln!(
+                    s,
+                    "Latency on {node} (ok transactions): p50 {}, p90 {}, p99 {}, max {}",
+                    ms("p50"),
+                    ms("p90"),
+                    ms("p99"),
+                    ms("max")
+                );
+            }
+        }
+        s
+    }
+}
