@@ -300,12 +300,14 @@ impl Builder {
         let is_final = match ev.f.as_str() {
             F_TXN => false,
             F_FINAL => true,
-            other => return invalid(
-                line,
-                format!(
+            other => {
+                return invalid(
+                    line,
+                    format!(
                     "client event of process {p} has f {other:?}; expected \"txn\" or \"final\""
                 ),
-            ),
+                )
+            }
         };
         let node = self.intern_node(node);
         let pid = self.intern_process(p);

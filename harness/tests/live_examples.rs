@@ -35,6 +35,19 @@ async fn go(o: LiveOptions) -> LiveOutcome {
     out
 }
 
+/// The checker's verdict and the anomaly names it found.
+fn verdict(out: &LiveOutcome) -> (&'static str, Vec<String>) {
+    let r =
+        ladon_checker::check_path(&out.history, &ladon_checker::CheckOptions::default()).unwrap();
+    let forbidden = r
+        .anomalies
+        .iter()
+        .filter(|(_, f)| f.forbidden)
+        .map(|(a, _)| a.as_str().to_string())
+        .collect();
+    (r.verdict.as_str(), forbidden)
+}
+
 /// Every node process is gone: not running, not a zombie.
 pub fn assert_reaped(pids: &[i32]) {
     assert!(!pids.is_empty());
@@ -118,6 +131,7 @@ async fn correct_broadcast_keeps_every_acknowledged_element_through_partitions_p
         assert!(missing.is_empty(), "{node} lost {missing:?}");
     }
     assert!(out.converged_ns.is_some());
+    assert_eq!(verdict(&out), ("valid", vec![]));
     let faults: BTreeSet<String> = out
         .events
         .iter()
@@ -149,6 +163,13 @@ async fn buggy_broadcast_loses_acknowledged_elements_under_message_loss() {
         .sum();
     assert!(lost > 0, "expected lost writes; finals {f:?}");
     assert_eq!(out.converged_ns, None, "the nodes never agree (divergence)");
+    let (v, anomalies) = verdict(&out);
+    assert_eq!(v, "invalid");
+    assert!(
+        anomalies.contains(&"lost-write".to_string())
+            && anomalies.contains(&"divergence".to_string()),
+        "{anomalies:?}"
+    );
 }
 
 fn counter_bounds(events: &[Event]) -> (i64, i64) {
@@ -189,6 +210,7 @@ async fn correct_counter_is_exact_under_duplication_and_pauses() {
         }
     }
     assert!(out.converged_ns.is_some());
+    assert_eq!(verdict(&out), ("valid", vec![]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,6 +225,12 @@ async fn buggy_counter_over_counts_duplicated_increments() {
         .filter(|(_, v)| matches!(v, ReadValue::Int(x) if *x > hi))
         .collect();
     assert!(!over.is_empty(), "expected a final value above {hi}");
+    let (v, anomalies) = verdict(&out);
+    assert_eq!(v, "invalid");
+    assert!(
+        anomalies.contains(&"duplicate".to_string()),
+        "{anomalies:?}"
+    );
 }
 
 fn list_finals(events: &[Event]) -> std::collections::BTreeMap<String, Vec<Mop>> {
@@ -228,6 +256,7 @@ async fn correct_list_append_converges_in_one_order_after_partitions_and_clock_s
     assert_eq!(states.len(), 1, "{f:?}");
     assert!(out.converged_ns.is_some());
     assert!(out.events.iter().any(|e| e.f == "clock-skew"));
+    assert_eq!(verdict(&out), ("valid", vec![]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,4 +280,5 @@ async fn buggy_list_append_diverges_in_order() {
     }
     assert!(order_divergence, "{f:?}");
     assert_eq!(out.converged_ns, None);
+    assert_eq!(verdict(&out), ("invalid", vec!["divergence".to_string()]));
 }
