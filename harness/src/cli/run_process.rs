@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::live::nemesis::Fault;
 use crate::live::topology::Topology;
 use crate::live::{self, LiveOptions};
-use crate::net::{parse_duration_ns, Latency, PartitionMode, Shape};
+use crate::net::{format_duration_ns, parse_duration_ns, Latency, PartitionMode, Shape};
 
 /// `ladon run --adapter process ...` parsed on its own.
 #[derive(Debug, clap::Parser)]
@@ -84,6 +84,24 @@ pub struct ProcessRunArgs {
     /// Per-message latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
     #[arg(long, default_value = "constant:0ms")]
     pub latency: Latency,
+    /// Background message loss probability (node-to-node messages).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Background message duplication probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Probability a message is delayed extra (reordering).
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Loss probability while the `loss` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_loss: f64,
+    /// Duplication probability while the `dup` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_dup: f64,
+    /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
+    #[arg(long)]
+    pub faketime_library: Option<PathBuf>,
     /// Largest clock offset the clock nemesis applies.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub max_clock_skew: Duration,
@@ -160,29 +178,130 @@ fn utc_stamp(t: SystemTime) -> String {
     )
 }
 
-fn reproduce(args: &ProcessRunArgs, seed: u64) -> String {
-    let mut cmd = format!(
-        "ladon run --adapter process --bin {} --workload {}",
-        args.bin.display(),
-        args.workload
-    );
-    for a in &args.bin_args {
-        cmd.push_str(&format!(" --bin-arg {a}"));
+/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
-    let nemesis: Vec<&str> = args.nemesis.iter().map(|f| f.as_str()).collect();
-    cmd.push_str(&format!(
-        " --nodes {} --concurrency {} --rate {} --time-limit {}s --nemesis {} --seed {seed}",
-        args.nodes,
-        args.concurrency,
-        args.rate,
-        args.time_limit.as_secs_f64(),
-        if nemesis.is_empty() {
-            "none".to_string()
-        } else {
-            nemesis.join(",")
-        },
-    ));
+}
+
+fn dur(d: Duration) -> String {
+    format_duration_ns(d.as_nanos() as u64)
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The command that reruns this configuration: every option as resolved
+/// (defaults included), the seed and the guarantees checked.
+fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarantee]) -> String {
+    let mut words: Vec<(&str, String)> = vec![
+        ("--adapter", args.adapter.clone()),
+        ("--bin", args.bin.display().to_string()),
+    ];
+    for a in &args.bin_args {
+        words.push(("--bin-arg", a.clone()));
+    }
+    let shapes: Vec<String> = args
+        .partition_shapes
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    words.extend([
+        ("--workload", args.workload.to_string()),
+        ("--nodes", args.nodes.to_string()),
+        ("--concurrency", args.concurrency.to_string()),
+        ("--rate", args.rate.to_string()),
+        ("--time-limit", dur(args.time_limit)),
+        ("--nemesis", list(&args.nemesis)),
+        ("--nemesis-interval", dur(args.nemesis_interval)),
+        (
+            "--partition-mode",
+            partition_mode(args.partition_mode).into(),
+        ),
+        ("--partition-shapes", shapes.join(",")),
+        ("--latency", args.latency.to_string()),
+        ("--loss", args.loss.to_string()),
+        ("--duplicate", args.duplicate.to_string()),
+        ("--reorder", args.reorder.to_string()),
+        ("--nemesis-loss", args.nemesis_loss.to_string()),
+        ("--nemesis-dup", args.nemesis_dup.to_string()),
+    ]);
+    if let Some(lib) = &args.faketime_library {
+        words.push(("--faketime-library", lib.display().to_string()));
+    }
+    words.extend([
+        ("--max-clock-skew", dur(args.max_clock_skew)),
+        ("--topology", args.topology.as_str()),
+        ("--op-timeout", dur(args.op_timeout)),
+        ("--init-timeout", dur(args.init_timeout)),
+        ("--converge-timeout", dur(args.converge_timeout)),
+        ("--txn-size", args.txn_size.to_string()),
+        ("--max-writes-per-key", args.max_writes_per_key.to_string()),
+        ("--store", args.store.display().to_string()),
+        ("--test", test.to_string()),
+        ("--guarantees", list(guarantees)),
+        ("--seed", seed.to_string()),
+    ]);
+    let mut cmd = "ladon run".to_string();
+    for (flag, value) in words {
+        cmd.push(' ');
+        cmd.push_str(flag);
+        cmd.push(' ');
+        cmd.push_str(&shell_quote(&value));
+    }
     cmd
+}
+
+fn partition_mode(m: PartitionMode) -> &'static str {
+    match m {
+        PartitionMode::Drop => "drop",
+        PartitionMode::Hold => "hold",
+    }
+}
+
+/// The live runner's options for `args`, writing into `run_dir`.
+fn live_options(args: &ProcessRunArgs, seed: u64, run_dir: PathBuf) -> LiveOptions {
+    let mut opts = LiveOptions::new(args.bin.clone(), args.workload, run_dir);
+    opts.bin_args = args.bin_args.clone();
+    opts.nodes = args.nodes;
+    opts.concurrency = args.concurrency;
+    opts.rate = args.rate;
+    opts.time_limit = args.time_limit;
+    opts.op_timeout = args.op_timeout;
+    opts.init_timeout = args.init_timeout;
+    opts.converge_timeout = args.converge_timeout;
+    opts.seed = seed;
+    opts.net.latency = args.latency;
+    opts.net.partition_mode = args.partition_mode;
+    opts.net.loss = args.loss;
+    opts.net.duplicate = args.duplicate;
+    opts.net.reorder = args.reorder;
+    opts.fault_loss = args.nemesis_loss;
+    opts.fault_duplicate = args.nemesis_dup;
+    opts.faketime_library = args.faketime_library.clone();
+    opts.nemesis = args.nemesis.clone();
+    opts.nemesis_interval = args.nemesis_interval;
+    opts.partition_shapes = args.partition_shapes.clone();
+    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as i64;
+    opts.topology = args.topology;
+    opts.txn_size = args.txn_size;
+    opts.max_writes_per_key = args.max_writes_per_key;
+    opts
 }
 
 fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
@@ -236,27 +355,8 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(Guarantee::default_for_check);
 
-    let mut opts = LiveOptions::new(args.bin.clone(), args.workload, run_dir.clone());
-    opts.bin_args = args.bin_args.clone();
-    opts.nodes = args.nodes;
-    opts.concurrency = args.concurrency;
-    opts.rate = args.rate;
-    opts.time_limit = args.time_limit;
-    opts.op_timeout = args.op_timeout;
-    opts.init_timeout = args.init_timeout;
-    opts.converge_timeout = args.converge_timeout;
-    opts.seed = seed;
-    opts.net.latency = args.latency;
-    opts.net.partition_mode = args.partition_mode;
-    opts.nemesis = args.nemesis.clone();
-    opts.nemesis_interval = args.nemesis_interval;
-    opts.partition_shapes = args.partition_shapes.clone();
-    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as i64;
-    opts.topology = args.topology;
-    opts.txn_size = args.txn_size;
-    opts.max_writes_per_key = args.max_writes_per_key;
-
-    let reproduce = reproduce(&args, seed);
+    let opts = live_options(&args, seed, run_dir.clone());
+    let reproduce = reproduce(&args, seed, &test, &guarantees);
     eprintln!(
         "ladon: live run of {} ({} nodes, workload {}, seed {seed}) into {}",
         args.bin.display(),
@@ -266,7 +366,8 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     );
     let run_json = json!({
         "test": test, "seed": seed, "mode": "live", "adapter": "process",
-        "options": {"live": opts, "latency": args.latency.to_string(), "partition_mode": args.partition_mode},
+        "options": {"live": opts, "latency": args.latency.to_string(), "partition_mode": args.partition_mode,
+            "store": args.store, "test": test},
         "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": null,
         "guarantees": guarantees,
     });
@@ -340,6 +441,7 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{CommandFactory, Parser};
 
     #[test]
     fn stamps_and_shapes() {
@@ -354,6 +456,187 @@ mod tests {
                 Shape::Groups(vec![vec![0, 1], vec![2]]),
                 Shape::Halves
             ]
+        );
+    }
+
+    /// Splits a command line the way a POSIX shell does for what
+    /// [`shell_quote`] produces (plain words, single-quoted words and `\\'`).
+    fn shell_words(cmd: &str) -> Vec<String> {
+        let (mut words, mut cur, mut quoted, mut in_word) =
+            (Vec::new(), String::new(), false, false);
+        let mut chars = cmd.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if !quoted => {
+                    cur.extend(chars.next());
+                    in_word = true;
+                }
+                '\'' => {
+                    quoted = !quoted;
+                    in_word = true;
+                }
+                ' ' if !quoted => {
+                    if in_word {
+                        words.push(std::mem::take(&mut cur));
+                    }
+                    in_word = false;
+                }
+                c => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(cur);
+        }
+        words
+    }
+
+    fn parse(cmd: &[&str]) -> ProcessRunArgs {
+        let argv = wants_process_adapter(cmd.iter().map(|s| s.to_string()).collect())
+            .expect("a process-adapter command line");
+        *ProcessCli::try_parse_from(argv).unwrap().args
+    }
+
+    /// What a run with `args` would do: its live options (network included)
+    /// and its checker guarantees.
+    fn resolved(args: &ProcessRunArgs, seed: u64) -> (serde_json::Value, crate::net::NetConfig) {
+        let o = live_options(args, seed, PathBuf::from("run"));
+        (serde_json::to_value(&o).unwrap(), o.net)
+    }
+
+    #[test]
+    fn the_reproduce_command_rebuilds_every_resolved_option() {
+        for cmd in [
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "examples/nodes/counter.py",
+                "--workload",
+                "pn-counter",
+            ],
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "/opt/my nodes/it's.py",
+                "--bin-arg",
+                "--fast",
+                "--bin-arg",
+                "x y",
+                "--workload",
+                "broadcast",
+                "--nodes",
+                "5",
+                "--concurrency",
+                "7",
+                "--rate",
+                "12.5",
+                "--time-limit",
+                "1.5s",
+                "--nemesis",
+                "pause,partition,clock",
+                "--nemesis-interval",
+                "700ms",
+                "--partition-mode",
+                "hold",
+                "--partition-shapes",
+                "groups:0,1/2,3,4,one-way",
+                "--latency",
+                "exponential:250us",
+                "--loss",
+                "0.1",
+                "--duplicate",
+                "0.2",
+                "--reorder",
+                "0.05",
+                "--nemesis-loss",
+                "0.5",
+                "--nemesis-dup",
+                "0.4",
+                "--faketime-library",
+                "/usr/lib/faketime/libfaketime.so.1",
+                "--max-clock-skew",
+                "300ms",
+                "--topology",
+                "tree3",
+                "--op-timeout",
+                "2s",
+                "--init-timeout",
+                "20s",
+                "--converge-timeout",
+                "8s",
+                "--txn-size",
+                "4",
+                "--max-writes-per-key",
+                "9",
+                "--store",
+                "/tmp/res",
+                "--test",
+                "mine",
+                "--guarantees",
+                "convergence,causal",
+                "--seed",
+                "42",
+            ],
+        ] {
+            let args = parse(&cmd);
+            let guarantees = args
+                .guarantees
+                .clone()
+                .unwrap_or_else(Guarantee::default_for_check);
+            let test = args.test.clone().unwrap_or_else(|| "default-test".into());
+            let line = reproduce(&args, 42, &test, &guarantees);
+            let words = shell_words(&line);
+            let again = parse(&words.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(
+                resolved(&again, again.seed.unwrap()),
+                resolved(&args, 42),
+                "{line}"
+            );
+            assert_eq!(again.guarantees.as_deref(), Some(&guarantees[..]), "{line}");
+            assert_eq!(again.test.as_deref(), Some(test.as_str()), "{line}");
+            assert_eq!(again.store, args.store, "{line}");
+            // Every flag `ladon run --adapter process` knows appears in the command.
+            for arg in ProcessCli::command().get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "bin-arg" && args.bin_args.is_empty() {
+                        continue;
+                    }
+                    assert!(
+                        words.contains(&format!("--{long}")),
+                        "--{long} missing from {line}"
+                    );
+                }
+            }
+        }
+        let args = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        assert_eq!(
+            reproduce(&args, 9, "g-set-n", &Guarantee::default_for_check()),
+            "ladon run --adapter process --bin n.py --workload g-set --nodes 3 --concurrency 3 \
+             --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
+             --partition-shapes one,halves --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
+             --nemesis-loss 0.3 --nemesis-dup 0.3 --max-clock-skew 2s --topology grid --op-timeout 1s \
+             --init-timeout 10s --converge-timeout 5s --txn-size 3 --max-writes-per-key 32 \
+             --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
         );
     }
 }

@@ -58,7 +58,6 @@ pub struct LiveOptions {
     pub init_timeout: Duration,
     pub converge_timeout: Duration,
     pub seed: u64,
-    #[serde(skip)]
     pub net: NetConfig,
     #[serde(serialize_with = "faults")]
     pub nemesis: Vec<Fault>,
