@@ -2,4 +2,5 @@
 //! test, and their implementations.
 
 pub mod node;
+pub mod process;
 pub mod toy;
