@@ -107,8 +107,12 @@ impl RefNode {
             None
         } else {
             Some(
-                self.commit_local(ctx, Body::Writes(std::mem::take(&mut run.effects)))
-                    .seq,
+                self.commit_local(
+                    ctx,
+                    Body::Writes(std::mem::take(&mut run.effects)),
+                    reply_to,
+                )
+                .seq,
             )
         };
         let reply = self.reply_for(run, seq);
@@ -199,11 +203,13 @@ impl RefNode {
             ts,
             rank: self.cfg.rank(self.id),
             origin: self.id,
+            seq: self.log.own_seq + 1,
         };
         let txn_vc: Vc = if vv { cx.vc.clone() } else { Vc::new() };
         let rules = MergeRules {
             local: self.id,
             prefer_own_on_tie: false,
+            same_txn: true,
         };
         let mut bases: BTreeMap<Key, u64> = BTreeMap::new();
         let mut own_writes: BTreeMap<Key, i64> = BTreeMap::new();

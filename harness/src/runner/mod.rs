@@ -493,6 +493,9 @@ fn settle(
             if fresh {
                 clients[c].process = *next;
                 *next += 1;
+                // A fresh process is a new session: it inherits no causal
+                // context (the checker links no session edge across ids).
+                clients[c].context = Json::Null;
             }
         }
         Owner::Final(node) => {

@@ -239,3 +239,22 @@ fn a_version_vector_write_supersedes_only_what_its_transaction_read_before_it() 
     .unwrap();
     assert_eq!(d.read(n(2), "x"), ReadValue::Int(3));
 }
+
+#[test]
+fn a_duplicated_forward_runs_once_even_after_the_home_restarts() {
+    use crate::reference::strategy::avoidance::home_of;
+    let mut d = Driver::new(cfg(Strategy::Avoidance));
+    d.ping();
+    let home = home_of(&k("x"), 3);
+    let other = n((home.0 + 1) % 3);
+    d.request(other, append("x", 1), Json::Null);
+    let forward = d.queue.front().cloned().unwrap();
+    assert_eq!(forward.1, home);
+    d.queue.push_back(forward.clone());
+    d.deliver_all();
+    d.crash(home);
+    d.restart(home);
+    d.queue.push_back(forward);
+    d.deliver_all();
+    assert_eq!(d.read(home, "x"), list(&[1]));
+}
