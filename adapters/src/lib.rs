@@ -3,4 +3,5 @@
 
 pub mod node;
 pub mod process;
+pub mod reference;
 pub mod toy;

@@ -181,6 +181,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     if fin.counter_deficit > 0 {
         extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
     }
+    extra.insert("convergence_from".into(), json!(fin.convergence_from));
     extra.insert("messages_per_write".into(), json!(opts.messages_per_write));
     let faults: Vec<Json> = h
         .nemesis
@@ -212,7 +213,10 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         Verdict::Valid
     };
     if let Some(why) = &fin.unknown {
-        extra.insert("unknown_reason".into(), json!(why));
+        extra.insert("final_phase_problem".into(), json!(why));
+        if verdict == Verdict::Unknown {
+            extra.insert("unknown_reason".into(), json!(why));
+        }
     }
     Report {
         verdict,

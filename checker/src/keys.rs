@@ -147,3 +147,13 @@ pub fn hbw(h: &History, c: &Causality, a: u32, b: u32) -> bool {
     let (oa, ob) = (h.mops[a as usize].op, h.mops[b as usize].op);
     oa != ob && c.hb(oa, ob)
 }
+
+/// Whether write `b` replaces write `a` in a register: `a →hb b`, or both are
+/// in one transaction and `b` comes later in it (transactions are atomic and
+/// apply their micro-operations in order).
+pub fn superseded_by(h: &History, c: &Causality, idx: &KeyIndex, a: u32, b: u32) -> bool {
+    if h.mops[a as usize].op == h.mops[b as usize].op {
+        return b > a;
+    }
+    idx.hb(h, c, a, b)
+}

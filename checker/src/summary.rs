@@ -111,12 +111,25 @@ impl Report {
             st.acknowledged_writes,
             st.lost_write_share * 100.0
         );
+        let from = match self.extra.get("convergence_from").and_then(|v| v.as_str()) {
+            Some("heal") => "the last heal",
+            _ => "the final phase began (no heal in the history)",
+        };
         match st.convergence_ns {
             Some(ns) => {
                 let _ = writeln!(
                     s,
-                    "Convergence: nodes agreed {} after the heal",
+                    "Convergence: every node's final state agreed {} after {from}",
                     duration(ns)
+                );
+            }
+            None if self.extra.contains_key("final_phase_problem") => {
+                let _ = writeln!(
+                    s,
+                    "Convergence: not measured ({})",
+                    self.extra["final_phase_problem"]
+                        .as_str()
+                        .unwrap_or("final states missing")
                 );
             }
             None => {

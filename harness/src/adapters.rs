@@ -26,6 +26,81 @@ pub struct AdapterOptions {
     #[arg(long)]
     #[serde(default)]
     pub bug: Option<String>,
+    /// reference: followers per leader, replicating asynchronously from it.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub followers: usize,
+    /// reference: how leaders pass writes on (mesh, ring, star).
+    #[arg(long, default_value = "mesh")]
+    #[serde(default = "default_topology")]
+    pub topology: String,
+    /// reference: conflict strategy (lww, lww-hlc, version-vector, crdt,
+    /// avoidance, quorum).
+    #[arg(long, default_value = "crdt")]
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// reference: where clients send read-only transactions (leader,
+    /// follower, any).
+    #[arg(long, default_value = "leader")]
+    #[serde(default = "default_read_from")]
+    pub read_from: String,
+    /// reference: leaders in order of precedence for timestamp ties, e.g.
+    /// n2,n1,n3 (default n1 first).
+    #[arg(long)]
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// reference: apply a remote entry only after the entries it depends on
+    /// (`--causal-delivery` or `--causal-delivery false`; default: on for
+    /// crdt and version-vector, off otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(default)]
+    pub causal_delivery: Option<bool>,
+}
+
+fn default_topology() -> String {
+    "mesh".into()
+}
+fn default_strategy() -> String {
+    "crdt".into()
+}
+fn default_read_from() -> String {
+    "leader".into()
+}
+
+/// The reference store's configuration from `ladon run` options.
+pub fn reference_config(o: &RunOptions) -> anyhow::Result<ladon_adapters::reference::Config> {
+    use ladon_adapters::reference::{Config, Strategy};
+    let a = &o.adapter_options;
+    let strategy: Strategy = a.strategy.parse()?;
+    let cfg = Config {
+        leaders: o.nodes,
+        followers: a.followers,
+        topology: a.topology.parse()?,
+        strategy,
+        bug: a.bug.as_deref().map(str::parse).transpose()?,
+        read_from: a.read_from.parse()?,
+        priority: a
+            .priority
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        causal_delivery: a
+            .causal_delivery
+            .unwrap_or(matches!(strategy, Strategy::Crdt | Strategy::VersionVector)),
+        ..Config::default()
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn reference_cluster(
+    o: &RunOptions,
+) -> anyhow::Result<ladon_adapters::reference::ReferenceCluster> {
+    Ok(ladon_adapters::reference::ReferenceCluster::new(
+        reference_config(o)?,
+    )?)
 }
 
 /// Simulated in process, or live against real processes.
@@ -68,6 +143,16 @@ fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
 pub fn registry() -> Vec<AdapterEntry> {
     vec![
         AdapterEntry {
+            name: "reference",
+            about: "the reference multi-leader store: followers, topologies, every conflict strategy, known bugs (see `ladon adapters`)",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(reference_cluster(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = reference_cluster(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
             name: "toy",
             about: "small op-based multi-leader store with anti-entropy (the harness's own test system)",
             mode: Mode::Simulation,
@@ -77,7 +162,7 @@ pub fn registry() -> Vec<AdapterEntry> {
                 crate::runner::simulate(cluster, ctx)
             },
         },
-        // Register further adapters here (reference, process, ...).
+        // Register further adapters here (process, ...).
     ]
 }
 

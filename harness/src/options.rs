@@ -125,7 +125,7 @@ pub enum ClientMode {
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
     /// System under test (see `ladon adapters`).
-    #[arg(long, default_value = "toy")]
+    #[arg(long, default_value = "reference")]
     pub adapter: String,
     /// register, list-append, set or counter.
     #[arg(long, default_value = "list-append")]
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn defaults_round_trip_through_json() {
         let o = RunOptions::default();
-        assert_eq!(o.adapter, "toy");
+        assert_eq!(o.adapter, "reference");
         assert_eq!(o.time_limit, Dur::secs(30));
         let j = serde_json::to_string(&o).unwrap();
         let back: RunOptions = serde_json::from_str(&j).unwrap();

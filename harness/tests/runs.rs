@@ -9,6 +9,7 @@ use ladon_harness::store;
 
 fn small(store_dir: &std::path::Path, seed: u64) -> RunOptions {
     RunOptions {
+        adapter: "toy".into(),
         seed: Some(seed),
         store: store_dir.to_path_buf(),
         time_limit: Dur::secs(6),
@@ -93,6 +94,8 @@ fn a_run_directory_holds_everything_and_replays() {
 fn explore_finds_a_planted_bug_and_its_reproduce_command_reproduces_it() {
     let tmp = tempfile::tempdir().unwrap();
     let args: Vec<String> = [
+        "--adapter",
+        "toy",
         "--bug",
         "no-anti-entropy",
         "--nemesis",

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
 use crate::history::MopFn;
-use crate::keys::KeyIndex;
+use crate::keys::{superseded_by, KeyIndex};
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
 
@@ -43,6 +43,8 @@ pub struct FinalsOut {
     /// being superseded.
     pub lost_writes: u64,
     pub convergence_ns: Option<u64>,
+    /// What the convergence time is measured from: "heal" or "final-phase".
+    pub convergence_from: &'static str,
     /// Why the history cannot decide, if it cannot.
     pub unknown: Option<String>,
     pub policy: Json,
@@ -319,7 +321,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
                             e.lost.push(node);
-                        } else if state.iter().any(|&s| idx.hb(h, x.c, w, s)) {
+                        } else if state.iter().any(|&s| superseded_by(h, x.c, idx, w, s)) {
                             // superseded by a causally later write
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, x.c, s, w)) {
                             e.causal.push((node, s));
@@ -370,7 +372,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 let frontier: Vec<u32> = eligible
                     .iter()
                     .copied()
-                    .filter(|&a| !eligible.iter().any(|&b| b != a && idx.hb(h, x.c, a, b)))
+                    .filter(|&a| {
+                        !eligible
+                            .iter()
+                            .any(|&b| b != a && superseded_by(h, x.c, idx, a, b))
+                    })
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
@@ -426,6 +432,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         conflicts,
         lost_writes: lost_set.len() as u64,
         convergence_ns: convergence(h),
+        convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") {
+            "heal"
+        } else {
+            "final-phase"
+        },
         unknown,
         policy: policy.describe(),
         classes_by_key: serde_json::to_value(classes).expect("json"),
@@ -664,21 +675,25 @@ fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Finding
         f.add(Anomaly::LostWrite, || {
             let wo = h.mops[*w as usize].op;
             let mut ops = vec![wo];
-            let notes: Vec<String> = missing
-                .iter()
-                .map(|&n| match last_seen.get(&(*w, n as u16)) {
+            let mut notes: Vec<String> = Vec::new();
+            let mut never: Vec<&str> = Vec::new();
+            for &n in missing {
+                match last_seen.get(&(*w, n as u16)) {
                     Some(&r) => {
                         ops.push(r);
-                        format!(
+                        notes.push(format!(
                             "{} last showed it in op {} at {}",
                             h.nodes[n],
                             h.ops[r as usize].index(),
                             secs(h.ops[r as usize].complete_time)
-                        )
+                        ));
                     }
-                    None => format!("{} never showed it in a read", h.nodes[n]),
-                })
-                .collect();
+                    None => never.push(&h.nodes[n]),
+                }
+            }
+            if !never.is_empty() {
+                notes.push(format!("{} never showed it in a read", never.join(", ")));
+            }
             let nodes: Vec<String> = missing.iter().map(|&n| h.nodes[n].clone()).collect();
             let whose = if nodes.len() == 1 {
                 format!("{}'s final state", nodes[0])

@@ -1,10 +1,14 @@
 //! The `ladon` command line: one module per subcommand.
 
+pub mod adapters;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod explore;
+pub mod gen_history;
 pub mod replay;
 pub mod run;
 pub mod run_process;
@@ -19,12 +23,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List adapters, strategies with their declared guarantees, and bug variants.
+    Adapters(adapters::AdaptersArgs),
     /// Run one test (a deterministic simulation by default) and check it.
     Run(run::RunArgs),
     /// Re-run a stored simulated run and fail if its history differs.
     Replay(replay::ReplayArgs),
     /// Run many seeds on every core and list the failing ones.
     Explore(explore::ExploreArgs),
+    /// Check a history: verdict, anomalies with explanations, conflicts, figures.
+    Check(check::CheckArgs),
+    /// Write a synthetic history of a correct system (optionally with one anomaly injected).
+    GenHistory(gen_history::GenHistoryArgs),
 }
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
@@ -36,9 +46,12 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Adapters(a) => adapters::run(a),
         Command::Run(a) => run::main(a),
         Command::Replay(a) => replay::main(a),
         Command::Explore(a) => explore::main(a),
+        Command::Check(a) => check::run(a).map(ExitCode::from),
+        Command::GenHistory(a) => gen_history::run(a).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ pub mod record;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ladon_adapters::node::{Cluster, ReqId, Request, Role};
+use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
 use ladon_checker::history::{EventType, Mop, Payload, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
@@ -215,7 +215,8 @@ where
                         if writes > 0 {
                             leader_of(home)
                         } else {
-                            home
+                            // `--read-from`: the adapter may send reads elsewhere.
+                            world.cluster().read_target(NodeId(home), &mut rng).0
                         }
                     }
                     ClientMode::Roaming => {
@@ -496,6 +497,9 @@ fn settle(
             if fresh {
                 clients[c].process = *next;
                 *next += 1;
+                // A fresh process is a new session: it inherits no causal
+                // context (the checker links no session edge across ids).
+                clients[c].context = Json::Null;
             }
         }
         Owner::Final(node) => {

@@ -1,0 +1,30 @@
+//! Every fixture history under `tests/fixtures/` is checked and its report
+//! (YAML) and summary (text) are snapshotted. Fixtures under `anomalies/` are
+//! checked against every guarantee, so each anomaly shows as forbidden; the
+//! rest under the `ladon check` default (convergence, no-lost-writes).
+
+use std::path::Path;
+
+use ladon_checker::report::Guarantee;
+use ladon_checker::{check_path, CheckOptions};
+
+fn options(path: &Path) -> CheckOptions {
+    let all = path.components().any(|c| c.as_os_str() == "anomalies");
+    CheckOptions {
+        guarantees: if all {
+            Guarantee::ALL.to_vec()
+        } else {
+            Guarantee::default_for_check()
+        },
+        ..CheckOptions::default()
+    }
+}
+
+#[test]
+fn fixture_reports() {
+    insta::glob!("fixtures/**/*.jsonl", |path| {
+        let report = check_path(path, &options(path)).expect("fixture readable");
+        insta::assert_yaml_snapshot!("report", report);
+        insta::assert_snapshot!("summary", report.summary_text());
+    });
+}

@@ -1,0 +1,69 @@
+//! `ladon gen-history`: writes a synthetic history of a correct
+//! merge-or-last-write-wins system, optionally with one anomaly injected.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ladon_checker::report::Anomaly;
+use ladon_checker::synth::{generate, GenOptions, Workload};
+
+#[derive(Debug, Args)]
+pub struct GenHistoryArgs {
+    /// register, list-append, set or counter.
+    #[arg(long, default_value = "list-append", value_parser = Workload::parse)]
+    pub workload: Workload,
+    /// Transactions in the main phase.
+    #[arg(long, default_value_t = 1000)]
+    pub ops: u64,
+    #[arg(long, default_value_t = 30)]
+    pub processes: u32,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Inject exactly one anomaly of this name (any name of docs/checker.md).
+    #[arg(long, value_parser = |s: &str| s.parse::<Anomaly>())]
+    pub inject: Option<Anomaly>,
+    /// Writes per key before a key is retired.
+    #[arg(long, default_value_t = 32)]
+    pub max_writes_per_key: u32,
+    /// Where to write the history (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: GenHistoryArgs) -> Result<u8> {
+    let mut opts = GenOptions::new(
+        args.workload,
+        args.ops,
+        args.processes,
+        args.nodes,
+        args.seed,
+    );
+    opts.inject = args.inject;
+    opts.max_writes_per_key = args.max_writes_per_key.max(1);
+    let result = match &args.out {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;
+            generate(&opts, f).with_context(|| format!("failed to write {}", p.display()))
+        }
+        None => match generate(&opts, io::stdout().lock()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+            r => r.context("failed to write the history to standard output"),
+        },
+    }?;
+    if let Some(p) = &args.out {
+        let _ = writeln!(
+            io::stderr(),
+            "wrote {} events ({} transactions, {} keys) to {}",
+            result.events,
+            result.ops,
+            result.keys,
+            p.display()
+        );
+    }
+    Ok(0)
+}
