@@ -197,7 +197,7 @@ where
         let Some(output) = world.step() else { break };
         let now = world.now();
         steps += 1;
-        if steps.is_multiple_of(4096) {
+        if steps.is_multiple_of(1024) {
             if let Some(p) = ctx.progress.as_mut() {
                 p(now, time_limit);
             }
