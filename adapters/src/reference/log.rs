@@ -44,6 +44,9 @@ pub struct Entry {
     pub deps: Marks,
     /// Hops travelled: only the `no-loop-guard` bug looks at it.
     pub hops: u8,
+    /// The forwarded request (forwarder, its id) this entry executed, so a
+    /// duplicated forward is never executed twice, even after a restart.
+    pub request: Option<(NodeId, u64)>,
     pub body: Body,
 }
 
@@ -169,6 +172,7 @@ mod tests {
             passed: BTreeSet::from([NodeId(origin)]),
             deps: deps.iter().map(|(o, s)| (NodeId(*o), *s)).collect(),
             hops: 0,
+            request: None,
             body: Body::Writes(vec![]),
         }
     }

@@ -131,6 +131,7 @@ impl RefNode {
                         commit: true,
                         effects,
                     },
+                    p.reply_to,
                 );
                 let mut reply = p.reply;
                 if let Some(serde_json::Value::Object(meta)) = reply.meta.as_mut() {
@@ -153,6 +154,7 @@ impl RefNode {
                     commit: false,
                     effects: vec![],
                 },
+                p.reply_to,
             );
             self.answer(ctx, p.reply_to, Err(refuse(why.into())));
         }

@@ -94,6 +94,8 @@ pub struct RefNode {
     pub(super) waiting: BTreeMap<u64, Waiting>,
     /// Forwarded transactions: local id → whom to answer.
     pub(super) forwarded: BTreeMap<u64, ReplyTo>,
+    /// Forwarded requests received (executed or under way): dedupe.
+    pub(super) served: BTreeSet<(NodeId, u64)>,
     pub(super) proposals: BTreeMap<u64, Proposal>,
     pub(super) locks: Locks,
     /// Own proposals found undecided in the records after a restart.
@@ -124,6 +126,7 @@ impl RefNode {
             subscribers: BTreeSet::new(),
             waiting: BTreeMap::new(),
             forwarded: BTreeMap::new(),
+            served: BTreeSet::new(),
             proposals: BTreeMap::new(),
             locks: Locks::default(),
             undecided: BTreeSet::new(),
@@ -139,6 +142,7 @@ impl RefNode {
                     node.merge_effects(e);
                     if e.origin == id {
                         node.log.own_seq = node.log.own_seq.max(e.seq);
+                        node.served.extend(e.request);
                     }
                     node.log.record(e.clone());
                 }
@@ -211,6 +215,7 @@ impl RefNode {
         let rules = MergeRules {
             local: self.id,
             prefer_own_on_tie: self.has_bug(Bug::TiebreakSelf),
+            same_txn: false,
         };
         for effect in entry.effects() {
             self.store.apply(effect, rules);
@@ -231,7 +236,7 @@ impl RefNode {
     }
 
     /// Applies, records, persists and passes on an entry this node wrote.
-    pub(super) fn commit_local(&mut self, ctx: &mut Cx, body: Body) -> Entry {
+    pub(super) fn commit_local(&mut self, ctx: &mut Cx, body: Body, for_req: ReplyTo) -> Entry {
         self.log.own_seq += 1;
         let mut deps = self.log.marks();
         deps.insert(self.id, self.log.own_seq - 1);
@@ -241,6 +246,10 @@ impl RefNode {
             passed: BTreeSet::from([self.id]),
             deps,
             hops: 0,
+            request: match for_req {
+                ReplyTo::Peer(p, fid) => Some((p, fid)),
+                ReplyTo::Client(_) => None,
+            },
             body,
         };
         self.merge_effects(&entry);
@@ -422,6 +431,7 @@ impl Node for RefNode {
                     commit: false,
                     effects: vec![],
                 },
+                ReplyTo::Client(crate::node::ReqId(0)),
             );
         }
     }
@@ -444,6 +454,9 @@ impl Node for RefNode {
             Msg::Marks(marks) => self.on_marks(ctx, from, marks),
             Msg::Ping => {}
             Msg::Forward { fid, ops, context } => {
+                if !self.served.insert((from, fid)) {
+                    return; // a duplicate: executed or under way already
+                }
                 let context = ClientContext::from_json(&context);
                 self.submit(ctx, ReplyTo::Peer(from, fid), ops, context);
             }

@@ -14,12 +14,15 @@ use crate::node::NodeId;
 pub type Vc = BTreeMap<u64, u64>;
 
 /// A version of a key under last-write-wins: timestamp, then tie-break rank
-/// (higher wins), then origin.
+/// (higher wins), then origin, then the origin's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
     pub ts: u64,
     pub rank: u32,
     pub origin: NodeId,
+    /// The writing entry's sequence number: two transactions of one node in
+    /// one clock tick still order the same way everywhere.
+    pub seq: u64,
 }
 
 /// A whole value, as last-write-wins, avoidance and quorum replicate it.
@@ -161,6 +164,9 @@ pub struct MergeRules {
     pub local: NodeId,
     /// The `tiebreak-self` bug.
     pub prefer_own_on_tie: bool,
+    /// Scratch copy of a running transaction: its own second write of a key
+    /// carries the same version and must replace the first.
+    pub same_txn: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

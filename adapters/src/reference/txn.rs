@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ladon_checker::history::{Key, Mop};
+use ladon_checker::history::{Key, Mop, ReadValue};
 use rand::Rng;
 use serde_json::{json, Value as Json};
 
@@ -107,8 +107,12 @@ impl RefNode {
             None
         } else {
             Some(
-                self.commit_local(ctx, Body::Writes(std::mem::take(&mut run.effects)))
-                    .seq,
+                self.commit_local(
+                    ctx,
+                    Body::Writes(std::mem::take(&mut run.effects)),
+                    reply_to,
+                )
+                .seq,
             )
         };
         let reply = self.reply_for(run, seq);
@@ -126,6 +130,16 @@ impl RefNode {
             if run.ts > 0 {
                 meta.insert("ts".into(), json!(run.ts));
             }
+        }
+        if self.cfg.strategy == Strategy::VersionVector && seq.is_some() {
+            // The client clock the write carries: what it supersedes.
+            let vc: serde_json::Map<String, Json> = run
+                .context
+                .vc
+                .iter()
+                .map(|(c, n)| (c.to_string(), json!(n)))
+                .collect();
+            meta.insert("client_vc".into(), Json::Object(vc));
         }
         let vv: serde_json::Map<String, Json> = marks
             .iter()
@@ -146,10 +160,21 @@ impl RefNode {
         let mut scratch: Store = self.store.subset(&keys);
         let vv = strategy == Strategy::VersionVector;
         if vv {
-            // The transaction is one vertex: everything it reads precedes its writes.
-            for m in ops.iter().filter(|m| !m.is_write()) {
-                for o in scratch.read(m.key()).vcs {
-                    version_vector::merge_into(&mut cx.vc, &o);
+            // The transaction is one vertex: everything it reads precedes its
+            // writes, except a register read after the transaction's own
+            // write of it, which sees just that write (below).
+            let mut own = BTreeSet::new();
+            for m in ops {
+                match m {
+                    Mop::Write(k, _) => {
+                        own.insert(k);
+                    }
+                    Mop::Read(k, _) if !own.contains(k) => {
+                        for o in scratch.read(k).vcs {
+                            version_vector::merge_into(&mut cx.vc, &o);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -178,13 +203,16 @@ impl RefNode {
             ts,
             rank: self.cfg.rank(self.id),
             origin: self.id,
+            seq: self.log.own_seq + 1,
         };
         let txn_vc: Vc = if vv { cx.vc.clone() } else { Vc::new() };
         let rules = MergeRules {
             local: self.id,
             prefer_own_on_tie: false,
+            same_txn: true,
         };
         let mut bases: BTreeMap<Key, u64> = BTreeMap::new();
+        let mut own_writes: BTreeMap<Key, i64> = BTreeMap::new();
         let mut out = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
         for mop in ops {
@@ -197,8 +225,15 @@ impl RefNode {
                 if let Some(t) = seen.ts {
                     cx.hlc = cx.hlc.max(t);
                 }
-                out.push(Mop::Read(key, seen.value));
+                let value = match own_writes.get(&key) {
+                    Some(v) if vv => ReadValue::Int(*v),
+                    _ => seen.value,
+                };
+                out.push(Mop::Read(key, value));
                 continue;
+            }
+            if let Mop::Write(_, v) = mop {
+                own_writes.insert(key.clone(), *v);
             }
             let effect = match (strategy, mop) {
                 (Strategy::Quorum, _) => {
@@ -254,7 +289,10 @@ impl RefNode {
             // Whole-value strategies replicate one value per key per
             // transaction: the last write's, which includes the earlier ones.
             let whole = matches!(effect, Effect::Assign { .. } | Effect::Numbered { .. });
-            match effects.iter_mut().find(|e: &&mut Effect| whole && e.key() == effect.key()) {
+            match effects
+                .iter_mut()
+                .find(|e: &&mut Effect| whole && e.key() == effect.key())
+            {
                 Some(prev) => *prev = effect,
                 None => effects.push(effect),
             }

@@ -39,11 +39,13 @@ mod tests {
             ts: 10,
             rank: 1,
             origin: NodeId(1),
+            seq: 1,
         };
         let b = Version {
             ts: 10,
             rank: 2,
             origin: NodeId(0),
+            seq: 1,
         };
         let (mut x, mut y) = (Vec::new(), Vec::new());
         list_insert(&mut x, 1, a, &Vc::new());

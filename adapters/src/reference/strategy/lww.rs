@@ -20,8 +20,7 @@ pub fn wins(incoming: &Version, current: &Version, rules: MergeRules) -> bool {
             return true;
         }
     }
-    // `>=`: a transaction's second write of a key carries the same version.
-    (incoming.ts, incoming.rank, incoming.origin) >= (current.ts, current.rank, current.origin)
+    incoming > current || (rules.same_txn && incoming == current)
 }
 
 #[cfg(test)]
@@ -34,6 +33,7 @@ mod tests {
             ts,
             rank,
             origin: NodeId(origin),
+            seq: 1,
         }
     }
 
@@ -42,6 +42,7 @@ mod tests {
         let rules = MergeRules {
             local: NodeId(2),
             prefer_own_on_tie: false,
+            same_txn: false,
         };
         assert!(wins(&v(2, 0, 1), &v(1, 9, 0), rules));
         assert!(wins(&v(1, 5, 1), &v(1, 4, 0), rules));
@@ -53,6 +54,7 @@ mod tests {
         let at_n1 = MergeRules {
             local: NodeId(0),
             prefer_own_on_tie: true,
+            same_txn: false,
         };
         // n2 has the higher rank, but n1 keeps its own write: divergence.
         assert!(!wins(&v(7, 5, 1), &v(7, 4, 0), at_n1));

@@ -194,10 +194,67 @@ fn quorum_lets_only_one_of_two_concurrent_writes_commit() {
 
 #[test]
 fn two_appends_to_one_key_in_one_transaction_both_survive_whole_value_strategies() {
-    for strategy in [Strategy::Lww, Strategy::LwwHlc, Strategy::Avoidance, Strategy::Quorum] {
-        let mut d = Driver::new(Config { leaders: 1, ..cfg(strategy) });
+    for strategy in [
+        Strategy::Lww,
+        Strategy::LwwHlc,
+        Strategy::Avoidance,
+        Strategy::Quorum,
+    ] {
+        let mut d = Driver::new(Config {
+            leaders: 1,
+            ..cfg(strategy)
+        });
         d.ping();
-        d.txn(n(0), vec![Mop::Append(k("x"), 1), Mop::Append(k("x"), 2)], Json::Null).unwrap();
+        d.txn(
+            n(0),
+            vec![Mop::Append(k("x"), 1), Mop::Append(k("x"), 2)],
+            Json::Null,
+        )
+        .unwrap();
         assert_eq!(d.read(n(0), "x"), list(&[1, 2]), "{strategy}");
     }
+}
+
+#[test]
+fn a_version_vector_write_supersedes_only_what_its_transaction_read_before_it() {
+    let mut d = Driver::new(cfg(Strategy::VersionVector));
+    d.txn(n(0), write("x", 1), Json::Null).unwrap();
+    // Write then read in one transaction: the read sees the transaction's own
+    // write, so x=1 was never observed and stays as a sibling.
+    let r = d
+        .txn(
+            n(1),
+            vec![Mop::Write(k("x"), 2), Mop::Read(k("x"), ReadValue::Null)],
+            Json::Null,
+        )
+        .unwrap();
+    assert_eq!(r.ops[1], Mop::Read(k("x"), ReadValue::Int(2)));
+    assert_eq!(d.read(n(2), "x"), list(&[1, 2]));
+    // Read then write: the write supersedes what was read.
+    d.txn(
+        n(1),
+        vec![Mop::Read(k("x"), ReadValue::Null), Mop::Write(k("x"), 3)],
+        Json::Null,
+    )
+    .unwrap();
+    assert_eq!(d.read(n(2), "x"), ReadValue::Int(3));
+}
+
+#[test]
+fn a_duplicated_forward_runs_once_even_after_the_home_restarts() {
+    use crate::reference::strategy::avoidance::home_of;
+    let mut d = Driver::new(cfg(Strategy::Avoidance));
+    d.ping();
+    let home = home_of(&k("x"), 3);
+    let other = n((home.0 + 1) % 3);
+    d.request(other, append("x", 1), Json::Null);
+    let forward = d.queue.front().cloned().unwrap();
+    assert_eq!(forward.1, home);
+    d.queue.push_back(forward.clone());
+    d.deliver_all();
+    d.crash(home);
+    d.restart(home);
+    d.queue.push_back(forward);
+    d.deliver_all();
+    assert_eq!(d.read(home, "x"), list(&[1]));
 }
