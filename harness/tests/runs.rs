@@ -94,6 +94,8 @@ fn a_run_directory_holds_everything_and_replays() {
 fn explore_finds_a_planted_bug_and_its_reproduce_command_reproduces_it() {
     let tmp = tempfile::tempdir().unwrap();
     let args: Vec<String> = [
+        "--adapter",
+        "toy",
         "--bug",
         "no-anti-entropy",
         "--nemesis",
@@ -150,7 +152,7 @@ fn explore_finds_a_planted_bug_and_its_reproduce_command_reproduces_it() {
         .anomalies
         .iter()
         .filter(|(_, x)| x.forbidden)
-        .map(|(a, x)| format!("{}x{}", a.as_str(), x.count))
+        .map(|(a, x)| format!("{}:{}", a.as_str(), x.count))
         .collect();
     assert_eq!(again, f.anomalies);
     assert!(
@@ -167,4 +169,82 @@ fn the_correct_toy_node_is_valid_under_every_fault_on_a_few_seeds() {
     o.partition_mode = ladon_harness::net::PartitionMode::Hold;
     let failures = ladon_harness::cli::explore::explore(&o, 1, 6, 2, &[]).unwrap();
     assert_eq!(failures, vec![]);
+}
+
+#[test]
+fn every_workload_with_roaming_clients_checks_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    for w in ["register", "set", "counter", "list-append"] {
+        let mut o = small(tmp.path(), 5);
+        o.workload = w.parse().unwrap();
+        o.clients = ladon_harness::options::ClientMode::Roaming;
+        o.txn_size = 4;
+        o.nemesis = "partition,crash,dup".parse().unwrap();
+        let o = ladon_harness::cli::run::resolve(o).unwrap();
+        let run = store::execute(&o, String::new(), false, None).unwrap();
+        let report = run.report.unwrap();
+        assert_eq!(
+            report.verdict,
+            Verdict::Valid,
+            "{w}: {:?}",
+            report.anomalies.keys().collect::<Vec<_>>()
+        );
+        assert!(
+            report.stats.acknowledged_writes > 100,
+            "{w}: {:?}",
+            report.stats
+        );
+    }
+}
+
+#[test]
+fn a_process_that_saw_info_never_issues_again_and_faults_are_recorded() {
+    use ladon_checker::history::{Event, EventType, Process};
+    use std::collections::BTreeSet;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = small(tmp.path(), 21);
+    o.nemesis = "pause,crash,clock,partition,clog,loss,dup".parse().unwrap();
+    o.nemesis_interval = Dur(500_000_000);
+    let (_, bytes) = history(&o);
+    let events: Vec<Event> = String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut retired = BTreeSet::new();
+    let mut infos = 0;
+    for e in &events {
+        if let Process::Client(p) = e.process {
+            assert!(
+                !retired.contains(&p),
+                "process {p} reused after info at index {}",
+                e.index
+            );
+            if e.kind == EventType::Info {
+                retired.insert(p);
+                infos += 1;
+            }
+        }
+    }
+    assert!(infos > 0, "pauses and crashes must cause timeouts");
+    let faults: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.process == Process::Nemesis)
+        .map(|e| e.f.as_str())
+        .collect();
+    for f in [
+        "heal",
+        "clock-reset",
+        "crash",
+        "restart",
+        "pause",
+        "resume",
+        "clog",
+        "unclog",
+    ] {
+        assert!(faults.contains(f), "no {f} event; got {faults:?}");
+    }
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].time <= w[1].time && w[0].index + 1 == w[1].index));
 }

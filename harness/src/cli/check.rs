@@ -15,7 +15,11 @@ pub struct CheckArgs {
     pub history: PathBuf,
     /// What the system promises: a comma-separated list of convergence,
     /// no-lost-writes, no-conflict-loss, causal; or `none`.
-    #[arg(long, default_value = "convergence,no-lost-writes", value_name = "LIST")]
+    #[arg(
+        long,
+        default_value = "convergence,no-lost-writes",
+        value_name = "LIST"
+    )]
     pub guarantees: String,
     /// Print the report as one JSON object instead of the summary.
     #[arg(long)]
@@ -36,7 +40,8 @@ pub struct CheckArgs {
 
 /// Runs the check; returns the verdict's exit code.
 pub fn run(args: CheckArgs) -> Result<u8> {
-    let guarantees = Guarantee::parse_list(&args.guarantees).map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
+    let guarantees = Guarantee::parse_list(&args.guarantees)
+        .map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
     let opts = CheckOptions {
         guarantees,
         max_examples: args.max_examples,
@@ -47,7 +52,8 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         write_out(dir, &report)?;
     }
     if let Some(dir) = &args.dot {
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create --dot directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create --dot directory {}", dir.display()))?;
         for (name, text) in ladon_checker::dot::report_dots(&report) {
             let p = dir.join(name);
             std::fs::write(&p, text).with_context(|| format!("failed to write {}", p.display()))?;
@@ -66,12 +72,14 @@ pub fn run(args: CheckArgs) -> Result<u8> {
 
 /// Writes `report.json` and `summary.txt` into `dir`.
 pub fn write_out(dir: &std::path::Path, report: &Report) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create --out directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create --out directory {}", dir.display()))?;
     let rp = dir.join("report.json");
     std::fs::write(&rp, serde_json::to_string_pretty(report)? + "\n")
         .with_context(|| format!("failed to write {}", rp.display()))?;
     let sp = dir.join("summary.txt");
-    std::fs::write(&sp, report.summary_text()).with_context(|| format!("failed to write {}", sp.display()))?;
+    std::fs::write(&sp, report.summary_text())
+        .with_context(|| format!("failed to write {}", sp.display()))?;
     Ok(())
 }
 

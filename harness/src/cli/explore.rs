@@ -11,6 +11,9 @@ use ladon_checker::report::Verdict;
 use crate::options::RunOptions;
 use crate::store;
 
+/// Failing seeds whose runs are stored in full after exploring.
+const STORED_FAILURES: usize = 5;
+
 /// Run many seeds and list the failing ones.
 #[derive(Debug, clap::Args)]
 pub struct ExploreArgs {
@@ -73,7 +76,7 @@ pub fn explore(
                                 r.anomalies
                                     .iter()
                                     .filter(|(_, f)| f.forbidden)
-                                    .map(|(a, f)| format!("{}x{}", a.as_str(), f.count))
+                                    .map(|(a, f)| format!("{}:{}", a.as_str(), f.count))
                                     .collect()
                             })
                             .unwrap_or_else(|| vec![run.check_error.clone().unwrap_or_default()]);
@@ -144,6 +147,17 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
             f.anomalies.join(","),
             f.reproduce
         );
+    }
+    // Store the first failing runs in full, for the report and replay.
+    for f in failures.iter().take(STORED_FAILURES) {
+        let o = crate::cli::run::resolve(RunOptions {
+            seed: Some(f.seed),
+            ..args.options.clone()
+        })?;
+        let run = store::execute(&o, f.reproduce.clone(), true, None)?;
+        if let Some(dir) = run.dir {
+            eprintln!("seed {} stored in {}", f.seed, dir.display());
+        }
     }
     let worst = failures
         .iter()

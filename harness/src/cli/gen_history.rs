@@ -36,7 +36,13 @@ pub struct GenHistoryArgs {
 }
 
 pub fn run(args: GenHistoryArgs) -> Result<u8> {
-    let mut opts = GenOptions::new(args.workload, args.ops, args.processes, args.nodes, args.seed);
+    let mut opts = GenOptions::new(
+        args.workload,
+        args.ops,
+        args.processes,
+        args.nodes,
+        args.seed,
+    );
     opts.inject = args.inject;
     opts.max_writes_per_key = args.max_writes_per_key.max(1);
     let result = match &args.out {

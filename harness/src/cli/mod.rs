@@ -11,6 +11,7 @@ pub mod explore;
 pub mod gen_history;
 pub mod replay;
 pub mod run;
+pub mod run_process;
 
 /// Ladon: a conformance test harness and checker for multi-leader replication.
 #[derive(Debug, Parser)]
@@ -38,6 +39,11 @@ pub enum Command {
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
+    // `ladon run --adapter process` takes Maelstrom workload names and
+    // `--bin`: it has its own flags (see `run_process`).
+    if let Some(args) = run_process::wants_process_adapter(std::env::args().collect()) {
+        return run_process::run(*run_process::ProcessCli::parse_from(args).args);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Adapters(a) => adapters::run(a),

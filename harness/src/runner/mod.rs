@@ -2,23 +2,27 @@
 //! nemesis schedule, the faulty phase, the heal, and the final phase of
 //! repeated final reads until the nodes agree.
 
+mod faults;
+mod final_phase;
 pub mod record;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
-use ladon_checker::history::{EventType, Mop, Payload, ReadValue, F_FINAL, F_TXN};
+use ladon_checker::history::{EventType, Mop, Payload, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use crate::nemesis::{Action, Nemesis, NemesisConfig};
 use crate::net::NetConfig;
 use crate::options::{ClientMode, RunOptions};
 use crate::sim::{rng_stream, MsgStats, NodeStatus, Output, World, WorldConfig};
+use faults::apply_fault;
+use final_phase::agree;
 pub use record::{CountingSink, FileObserver, HistorySink, Recorder};
 
 /// Everything a run needs besides the cluster.
@@ -54,7 +58,7 @@ pub struct RunOutcome {
 }
 
 #[derive(Debug)]
-enum Tick {
+pub(crate) enum Tick {
     Client(usize),
     Timeout(ReqId),
     Nemesis,
@@ -505,152 +509,4 @@ fn settle(
             }
         }
     }
-}
-
-/// Whether every node's latest final read succeeded and saw the same state.
-fn agree(last: &[Option<Vec<Mop>>], set_like: bool) -> bool {
-    let norm = |ops: &Vec<Mop>| -> Vec<ReadValue> {
-        ops.iter()
-            .map(|m| match m {
-                Mop::Read(_, ReadValue::List(v)) if set_like => {
-                    let mut v = v.clone();
-                    v.sort_unstable();
-                    ReadValue::List(v)
-                }
-                Mop::Read(_, v) => v.clone(),
-                _ => ReadValue::Null,
-            })
-            .collect()
-    };
-    let Some(Some(first)) = last.first() else {
-        return false;
-    };
-    let first = norm(first);
-    last.iter()
-        .all(|l| l.as_ref().is_some_and(|ops| norm(ops) == first))
-}
-
-/// Applies one fault to the world and records it in the history.
-fn apply_fault<C: Cluster>(
-    world: &mut World<C, Tick>,
-    rec: &mut Recorder,
-    action: Action,
-    drifts: &[i64],
-) -> anyhow::Result<()> {
-    let now = world.now();
-    match action {
-        Action::Partition(cut) => {
-            let value = match &cut.groups {
-                Some(groups) => Json::Array(groups.iter().map(|g| rec.names_json(g)).collect()),
-                None => {
-                    let links: Vec<Json> = cut
-                        .blocked
-                        .iter()
-                        .map(|&(a, b)| rec.names_json(&[a, b]))
-                        .collect();
-                    json!({ "cut": links })
-                }
-            };
-            let f = if cut.groups.is_some() {
-                "partition"
-            } else {
-                "partition-links"
-            };
-            world.partition(cut);
-            rec.nemesis(now, f, value)?;
-        }
-        Action::Heal => {
-            world.heal();
-            rec.nemesis(now, "heal", Json::Null)?;
-        }
-        Action::ClockBump(bumps) => {
-            for &(node, off) in &bumps {
-                world.clocks_mut().set_offset(node, off);
-            }
-            let offsets = world.clocks().offsets(now);
-            let map: serde_json::Map<String, Json> = offsets
-                .iter()
-                .enumerate()
-                .map(|(i, o)| (rec.names[i].clone(), json!(o)))
-                .collect();
-            rec.nemesis(now, "clock-skew", Json::Object(map))?;
-        }
-        Action::ClockStrobe {
-            nodes,
-            delta_ns,
-            period_ns,
-            duration_ns,
-        } => {
-            for &node in &nodes {
-                world
-                    .clocks_mut()
-                    .strobe(node, now, delta_ns, period_ns, duration_ns);
-            }
-            let map: serde_json::Map<String, Json> = nodes
-                .iter()
-                .map(|&i| (rec.names[i].clone(), json!(delta_ns)))
-                .collect();
-            rec.nemesis(
-                now,
-                "clock-strobe",
-                json!({ "delta": Json::Object(map), "period_ns": period_ns, "duration_ns": duration_ns }),
-            )?;
-        }
-        Action::ClockReset => {
-            world.clocks_mut().reset(now);
-            for (i, &d) in drifts.iter().enumerate() {
-                if d != 0 {
-                    world.clocks_mut().set_drift(i, now, d);
-                }
-            }
-            rec.nemesis(now, "clock-reset", Json::Null)?;
-        }
-        Action::Crash(nodes) => {
-            nodes.iter().for_each(|&i| world.crash(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "crash", v)?;
-        }
-        Action::Restart(nodes) => {
-            nodes.iter().for_each(|&i| world.restart(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "restart", v)?;
-        }
-        Action::Pause(nodes) => {
-            nodes.iter().for_each(|&i| world.pause(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "pause", v)?;
-        }
-        Action::Resume(nodes) => {
-            nodes.iter().for_each(|&i| world.resume(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "resume", v)?;
-        }
-        Action::Loss(p) => {
-            world.set_loss(p);
-            rec.nemesis(now, "loss", json!({ "p": p }))?;
-        }
-        Action::LossStop => {
-            world.set_loss(0.0);
-            rec.nemesis(now, "loss-stop", Json::Null)?;
-        }
-        Action::Dup(p) => {
-            world.set_duplicate(p);
-            rec.nemesis(now, "duplicate", json!({ "p": p }))?;
-        }
-        Action::DupStop => {
-            world.set_duplicate(0.0);
-            rec.nemesis(now, "duplicate-stop", Json::Null)?;
-        }
-        Action::Clog(node) => {
-            world.clog(node);
-            let v = rec.names_json(&[node]);
-            rec.nemesis(now, "clog", v)?;
-        }
-        Action::Unclog(node) => {
-            world.unclog(node);
-            let v = rec.names_json(&[node]);
-            rec.nemesis(now, "unclog", v)?;
-        }
-    }
-    Ok(())
 }
