@@ -5,21 +5,14 @@ use crate::report::{Anomaly, Example, Report};
 /// DOT text of one example: its operations as boxes, its path or cycle as
 /// edges labelled with their kind.
 pub fn example_dot(anomaly: Anomaly, n: usize, e: &Example) -> String {
-    let mut s = format!(
-        "digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
-        anomaly, n
-    );
+    let mut s = format!("digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", anomaly, n);
     s.push_str(&format!("  label=\"{}\";\n", escape(&e.explanation)));
     let graph = &e.detail["graph"];
     if let Some(vs) = graph["vertices"].as_array() {
         for v in vs {
             let op = v["op"].as_u64().unwrap_or(0);
             let label = v["label"].as_str().unwrap_or("");
-            // labels carry a literal "\n" for DOT line breaks
-            s.push_str(&format!(
-                "  op{op} [label=\"{}\"];\n",
-                label.replace('"', "\\\"")
-            ));
+            s.push_str(&format!("  op{op} [label=\"{}\"];\n", escape(label)));
         }
     } else {
         for op in &e.ops {
@@ -56,5 +49,6 @@ pub fn report_dots(r: &Report) -> Vec<(String, String)> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
+

@@ -8,8 +8,8 @@ use serde_json::{json, Value as Json};
 
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
-use crate::history::MopFn;
 use crate::keys::{superseded_by, KeyIndex};
+use crate::history::MopFn;
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
 
@@ -71,18 +71,10 @@ pub fn last_finals(h: &History) -> Vec<u32> {
 /// sets, lists as sequences, counters as one integer.
 fn normalize(h: &History, kind: Option<KeyKind>, mop: u32) -> Vec<i64> {
     if mop == NONE {
-        return if kind == Some(KeyKind::Counter) {
-            vec![0]
-        } else {
-            Vec::new()
-        };
+        return if kind == Some(KeyKind::Counter) { vec![0] } else { Vec::new() };
     }
     let m = &h.mops[mop as usize];
-    let vals = if m.obs == ObsKind::Null {
-        &[][..]
-    } else {
-        h.obs(m)
-    };
+    let vals = if m.obs == ObsKind::Null { &[][..] } else { h.obs(m) };
     match kind {
         Some(KeyKind::Counter) => vec![vals.first().copied().unwrap_or(0)],
         Some(KeyKind::List) => vals.to_vec(),
@@ -130,20 +122,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let h = x.h;
     let finals = last_finals(h);
     let with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
-    let without: Vec<&str> = (0..h.nodes.len())
-        .filter(|&n| finals[n] == NONE)
-        .map(|n| h.nodes[n].as_str())
-        .collect();
+    let without: Vec<&str> = (0..h.nodes.len()).filter(|&n| finals[n] == NONE).map(|n| h.nodes[n].as_str()).collect();
     let unknown = if with_final.is_empty() {
-        Some(
-            "no final phase: no node has an ok final read, so final states cannot be compared"
-                .to_string(),
-        )
+        Some("no final phase: no node has an ok final read, so final states cannot be compared".to_string())
     } else if !without.is_empty() {
-        Some(format!(
-            "no ok final read from {}, so its final state is unknown",
-            without.join(", ")
-        ))
+        Some(format!("no ok final read from {}, so its final state is unknown", without.join(", ")))
     } else {
         None
     };
@@ -179,10 +162,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         if with_final.is_empty() {
             continue;
         }
-        let states: Vec<Vec<i64>> = with_final
-            .iter()
-            .map(|&n| normalize(h, kind, reads[n][k as usize]))
-            .collect();
+        let states: Vec<Vec<i64>> = with_final.iter().map(|&n| normalize(h, kind, reads[n][k as usize])).collect();
         let mut distinct: Vec<(Vec<i64>, Vec<String>)> = Vec::new();
         for (i, s) in states.iter().enumerate() {
             let node = h.nodes[with_final[i]].clone();
@@ -274,26 +254,18 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         Outcome::Fail => {}
                     }
                 }
-                let low: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] < lo)
-                    .map(|i| (with_final[i], states[i][0]))
-                    .collect();
-                let high: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] > hi)
-                    .map(|i| (with_final[i], states[i][0]))
-                    .collect();
+                let low: Vec<(usize, i64)> =
+                    (0..with_final.len()).filter(|&i| states[i][0] < lo).map(|i| (with_final[i], states[i][0])).collect();
+                let high: Vec<(usize, i64)> =
+                    (0..with_final.len()).filter(|&i| states[i][0] > hi).map(|i| (with_final[i], states[i][0])).collect();
                 if !low.is_empty() {
                     lost_here = true;
                     let deficit = low.iter().map(|&(_, v)| lo - v).max().unwrap_or(0);
                     counter_deficit += deficit;
-                    f.add(Anomaly::LostWrite, || {
-                        counter_example(x, k, &finals, &low, lo, hi, true)
-                    });
+                    f.add(Anomaly::LostWrite, || counter_example(x, k, &finals, &low, lo, hi, true));
                 }
                 if !high.is_empty() {
-                    f.add(Anomaly::Duplicate, || {
-                        counter_example(x, k, &finals, &high, lo, hi, false)
-                    });
+                    f.add(Anomaly::Duplicate, || counter_example(x, k, &finals, &high, lo, hi, false));
                 }
                 if !lost_here && !diverged && has_concurrency(x, idx, &acked) {
                     class = Class::Merged;
@@ -321,9 +293,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
                             e.lost.push(node);
-                        } else if state.iter().any(|&s| superseded_by(h, x.c, idx, w, s)) {
+                        } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
-                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, x.c, s, w)) {
+                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
                             e.causal.push((node, s));
                         } else {
                             e.conflict.push((node, state.clone()));
@@ -350,9 +322,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         });
                     }
                     if !e.conflict.is_empty() {
-                        f.add(Anomaly::ConflictLoss, || {
-                            conflict_example(x, w, &e.conflict)
-                        });
+                        f.add(Anomaly::ConflictLoss, || conflict_example(x, w, &e.conflict));
                     }
                     if !e.causal.is_empty() {
                         f.add(Anomaly::CausalOverwrite, || causal_example(x, w, &e.causal));
@@ -372,22 +342,14 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 let frontier: Vec<u32> = eligible
                     .iter()
                     .copied()
-                    .filter(|&a| {
-                        !eligible
-                            .iter()
-                            .any(|&b| b != a && superseded_by(h, x.c, idx, a, b))
-                    })
+                    .filter(|&a| !eligible.iter().any(|&b| b != a && superseded_by(h, idx, a, b)))
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
                     let held: Vec<u32> = if mop == NONE {
                         Vec::new()
                     } else {
-                        h.obs_writes(&h.mops[mop as usize])
-                            .iter()
-                            .copied()
-                            .filter(|w| frontier.contains(w))
-                            .collect()
+                        h.obs_writes(&h.mops[mop as usize]).iter().copied().filter(|w| frontier.contains(w)).collect()
                     };
                     class = match held.len() {
                         0 => Class::Lost,
@@ -432,11 +394,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         conflicts,
         lost_writes: lost_set.len() as u64,
         convergence_ns: convergence(h),
-        convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") {
-            "heal"
-        } else {
-            "final-phase"
-        },
+        convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") { "heal" } else { "final-phase" },
         unknown,
         policy: policy.describe(),
         classes_by_key: serde_json::to_value(classes).expect("json"),
@@ -448,23 +406,39 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
 /// happens before the other; two writes of one transaction are not a pair).
 fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     let h = x.h;
-    let acked: Vec<u32> = acked
-        .iter()
-        .copied()
-        .filter(|&w| idx.slot[w as usize] != NONE)
-        .collect();
+    let acked: Vec<u32> = acked.iter().copied().filter(|&w| idx.slot[w as usize] != NONE).collect();
     let n = acked.len() as u64;
     if n < 2 {
         return 0;
     }
-    if idx.small(k) || !x.c.cycles.is_empty() || n <= 256 {
+    if idx.small(k) {
+        let base = idx.key_start(k) as u32;
+        let mut mask = 0u64;
+        for &a in &acked {
+            mask |= 1u64 << (idx.slot[a as usize] - base);
+        }
+        let mut count = 0u64;
+        for &a in &acked {
+            let sa = idx.slot[a as usize];
+            let bit = sa - base;
+            let later = if bit == 63 { 0 } else { !((1u64 << (bit + 1)) - 1) };
+            let related = idx.pred[sa as usize] | idx.succ[sa as usize];
+            count += (mask & later & !related).count_ones() as u64;
+        }
+        // two writes of one transaction are not a pair
+        let mut ops: Vec<u32> = acked.iter().map(|&w| h.mops[w as usize].op).collect();
+        ops.sort_unstable();
+        for run in ops.chunk_by(|a, b| a == b) {
+            let r = run.len() as u64;
+            count -= r * (r - 1) / 2;
+        }
+        return count;
+    }
+    if !x.c.cycles.is_empty() || n <= 256 {
         let mut count = 0;
         for (i, &a) in acked.iter().enumerate() {
             for &b in &acked[i + 1..] {
-                if h.mops[a as usize].op != h.mops[b as usize].op
-                    && !idx.hb(h, x.c, a, b)
-                    && !idx.hb(h, x.c, b, a)
-                {
+                if h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a) {
                     count += 1;
                 }
             }
@@ -476,10 +450,7 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for &w in &acked {
         let op = h.mops[w as usize].op;
-        groups
-            .entry(x.c.process_of(op))
-            .or_default()
-            .push(x.c.seq[op as usize]);
+        groups.entry(x.c.process_of(op)).or_default().push(x.c.seq[op as usize]);
     }
     for g in groups.values_mut() {
         g.sort_unstable();
@@ -492,17 +463,13 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let r = run.len() as u64;
         same_op += r * (r - 1) / 2;
     }
+    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
     for &b in &acked {
         let ob = h.mops[b as usize].op;
-        let Some(clock) = x.c.clock_of(ob) else {
-            continue;
-        };
-        for (&p, seqs) in &groups {
-            let bound = if p == x.c.process_of(ob) {
-                x.c.seq[ob as usize] - 1
-            } else {
-                clock[p as usize]
-            };
+        let Some(proj) = idx.projection(b) else { continue };
+        for (gi, &p) in key_groups.iter().enumerate() {
+            let Some(seqs) = groups.get(&p) else { continue };
+            let bound = if p == x.c.process_of(ob) { x.c.seq[ob as usize] - 1 } else { proj[gi] };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }
     }
@@ -511,34 +478,17 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
 
 fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
     let h = x.h;
-    let acked: Vec<u32> = acked
-        .iter()
-        .copied()
-        .filter(|&w| idx.slot[w as usize] != NONE)
-        .collect();
+    let acked: Vec<u32> = acked.iter().copied().filter(|&w| idx.slot[w as usize] != NONE).collect();
     acked.iter().enumerate().any(|(i, &a)| {
         acked[i + 1..].iter().any(|&b| {
-            h.mops[a as usize].op != h.mops[b as usize].op
-                && !idx.hb(h, x.c, a, b)
-                && !idx.hb(h, x.c, b, a)
+            h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a)
         })
     })
 }
 
-fn counter_example(
-    x: &Explain,
-    k: u32,
-    finals: &[u32],
-    bad: &[(usize, i64)],
-    lo: i64,
-    hi: i64,
-    low: bool,
-) -> Example {
+fn counter_example(x: &Explain, k: u32, finals: &[u32], bad: &[(usize, i64)], lo: i64, hi: i64, low: bool) -> Example {
     let h = x.h;
-    let parts: Vec<String> = bad
-        .iter()
-        .map(|&(n, v)| format!("{} ends at {v}", h.nodes[n]))
-        .collect();
+    let parts: Vec<String> = bad.iter().map(|&(n, v)| format!("{} ends at {v}", h.nodes[n])).collect();
     let ops: Vec<u32> = bad.iter().map(|&(n, _)| finals[n]).collect();
     let explanation = if low {
         format!(
@@ -580,10 +530,7 @@ fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Example {
     let h = x.h;
     let survivors = &at[0].1;
     let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
-    let surv: Vec<String> = survivors
-        .iter()
-        .map(|&s| format!("{}{}", x.write(s), ts_note(x, s)))
-        .collect();
+    let surv: Vec<String> = survivors.iter().map(|&s| format!("{}{}", x.write(s), ts_note(x, s))).collect();
     let wo = h.mops[w as usize].op;
     let mut ops = vec![wo];
     ops.extend(survivors.iter().map(|&s| h.mops[s as usize].op));
@@ -617,11 +564,7 @@ fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
     let ts = match (ts_s, ts_w) {
         (Some(a), Some(b)) => format!(
             " Timestamps: the surviving write has meta.ts {a}, the lost one {b}{}.",
-            if a >= b {
-                " — the causally older write carries the larger timestamp (clock skew?)"
-            } else {
-                ""
-            }
+            if a >= b { " — the causally older write carries the larger timestamp (clock skew?)" } else { "" }
         ),
         _ => String::new(),
     };
@@ -701,11 +644,7 @@ fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Finding
                 format!("the final states of {}", nodes.join(", "))
             };
             Example {
-                explanation: format!(
-                    "{} is missing from {whose}; {}",
-                    x.write(*w),
-                    notes.join("; ")
-                ),
+                explanation: format!("{} is missing from {whose}; {}", x.write(*w), notes.join("; ")),
                 key: Some(h.key(h.mops[*w as usize].key).clone()),
                 ops: x.indices(&ops),
                 nodes,
@@ -718,26 +657,15 @@ fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Finding
 /// Time from the last heal (or the start of the final phase, without one)
 /// to the moment every node's latest final read agreed and kept agreeing.
 fn convergence(h: &History) -> Option<u64> {
-    let mut finals: Vec<u32> = (0..h.ops.len() as u32)
-        .filter(|&i| h.ops[i as usize].is_final && h.ops[i as usize].outcome == Outcome::Ok)
-        .collect();
+    let mut finals: Vec<u32> =
+        (0..h.ops.len() as u32).filter(|&i| h.ops[i as usize].is_final && h.ops[i as usize].outcome == Outcome::Ok).collect();
     if finals.is_empty() {
         return None;
     }
     finals.sort_by_key(|&i| h.ops[i as usize].complete_index);
-    let heal = h
-        .nemesis
-        .iter()
-        .filter(|e| e.f == "heal")
-        .map(|e| e.time)
-        .max();
+    let heal = h.nemesis.iter().filter(|e| e.f == "heal").map(|e| e.time).max();
     let start = heal.unwrap_or_else(|| {
-        h.ops
-            .iter()
-            .filter(|o| o.is_final)
-            .map(|o| o.invoke_time)
-            .min()
-            .unwrap_or(0)
+        h.ops.iter().filter(|o| o.is_final).map(|o| o.invoke_time).min().unwrap_or(0)
     });
     let mut latest: Vec<Option<Vec<(u32, Vec<i64>)>>> = vec![None; h.nodes.len()];
     let mut since: Option<u64> = None;
@@ -747,12 +675,7 @@ fn convergence(h: &History) -> Option<u64> {
             .iter()
             .enumerate()
             .filter(|(_, m)| h.key_kind[m.key as usize].is_some())
-            .map(|(i, m)| {
-                (
-                    m.key,
-                    normalize(h, h.key_kind[m.key as usize], op.mops_start + i as u32),
-                )
-            })
+            .map(|(i, m)| (m.key, normalize(h, h.key_kind[m.key as usize], op.mops_start + i as u32)))
             .collect();
         state.sort_by_key(|(k, _)| *k);
         latest[op.node as usize] = Some(state);
