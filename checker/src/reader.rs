@@ -15,10 +15,7 @@ pub enum ReadError {
     #[error("failed to read {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{path}: {source}")]
-    Invalid {
-        path: String,
-        source: InvalidHistory,
-    },
+    Invalid { path: String, source: InvalidHistory },
 }
 
 /// Streams events out of JSON Lines, with their 1-based line numbers.
@@ -30,19 +27,13 @@ pub struct EventReader<R> {
 
 impl<R: BufRead> EventReader<R> {
     pub fn new(input: R) -> Self {
-        EventReader {
-            input,
-            buf: Vec::with_capacity(1024),
-            line: 0,
-        }
+        EventReader { input, buf: Vec::with_capacity(1024), line: 0 }
     }
 
     /// The next event, `Ok(None)` at the end; an `Err(Ok(..))` is a broken
     /// rule, an `Err(Err(..))` an I/O failure.
     #[allow(clippy::type_complexity)]
-    pub fn next_event(
-        &mut self,
-    ) -> Result<Option<(u64, Event)>, Result<InvalidHistory, io::Error>> {
+    pub fn next_event(&mut self) -> Result<Option<(u64, Event)>, Result<InvalidHistory, io::Error>> {
         self.buf.clear();
         let n = self.input.read_until(b'\n', &mut self.buf).map_err(Err)?;
         if n == 0 {
@@ -62,10 +53,7 @@ impl<R: BufRead> EventReader<R> {
         }
         match serde_json::from_slice::<Event>(body) {
             Ok(ev) => Ok(Some((line, ev))),
-            Err(e) => Err(Ok(InvalidHistory {
-                line,
-                message: describe_json_error(&e),
-            })),
+            Err(e) => Err(Ok(InvalidHistory { line, message: describe_json_error(&e) })),
         }
     }
 }
@@ -94,19 +82,10 @@ pub fn read_history<R: Read>(input: R) -> Result<History, Result<InvalidHistory,
 /// Reads and validates a history file.
 pub fn read_history_file(path: &Path) -> Result<History, ReadError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| ReadError::Io {
-        path: p.clone(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| ReadError::Io { path: p.clone(), source })?;
     read_history(file).map_err(|e| match e {
-        Ok(source) => ReadError::Invalid {
-            path: p.clone(),
-            source,
-        },
-        Err(source) => ReadError::Io {
-            path: p.clone(),
-            source,
-        },
+        Ok(source) => ReadError::Invalid { path: p.clone(), source },
+        Err(source) => ReadError::Io { path: p.clone(), source },
     })
 }
 

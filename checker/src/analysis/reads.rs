@@ -34,12 +34,8 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
             let mi = mi as u32;
 
             // phantom
-            let phantoms: Vec<i64> = vals
-                .iter()
-                .zip(ws)
-                .filter(|(_, &w)| w == NONE)
-                .map(|(&v, _)| v)
-                .collect();
+            let phantoms: Vec<i64> =
+                vals.iter().zip(ws).filter(|(_, &w)| w == NONE).map(|(&v, _)| v).collect();
             if !phantoms.is_empty() {
                 f.add(Anomaly::Phantom, || Example {
                     explanation: format!(
@@ -55,11 +51,8 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 });
             }
             // failed-write-visible
-            let failed: Vec<u32> = ws
-                .iter()
-                .copied()
-                .filter(|&w| w != NONE && h.op_of(w).outcome == Outcome::Fail)
-                .collect();
+            let failed: Vec<u32> =
+                ws.iter().copied().filter(|&w| w != NONE && h.op_of(w).outcome == Outcome::Fail).collect();
             if !failed.is_empty() {
                 let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
                 f.add(Anomaly::FailedWriteVisible, || {
@@ -84,9 +77,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 .iter()
                 .copied()
                 .filter(|&w| {
-                    w != NONE
-                        && h.mops[w as usize].op != oi
-                        && op.complete_time < h.op_of(w).invoke_time
+                    w != NONE && h.mops[w as usize].op != oi && op.complete_time < h.op_of(w).invoke_time
                 })
                 .collect();
             if !future.is_empty() {
@@ -118,11 +109,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 sorted.clear();
                 sorted.extend_from_slice(vals);
                 sorted.sort_unstable();
-                let mut dups: Vec<i64> = sorted
-                    .windows(2)
-                    .filter(|p| p[0] == p[1])
-                    .map(|p| p[0])
-                    .collect();
+                let mut dups: Vec<i64> = sorted.windows(2).filter(|p| p[0] == p[1]).map(|p| p[0]).collect();
                 dups.dedup();
                 if !dups.is_empty() {
                     f.add(Anomaly::Duplicate, || Example {
@@ -199,12 +186,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
 
 /// For registers: two observed writes `c →hb d` (any order in the read).
 /// For lists: `(a, b)` with `b` listed before `a` and `a →hb b`.
-fn find_ordered_pair(
-    x: &Explain,
-    idx: &KeyIndex,
-    key: u32,
-    elems: &[(u32, usize)],
-) -> Option<(u32, u32)> {
+fn find_ordered_pair(x: &Explain, idx: &KeyIndex, key: u32, elems: &[(u32, usize)]) -> Option<(u32, u32)> {
     let h = x.h;
     let is_list = h.key_kind[key as usize] == Some(KeyKind::List);
     if idx.small(key) {
