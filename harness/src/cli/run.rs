@@ -156,7 +156,7 @@ pub fn print_result(run: &StoredRun) {
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let o = resolve(args.options).context("invalid options")?;
     let seed = o.seed.unwrap_or(0);
-    let reproduce = reproduce_command(&user_args("run"), seed, &[]);
+    let reproduce = reproduce_command(&user_args("run"), seed, &["--junit"]);
     print_header(&o);
     let run = execute_with_progress(&o, reproduce)?;
     print_result(&run);
