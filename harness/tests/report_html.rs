@@ -196,3 +196,59 @@ fn check_out_dir_gets_a_report_even_for_a_truncated_history() {
     );
     assert!(page.contains("<title>Ladon: history — invalid</title>"));
 }
+
+/// A real simulated run of a known bug: its report.html (written by `ladon
+/// run`) loads in Chromium and names every anomaly its report.json holds.
+#[test]
+fn a_real_failed_run_report_loads_in_headless_chromium() {
+    let store = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_ladon"))
+        .args([
+            "run",
+            "--strategy",
+            "crdt",
+            "--bug",
+            "no-anti-entropy",
+            "--nemesis",
+            "partition",
+        ])
+        .args(["--time-limit", "5s", "--seed", "3", "--store"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let run_dir = std::fs::read_link(store.path().join("latest")).unwrap();
+    let run_dir = if run_dir.is_absolute() {
+        run_dir
+    } else {
+        store.path().join(run_dir)
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let names: Vec<&String> = report["anomalies"].as_object().unwrap().keys().collect();
+    assert!(names.iter().any(|n| *n == "lost-write"), "{names:?}");
+    let url = format!("file://{}", run_dir.join("report.html").display());
+    let dom = headless(&["--dump-dom", &url]);
+    if dom.is_empty() && std::env::var_os("LADON_SKIP_BROWSER").is_some() {
+        return;
+    }
+    assert!(dom.contains("data-ladon-ready=\"yes\""));
+    assert!(
+        dom.contains("<pre id=\"script-errors\" hidden=\"\"></pre>"),
+        "script errors reported"
+    );
+    for name in names {
+        assert!(
+            dom.contains(&format!("<span class=\"name\">{name}</span>")),
+            "anomaly {name} not shown"
+        );
+    }
+    // The messages that failed to carry a lost write are drawn.
+    assert!(dom.contains("class=\"msg dropped\""));
+}
