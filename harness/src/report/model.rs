@@ -186,7 +186,7 @@ impl Timeline {
                 Process::Nemesis => t.add_fault(e, &mut open_faults),
             }
         }
-        t.nodes.sort();
+        t.nodes.sort_by(|a, b| node_order(a).cmp(&node_order(b)));
         for (i, op) in t.ops.iter().enumerate() {
             if op.is_final() && op.outcome == Outcome::Ok {
                 let last = t.last_final.entry(op.node.clone()).or_insert(i);
@@ -285,6 +285,14 @@ impl Timeline {
     }
 }
 
+/// Sort key putting `n2` before `n10`: the name without its trailing digits,
+/// then their value.
+pub fn node_order(name: &str) -> (&str, u64, &str) {
+    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &name[stem.len()..];
+    (stem, digits.parse().unwrap_or(0), name)
+}
+
 /// Node ids a fault value names: strings anywhere in arrays, or object keys.
 fn nodes_named(v: &Json) -> Vec<String> {
     let mut out = Vec::new();
@@ -349,6 +357,9 @@ pub(crate) mod tests {
         assert_eq!(t.instants.len(), 1);
         assert_eq!(t.nodes, vec!["n1", "n2"]);
         assert_eq!(t.heal_time(), Some(40));
+        let mut names = vec!["n10", "n2", "a", "n1"];
+        names.sort_by_key(|n| node_order(n));
+        assert_eq!(names, vec!["a", "n1", "n2", "n10"]);
         assert_eq!(t.ops[0].mops_text(), "[append x 1]");
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use super::escape::esc;
 use ladon_checker::history::{Key, Mop};
 
-use super::model::{mop_text, Op, Outcome, Timeline};
+use super::model::{mop_text, node_order, Op, Outcome, Timeline};
 
 /// Layout constants.
 const COL_W: f64 = 24.0;
@@ -109,10 +109,10 @@ pub fn select(t: &Timeline, named: &BTreeSet<u64>, cap: usize) -> Vec<usize> {
 /// Renders the timeline SVG for the chosen operations.
 pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
     // Columns: nodes in order, processes within a node in order.
-    let mut columns: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    let mut columns: BTreeMap<((&str, u64, &str), u64), usize> = BTreeMap::new();
     for &i in chosen {
         let op = &t.ops[i];
-        columns.insert((op.node.as_str(), op.process), 0);
+        columns.insert((node_order(&op.node), op.process), 0);
     }
     for (n, v) in columns.values_mut().enumerate() {
         *v = n;
@@ -146,7 +146,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         let cols: Vec<usize> = if matches!(f.kind.as_str(), "crash" | "pause") {
             columns
                 .iter()
-                .filter(|((n, _), _)| f.nodes.iter().any(|x| x == n))
+                .filter(|(((_, _, n), _), _)| f.nodes.iter().any(|x| x == n))
                 .map(|(_, &c)| c)
                 .collect()
         } else {
@@ -226,13 +226,13 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         );
     }
     // Column headers: node names over their group, process ids per column.
-    let mut groups: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, u64, &str), (usize, usize)> = BTreeMap::new();
     for (&(n, _), &c) in &columns {
         let g = groups.entry(n).or_insert((c, c));
         g.0 = g.0.min(c);
         g.1 = g.1.max(c);
     }
-    for (n, (a, b)) in &groups {
+    for (&(_, _, n), (a, b)) in &groups {
         let x0 = GUTTER + *a as f64 * COL_W;
         let x1 = GUTTER + (*b + 1) as f64 * COL_W;
         let _ = write!(
@@ -252,7 +252,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
     }
     for &i in chosen {
         let op = &t.ops[i];
-        let c = columns[&(op.node.as_str(), op.process)];
+        let c = columns[&(node_order(&op.node), op.process)];
         let (y0, y1) = (y(op.start), y(op.end));
         let class = match op.outcome {
             Outcome::Ok => "ok",
