@@ -127,6 +127,9 @@ pub struct ProcessRunArgs {
     /// What the node promises (comma-separated, or none); default convergence,no-lost-writes.
     #[arg(long, value_parser = Guarantee::parse_list)]
     pub guarantees: Option<std::vec::Vec<Guarantee>>,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -431,6 +434,12 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     std::fs::write(run_dir.join("summary.txt"), &summary)?;
+    if let Err(e) = crate::report::html::write_report(&run_dir) {
+        eprintln!("warning: report.html not written: {e}");
+    }
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
+    }
     print!("{summary}");
     if verdict != ladon_checker::Verdict::Valid {
         println!("reproduce: {reproduce}");
