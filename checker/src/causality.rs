@@ -119,11 +119,14 @@ impl Causality {
         // write op of each process.
         let mut pred_start = Vec::with_capacity(n + 1);
         let mut preds: Vec<u32> = Vec::new();
-        let mut scratch: Vec<(u32, u32, u32)> = Vec::new();
+        // Per process: (reader stamp, best seq, op), so picking the latest
+        // write per process costs O(1) per observed value.
+        let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); procs];
+        let mut touched: Vec<u32> = Vec::new();
         pred_start.push(0);
         for (r, op) in h.ops.iter().enumerate() {
             if op.outcome == Outcome::Ok {
-                scratch.clear();
+                touched.clear();
                 for m in &h.mops[op.mops()] {
                     for &w in h.obs_writes(m) {
                         if w == NONE {
@@ -138,20 +141,24 @@ impl Causality {
                         if wp == op.process && wo < r as u32 {
                             continue;
                         }
-                        scratch.push((wp, seq[wo as usize], wo));
-                    }
-                }
-                if !scratch.is_empty() {
-                    scratch.sort_unstable();
-                    for i in 0..scratch.len() {
-                        if i + 1 == scratch.len() || scratch[i + 1].0 != scratch[i].0 {
-                            preds.push(scratch[i].2);
+                        let b = &mut best[wp as usize];
+                        let ws = seq[wo as usize];
+                        if b.0 != r as u32 {
+                            *b = (r as u32, ws, wo);
+                            touched.push(wp);
+                        } else if ws > b.1 {
+                            *b = (r as u32, ws, wo);
                         }
                     }
+                }
+                touched.sort_unstable();
+                for &p in &touched {
+                    preds.push(best[p as usize].2);
                 }
             }
             pred_start.push(preds.len() as u32);
         }
+        drop(best);
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
 
         let mut next = vec![NONE; n];
@@ -484,16 +491,20 @@ impl Causality {
         sa != 0 && self.entry(clock, self.procs_of[a as usize]) >= sa
     }
 
+    /// The direct predecessors of `r`, for [`Causality::reaches`].
+    pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
+        let prev = self.prev[r as usize];
+        self.rf_preds(r).iter().copied().chain((prev != NONE).then_some(prev)).collect()
+    }
+
     /// Whether op `a` reaches op `r` (a path of edges), searched forwards
-    /// from `a`, stopping at `r` or at any direct predecessor of `r`;
-    /// bounded, and `false` past the bound.
-    pub fn reaches(&self, a: u32, r: u32) -> bool {
+    /// from `a`, stopping at `r` or at any of its direct predecessors
+    /// (`direct`, from [`Causality::direct_preds`]); bounded, and `false`
+    /// past the bound.
+    pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
-        let prev = self.prev[r as usize];
-        let direct: crate::fxhash::FxHashSet<u32> =
-            self.rf_preds(r).iter().copied().chain((prev != NONE).then_some(prev)).collect();
         let ceiling = self.pos[r as usize];
         let mut seen: crate::fxhash::FxHashSet<u32> = crate::fxhash::FxHashSet::default();
         let mut stack = vec![a];
@@ -519,7 +530,6 @@ impl Causality {
         }
         false
     }
-
 
     /// The kind of a stored edge `from → to`.
     pub fn edge_kind(&self, from: u32, to: u32) -> EdgeKind {

@@ -39,7 +39,11 @@ pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
     match read_history_file(path) {
         Ok(h) => {
             if std::env::var_os("LADON_TIMING").is_some() {
-                eprintln!("[timing] read and validate: {:.3} s", t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "[timing] read and validate: wall {:.3} s, cpu {:.2} s",
+                    t0.elapsed().as_secs_f64(),
+                    cpu_seconds()
+                );
             }
             Ok(check_history(&h, opts))
         }
@@ -93,7 +97,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
         if timing {
-            eprintln!("[timing] {what}: {:.3} s", t0.elapsed().as_secs_f64());
+            eprintln!("[timing] {what}: wall {:.3} s, cpu {:.2} s", t0.elapsed().as_secs_f64(), cpu_seconds());
         }
     };
     let (seq, prev) = causality::session(h);
@@ -229,4 +233,14 @@ fn latency(h: &History) -> Json {
         );
     }
     Json::Object(out)
+}
+
+/// CPU seconds used by this process so far (Linux; 0 elsewhere), for
+/// `LADON_TIMING=1` phase timings.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some(rest) = stat.rsplit(')').next() else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -62,12 +62,13 @@ impl Visibility {
                 continue;
             }
             let r = r as u32;
+            let direct = c.direct_preds(r);
             for mi in op.mops() {
                 let m = &h.mops[mi];
                 if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                     continue;
                 }
-                let past = |slot: usize| idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r);
+                let past = |slot: usize| idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r, &direct);
                 match h.key_kind[m.key as usize] {
                     Some(KeyKind::List) | Some(KeyKind::Set) => self.check_collection(h, idx, mi as u32, past),
                     Some(KeyKind::Register) => self.check_register(h, idx, r, mi as u32, past),
