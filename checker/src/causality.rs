@@ -232,8 +232,9 @@ impl Causality {
             for &v in &order {
                 in_order[v as usize] = true;
             }
-            let rest: Vec<u32> =
-                (0..n as u32).filter(|&i| seq[i as usize] != 0 && !in_order[i as usize]).collect();
+            let rest: Vec<u32> = (0..n as u32)
+                .filter(|&i| seq[i as usize] != 0 && !in_order[i as usize])
+                .collect();
             let mut local = FxHashMap::default();
             let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
             for &v in &rest {
@@ -246,7 +247,9 @@ impl Causality {
                         g.add_edge(a, b, ());
                     }
                 }
-                for &s in &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize] {
+                for &s in
+                    &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize]
+                {
                     if let Some(&b) = local.get(&s) {
                         g.add_edge(a, b, ());
                     }
@@ -257,8 +260,10 @@ impl Causality {
             let sccs = std::thread::Builder::new()
                 .stack_size(stack)
                 .spawn(move || {
-                    let mut sccs: Vec<Vec<u32>> =
-                        tarjan_scc(&g).into_iter().map(|c| c.into_iter().map(|x| g[x]).collect()).collect();
+                    let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
+                        .into_iter()
+                        .map(|c| c.into_iter().map(|x| g[x]).collect())
+                        .collect();
                     sccs.reverse();
                     sccs
                 })
@@ -284,7 +289,9 @@ impl Causality {
 
         // Which ops join their readers-from clocks: all but final reads
         // that end their process (finals are checked by reachability).
-        let joins_v: Vec<bool> = (0..n).map(|v| !(h.ops[v].is_final && next[v] == NONE)).collect();
+        let joins_v: Vec<bool> = (0..n)
+            .map(|v| !(h.ops[v].is_final && next[v] == NONE))
+            .collect();
         let joins = |v: usize| joins_v[v];
         let mut refcount = vec![0u32; n];
         for r in 0..n {
@@ -329,8 +336,10 @@ impl Causality {
         let mut gen_of = vec![0u32; procs];
         let mut slot_gen: Vec<u32> = Vec::new();
         let mut free: Vec<u32> = Vec::new();
-        let mut release: Vec<(u32, u32)> =
-            (0..procs as u32).filter(|&p| count[p as usize] > 0).map(|p| (last_use[p as usize], p)).collect();
+        let mut release: Vec<(u32, u32)> = (0..procs as u32)
+            .filter(|&p| count[p as usize] > 0)
+            .map(|p| (last_use[p as usize], p))
+            .collect();
         release.sort_unstable();
         let mut rp = 0;
         for gi in 0..groups.len() - 1 {
@@ -387,7 +396,9 @@ impl Causality {
             if members.len() == 1 {
                 let v = members[0] as usize;
                 let p = h.ops[v].process as usize;
-                let mut clock = live[p].take().unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+                let mut clock = live[p]
+                    .take()
+                    .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
                 if joins(v) {
                     for &w in c.rf_preds(v as u32) {
                         c.join_from(&mut clock, w, &stored);
@@ -437,7 +448,11 @@ impl Causality {
                     on_vertex(v, &scc_clock, &c);
                     let p = h.ops[v as usize].process as usize;
                     remaining[p] -= 1;
-                    live[p] = if remaining[p] > 0 { Some(scc_clock.clone().into_boxed_slice()) } else { None };
+                    live[p] = if remaining[p] > 0 {
+                        Some(scc_clock.clone().into_boxed_slice())
+                    } else {
+                        None
+                    };
                 }
             }
         }
@@ -454,7 +469,9 @@ impl Causality {
 
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
     fn join_from(&self, clock: &mut [u64], w: u32, stored: &[Option<Box<[u64]>>]) {
-        let Some(src) = &stored[w as usize] else { return };
+        let Some(src) = &stored[w as usize] else {
+            return;
+        };
         if self.in_past(w, clock) {
             return;
         }
@@ -494,7 +511,11 @@ impl Causality {
     /// The direct predecessors of `r`, for [`Causality::reaches`].
     pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
         let prev = self.prev[r as usize];
-        self.rf_preds(r).iter().copied().chain((prev != NONE).then_some(prev)).collect()
+        self.rf_preds(r)
+            .iter()
+            .copied()
+            .chain((prev != NONE).then_some(prev))
+            .collect()
     }
 
     /// Whether op `a` reaches op `r` (a path of edges), searched forwards

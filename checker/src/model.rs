@@ -9,7 +9,9 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use crate::fxhash::FxHashMap;
-use crate::history::{Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN};
+use crate::history::{
+    Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN,
+};
 
 /// "No such thing" for `u32` indices.
 pub const NONE: u32 = u32::MAX;
@@ -186,7 +188,10 @@ pub struct InvalidHistory {
 }
 
 fn invalid<T>(line: u64, message: impl Into<String>) -> Result<T, InvalidHistory> {
-    Err(InvalidHistory { line, message: message.into() })
+    Err(InvalidHistory {
+        line,
+        message: message.into(),
+    })
 }
 
 struct ProcState {
@@ -248,7 +253,10 @@ impl Builder {
         }
         let id = self.h.processes.len() as u32;
         self.h.processes.push(p);
-        self.procs.push(ProcState { pending: NONE, retired_at: 0 });
+        self.procs.push(ProcState {
+            pending: NONE,
+            retired_at: 0,
+        });
         self.proc_ids.insert(p, id);
         id
     }
@@ -281,7 +289,10 @@ impl Builder {
                 if ev.kind != EventType::Info {
                     return invalid(
                         line,
-                        format!("nemesis events must have type \"info\", not {:?}", type_name(ev.kind)),
+                        format!(
+                            "nemesis events must have type \"info\", not {:?}",
+                            type_name(ev.kind)
+                        ),
                     );
                 }
                 let value = match &ev.value {
@@ -310,13 +321,19 @@ impl Builder {
             other => {
                 return invalid(
                     line,
-                    format!("client event of process {p} has f {other:?}; expected \"txn\" or \"final\""),
+                    format!(
+                    "client event of process {p} has f {other:?}; expected \"txn\" or \"final\""
+                ),
                 )
             }
         };
         let node = self.intern_node(node);
         let pid = self.intern_process(p);
-        let ts = ev.meta.as_ref().and_then(|m| m.get("ts")).and_then(Json::as_i64);
+        let ts = ev
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("ts"))
+            .and_then(Json::as_i64);
         if ev.kind == EventType::Invoke {
             let st = &self.procs[pid as usize];
             if st.retired_at != 0 {
@@ -356,7 +373,10 @@ impl Builder {
                         if *v != ReadValue::Null {
                             return invalid(
                                 line,
-                                format!("invoke reads key {} with a value; reads carry null on invoke", m.key()),
+                                format!(
+                                    "invoke reads key {} with a value; reads carry null on invoke",
+                                    m.key()
+                                ),
                             );
                         }
                         rec.obs = ObsKind::Null;
@@ -497,7 +517,13 @@ impl Builder {
         Ok(())
     }
 
-    fn record_write(&mut self, line: u64, key: u32, m: &Mop, mop_id: u32) -> Result<(), InvalidHistory> {
+    fn record_write(
+        &mut self,
+        line: u64,
+        key: u32,
+        m: &Mop,
+        mop_id: u32,
+    ) -> Result<(), InvalidHistory> {
         let kind = KeyKind::of_write(m.f()).expect("a write");
         let k = key as usize;
         match self.h.key_kind[k] {
@@ -544,8 +570,9 @@ impl Builder {
     pub fn finish(mut self) -> Result<History, InvalidHistory> {
         let h = &mut self.h;
         // A final must read every written key.
-        let written: Vec<u32> =
-            (0..h.keys.len() as u32).filter(|&k| h.key_kind[k as usize].is_some()).collect();
+        let written: Vec<u32> = (0..h.keys.len() as u32)
+            .filter(|&k| h.key_kind[k as usize].is_some())
+            .collect();
         let mut stamp = vec![NONE; h.keys.len()];
         for (oi, op) in h.ops.iter().enumerate() {
             if !op.is_final || op.outcome != Outcome::Ok {
@@ -560,7 +587,10 @@ impl Builder {
                 }
             }
             if n < written.len() {
-                let missing = written.iter().find(|&&k| stamp[k as usize] != oi as u32).expect("one is missing");
+                let missing = written
+                    .iter()
+                    .find(|&&k| stamp[k as usize] != oi as u32)
+                    .expect("one is missing");
                 return invalid(
                     op.complete_index + 1,
                     format!(
@@ -575,7 +605,9 @@ impl Builder {
         }
         // Read values must fit the key's kind.
         for m in &h.mops {
-            let Some(kind) = h.key_kind[m.key as usize] else { continue };
+            let Some(kind) = h.key_kind[m.key as usize] else {
+                continue;
+            };
             let bad = match (kind, m.obs) {
                 (KeyKind::List | KeyKind::Set, ObsKind::Int) => Some("an integer"),
                 (KeyKind::Counter, ObsKind::List) => Some("an array"),
@@ -585,7 +617,11 @@ impl Builder {
                 let op = &h.ops[m.op as usize];
                 return invalid(
                     op.complete_index + 1,
-                    format!("read of {} key {} observed {what}", kind.as_str(), h.keys[m.key as usize]),
+                    format!(
+                        "read of {} key {} observed {what}",
+                        kind.as_str(),
+                        h.keys[m.key as usize]
+                    ),
                 );
             }
         }

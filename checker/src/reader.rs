@@ -15,7 +15,10 @@ pub enum ReadError {
     #[error("failed to read {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{path}: {source}")]
-    Invalid { path: String, source: InvalidHistory },
+    Invalid {
+        path: String,
+        source: InvalidHistory,
+    },
 }
 
 /// Streams events out of JSON Lines, with their 1-based line numbers.
@@ -27,13 +30,19 @@ pub struct EventReader<R> {
 
 impl<R: BufRead> EventReader<R> {
     pub fn new(input: R) -> Self {
-        EventReader { input, buf: Vec::with_capacity(1024), line: 0 }
+        EventReader {
+            input,
+            buf: Vec::with_capacity(1024),
+            line: 0,
+        }
     }
 
     /// The next event, `Ok(None)` at the end; an `Err(Ok(..))` is a broken
     /// rule, an `Err(Err(..))` an I/O failure.
     #[allow(clippy::type_complexity)]
-    pub fn next_event(&mut self) -> Result<Option<(u64, Event)>, Result<InvalidHistory, io::Error>> {
+    pub fn next_event(
+        &mut self,
+    ) -> Result<Option<(u64, Event)>, Result<InvalidHistory, io::Error>> {
         self.buf.clear();
         let n = self.input.read_until(b'\n', &mut self.buf).map_err(Err)?;
         if n == 0 {
@@ -53,7 +62,10 @@ impl<R: BufRead> EventReader<R> {
         }
         match serde_json::from_slice::<Event>(body) {
             Ok(ev) => Ok(Some((line, ev))),
-            Err(e) => Err(Ok(InvalidHistory { line, message: describe_json_error(&e) })),
+            Err(e) => Err(Ok(InvalidHistory {
+                line,
+                message: describe_json_error(&e),
+            })),
         }
     }
 }
@@ -71,8 +83,12 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 /// Reads and validates a whole history from a stream. Lines are parsed on
 /// worker threads in chunks and folded into the [`Builder`] in order.
-pub fn read_history<R: Read + Send>(input: R) -> Result<History, Result<InvalidHistory, io::Error>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(3);
+pub fn read_history<R: Read + Send>(
+    input: R,
+) -> Result<History, Result<InvalidHistory, io::Error>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(3);
     if workers < 2 {
         let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
         let mut builder = Builder::new();
@@ -95,6 +111,9 @@ mod parallel {
     use crate::model::{Builder, History, InvalidHistory};
 
     const CHUNK: usize = 1 << 20;
+
+    /// A chunk of whole lines and its position in the file.
+    type Job = (u64, Vec<u8>);
 
     /// A parsed chunk: its events (1-based line within the chunk), the
     /// number of lines, and the first broken line if any.
@@ -119,16 +138,29 @@ mod parallel {
             }
             match serde_json::from_slice::<Event>(body) {
                 Ok(ev) => events.push((lines, ev)),
-                Err(e) => return Parsed { events, lines, error: Some((lines, describe_json_error(&e))) },
+                Err(e) => {
+                    return Parsed {
+                        events,
+                        lines,
+                        error: Some((lines, describe_json_error(&e))),
+                    }
+                }
             }
         }
-        Parsed { events, lines, error: None }
+        Parsed {
+            events,
+            lines,
+            error: None,
+        }
     }
 
-    pub fn read<R: Read + Send>(mut input: R, workers: usize) -> Result<History, Result<InvalidHistory, io::Error>> {
+    pub fn read<R: Read + Send>(
+        mut input: R,
+        workers: usize,
+    ) -> Result<History, Result<InvalidHistory, io::Error>> {
         std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
-            let work_rx: Arc<Mutex<Receiver<(u64, Vec<u8>)>>> = Arc::new(Mutex::new(work_rx));
+            let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
             let (done_tx, done_rx) = sync_channel::<(u64, Parsed)>(workers * 2);
             for _ in 0..workers {
                 let rx = Arc::clone(&work_rx);
@@ -196,7 +228,10 @@ mod parallel {
                         }
                     }
                     if let Some((line, message)) = p.error {
-                        failure = Some(InvalidHistory { line: base + line, message });
+                        failure = Some(InvalidHistory {
+                            line: base + line,
+                            message,
+                        });
                         break 'outer;
                     }
                     base += p.lines;
@@ -216,10 +251,19 @@ mod parallel {
 /// Reads and validates a history file.
 pub fn read_history_file(path: &Path) -> Result<History, ReadError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| ReadError::Io { path: p.clone(), source })?;
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: p.clone(),
+        source,
+    })?;
     read_history(file).map_err(|e| match e {
-        Ok(source) => ReadError::Invalid { path: p.clone(), source },
-        Err(source) => ReadError::Io { path: p.clone(), source },
+        Ok(source) => ReadError::Invalid {
+            path: p.clone(),
+            source,
+        },
+        Err(source) => ReadError::Io {
+            path: p.clone(),
+            source,
+        },
     })
 }
 

@@ -38,7 +38,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
             // phantom
             let any_phantom = ws.contains(&NONE);
             let phantoms: Vec<i64> = if any_phantom {
-                vals.iter().zip(ws).filter(|(_, &w)| w == NONE).map(|(&v, _)| v).collect()
+                vals.iter()
+                    .zip(ws)
+                    .filter(|(_, &w)| w == NONE)
+                    .map(|(&v, _)| v)
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -84,7 +88,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
             }
             // future-read
             let future = ws.iter().copied().find(|&w| {
-                w != NONE && h.mops[w as usize].op != oi && op.complete_time < h.op_of(w).invoke_time
+                w != NONE
+                    && h.mops[w as usize].op != oi
+                    && op.complete_time < h.op_of(w).invoke_time
             });
             if let Some(w) = future {
                 let wo = h.mops[w as usize].op;
@@ -206,7 +212,12 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
 
 /// For registers: two observed writes `c →hb d` (any order in the read).
 /// For lists: `(a, b)` with `b` listed before `a` and `a →hb b`.
-fn find_ordered_pair(x: &Explain, idx: &KeyIndex, key: u32, elems: &[(u32, usize)]) -> Option<(u32, u32)> {
+fn find_ordered_pair(
+    x: &Explain,
+    idx: &KeyIndex,
+    key: u32,
+    elems: &[(u32, usize)],
+) -> Option<(u32, u32)> {
     let h = x.h;
     let is_list = h.key_kind[key as usize] == Some(KeyKind::List);
     if idx.small(key) {
