@@ -265,18 +265,29 @@ fn every_delivered_or_dropped_message_was_sent_once_under_its_id() {
     for line in text.lines() {
         let m: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = m["id"].as_u64().unwrap();
-        let ends = (m["from"].as_str().unwrap().to_string(), m["to"].as_str().unwrap().to_string());
+        let ends = (
+            m["from"].as_str().unwrap().to_string(),
+            m["to"].as_str().unwrap().to_string(),
+        );
         let event = m["event"].as_str().unwrap().to_string();
         let time = m["time"].as_u64().unwrap();
-        assert!(time >= last_time, "messages.jsonl goes back in time at id {id}");
+        assert!(
+            time >= last_time,
+            "messages.jsonl goes back in time at id {id}"
+        );
         last_time = time;
         match event.as_str() {
             "send" => assert!(sent.insert(id, ends).is_none(), "id {id} sent twice"),
-            "deliver" | "drop" => assert_eq!(sent.get(&id), Some(&ends), "{event} of unsent id {id}"),
+            "deliver" | "drop" => {
+                assert_eq!(sent.get(&id), Some(&ends), "{event} of unsent id {id}")
+            }
             other => panic!("unknown event {other}"),
         }
         *counts.entry(event).or_default() += 1;
     }
     assert!(counts["deliver"] > 1000 && counts["drop"] > 0, "{counts:?}");
-    assert!(text.contains("\"writes\":[["), "messages carry the writes they replicate");
+    assert!(
+        text.contains("\"writes\":[["),
+        "messages carry the writes they replicate"
+    );
 }
