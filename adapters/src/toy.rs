@@ -15,6 +15,7 @@
 //! `forget-on-crash` (nothing is persisted).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ladon_checker::history::{Key, Mop, ReadValue};
 use serde_json::json;
@@ -55,7 +56,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToyMsg {
     /// Entries to apply.
-    Entries(Vec<Entry>),
+    Entries(Vec<Arc<Entry>>),
     /// Anti-entropy: the sender's contiguous high-water mark per origin.
     Have(Vec<u64>),
 }
@@ -77,14 +78,14 @@ pub struct ToyNode {
     bug: Option<ToyBug>,
     lamport: u64,
     next_seq: u64,
-    log: Vec<BTreeMap<u64, Entry>>,
+    log: Vec<BTreeMap<u64, Arc<Entry>>>,
     contiguous: Vec<u64>,
     state: BTreeMap<Key, KeyState>,
 }
 
 const ANTI_ENTROPY: TimerId = TimerId(1);
 const ANTI_ENTROPY_NS: u64 = 100_000_000;
-const AE_BATCH: usize = 256;
+const AE_BATCH: usize = 8192;
 
 impl ToyNode {
     fn new(me: u32, n: usize, bug: Option<ToyBug>) -> Self {
@@ -101,7 +102,7 @@ impl ToyNode {
     }
 
     /// Applies an entry unless already applied; returns whether it was new.
-    fn apply(&mut self, e: &Entry) -> bool {
+    fn apply(&mut self, e: &Arc<Entry>) -> bool {
         let o = e.origin as usize;
         if e.seq <= self.contiguous[o] || self.log[o].contains_key(&e.seq) {
             return false;
@@ -140,7 +141,7 @@ impl ToyNode {
     }
 
     /// Marks an entry (whose writes are applied) as held in the log.
-    fn record(&mut self, e: Entry) {
+    fn record(&mut self, e: Arc<Entry>) {
         let o = e.origin as usize;
         self.lamport = self.lamport.max(e.lamport);
         if e.origin == self.me {
@@ -164,15 +165,15 @@ impl ToyNode {
 
 impl Node for ToyNode {
     type Msg = ToyMsg;
-    type Record = Entry;
+    type Record = Arc<Entry>;
 
-    fn on_start(&mut self, ctx: &mut Ctx<'_, ToyMsg, Entry>) {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, ToyMsg, Arc<Entry>>) {
         if self.bug != Some(ToyBug::NoAntiEntropy) {
             ctx.set_timer(ANTI_ENTROPY, ANTI_ENTROPY_NS);
         }
     }
 
-    fn on_request(&mut self, ctx: &mut Ctx<'_, ToyMsg, Entry>, req: Request) {
+    fn on_request(&mut self, ctx: &mut Ctx<'_, ToyMsg, Arc<Entry>>, req: Request) {
         if let Some(l) = req.context.as_u64() {
             self.lamport = self.lamport.max(l);
         }
@@ -204,6 +205,8 @@ impl Node for ToyNode {
             }
         }
         if let Some(e) = entry {
+            // Shared, not copied: the log, storage and both peers hold one entry.
+            let e = Arc::new(e);
             self.record(e.clone());
             if self.bug != Some(ToyBug::ForgetOnCrash) {
                 ctx.persist(e.clone());
@@ -224,7 +227,7 @@ impl Node for ToyNode {
         );
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, ToyMsg, Entry>, from: NodeId, msg: ToyMsg) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ToyMsg, Arc<Entry>>, from: NodeId, msg: ToyMsg) {
         match msg {
             ToyMsg::Entries(es) => {
                 for e in es {
@@ -251,7 +254,7 @@ impl Node for ToyNode {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, ToyMsg, Entry>, timer: TimerId) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, ToyMsg, Arc<Entry>>, timer: TimerId) {
         if timer == ANTI_ENTROPY {
             for p in 0..self.n {
                 if p != self.me as usize {
@@ -302,7 +305,7 @@ impl Cluster for ToyCluster {
             .collect()
     }
 
-    fn build(&self, id: NodeId, records: &[Entry]) -> ToyNode {
+    fn build(&self, id: NodeId, records: &[Arc<Entry>]) -> ToyNode {
         let mut node = ToyNode::new(id.0 as u32, self.nodes, self.bug);
         for e in records {
             node.apply(e);

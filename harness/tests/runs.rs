@@ -248,3 +248,46 @@ fn a_process_that_saw_info_never_issues_again_and_faults_are_recorded() {
         .windows(2)
         .all(|w| w[0].time <= w[1].time && w[0].index + 1 == w[1].index));
 }
+
+#[test]
+fn every_delivered_or_dropped_message_was_sent_once_under_its_id() {
+    use std::collections::BTreeMap;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = small(tmp.path(), 8);
+    o.nemesis = "partition,dup,loss,clog".parse().unwrap();
+    o.partition_mode = ladon_harness::net::PartitionMode::Hold;
+    o.nemesis_interval = Dur(500_000_000);
+    let (dir, _) = history(&o);
+    let text = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    let mut sent: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_time = 0;
+    for line in text.lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = m["id"].as_u64().unwrap();
+        let ends = (
+            m["from"].as_str().unwrap().to_string(),
+            m["to"].as_str().unwrap().to_string(),
+        );
+        let event = m["event"].as_str().unwrap().to_string();
+        let time = m["time"].as_u64().unwrap();
+        assert!(
+            time >= last_time,
+            "messages.jsonl goes back in time at id {id}"
+        );
+        last_time = time;
+        match event.as_str() {
+            "send" => assert!(sent.insert(id, ends).is_none(), "id {id} sent twice"),
+            "deliver" | "drop" => {
+                assert_eq!(sent.get(&id), Some(&ends), "{event} of unsent id {id}")
+            }
+            other => panic!("unknown event {other}"),
+        }
+        *counts.entry(event).or_default() += 1;
+    }
+    assert!(counts["deliver"] > 1000 && counts["drop"] > 0, "{counts:?}");
+    assert!(
+        text.contains("\"writes\":[["),
+        "messages carry the writes they replicate"
+    );
+}

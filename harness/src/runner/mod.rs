@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
-use ladon_checker::history::{EventType, Mop, Payload, F_FINAL, F_TXN};
+use ladon_checker::history::{EventType, Mop, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -197,7 +197,7 @@ where
         let Some(output) = world.step() else { break };
         let now = world.now();
         steps += 1;
-        if steps.is_multiple_of(4096) {
+        if steps.is_multiple_of(1024) {
             if let Some(p) = ctx.progress.as_mut() {
                 p(now, time_limit);
             }
@@ -232,24 +232,22 @@ where
                 let id = ReqId(next_req);
                 let cl = &mut clients[c];
                 cl.busy = true;
-                rec.client(
+                let ops = rec.client(
                     now,
                     EventType::Invoke,
                     cl.process,
                     node,
                     F_TXN,
-                    Payload::Ops(ops.clone()),
+                    ops,
                     None,
                     None,
                 )?;
-                world.request(
-                    node,
-                    Request {
-                        id,
-                        ops: ops.clone(),
-                        context: cl.context.clone(),
-                    },
-                );
+                let req = Request {
+                    id,
+                    ops: ops.clone(),
+                    context: cl.context.clone(),
+                };
+                world.request(node, req);
                 pending.insert(
                     id,
                     Pending {
@@ -270,13 +268,13 @@ where
                 let fresh = match result {
                     Ok(ok) => {
                         let ops = ok.ops;
-                        rec.client(
+                        let ops = rec.client(
                             now,
                             EventType::Ok,
                             p.process,
                             p.node,
                             p.f,
-                            Payload::Ops(ops.clone()),
+                            ops,
                             None,
                             ok.meta,
                         )?;
@@ -299,7 +297,7 @@ where
                             p.process,
                             p.node,
                             p.f,
-                            Payload::Ops(p.ops),
+                            p.ops,
                             Some(e.reason),
                             None,
                         )?;
@@ -333,7 +331,7 @@ where
                     p.process,
                     p.node,
                     p.f,
-                    Payload::Ops(p.ops),
+                    p.ops,
                     Some("timeout".into()),
                     None,
                 )?;
@@ -427,7 +425,7 @@ where
                         process,
                         node,
                         F_FINAL,
-                        Payload::Ops(reads.clone()),
+                        reads.clone(),
                         None,
                         None,
                     )?;

@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use ladon_adapters::node::Node;
-use ladon_checker::history::{Event, EventType, Payload, Process};
+use ladon_checker::history::{Event, EventType, Mop, Payload, Process};
 use ladon_checker::writer::HistoryWriter;
 use serde_json::Value as Json;
 
@@ -67,6 +67,8 @@ impl<'a> Recorder<'a> {
         self.next_index == 0
     }
 
+    /// Records a client event; hands `ops` back so the caller need not
+    /// copy them first.
     #[allow(clippy::too_many_arguments)]
     pub fn client(
         &mut self,
@@ -75,10 +77,10 @@ impl<'a> Recorder<'a> {
         process: u64,
         node: usize,
         f: &str,
-        value: Payload,
+        ops: Vec<Mop>,
         error: Option<String>,
         meta: Option<Json>,
-    ) -> io::Result<()> {
+    ) -> io::Result<Vec<Mop>> {
         let ev = Event {
             index: self.next_index,
             time,
@@ -86,13 +88,17 @@ impl<'a> Recorder<'a> {
             process: Process::Client(process),
             node: Some(self.names[node].clone()),
             f: f.to_string(),
-            value,
+            value: Payload::Ops(ops),
             error,
             meta,
             extra: Default::default(),
         };
         self.next_index += 1;
-        self.sink.record(&ev)
+        self.sink.record(&ev)?;
+        match ev.value {
+            Payload::Ops(ops) => Ok(ops),
+            Payload::Fault(_) => unreachable!("built as Ops above"),
+        }
     }
 
     pub fn nemesis(&mut self, time: u64, f: &str, value: Json) -> io::Result<()> {

@@ -1,36 +1,16 @@
 //! The simulator's single event queue: ordered by virtual time, ties broken
 //! by insertion order (a sequence number), so the run is deterministic.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-struct Item<E> {
-    at: u64,
-    seq: u64,
-    ev: E,
-}
-
-impl<E> PartialEq for Item<E> {
-    fn eq(&self, o: &Self) -> bool {
-        self.at == o.at && self.seq == o.seq
-    }
-}
-impl<E> Eq for Item<E> {}
-impl<E> PartialOrd for Item<E> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<E> Ord for Item<E> {
-    // Reversed: BinaryHeap is a max-heap and we pop the earliest.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.at.cmp(&self.at).then(o.seq.cmp(&self.seq))
-    }
-}
-
-/// A min-queue of events by `(time, sequence)`.
+/// A min-queue of events by `(time, sequence)`. The heap holds only
+/// `(time, sequence, slot)`; events sit in a slab, so sifting moves 24
+/// bytes however large an event is.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Item<E>>,
+    heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    slab: Vec<Option<E>>,
+    free: Vec<usize>,
     seq: u64,
 }
 
@@ -38,6 +18,8 @@ impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
         }
     }
@@ -46,19 +28,28 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     pub fn push(&mut self, at: u64, ev: E) {
         self.seq += 1;
-        self.heap.push(Item {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i] = Some(ev);
+                i
+            }
+            None => {
+                self.slab.push(Some(ev));
+                self.slab.len() - 1
+            }
+        };
+        self.heap.push(Reverse((at, self.seq, slot)));
     }
 
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        self.heap.pop().map(|i| (i.at, i.ev))
+        let Reverse((at, _, slot)) = self.heap.pop()?;
+        let ev = self.slab[slot].take().expect("queued slot holds an event");
+        self.free.push(slot);
+        Some((at, ev))
     }
 
     pub fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|i| i.at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     pub fn len(&self) -> usize {

@@ -99,9 +99,9 @@ pub struct MsgStats {
 }
 
 enum Ev<M, X> {
+    /// A message copy; the payload carries its `messages.jsonl` id.
     Deliver {
-        id: u64,
-        copy: Delivery<M>,
+        copy: Delivery<(u64, M)>,
     },
     Timer {
         node: usize,
@@ -144,14 +144,14 @@ pub struct World<C: Cluster, X> {
     paused: Vec<Vec<Ev<Msg<C>, X>>>,
     timers: Vec<BTreeMap<TimerId, u64>>,
     timer_gen: u64,
-    net: Network<Msg<C>>,
+    net: Network<(u64, Msg<C>)>,
     clocks: Clocks,
     queue: EventQueue<Ev<Msg<C>, X>>,
     now: u64,
     rng: ChaCha8Rng,
     node_rngs: Vec<ChaCha8Rng>,
     out: Vec<Command<Msg<C>, Rec<C>>>,
-    wire: Vec<Delivery<Msg<C>>>,
+    wire: Vec<Delivery<(u64, Msg<C>)>>,
     next_msg_id: u64,
     client_latency_ns: u64,
     stats: MsgStats,
@@ -232,7 +232,8 @@ impl<C: Cluster, X> World<C, X> {
         &self.stats
     }
 
-    pub fn network(&self) -> &Network<Msg<C>> {
+    /// The network; payloads are `(message id, message)`.
+    pub fn network(&self) -> &Network<(u64, Msg<C>)> {
         &self.net
     }
 
@@ -280,7 +281,7 @@ impl<C: Cluster, X> World<C, X> {
                 Ev::Reply { node, req, result } => {
                     return Some(Output::Reply { node, req, result })
                 }
-                Ev::Deliver { id, copy } => self.on_arrival(id, copy),
+                Ev::Deliver { copy } => self.on_arrival(copy),
                 Ev::Timer { node, timer, gen } => {
                     if self.timers[node].get(&timer) != Some(&gen) {
                         continue;
@@ -325,16 +326,16 @@ impl<C: Cluster, X> World<C, X> {
         self.queue.peek_time()
     }
 
-    fn on_arrival(&mut self, id: u64, copy: Delivery<Msg<C>>) {
+    fn on_arrival(&mut self, copy: Delivery<(u64, Msg<C>)>) {
         let (from, to) = (copy.from, copy.to);
         if self.status[to] == NodeStatus::Paused {
-            self.paused[to].push(Ev::Deliver { id, copy });
+            self.paused[to].push(Ev::Deliver { copy });
             return;
         }
         match self.net.arrive(self.now, copy) {
             Arrival::Held => {}
-            Arrival::Dropped(msg) => self.dropped(id, from, to, &msg),
-            Arrival::Deliver(msg) => {
+            Arrival::Dropped((id, msg)) => self.dropped(id, from, to, &msg),
+            Arrival::Deliver((id, msg)) => {
                 if self.status[to] == NodeStatus::Crashed {
                     self.dropped(id, from, to, &msg);
                     return;
@@ -412,35 +413,30 @@ impl<C: Cluster, X> World<C, X> {
 
     fn send(&mut self, from: usize, to: usize, msg: Msg<C>) {
         self.stats.sent += 1;
+        self.next_msg_id += 1;
+        let id = self.next_msg_id;
         let watch = self.observer.wants_messages();
         if to >= self.specs.len() {
             // A node addressed a peer that does not exist: drop it visibly.
-            self.next_msg_id += 1;
-            self.observer.node_log(
-                from,
-                self.now,
-                &format!("send to unknown node #{to} dropped"),
-            );
+            self.stats.dropped += 1;
+            let line = format!("send to unknown node #{to} dropped");
+            self.observer.node_log(from, self.now, &line);
             return;
         }
-        let fate = self.net.send(
-            self.now,
-            from,
-            to,
-            msg.clone(),
-            &mut self.rng,
-            &mut self.wire,
-        );
-        match fate {
+        // Only the message log needs a copy of a message the network loses.
+        let logged = watch.then(|| msg.clone());
+        let now = self.now;
+        match self
+            .net
+            .send(now, from, to, (id, msg), &mut self.rng, &mut self.wire)
+        {
             SendFate::Lost => {
-                self.next_msg_id += 1;
                 self.stats.dropped += 1;
-                if watch {
-                    let id = self.next_msg_id;
+                if let Some(msg) = logged {
                     self.observer
-                        .message(self.now, MsgEvent::Send, id, from, to, &msg);
+                        .message(now, MsgEvent::Send, id, from, to, &msg);
                     self.observer
-                        .message(self.now, MsgEvent::Drop, id, from, to, &msg);
+                        .message(now, MsgEvent::Drop, id, from, to, &msg);
                 }
             }
             SendFate::Sent(copies) => {
@@ -452,22 +448,23 @@ impl<C: Cluster, X> World<C, X> {
         }
     }
 
+    /// Queues the copies the network put on the wire. A duplicate gets its
+    /// own id; a released copy keeps the id it was sent with.
     fn enqueue_wire(&mut self, watch: bool) {
         let mut wire = std::mem::take(&mut self.wire);
-        for copy in wire.drain(..) {
-            self.next_msg_id += 1;
-            let id = self.next_msg_id;
-            if watch && !copy.released {
-                self.observer.message(
-                    self.now,
-                    MsgEvent::Send,
-                    id,
-                    copy.from,
-                    copy.to,
-                    &copy.payload,
-                );
+        for mut copy in wire.drain(..) {
+            if !copy.released {
+                if copy.duplicate {
+                    self.next_msg_id += 1;
+                    copy.payload.0 = self.next_msg_id;
+                }
+                if watch {
+                    let (id, msg) = &copy.payload;
+                    self.observer
+                        .message(self.now, MsgEvent::Send, *id, copy.from, copy.to, msg);
+                }
             }
-            self.queue.push(copy.at_ns, Ev::Deliver { id, copy });
+            self.queue.push(copy.at_ns, Ev::Deliver { copy });
         }
         self.wire = wire;
     }
