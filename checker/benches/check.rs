@@ -16,7 +16,9 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(ops));
         g.bench_with_input(BenchmarkId::from_parameter(ops), &bytes, |b, bytes| {
             b.iter(|| {
-                let h = read_history(&bytes[..]).map_err(|_| "invalid").expect("valid history");
+                let h = read_history(&bytes[..])
+                    .map_err(|_| "invalid")
+                    .expect("valid history");
                 check_history(&h, &CheckOptions::default())
             })
         });

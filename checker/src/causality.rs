@@ -11,6 +11,9 @@
 //! after the sweep); reads see their clock during the sweep through a
 //! callback, which is where the visibility rules run.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
@@ -116,11 +119,14 @@ impl Causality {
         // write op of each process.
         let mut pred_start = Vec::with_capacity(n + 1);
         let mut preds: Vec<u32> = Vec::new();
-        let mut scratch: Vec<(u32, u32, u32)> = Vec::new();
+        // Per process: (reader stamp, best seq, op), so picking the latest
+        // write per process costs O(1) per observed value.
+        let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); procs];
+        let mut touched: Vec<u32> = Vec::new();
         pred_start.push(0);
         for (r, op) in h.ops.iter().enumerate() {
             if op.outcome == Outcome::Ok {
-                scratch.clear();
+                touched.clear();
                 for m in &h.mops[op.mops()] {
                     for &w in h.obs_writes(m) {
                         if w == NONE {
@@ -135,20 +141,24 @@ impl Causality {
                         if wp == op.process && wo < r as u32 {
                             continue;
                         }
-                        scratch.push((wp, seq[wo as usize], wo));
-                    }
-                }
-                if !scratch.is_empty() {
-                    scratch.sort_unstable();
-                    for i in 0..scratch.len() {
-                        if i + 1 == scratch.len() || scratch[i + 1].0 != scratch[i].0 {
-                            preds.push(scratch[i].2);
+                        let b = &mut best[wp as usize];
+                        let ws = seq[wo as usize];
+                        if b.0 != r as u32 {
+                            *b = (r as u32, ws, wo);
+                            touched.push(wp);
+                        } else if ws > b.1 {
+                            *b = (r as u32, ws, wo);
                         }
                     }
+                }
+                touched.sort_unstable();
+                for &p in &touched {
+                    preds.push(best[p as usize].2);
                 }
             }
             pred_start.push(preds.len() as u32);
         }
+        drop(best);
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
 
         let mut next = vec![NONE; n];
@@ -174,7 +184,9 @@ impl Causality {
         }
         drop(fill);
 
-        // Kahn's algorithm.
+        // Kahn's algorithm, always taking the ready vertex earliest in the
+        // history, so the order follows time and clock slots can be
+        // recycled (a FIFO would run fresh processes first).
         let mut indeg = vec![0u32; n];
         let mut vertices = 0usize;
         for i in 0..n {
@@ -185,26 +197,26 @@ impl Causality {
             indeg[i] = (prev[i] != NONE) as u32 + pred_start[i + 1] - pred_start[i];
         }
         let mut order: Vec<u32> = Vec::with_capacity(vertices);
+        let mut ready: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
         for i in 0..n {
             if seq[i] != 0 && indeg[i] == 0 {
-                order.push(i as u32);
+                ready.push(Reverse(i as u32));
             }
         }
-        let mut head = 0;
-        while head < order.len() {
-            let v = order[head] as usize;
-            head += 1;
+        while let Some(Reverse(v)) = ready.pop() {
+            order.push(v);
+            let v = v as usize;
             let nx = next[v];
             if nx != NONE {
                 indeg[nx as usize] -= 1;
                 if indeg[nx as usize] == 0 {
-                    order.push(nx);
+                    ready.push(Reverse(nx));
                 }
             }
             for &s in &succs[succ_start[v] as usize..succ_start[v + 1] as usize] {
                 indeg[s as usize] -= 1;
                 if indeg[s as usize] == 0 {
-                    order.push(s);
+                    ready.push(Reverse(s));
                 }
             }
         }
@@ -220,8 +232,9 @@ impl Causality {
             for &v in &order {
                 in_order[v as usize] = true;
             }
-            let rest: Vec<u32> =
-                (0..n as u32).filter(|&i| seq[i as usize] != 0 && !in_order[i as usize]).collect();
+            let rest: Vec<u32> = (0..n as u32)
+                .filter(|&i| seq[i as usize] != 0 && !in_order[i as usize])
+                .collect();
             let mut local = FxHashMap::default();
             let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
             for &v in &rest {
@@ -234,7 +247,9 @@ impl Causality {
                         g.add_edge(a, b, ());
                     }
                 }
-                for &s in &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize] {
+                for &s in
+                    &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize]
+                {
                     if let Some(&b) = local.get(&s) {
                         g.add_edge(a, b, ());
                     }
@@ -245,8 +260,10 @@ impl Causality {
             let sccs = std::thread::Builder::new()
                 .stack_size(stack)
                 .spawn(move || {
-                    let mut sccs: Vec<Vec<u32>> =
-                        tarjan_scc(&g).into_iter().map(|c| c.into_iter().map(|x| g[x]).collect()).collect();
+                    let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
+                        .into_iter()
+                        .map(|c| c.into_iter().map(|x| g[x]).collect())
+                        .collect();
                     sccs.reverse();
                     sccs
                 })
@@ -272,7 +289,9 @@ impl Causality {
 
         // Which ops join their readers-from clocks: all but final reads
         // that end their process (finals are checked by reachability).
-        let joins_v: Vec<bool> = (0..n).map(|v| !(h.ops[v].is_final && next[v] == NONE)).collect();
+        let joins_v: Vec<bool> = (0..n)
+            .map(|v| !(h.ops[v].is_final && next[v] == NONE))
+            .collect();
         let joins = |v: usize| joins_v[v];
         let mut refcount = vec![0u32; n];
         for r in 0..n {
@@ -317,8 +336,10 @@ impl Causality {
         let mut gen_of = vec![0u32; procs];
         let mut slot_gen: Vec<u32> = Vec::new();
         let mut free: Vec<u32> = Vec::new();
-        let mut release: Vec<(u32, u32)> =
-            (0..procs as u32).filter(|&p| count[p as usize] > 0).map(|p| (last_use[p as usize], p)).collect();
+        let mut release: Vec<(u32, u32)> = (0..procs as u32)
+            .filter(|&p| count[p as usize] > 0)
+            .map(|p| (last_use[p as usize], p))
+            .collect();
         release.sort_unstable();
         let mut rp = 0;
         for gi in 0..groups.len() - 1 {
@@ -375,7 +396,9 @@ impl Causality {
             if members.len() == 1 {
                 let v = members[0] as usize;
                 let p = h.ops[v].process as usize;
-                let mut clock = live[p].take().unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+                let mut clock = live[p]
+                    .take()
+                    .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
                 if joins(v) {
                     for &w in c.rf_preds(v as u32) {
                         c.join_from(&mut clock, w, &stored);
@@ -425,7 +448,11 @@ impl Causality {
                     on_vertex(v, &scc_clock, &c);
                     let p = h.ops[v as usize].process as usize;
                     remaining[p] -= 1;
-                    live[p] = if remaining[p] > 0 { Some(scc_clock.clone().into_boxed_slice()) } else { None };
+                    live[p] = if remaining[p] > 0 {
+                        Some(scc_clock.clone().into_boxed_slice())
+                    } else {
+                        None
+                    };
                 }
             }
         }
@@ -442,7 +469,9 @@ impl Causality {
 
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
     fn join_from(&self, clock: &mut [u64], w: u32, stored: &[Option<Box<[u64]>>]) {
-        let Some(src) = &stored[w as usize] else { return };
+        let Some(src) = &stored[w as usize] else {
+            return;
+        };
         if self.in_past(w, clock) {
             return;
         }
@@ -479,16 +508,24 @@ impl Causality {
         sa != 0 && self.entry(clock, self.procs_of[a as usize]) >= sa
     }
 
+    /// The direct predecessors of `r`, for [`Causality::reaches`].
+    pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
+        let prev = self.prev[r as usize];
+        self.rf_preds(r)
+            .iter()
+            .copied()
+            .chain((prev != NONE).then_some(prev))
+            .collect()
+    }
+
     /// Whether op `a` reaches op `r` (a path of edges), searched forwards
-    /// from `a`, stopping at `r` or at any direct predecessor of `r`;
-    /// bounded, and `false` past the bound.
-    pub fn reaches(&self, a: u32, r: u32) -> bool {
+    /// from `a`, stopping at `r` or at any of its direct predecessors
+    /// (`direct`, from [`Causality::direct_preds`]); bounded, and `false`
+    /// past the bound.
+    pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
-        let prev = self.prev[r as usize];
-        let direct: crate::fxhash::FxHashSet<u32> =
-            self.rf_preds(r).iter().copied().chain((prev != NONE).then_some(prev)).collect();
         let ceiling = self.pos[r as usize];
         let mut seen: crate::fxhash::FxHashSet<u32> = crate::fxhash::FxHashSet::default();
         let mut stack = vec![a];
@@ -514,7 +551,6 @@ impl Causality {
         }
         false
     }
-
 
     /// The kind of a stored edge `from → to`.
     pub fn edge_kind(&self, from: u32, to: u32) -> EdgeKind {

@@ -28,7 +28,11 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { guarantees: Guarantee::default_for_check(), max_examples: 5, messages_per_write: None }
+        CheckOptions {
+            guarantees: Guarantee::default_for_check(),
+            max_examples: 5,
+            messages_per_write: None,
+        }
     }
 }
 
@@ -39,14 +43,19 @@ pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
     match read_history_file(path) {
         Ok(h) => {
             if std::env::var_os("LADON_TIMING").is_some() {
-                eprintln!("[timing] read and validate: {:.3} s", t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "[timing] read and validate: wall {:.3} s, cpu {:.2} s",
+                    t0.elapsed().as_secs_f64(),
+                    cpu_seconds()
+                );
             }
             Ok(check_history(&h, opts))
         }
         Err(ReadError::Invalid { source, .. }) => Ok(invalid_report(&source, opts)),
-        Err(ReadError::Io { path, source }) => {
-            Err(std::io::Error::new(source.kind(), format!("failed to read {path}: {source}")))
-        }
+        Err(ReadError::Io { path, source }) => Err(std::io::Error::new(
+            source.kind(),
+            format!("failed to read {path}: {source}"),
+        )),
     }
 }
 
@@ -76,7 +85,13 @@ pub fn invalid_report(e: &InvalidHistory, opts: &CheckOptions) -> Report {
         },
     );
     let mut extra = BTreeMap::new();
-    extra.insert("unknown_reason".into(), Json::from(format!("the history is malformed at line {}: {}", e.line, e.message)));
+    extra.insert(
+        "unknown_reason".into(),
+        Json::from(format!(
+            "the history is malformed at line {}: {}",
+            e.line, e.message
+        )),
+    );
     Report {
         verdict: Verdict::Unknown,
         guarantees: opts.guarantees.clone(),
@@ -93,7 +108,11 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
         if timing {
-            eprintln!("[timing] {what}: {:.3} s", t0.elapsed().as_secs_f64());
+            eprintln!(
+                "[timing] {what}: wall {:.3} s, cpu {:.2} s",
+                t0.elapsed().as_secs_f64(),
+                cpu_seconds()
+            );
         }
     };
     let (seq, prev) = causality::session(h);
@@ -141,19 +160,24 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
             Outcome::Fail => 1,
             Outcome::Info => 2,
         };
-        by_f.entry(if op.is_final { "final" } else { "txn" }).or_default()[i] += 1;
+        by_f.entry(if op.is_final { "final" } else { "txn" })
+            .or_default()[i] += 1;
         match op.outcome {
             Outcome::Ok => stats.ok += 1,
             Outcome::Fail => stats.fail += 1,
             Outcome::Info => stats.info += 1,
         }
         if op.outcome == Outcome::Ok && !op.is_final {
-            stats.acknowledged_writes += h.mops[op.mops()].iter().filter(|m| m.is_write()).count() as u64;
+            stats.acknowledged_writes +=
+                h.mops[op.mops()].iter().filter(|m| m.is_write()).count() as u64;
         }
     }
     stats.lost_writes = fin.lost_writes;
-    stats.lost_write_share =
-        if stats.acknowledged_writes == 0 { 0.0 } else { stats.lost_writes as f64 / stats.acknowledged_writes as f64 };
+    stats.lost_write_share = if stats.acknowledged_writes == 0 {
+        0.0
+    } else {
+        stats.lost_writes as f64 / stats.acknowledged_writes as f64
+    };
     stats.convergence_ns = fin.convergence_ns;
 
     let mut extra: BTreeMap<String, Json> = BTreeMap::new();
@@ -161,17 +185,23 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         "operations".into(),
         json!(by_f
             .iter()
-            .map(|(k, v)| (k.to_string(), json!({"ok": v[0], "fail": v[1], "info": v[2]})))
+            .map(|(k, v)| (
+                k.to_string(),
+                json!({"ok": v[0], "fail": v[1], "info": v[2]})
+            ))
             .collect::<BTreeMap<_, _>>()),
     );
     extra.insert("events".into(), json!(h.events));
     extra.insert("nodes".into(), json!(h.nodes));
-    extra.insert("keys".into(), json!(h.key_kind.iter().filter(|k| k.is_some()).count()));
+    extra.insert(
+        "keys".into(),
+        json!(h.key_kind.iter().filter(|k| k.is_some()).count()),
+    );
     extra.insert("processes".into(), json!(h.processes.len()));
     extra.insert("policy".into(), fin.policy.clone());
     extra.insert("classes_by_key".into(), fin.classes_by_key.clone());
     extra.insert("latency_ns".into(), latency(h));
-    extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count}));
+    extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count, "clock_width": c.width}));
     if fin.counter_deficit > 0 {
         extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
     }
@@ -188,7 +218,14 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         .found
         .into_iter()
         .map(|(a, (count, examples))| {
-            (a, Finding { count, forbidden: a.forbidden_under(&opts.guarantees), examples })
+            (
+                a,
+                Finding {
+                    count,
+                    forbidden: a.forbidden_under(&opts.guarantees),
+                    examples,
+                },
+            )
         })
         .collect();
     let forbidden = anomalies.values().any(|fi| fi.forbidden);
@@ -205,7 +242,14 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
             extra.insert("unknown_reason".into(), json!(why));
         }
     }
-    Report { verdict, guarantees: opts.guarantees.clone(), anomalies, conflicts: fin.conflicts, stats, extra }
+    Report {
+        verdict,
+        guarantees: opts.guarantees.clone(),
+        anomalies,
+        conflicts: fin.conflicts,
+        stats,
+        extra,
+    }
 }
 
 /// Latency quantiles of `ok` transactions (not final reads), by node.
@@ -229,4 +273,18 @@ fn latency(h: &History) -> Json {
         );
     }
     Json::Object(out)
+}
+
+/// CPU seconds used by this process so far (Linux; 0 elsewhere), for
+/// `LADON_TIMING=1` phase timings.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

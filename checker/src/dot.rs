@@ -5,7 +5,10 @@ use crate::report::{Anomaly, Example, Report};
 /// DOT text of one example: its operations as boxes, its path or cycle as
 /// edges labelled with their kind.
 pub fn example_dot(anomaly: Anomaly, n: usize, e: &Example) -> String {
-    let mut s = format!("digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", anomaly, n);
+    let mut s = format!(
+        "digraph \"{}-{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        anomaly, n
+    );
     s.push_str(&format!("  label=\"{}\";\n", escape(&e.explanation)));
     let graph = &e.detail["graph"];
     if let Some(vs) = graph["vertices"].as_array() {
@@ -49,6 +52,7 @@ pub fn report_dots(r: &Report) -> Vec<(String, String)> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
-

@@ -12,7 +12,11 @@ use crate::report::{Anomaly, Example};
 
 /// Nanoseconds as seconds with millisecond precision: "1.204 s".
 pub fn secs(ns: u64) -> String {
-    format!("{}.{:03} s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000_000)
+    format!(
+        "{}.{:03} s",
+        ns / 1_000_000_000,
+        (ns % 1_000_000_000) / 1_000_000
+    )
 }
 
 /// A duration for people: "1.204 s", "3.300 ms", "12.5 µs", "800 ns".
@@ -36,7 +40,10 @@ pub struct Findings {
 
 impl Findings {
     pub fn new(max_examples: usize) -> Self {
-        Findings { max_examples, found: BTreeMap::new() }
+        Findings {
+            max_examples,
+            found: BTreeMap::new(),
+        }
     }
 
     /// Counts one finding; builds its example only while under the cap.
@@ -67,7 +74,9 @@ impl<'a> Explain<'a> {
             (Outcome::Ok, _) => format!("acknowledged at {}", secs(o.complete_time)),
             (Outcome::Fail, _) => format!("failed at {}", secs(o.complete_time)),
             (Outcome::Info, true) => format!("indeterminate at {}", secs(o.complete_time)),
-            (Outcome::Info, false) => format!("invoked at {}, never completed", secs(o.invoke_time)),
+            (Outcome::Info, false) => {
+                format!("invoked at {}, never completed", secs(o.invoke_time))
+            }
         };
         format!(
             "process {} on {}, op {}, {when}",
@@ -80,7 +89,12 @@ impl<'a> Explain<'a> {
     /// "op 14 (process 2 on n2)"
     pub fn op_short(&self, op: u32) -> String {
         let o = &self.h.ops[op as usize];
-        format!("op {} (process {} on {})", o.index(), self.h.process_id(o.process), self.h.node(o.node))
+        format!(
+            "op {} (process {} on {})",
+            o.index(),
+            self.h.process_id(o.process),
+            self.h.node(o.node)
+        )
     }
 
     /// What a write does, without where: "append 3 to key x".
@@ -98,7 +112,11 @@ impl<'a> Explain<'a> {
 
     /// "append 3 to key x (process 2 on n2, op 14, acknowledged at 1.204 s)"
     pub fn write(&self, mop: u32) -> String {
-        format!("{} ({})", self.write_what(mop), self.op_where(self.h.mops[mop as usize].op))
+        format!(
+            "{} ({})",
+            self.write_what(mop),
+            self.op_where(self.h.mops[mop as usize].op)
+        )
     }
 
     /// The observed value as written in the history: "[1, 2]", "3", "nothing".
@@ -118,8 +136,17 @@ impl<'a> Explain<'a> {
     pub fn read(&self, mop: u32) -> String {
         let m = &self.h.mops[mop as usize];
         let op = &self.h.ops[m.op as usize];
-        let what = if op.is_final { "the final read" } else { "the read" };
-        format!("{what} of key {} ({}), which observed {}", self.h.key(m.key), self.op_where(m.op), self.observed(m))
+        let what = if op.is_final {
+            "the final read"
+        } else {
+            "the read"
+        };
+        format!(
+            "{what} of key {} ({}), which observed {}",
+            self.h.key(m.key),
+            self.op_where(m.op),
+            self.observed(m)
+        )
     }
 
     /// Why `from → to` is an edge, Elle-style.
@@ -136,7 +163,9 @@ impl<'a> Explain<'a> {
             ),
             EdgeKind::ReadsFrom => {
                 let seen = self.observed_write(to, from);
-                let what = seen.map(|w| self.write_what(w)).unwrap_or_else(|| "write".into());
+                let what = seen
+                    .map(|w| self.write_what(w))
+                    .unwrap_or_else(|| "write".into());
                 format!(
                     "op {} < op {}: op {} observed op {}'s {what}",
                     self.h.ops[from as usize].index(),
@@ -204,7 +233,8 @@ impl<'a> Explain<'a> {
         for &op in ops {
             if !seen.contains(&op) {
                 seen.push(op);
-                vertices.push(json!({"op": self.h.ops[op as usize].index(), "label": self.label(op)}));
+                vertices
+                    .push(json!({"op": self.h.ops[op as usize].index(), "label": self.label(op)}));
             }
         }
         json!({"vertices": vertices, "edges": edges})
@@ -216,6 +246,8 @@ impl<'a> Explain<'a> {
 
     /// History indices of ops, for `Example::ops`.
     pub fn indices(&self, ops: &[u32]) -> Vec<u64> {
-        ops.iter().map(|&o| self.h.ops[o as usize].index()).collect()
+        ops.iter()
+            .map(|&o| self.h.ops[o as usize].index())
+            .collect()
     }
 }

@@ -83,7 +83,8 @@ impl KeyIndex {
                     }
                     _ => idx.groups.push((p, slot, slot + 1)),
                 }
-                idx.slot_group.push(idx.groups.len() as u32 - 1 - key_groups_start);
+                idx.slot_group
+                    .push(idx.groups.len() as u32 - 1 - key_groups_start);
                 idx.slot[w as usize] = slot;
                 idx.writes.push(w);
                 idx.slot_op.push(h.mops[w as usize].op);
@@ -113,9 +114,14 @@ impl KeyIndex {
 
     /// The writes of key `k` split by process, as slot ranges.
     pub fn groups(&self, k: u32) -> impl Iterator<Item = Group> + '_ {
-        self.groups[self.group_start[k as usize] as usize..self.group_start[k as usize + 1] as usize]
+        self.groups
+            [self.group_start[k as usize] as usize..self.group_start[k as usize + 1] as usize]
             .iter()
-            .map(|&(p, s, e)| Group { process: p, start: s as usize, end: e as usize })
+            .map(|&(p, s, e)| Group {
+                process: p,
+                start: s as usize,
+                end: e as usize,
+            })
     }
 
     /// Records what op `v`'s writes know, from its clock (called during the
@@ -127,7 +133,10 @@ impl KeyIndex {
                 continue;
             }
             let k = h.mops[mi].key;
-            let (s, e) = (self.start[k as usize] as usize, self.start[k as usize + 1] as usize);
+            let (s, e) = (
+                self.start[k as usize] as usize,
+                self.start[k as usize + 1] as usize,
+            );
             if e - s <= SMALL {
                 let mut mask = 0u64;
                 for j in s..e {
@@ -139,7 +148,10 @@ impl KeyIndex {
                 self.pred[sv as usize] = mask;
             } else {
                 self.proj_start[sv as usize] = self.proj.len() as u32;
-                let (gs, ge) = (self.group_start[k as usize] as usize, self.group_start[k as usize + 1] as usize);
+                let (gs, ge) = (
+                    self.group_start[k as usize] as usize,
+                    self.group_start[k as usize + 1] as usize,
+                );
                 for g in gs..ge {
                     let p = self.groups[g].0;
                     self.proj.push(c.entry(clock, p));
@@ -181,7 +193,8 @@ impl KeyIndex {
             return self.pred[sb as usize] & (1u64 << (sa - base)) != 0;
         }
         let ps = self.proj_start[sb as usize];
-        ps != NONE && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
+        ps != NONE
+            && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
     }
 
     /// For large keys: the projected clock of write `b` on its key's groups.

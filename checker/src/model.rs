@@ -9,7 +9,9 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use crate::fxhash::FxHashMap;
-use crate::history::{Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN};
+use crate::history::{
+    Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN,
+};
 
 /// "No such thing" for `u32` indices.
 pub const NONE: u32 = u32::MAX;
@@ -143,19 +145,32 @@ impl History {
     }
 
     /// Maps every observed value of a register, list or set read to the
-    /// write that produced it.
+    /// write that produced it, through a per-key sorted table (a key holds
+    /// few writes, so a binary search in one small slice beats hashing).
     fn resolve(&mut self) {
+        let mut start = Vec::with_capacity(self.keys.len() + 1);
+        let mut table: Vec<(i64, u32)> = Vec::with_capacity(self.mops.len() / 2);
+        start.push(0u32);
+        for (k, ws) in self.key_writes.iter().enumerate() {
+            if self.key_kind[k] != Some(KeyKind::Counter) {
+                let s = table.len();
+                table.extend(ws.iter().map(|&w| (self.mops[w as usize].arg, w)));
+                table[s..].sort_unstable();
+            }
+            start.push(table.len() as u32);
+        }
         let mut resolved = vec![NONE; self.vals.len()];
         for m in &self.mops {
             if m.obs_len == 0 {
                 continue;
             }
-            if self.key_kind[m.key as usize] == Some(KeyKind::Counter) {
+            let t = &table[start[m.key as usize] as usize..start[m.key as usize + 1] as usize];
+            if t.is_empty() {
                 continue;
             }
             for i in m.obs_range() {
-                if let Some(&w) = self.write_of.get(&(m.key, self.vals[i])) {
-                    resolved[i] = w;
+                if let Ok(j) = t.binary_search_by_key(&self.vals[i], |e| e.0) {
+                    resolved[i] = t[j].1;
                 }
             }
         }
@@ -173,7 +188,10 @@ pub struct InvalidHistory {
 }
 
 fn invalid<T>(line: u64, message: impl Into<String>) -> Result<T, InvalidHistory> {
-    Err(InvalidHistory { line, message: message.into() })
+    Err(InvalidHistory {
+        line,
+        message: message.into(),
+    })
 }
 
 struct ProcState {
@@ -215,7 +233,12 @@ impl Builder {
     }
 
     fn intern_node(&mut self, n: &str) -> u16 {
-        if let Some(&id) = self.node_ids.get(n) {
+        // Few nodes: a scan beats hashing the name.
+        if self.h.nodes.len() <= 16 {
+            if let Some(i) = self.h.nodes.iter().position(|x| x == n) {
+                return i as u16;
+            }
+        } else if let Some(&id) = self.node_ids.get(n) {
             return id;
         }
         let id = self.h.nodes.len() as u16;
@@ -230,7 +253,10 @@ impl Builder {
         }
         let id = self.h.processes.len() as u32;
         self.h.processes.push(p);
-        self.procs.push(ProcState { pending: NONE, retired_at: 0 });
+        self.procs.push(ProcState {
+            pending: NONE,
+            retired_at: 0,
+        });
         self.proc_ids.insert(p, id);
         id
     }
@@ -263,7 +289,10 @@ impl Builder {
                 if ev.kind != EventType::Info {
                     return invalid(
                         line,
-                        format!("nemesis events must have type \"info\", not {:?}", type_name(ev.kind)),
+                        format!(
+                            "nemesis events must have type \"info\", not {:?}",
+                            type_name(ev.kind)
+                        ),
                     );
                 }
                 let value = match &ev.value {
@@ -292,13 +321,19 @@ impl Builder {
             other => {
                 return invalid(
                     line,
-                    format!("client event of process {p} has f {other:?}; expected \"txn\" or \"final\""),
+                    format!(
+                    "client event of process {p} has f {other:?}; expected \"txn\" or \"final\""
+                ),
                 )
             }
         };
         let node = self.intern_node(node);
         let pid = self.intern_process(p);
-        let ts = ev.meta.as_ref().and_then(|m| m.get("ts")).and_then(Json::as_i64);
+        let ts = ev
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("ts"))
+            .and_then(Json::as_i64);
         if ev.kind == EventType::Invoke {
             let st = &self.procs[pid as usize];
             if st.retired_at != 0 {
@@ -338,7 +373,10 @@ impl Builder {
                         if *v != ReadValue::Null {
                             return invalid(
                                 line,
-                                format!("invoke reads key {} with a value; reads carry null on invoke", m.key()),
+                                format!(
+                                    "invoke reads key {} with a value; reads carry null on invoke",
+                                    m.key()
+                                ),
                             );
                         }
                         rec.obs = ObsKind::Null;
@@ -425,7 +463,7 @@ impl Builder {
             for (i, m) in ops.iter().enumerate() {
                 let mi = range.start + i;
                 let rec = &self.h.mops[mi];
-                let same_key = self.key_ids.get(m.key()) == Some(&rec.key);
+                let same_key = self.h.keys[rec.key as usize] == *m.key();
                 if m.f() != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
                     return invalid(
                         line,
@@ -479,7 +517,13 @@ impl Builder {
         Ok(())
     }
 
-    fn record_write(&mut self, line: u64, key: u32, m: &Mop, mop_id: u32) -> Result<(), InvalidHistory> {
+    fn record_write(
+        &mut self,
+        line: u64,
+        key: u32,
+        m: &Mop,
+        mop_id: u32,
+    ) -> Result<(), InvalidHistory> {
         let kind = KeyKind::of_write(m.f()).expect("a write");
         let k = key as usize;
         match self.h.key_kind[k] {
@@ -526,8 +570,9 @@ impl Builder {
     pub fn finish(mut self) -> Result<History, InvalidHistory> {
         let h = &mut self.h;
         // A final must read every written key.
-        let written: Vec<u32> =
-            (0..h.keys.len() as u32).filter(|&k| h.key_kind[k as usize].is_some()).collect();
+        let written: Vec<u32> = (0..h.keys.len() as u32)
+            .filter(|&k| h.key_kind[k as usize].is_some())
+            .collect();
         let mut stamp = vec![NONE; h.keys.len()];
         for (oi, op) in h.ops.iter().enumerate() {
             if !op.is_final || op.outcome != Outcome::Ok {
@@ -542,7 +587,10 @@ impl Builder {
                 }
             }
             if n < written.len() {
-                let missing = written.iter().find(|&&k| stamp[k as usize] != oi as u32).expect("one is missing");
+                let missing = written
+                    .iter()
+                    .find(|&&k| stamp[k as usize] != oi as u32)
+                    .expect("one is missing");
                 return invalid(
                     op.complete_index + 1,
                     format!(
@@ -557,7 +605,9 @@ impl Builder {
         }
         // Read values must fit the key's kind.
         for m in &h.mops {
-            let Some(kind) = h.key_kind[m.key as usize] else { continue };
+            let Some(kind) = h.key_kind[m.key as usize] else {
+                continue;
+            };
             let bad = match (kind, m.obs) {
                 (KeyKind::List | KeyKind::Set, ObsKind::Int) => Some("an integer"),
                 (KeyKind::Counter, ObsKind::List) => Some("an array"),
@@ -567,7 +617,11 @@ impl Builder {
                 let op = &h.ops[m.op as usize];
                 return invalid(
                     op.complete_index + 1,
-                    format!("read of {} key {} observed {what}", kind.as_str(), h.keys[m.key as usize]),
+                    format!(
+                        "read of {} key {} observed {what}",
+                        kind.as_str(),
+                        h.keys[m.key as usize]
+                    ),
                 );
             }
         }

@@ -32,17 +32,28 @@ impl Report {
     pub fn summary_text(&self) -> String {
         let mut s = String::new();
         let gs: Vec<&str> = self.guarantees.iter().map(|g| g.as_str()).collect();
-        let gs = if gs.is_empty() { "none".to_string() } else { gs.join(", ") };
+        let gs = if gs.is_empty() {
+            "none".to_string()
+        } else {
+            gs.join(", ")
+        };
         let verdict = match self.verdict {
             Verdict::Valid => "VALID: nothing the guarantees forbid was found".to_string(),
             Verdict::Invalid => {
-                let names: Vec<&str> =
-                    self.anomalies.iter().filter(|(_, f)| f.forbidden).map(|(a, _)| a.as_str()).collect();
+                let names: Vec<&str> = self
+                    .anomalies
+                    .iter()
+                    .filter(|(_, f)| f.forbidden)
+                    .map(|(a, _)| a.as_str())
+                    .collect();
                 format!("INVALID: found {}", names.join(", "))
             }
             Verdict::Unknown => format!(
                 "UNKNOWN: {}",
-                self.extra.get("unknown_reason").and_then(|v| v.as_str()).unwrap_or("the history cannot decide")
+                self.extra
+                    .get("unknown_reason")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("the history cannot decide")
             ),
         };
         let _ = writeln!(s, "Verdict: {verdict}");
@@ -85,7 +96,12 @@ impl Report {
             "\nConflicts: keys none {}, lww {}, siblings {}, merged {}, diverged {}, lost {}; {} concurrent pairs of acknowledged writes",
             c.none, c.lww, c.siblings, c.merged, c.diverged, c.lost, c.concurrent_pairs
         );
-        if let Some(p) = self.extra.get("policy").and_then(|p| p.get("description")).and_then(|d| d.as_str()) {
+        if let Some(p) = self
+            .extra
+            .get("policy")
+            .and_then(|p| p.get("description"))
+            .and_then(|d| d.as_str())
+        {
             let _ = writeln!(s, "Resolution policy observed: {p}");
         }
         let _ = writeln!(
@@ -101,16 +117,30 @@ impl Report {
         };
         match st.convergence_ns {
             Some(ns) => {
-                let _ = writeln!(s, "Convergence: every node's final state agreed {} after {from}", duration(ns));
+                let _ = writeln!(
+                    s,
+                    "Convergence: every node's final state agreed {} after {from}",
+                    duration(ns)
+                );
             }
             None if self.extra.contains_key("final_phase_problem") => {
-                let _ = writeln!(s, "Convergence: not measured ({})", self.extra["final_phase_problem"].as_str().unwrap_or("final states missing"));
+                let _ = writeln!(
+                    s,
+                    "Convergence: not measured ({})",
+                    self.extra["final_phase_problem"]
+                        .as_str()
+                        .unwrap_or("final states missing")
+                );
             }
             None => {
                 let _ = writeln!(s, "Convergence: the nodes' final states never agreed");
             }
         }
-        if let Some(m) = self.extra.get("messages_per_write").and_then(|m| m.as_f64()) {
+        if let Some(m) = self
+            .extra
+            .get("messages_per_write")
+            .and_then(|m| m.as_f64())
+        {
             let _ = writeln!(s, "Messages per write: {m:.2}");
         }
         if let Some(lat) = self.extra.get("latency_ns").and_then(|l| l.as_object()) {

@@ -11,7 +11,11 @@ use ladon_checker::{check_path, CheckOptions};
 fn options(path: &Path) -> CheckOptions {
     let all = path.components().any(|c| c.as_os_str() == "anomalies");
     CheckOptions {
-        guarantees: if all { Guarantee::ALL.to_vec() } else { Guarantee::default_for_check() },
+        guarantees: if all {
+            Guarantee::ALL.to_vec()
+        } else {
+            Guarantee::default_for_check()
+        },
         ..CheckOptions::default()
     }
 }

@@ -8,10 +8,18 @@ use ladon_checker::synth::{generate_vec, GenOptions, Workload};
 use ladon_checker::CheckOptions;
 use proptest::prelude::*;
 
-const WORKLOADS: [Workload; 4] = [Workload::Register, Workload::ListAppend, Workload::Set, Workload::Counter];
+const WORKLOADS: [Workload; 4] = [
+    Workload::Register,
+    Workload::ListAppend,
+    Workload::Set,
+    Workload::Counter,
+];
 
 fn all_guarantees() -> CheckOptions {
-    CheckOptions { guarantees: Guarantee::ALL.to_vec(), ..CheckOptions::default() }
+    CheckOptions {
+        guarantees: Guarantee::ALL.to_vec(),
+        ..CheckOptions::default()
+    }
 }
 
 fn check(bytes: &[u8]) -> ladon_checker::Report {
@@ -66,7 +74,11 @@ fn every_anomaly_name_can_be_injected_into_every_workload() {
             let mut opts = GenOptions::new(w, 50, 4, 3, 7);
             opts.inject = Some(a);
             let report = check(&generate_vec(&opts));
-            let found: Vec<(Anomaly, u64)> = report.anomalies.iter().map(|(a, f)| (*a, f.count)).collect();
+            let found: Vec<(Anomaly, u64)> = report
+                .anomalies
+                .iter()
+                .map(|(a, f)| (*a, f.count))
+                .collect();
             assert_eq!(found, vec![(a, 1)], "{w:?} {a}: {}", report.summary_text());
         }
     }

@@ -29,7 +29,11 @@ pub struct Visibility {
 
 impl Visibility {
     pub fn new(h: &History) -> Self {
-        Visibility { stamp: vec![0; h.mops.len()], gen: 0, violations: Vec::new() }
+        Visibility {
+            stamp: vec![0; h.mops.len()],
+            gen: 0,
+            violations: Vec::new(),
+        }
     }
 
     /// Checks the reads of op `r`, whose clock is `clock` (final reads are
@@ -44,9 +48,13 @@ impl Visibility {
             if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                 continue;
             }
-            let past = |slot: usize| idx.slot_op[slot] != r && c.entry(clock, idx.slot_proc[slot]) >= idx.slot_seq[slot];
+            let past = |slot: usize| {
+                idx.slot_op[slot] != r && c.entry(clock, idx.slot_proc[slot]) >= idx.slot_seq[slot]
+            };
             match h.key_kind[m.key as usize] {
-                Some(KeyKind::List) | Some(KeyKind::Set) => self.check_collection(h, idx, mi as u32, past),
+                Some(KeyKind::List) | Some(KeyKind::Set) => {
+                    self.check_collection(h, idx, mi as u32, past)
+                }
                 Some(KeyKind::Register) => self.check_register(h, idx, r, mi as u32, past),
                 _ => {}
             }
@@ -62,14 +70,19 @@ impl Visibility {
                 continue;
             }
             let r = r as u32;
+            let direct = c.direct_preds(r);
             for mi in op.mops() {
                 let m = &h.mops[mi];
                 if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                     continue;
                 }
-                let past = |slot: usize| idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r);
+                let past = |slot: usize| {
+                    idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r, &direct)
+                };
                 match h.key_kind[m.key as usize] {
-                    Some(KeyKind::List) | Some(KeyKind::Set) => self.check_collection(h, idx, mi as u32, past),
+                    Some(KeyKind::List) | Some(KeyKind::Set) => {
+                        self.check_collection(h, idx, mi as u32, past)
+                    }
                     Some(KeyKind::Register) => self.check_register(h, idx, r, mi as u32, past),
                     _ => {}
                 }
@@ -77,7 +90,13 @@ impl Visibility {
         }
     }
 
-    fn check_collection(&mut self, h: &History, idx: &KeyIndex, mi: u32, past: impl Fn(usize) -> bool) {
+    fn check_collection(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        mi: u32,
+        past: impl Fn(usize) -> bool,
+    ) {
         let m = &h.mops[mi as usize];
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
@@ -98,11 +117,21 @@ impl Visibility {
             .map(|(_, &w)| w)
             .collect();
         if !missing.is_empty() {
-            self.violations.push(Violation { read_mop: mi, missing });
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
         }
     }
 
-    fn check_register(&mut self, h: &History, idx: &KeyIndex, r: u32, mi: u32, past: impl Fn(usize) -> bool) {
+    fn check_register(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        r: u32,
+        mi: u32,
+        past: impl Fn(usize) -> bool,
+    ) {
         let m = &h.mops[mi as usize];
         let observed: Vec<u32> = h
             .obs_writes(m)
@@ -127,7 +156,10 @@ impl Visibility {
             .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, o, a)))
             .collect();
         if !missing.is_empty() {
-            self.violations.push(Violation { read_mop: mi, missing });
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
         }
     }
 }
@@ -170,14 +202,23 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
         let rm = &h.mops[v.read_mop as usize];
         let r = rm.op;
         let rp = h.ops[r as usize].process;
-        let ryw = v.missing.iter().copied().find(|&w| h.op_of(w).process == rp);
+        let ryw = v
+            .missing
+            .iter()
+            .copied()
+            .find(|&w| h.op_of(w).process == rp);
         let mr = v.missing.iter().copied().find_map(|w| {
             let first = wanted[&(rp, w)];
             (first != NONE && first < r).then_some((w, first))
         });
         let key = Some(h.key(rm.key).clone());
         let node = vec![h.node(h.ops[r as usize].node).to_string()];
-        let missing_list = v.missing.iter().map(|&w| x.write(w)).collect::<Vec<_>>().join("; the ");
+        let missing_list = v
+            .missing
+            .iter()
+            .map(|&w| x.write(w))
+            .collect::<Vec<_>>()
+            .join("; the ");
         if let Some(w) = ryw {
             let wo = h.mops[w as usize].op;
             f.add(Anomaly::ReadYourWrites, || {

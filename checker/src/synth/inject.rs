@@ -45,14 +45,29 @@ impl<W: Write> Ctx<'_, W> {
     }
     fn invoke(&mut self, pid: u64, node: u16, mops: &[Mop]) -> io::Result<()> {
         self.time += STEP;
-        self.out.client(self.time, "invoke", pid, node, "txn", mops, None)
+        self.out
+            .client(self.time, "invoke", pid, node, "txn", mops, None)
     }
-    fn complete(&mut self, ty: &str, pid: u64, node: u16, mops: &[Mop], ts: Option<i64>) -> io::Result<()> {
+    fn complete(
+        &mut self,
+        ty: &str,
+        pid: u64,
+        node: u16,
+        mops: &[Mop],
+        ts: Option<i64>,
+    ) -> io::Result<()> {
         self.time += STEP;
         self.out.client(self.time, ty, pid, node, "txn", mops, ts)
     }
     /// An invoke immediately followed by its completion.
-    fn op(&mut self, ty: &str, pid: u64, node: u16, mops: &[Mop], ts: Option<i64>) -> io::Result<()> {
+    fn op(
+        &mut self,
+        ty: &str,
+        pid: u64,
+        node: u16,
+        mops: &[Mop],
+        ts: Option<i64>,
+    ) -> io::Result<()> {
         self.invoke(pid, node, mops)?;
         self.complete(ty, pid, node, mops, ts)
     }
@@ -113,7 +128,10 @@ pub fn inject<W: Write>(a: Anomaly, c: &mut Ctx<'_, W>) -> io::Result<Scenario> 
         }
         Anomaly::Divergence => {
             if c.nodes < 2 {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "injecting divergence needs at least 2 nodes"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "injecting divergence needs at least 2 nodes",
+                ));
             }
             let kind = c.workload.kind();
             let p = c.pid();
@@ -227,8 +245,20 @@ pub fn inject<W: Write>(a: Anomaly, c: &mut Ctx<'_, W>) -> io::Result<Scenario> 
             let t2 = [write(List, &j, b), read(&k, ReadValue::Null)];
             c.invoke(p1, n1, &t1)?;
             c.invoke(p2, n2, &t2)?;
-            c.complete("ok", p1, n1, &[write(List, &k, a), read(&j, ReadValue::List(vec![b]))], None)?;
-            c.complete("ok", p2, n2, &[write(List, &j, b), read(&k, ReadValue::List(vec![a]))], None)?;
+            c.complete(
+                "ok",
+                p1,
+                n1,
+                &[write(List, &k, a), read(&j, ReadValue::List(vec![b]))],
+                None,
+            )?;
+            c.complete(
+                "ok",
+                p2,
+                n2,
+                &[write(List, &j, b), read(&k, ReadValue::List(vec![a]))],
+                None,
+            )?;
             s.finals.push((k, c.all(ReadValue::List(vec![a]))));
             s.finals.push((j, c.all(ReadValue::List(vec![b]))));
         }

@@ -40,7 +40,11 @@ impl Workload {
             "list-append" | "list" => Workload::ListAppend,
             "set" => Workload::Set,
             "counter" => Workload::Counter,
-            _ => return Err(format!("unknown workload {s:?}; expected register, list-append, set or counter")),
+            _ => {
+                return Err(format!(
+                    "unknown workload {s:?}; expected register, list-append, set or counter"
+                ))
+            }
         })
     }
 
@@ -132,7 +136,8 @@ impl System {
             if let Some(f) = self.frozen[n] {
                 horizon = horizon.min(f);
             }
-            while self.prefix[n] < self.log_times.len() && self.log_times[self.prefix[n]] <= horizon {
+            while self.prefix[n] < self.log_times.len() && self.log_times[self.prefix[n]] <= horizon
+            {
                 self.prefix[n] += 1;
             }
         }
@@ -146,12 +151,17 @@ impl System {
     }
 
     fn read(&self, kind: KeyKind, node: u16, key: i64) -> ReadValue {
-        let Some(k) = self.keys.get(key as usize) else { return ReadValue::Null };
+        let Some(k) = self.keys.get(key as usize) else {
+            return ReadValue::Null;
+        };
         let prefix = self.prefix[node as usize] as u64;
-        let visible = k.entries.iter().filter(|e| e.pos < prefix || e.node == node);
+        let mut visible = k
+            .entries
+            .iter()
+            .filter(|e| e.pos < prefix || e.node == node);
         match kind {
             KeyKind::Counter => ReadValue::Int(visible.map(|e| e.val).sum()),
-            KeyKind::Register => match visible.last() {
+            KeyKind::Register => match visible.next_back() {
                 Some(e) => ReadValue::Int(e.val),
                 None => ReadValue::Null,
             },
@@ -174,7 +184,10 @@ fn node_name(n: u16) -> String {
 /// Writes a history to `w`.
 pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
     if opts.processes == 0 || opts.nodes == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--processes and --nodes must be at least 1"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--processes and --nodes must be at least 1",
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut out = Out::new(w, opts.nodes);
@@ -184,7 +197,9 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
         log_times: Vec::new(),
         keys: Vec::new(),
         prefix: vec![0; nodes],
-        lag: (0..nodes).map(|_| rng.random_range(100_000..2_000_000)).collect(),
+        lag: (0..nodes)
+            .map(|_| rng.random_range(100_000..2_000_000))
+            .collect(),
         frozen: vec![None; nodes],
     };
     let mut next_key: i64 = 0;
@@ -203,7 +218,11 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             node: (p % opts.nodes) as u16,
             pending: Vec::new(),
             invoked_at: 0,
-            own_key: if kind == KeyKind::Register { fresh_key(&mut sys) } else { -1 },
+            own_key: if kind == KeyKind::Register {
+                fresh_key(&mut sys)
+            } else {
+                -1
+            },
         })
         .collect();
     let mut next_pid = opts.processes as u64;
@@ -228,7 +247,11 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
                 partitioned = true;
                 sys.frozen[0] = Some(t);
                 let rest: Vec<String> = (1..nodes as u16).map(node_name).collect();
-                out.nemesis(t, "partition", &format!("[[\"n1\"],{}]", serde_json::to_string(&rest).expect("json")))?;
+                out.nemesis(
+                    t,
+                    "partition",
+                    &format!("[[\"n1\"],{}]", serde_json::to_string(&rest).expect("json")),
+                )?;
             }
             if partitioned && !healed && invoked >= 2 * opts.ops / 3 {
                 healed = true;
@@ -296,7 +319,9 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
                     match m {
                         Mop::Read(k, v) => {
                             if outcome == "ok" {
-                                let Key::Int(ki) = k else { unreachable!("integer keys") };
+                                let Key::Int(ki) = k else {
+                                    unreachable!("integer keys")
+                                };
                                 *v = sys.read(kind, node, *ki);
                             }
                         }
@@ -346,7 +371,9 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
     }
     // The final phase: two rounds; the first may still see lag, the second
     // comes after every node has caught up.
-    let written: Vec<i64> = (0..next_key).filter(|&k| sys.keys[k as usize].writes > 0).collect();
+    let written: Vec<i64> = (0..next_key)
+        .filter(|&k| sys.keys[k as usize].writes > 0)
+        .collect();
     for (round, delay) in [(0, 1_000_000u64), (1, 20_000_000)] {
         let t0 = now + delay;
         sys.advance(t0);
@@ -355,13 +382,24 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             let pid = next_pid;
             next_pid += 1;
             let t = t0 + n as u64 * 1000;
-            let mut mops: Vec<Mop> = written.iter().map(|&k| Mop::Read(Key::Int(k), ReadValue::Null)).collect();
-            mops.extend(scenario.finals.iter().map(|(k, _)| Mop::Read(k.clone(), ReadValue::Null)));
+            let mut mops: Vec<Mop> = written
+                .iter()
+                .map(|&k| Mop::Read(Key::Int(k), ReadValue::Null))
+                .collect();
+            mops.extend(
+                scenario
+                    .finals
+                    .iter()
+                    .map(|(k, _)| Mop::Read(k.clone(), ReadValue::Null)),
+            );
             out.client(t, "invoke", pid, n, "final", &mops, None)?;
             for m in mops.iter_mut() {
                 if let Mop::Read(k, v) = m {
                     *v = match k {
-                        Key::Int(ki) if (*ki as usize) < sys.keys.len() && written.binary_search(ki).is_ok() => {
+                        Key::Int(ki)
+                            if (*ki as usize) < sys.keys.len()
+                                && written.binary_search(ki).is_ok() =>
+                        {
                             sys.read(kind, n, *ki)
                         }
                         _ => scenario
@@ -378,7 +416,11 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
         now = t0 + opts.nodes as u64 * 1000;
     }
     let events = out.finish()?;
-    Ok(GenSummary { events, ops: invoked, keys: next_key as u64 })
+    Ok(GenSummary {
+        events,
+        ops: invoked,
+        keys: next_key as u64,
+    })
 }
 
 /// A generated history in memory (for tests).

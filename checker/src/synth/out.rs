@@ -13,7 +13,11 @@ pub struct Out<W: Write> {
 
 impl<W: Write> Out<W> {
     pub fn new(w: W, _nodes: u32) -> Self {
-        Out { w: BufWriter::with_capacity(1 << 20, w), buf: Vec::with_capacity(4096), index: 0 }
+        Out {
+            w: BufWriter::with_capacity(1 << 20, w),
+            buf: Vec::with_capacity(4096),
+            index: 0,
+        }
     }
 
     fn key(buf: &mut Vec<u8>, k: &Key) {

@@ -52,8 +52,13 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
     );
     opts.inject = args.inject;
     opts.max_writes_per_key = args.max_writes_per_key.max(1);
-    if !(0.0..=1.0).contains(&(args.fail_rate + args.info_rate)) || args.fail_rate < 0.0 || args.info_rate < 0.0 {
-        anyhow::bail!("--fail-rate and --info-rate must be shares between 0 and 1 (together at most 1)");
+    if !(0.0..=1.0).contains(&(args.fail_rate + args.info_rate))
+        || args.fail_rate < 0.0
+        || args.info_rate < 0.0
+    {
+        anyhow::bail!(
+            "--fail-rate and --info-rate must be shares between 0 and 1 (together at most 1)"
+        );
     }
     opts.fail_rate = args.fail_rate;
     opts.info_rate = args.info_rate;
