@@ -314,9 +314,9 @@ impl<'de> Deserialize<'de> for Mop {
                 f.write_str("a micro-operation [fn, key, arg]")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Mop, A::Error> {
-                let f: std::borrow::Cow<'de, str> = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::custom("micro-operation is empty: expected [fn, key, arg]"))?;
+                let f: std::borrow::Cow<'de, str> = seq.next_element()?.ok_or_else(|| {
+                    de::Error::custom("micro-operation is empty: expected [fn, key, arg]")
+                })?;
                 let func = MopFn::parse(&f).ok_or_else(|| {
                     de::Error::custom(format!(
                         "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\""

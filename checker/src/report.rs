@@ -112,7 +112,10 @@ impl FromStr for Anomaly {
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Anomaly::ALL.iter().map(|a| a.as_str()).collect();
-                format!("unknown anomaly {s:?}; expected one of: {}", names.join(", "))
+                format!(
+                    "unknown anomaly {s:?}; expected one of: {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -17,13 +17,21 @@ pub struct HistoryWriter<W: Write> {
 impl<W: Write> HistoryWriter<W> {
     /// A writer that flushes after every event.
     pub fn new(out: W) -> Self {
-        HistoryWriter { out, buf: Vec::with_capacity(256), flush_each: true }
+        HistoryWriter {
+            out,
+            buf: Vec::with_capacity(256),
+            flush_each: true,
+        }
     }
 
     /// A writer that only flushes on [`HistoryWriter::flush`] (for generating
     /// large histories, where durability per line does not matter).
     pub fn buffered(out: W) -> Self {
-        HistoryWriter { out, buf: Vec::with_capacity(256), flush_each: false }
+        HistoryWriter {
+            out,
+            buf: Vec::with_capacity(256),
+            flush_each: false,
+        }
     }
 
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
