@@ -252,3 +252,26 @@ fn a_real_failed_run_report_loads_in_headless_chromium() {
     // The messages that failed to carry a lost write are drawn.
     assert!(dom.contains("class=\"msg dropped\""));
 }
+
+#[test]
+fn an_unknown_verdict_says_why_and_junit_errors() {
+    let events = html::read_history(&fixture().join("history.jsonl")).unwrap();
+    let mut report: ladon_checker::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("report.json")).unwrap())
+            .unwrap();
+    report.verdict = ladon_checker::report::Verdict::Unknown;
+    report.extra.insert(
+        "unknown_reason".into(),
+        serde_json::json!("no final read from <i>n3</i>"),
+    );
+    let page = html::render(&events, &report, None, None);
+    assert!(page.contains("<div class=\"verdict unknown\" id=\"verdict\">UNKNOWN</div>"));
+    assert!(page.contains("The history cannot decide: no final read from &lt;i&gt;n3&lt;/i&gt;."));
+    let cases = ladon_harness::report::junit::cases_per_anomaly("t", &report, None);
+    assert_eq!(
+        cases.last().unwrap().status,
+        ladon_harness::report::junit::Status::Error {
+            message: "verdict unknown: no final read from <i>n3</i>".into()
+        }
+    );
+}

@@ -264,9 +264,11 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
             "Nothing the guarantees forbid was found (the anomalies below are allowed).".into()
         }
         Verdict::Invalid => format!("Forbidden anomalies found: {}.", forbidden.join(", ")),
-        Verdict::Unknown => {
-            "The history cannot decide (invalid history, or no final read from some node).".into()
-        }
+        Verdict::Unknown => match report.extra.get("unknown_reason") {
+            Some(why) => format!("The history cannot decide: {}.", json_text(why)),
+            None => "The history cannot decide (invalid history, or no final read from some node)."
+                .into(),
+        },
     };
     let _ = write!(h, "<p class=\"lead\">{}</p>", esc(&line));
     if let Some(r) = run_field(run, "reproduce") {

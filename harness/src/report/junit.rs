@@ -112,7 +112,11 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
         let why = report
             .extra
             .get("unknown_reason")
-            .map(|v| v.to_string())
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .unwrap_or_else(|| {
                 "invalid history, no final phase, or no final read from some node".into()
             });
