@@ -11,6 +11,9 @@
 //! after the sweep); reads see their clock during the sweep through a
 //! callback, which is where the visibility rules run.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
@@ -38,9 +41,14 @@ pub struct Causality {
     pub seq: Vec<u32>,
     /// Per op: the previous vertex of its process, or `NONE`.
     pub prev: Vec<u32>,
+    /// Per op: the next vertex of its process, or `NONE`.
+    next: Vec<u32>,
     /// Reduced reads-from predecessors, CSR by reader op.
     pred_start: Vec<u32>,
     preds: Vec<u32>,
+    /// The same edges by writer op.
+    succ_start: Vec<u32>,
+    succs: Vec<u32>,
     /// Per op: position in the topological order (`NONE` if not a vertex).
     pub pos: Vec<u32>,
     /// Non-trivial strongly connected components (cycles), as op ids.
@@ -49,12 +57,21 @@ pub struct Causality {
     pub cycle_of: FxHashMap<u32, u32>,
     /// Per op: its process.
     procs_of: Vec<u32>,
-    /// Number of processes (clock width).
-    width: usize,
-    /// Per op: row of its stored clock, or `NONE`.
-    row: Vec<u32>,
-    clocks: Vec<u32>,
+    /// Per process: its clock slot and the slot's generation when it held it.
+    slot_of: Vec<u32>,
+    gen_of: Vec<u32>,
+    /// Clock width: slots are recycled once nothing can ask about their process.
+    pub width: usize,
     pub edge_count: usize,
+}
+
+/// A vector clock: per slot, `generation << 32 | seq`, so joining is an
+/// element-wise maximum and a recycled slot's newer process wins.
+pub type Clock = [u64];
+
+#[inline]
+fn pack(gen: u32, seq: u32) -> u64 {
+    ((gen as u64) << 32) | seq as u64
 }
 
 /// Session order: per op its 1-based position among its process's vertices
@@ -80,17 +97,19 @@ pub fn session(h: &History) -> (Vec<u32>, Vec<u32>) {
 
 impl Causality {
     /// Builds the graph, orders it and computes clocks; `on_vertex(op, clock,
-    /// causality)` runs for each vertex once its clock is known, with every
-    /// write in its causal past already stored.
+    /// causality)` runs for each vertex once its clock is known. A clock is
+    /// exact for every process that wrote a key the operation touches (or,
+    /// for a `final` read, only its own process: finals are checked by
+    /// reachability instead, see [`Causality::reaches`]).
     pub fn build(
         h: &History,
         seq: Vec<u32>,
         prev: Vec<u32>,
-        mut on_vertex: impl FnMut(u32, &[u32], &Causality),
+        mut on_vertex: impl FnMut(u32, &Clock, &Causality),
     ) -> Causality {
         let n = h.ops.len();
-        let width = h.processes.len();
-        let mut count = vec![0u32; width];
+        let procs = h.processes.len();
+        let mut count = vec![0u32; procs];
         for (i, op) in h.ops.iter().enumerate() {
             if seq[i] != 0 {
                 count[op.process as usize] += 1;
@@ -100,11 +119,14 @@ impl Causality {
         // write op of each process.
         let mut pred_start = Vec::with_capacity(n + 1);
         let mut preds: Vec<u32> = Vec::new();
-        let mut scratch: Vec<(u32, u32, u32)> = Vec::new();
+        // Per process: (reader stamp, best seq, op), so picking the latest
+        // write per process costs O(1) per observed value.
+        let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); procs];
+        let mut touched: Vec<u32> = Vec::new();
         pred_start.push(0);
         for (r, op) in h.ops.iter().enumerate() {
             if op.outcome == Outcome::Ok {
-                scratch.clear();
+                touched.clear();
                 for m in &h.mops[op.mops()] {
                     for &w in h.obs_writes(m) {
                         if w == NONE {
@@ -119,23 +141,26 @@ impl Causality {
                         if wp == op.process && wo < r as u32 {
                             continue;
                         }
-                        scratch.push((wp, seq[wo as usize], wo));
-                    }
-                }
-                if !scratch.is_empty() {
-                    scratch.sort_unstable();
-                    for i in 0..scratch.len() {
-                        if i + 1 == scratch.len() || scratch[i + 1].0 != scratch[i].0 {
-                            preds.push(scratch[i].2);
+                        let b = &mut best[wp as usize];
+                        let ws = seq[wo as usize];
+                        if b.0 != r as u32 {
+                            *b = (r as u32, ws, wo);
+                            touched.push(wp);
+                        } else if ws > b.1 {
+                            *b = (r as u32, ws, wo);
                         }
                     }
+                }
+                touched.sort_unstable();
+                for &p in &touched {
+                    preds.push(best[p as usize].2);
                 }
             }
             pred_start.push(preds.len() as u32);
         }
+        drop(best);
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
 
-        // Successors (reads-from only; session successors come from `next`).
         let mut next = vec![NONE; n];
         for (i, &p) in prev.iter().enumerate() {
             if p != NONE {
@@ -159,7 +184,9 @@ impl Causality {
         }
         drop(fill);
 
-        // Kahn's algorithm.
+        // Kahn's algorithm, always taking the ready vertex earliest in the
+        // history, so the order follows time and clock slots can be
+        // recycled (a FIFO would run fresh processes first).
         let mut indeg = vec![0u32; n];
         let mut vertices = 0usize;
         for i in 0..n {
@@ -170,26 +197,26 @@ impl Causality {
             indeg[i] = (prev[i] != NONE) as u32 + pred_start[i + 1] - pred_start[i];
         }
         let mut order: Vec<u32> = Vec::with_capacity(vertices);
+        let mut ready: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
         for i in 0..n {
             if seq[i] != 0 && indeg[i] == 0 {
-                order.push(i as u32);
+                ready.push(Reverse(i as u32));
             }
         }
-        let mut head = 0;
-        while head < order.len() {
-            let v = order[head] as usize;
-            head += 1;
+        while let Some(Reverse(v)) = ready.pop() {
+            order.push(v);
+            let v = v as usize;
             let nx = next[v];
             if nx != NONE {
                 indeg[nx as usize] -= 1;
                 if indeg[nx as usize] == 0 {
-                    order.push(nx);
+                    ready.push(Reverse(nx));
                 }
             }
             for &s in &succs[succ_start[v] as usize..succ_start[v + 1] as usize] {
                 indeg[s as usize] -= 1;
                 if indeg[s as usize] == 0 {
-                    order.push(s);
+                    ready.push(Reverse(s));
                 }
             }
         }
@@ -255,40 +282,115 @@ impl Causality {
                 }
             }
         }
-        drop(succs);
-        drop(succ_start);
-        drop(next);
         let mut pos = vec![NONE; n];
         for (i, &v) in order.iter().enumerate() {
             pos[v as usize] = i as u32;
         }
 
-        let mut c = Causality {
+        // Which ops join their readers-from clocks: all but final reads
+        // that end their process (finals are checked by reachability).
+        let joins_v: Vec<bool> = (0..n)
+            .map(|v| !(h.ops[v].is_final && next[v] == NONE))
+            .collect();
+        let joins = |v: usize| joins_v[v];
+        let mut refcount = vec![0u32; n];
+        for r in 0..n {
+            if seq[r] != 0 && joins(r) {
+                for &w in &preds[pred_start[r] as usize..pred_start[r + 1] as usize] {
+                    refcount[w as usize] += 1;
+                }
+            }
+        }
+
+        // Liveness of each process's clock component: until the last
+        // non-final vertex touching a key it wrote, or its own last vertex.
+        let mut key_last = vec![0u32; h.keys.len()];
+        for (i, op) in h.ops.iter().enumerate() {
+            if seq[i] == 0 || op.is_final {
+                continue;
+            }
+            for m in &h.mops[op.mops()] {
+                let k = m.key as usize;
+                key_last[k] = key_last[k].max(pos[i]);
+            }
+        }
+        let mut last_use = vec![0u32; procs];
+        for (i, op) in h.ops.iter().enumerate() {
+            if seq[i] != 0 {
+                let p = op.process as usize;
+                last_use[p] = last_use[p].max(pos[i]);
+            }
+        }
+        for (k, ws) in h.key_writes.iter().enumerate() {
+            for &w in ws {
+                let o = h.mops[w as usize].op as usize;
+                if seq[o] != 0 {
+                    let p = h.ops[o].process as usize;
+                    last_use[p] = last_use[p].max(key_last[k]);
+                }
+            }
+        }
+        drop(key_last);
+        // Slot assignment, group by group in topological order.
+        let mut slot_of = vec![NONE; procs];
+        let mut gen_of = vec![0u32; procs];
+        let mut slot_gen: Vec<u32> = Vec::new();
+        let mut free: Vec<u32> = Vec::new();
+        let mut release: Vec<(u32, u32)> = (0..procs as u32)
+            .filter(|&p| count[p as usize] > 0)
+            .map(|p| (last_use[p as usize], p))
+            .collect();
+        release.sort_unstable();
+        let mut rp = 0;
+        for gi in 0..groups.len() - 1 {
+            let (a, b) = (groups[gi] as usize, groups[gi + 1] as usize);
+            for &v in &order[a..b] {
+                let p = h.ops[v as usize].process as usize;
+                if slot_of[p] == NONE {
+                    let s = free.pop().unwrap_or_else(|| {
+                        slot_gen.push(0);
+                        slot_gen.len() as u32 - 1
+                    });
+                    slot_gen[s as usize] += 1;
+                    slot_of[p] = s;
+                    gen_of[p] = slot_gen[s as usize];
+                }
+            }
+            while rp < release.len() && (release[rp].0 as usize) < b {
+                free.push(slot_of[release[rp].1 as usize]);
+                rp += 1;
+            }
+        }
+        let width = slot_gen.len();
+        drop(free);
+        drop(release);
+        drop(last_use);
+
+        let c = Causality {
             seq,
             prev,
+            next,
             pred_start,
             preds,
+            succ_start,
+            succs,
             pos,
             cycles,
             cycle_of,
             procs_of: h.ops.iter().map(|op| op.process).collect(),
+            slot_of,
+            gen_of,
             width,
-            row: vec![NONE; n],
-            clocks: Vec::new(),
             edge_count,
         };
-        let writes = h
-            .ops
-            .iter()
-            .filter(|op| op.is_vertex() && h.mops[op.mops()].iter().any(|m| m.is_write()))
-            .count();
-        c.clocks.reserve_exact(writes * width);
 
         // Vector clocks in topological order. Each process has one live
-        // clock (its latest vertex's), freed after its last vertex.
-        let mut live: Vec<Option<Box<[u32]>>> = (0..width).map(|_| None).collect();
+        // clock (its latest vertex's); a write's clock is kept only until
+        // its last reader has joined it.
+        let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
+        let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
         let mut remaining = count;
-        let mut scc_clock = vec![0u32; width];
+        let mut scc_clock = vec![0u64; width];
         for gi in 0..groups.len() - 1 {
             let members = &order[groups[gi] as usize..groups[gi + 1] as usize];
             if members.len() == 1 {
@@ -296,13 +398,22 @@ impl Causality {
                 let p = h.ops[v].process as usize;
                 let mut clock = live[p]
                     .take()
-                    .unwrap_or_else(|| vec![0u32; width].into_boxed_slice());
-                for &w in c.rf_preds(v as u32) {
-                    c.join_from(&mut clock, w);
+                    .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+                if joins(v) {
+                    for &w in c.rf_preds(v as u32) {
+                        c.join_from(&mut clock, w, &stored);
+                        refcount[w as usize] -= 1;
+                        if refcount[w as usize] == 0 {
+                            stored[w as usize] = None;
+                        }
+                    }
                 }
-                clock[p] = clock[p].max(c.seq[v]);
-                c.store_if_writer(h, v, &clock);
+                let s = c.slot_of[p] as usize;
+                clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
                 on_vertex(v as u32, &clock, &c);
+                if refcount[v] > 0 {
+                    stored[v] = Some(clock.clone());
+                }
                 remaining[p] -= 1;
                 if remaining[p] > 0 {
                     live[p] = Some(clock);
@@ -316,15 +427,22 @@ impl Causality {
                             *a = (*a).max(*b);
                         }
                     }
-                    for &w in c.rf_preds(v) {
-                        if c.row[w as usize] != NONE {
-                            c.join_from(&mut scc_clock, w);
+                    if joins(v as usize) {
+                        for &w in c.rf_preds(v) {
+                            c.join_from(&mut scc_clock, w, &stored);
+                            refcount[w as usize] -= 1;
+                            if refcount[w as usize] == 0 {
+                                stored[w as usize] = None;
+                            }
                         }
                     }
-                    scc_clock[p] = scc_clock[p].max(c.seq[v as usize]);
+                    let s = c.slot_of[p] as usize;
+                    scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
                 }
                 for &v in members {
-                    c.store_if_writer(h, v as usize, &scc_clock);
+                    if refcount[v as usize] > 0 {
+                        stored[v as usize] = Some(scc_clock.clone().into_boxed_slice());
+                    }
                 }
                 for &v in members {
                     on_vertex(v, &scc_clock, &c);
@@ -345,53 +463,21 @@ impl Causality {
         &self.preds[self.pred_start[v as usize] as usize..self.pred_start[v as usize + 1] as usize]
     }
 
+    fn rf_succs(&self, v: u32) -> &[u32] {
+        &self.succs[self.succ_start[v as usize] as usize..self.succ_start[v as usize + 1] as usize]
+    }
+
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
-    fn join_from(&self, clock: &mut [u32], w: u32) {
-        let row = self.row[w as usize];
-        if row == NONE {
+    fn join_from(&self, clock: &mut [u64], w: u32, stored: &[Option<Box<[u64]>>]) {
+        let Some(src) = &stored[w as usize] else {
+            return;
+        };
+        if self.in_past(w, clock) {
             return;
         }
-        let wp = self.proc_of_row(w);
-        if clock[wp] >= self.seq[w as usize] {
-            return;
-        }
-        let src = &self.clocks[row as usize * self.width..(row as usize + 1) * self.width];
-        for (a, b) in clock.iter_mut().zip(src) {
+        for (a, b) in clock.iter_mut().zip(src.iter()) {
             *a = (*a).max(*b);
         }
-    }
-
-    fn proc_of_row(&self, w: u32) -> usize {
-        self.procs_of[w as usize] as usize
-    }
-
-    fn store_if_writer(&mut self, h: &History, v: usize, clock: &[u32]) {
-        let op = &h.ops[v];
-        if h.mops[op.mops()].iter().any(|m| m.is_write()) {
-            self.row[v] = (self.clocks.len() / self.width.max(1)) as u32;
-            self.clocks.extend_from_slice(clock);
-        }
-    }
-
-    /// Whether op `a` happens before op `b` (both must be vertices; `b` must
-    /// write, so its clock is stored). An op never happens before itself.
-    pub fn hb(&self, a: u32, b: u32) -> bool {
-        if a == b {
-            return false;
-        }
-        let sa = self.seq[a as usize];
-        let row = self.row[b as usize];
-        if sa == 0 || row == NONE {
-            return false;
-        }
-        self.clocks[row as usize * self.width + self.procs_of[a as usize] as usize] >= sa
-    }
-
-    /// The stored clock of op `op` (writers only).
-    pub fn clock_of(&self, op: u32) -> Option<&[u32]> {
-        let row = self.row[op as usize];
-        (row != NONE)
-            .then(|| &self.clocks[row as usize * self.width..(row as usize + 1) * self.width])
     }
 
     /// The process (dense id) of an op.
@@ -399,15 +485,71 @@ impl Causality {
         self.procs_of[op as usize]
     }
 
-    /// Bytes held by stored clocks.
-    pub fn clock_bytes(&self) -> usize {
-        self.clocks.len() * 4
+    /// The highest seq of process `p` in the causal past given by `clock`
+    /// (exact while `p`'s slot is live, see [`Causality::build`]).
+    #[inline]
+    pub fn entry(&self, clock: &Clock, p: u32) -> u32 {
+        let s = self.slot_of[p as usize];
+        if s == NONE {
+            return 0;
+        }
+        let e = clock[s as usize];
+        if (e >> 32) as u32 == self.gen_of[p as usize] {
+            e as u32
+        } else {
+            0
+        }
     }
 
     /// Whether op `a` (a vertex) is in the causal past given by `clock`.
-    pub fn in_past(&self, a: u32, clock: &[u32]) -> bool {
+    #[inline]
+    pub fn in_past(&self, a: u32, clock: &Clock) -> bool {
         let sa = self.seq[a as usize];
-        sa != 0 && clock[self.procs_of[a as usize] as usize] >= sa
+        sa != 0 && self.entry(clock, self.procs_of[a as usize]) >= sa
+    }
+
+    /// The direct predecessors of `r`, for [`Causality::reaches`].
+    pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
+        let prev = self.prev[r as usize];
+        self.rf_preds(r)
+            .iter()
+            .copied()
+            .chain((prev != NONE).then_some(prev))
+            .collect()
+    }
+
+    /// Whether op `a` reaches op `r` (a path of edges), searched forwards
+    /// from `a`, stopping at `r` or at any of its direct predecessors
+    /// (`direct`, from [`Causality::direct_preds`]); bounded, and `false`
+    /// past the bound.
+    pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
+        if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
+            return false;
+        }
+        let ceiling = self.pos[r as usize];
+        let mut seen: crate::fxhash::FxHashSet<u32> = crate::fxhash::FxHashSet::default();
+        let mut stack = vec![a];
+        seen.insert(a);
+        let mut budget = 1_000_000usize;
+        while let Some(v) = stack.pop() {
+            if direct.contains(&v) {
+                return true;
+            }
+            let nx = self.next[v as usize];
+            for &u in self.rf_succs(v).iter().chain((nx != NONE).then_some(&nx)) {
+                if u == r {
+                    return true;
+                }
+                if self.pos[u as usize] < ceiling && seen.insert(u) {
+                    if budget == 0 {
+                        return false;
+                    }
+                    budget -= 1;
+                    stack.push(u);
+                }
+            }
+        }
+        false
     }
 
     /// The kind of a stored edge `from → to`.

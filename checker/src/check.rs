@@ -39,8 +39,18 @@ impl Default for CheckOptions {
 /// Checks a history file. An `Err` is an I/O failure opening or reading it; a
 /// malformed history is a report with `invalid-history` and verdict `unknown`.
 pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
+    let t0 = std::time::Instant::now();
     match read_history_file(path) {
-        Ok(h) => Ok(check_history(&h, opts)),
+        Ok(h) => {
+            if std::env::var_os("LADON_TIMING").is_some() {
+                eprintln!(
+                    "[timing] read and validate: wall {:.3} s, cpu {:.2} s",
+                    t0.elapsed().as_secs_f64(),
+                    cpu_seconds()
+                );
+            }
+            Ok(check_history(&h, opts))
+        }
         Err(ReadError::Invalid { source, .. }) => Ok(invalid_report(&source, opts)),
         Err(ReadError::Io { path, source }) => Err(std::io::Error::new(
             source.kind(),
@@ -94,13 +104,28 @@ pub fn invalid_report(e: &InvalidHistory, opts: &CheckOptions) -> Report {
 
 /// Runs every analysis over a validated history.
 pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
+    let timing = std::env::var_os("LADON_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!(
+                "[timing] {what}: wall {:.3} s, cpu {:.2} s",
+                t0.elapsed().as_secs_f64(),
+                cpu_seconds()
+            );
+        }
+    };
     let (seq, prev) = causality::session(h);
     let mut idx = KeyIndex::new(h, &seq);
     let mut vis = visibility::Visibility::new(h);
     let c = Causality::build(h, seq, prev, |op, clock, c| {
-        vis.check_op(h, &idx, c, op, clock)
+        vis.check_op(h, &idx, c, op, clock);
+        idx.record(h, c, op, clock);
     });
-    idx.compute_masks(h, &c);
+    lap("graph and clocks");
+    idx.finish(h);
+    vis.check_finals(h, &idx, &c);
+    lap("masks and final reads");
     let x = Explain { h, c: &c };
     let mut f = Findings::new(opts.max_examples);
 
@@ -121,8 +146,10 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         });
     }
     reads::check(&x, &idx, &mut f);
+    lap("reads");
     visibility::report(&x, &vis.violations, &mut f);
     let fin = finals::check(&x, &idx, &mut f);
+    lap("finals");
 
     // Figures.
     let mut stats = Stats::default();
@@ -174,10 +201,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     extra.insert("policy".into(), fin.policy.clone());
     extra.insert("classes_by_key".into(), fin.classes_by_key.clone());
     extra.insert("latency_ns".into(), latency(h));
-    extra.insert(
-        "graph".into(),
-        json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count}),
-    );
+    extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count, "clock_width": c.width}));
     if fin.counter_deficit > 0 {
         extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
     }
@@ -249,4 +273,18 @@ fn latency(h: &History) -> Json {
         );
     }
     Json::Object(out)
+}
+
+/// CPU seconds used by this process so far (Linux; 0 elsewhere), for
+/// `LADON_TIMING=1` phase timings.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

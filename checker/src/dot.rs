@@ -15,11 +15,7 @@ pub fn example_dot(anomaly: Anomaly, n: usize, e: &Example) -> String {
         for v in vs {
             let op = v["op"].as_u64().unwrap_or(0);
             let label = v["label"].as_str().unwrap_or("");
-            // labels carry a literal "\n" for DOT line breaks
-            s.push_str(&format!(
-                "  op{op} [label=\"{}\"];\n",
-                label.replace('"', "\\\"")
-            ));
+            s.push_str(&format!("  op{op} [label=\"{}\"];\n", escape(label)));
         }
     } else {
         for op in &e.ops {
@@ -56,5 +52,7 @@ pub fn report_dots(r: &Report) -> Vec<(String, String)> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -210,12 +210,13 @@ impl<'a> Explain<'a> {
         let mops: Vec<String> = self.h.mops[o.mops()]
             .iter()
             .map(|m| match m.f {
+                MopFn::Read if m.obs == ObsKind::Null => format!("r {} null", self.h.key(m.key)),
                 MopFn::Read => format!("r {} {}", self.h.key(m.key), self.observed(m)),
                 f => format!("{} {} {}", f.as_str(), self.h.key(m.key), m.arg),
             })
             .collect();
         format!(
-            "op {} p{} {} {}\\n{}",
+            "op {} p{} {} {}\n{}",
             o.index(),
             self.h.process_id(o.process),
             self.h.node(o.node),

@@ -1,41 +1,68 @@
 //! Per-key index of the writes that are vertices (`ok` and `info`), grouped
-//! by process in session order, with the happens-before relation among a
-//! key's writes as bit masks when the key has at most 64 of them (the common
-//! case: Elle-style workloads rotate keys after a few dozen writes).
+//! by process in session order, and the happens-before relation among a
+//! key's writes. The relation is recorded during the clock sweep, while each
+//! write's clock is at hand: as bit masks for keys with at most 64 writes
+//! (Elle-style workloads rotate keys after a few dozen), and as the clock
+//! projected onto the key's writer processes for larger keys.
 
-use crate::causality::Causality;
+use crate::causality::{Causality, Clock};
 use crate::model::{History, NONE};
 
 pub struct KeyIndex {
     start: Vec<u32>,
     /// Vertex write micro-operations, per key sorted by (process, seq, mop).
     pub writes: Vec<u32>,
+    /// Per slot: the write's op, process and seq.
+    pub slot_op: Vec<u32>,
+    pub slot_proc: Vec<u32>,
+    pub slot_seq: Vec<u32>,
+    /// Per slot: index of its process's group within the key.
+    slot_group: Vec<u32>,
+    /// Per key: its groups (runs of one process), as slot ranges.
+    group_start: Vec<u32>,
+    groups: Vec<(u32, u32, u32)>,
     /// Per mop: its slot in `writes`, or `NONE`.
     pub slot: Vec<u32>,
-    /// Per slot: bit `j` set when this write happens before the key's `j`th
-    /// write (small keys only).
-    pub succ: Vec<u64>,
-    /// Per slot: bit `j` set when the key's `j`th write happens before this one.
+    /// Per slot (small keys): bit `j` set when the key's `j`th write happens
+    /// before this one.
     pub pred: Vec<u64>,
-    masks: bool,
+    /// Per slot (small keys): bit `j` set when this write happens before the
+    /// key's `j`th write. Filled by [`KeyIndex::finish`].
+    pub succ: Vec<u64>,
+    /// Per slot (large keys): offset of its projected clock in `proj`.
+    proj_start: Vec<u32>,
+    proj: Vec<u32>,
 }
 
 /// A run of one process's writes on one key.
-pub struct Group<'a> {
+pub struct Group {
     pub process: u32,
-    /// Write mops in session order.
-    pub writes: &'a [u32],
-    /// Their seqs (same order).
-    pub seqs: Vec<u32>,
+    pub start: usize,
+    pub end: usize,
 }
+
+const SMALL: usize = 64;
 
 impl KeyIndex {
     /// Groups writes; `seq` is the session position of each op.
     pub fn new(h: &History, seq: &[u32]) -> KeyIndex {
-        let mut start = Vec::with_capacity(h.keys.len() + 1);
-        let mut writes = Vec::new();
-        let mut slot = vec![NONE; h.mops.len()];
-        start.push(0);
+        let mut idx = KeyIndex {
+            start: Vec::with_capacity(h.keys.len() + 1),
+            writes: Vec::new(),
+            slot_op: Vec::new(),
+            slot_proc: Vec::new(),
+            slot_seq: Vec::new(),
+            slot_group: Vec::new(),
+            group_start: Vec::with_capacity(h.keys.len() + 1),
+            groups: Vec::new(),
+            slot: vec![NONE; h.mops.len()],
+            pred: Vec::new(),
+            succ: Vec::new(),
+            proj_start: Vec::new(),
+            proj: Vec::new(),
+        };
+        idx.start.push(0);
+        idx.group_start.push(0);
         let mut tmp: Vec<(u32, u32, u32)> = Vec::new();
         for ws in &h.key_writes {
             tmp.clear();
@@ -46,20 +73,30 @@ impl KeyIndex {
                 }
             }
             tmp.sort_unstable();
-            for &(_, _, w) in &tmp {
-                slot[w as usize] = writes.len() as u32;
-                writes.push(w);
+            let key_groups_start = idx.groups.len() as u32;
+            for &(p, s, w) in &tmp {
+                let slot = idx.writes.len() as u32;
+                let last = idx.groups.last().copied();
+                match last {
+                    Some((gp, _, _)) if gp == p && idx.groups.len() as u32 > key_groups_start => {
+                        idx.groups.last_mut().expect("a group").2 = slot + 1;
+                    }
+                    _ => idx.groups.push((p, slot, slot + 1)),
+                }
+                idx.slot_group
+                    .push(idx.groups.len() as u32 - 1 - key_groups_start);
+                idx.slot[w as usize] = slot;
+                idx.writes.push(w);
+                idx.slot_op.push(h.mops[w as usize].op);
+                idx.slot_proc.push(p);
+                idx.slot_seq.push(s);
             }
-            start.push(writes.len() as u32);
+            idx.start.push(idx.writes.len() as u32);
+            idx.group_start.push(idx.groups.len() as u32);
         }
-        KeyIndex {
-            start,
-            writes,
-            slot,
-            succ: Vec::new(),
-            pred: Vec::new(),
-            masks: false,
-        }
+        idx.pred = vec![0; idx.writes.len()];
+        idx.proj_start = vec![NONE; idx.writes.len()];
+        idx
     }
 
     pub fn key_writes(&self, k: u32) -> &[u32] {
@@ -72,88 +109,120 @@ impl KeyIndex {
 
     /// Whether key `k` has hb masks.
     pub fn small(&self, k: u32) -> bool {
-        self.masks && self.key_writes(k).len() <= 64
+        self.key_writes(k).len() <= SMALL
     }
 
-    /// The writes of key `k` split by process.
-    pub fn groups<'a>(&'a self, h: &History, c_seq: &[u32], k: u32) -> Vec<Group<'a>> {
-        let ws = self.key_writes(k);
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < ws.len() {
-            let p = h.op_of(ws[i]).process;
-            let mut j = i;
-            while j < ws.len() && h.op_of(ws[j]).process == p {
-                j += 1;
-            }
-            let writes = &ws[i..j];
-            let seqs = writes
-                .iter()
-                .map(|&w| c_seq[h.mops[w as usize].op as usize])
-                .collect();
-            out.push(Group {
+    /// The writes of key `k` split by process, as slot ranges.
+    pub fn groups(&self, k: u32) -> impl Iterator<Item = Group> + '_ {
+        self.groups
+            [self.group_start[k as usize] as usize..self.group_start[k as usize + 1] as usize]
+            .iter()
+            .map(|&(p, s, e)| Group {
                 process: p,
-                writes,
-                seqs,
-            });
-            i = j;
-        }
-        out
+                start: s as usize,
+                end: e as usize,
+            })
     }
 
-    /// Computes hb masks for keys with at most 64 writes (after clocks exist).
-    pub fn compute_masks(&mut self, h: &History, c: &Causality) {
-        let mut succ = vec![0u64; self.writes.len()];
-        let mut pred = vec![0u64; self.writes.len()];
-        for k in 0..h.keys.len() as u32 {
-            let s = self.key_start(k);
-            let ws = &self.writes[s..self.start[k as usize + 1] as usize];
-            if ws.len() > 64 {
+    /// Records what op `v`'s writes know, from its clock (called during the
+    /// sweep).
+    pub fn record(&mut self, h: &History, c: &Causality, v: u32, clock: &Clock) {
+        for mi in h.ops[v as usize].mops() {
+            let sv = self.slot[mi];
+            if sv == NONE {
                 continue;
             }
-            for (i, &a) in ws.iter().enumerate() {
-                for (j, &b) in ws.iter().enumerate() {
-                    if i != j && hbw(h, c, a, b) {
-                        succ[s + i] |= 1 << j;
-                        pred[s + j] |= 1 << i;
+            let k = h.mops[mi].key;
+            let (s, e) = (
+                self.start[k as usize] as usize,
+                self.start[k as usize + 1] as usize,
+            );
+            if e - s <= SMALL {
+                let mut mask = 0u64;
+                for j in s..e {
+                    let o = self.slot_op[j];
+                    if o != v && c.in_past(o, clock) {
+                        mask |= 1 << (j - s);
                     }
+                }
+                self.pred[sv as usize] = mask;
+            } else {
+                self.proj_start[sv as usize] = self.proj.len() as u32;
+                let (gs, ge) = (
+                    self.group_start[k as usize] as usize,
+                    self.group_start[k as usize + 1] as usize,
+                );
+                for g in gs..ge {
+                    let p = self.groups[g].0;
+                    self.proj.push(c.entry(clock, p));
                 }
             }
         }
-        self.succ = succ;
-        self.pred = pred;
-        self.masks = true;
     }
 
-    /// Whether write `a` happens before write `b` (same key), using masks
-    /// where present.
-    pub fn hb(&self, h: &History, c: &Causality, a: u32, b: u32) -> bool {
+    /// Derives successor masks once every write is recorded.
+    pub fn finish(&mut self, h: &History) {
+        self.succ = vec![0; self.writes.len()];
+        for k in 0..h.keys.len() {
+            let (s, e) = (self.start[k] as usize, self.start[k + 1] as usize);
+            if e - s > SMALL {
+                continue;
+            }
+            for j in s..e {
+                let mut m = self.pred[j];
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    self.succ[s + i] |= 1 << (j - s);
+                    m &= m - 1;
+                }
+            }
+        }
+    }
+
+    /// Whether write `a` happens before write `b` (both on one key); writes
+    /// of one transaction are never ordered.
+    pub fn hb(&self, h: &History, a: u32, b: u32) -> bool {
         let (sa, sb) = (self.slot[a as usize], self.slot[b as usize]);
-        if sa == NONE || sb == NONE {
+        if sa == NONE || sb == NONE || self.slot_op[sa as usize] == self.slot_op[sb as usize] {
             return false;
         }
         let k = h.mops[a as usize].key;
-        if self.small(k) && h.mops[b as usize].key == k {
-            let base = self.key_start(k) as u32;
-            return self.succ[sa as usize] & (1u64 << (sb - base)) != 0;
+        debug_assert_eq!(k, h.mops[b as usize].key);
+        let base = self.start[k as usize];
+        if self.small(k) {
+            return self.pred[sb as usize] & (1u64 << (sa - base)) != 0;
         }
-        hbw(h, c, a, b)
+        let ps = self.proj_start[sb as usize];
+        ps != NONE
+            && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
     }
-}
 
-/// Whether write mop `a` happens before write mop `b`: their operations are
-/// ordered, and they are not in one transaction.
-pub fn hbw(h: &History, c: &Causality, a: u32, b: u32) -> bool {
-    let (oa, ob) = (h.mops[a as usize].op, h.mops[b as usize].op);
-    oa != ob && c.hb(oa, ob)
+    /// For large keys: the projected clock of write `b` on its key's groups.
+    pub fn projection(&self, b: u32) -> Option<&[u32]> {
+        let sb = self.slot[b as usize];
+        if sb == NONE || self.proj_start[sb as usize] == NONE {
+            return None;
+        }
+        let k_groups = {
+            let mut k = 0;
+            // the key of slot sb: binary search over starts
+            let i = self.start.partition_point(|&s| s <= sb);
+            if i > 0 {
+                k = i - 1;
+            }
+            (self.group_start[k + 1] - self.group_start[k]) as usize
+        };
+        let ps = self.proj_start[sb as usize] as usize;
+        Some(&self.proj[ps..ps + k_groups])
+    }
 }
 
 /// Whether write `b` replaces write `a` in a register: `a →hb b`, or both are
 /// in one transaction and `b` comes later in it (transactions are atomic and
 /// apply their micro-operations in order).
-pub fn superseded_by(h: &History, c: &Causality, idx: &KeyIndex, a: u32, b: u32) -> bool {
+pub fn superseded_by(h: &History, idx: &KeyIndex, a: u32, b: u32) -> bool {
     if h.mops[a as usize].op == h.mops[b as usize].op {
         return b > a;
     }
-    idx.hb(h, c, a, b)
+    idx.hb(h, a, b)
 }

@@ -145,19 +145,32 @@ impl History {
     }
 
     /// Maps every observed value of a register, list or set read to the
-    /// write that produced it.
+    /// write that produced it, through a per-key sorted table (a key holds
+    /// few writes, so a binary search in one small slice beats hashing).
     fn resolve(&mut self) {
+        let mut start = Vec::with_capacity(self.keys.len() + 1);
+        let mut table: Vec<(i64, u32)> = Vec::with_capacity(self.mops.len() / 2);
+        start.push(0u32);
+        for (k, ws) in self.key_writes.iter().enumerate() {
+            if self.key_kind[k] != Some(KeyKind::Counter) {
+                let s = table.len();
+                table.extend(ws.iter().map(|&w| (self.mops[w as usize].arg, w)));
+                table[s..].sort_unstable();
+            }
+            start.push(table.len() as u32);
+        }
         let mut resolved = vec![NONE; self.vals.len()];
         for m in &self.mops {
             if m.obs_len == 0 {
                 continue;
             }
-            if self.key_kind[m.key as usize] == Some(KeyKind::Counter) {
+            let t = &table[start[m.key as usize] as usize..start[m.key as usize + 1] as usize];
+            if t.is_empty() {
                 continue;
             }
             for i in m.obs_range() {
-                if let Some(&w) = self.write_of.get(&(m.key, self.vals[i])) {
-                    resolved[i] = w;
+                if let Ok(j) = t.binary_search_by_key(&self.vals[i], |e| e.0) {
+                    resolved[i] = t[j].1;
                 }
             }
         }
@@ -220,7 +233,12 @@ impl Builder {
     }
 
     fn intern_node(&mut self, n: &str) -> u16 {
-        if let Some(&id) = self.node_ids.get(n) {
+        // Few nodes: a scan beats hashing the name.
+        if self.h.nodes.len() <= 16 {
+            if let Some(i) = self.h.nodes.iter().position(|x| x == n) {
+                return i as u16;
+            }
+        } else if let Some(&id) = self.node_ids.get(n) {
             return id;
         }
         let id = self.h.nodes.len() as u16;
@@ -445,7 +463,7 @@ impl Builder {
             for (i, m) in ops.iter().enumerate() {
                 let mi = range.start + i;
                 let rec = &self.h.mops[mi];
-                let same_key = self.key_ids.get(m.key()) == Some(&rec.key);
+                let same_key = self.h.keys[rec.key as usize] == *m.key();
                 if m.f() != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
                     return invalid(
                         line,

@@ -81,14 +81,171 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     format!("malformed event: {msg} (column {})", e.column())
 }
 
-/// Reads and validates a whole history from a stream.
-pub fn read_history<R: Read>(input: R) -> Result<History, Result<InvalidHistory, io::Error>> {
-    let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
-    let mut builder = Builder::new();
-    while let Some((line, ev)) = reader.next_event()? {
-        builder.push(line, &ev).map_err(Ok)?;
+/// Reads and validates a whole history from a stream. Lines are parsed on
+/// worker threads in chunks and folded into the [`Builder`] in order.
+pub fn read_history<R: Read + Send>(
+    input: R,
+) -> Result<History, Result<InvalidHistory, io::Error>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(3);
+    if workers < 2 {
+        let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
+        let mut builder = Builder::new();
+        while let Some((line, ev)) = reader.next_event()? {
+            builder.push(line, &ev).map_err(Ok)?;
+        }
+        return builder.finish().map_err(Ok);
     }
-    builder.finish().map_err(Ok)
+    parallel::read(input, workers)
+}
+
+mod parallel {
+    use std::collections::BTreeMap;
+    use std::io::{self, Read};
+    use std::sync::mpsc::{sync_channel, Receiver};
+    use std::sync::{Arc, Mutex};
+
+    use super::describe_json_error;
+    use crate::history::Event;
+    use crate::model::{Builder, History, InvalidHistory};
+
+    const CHUNK: usize = 1 << 20;
+
+    /// A chunk of whole lines and its position in the file.
+    type Job = (u64, Vec<u8>);
+
+    /// A parsed chunk: its events (1-based line within the chunk), the
+    /// number of lines, and the first broken line if any.
+    struct Parsed {
+        events: Vec<(u64, Event)>,
+        lines: u64,
+        error: Option<(u64, String)>,
+    }
+
+    fn parse_chunk(bytes: &[u8]) -> Parsed {
+        let mut events = Vec::with_capacity(bytes.len() / 150);
+        let mut lines = 0;
+        for raw in bytes.split_inclusive(|&b| b == b'\n') {
+            lines += 1;
+            let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+            if body.iter().all(|b| b.is_ascii_whitespace()) {
+                return Parsed {
+                    events,
+                    lines,
+                    error: Some((lines, "blank line (every line must hold one event)".into())),
+                };
+            }
+            match serde_json::from_slice::<Event>(body) {
+                Ok(ev) => events.push((lines, ev)),
+                Err(e) => {
+                    return Parsed {
+                        events,
+                        lines,
+                        error: Some((lines, describe_json_error(&e))),
+                    }
+                }
+            }
+        }
+        Parsed {
+            events,
+            lines,
+            error: None,
+        }
+    }
+
+    pub fn read<R: Read + Send>(
+        mut input: R,
+        workers: usize,
+    ) -> Result<History, Result<InvalidHistory, io::Error>> {
+        std::thread::scope(|s| {
+            let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
+            let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
+            let (done_tx, done_rx) = sync_channel::<(u64, Parsed)>(workers * 2);
+            for _ in 0..workers {
+                let rx = Arc::clone(&work_rx);
+                let tx = done_tx.clone();
+                s.spawn(move || loop {
+                    let job = rx.lock().expect("work queue").recv();
+                    let Ok((id, bytes)) = job else { return };
+                    if tx.send((id, parse_chunk(&bytes))).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(done_tx);
+            drop(work_rx);
+            // The reader: chunks that end at a newline.
+            let reader = s.spawn(move || -> io::Result<()> {
+                let mut carry: Vec<u8> = Vec::new();
+                let mut id = 0u64;
+                loop {
+                    let mut buf = std::mem::take(&mut carry);
+                    let start = buf.len();
+                    buf.resize(start + CHUNK, 0);
+                    let mut filled = start;
+                    while filled < buf.len() {
+                        let n = input.read(&mut buf[filled..])?;
+                        if n == 0 {
+                            break;
+                        }
+                        filled += n;
+                    }
+                    buf.truncate(filled);
+                    let eof = filled < start + CHUNK;
+                    if !eof {
+                        match buf.iter().rposition(|&b| b == b'\n') {
+                            Some(i) => carry = buf.split_off(i + 1),
+                            None => {
+                                // one line longer than a chunk: keep reading it
+                                carry = buf;
+                                continue;
+                            }
+                        }
+                    }
+                    if !buf.is_empty() && work_tx.send((id, buf)).is_err() {
+                        return Ok(());
+                    }
+                    id += 1;
+                    if eof {
+                        return Ok(());
+                    }
+                }
+            });
+            let mut builder = Builder::new();
+            let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+            let mut want = 0u64;
+            let mut base = 0u64;
+            let mut failure: Option<InvalidHistory> = None;
+            'outer: for (id, parsed) in done_rx.iter() {
+                pending.insert(id, parsed);
+                while let Some(p) = pending.remove(&want) {
+                    want += 1;
+                    for (line, ev) in &p.events {
+                        if let Err(e) = builder.push(base + line, ev) {
+                            failure = Some(e);
+                            break 'outer;
+                        }
+                    }
+                    if let Some((line, message)) = p.error {
+                        failure = Some(InvalidHistory {
+                            line: base + line,
+                            message,
+                        });
+                        break 'outer;
+                    }
+                    base += p.lines;
+                }
+            }
+            drop(done_rx);
+            let read = reader.join().expect("reader thread");
+            if let Some(e) = failure {
+                return Err(Ok(e));
+            }
+            read.map_err(Err)?;
+            builder.finish().map_err(Ok)
+        })
+    }
 }
 
 /// Reads and validates a history file.

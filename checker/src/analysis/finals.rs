@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 
-use crate::explain::{secs, Explain, Findings};
+use super::convergence::convergence;
+use super::loss_examples::{causal_example, conflict_example, counter_example, report_list_losses};
+use super::policy::Policy;
+use crate::explain::{Explain, Findings};
 use crate::history::KeyKind;
-use crate::history::MopFn;
 use crate::keys::{superseded_by, KeyIndex};
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
@@ -69,7 +71,7 @@ pub fn last_finals(h: &History) -> Vec<u32> {
 
 /// A key's state as compared between nodes: registers and sets as sorted
 /// sets, lists as sequences, counters as one integer.
-fn normalize(h: &History, kind: Option<KeyKind>, mop: u32) -> Vec<i64> {
+pub fn normalize(h: &History, kind: Option<KeyKind>, mop: u32) -> Vec<i64> {
     if mop == NONE {
         return if kind == Some(KeyKind::Counter) {
             vec![0]
@@ -321,9 +323,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
                             e.lost.push(node);
-                        } else if state.iter().any(|&s| superseded_by(h, x.c, idx, w, s)) {
+                        } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
-                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, x.c, s, w)) {
+                        } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
                             e.causal.push((node, s));
                         } else {
                             e.conflict.push((node, state.clone()));
@@ -375,7 +377,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     .filter(|&a| {
                         !eligible
                             .iter()
-                            .any(|&b| b != a && superseded_by(h, x.c, idx, a, b))
+                            .any(|&b| b != a && superseded_by(h, idx, a, b))
                     })
                     .collect();
                 if !diverged && !frontier.is_empty() {
@@ -457,13 +459,40 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     if n < 2 {
         return 0;
     }
-    if idx.small(k) || !x.c.cycles.is_empty() || n <= 256 {
+    if idx.small(k) {
+        let base = idx.key_start(k) as u32;
+        let mut mask = 0u64;
+        for &a in &acked {
+            mask |= 1u64 << (idx.slot[a as usize] - base);
+        }
+        let mut count = 0u64;
+        for &a in &acked {
+            let sa = idx.slot[a as usize];
+            let bit = sa - base;
+            let later = if bit == 63 {
+                0
+            } else {
+                !((1u64 << (bit + 1)) - 1)
+            };
+            let related = idx.pred[sa as usize] | idx.succ[sa as usize];
+            count += (mask & later & !related).count_ones() as u64;
+        }
+        // two writes of one transaction are not a pair
+        let mut ops: Vec<u32> = acked.iter().map(|&w| h.mops[w as usize].op).collect();
+        ops.sort_unstable();
+        for run in ops.chunk_by(|a, b| a == b) {
+            let r = run.len() as u64;
+            count -= r * (r - 1) / 2;
+        }
+        return count;
+    }
+    if !x.c.cycles.is_empty() || n <= 256 {
         let mut count = 0;
         for (i, &a) in acked.iter().enumerate() {
             for &b in &acked[i + 1..] {
                 if h.mops[a as usize].op != h.mops[b as usize].op
-                    && !idx.hb(h, x.c, a, b)
-                    && !idx.hb(h, x.c, b, a)
+                    && !idx.hb(h, a, b)
+                    && !idx.hb(h, b, a)
                 {
                     count += 1;
                 }
@@ -492,16 +521,18 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let r = run.len() as u64;
         same_op += r * (r - 1) / 2;
     }
+    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
     for &b in &acked {
         let ob = h.mops[b as usize].op;
-        let Some(clock) = x.c.clock_of(ob) else {
+        let Some(proj) = idx.projection(b) else {
             continue;
         };
-        for (&p, seqs) in &groups {
+        for (gi, &p) in key_groups.iter().enumerate() {
+            let Some(seqs) = groups.get(&p) else { continue };
             let bound = if p == x.c.process_of(ob) {
                 x.c.seq[ob as usize] - 1
             } else {
-                clock[p as usize]
+                proj[gi]
             };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }
@@ -518,338 +549,7 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
         .collect();
     acked.iter().enumerate().any(|(i, &a)| {
         acked[i + 1..].iter().any(|&b| {
-            h.mops[a as usize].op != h.mops[b as usize].op
-                && !idx.hb(h, x.c, a, b)
-                && !idx.hb(h, x.c, b, a)
+            h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a)
         })
     })
-}
-
-fn counter_example(
-    x: &Explain,
-    k: u32,
-    finals: &[u32],
-    bad: &[(usize, i64)],
-    lo: i64,
-    hi: i64,
-    low: bool,
-) -> Example {
-    let h = x.h;
-    let parts: Vec<String> = bad
-        .iter()
-        .map(|&(n, v)| format!("{} ends at {v}", h.nodes[n]))
-        .collect();
-    let ops: Vec<u32> = bad.iter().map(|&(n, _)| finals[n]).collect();
-    let explanation = if low {
-        format!(
-            "counter {}: {} — below the least possible value {lo} (every acknowledged increment plus every negative indeterminate one); {} lost",
-            h.key(k),
-            parts.join(", "),
-            bad.iter().map(|&(_, v)| lo - v).max().unwrap_or(0)
-        )
-    } else {
-        format!(
-            "counter {}: {} — above the greatest possible value {hi} (every acknowledged increment plus every positive indeterminate one): some increment was applied twice",
-            h.key(k),
-            parts.join(", ")
-        )
-    };
-    Example {
-        explanation,
-        key: Some(h.key(k).clone()),
-        ops: x.indices(&ops),
-        nodes: bad.iter().map(|&(n, _)| h.nodes[n].clone()).collect(),
-        detail: json!({
-            "least_possible": lo,
-            "greatest_possible": hi,
-            "finals": bad.iter().map(|&(n, v)| json!({"node": h.nodes[n], "value": v})).collect::<Vec<_>>(),
-            "amount": if low { bad.iter().map(|&(_, v)| lo - v).max() } else { bad.iter().map(|&(_, v)| v - hi).max() },
-            "graph": x.graph(&ops, &json!([])),
-        }),
-    }
-}
-
-fn ts_note(x: &Explain, w: u32) -> String {
-    match x.h.op_of(w).ts {
-        Some(ts) => format!(" [meta.ts {ts}]"),
-        None => String::new(),
-    }
-}
-
-fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Example {
-    let h = x.h;
-    let survivors = &at[0].1;
-    let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
-    let surv: Vec<String> = survivors
-        .iter()
-        .map(|&s| format!("{}{}", x.write(s), ts_note(x, s)))
-        .collect();
-    let wo = h.mops[w as usize].op;
-    let mut ops = vec![wo];
-    ops.extend(survivors.iter().map(|&s| h.mops[s as usize].op));
-    Example {
-        explanation: format!(
-            "the {}{} is missing from the final state of {}, which holds the {}; they are concurrent (no path of session or reads-from edges leads from either to the other), so conflict resolution discarded an acknowledged write",
-            x.write(w),
-            ts_note(x, w),
-            nodes.join(", "),
-            surv.join(" and the ")
-        ),
-        key: Some(h.key(h.mops[w as usize].key).clone()),
-        ops: x.indices(&ops),
-        nodes,
-        detail: json!({
-            "survivors": x.indices(&ops[1..]),
-            "ts": ops.iter().map(|&o| h.ops[o as usize].ts).collect::<Vec<_>>(),
-            "graph": x.graph(&ops, &json!([])),
-        }),
-    }
-}
-
-fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
-    let h = x.h;
-    let s = at[0].1;
-    let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
-    let (so, wo) = (h.mops[s as usize].op, h.mops[w as usize].op);
-    let path = x.c.path(so, wo).unwrap_or_else(|| vec![so, wo]);
-    let (ptext, edges) = x.path(&path);
-    let (ts_s, ts_w) = (h.ops[so as usize].ts, h.ops[wo as usize].ts);
-    let ts = match (ts_s, ts_w) {
-        (Some(a), Some(b)) => format!(
-            " Timestamps: the surviving write has meta.ts {a}, the lost one {b}{}.",
-            if a >= b {
-                " — the causally older write carries the larger timestamp (clock skew?)"
-            } else {
-                ""
-            }
-        ),
-        _ => String::new(),
-    };
-    Example {
-        explanation: format!(
-            "the {} is missing from the final state of {}, which holds the causally older {} instead. Path: {ptext}.{ts}",
-            x.write(w),
-            nodes.join(", "),
-            x.write(s)
-        ),
-        key: Some(h.key(h.mops[w as usize].key).clone()),
-        ops: x.indices(&[wo, so]),
-        nodes,
-        detail: json!({
-            "path": edges,
-            "ts": {"survivor": ts_s, "lost": ts_w},
-            "graph": x.graph(&path, &edges),
-        }),
-    }
-}
-
-/// Reports list and set losses, naming for each node missing the write the
-/// last read on that node that still showed it.
-fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Findings) {
-    let h = x.h;
-    let shown = losses.len().min(f.max_examples);
-    // (write, node) → last op on that node whose read showed the write.
-    let mut last_seen: BTreeMap<(u32, u16), u32> = BTreeMap::new();
-    if shown > 0 {
-        let wanted: Vec<u32> = losses[..shown].iter().map(|(w, _)| *w).collect();
-        for (oi, op) in h.ops.iter().enumerate() {
-            if op.outcome != Outcome::Ok || op.is_final {
-                continue;
-            }
-            for m in &h.mops[op.mops()] {
-                if m.f != MopFn::Read {
-                    continue;
-                }
-                for &w in h.obs_writes(m) {
-                    if wanted.contains(&w) {
-                        let e = last_seen.entry((w, op.node)).or_insert(oi as u32);
-                        if h.ops[*e as usize].complete_index < op.complete_index {
-                            *e = oi as u32;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for (w, missing) in losses {
-        f.add(Anomaly::LostWrite, || {
-            let wo = h.mops[*w as usize].op;
-            let mut ops = vec![wo];
-            let mut notes: Vec<String> = Vec::new();
-            let mut never: Vec<&str> = Vec::new();
-            for &n in missing {
-                match last_seen.get(&(*w, n as u16)) {
-                    Some(&r) => {
-                        ops.push(r);
-                        notes.push(format!(
-                            "{} last showed it in op {} at {}",
-                            h.nodes[n],
-                            h.ops[r as usize].index(),
-                            secs(h.ops[r as usize].complete_time)
-                        ));
-                    }
-                    None => never.push(&h.nodes[n]),
-                }
-            }
-            if !never.is_empty() {
-                notes.push(format!("{} never showed it in a read", never.join(", ")));
-            }
-            let nodes: Vec<String> = missing.iter().map(|&n| h.nodes[n].clone()).collect();
-            let whose = if nodes.len() == 1 {
-                format!("{}'s final state", nodes[0])
-            } else {
-                format!("the final states of {}", nodes.join(", "))
-            };
-            Example {
-                explanation: format!(
-                    "{} is missing from {whose}; {}",
-                    x.write(*w),
-                    notes.join("; ")
-                ),
-                key: Some(h.key(h.mops[*w as usize].key).clone()),
-                ops: x.indices(&ops),
-                nodes,
-                detail: json!({"graph": x.graph(&ops, &json!([]))}),
-            }
-        });
-    }
-}
-
-/// Time from the last heal (or the start of the final phase, without one)
-/// to the moment every node's latest final read agreed and kept agreeing.
-fn convergence(h: &History) -> Option<u64> {
-    let mut finals: Vec<u32> = (0..h.ops.len() as u32)
-        .filter(|&i| h.ops[i as usize].is_final && h.ops[i as usize].outcome == Outcome::Ok)
-        .collect();
-    if finals.is_empty() {
-        return None;
-    }
-    finals.sort_by_key(|&i| h.ops[i as usize].complete_index);
-    let heal = h
-        .nemesis
-        .iter()
-        .filter(|e| e.f == "heal")
-        .map(|e| e.time)
-        .max();
-    let start = heal.unwrap_or_else(|| {
-        h.ops
-            .iter()
-            .filter(|o| o.is_final)
-            .map(|o| o.invoke_time)
-            .min()
-            .unwrap_or(0)
-    });
-    let mut latest: Vec<Option<Vec<(u32, Vec<i64>)>>> = vec![None; h.nodes.len()];
-    let mut since: Option<u64> = None;
-    for &fi in &finals {
-        let op = &h.ops[fi as usize];
-        let mut state: Vec<(u32, Vec<i64>)> = h.mops[op.mops()]
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| h.key_kind[m.key as usize].is_some())
-            .map(|(i, m)| {
-                (
-                    m.key,
-                    normalize(h, h.key_kind[m.key as usize], op.mops_start + i as u32),
-                )
-            })
-            .collect();
-        state.sort_by_key(|(k, _)| *k);
-        latest[op.node as usize] = Some(state);
-        let agree = latest.iter().all(|s| s.is_some()) && latest.windows(2).all(|w| w[0] == w[1]);
-        match (agree, since) {
-            (true, None) => since = Some(op.complete_time),
-            (false, _) => since = None,
-            _ => {}
-        }
-    }
-    since.map(|t| t.saturating_sub(start))
-}
-
-/// What the register conflicts say about the resolution policy.
-#[derive(Default)]
-struct Policy {
-    lww: u64,
-    siblings: u64,
-    with_ts: u64,
-    greatest_ts: u64,
-    lower_ts: u64,
-    ties: u64,
-    ties_higher_node: u64,
-    ties_lower_node: u64,
-}
-
-impl Policy {
-    fn lww(&mut self, x: &Explain, winner: u32, frontier: &[u32]) {
-        let h = x.h;
-        self.lww += 1;
-        let ts = |w: u32| h.op_of(w).ts;
-        let Some(wts) = ts(winner) else { return };
-        let others: Vec<(i64, &str)> = frontier
-            .iter()
-            .filter(|&&o| o != winner)
-            .filter_map(|&o| ts(o).map(|t| (t, h.node(h.op_of(o).node))))
-            .collect();
-        if others.is_empty() {
-            return;
-        }
-        self.with_ts += 1;
-        let max_other = others.iter().map(|o| o.0).max().expect("non-empty");
-        if wts > max_other {
-            self.greatest_ts += 1;
-        } else if wts < max_other {
-            self.lower_ts += 1;
-        } else {
-            self.ties += 1;
-            let wn = h.node(h.op_of(winner).node);
-            let tied: Vec<&str> = others.iter().filter(|o| o.0 == wts).map(|o| o.1).collect();
-            if tied.iter().all(|n| wn > *n) {
-                self.ties_higher_node += 1;
-            } else if tied.iter().all(|n| wn < *n) {
-                self.ties_lower_node += 1;
-            }
-        }
-    }
-
-    fn describe(&self) -> Json {
-        let description = if self.lww == 0 && self.siblings == 0 {
-            "no register key ended in conflict, so no resolution policy was observed".to_string()
-        } else if self.lww == 0 {
-            "keeps concurrent writes as siblings (multi-value register)".to_string()
-        } else if self.siblings > 0 {
-            format!(
-                "mixed: {} conflicted keys kept one value, {} kept siblings",
-                self.lww, self.siblings
-            )
-        } else if self.with_ts == 0 {
-            "last-write-wins (one value kept; no meta.ts to tell by what)".to_string()
-        } else if self.lower_ts == 0 {
-            let ties = if self.ties == 0 {
-                String::new()
-            } else if self.ties_higher_node == self.ties {
-                ", ties to the higher node id".to_string()
-            } else if self.ties_lower_node == self.ties {
-                ", ties to the lower node id".to_string()
-            } else {
-                ", ties broken inconsistently by node".to_string()
-            };
-            format!("last-write-wins by timestamp{ties}")
-        } else {
-            format!(
-                "one value kept, but not always the greatest timestamp ({} of {} conflicts kept a smaller meta.ts)",
-                self.lower_ts, self.with_ts
-            )
-        };
-        json!({
-            "description": description,
-            "lww_keys": self.lww,
-            "siblings_keys": self.siblings,
-            "keys_with_ts": self.with_ts,
-            "winner_had_greatest_ts": self.greatest_ts,
-            "winner_had_smaller_ts": self.lower_ts,
-            "ts_ties": self.ties,
-            "ties_to_higher_node": self.ties_higher_node,
-            "ties_to_lower_node": self.ties_lower_node,
-        })
-    }
 }

@@ -1,5 +1,8 @@
 //! The analyses of `anomalies.md`, one module per family.
 
+pub mod convergence;
 pub mod finals;
+pub mod loss_examples;
+pub mod policy;
 pub mod reads;
 pub mod visibility;

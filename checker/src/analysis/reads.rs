@@ -14,6 +14,8 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
     let h = x.h;
     let mut sorted: Vec<i64> = Vec::new();
     let mut elems: Vec<(u32, usize)> = Vec::new();
+    let mut stamp = vec![0u32; h.mops.len()];
+    let mut stamp_gen = 0u32;
     for (oi, op) in h.ops.iter().enumerate() {
         if op.outcome != Outcome::Ok {
             continue;
@@ -34,12 +36,16 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
             let mi = mi as u32;
 
             // phantom
-            let phantoms: Vec<i64> = vals
-                .iter()
-                .zip(ws)
-                .filter(|(_, &w)| w == NONE)
-                .map(|(&v, _)| v)
-                .collect();
+            let any_phantom = ws.contains(&NONE);
+            let phantoms: Vec<i64> = if any_phantom {
+                vals.iter()
+                    .zip(ws)
+                    .filter(|(_, &w)| w == NONE)
+                    .map(|(&v, _)| v)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             if !phantoms.is_empty() {
                 f.add(Anomaly::Phantom, || Example {
                     explanation: format!(
@@ -55,11 +61,12 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 });
             }
             // failed-write-visible
-            let failed: Vec<u32> = ws
-                .iter()
-                .copied()
-                .filter(|&w| w != NONE && h.op_of(w).outcome == Outcome::Fail)
-                .collect();
+            let is_failed = |w: u32| w != NONE && h.op_of(w).outcome == Outcome::Fail;
+            let failed: Vec<u32> = if ws.iter().any(|&w| is_failed(w)) {
+                ws.iter().copied().filter(|&w| is_failed(w)).collect()
+            } else {
+                Vec::new()
+            };
             if !failed.is_empty() {
                 let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
                 f.add(Anomaly::FailedWriteVisible, || {
@@ -80,17 +87,12 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 });
             }
             // future-read
-            let future: Vec<u32> = ws
-                .iter()
-                .copied()
-                .filter(|&w| {
-                    w != NONE
-                        && h.mops[w as usize].op != oi
-                        && op.complete_time < h.op_of(w).invoke_time
-                })
-                .collect();
-            if !future.is_empty() {
-                let w = future[0];
+            let future = ws.iter().copied().find(|&w| {
+                w != NONE
+                    && h.mops[w as usize].op != oi
+                    && op.complete_time < h.op_of(w).invoke_time
+            });
+            if let Some(w) = future {
                 let wo = h.mops[w as usize].op;
                 f.add(Anomaly::FutureRead, || Example {
                     explanation: format!(
@@ -115,14 +117,25 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
             }
             // duplicate (lists)
             if kind == Some(KeyKind::List) {
-                sorted.clear();
-                sorted.extend_from_slice(vals);
-                sorted.sort_unstable();
-                let mut dups: Vec<i64> = sorted
-                    .windows(2)
-                    .filter(|p| p[0] == p[1])
-                    .map(|p| p[0])
-                    .collect();
+                // Resolved values are unique per write: stamp them; sort only
+                // the unresolved ones (phantoms), if several.
+                stamp_gen += 1;
+                let mut dups: Vec<i64> = Vec::new();
+                for (&v, &w) in vals.iter().zip(ws) {
+                    if w != NONE {
+                        if stamp[w as usize] == stamp_gen {
+                            dups.push(v);
+                        }
+                        stamp[w as usize] = stamp_gen;
+                    }
+                }
+                if phantoms.len() > 1 {
+                    sorted.clear();
+                    sorted.extend_from_slice(&phantoms);
+                    sorted.sort_unstable();
+                    dups.extend(sorted.windows(2).filter(|p| p[0] == p[1]).map(|p| p[0]));
+                }
+                dups.sort_unstable();
                 dups.dedup();
                 if !dups.is_empty() {
                     f.add(Anomaly::Duplicate, || Example {
@@ -232,10 +245,10 @@ fn find_ordered_pair(
     }
     for (j, &(wj, _)) in elems.iter().enumerate() {
         for &(wi, _) in &elems[..j] {
-            if idx.hb(h, x.c, wj, wi) {
+            if idx.hb(h, wj, wi) {
                 return Some((wj, wi));
             }
-            if !is_list && idx.hb(h, x.c, wi, wj) {
+            if !is_list && idx.hb(h, wi, wj) {
                 return Some((wi, wj));
             }
         }

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use crate::causality::Causality;
+use crate::causality::{Causality, Clock};
 use crate::explain::{Explain, Findings};
 use crate::fxhash::FxHashMap;
 use crate::history::KeyKind;
@@ -36,45 +36,66 @@ impl Visibility {
         }
     }
 
-    /// Checks the reads of op `r`, whose clock is `clock`.
-    pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, clock: &[u32]) {
+    /// Checks the reads of op `r`, whose clock is `clock` (final reads are
+    /// checked afterwards by [`Visibility::check_finals`]).
+    pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, clock: &Clock) {
         let op = &h.ops[r as usize];
-        if op.outcome != Outcome::Ok {
+        if op.outcome != Outcome::Ok || op.is_final {
             return;
         }
         for mi in op.mops() {
             let m = &h.mops[mi];
-            if m.obs == ObsKind::NotRead {
+            if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                 continue;
             }
-            let kind = h.key_kind[m.key as usize];
-            let writes = idx.key_writes(m.key);
-            if writes.is_empty() {
-                continue;
-            }
-            match kind {
+            let past = |slot: usize| {
+                idx.slot_op[slot] != r && c.entry(clock, idx.slot_proc[slot]) >= idx.slot_seq[slot]
+            };
+            match h.key_kind[m.key as usize] {
                 Some(KeyKind::List) | Some(KeyKind::Set) => {
-                    self.check_collection(h, idx, c, r, mi as u32, clock)
+                    self.check_collection(h, idx, mi as u32, past)
                 }
-                Some(KeyKind::Register) => self.check_register(h, idx, c, r, mi as u32, clock),
+                Some(KeyKind::Register) => self.check_register(h, idx, r, mi as u32, past),
                 _ => {}
             }
         }
     }
 
-    /// In the causal past of `clock`, excluding the reading op itself.
-    fn past(c: &Causality, r: u32, w_op: u32, clock: &[u32]) -> bool {
-        w_op != r && c.in_past(w_op, clock)
+    /// Final reads: a write is in a final read's causal past when it
+    /// reaches the read in the graph. Only writes the read does not reflect
+    /// are candidates, so few searches run.
+    pub fn check_finals(&mut self, h: &History, idx: &KeyIndex, c: &Causality) {
+        for (r, op) in h.ops.iter().enumerate() {
+            if !op.is_final || op.outcome != Outcome::Ok {
+                continue;
+            }
+            let r = r as u32;
+            let direct = c.direct_preds(r);
+            for mi in op.mops() {
+                let m = &h.mops[mi];
+                if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
+                    continue;
+                }
+                let past = |slot: usize| {
+                    idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r, &direct)
+                };
+                match h.key_kind[m.key as usize] {
+                    Some(KeyKind::List) | Some(KeyKind::Set) => {
+                        self.check_collection(h, idx, mi as u32, past)
+                    }
+                    Some(KeyKind::Register) => self.check_register(h, idx, r, mi as u32, past),
+                    _ => {}
+                }
+            }
+        }
     }
 
     fn check_collection(
         &mut self,
         h: &History,
         idx: &KeyIndex,
-        c: &Causality,
-        r: u32,
         mi: u32,
-        clock: &[u32],
+        past: impl Fn(usize) -> bool,
     ) {
         let m = &h.mops[mi as usize];
         self.gen = self.gen.wrapping_add(1);
@@ -82,45 +103,18 @@ impl Visibility {
             self.stamp.iter_mut().for_each(|s| *s = 0);
             self.gen = 1;
         }
-        let mut present = 0usize;
         for &w in h.obs_writes(m) {
-            if w == NONE || self.stamp[w as usize] == self.gen {
-                continue;
-            }
-            self.stamp[w as usize] = self.gen;
-            let wo = h.mops[w as usize].op;
-            if idx.slot[w as usize] != NONE && Self::past(c, r, wo, clock) {
-                present += 1;
+            if w != NONE {
+                self.stamp[w as usize] = self.gen;
             }
         }
-        // Count the key's writes in the past: each process's writes form a
-        // prefix in session order.
+        let s = idx.key_start(m.key);
         let ws = idx.key_writes(m.key);
-        let mut expected = 0usize;
-        let mut i = 0;
-        while i < ws.len() {
-            let p = h.op_of(ws[i]).process;
-            let bound = clock[p as usize];
-            let mut j = i;
-            while j < ws.len() && h.op_of(ws[j]).process == p {
-                let wo = h.mops[ws[j] as usize].op;
-                if c.seq[wo as usize] <= bound && wo != r {
-                    expected += 1;
-                }
-                j += 1;
-            }
-            i = j;
-        }
-        if present >= expected {
-            return;
-        }
         let missing: Vec<u32> = ws
             .iter()
-            .copied()
-            .filter(|&w| {
-                let wo = h.mops[w as usize].op;
-                self.stamp[w as usize] != self.gen && Self::past(c, r, wo, clock)
-            })
+            .enumerate()
+            .filter(|&(j, &w)| self.stamp[w as usize] != self.gen && past(s + j))
+            .map(|(_, &w)| w)
             .collect();
         if !missing.is_empty() {
             self.violations.push(Violation {
@@ -134,10 +128,9 @@ impl Visibility {
         &mut self,
         h: &History,
         idx: &KeyIndex,
-        c: &Causality,
         r: u32,
         mi: u32,
-        clock: &[u32],
+        past: impl Fn(usize) -> bool,
     ) {
         let m = &h.mops[mi as usize];
         let observed: Vec<u32> = h
@@ -151,30 +144,16 @@ impl Visibility {
             return;
         }
         // The latest write of each process in the past.
-        let ws = idx.key_writes(m.key);
         let mut latest = Vec::new();
-        let mut i = 0;
-        while i < ws.len() {
-            let p = h.op_of(ws[i]).process;
-            let bound = clock[p as usize];
-            let mut best = NONE;
-            let mut j = i;
-            while j < ws.len() && h.op_of(ws[j]).process == p {
-                let wo = h.mops[ws[j] as usize].op;
-                if c.seq[wo as usize] <= bound && wo != r {
-                    best = ws[j];
-                }
-                j += 1;
+        for g in idx.groups(m.key) {
+            if let Some(j) = (g.start..g.end).rev().find(|&j| past(j)) {
+                latest.push(idx.writes[j]);
             }
-            if best != NONE {
-                latest.push(best);
-            }
-            i = j;
         }
         let missing: Vec<u32> = latest
             .into_iter()
             .filter(|a| !observed.contains(a))
-            .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, c, o, a)))
+            .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, o, a)))
             .collect();
         if !missing.is_empty() {
             self.violations.push(Violation {

@@ -155,13 +155,13 @@ impl System {
             return ReadValue::Null;
         };
         let prefix = self.prefix[node as usize] as u64;
-        let visible = k
+        let mut visible = k
             .entries
             .iter()
             .filter(|e| e.pos < prefix || e.node == node);
         match kind {
             KeyKind::Counter => ReadValue::Int(visible.map(|e| e.val).sum()),
-            KeyKind::Register => match visible.last() {
+            KeyKind::Register => match visible.next_back() {
                 Some(e) => ReadValue::Int(e.val),
                 None => ReadValue::Null,
             },

@@ -30,6 +30,13 @@ pub struct GenHistoryArgs {
     /// Writes per key before a key is retired.
     #[arg(long, default_value_t = 32)]
     pub max_writes_per_key: u32,
+    /// Share of operations that fail.
+    #[arg(long, default_value_t = 0.005)]
+    pub fail_rate: f64,
+    /// Share of operations that end indeterminate (`info`; half take
+    /// effect). Each retires its process id.
+    #[arg(long, default_value_t = 0.005)]
+    pub info_rate: f64,
     /// Where to write the history (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -45,6 +52,16 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
     );
     opts.inject = args.inject;
     opts.max_writes_per_key = args.max_writes_per_key.max(1);
+    if !(0.0..=1.0).contains(&(args.fail_rate + args.info_rate))
+        || args.fail_rate < 0.0
+        || args.info_rate < 0.0
+    {
+        anyhow::bail!(
+            "--fail-rate and --info-rate must be shares between 0 and 1 (together at most 1)"
+        );
+    }
+    opts.fail_rate = args.fail_rate;
+    opts.info_rate = args.info_rate;
     let result = match &args.out {
         Some(p) => {
             let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;

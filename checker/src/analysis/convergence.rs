@@ -1,0 +1,57 @@
+//! Convergence time: from the last heal to the moment every node's latest
+//! final read agreed, and kept agreeing.
+
+use super::finals::normalize;
+use crate::model::{History, Outcome};
+
+/// Time from the last heal (or the start of the final phase, without one)
+/// to the moment every node's latest final read agreed and kept agreeing.
+pub fn convergence(h: &History) -> Option<u64> {
+    let mut finals: Vec<u32> = (0..h.ops.len() as u32)
+        .filter(|&i| h.ops[i as usize].is_final && h.ops[i as usize].outcome == Outcome::Ok)
+        .collect();
+    if finals.is_empty() {
+        return None;
+    }
+    finals.sort_by_key(|&i| h.ops[i as usize].complete_index);
+    let heal = h
+        .nemesis
+        .iter()
+        .filter(|e| e.f == "heal")
+        .map(|e| e.time)
+        .max();
+    let start = heal.unwrap_or_else(|| {
+        h.ops
+            .iter()
+            .filter(|o| o.is_final)
+            .map(|o| o.invoke_time)
+            .min()
+            .unwrap_or(0)
+    });
+    type State = Vec<(u32, Vec<i64>)>;
+    let mut latest: Vec<Option<State>> = vec![None; h.nodes.len()];
+    let mut since: Option<u64> = None;
+    for &fi in &finals {
+        let op = &h.ops[fi as usize];
+        let mut state: Vec<(u32, Vec<i64>)> = h.mops[op.mops()]
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| h.key_kind[m.key as usize].is_some())
+            .map(|(i, m)| {
+                (
+                    m.key,
+                    normalize(h, h.key_kind[m.key as usize], op.mops_start + i as u32),
+                )
+            })
+            .collect();
+        state.sort_by_key(|(k, _)| *k);
+        latest[op.node as usize] = Some(state);
+        let agree = latest.iter().all(|s| s.is_some()) && latest.windows(2).all(|w| w[0] == w[1]);
+        match (agree, since) {
+            (true, None) => since = Some(op.complete_time),
+            (false, _) => since = None,
+            _ => {}
+        }
+    }
+    since.map(|t| t.saturating_sub(start))
+}

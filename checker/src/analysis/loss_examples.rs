@@ -1,0 +1,202 @@
+//! Examples for the anomalies about lost writes: counter deficits and
+//! excesses, register conflict losses and causal overwrites, and list/set
+//! losses with the last read that still showed the write.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::explain::{secs, Explain, Findings};
+use crate::history::MopFn;
+use crate::model::Outcome;
+use crate::report::{Anomaly, Example};
+
+pub fn counter_example(
+    x: &Explain,
+    k: u32,
+    finals: &[u32],
+    bad: &[(usize, i64)],
+    lo: i64,
+    hi: i64,
+    low: bool,
+) -> Example {
+    let h = x.h;
+    let parts: Vec<String> = bad
+        .iter()
+        .map(|&(n, v)| format!("{} ends at {v}", h.nodes[n]))
+        .collect();
+    let ops: Vec<u32> = bad.iter().map(|&(n, _)| finals[n]).collect();
+    let explanation = if low {
+        format!(
+            "counter {}: {} — below the least possible value {lo} (every acknowledged increment plus every negative indeterminate one); {} lost",
+            h.key(k),
+            parts.join(", "),
+            bad.iter().map(|&(_, v)| lo - v).max().unwrap_or(0)
+        )
+    } else {
+        format!(
+            "counter {}: {} — above the greatest possible value {hi} (every acknowledged increment plus every positive indeterminate one): some increment was applied twice",
+            h.key(k),
+            parts.join(", ")
+        )
+    };
+    Example {
+        explanation,
+        key: Some(h.key(k).clone()),
+        ops: x.indices(&ops),
+        nodes: bad.iter().map(|&(n, _)| h.nodes[n].clone()).collect(),
+        detail: json!({
+            "least_possible": lo,
+            "greatest_possible": hi,
+            "finals": bad.iter().map(|&(n, v)| json!({"node": h.nodes[n], "value": v})).collect::<Vec<_>>(),
+            "amount": if low { bad.iter().map(|&(_, v)| lo - v).max() } else { bad.iter().map(|&(_, v)| v - hi).max() },
+            "graph": x.graph(&ops, &json!([])),
+        }),
+    }
+}
+
+fn ts_note(x: &Explain, w: u32) -> String {
+    match x.h.op_of(w).ts {
+        Some(ts) => format!(" [meta.ts {ts}]"),
+        None => String::new(),
+    }
+}
+
+pub fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Example {
+    let h = x.h;
+    let survivors = &at[0].1;
+    let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
+    let surv: Vec<String> = survivors
+        .iter()
+        .map(|&s| format!("{}{}", x.write(s), ts_note(x, s)))
+        .collect();
+    let wo = h.mops[w as usize].op;
+    let mut ops = vec![wo];
+    ops.extend(survivors.iter().map(|&s| h.mops[s as usize].op));
+    Example {
+        explanation: format!(
+            "the {}{} is missing from the final state of {}, which holds the {}; they are concurrent (no path of session or reads-from edges leads from either to the other), so conflict resolution discarded an acknowledged write",
+            x.write(w),
+            ts_note(x, w),
+            nodes.join(", "),
+            surv.join(" and the ")
+        ),
+        key: Some(h.key(h.mops[w as usize].key).clone()),
+        ops: x.indices(&ops),
+        nodes,
+        detail: json!({
+            "survivors": x.indices(&ops[1..]),
+            "ts": ops.iter().map(|&o| h.ops[o as usize].ts).collect::<Vec<_>>(),
+            "graph": x.graph(&ops, &json!([])),
+        }),
+    }
+}
+
+pub fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
+    let h = x.h;
+    let s = at[0].1;
+    let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
+    let (so, wo) = (h.mops[s as usize].op, h.mops[w as usize].op);
+    let path = x.c.path(so, wo).unwrap_or_else(|| vec![so, wo]);
+    let (ptext, edges) = x.path(&path);
+    let (ts_s, ts_w) = (h.ops[so as usize].ts, h.ops[wo as usize].ts);
+    let ts = match (ts_s, ts_w) {
+        (Some(a), Some(b)) => format!(
+            " Timestamps: the surviving write has meta.ts {a}, the lost one {b}{}.",
+            if a >= b {
+                " — the causally older write carries the larger timestamp (clock skew?)"
+            } else {
+                ""
+            }
+        ),
+        _ => String::new(),
+    };
+    Example {
+        explanation: format!(
+            "the {} is missing from the final state of {}, which holds the causally older {} instead. Path: {ptext}.{ts}",
+            x.write(w),
+            nodes.join(", "),
+            x.write(s)
+        ),
+        key: Some(h.key(h.mops[w as usize].key).clone()),
+        ops: x.indices(&[wo, so]),
+        nodes,
+        detail: json!({
+            "path": edges,
+            "ts": {"survivor": ts_s, "lost": ts_w},
+            "graph": x.graph(&path, &edges),
+        }),
+    }
+}
+
+/// Reports list and set losses, naming for each node missing the write the
+/// last read on that node that still showed it.
+pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Findings) {
+    let h = x.h;
+    let shown = losses.len().min(f.max_examples);
+    // (write, node) → last op on that node whose read showed the write.
+    let mut last_seen: BTreeMap<(u32, u16), u32> = BTreeMap::new();
+    if shown > 0 {
+        let wanted: Vec<u32> = losses[..shown].iter().map(|(w, _)| *w).collect();
+        for (oi, op) in h.ops.iter().enumerate() {
+            if op.outcome != Outcome::Ok || op.is_final {
+                continue;
+            }
+            for m in &h.mops[op.mops()] {
+                if m.f != MopFn::Read {
+                    continue;
+                }
+                for &w in h.obs_writes(m) {
+                    if wanted.contains(&w) {
+                        let e = last_seen.entry((w, op.node)).or_insert(oi as u32);
+                        if h.ops[*e as usize].complete_index < op.complete_index {
+                            *e = oi as u32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (w, missing) in losses {
+        f.add(Anomaly::LostWrite, || {
+            let wo = h.mops[*w as usize].op;
+            let mut ops = vec![wo];
+            let mut notes: Vec<String> = Vec::new();
+            let mut never: Vec<&str> = Vec::new();
+            for &n in missing {
+                match last_seen.get(&(*w, n as u16)) {
+                    Some(&r) => {
+                        ops.push(r);
+                        notes.push(format!(
+                            "{} last showed it in op {} at {}",
+                            h.nodes[n],
+                            h.ops[r as usize].index(),
+                            secs(h.ops[r as usize].complete_time)
+                        ));
+                    }
+                    None => never.push(&h.nodes[n]),
+                }
+            }
+            if !never.is_empty() {
+                notes.push(format!("{} never showed it in a read", never.join(", ")));
+            }
+            let nodes: Vec<String> = missing.iter().map(|&n| h.nodes[n].clone()).collect();
+            let whose = if nodes.len() == 1 {
+                format!("{}'s final state", nodes[0])
+            } else {
+                format!("the final states of {}", nodes.join(", "))
+            };
+            Example {
+                explanation: format!(
+                    "{} is missing from {whose}; {}",
+                    x.write(*w),
+                    notes.join("; ")
+                ),
+                key: Some(h.key(h.mops[*w as usize].key).clone()),
+                ops: x.indices(&ops),
+                nodes,
+                detail: json!({"graph": x.graph(&ops, &json!([]))}),
+            }
+        });
+    }
+}
