@@ -17,7 +17,30 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn opts(bin: &str, workload: Workload, dir: &tempfile::TempDir) -> LiveOptions {
+/// A temporary run directory, kept (and named on stderr) when the test
+/// fails so its history, messages and node logs can be read.
+struct RunDir(Option<tempfile::TempDir>);
+
+impl RunDir {
+    fn new() -> RunDir {
+        RunDir(Some(tempfile::tempdir().unwrap()))
+    }
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                eprintln!("failed run kept in {}", d.keep().display());
+            }
+        }
+    }
+}
+
+fn opts(bin: &str, workload: Workload, dir: &RunDir) -> LiveOptions {
     let mut o = LiveOptions::new(example(bin), workload, dir.path().to_path_buf());
     o.time_limit = Duration::from_millis(2500);
     o.rate = 60.0;
@@ -117,7 +140,7 @@ fn as_set(v: &ReadValue) -> BTreeSet<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_broadcast_keeps_every_acknowledged_element_through_partitions_pauses_and_loss() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("broadcast.py", Workload::Broadcast, &dir);
     o.nemesis = vec![Fault::Partition, Fault::Pause, Fault::Loss];
     let out = go(o).await;
@@ -150,7 +173,7 @@ async fn correct_broadcast_keeps_every_acknowledged_element_through_partitions_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buggy_broadcast_loses_acknowledged_elements_under_message_loss() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("broadcast_buggy.py", Workload::GSet, &dir);
     o.net.loss = 0.3;
     o.converge_timeout = Duration::from_millis(1500);
@@ -194,7 +217,7 @@ fn counter_bounds(events: &[Event]) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_counter_is_exact_under_duplication_and_pauses() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("counter.py", Workload::PnCounter, &dir);
     o.nemesis = vec![Fault::Dup, Fault::Pause];
     o.fault_duplicate = 0.5;
@@ -215,7 +238,7 @@ async fn correct_counter_is_exact_under_duplication_and_pauses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buggy_counter_over_counts_duplicated_increments() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("counter_buggy.py", Workload::GCounter, &dir);
     o.net.duplicate = 0.5;
     let out = go(o).await;
@@ -246,7 +269,7 @@ fn list_finals(events: &[Event]) -> std::collections::BTreeMap<String, Vec<Mop>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_list_append_converges_in_one_order_after_partitions_and_clock_skew() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("list_append.py", Workload::TxnListAppend, &dir);
     o.nemesis = vec![Fault::Partition, Fault::Clock];
     let out = go(o).await;
@@ -261,7 +284,7 @@ async fn correct_list_append_converges_in_one_order_after_partitions_and_clock_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buggy_list_append_diverges_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new();
     let mut o = opts("list_append_buggy.py", Workload::TxnListAppend, &dir);
     o.net.latency = ladon_harness::net::Latency::Constant(20_000_000);
     o.converge_timeout = Duration::from_millis(1500);

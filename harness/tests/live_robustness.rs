@@ -22,7 +22,9 @@ fn opts(bin: PathBuf, dir: &tempfile::TempDir) -> LiveOptions {
     let mut o = LiveOptions::new(bin, Workload::GCounter, dir.path().join("run"));
     o.time_limit = Duration::from_millis(800);
     o.op_timeout = Duration::from_millis(300);
-    o.init_timeout = Duration::from_millis(1500);
+    // Readiness gets a generous deadline: Python starting on two loaded cores
+    // can take seconds. The test of the init timeout sets its own.
+    o.init_timeout = Duration::from_secs(20);
     o.converge_timeout = Duration::from_millis(600);
     o.nodes = 2;
     o.concurrency = 2;
@@ -59,7 +61,9 @@ async fn a_node_that_dies_at_start_is_a_clear_error() {
 async fn a_node_that_never_answers_init_times_out_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bin = script(&dir, "silent.py", "time.sleep(60)");
-    let err = run(&opts(bin, &dir)).await.unwrap_err();
+    let mut o = opts(bin, &dir);
+    o.init_timeout = Duration::from_millis(1500);
+    let err = run(&o).await.unwrap_err();
     assert!(
         format!("{err:#}").contains("node n1 did not answer init within 1.5s"),
         "{err:#}"
@@ -110,4 +114,39 @@ def handle(m):
             "process {pid} still exists"
         );
     }
+}
+
+/// Test binaries run tests on parallel threads of one process: a panic on
+/// another thread (another test failing) must not kill this run's nodes.
+/// (A process-wide panic hook that SIGKILLed every registered node did, and
+/// made the example tests fail together on loaded machines.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_elsewhere_in_the_process_leaves_a_runs_nodes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/nodes/counter.py");
+    let mut o = opts(bin, &dir);
+    o.time_limit = Duration::from_millis(1500);
+    o.op_timeout = Duration::from_secs(1);
+    o.converge_timeout = Duration::from_secs(5);
+    let history = dir.path().join("run/history.jsonl");
+    let live = tokio::spawn(async move { run(&o).await });
+    // Wait until the nodes are up and clients are writing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&history).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = std::thread::spawn(|| panic!("another test failing (expected by this test)"));
+    assert!(other.join().is_err());
+    let out = live.await.unwrap().expect("the run completes");
+    let exits: Vec<_> = out.events.iter().filter(|e| e.f == "node-exit").collect();
+    assert!(exits.is_empty(), "nodes were killed: {exits:?}");
+    assert!(out.converged_ns.is_some());
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.kind == EventType::Ok && e.f == "final"));
 }

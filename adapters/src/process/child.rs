@@ -5,8 +5,8 @@
 //! Each child runs in its own process group (so a terminal's Ctrl-C reaches
 //! only Ladon, which then kills the groups itself) and asks the kernel to
 //! SIGKILL it should Ladon die (`PR_SET_PDEATHSIG`). Every live group is in a
-//! process-wide registry that [`kill_all`] empties: the Ctrl-C handler and
-//! the panic hook call it, and dropping a [`NodeProcess`] kills its group.
+//! process-wide registry that [`kill_all`] empties: the CLI's Ctrl-C handler and
+//! panic hook call it, and dropping a [`NodeProcess`] kills its group.
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
@@ -75,6 +75,13 @@ pub fn live_count() -> usize {
 
 /// Installs (once) a panic hook that kills every child before the default
 /// hook runs, so a panicking harness leaves no node behind.
+///
+/// For a process that runs one live test at a time (the `ladon` CLI) only:
+/// the hook kills the nodes of *every* run in the process, whichever thread
+/// panicked. Where several runs share a process (test binaries run tests on
+/// parallel threads), one failing assertion would SIGKILL the nodes of the
+/// other runs mid-test; there, unwinding drops each run's [`NodeProcess`]
+/// values, which kill and reap their own groups.
 pub fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -6,6 +6,8 @@
 //! raw bytes; the full body is decoded only for client replies and service
 //! requests.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -55,9 +57,34 @@ fn as_id(v: Option<Json>) -> Option<u64> {
     }
 }
 
+/// [`Envelope`] borrowing from the line where it can (strings without
+/// escapes): what the router reads for every node-to-node message without
+/// allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeRef<'a> {
+    pub src: Cow<'a, str>,
+    pub dest: Cow<'a, str>,
+    /// `body.type`, or `""` if absent.
+    pub kind: Cow<'a, str>,
+    pub msg_id: Option<u64>,
+    pub in_reply_to: Option<u64>,
+}
+
 impl Envelope {
     /// Reads the routing fields of one line (without its trailing newline).
     pub fn peek(line: &[u8]) -> Result<Envelope, DecodeError> {
+        let m = Envelope::peek_ref(line)?;
+        Ok(Envelope {
+            src: m.src.into_owned(),
+            dest: m.dest.into_owned(),
+            kind: m.kind.into_owned(),
+            msg_id: m.msg_id,
+            in_reply_to: m.in_reply_to,
+        })
+    }
+
+    /// [`Envelope::peek`] without copying the strings out of `line`.
+    pub fn peek_ref(line: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
         let m: PeekMsg = serde_json::from_slice(line).map_err(|e| {
             if e.is_data() {
                 DecodeError::NotMessage(format!("{e} (expected {{\"src\", \"dest\", \"body\"}})"))
@@ -65,10 +92,10 @@ impl Envelope {
                 DecodeError::NotJson(e.to_string())
             }
         })?;
-        Ok(Envelope {
-            src: m.src.into_owned(),
-            dest: m.dest.into_owned(),
-            kind: m.body.kind.map(|k| k.into_owned()).unwrap_or_default(),
+        Ok(EnvelopeRef {
+            src: m.src,
+            dest: m.dest,
+            kind: m.body.kind.unwrap_or_default(),
             msg_id: as_id(m.body.msg_id),
             in_reply_to: as_id(m.body.in_reply_to),
         })

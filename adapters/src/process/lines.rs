@@ -82,14 +82,36 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
-            let len = self.buf.len();
-            self.buf.resize(len + 64 * 1024, 0);
-            let n = self.inner.read(&mut self.buf[len..]).await?;
-            self.buf.truncate(len + n);
+            // Read into spare capacity (no zero-filling of the buffer).
+            self.buf.reserve(64 * 1024);
+            let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
                 self.eof = true;
             }
         }
+    }
+}
+
+impl<R> LineReader<R> {
+    /// The next complete line already in the buffer, without waiting for
+    /// input: lets a reader pass on, in one batch, every line one read
+    /// returned. `None` when no whole line is buffered (or while the rest of
+    /// an over-long line is being skipped; [`LineReader::next`] handles those).
+    pub fn next_buffered(&mut self) -> Option<Line> {
+        if self.skipping {
+            return None;
+        }
+        let pos = self.buf[self.start..].iter().position(|b| *b == b'\n')?;
+        let end = self.start + pos;
+        let line = self.buf[self.start..end].to_vec();
+        self.start = end + 1;
+        if line.len() > self.max {
+            let len = line.len();
+            let mut head = line;
+            head.truncate(200);
+            return Some(Line::TooLong { head, len });
+        }
+        Some(Line::Line(strip_cr(line)))
     }
 }
 
@@ -116,6 +138,29 @@ mod tests {
         ));
         assert_eq!(r.next().await.unwrap(), Some(Line::Line(b"cc".to_vec())));
         assert_eq!(r.next().await.unwrap(), Some(Line::Line(b"tail".to_vec())));
+        assert_eq!(r.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn buffered_lines_come_without_waiting_and_partial_ones_wait() {
+        let input: &[u8] = b"one\ntwo\r\nthree-is-too-long\nfour\npartial";
+        let mut r = LineReader::new(input, 8);
+        assert_eq!(r.next_buffered(), None, "nothing read yet");
+        assert_eq!(r.next().await.unwrap(), Some(Line::Line(b"one".to_vec())));
+        assert_eq!(r.next_buffered(), Some(Line::Line(b"two".to_vec())));
+        assert_eq!(
+            r.next_buffered(),
+            Some(Line::TooLong {
+                head: b"three-is-too-long".to_vec(),
+                len: 17
+            })
+        );
+        assert_eq!(r.next_buffered(), Some(Line::Line(b"four".to_vec())));
+        assert_eq!(r.next_buffered(), None, "an unterminated line waits");
+        assert_eq!(
+            r.next().await.unwrap(),
+            Some(Line::Line(b"partial".to_vec()))
+        );
         assert_eq!(r.next().await.unwrap(), None);
     }
 }

@@ -63,8 +63,7 @@ pub fn explore(
                 let mut o = base.clone();
                 o.seed = Some(seed);
                 let result = crate::cli::run::resolve(o).and_then(|o| {
-                    let repro =
-                        crate::cli::run::reproduce_command(args, seed, &["--seeds", "--jobs"]);
+                    let repro = crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs"]);
                     store::execute(&o, repro, false, None)
                 });
                 match result {

@@ -377,6 +377,8 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     )?;
     link_latest(&args.store, &test_dir, &run_dir);
 
+    // One run per process: a panic anywhere kills this run's nodes.
+    ladon_adapters::process::child::install_panic_hook();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

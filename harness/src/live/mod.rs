@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ladon_adapters::process::child::{check_executable, install_panic_hook, ChildSpec};
+use ladon_adapters::process::child::{check_executable, ChildSpec};
 use ladon_adapters::process::clock::Faketime;
 use ladon_adapters::process::Workload;
 use ladon_checker::history::{Event, EventType};
@@ -134,7 +134,6 @@ pub struct LiveOutcome {
 /// Runs one live test. Every child is killed and reaped before this returns,
 /// on success and on error; dropping the future (Ctrl-C) kills them too.
 pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
-    install_panic_hook();
     check_executable(&opts.bin).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
     let clocks = opts.nemesis.contains(&Fault::Clock);

@@ -18,7 +18,7 @@ use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::router::{Control, Line, RouterIn};
+use super::router::{Control, Lines, RouterIn};
 
 /// Longest line a node may print (longer ones are reported and skipped).
 pub const MAX_LINE: usize = 16 << 20;
@@ -146,7 +146,7 @@ impl NodeSet {
         slot.generation += 1;
         slot.paused = false;
         let generation = slot.generation;
-        let (tx, rx) = mpsc::unbounded_channel::<Line>();
+        let (tx, rx) = mpsc::unbounded_channel::<Lines>();
         slot.writer = Some(tokio::spawn(pump_stdin(stdin, rx)));
         let router = self.router.clone();
         let exits = self.exits.clone();
@@ -244,15 +244,15 @@ fn append_log(path: &std::path::Path, line: &str) {
     }
 }
 
-async fn pump_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Line>) {
+async fn pump_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Lines>) {
     let mut w = BufWriter::with_capacity(1 << 16, stdin);
-    while let Some(line) = rx.recv().await {
-        if w.write_all(&line).await.is_err() || w.write_all(b"\n").await.is_err() {
+    while let Some(lines) = rx.recv().await {
+        if write_lines(&mut w, &lines).await.is_err() {
             return;
         }
         // Batch whatever else is queued, then flush once.
-        while let Ok(line) = rx.try_recv() {
-            if w.write_all(&line).await.is_err() || w.write_all(b"\n").await.is_err() {
+        while let Ok(lines) = rx.try_recv() {
+            if write_lines(&mut w, &lines).await.is_err() {
                 return;
             }
         }
@@ -262,7 +262,33 @@ async fn pump_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Line>) {
     }
 }
 
-/// Forwards stdout lines to the router until end of stream; returns why it ended.
+async fn write_lines(w: &mut BufWriter<ChildStdin>, lines: &Lines) -> std::io::Result<()> {
+    for line in lines {
+        w.write_all(line).await?;
+        w.write_all(b"\n").await?;
+    }
+    Ok(())
+}
+
+/// Most lines passed to the router in one batch.
+const MAX_BATCH: usize = 256;
+
+/// What the router gets for one item read from stdout (`None`: skip it).
+fn routed(item: ReadLine) -> Option<Vec<u8>> {
+    match item {
+        ReadLine::Line(line) if line.is_empty() => None,
+        ReadLine::Line(line) => Some(line),
+        ReadLine::TooLong { head, len } => {
+            let mut line = b"[over-long line, ".to_vec();
+            line.extend_from_slice(format!("{len} bytes without a newline] ").as_bytes());
+            line.extend_from_slice(&head);
+            Some(line)
+        }
+    }
+}
+
+/// Forwards stdout lines to the router until end of stream; returns why it
+/// ended. Every whole line one read returned goes to the router as one batch.
 async fn pump_stdout<R>(
     node: usize,
     mut reader: LineReader<R>,
@@ -272,33 +298,28 @@ where
     R: tokio::io::AsyncRead + Unpin,
 {
     loop {
-        match reader.next().await {
-            Ok(Some(ReadLine::Line(line))) => {
-                if line.is_empty() {
-                    continue;
-                }
-                if router
-                    .send(RouterIn::FromNode { node, line })
-                    .await
-                    .is_err()
-                {
-                    return "router stopped".into();
-                }
-            }
-            Ok(Some(ReadLine::TooLong { head, len })) => {
-                let mut line = b"[over-long line, ".to_vec();
-                line.extend_from_slice(format!("{len} bytes without a newline] ").as_bytes());
-                line.extend_from_slice(&head);
-                if router
-                    .send(RouterIn::FromNode { node, line })
-                    .await
-                    .is_err()
-                {
-                    return "router stopped".into();
-                }
-            }
+        let first = match reader.next().await {
+            Ok(Some(item)) => item,
             Ok(None) => return "closed stdout".into(),
             Err(e) => return format!("stdout read error: {e}"),
+        };
+        let mut lines: Vec<Vec<u8>> = routed(first).into_iter().collect();
+        while lines.len() < MAX_BATCH {
+            match reader.next_buffered() {
+                Some(item) => lines.extend(routed(item)),
+                None => break,
+            }
+        }
+        let msg = match lines.len() {
+            0 => continue,
+            1 => RouterIn::FromNode {
+                node,
+                line: lines.pop().expect("one line"),
+            },
+            _ => RouterIn::FromNodeBatch { node, lines },
+        };
+        if router.send(msg).await.is_err() {
+            return "router stopped".into();
         }
     }
 }

@@ -7,7 +7,10 @@
 //! to `messages.jsonl`.
 //!
 //! The router is one task owning all its state; node bodies are forwarded as
-//! the bytes the node printed, parsing only the routing fields.
+//! the bytes the node printed, parsing only the routing fields (without
+//! copying them). Lines for one node are batched: everything routed to it
+//! while the router works through what is waiting in its inbox goes to the
+//! node's stdin pump as one [`Lines`] batch (one wake-up, one flush).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -29,12 +32,21 @@ use crate::net::{Arrival, Cut, Delivery, NetConfig, Network, Shape};
 /// A line on its way to a node's stdin (newline not included).
 pub type Line = Arc<[u8]>;
 
+/// Lines for one node's stdin, in order.
+pub type Lines = Vec<Line>;
+
 /// What the router receives.
 pub enum RouterIn {
     /// A line node `node` printed on stdout.
     FromNode {
         node: usize,
         line: Vec<u8>,
+    },
+    /// Several lines node `node` printed, in order (what one read of its
+    /// stdout returned).
+    FromNodeBatch {
+        node: usize,
+        lines: Vec<Vec<u8>>,
     },
     /// A client request for node `node` (clients are not behind the faulty
     /// network). If the node is down, the client gets a definite error.
@@ -58,7 +70,7 @@ pub enum Control {
     Clog(usize),
     Unclog(usize),
     /// The node's stdin, after a (re)start and handshake.
-    NodeUp(usize, mpsc::UnboundedSender<Line>),
+    NodeUp(usize, mpsc::UnboundedSender<Lines>),
     /// The node crashed, exited or is being stopped: messages to it are dropped.
     NodeDown(usize),
     /// Replies addressed to `name` go to `tx`.
@@ -80,6 +92,8 @@ pub struct RouterStats {
     pub malformed: u64,
     pub service_requests: u64,
     pub client_replies: u64,
+    /// Message copies on the wire or held by a partition or clog right now.
+    pub in_flight: u64,
 }
 
 #[derive(Clone)]
@@ -123,7 +137,15 @@ pub struct Router {
     net: Network<Packet>,
     rng: ChaCha8Rng,
     start: Instant,
-    stdin: Vec<Option<mpsc::UnboundedSender<Line>>>,
+    stdin: Vec<Option<mpsc::UnboundedSender<Lines>>>,
+    /// Lines routed to each node since the last [`Router::flush`].
+    pending: Vec<Lines>,
+    /// Nodes with pending lines, in the order they got their first one.
+    dirty: Vec<usize>,
+    /// `body.type` strings seen so far, shared by every packet of that type.
+    kinds: Vec<Arc<str>>,
+    /// Node names as JSON strings, for `messages.jsonl`.
+    quoted: Vec<String>,
     clients: BTreeMap<String, mpsc::UnboundedSender<Map<String, Json>>>,
     services: Services,
     queue: BinaryHeap<Reverse<Due>>,
@@ -151,6 +173,14 @@ impl Router {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x726f_7574_6572),
             start: cfg.start,
             stdin: vec![None; n],
+            pending: vec![Vec::new(); n],
+            dirty: Vec::new(),
+            kinds: Vec::new(),
+            quoted: cfg
+                .nodes
+                .iter()
+                .map(|n| serde_json::to_string(n).expect("a string serialises"))
+                .collect(),
             clients: BTreeMap::new(),
             services: Services::default(),
             queue: BinaryHeap::new(),
@@ -178,48 +208,91 @@ impl Router {
                     let now = self.now();
                     if at <= now {
                         self.deliver_due(now);
+                        self.flush();
                         continue;
                     }
                     let sleep = tokio::time::sleep(Duration::from_nanos(at - now));
                     tokio::select! {
                         m = inbox.recv() => m,
-                        _ = sleep => { let now = self.now(); self.deliver_due(now); continue; }
+                        _ = sleep => {
+                            let now = self.now();
+                            self.deliver_due(now);
+                            self.flush();
+                            continue;
+                        }
                     }
                 }
                 None => inbox.recv().await,
             };
             let Some(msg) = msg else { break };
-            if let Some(done) = self.handle(msg) {
-                let _ = done.send(self.finish());
-                return self.stats;
+            if let Some(done) = self.handle_one(msg) {
+                let stats = self.finish();
+                let _ = done.send(stats.clone());
+                return stats;
             }
             // Drain what is already waiting before looking at timers again.
             for _ in 0..256 {
                 match inbox.try_recv() {
                     Ok(m) => {
-                        if let Some(done) = self.handle(m) {
-                            let _ = done.send(self.finish());
-                            return self.stats;
+                        if let Some(done) = self.handle_one(m) {
+                            let stats = self.finish();
+                            let _ = done.send(stats.clone());
+                            return stats;
                         }
                     }
                     Err(_) => break,
                 }
             }
+            self.flush();
         }
         self.finish()
     }
 
     fn finish(&mut self) -> RouterStats {
+        self.flush();
         if let Some(m) = &mut self.messages {
             let _ = m.flush();
         }
-        self.stats.clone()
+        self.stats()
     }
 
-    /// Handles one input; returns the reply channel on shutdown.
+    /// Figures so far.
+    pub fn stats(&self) -> RouterStats {
+        RouterStats {
+            in_flight: (self.queue.len() + self.net.held_count()) as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Handles one input and passes on the lines it routed; returns the
+    /// reply channel on shutdown.
     pub fn handle(&mut self, msg: RouterIn) -> Option<oneshot::Sender<RouterStats>> {
+        let done = self.handle_one(msg);
+        self.flush();
+        done
+    }
+
+    /// Sends each node the lines routed to it since the last flush, as one batch.
+    pub fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &node in &dirty {
+            let lines = std::mem::take(&mut self.pending[node]);
+            if let Some(tx) = &self.stdin[node] {
+                let _ = tx.send(lines);
+            }
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    fn handle_one(&mut self, msg: RouterIn) -> Option<oneshot::Sender<RouterStats>> {
         match msg {
             RouterIn::FromNode { node, line } => self.on_node_line(node, line),
+            RouterIn::FromNodeBatch { node, lines } => {
+                for line in lines {
+                    self.on_node_line(node, line);
+                }
+            }
             RouterIn::FromClient {
                 node,
                 client,
@@ -232,6 +305,8 @@ impl Router {
     }
 
     fn control(&mut self, c: Control) -> Option<oneshot::Sender<RouterStats>> {
+        // Lines routed before a node goes down or comes back belong to the old process.
+        self.flush();
         let now = self.now();
         let mut wire = std::mem::take(&mut self.wire);
         match c {
@@ -254,7 +329,7 @@ impl Router {
                 self.clients.insert(name, tx);
             }
             Control::Stats(tx) => {
-                let _ = tx.send(self.stats.clone());
+                let _ = tx.send(self.stats());
             }
             Control::Shutdown(tx) => return Some(tx),
         }
@@ -285,8 +360,21 @@ impl Router {
         }
     }
 
+    /// The shared `Arc<str>` for a message type.
+    fn kind(&mut self, kind: &str) -> Arc<str> {
+        if let Some(k) = self.kinds.iter().find(|k| ***k == *kind) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(kind);
+        // Types are few in practice; a node inventing new ones is not cached.
+        if self.kinds.len() < 64 {
+            self.kinds.push(k.clone());
+        }
+        k
+    }
+
     fn on_node_line(&mut self, from: usize, line: Vec<u8>) {
-        let env = match Envelope::peek(&line) {
+        let env = match Envelope::peek_ref(&line) {
             Ok(e) => e,
             Err(e) => {
                 self.stats.malformed += 1;
@@ -305,11 +393,12 @@ impl Router {
             }
         };
         if let Some(to) = self.names.iter().position(|n| *n == env.dest) {
+            let kind = self.kind(&env.kind);
             let now = self.now();
             self.next_id += 1;
             let pkt = Packet {
                 id: self.next_id,
-                kind: Arc::from(env.kind.as_str()),
+                kind,
                 line: Arc::from(line),
             };
             self.stats.sent += 1;
@@ -325,39 +414,34 @@ impl Router {
             }
             self.schedule(now, &mut wire);
             self.wire = wire;
-        } else if let Some(tx) = self.clients.get(&env.dest) {
+            return;
+        }
+        let dest = env.dest.into_owned();
+        let kind = env.kind.into_owned();
+        if let Some(tx) = self.clients.get(&dest) {
             match Message::decode(&line) {
                 Ok(m) => {
                     self.stats.client_replies += 1;
                     let _ = tx.send(m.body);
                 }
-                Err(e) => self.complain(
-                    from,
-                    &format!("reply to {} is not a message: {e}", env.dest),
-                ),
+                Err(e) => self.complain(from, &format!("reply to {} is not a message: {e}", dest)),
             }
-        } else if Services::is_service(&env.dest) {
+        } else if Services::is_service(&dest) {
             self.stats.service_requests += 1;
             match Message::decode(&line) {
                 Ok(m) => {
                     let now = self.now();
-                    let reply = self.services.handle(
-                        &env.dest,
-                        &self.names[from],
-                        &m.body,
-                        now,
-                        &mut self.rng,
-                    );
-                    let out =
-                        Message::new(env.dest.clone(), self.names[from].clone(), reply).encode();
+                    let reply =
+                        self.services
+                            .handle(&dest, &self.names[from], &m.body, now, &mut self.rng);
+                    let out = Message::new(dest.clone(), self.names[from].clone(), reply).encode();
                     self.write_to(from, Arc::from(&out[..out.len() - 1]));
                 }
-                Err(e) => self.complain(
-                    from,
-                    &format!("request to {} is not a message: {e}", env.dest),
-                ),
+                Err(e) => {
+                    self.complain(from, &format!("request to {} is not a message: {e}", dest))
+                }
             }
-        } else if env.dest.starts_with('c') {
+        } else if dest.starts_with('c') {
             // A reply to a client that has gone (e.g. a setup client): nothing to do.
         } else {
             self.stats.malformed += 1;
@@ -365,7 +449,7 @@ impl Router {
                 from,
                 &format!(
                     "sent a {:?} message to unknown destination {:?}",
-                    env.kind, env.dest
+                    kind, dest
                 ),
             );
         }
@@ -385,10 +469,17 @@ impl Router {
         }
     }
 
+    /// Queues `line` for node `node`'s stdin; `false` if the node is down.
     fn write_to(&mut self, node: usize, line: Line) -> bool {
         match &self.stdin[node] {
-            Some(tx) => tx.send(line).is_ok(),
-            None => false,
+            Some(tx) if !tx.is_closed() => {
+                if self.pending[node].is_empty() {
+                    self.dirty.push(node);
+                }
+                self.pending[node].push(line);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -439,12 +530,9 @@ impl Router {
         };
         let _ = write!(
             out,
-            "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":"
+            "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":{},\"to\":{},\"summary\":",
+            self.quoted[from], self.quoted[to]
         );
-        let _ = serde_json::to_writer(&mut *out, &self.names[from]);
-        let _ = out.write_all(b",\"to\":");
-        let _ = serde_json::to_writer(&mut *out, &self.names[to]);
-        let _ = out.write_all(b",\"summary\":");
         let _ = serde_json::to_writer(&mut *out, kind);
         let _ = out.write_all(b",\"writes\":[]}\n");
     }
@@ -496,11 +584,12 @@ mod tests {
             r.handle(RouterIn::Control(Control::Heal));
             let now = r.now() + 1;
             r.deliver_due(now);
+            r.flush();
             let got = rx.try_recv().ok();
             match mode {
                 PartitionMode::Drop => assert!(got.is_none()),
                 PartitionMode::Hold => {
-                    assert_eq!(&got.unwrap()[..], &line("n1", "n2", "gossip")[..])
+                    assert_eq!(&got.unwrap()[0][..], &line("n1", "n2", "gossip")[..])
                 }
             }
         }
@@ -516,7 +605,7 @@ mod tests {
             node: 0,
             line: br#"{"src":"n1","dest":"lin-tso","body":{"type":"ts","msg_id":4}}"#.to_vec(),
         });
-        let reply = Message::decode(&rx.try_recv().unwrap()).unwrap();
+        let reply = Message::decode(&rx.try_recv().unwrap()[0]).unwrap();
         assert_eq!(
             (reply.src.as_str(), reply.kind(), reply.in_reply_to()),
             ("lin-tso", "ts_ok", Some(4))
@@ -579,5 +668,29 @@ mod tests {
             ),
             (json!("n1"), json!("n2"), json!("gossip"))
         );
+    }
+
+    #[test]
+    fn a_burst_reaches_each_node_as_one_batch_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(3, PartitionMode::Drop, dir.path());
+        let (tx2, mut rx2) = mpsc::unbounded_channel();
+        let (tx3, mut rx3) = mpsc::unbounded_channel();
+        r.handle(RouterIn::Control(Control::NodeUp(1, tx2)));
+        r.handle(RouterIn::Control(Control::NodeUp(2, tx3)));
+        r.handle(RouterIn::FromNodeBatch {
+            node: 0,
+            lines: vec![
+                line("n1", "n2", "a"),
+                line("n1", "n3", "b"),
+                line("n1", "n2", "c"),
+            ],
+        });
+        let to_n2: Vec<Vec<u8>> = rx2.try_recv().unwrap().iter().map(|l| l.to_vec()).collect();
+        assert_eq!(to_n2, vec![line("n1", "n2", "a"), line("n1", "n2", "c")]);
+        assert!(rx2.try_recv().is_err(), "one batch per node");
+        assert_eq!(rx3.try_recv().unwrap().len(), 1);
+        let s = r.stats();
+        assert_eq!((s.sent, s.delivered, s.in_flight), (3, 3, 0));
     }
 }
