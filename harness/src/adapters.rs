@@ -55,6 +55,11 @@ pub struct AdapterOptions {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(default)]
     pub causal_delivery: Option<bool>,
+    /// reference: resolution of lww wall-clock timestamps (default 1ms; 1s
+    /// is MySQL's TIMESTAMP, where equal timestamps are common).
+    #[arg(long)]
+    #[serde(default)]
+    pub lww_resolution: Option<crate::options::Dur>,
 }
 
 fn default_topology() -> String {
@@ -89,6 +94,9 @@ pub fn reference_config(o: &RunOptions) -> anyhow::Result<ladon_adapters::refere
         causal_delivery: a
             .causal_delivery
             .unwrap_or(matches!(strategy, Strategy::Crdt | Strategy::VersionVector)),
+        lww_resolution_ns: a
+            .lww_resolution
+            .map_or(Config::default().lww_resolution_ns, |d| d.ns().max(1)),
         ..Config::default()
     };
     cfg.validate()?;

@@ -14,7 +14,7 @@ pub enum ConfigError {
     UnknownValue {
         flag: &'static str,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
     #[error("--nodes: a cluster needs at least 1 leader, got {0}")]
     NoLeaders(usize),
@@ -48,7 +48,7 @@ macro_rules! named_enum {
                     _ => Err(ConfigError::UnknownValue {
                         flag: $flag,
                         value: s.to_string(),
-                        expected: concat!($($s, " "),+),
+                        expected: [$($s),+].join(", "),
                     }),
                 }
             }
@@ -361,7 +361,7 @@ mod tests {
         );
         assert_eq!(
             "zigzag".parse::<Topology>().unwrap_err().to_string(),
-            "--topology: unknown value \"zigzag\" (expected one of: mesh ring star )"
+            "--topology: unknown value \"zigzag\" (expected one of: mesh, ring, star)"
         );
     }
 

@@ -23,6 +23,8 @@ pub(super) struct TxnRun {
     pub effects: Vec<Effect>,
     pub context: ClientContext,
     pub ts: u64,
+    /// Timestamp of each register version read (last-write-wins strategies).
+    pub read_ts: Vec<(Key, u64)>,
 }
 
 fn fail(reason: String) -> Result<ReplyOk, ClientError> {
@@ -146,6 +148,11 @@ impl RefNode {
             .map(|(n, s)| (self.cfg.name(*n), json!(s)))
             .collect();
         meta.insert("vv".into(), Json::Object(vv));
+        if !run.read_ts.is_empty() {
+            // Keys may be integers or strings: a list of [key, ts] pairs.
+            let reads: Vec<Json> = run.read_ts.iter().map(|(k, t)| json!([k, t])).collect();
+            meta.insert("read_ts".into(), Json::Array(reads));
+        }
         ReplyOk {
             ops: run.ops,
             meta: Some(Json::Object(meta)),
@@ -213,6 +220,7 @@ impl RefNode {
         };
         let mut bases: BTreeMap<Key, u64> = BTreeMap::new();
         let mut own_writes: BTreeMap<Key, i64> = BTreeMap::new();
+        let mut read_ts = Vec::new();
         let mut out = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
         for mop in ops {
@@ -224,6 +232,7 @@ impl RefNode {
                 }
                 if let Some(t) = seen.ts {
                     cx.hlc = cx.hlc.max(t);
+                    read_ts.push((key.clone(), t));
                 }
                 let value = match own_writes.get(&key) {
                     Some(v) if vv => ReadValue::Int(*v),
@@ -303,6 +312,7 @@ impl RefNode {
             effects,
             context: cx,
             ts,
+            read_ts,
         }
     }
 }

@@ -13,6 +13,18 @@ pub struct AdaptersArgs {}
 /// The listing, as printed.
 pub fn render() -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "adapters (ladon run --adapter NAME):");
+    for a in crate::adapters::registry() {
+        let _ = writeln!(s, "  {:<10} {:<10} {}", a.name, a.mode.as_str(), a.about);
+    }
+    let _ = writeln!(s);
+    s.push_str(&render_reference());
+    s
+}
+
+/// The reference store's strategies, topologies and bug variants.
+pub fn render_reference() -> String {
+    let mut s = String::new();
     let default = Config::default();
     let _ = writeln!(
         s,
@@ -26,7 +38,12 @@ pub fn render() -> String {
     );
     let _ = writeln!(
         s,
-        "         --read-from leader|follower|any --causal-delivery --bug NAME"
+        "         --read-from leader|follower|any --causal-delivery [true|false] --bug NAME"
+    );
+    let _ = writeln!(s, "         --lww-resolution D (default 1ms)");
+    let _ = writeln!(
+        s,
+        "  --causal-delivery defaults to on for crdt and version-vector, off otherwise"
     );
     let _ = writeln!(s);
     let _ = writeln!(
@@ -69,7 +86,19 @@ pub fn run(_args: AdaptersArgs) -> anyhow::Result<std::process::ExitCode> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn listing() {
-        insta::assert_snapshot!(super::render());
+    fn reference_listing() {
+        insta::assert_snapshot!(super::render_reference());
+    }
+
+    #[test]
+    fn lists_every_registered_adapter() {
+        let out = super::render();
+        for a in crate::adapters::registry() {
+            assert!(
+                out.contains(&format!("  {:<10} ", a.name)),
+                "{} missing:\n{out}",
+                a.name
+            );
+        }
     }
 }

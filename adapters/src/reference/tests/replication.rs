@@ -195,3 +195,37 @@ fn a_restarted_node_keeps_what_it_persisted_and_catches_up() {
     d.txn(n(0), append("x", 3), Json::Null).unwrap();
     assert_eq!(d.read(n(2), "x"), list(&[1, 2, 3]));
 }
+
+#[test]
+fn read_from_sends_read_only_transactions_to_the_chosen_role() {
+    use crate::node::Cluster;
+    use crate::reference::ReferenceCluster;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let targets = |read_from, rng: &mut rand_chacha::ChaCha8Rng| {
+        let c = ReferenceCluster::new(Config {
+            leaders: 2,
+            followers: 2,
+            read_from,
+            ..Config::default()
+        })
+        .unwrap();
+        // Client of n2 (id 1) and client of n2f1 (id 4), 20 reads each.
+        let mut seen = std::collections::BTreeSet::new();
+        for node in [n(1), n(4)] {
+            for _ in 0..20 {
+                seen.insert((node.0, c.read_target(node, rng).0));
+            }
+        }
+        seen.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(targets(ReadFrom::Leader, &mut rng), [(1, 1), (4, 1)]);
+    assert_eq!(
+        targets(ReadFrom::Follower, &mut rng),
+        [(1, 4), (1, 5), (4, 4)]
+    );
+    assert_eq!(
+        targets(ReadFrom::Any, &mut rng),
+        [(1, 1), (1, 4), (1, 5), (4, 1), (4, 4), (4, 5)]
+    );
+}

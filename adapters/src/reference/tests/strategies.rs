@@ -258,3 +258,36 @@ fn a_duplicated_forward_runs_once_even_after_the_home_restarts() {
     d.deliver_all();
     assert_eq!(d.read(home, "x"), list(&[1]));
 }
+
+#[test]
+fn a_coordinator_that_crashes_mid_round_aborts_on_restart_and_frees_the_keys() {
+    let mut d = Driver::new(cfg(Strategy::Quorum));
+    d.ping();
+    d.request(n(0), append("x", 1), Json::Null);
+    // Deliver the proposals, hold the votes, crash the coordinator.
+    let proposals: Vec<_> = d.hold();
+    assert_eq!(proposals.len(), 2);
+    d.queue.extend(proposals);
+    d.deliver_one();
+    d.deliver_one();
+    assert_eq!(
+        d.node(n(1)).locks.held(),
+        1,
+        "n2 voted yes and holds the lock"
+    );
+    d.hold();
+    d.crash(n(0));
+    // Another coordinator is refused while the lock is held.
+    let refused = d.txn(n(1), append("x", 2), Json::Null).unwrap_err();
+    assert!(refused.reason.contains("locked"), "{refused:?}");
+    d.restart(n(0));
+    d.deliver_all();
+    assert_eq!(d.node(n(1)).locks.held(), 0, "the abort entry released it");
+    for _ in 0..2 {
+        d.ping();
+    }
+    d.txn(n(1), append("x", 3), Json::Null).unwrap();
+    for i in 0..3 {
+        assert_eq!(d.read(n(i), "x"), list(&[3]), "x=1 never committed");
+    }
+}
