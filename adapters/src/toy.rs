@@ -168,6 +168,11 @@ impl Node for ToyNode {
     type Record = Arc<Entry>;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, ToyMsg, Arc<Entry>>) {
+        let held: usize = self.log.iter().map(BTreeMap::len).sum();
+        ctx.log(format!(
+            "started with {held} entries from storage, lamport {}",
+            self.lamport
+        ));
         if self.bug != Some(ToyBug::NoAntiEntropy) {
             ctx.set_timer(ANTI_ENTROPY, ANTI_ENTROPY_NS);
         }

@@ -291,3 +291,43 @@ fn every_delivered_or_dropped_message_was_sent_once_under_its_id() {
         "messages carry the writes they replicate"
     );
 }
+
+#[test]
+fn a_swarm_run_replays_from_its_run_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = small(tmp.path(), 77);
+    o.swarm = true;
+    let (dir, _) = history(&o);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let mut drawn = small(tmp.path(), 77);
+    drawn.apply_swarm(77);
+    assert_eq!(
+        info["options"]["nemesis"],
+        drawn.nemesis.to_string(),
+        "run.json holds the drawn fault mix"
+    );
+    ladon_harness::cli::replay::replay(&dir, None).unwrap();
+}
+
+#[test]
+fn run_json_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ladon_harness::cli::run::resolve(small(tmp.path(), 4)).unwrap();
+    let run = store::execute(&o, "ladon run --adapter toy --seed 4".into(), true, None).unwrap();
+    let text = std::fs::read_to_string(run.dir.unwrap().join("run.json")).unwrap();
+    let mut info: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Adapter-specific options belong to their adapters' tests: pin only
+    // the harness's own keys here.
+    let adapter_keys =
+        serde_json::to_value(ladon_harness::adapters::AdapterOptions::default()).unwrap();
+    for k in adapter_keys.as_object().unwrap().keys() {
+        info["options"].as_object_mut().unwrap().remove(k);
+    }
+    insta::assert_json_snapshot!(info, {
+        ".started_at" => "[time]",
+        ".git_revision" => "[revision]",
+        ".ladon_version" => "[version]",
+        ".options.store" => "[store]",
+    });
+}

@@ -46,6 +46,25 @@ fn random_seed() -> u64 {
     z ^ (z >> 31)
 }
 
+/// The reproduce command for resolved options `o`: the user's flags, with
+/// `--adapter` and `--workload` spelled out when they were defaults (so the
+/// command survives a change of defaults), then `--seed S`.
+pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
+    let given = |flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let mut full = Vec::new();
+    if !given("--adapter") {
+        full.extend(["--adapter".to_string(), o.adapter.clone()]);
+    }
+    if !given("--workload") {
+        full.extend(["--workload".to_string(), o.workload.to_string()]);
+    }
+    full.extend(args.iter().cloned());
+    reproduce_command(&full, o.seed.unwrap_or(0), skip)
+}
+
 /// The command that repeats a run: the user's flags without `--seed` (and
 /// without the listed explore-only flags), then `--seed S`.
 pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
@@ -155,8 +174,7 @@ pub fn print_result(run: &StoredRun) {
 
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let o = resolve(args.options).context("invalid options")?;
-    let seed = o.seed.unwrap_or(0);
-    let reproduce = reproduce_command(&user_args("run"), seed, &["--junit"]);
+    let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);
     print_header(&o);
     let run = execute_with_progress(&o, reproduce)?;
     print_result(&run);
@@ -195,6 +213,30 @@ mod tests {
         assert_eq!(
             reproduce_command(&args, 42, &["--seeds", "--jobs"]),
             "ladon run --nodes 5 --bug no-anti-entropy --seed 42"
+        );
+    }
+
+    #[test]
+    fn reproduce_spells_out_default_adapter_and_workload() {
+        let o = RunOptions {
+            seed: Some(5),
+            ..RunOptions::default()
+        };
+        let args = vec!["--nodes".to_string(), "4".to_string()];
+        assert_eq!(
+            reproduce_for(&o, &args, &[]),
+            format!(
+                "ladon run --adapter {} --workload list-append --nodes 4 --seed 5",
+                o.adapter
+            )
+        );
+        let args: Vec<String> = ["--adapter=toy", "--workload", "set"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            reproduce_for(&o, &args, &[]),
+            "ladon run --adapter=toy --workload set --seed 5"
         );
     }
 }

@@ -9,7 +9,7 @@ pub mod record;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
+use ladon_adapters::node::{Cluster, Node, NodeId, ReqId, Request, Role};
 use ladon_checker::history::{EventType, Mop, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
@@ -20,7 +20,9 @@ use serde_json::Value as Json;
 use crate::nemesis::{Action, Nemesis, NemesisConfig};
 use crate::net::NetConfig;
 use crate::options::{ClientMode, RunOptions};
-use crate::sim::{rng_stream, MsgStats, NodeStatus, Output, World, WorldConfig};
+use crate::sim::{
+    rng_stream, MsgStats, NoObserver, NodeStatus, Observer, Output, World, WorldConfig,
+};
 use faults::apply_fault;
 use final_phase::agree;
 pub use record::{CountingSink, FileObserver, HistorySink, Recorder};
@@ -109,16 +111,15 @@ where
         reorder: o.reorder,
         partition_mode: o.partition_mode,
     };
-    let mut world: World<C, Tick> = World::new(cluster, WorldConfig::new(seed, net));
-    let specs = world.specs().to_vec();
+    let specs = cluster.specs();
     let n = specs.len();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    if let Some(dir) = &ctx.run_dir {
-        world.set_observer(Box::new(FileObserver::<C::Node>::create(
-            dir,
-            names.clone(),
-        )?));
-    }
+    let observer: Box<dyn Observer<<C::Node as Node>::Msg>> = match &ctx.run_dir {
+        Some(dir) => Box::new(FileObserver::<C::Node>::create(dir, names.clone())?),
+        None => Box::new(NoObserver),
+    };
+    let mut world: World<C, Tick> =
+        World::with_observer(cluster, WorldConfig::new(seed, net), observer);
     // Driver streams sit above the nodes' (1..=n).
     let mut rng = rng_stream(seed, n as u64 + 1);
     let mut gen = Generator::new(

@@ -169,6 +169,15 @@ pub fn rng_stream(seed: u64, stream: u64) -> ChaCha8Rng {
 impl<C: Cluster, X> World<C, X> {
     /// Builds every node from empty storage and calls `on_start` at time 0.
     pub fn new(cluster: C, cfg: WorldConfig) -> Self {
+        Self::with_observer(cluster, cfg, Box::new(NoObserver))
+    }
+
+    /// Like [`World::new`], with an observer that sees the start too.
+    pub fn with_observer(
+        cluster: C,
+        cfg: WorldConfig,
+        observer: Box<dyn Observer<Msg<C>>>,
+    ) -> Self {
         let specs = cluster.specs();
         let n = specs.len();
         let mut w = World {
@@ -189,7 +198,7 @@ impl<C: Cluster, X> World<C, X> {
             next_msg_id: 0,
             client_latency_ns: cfg.client_latency_ns,
             stats: MsgStats::default(),
-            observer: Box::new(NoObserver),
+            observer,
             specs,
             cluster,
         };
