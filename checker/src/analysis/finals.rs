@@ -131,11 +131,14 @@ struct RegisterLoss {
 pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let h = x.h;
     let finals = last_finals(h);
-    let with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
-    let without: Vec<&str> = (0..h.nodes.len())
+    // Nodes in name order, so examples list them as a reader expects.
+    let mut with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
+    with_final.sort_by(|&a, &b| h.nodes[a].cmp(&h.nodes[b]));
+    let mut without: Vec<&str> = (0..h.nodes.len())
         .filter(|&n| finals[n] == NONE)
         .map(|n| h.nodes[n].as_str())
         .collect();
+    without.sort_unstable();
     let unknown = if with_final.is_empty() {
         Some(
             "no final phase: no node has an ok final read, so final states cannot be compared"
