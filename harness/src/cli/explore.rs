@@ -67,7 +67,8 @@ pub fn explore(
                 let mut o = base.clone();
                 o.seed = Some(seed);
                 let result = crate::cli::run::resolve(o).and_then(|o| {
-                    let repro = crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
+                    let repro =
+                        crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
                     store::execute(&o, repro, false, None)
                 });
                 match result {
