@@ -2,3 +2,6 @@
 //! test, and their implementations.
 
 pub mod node;
+pub mod process;
+pub mod reference;
+pub mod toy;

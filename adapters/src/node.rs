@@ -183,4 +183,12 @@ pub trait Cluster {
 
     /// The guarantees (names from `anomalies.md`) this configuration promises.
     fn guarantees(&self) -> Vec<String>;
+
+    /// The node a client attached to `node` sends a read-only transaction to
+    /// (e.g. one of a leader's followers under `--read-from follower`).
+    /// Default: `node` itself. Final-phase reads never go through this: they
+    /// read each node directly.
+    fn read_target(&self, node: NodeId, _rng: &mut ChaCha8Rng) -> NodeId {
+        node
+    }
 }

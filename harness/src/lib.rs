@@ -1,3 +1,14 @@
 //! Ladon's harness: running tests and the `ladon` CLI.
 
+pub mod adapters;
 pub mod cli;
+pub mod clock;
+pub mod live;
+pub mod nemesis;
+pub mod net;
+pub mod options;
+pub mod report;
+pub mod runner;
+pub mod sim;
+pub mod store;
+pub mod suite;

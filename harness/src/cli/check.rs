@@ -24,9 +24,12 @@ pub struct CheckArgs {
     /// Print the report as one JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
-    /// Also write report.json and summary.txt into this directory.
+    /// Also write report.json, summary.txt and report.html into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Write one Graphviz DOT file per anomaly example into this directory.
     #[arg(long, value_name = "DIR")]
     pub dot: Option<PathBuf>,
@@ -50,6 +53,12 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     let report = check_path(&args.history, &opts)?;
     if let Some(dir) = &args.out {
         write_out(dir, &report)?;
+        crate::report::html::write_check_report(dir, &args.history, &report)
+            .with_context(|| format!("failed to write report.html into {}", dir.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        let name = format!("check {}", args.history.display());
+        crate::report::junit::write_for_report(path, &name, &report, None)?;
     }
     if let Some(dir) = &args.dot {
         std::fs::create_dir_all(dir)

@@ -1,0 +1,92 @@
+//! Clock skew for child processes through libfaketime: the library is
+//! preloaded into the node (`LD_PRELOAD`) and reads its offset from a
+//! per-node timestamp file, which the nemesis rewrites while the node runs.
+//! With `FAKETIME_NO_CACHE=1` every clock call rereads the file, so a new
+//! offset takes effect at once.
+//!
+//! Limits: statically linked binaries, and runtimes that read the clock
+//! without libc (Go reads it through the vDSO directly), ignore
+//! `LD_PRELOAD` and keep true time. libfaketime also shifts monotonic
+//! clocks by the same offset.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where Debian's `libfaketime` package installs the library.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Clock control for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Faketime {
+    pub library: PathBuf,
+    pub timestamp_file: PathBuf,
+}
+
+impl Faketime {
+    /// Uses `library` (or [`LIBFAKETIME`]) and a timestamp file at `file`,
+    /// initialised to no offset. Fails if the library is missing.
+    pub fn new(library: Option<&Path>, file: PathBuf) -> io::Result<Faketime> {
+        let library = library
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(LIBFAKETIME));
+        if !library.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "libfaketime not found at {} (install it with `apt-get install -y faketime libfaketime`, or run without clock faults)",
+                    library.display()
+                ),
+            ));
+        }
+        let ft = Faketime {
+            library,
+            timestamp_file: file,
+        };
+        ft.set_offset_ns(0)?;
+        Ok(ft)
+    }
+
+    /// Environment variables the child needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("LD_PRELOAD".into(), self.library.display().to_string()),
+            (
+                "FAKETIME_TIMESTAMP_FILE".into(),
+                self.timestamp_file.display().to_string(),
+            ),
+            ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ]
+    }
+
+    /// Sets the node's clock to true time plus `offset_ns` (may be negative).
+    /// Written to a temporary file and renamed, so the node never reads a
+    /// half-written offset.
+    pub fn set_offset_ns(&self, offset_ns: i64) -> io::Result<()> {
+        let tmp = self.timestamp_file.with_extension("tmp");
+        std::fs::write(&tmp, offset_spec(offset_ns))?;
+        std::fs::rename(&tmp, &self.timestamp_file)
+    }
+}
+
+/// libfaketime's relative offset syntax: `+1.500000000s`, `-0.250000000s`.
+pub fn offset_spec(offset_ns: i64) -> String {
+    let sign = if offset_ns < 0 { '-' } else { '+' };
+    let abs = offset_ns.unsigned_abs();
+    format!(
+        "{sign}{}.{:09}s\n",
+        abs / 1_000_000_000,
+        abs % 1_000_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_use_libfaketime_syntax() {
+        assert_eq!(offset_spec(0), "+0.000000000s\n");
+        assert_eq!(offset_spec(1_500_000_000), "+1.500000000s\n");
+        assert_eq!(offset_spec(-2_000_000_001), "-2.000000001s\n");
+    }
+}

@@ -1,0 +1,185 @@
+//! The adapter registry: adapter name → how to run a test against it.
+//!
+//! To add an in-process (simulated) adapter: write a [`Cluster`] in
+//! `ladon-adapters`, add its options to [`AdapterOptions`] (they become
+//! `ladon run` flags and are stored in `run.json`), and add an
+//! [`AdapterEntry`] to [`registry`] whose `run` is
+//! `|ctx| crate::runner::simulate(build_your_cluster(ctx.options)?, ctx)`.
+//! A live adapter (e.g. `process`) supplies its own `run` function and
+//! reuses the nemesis, network, clients and store modules.
+
+use ladon_adapters::node::Cluster;
+use ladon_adapters::toy::{ToyBug, ToyCluster};
+use serde::{Deserialize, Serialize};
+
+use crate::options::RunOptions;
+use crate::runner::{RunContext, RunOutcome};
+
+/// Options only some adapters read. Flattened into [`RunOptions`]: every
+/// field is a `ladon run` flag and a key of `run.json`'s `options`.
+/// New adapters add their fields here (with `#[serde(default)]`, so older
+/// `run.json` files still load).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct AdapterOptions {
+    /// A planted bug variant of the adapter (e.g. toy: no-anti-entropy,
+    /// forget-on-crash).
+    #[arg(long)]
+    #[serde(default)]
+    pub bug: Option<String>,
+    /// reference: followers per leader, replicating asynchronously from it.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub followers: usize,
+    /// reference: how leaders pass writes on (mesh, ring, star).
+    #[arg(long, default_value = "mesh")]
+    #[serde(default = "default_topology")]
+    pub topology: String,
+    /// reference: conflict strategy (lww, lww-hlc, version-vector, crdt,
+    /// avoidance, quorum).
+    #[arg(long, default_value = "crdt")]
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// reference: where clients send read-only transactions (leader,
+    /// follower, any).
+    #[arg(long, default_value = "leader")]
+    #[serde(default = "default_read_from")]
+    pub read_from: String,
+    /// reference: leaders in order of precedence for timestamp ties, e.g.
+    /// n2,n1,n3 (default n1 first).
+    #[arg(long)]
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// reference: apply a remote entry only after the entries it depends on
+    /// (`--causal-delivery` or `--causal-delivery false`; default: on for
+    /// crdt and version-vector, off otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(default)]
+    pub causal_delivery: Option<bool>,
+    /// reference: resolution of lww wall-clock timestamps (default 1ms; 1s
+    /// is MySQL's TIMESTAMP, where equal timestamps are common).
+    #[arg(long)]
+    #[serde(default)]
+    pub lww_resolution: Option<crate::options::Dur>,
+}
+
+fn default_topology() -> String {
+    "mesh".into()
+}
+fn default_strategy() -> String {
+    "crdt".into()
+}
+fn default_read_from() -> String {
+    "leader".into()
+}
+
+/// The reference store's configuration from `ladon run` options.
+pub fn reference_config(o: &RunOptions) -> anyhow::Result<ladon_adapters::reference::Config> {
+    use ladon_adapters::reference::{Config, Strategy};
+    let a = &o.adapter_options;
+    let strategy: Strategy = a.strategy.parse()?;
+    let cfg = Config {
+        leaders: o.nodes,
+        followers: a.followers,
+        topology: a.topology.parse()?,
+        strategy,
+        bug: a.bug.as_deref().map(str::parse).transpose()?,
+        read_from: a.read_from.parse()?,
+        priority: a
+            .priority
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        causal_delivery: a
+            .causal_delivery
+            .unwrap_or(matches!(strategy, Strategy::Crdt | Strategy::VersionVector)),
+        lww_resolution_ns: a
+            .lww_resolution
+            .map_or(Config::default().lww_resolution_ns, |d| d.ns().max(1)),
+        ..Config::default()
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn reference_cluster(
+    o: &RunOptions,
+) -> anyhow::Result<ladon_adapters::reference::ReferenceCluster> {
+    Ok(ladon_adapters::reference::ReferenceCluster::new(
+        reference_config(o)?,
+    )?)
+}
+
+/// Simulated in process, or live against real processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Simulation,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Simulation => "simulation",
+            Mode::Live => "live",
+        }
+    }
+}
+
+/// One registered adapter.
+pub struct AdapterEntry {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub mode: Mode,
+    /// The guarantees this configuration declares (names from anomalies.md).
+    pub guarantees: fn(&RunOptions) -> anyhow::Result<Vec<String>>,
+    /// Runs one test; the context carries options, store and listeners.
+    pub run: fn(&mut RunContext) -> anyhow::Result<RunOutcome>,
+}
+
+fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
+    let bug = match &o.adapter_options.bug {
+        None => None,
+        Some(b) => Some(ToyBug::parse(b).map_err(|e| anyhow::anyhow!("--bug: {e}"))?),
+    };
+    Ok(ToyCluster::new(o.nodes, bug))
+}
+
+/// Every adapter `ladon run --adapter NAME` knows. Register new ones here.
+pub fn registry() -> Vec<AdapterEntry> {
+    vec![
+        AdapterEntry {
+            name: "reference",
+            about: "the reference multi-leader store: followers, topologies, every conflict strategy, known bugs (see `ladon adapters`)",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(reference_cluster(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = reference_cluster(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
+            name: "toy",
+            about: "small op-based multi-leader store with anti-entropy (the harness's own test system)",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(toy_cluster(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = toy_cluster(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        // Register further adapters here (process, ...).
+    ]
+}
+
+/// Looks an adapter up by name, with an error listing the known ones.
+pub fn find(name: &str) -> anyhow::Result<AdapterEntry> {
+    let all = registry();
+    let names: Vec<&str> = all.iter().map(|a| a.name).collect();
+    let joined = names.join(", ");
+    all.into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| anyhow::anyhow!("--adapter {name:?}: unknown adapter; known: {joined}"))
+}

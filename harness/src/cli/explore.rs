@@ -1,0 +1,191 @@
+//! `ladon explore --seeds N`: many seeds on all cores; a table of the
+//! failing ones with their anomalies and reproduce commands.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use ladon_checker::report::Verdict;
+
+use crate::options::RunOptions;
+use crate::store;
+
+/// Failing seeds whose runs are stored in full after exploring.
+const STORED_FAILURES: usize = 5;
+
+/// Run many seeds and list the failing ones.
+#[derive(Debug, clap::Args)]
+pub struct ExploreArgs {
+    /// How many seeds to run (from --seed, default 1, upwards).
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub options: RunOptions,
+    /// Write JUnit XML here: one failing test case per failing seed, one
+    /// passing case for the valid seeds.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+/// One failing seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub anomalies: Vec<String>,
+    pub reproduce: String,
+}
+
+/// Runs seeds `first..first+count` in memory; returns the failures in seed order.
+pub fn explore(
+    base: &RunOptions,
+    first: u64,
+    count: u64,
+    jobs: usize,
+    args: &[String],
+) -> anyhow::Result<Vec<Failure>> {
+    let next = AtomicU64::new(first);
+    let failures = Mutex::new(Vec::new());
+    let errors = Mutex::new(Vec::new());
+    let done = AtomicU64::new(0);
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(count)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + count {
+                    break;
+                }
+                let mut o = base.clone();
+                o.seed = Some(seed);
+                let result = crate::cli::run::resolve(o).and_then(|o| {
+                    let repro =
+                        crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
+                    store::execute(&o, repro, false, None)
+                });
+                match result {
+                    Ok(run) if run.verdict() != Verdict::Valid => {
+                        let anomalies = run
+                            .report
+                            .as_ref()
+                            .map(|r| {
+                                r.anomalies
+                                    .iter()
+                                    .filter(|(_, f)| f.forbidden)
+                                    .map(|(a, f)| format!("{}:{}", a.as_str(), f.count))
+                                    .collect()
+                            })
+                            .unwrap_or_else(|| vec![run.check_error.clone().unwrap_or_default()]);
+                        failures.lock().expect("lock").push(Failure {
+                            seed,
+                            verdict: run.verdict(),
+                            anomalies,
+                            reproduce: run.info.reproduce,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors
+                        .lock()
+                        .expect("lock")
+                        .push(format!("seed {seed}: {e:#}")),
+                }
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                bar.set_position(d);
+                if bar.is_hidden() && d.is_multiple_of(100) {
+                    eprintln!("  {d}/{count} seeds");
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let errors = errors.into_inner().expect("lock");
+    if let Some(e) = errors.first() {
+        anyhow::bail!("{} seed(s) could not run; first: {e}", errors.len());
+    }
+    let mut f = failures.into_inner().expect("lock");
+    f.sort_by_key(|x| x.seed);
+    Ok(f)
+}
+
+pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let first = args.options.seed.unwrap_or(1);
+    crate::cli::run::resolve(RunOptions {
+        seed: Some(first),
+        ..args.options.clone()
+    })
+    .context("invalid options")?;
+    eprintln!(
+        "ladon explore: {} seeds from {first} on {jobs} threads, test {}",
+        args.seeds,
+        args.options.test_name()
+    );
+    let user = crate::cli::run::user_args("explore");
+    let failures = explore(&args.options, first, args.seeds, jobs, &user)?;
+    if let Some(path) = &args.junit {
+        let failed: Vec<_> = failures
+            .iter()
+            .map(|f| {
+                (
+                    f.seed,
+                    f.verdict,
+                    f.anomalies.join(", "),
+                    f.reproduce.clone(),
+                )
+            })
+            .collect();
+        crate::report::junit::write_for_explore(
+            path,
+            &args.options.test_name(),
+            args.seeds,
+            &failed,
+        )?;
+    }
+    if failures.is_empty() {
+        println!("all {} seeds valid", args.seeds);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} of {} seeds failed:", failures.len(), args.seeds);
+    println!(
+        "{:>20}  {:<8}  {:<40}  reproduce",
+        "seed", "verdict", "anomalies"
+    );
+    for f in &failures {
+        println!(
+            "{:>20}  {:<8}  {:<40}  {}",
+            f.seed,
+            f.verdict.as_str(),
+            f.anomalies.join(","),
+            f.reproduce
+        );
+    }
+    // Store the first failing runs in full, for the report and replay.
+    for f in failures.iter().take(STORED_FAILURES) {
+        let o = crate::cli::run::resolve(RunOptions {
+            seed: Some(f.seed),
+            ..args.options.clone()
+        })?;
+        let run = store::execute(&o, f.reproduce.clone(), true, None)?;
+        if let Some(dir) = run.dir {
+            eprintln!("seed {} stored in {}", f.seed, dir.display());
+        }
+    }
+    let worst = failures
+        .iter()
+        .map(|f| f.verdict.exit_code())
+        .min()
+        .unwrap_or(2);
+    Ok(ExitCode::from(worst))
+}

@@ -1,0 +1,242 @@
+//! `ladon run`: one test, stored under `results/`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ladon_checker::report::Verdict;
+
+use crate::options::RunOptions;
+use crate::store::{self, StoredRun};
+
+/// Run one test (simulated or live) and check it.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+/// Resolves options before anything expensive: seed drawn if absent, swarm
+/// applied, values validated.
+pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
+    let seed = o.seed.unwrap_or_else(random_seed);
+    o.seed = Some(seed);
+    if o.swarm {
+        o.apply_swarm(seed);
+    }
+    o.validate().map_err(anyhow::Error::msg)?;
+    crate::adapters::find(&o.adapter)?;
+    store::resolve_guarantees(&o)?;
+    Ok(o)
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64 of time and pid: a seed, printed, never needed again.
+    let mut z = t ^ ((std::process::id() as u64) << 32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The reproduce command for resolved options `o`: the user's flags, with
+/// `--adapter` and `--workload` spelled out when they were defaults (so the
+/// command survives a change of defaults), then `--seed S`.
+pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
+    let given = |flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let mut full = Vec::new();
+    if !given("--adapter") {
+        full.extend(["--adapter".to_string(), o.adapter.clone()]);
+    }
+    if !given("--workload") {
+        full.extend(["--workload".to_string(), o.workload.to_string()]);
+    }
+    full.extend(args.iter().cloned());
+    reproduce_command(&full, o.seed.unwrap_or(0), skip)
+}
+
+/// The command that repeats a run: the user's flags without `--seed` (and
+/// without the listed explore-only flags), then `--seed S`.
+pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
+    let mut out = vec!["ladon".to_string(), "run".to_string()];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let flag = a.split('=').next().unwrap_or(a);
+        if flag == "--seed" || skip.contains(&flag) {
+            i += if a.contains('=') { 1 } else { 2 };
+            continue;
+        }
+        out.push(shell_quote(a));
+        i += 1;
+    }
+    out.push("--seed".into());
+    out.push(seed.to_string());
+    out.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The flags after the subcommand name.
+pub fn user_args(subcommand: &str) -> Vec<String> {
+    let all: Vec<String> = std::env::args().collect();
+    match all.iter().position(|a| a == subcommand) {
+        Some(p) => all[p + 1..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// Prints the options that matter before a run.
+pub fn print_header(o: &RunOptions) {
+    eprintln!(
+        "ladon run: test {} adapter {} workload {} nodes {} seed {}",
+        o.test_name(),
+        o.adapter,
+        o.workload,
+        o.nodes,
+        o.seed.unwrap_or(0)
+    );
+    eprintln!(
+        "  nemesis {} every ~{} ({} partitions), time limit {}, rate {}/s, {} {} clients, latency {}{}",
+        o.nemesis,
+        o.nemesis_interval,
+        serde_json::to_value(o.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        o.time_limit,
+        o.rate,
+        o.concurrency,
+        serde_json::to_value(o.clients).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        o.latency,
+        if o.swarm { ", swarm" } else { "" }
+    );
+}
+
+/// Runs with a progress bar on a terminal, plain lines otherwise.
+pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
+    let total = o.time_limit.ns();
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total / 1_000_000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} virtual ms {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total) / 1_000_000);
+        let r = store::execute(o, reproduce, true, Some(&mut cb));
+        bar.finish_and_clear();
+        r
+    } else {
+        let mut last = 0u64;
+        let mut cb = |now: u64, total: u64| {
+            let pct = now.min(total) * 10 / total.max(1);
+            if pct > last {
+                last = pct;
+                eprintln!("  {}0% of virtual time", pct);
+            }
+        };
+        store::execute(o, reproduce, true, Some(&mut cb))
+    }
+}
+
+/// Prints where a run went and its verdict; the reproduce command if it failed.
+pub fn print_result(run: &StoredRun) {
+    if let Some(dir) = &run.dir {
+        eprintln!("stored in {}", dir.display());
+    }
+    let summary = store::summary_text(
+        &run.info,
+        &run.outcome,
+        run.report.as_ref(),
+        run.check_error.as_deref(),
+    );
+    print!("{summary}");
+    if run.verdict() != Verdict::Valid {
+        eprintln!("reproduce with: {}", run.info.reproduce);
+    }
+}
+
+pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let o = resolve(args.options).context("invalid options")?;
+    let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);
+    print_header(&o);
+    let run = execute_with_progress(&o, reproduce)?;
+    print_result(&run);
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_run(
+            path,
+            &run.info.test,
+            run.report.as_ref(),
+            run.check_error.as_deref(),
+            &run.info.reproduce,
+        )?;
+    }
+    Ok(ExitCode::from(run.verdict().exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reproduce_replaces_the_seed_and_drops_explore_flags() {
+        let args: Vec<String> = [
+            "--nodes",
+            "5",
+            "--seed",
+            "9",
+            "--seeds=100",
+            "--jobs",
+            "2",
+            "--bug",
+            "no-anti-entropy",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            reproduce_command(&args, 42, &["--seeds", "--jobs"]),
+            "ladon run --nodes 5 --bug no-anti-entropy --seed 42"
+        );
+    }
+
+    #[test]
+    fn reproduce_spells_out_default_adapter_and_workload() {
+        let o = RunOptions {
+            seed: Some(5),
+            ..RunOptions::default()
+        };
+        let args = vec!["--nodes".to_string(), "4".to_string()];
+        assert_eq!(
+            reproduce_for(&o, &args, &[]),
+            format!(
+                "ladon run --adapter {} --workload list-append --nodes 4 --seed 5",
+                o.adapter
+            )
+        );
+        let args: Vec<String> = ["--adapter=toy", "--workload", "set"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            reproduce_for(&o, &args, &[]),
+            "ladon run --adapter=toy --workload set --seed 5"
+        );
+    }
+}

@@ -1,0 +1,657 @@
+//! `ladon run --adapter process`: run an unmodified Maelstrom-protocol node
+//! binary live, with Ladon's faults, and check the history.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use ladon_adapters::process::Workload;
+use ladon_checker::report::Guarantee;
+use ladon_checker::CheckOptions;
+use serde_json::json;
+
+use crate::live::nemesis::Fault;
+use crate::live::topology::Topology;
+use crate::live::{self, LiveOptions};
+use crate::net::{format_duration_ns, parse_duration_ns, Latency, PartitionMode, Shape};
+
+/// `ladon run --adapter process ...` parsed on its own.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ladon run")]
+pub struct ProcessCli {
+    #[command(flatten)]
+    pub args: Box<ProcessRunArgs>,
+}
+
+/// If the command line is `ladon run ... --adapter process ...`, the
+/// arguments to parse as [`ProcessCli`] (without the `run` word).
+pub fn wants_process_adapter(args: Vec<String>) -> Option<Vec<String>> {
+    let run = args.iter().position(|a| a == "run")?;
+    if run != 1 {
+        return None;
+    }
+    let process = args
+        .windows(2)
+        .any(|w| w[0] == "--adapter" && w[1] == "process")
+        || args.iter().any(|a| a == "--adapter=process");
+    if !process {
+        return None;
+    }
+    let mut out = vec![format!("{} run", args[0])];
+    out.extend(args[2..].iter().cloned());
+    Some(out)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProcessRunArgs {
+    /// Which adapter runs the nodes (`process`: a Maelstrom-protocol binary).
+    #[arg(long, default_value = "process")]
+    pub adapter: String,
+    /// The node program; one process per node.
+    #[arg(long)]
+    pub bin: PathBuf,
+    /// An argument for the node program (repeatable).
+    #[arg(long = "bin-arg", allow_hyphen_values = true)]
+    pub bin_args: Vec<String>,
+    /// Maelstrom workload: broadcast, g-set, g-counter, pn-counter, txn-list-append, txn-rw-register, lin-kv.
+    #[arg(long)]
+    pub workload: Workload,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Logical clients, each sticky to one node.
+    #[arg(long, default_value_t = 3)]
+    pub concurrency: usize,
+    /// Client operations per second, all clients together.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds of faulty phase.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub time_limit: Duration,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Faults: comma-separated partition, clock, crash, pause, loss, dup, clog, or none.
+    #[arg(long, default_value = "none", value_parser = Fault::parse_list)]
+    pub nemesis: std::vec::Vec<Fault>,
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub nemesis_interval: Duration,
+    #[arg(long, value_enum, default_value = "drop")]
+    pub partition_mode: PartitionMode,
+    /// Comma-separated partition shapes (one, halves, majorities-ring, bridge, ring-cut, hub, one-way, groups:0,1/2).
+    #[arg(long, default_value = "one,halves", value_parser = shapes)]
+    pub partition_shapes: std::vec::Vec<Shape>,
+    /// Per-message latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
+    #[arg(long, default_value = "constant:0ms")]
+    pub latency: Latency,
+    /// Background message loss probability (node-to-node messages).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Background message duplication probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Probability a message is delayed extra (reordering).
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Loss probability while the `loss` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_loss: f64,
+    /// Duplication probability while the `dup` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_dup: f64,
+    /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
+    #[arg(long)]
+    pub faketime_library: Option<PathBuf>,
+    /// Largest clock offset the clock nemesis applies.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub max_clock_skew: Duration,
+    /// Broadcast's topology: grid, line, total, tree2, tree3, tree4.
+    #[arg(long, default_value = "grid")]
+    pub topology: Topology,
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub op_timeout: Duration,
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub init_timeout: Duration,
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub converge_timeout: Duration,
+    #[arg(long, default_value_t = 3)]
+    pub txn_size: usize,
+    #[arg(long, default_value_t = 32)]
+    pub max_writes_per_key: u64,
+    /// Where results go.
+    #[arg(long, default_value = "results")]
+    pub store: PathBuf,
+    /// Test name (results/<test>/...); defaults to the workload and binary name.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// What the node promises (comma-separated, or none); default convergence,no-lost-writes.
+    #[arg(long, value_parser = Guarantee::parse_list)]
+    pub guarantees: Option<std::vec::Vec<Guarantee>>,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration_ns(s).map(Duration::from_nanos)
+}
+
+fn shapes(s: &str) -> Result<Vec<Shape>, String> {
+    // `groups:0,1/2` contains commas, so split on commas only between shapes.
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for part in s.split(',') {
+        if !cur.is_empty() && (Shape::NAMED.contains(&part.trim()) || part.starts_with("groups:")) {
+            out.push(cur.parse()?);
+            cur.clear();
+        }
+        if !cur.is_empty() {
+            cur.push(',');
+        }
+        cur.push_str(part);
+    }
+    if !cur.is_empty() {
+        out.push(cur.parse()?);
+    }
+    Ok(out)
+}
+
+/// `2026-08-30T12-01-02Z`: UTC, safe in file names.
+fn utc_stamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn dur(d: Duration) -> String {
+    format_duration_ns(d.as_nanos() as u64)
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The command that reruns this configuration: every option as resolved
+/// (defaults included), the seed and the guarantees checked.
+fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarantee]) -> String {
+    let mut words: Vec<(&str, String)> = vec![
+        ("--adapter", args.adapter.clone()),
+        ("--bin", args.bin.display().to_string()),
+    ];
+    for a in &args.bin_args {
+        words.push(("--bin-arg", a.clone()));
+    }
+    let shapes: Vec<String> = args
+        .partition_shapes
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    words.extend([
+        ("--workload", args.workload.to_string()),
+        ("--nodes", args.nodes.to_string()),
+        ("--concurrency", args.concurrency.to_string()),
+        ("--rate", args.rate.to_string()),
+        ("--time-limit", dur(args.time_limit)),
+        ("--nemesis", list(&args.nemesis)),
+        ("--nemesis-interval", dur(args.nemesis_interval)),
+        (
+            "--partition-mode",
+            partition_mode(args.partition_mode).into(),
+        ),
+        ("--partition-shapes", shapes.join(",")),
+        ("--latency", args.latency.to_string()),
+        ("--loss", args.loss.to_string()),
+        ("--duplicate", args.duplicate.to_string()),
+        ("--reorder", args.reorder.to_string()),
+        ("--nemesis-loss", args.nemesis_loss.to_string()),
+        ("--nemesis-dup", args.nemesis_dup.to_string()),
+    ]);
+    if let Some(lib) = &args.faketime_library {
+        words.push(("--faketime-library", lib.display().to_string()));
+    }
+    words.extend([
+        ("--max-clock-skew", dur(args.max_clock_skew)),
+        ("--topology", args.topology.as_str()),
+        ("--op-timeout", dur(args.op_timeout)),
+        ("--init-timeout", dur(args.init_timeout)),
+        ("--converge-timeout", dur(args.converge_timeout)),
+        ("--txn-size", args.txn_size.to_string()),
+        ("--max-writes-per-key", args.max_writes_per_key.to_string()),
+        ("--store", args.store.display().to_string()),
+        ("--test", test.to_string()),
+        ("--guarantees", list(guarantees)),
+        ("--seed", seed.to_string()),
+    ]);
+    let mut cmd = "ladon run".to_string();
+    for (flag, value) in words {
+        cmd.push(' ');
+        cmd.push_str(flag);
+        cmd.push(' ');
+        cmd.push_str(&shell_quote(&value));
+    }
+    cmd
+}
+
+fn partition_mode(m: PartitionMode) -> &'static str {
+    match m {
+        PartitionMode::Drop => "drop",
+        PartitionMode::Hold => "hold",
+    }
+}
+
+/// The live runner's options for `args`, writing into `run_dir`.
+fn live_options(args: &ProcessRunArgs, seed: u64, run_dir: PathBuf) -> LiveOptions {
+    let mut opts = LiveOptions::new(args.bin.clone(), args.workload, run_dir);
+    opts.bin_args = args.bin_args.clone();
+    opts.nodes = args.nodes;
+    opts.concurrency = args.concurrency;
+    opts.rate = args.rate;
+    opts.time_limit = args.time_limit;
+    opts.op_timeout = args.op_timeout;
+    opts.init_timeout = args.init_timeout;
+    opts.converge_timeout = args.converge_timeout;
+    opts.seed = seed;
+    opts.net.latency = args.latency;
+    opts.net.partition_mode = args.partition_mode;
+    opts.net.loss = args.loss;
+    opts.net.duplicate = args.duplicate;
+    opts.net.reorder = args.reorder;
+    opts.fault_loss = args.nemesis_loss;
+    opts.fault_duplicate = args.nemesis_dup;
+    opts.faketime_library = args.faketime_library.clone();
+    opts.nemesis = args.nemesis.clone();
+    opts.nemesis_interval = args.nemesis_interval;
+    opts.partition_shapes = args.partition_shapes.clone();
+    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as i64;
+    opts.topology = args.topology;
+    opts.txn_size = args.txn_size;
+    opts.max_writes_per_key = args.max_writes_per_key;
+    opts
+}
+
+fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
+    for (dir, link) in [
+        (test_dir, test_dir.join("latest")),
+        (store, store.join("latest")),
+    ] {
+        let target = run_dir.strip_prefix(dir).unwrap_or(run_dir);
+        let _ = std::fs::remove_file(&link);
+        let _ = std::os::unix::fs::symlink(target, &link);
+    }
+}
+
+pub fn run(args: ProcessRunArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.adapter == "process",
+        "--adapter {:?}: this command runs only the `process` adapter",
+        args.adapter
+    );
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let bin_name = args
+        .bin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "node".into());
+    let test = args
+        .test
+        .clone()
+        .unwrap_or_else(|| format!("{}-{bin_name}", args.workload));
+    let test_dir = args.store.join(&test);
+    let run_dir = test_dir.join(format!("{}-seed{seed}", utc_stamp(SystemTime::now())));
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let guarantees = args
+        .guarantees
+        .clone()
+        .unwrap_or_else(Guarantee::default_for_check);
+
+    let opts = live_options(&args, seed, run_dir.clone());
+    let reproduce = reproduce(&args, seed, &test, &guarantees);
+    eprintln!(
+        "ladon: live run of {} ({} nodes, workload {}, seed {seed}) into {}",
+        args.bin.display(),
+        args.nodes,
+        args.workload,
+        run_dir.display()
+    );
+    let run_json = json!({
+        "test": test, "seed": seed, "mode": "live", "adapter": "process",
+        "options": {"live": opts, "latency": args.latency.to_string(), "partition_mode": args.partition_mode,
+            "store": args.store, "test": test},
+        "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": null,
+        "guarantees": guarantees,
+    });
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_string_pretty(&run_json)? + "\n",
+    )?;
+    link_latest(&args.store, &test_dir, &run_dir);
+
+    // One run per process: a panic anywhere kills this run's nodes.
+    ladon_adapters::process::child::install_panic_hook();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = live::run(&opts) => r,
+            _ = tokio::signal::ctrl_c() => {
+                ladon_adapters::process::child::kill_all();
+                Err(anyhow::anyhow!("interrupted: every node was killed; the history so far is in {}", run_dir.join("history.jsonl").display()))
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let outcome = outcome?;
+    eprintln!(
+        "ladon: {} events, {} node-to-node messages ({} dropped), converged: {}",
+        outcome.events.len(),
+        outcome.router.sent,
+        outcome.router.dropped,
+        outcome
+            .converged_ns
+            .map(|t| format!("at {:.3}s", t as f64 / 1e9))
+            .unwrap_or_else(|| "no".into())
+    );
+    let check = CheckOptions {
+        guarantees,
+        messages_per_write: outcome.messages_per_write,
+        ..CheckOptions::default()
+    };
+    // Until the checker lands its analyses, its entry point panics: say so plainly.
+    let history = outcome.history.clone();
+    let report = std::panic::catch_unwind(move || ladon_checker::check_path(&history, &check))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the checker is not available in this build; the history is complete in {}",
+                outcome.history.display()
+            )
+        })?
+        .with_context(|| format!("cannot check {}", outcome.history.display()))?;
+    std::fs::write(
+        run_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let verdict = report.verdict;
+    let mut summary = format!("verdict: {}\n", verdict.as_str());
+    for (a, f) in &report.anomalies {
+        summary.push_str(&format!(
+            "  {a}: {} ({})\n",
+            f.count,
+            if f.forbidden { "forbidden" } else { "allowed" }
+        ));
+    }
+    std::fs::write(run_dir.join("summary.txt"), &summary)?;
+    if let Err(e) = crate::report::html::write_report(&run_dir) {
+        eprintln!("warning: report.html not written: {e}");
+    }
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
+    }
+    print!("{summary}");
+    if verdict != ladon_checker::Verdict::Valid {
+        println!("reproduce: {reproduce}");
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn stamps_and_shapes() {
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            "2023-11-14T22-13-20Z"
+        );
+        assert_eq!(
+            shapes("one,groups:0,1/2,halves").unwrap(),
+            vec![
+                Shape::One,
+                Shape::Groups(vec![vec![0, 1], vec![2]]),
+                Shape::Halves
+            ]
+        );
+    }
+
+    /// Splits a command line the way a POSIX shell does for what
+    /// [`shell_quote`] produces (plain words, single-quoted words and `\\'`).
+    fn shell_words(cmd: &str) -> Vec<String> {
+        let (mut words, mut cur, mut quoted, mut in_word) =
+            (Vec::new(), String::new(), false, false);
+        let mut chars = cmd.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if !quoted => {
+                    cur.extend(chars.next());
+                    in_word = true;
+                }
+                '\'' => {
+                    quoted = !quoted;
+                    in_word = true;
+                }
+                ' ' if !quoted => {
+                    if in_word {
+                        words.push(std::mem::take(&mut cur));
+                    }
+                    in_word = false;
+                }
+                c => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(cur);
+        }
+        words
+    }
+
+    fn parse(cmd: &[&str]) -> ProcessRunArgs {
+        let argv = wants_process_adapter(cmd.iter().map(|s| s.to_string()).collect())
+            .expect("a process-adapter command line");
+        *ProcessCli::try_parse_from(argv).unwrap().args
+    }
+
+    /// What a run with `args` would do: its live options (network included)
+    /// and its checker guarantees.
+    fn resolved(args: &ProcessRunArgs, seed: u64) -> (serde_json::Value, crate::net::NetConfig) {
+        let o = live_options(args, seed, PathBuf::from("run"));
+        (serde_json::to_value(&o).unwrap(), o.net)
+    }
+
+    #[test]
+    fn the_reproduce_command_rebuilds_every_resolved_option() {
+        for cmd in [
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "examples/nodes/counter.py",
+                "--workload",
+                "pn-counter",
+            ],
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "/opt/my nodes/it's.py",
+                "--bin-arg",
+                "--fast",
+                "--bin-arg",
+                "x y",
+                "--workload",
+                "broadcast",
+                "--nodes",
+                "5",
+                "--concurrency",
+                "7",
+                "--rate",
+                "12.5",
+                "--time-limit",
+                "1.5s",
+                "--nemesis",
+                "pause,partition,clock",
+                "--nemesis-interval",
+                "700ms",
+                "--partition-mode",
+                "hold",
+                "--partition-shapes",
+                "groups:0,1/2,3,4,one-way",
+                "--latency",
+                "exponential:250us",
+                "--loss",
+                "0.1",
+                "--duplicate",
+                "0.2",
+                "--reorder",
+                "0.05",
+                "--nemesis-loss",
+                "0.5",
+                "--nemesis-dup",
+                "0.4",
+                "--faketime-library",
+                "/usr/lib/faketime/libfaketime.so.1",
+                "--max-clock-skew",
+                "300ms",
+                "--topology",
+                "tree3",
+                "--op-timeout",
+                "2s",
+                "--init-timeout",
+                "20s",
+                "--converge-timeout",
+                "8s",
+                "--txn-size",
+                "4",
+                "--max-writes-per-key",
+                "9",
+                "--store",
+                "/tmp/res",
+                "--test",
+                "mine",
+                "--guarantees",
+                "convergence,causal",
+                "--seed",
+                "42",
+            ],
+        ] {
+            let args = parse(&cmd);
+            let guarantees = args
+                .guarantees
+                .clone()
+                .unwrap_or_else(Guarantee::default_for_check);
+            let test = args.test.clone().unwrap_or_else(|| "default-test".into());
+            let line = reproduce(&args, 42, &test, &guarantees);
+            let words = shell_words(&line);
+            let again = parse(&words.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(
+                resolved(&again, again.seed.unwrap()),
+                resolved(&args, 42),
+                "{line}"
+            );
+            assert_eq!(again.guarantees.as_deref(), Some(&guarantees[..]), "{line}");
+            assert_eq!(again.test.as_deref(), Some(test.as_str()), "{line}");
+            assert_eq!(again.store, args.store, "{line}");
+            // Every flag `ladon run --adapter process` knows appears in the command.
+            for arg in ProcessCli::command().get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "bin-arg" && args.bin_args.is_empty() {
+                        continue;
+                    }
+                    // Where CI wants JUnit is not part of the run.
+                    if long == "junit" {
+                        continue;
+                    }
+                    assert!(
+                        words.contains(&format!("--{long}")),
+                        "--{long} missing from {line}"
+                    );
+                }
+            }
+        }
+        let args = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        assert_eq!(
+            reproduce(&args, 9, "g-set-n", &Guarantee::default_for_check()),
+            "ladon run --adapter process --bin n.py --workload g-set --nodes 3 --concurrency 3 \
+             --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
+             --partition-shapes one,halves --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
+             --nemesis-loss 0.3 --nemesis-dup 0.3 --max-clock-skew 2s --topology grid --op-timeout 1s \
+             --init-timeout 10s --converge-timeout 5s --txn-size 3 --max-writes-per-key 32 \
+             --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
+        );
+    }
+}

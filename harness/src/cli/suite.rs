@@ -1,0 +1,90 @@
+//! `ladon suite FILE.toml [--jobs J] [--store DIR] [--junit FILE] [--filter TEXT] [--list]`
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::suite::{judge, matrix, runner, spec};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The suite file (TOML; see docs/reports.md).
+    pub file: PathBuf,
+    /// Runs at once (default: the file's `jobs`, else the available cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where runs land (default: results/suite-<name>).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Write JUnit XML here: one test suite per group, one test case per run.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Only runs whose name contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Print the runs the suite expands to, with their commands, and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+pub fn main(args: Args) -> anyhow::Result<u8> {
+    let suite = spec::load(&args.file)?;
+    let mut cases = matrix::expand(&suite);
+    if let Some(f) = &args.filter {
+        cases.retain(|c| c.name.contains(f.as_str()));
+        anyhow::ensure!(
+            !cases.is_empty(),
+            "--filter {f:?} matches no run of {}",
+            args.file.display()
+        );
+    }
+    if args.list {
+        for c in &cases {
+            println!("{}\t{}", c.name, c.command());
+        }
+        return Ok(0);
+    }
+    if args.jobs == Some(0) {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    let jobs = args.jobs.or(suite.jobs).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("suite-{}", suite.name)));
+    std::fs::create_dir_all(&store)
+        .with_context(|| format!("failed to create --store {}", store.display()))?;
+    let runner = runner::LadonRunner::current(Duration::from_secs(suite.timeout_secs))
+        .context("failed to find the ladon executable")?;
+    eprintln!(
+        "suite {}: {} runs on {jobs} threads, runs under {}",
+        suite.name,
+        cases.len(),
+        store.display()
+    );
+    let finished = AtomicUsize::new(0);
+    let total = cases.len();
+    let outs = runner::run_all(&cases, &runner, jobs, &store, &|case, out| {
+        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+        let j = judge::judge_one(case, out);
+        eprintln!(
+            "[{n}/{total}] {} {} ({:.1}s)",
+            j.label(),
+            case.name,
+            out.duration.as_secs_f64()
+        );
+    });
+    let js = judge::judge_all(&cases, &outs);
+    print!("{}", judge::table(&suite.name, &cases, &outs, &js));
+    if let Some(path) = &args.junit {
+        let groups = judge::junit_cases(&cases, &outs, &js);
+        crate::report::junit::write(path, &format!("ladon suite {}", suite.name), &groups)?;
+    }
+    Ok(judge::exit_code(&js))
+}

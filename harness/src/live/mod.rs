@@ -1,0 +1,359 @@
+//! The live runner: real node processes speaking Maelstrom's protocol, the
+//! router applying the simulator's network fault model in real time, live
+//! clients, the nemesis (partitions, clock skew through libfaketime,
+//! crashes, pauses, loss, duplication, clogs), and the final phase.
+//!
+//! ```text
+//! clients ──requests──▶ router ──stdin──▶ node process (n1, n2, ...)
+//!    ▲                    │ ▲                  │
+//!    └──────replies───────┘ └──────stdout──────┘   (node↔node via net::Network)
+//! ```
+
+pub mod client;
+pub mod final_phase;
+pub mod generator;
+pub mod nemesis;
+pub mod nodes;
+pub mod recorder;
+pub mod router;
+pub mod services;
+pub mod topology;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ladon_adapters::process::child::{check_executable, ChildSpec};
+use ladon_adapters::process::clock::Faketime;
+use ladon_adapters::process::Workload;
+use ladon_checker::history::{Event, EventType};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::net::{NetConfig, Shape};
+use nemesis::{Fault, NemesisCtx};
+use nodes::NodeSet;
+use recorder::Recorder;
+use router::{Control, Router, RouterConfig, RouterIn, RouterStats};
+use topology::Topology;
+
+/// Every option of a live run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveOptions {
+    pub bin: PathBuf,
+    pub bin_args: Vec<String>,
+    #[serde(serialize_with = "as_str")]
+    pub workload: Workload,
+    pub nodes: usize,
+    pub concurrency: usize,
+    /// Client operations per second, all clients together.
+    pub rate: f64,
+    pub time_limit: Duration,
+    pub op_timeout: Duration,
+    pub init_timeout: Duration,
+    pub converge_timeout: Duration,
+    pub seed: u64,
+    pub net: NetConfig,
+    #[serde(serialize_with = "faults")]
+    pub nemesis: Vec<Fault>,
+    pub nemesis_interval: Duration,
+    pub partition_shapes: Vec<Shape>,
+    pub max_clock_skew_ns: i64,
+    /// Loss and duplication probabilities the `loss` and `dup` faults inject.
+    pub fault_loss: f64,
+    pub fault_duplicate: f64,
+    #[serde(serialize_with = "topo")]
+    pub topology: Topology,
+    pub txn_size: usize,
+    pub max_writes_per_key: u64,
+    pub faketime_library: Option<PathBuf>,
+    /// Where the run's files go (`history.jsonl`, `messages.jsonl`, `nodes/`).
+    pub run_dir: PathBuf,
+}
+
+fn as_str<S: serde::Serializer>(w: &Workload, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(w.as_str())
+}
+fn faults<S: serde::Serializer>(f: &[Fault], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(f.iter().map(|f| f.as_str()))
+}
+fn topo<S: serde::Serializer>(t: &Topology, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.as_str())
+}
+
+impl LiveOptions {
+    /// Defaults for `bin` running `workload`, writing into `run_dir`.
+    pub fn new(bin: PathBuf, workload: Workload, run_dir: PathBuf) -> LiveOptions {
+        LiveOptions {
+            bin,
+            bin_args: Vec::new(),
+            workload,
+            nodes: 3,
+            concurrency: 3,
+            rate: 100.0,
+            time_limit: Duration::from_secs(10),
+            op_timeout: Duration::from_secs(1),
+            init_timeout: Duration::from_secs(10),
+            converge_timeout: Duration::from_secs(5),
+            seed: 0,
+            net: NetConfig::default(),
+            nemesis: Vec::new(),
+            nemesis_interval: Duration::from_secs(2),
+            partition_shapes: vec![Shape::One, Shape::Halves],
+            max_clock_skew_ns: 2_000_000_000,
+            fault_loss: 0.3,
+            fault_duplicate: 0.3,
+            topology: Topology::Grid,
+            txn_size: 3,
+            max_writes_per_key: 32,
+            faketime_library: None,
+            run_dir,
+        }
+    }
+}
+
+/// What a live run produced.
+#[derive(Debug)]
+pub struct LiveOutcome {
+    pub history: PathBuf,
+    pub events: Vec<Event>,
+    /// Harness time at which all nodes' final reads first agreed.
+    pub converged_ns: Option<u64>,
+    pub router: RouterStats,
+    /// Node-to-node messages per acknowledged write.
+    pub messages_per_write: Option<f64>,
+    /// Process ids of every node process the run started (all reaped by now).
+    pub pids: Vec<i32>,
+}
+
+/// Runs one live test. Every child is killed and reaped before this returns,
+/// on success and on error; dropping the future (Ctrl-C) kills them too.
+pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
+    check_executable(&opts.bin).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
+    let clocks = opts.nemesis.contains(&Fault::Clock);
+    let nodes_dir = opts.run_dir.join("nodes");
+    std::fs::create_dir_all(&nodes_dir)
+        .with_context(|| format!("cannot create {}", nodes_dir.display()))?;
+    let start = Instant::now();
+    let history = opts.run_dir.join("history.jsonl");
+    let recorder = Recorder::create(&history, start)
+        .with_context(|| format!("cannot create {}", history.display()))?;
+    let names: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
+
+    let (router_tx, router_rx) = mpsc::channel::<RouterIn>(8192);
+    let router = Router::new(RouterConfig {
+        nodes: names.clone(),
+        net: opts.net.clone(),
+        seed: opts.seed,
+        messages: Some(opts.run_dir.join("messages.jsonl")),
+        log_dir: Some(nodes_dir.clone()),
+        start,
+    })
+    .context("cannot create messages.jsonl")?;
+    let router_task = tokio::spawn(router.run(router_rx));
+
+    let mut specs = Vec::new();
+    for name in &names {
+        let faketime = if clocks {
+            Some(Faketime::new(
+                opts.faketime_library.as_deref(),
+                nodes_dir.join(format!("{name}.faketime")),
+            )?)
+        } else {
+            None
+        };
+        specs.push(ChildSpec {
+            node: name.clone(),
+            bin: opts.bin.clone(),
+            args: opts.bin_args.clone(),
+            log: nodes_dir.join(format!("{name}.log")),
+            faketime,
+        });
+    }
+    let setup: Vec<Vec<serde_json::Value>> = match opts.workload {
+        Workload::Broadcast => {
+            let topo = opts.topology.neighbours(&names);
+            names
+                .iter()
+                .map(|_| vec![json!({"type": "topology", "topology": topo})])
+                .collect()
+        }
+        _ => names.iter().map(|_| Vec::new()).collect(),
+    };
+    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+    let nodes = Arc::new(tokio::sync::Mutex::new(NodeSet::new(
+        specs,
+        setup,
+        opts.init_timeout,
+        router_tx.clone(),
+        exit_tx,
+    )));
+
+    let result = drive(
+        opts,
+        &names,
+        &recorder,
+        &router_tx,
+        &nodes,
+        &mut exit_rx,
+        clocks,
+    )
+    .await;
+    let pids = {
+        let mut set = nodes.lock().await;
+        set.shutdown().await;
+        set.spawned.clone()
+    };
+    let (tx, rx) = oneshot::channel();
+    let _ = router_tx
+        .send(RouterIn::Control(Control::Shutdown(tx)))
+        .await;
+    let stats = rx.await.unwrap_or_default();
+    let _ = router_task.await;
+    let converged_ns = result?;
+    if let Some(e) = recorder.write_error() {
+        anyhow::bail!("{e} ({})", history.display());
+    }
+    let events = recorder.events();
+    let writes = events
+        .iter()
+        .filter(|e| e.kind == EventType::Ok && e.f == "txn" && e.ops().iter().any(|m| m.is_write()))
+        .count();
+    let messages_per_write = (writes > 0).then(|| stats.sent as f64 / writes as f64);
+    Ok(LiveOutcome {
+        history,
+        events,
+        converged_ns,
+        router: stats,
+        messages_per_write,
+        pids,
+    })
+}
+
+async fn drive(
+    opts: &LiveOptions,
+    names: &[String],
+    recorder: &Recorder,
+    router_tx: &mpsc::Sender<RouterIn>,
+    nodes: &nodes::SharedNodes,
+    exit_rx: &mut mpsc::UnboundedReceiver<(usize, u64, String)>,
+    clocks: bool,
+) -> anyhow::Result<Option<u64>> {
+    {
+        let mut set = nodes.lock().await;
+        for (i, name) in names.iter().enumerate() {
+            set.start(i)
+                .await
+                .with_context(|| format!("cannot start node {name}"))?;
+        }
+    }
+    // Nodes that exit on their own are recorded, and stay down until the final phase.
+    let exit_watch = {
+        let (nodes, recorder) = (nodes.clone(), recorder.clone());
+        let names = names.to_vec();
+        let mut rx = std::mem::replace(exit_rx, mpsc::unbounded_channel().1);
+        tokio::spawn(async move {
+            while let Some((i, generation, why)) = rx.recv().await {
+                if let Some(status) = nodes.lock().await.exited(i, generation).await {
+                    recorder.nemesis(
+                        "node-exit",
+                        json!({"node": names[i], "status": status, "reason": why}),
+                    );
+                }
+            }
+        })
+    };
+
+    let fresh = Arc::new(AtomicU64::new(opts.concurrency as u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = Arc::new(Mutex::new(generator::Generator::new(
+        opts.workload,
+        ChaCha8Rng::seed_from_u64(opts.seed),
+        opts.txn_size,
+        opts.max_writes_per_key,
+        opts.concurrency.max(2),
+    )));
+    let think = if opts.rate > 0.0 {
+        Duration::from_secs_f64(opts.concurrency as f64 / opts.rate)
+    } else {
+        Duration::ZERO
+    };
+    let mut clients = Vec::new();
+    for k in 0..opts.concurrency {
+        let node = k % names.len();
+        clients.push(tokio::spawn(client::client_loop(client::ClientCtx {
+            index: k,
+            workload: opts.workload,
+            node: (node, names[node].clone()),
+            generator: generator.clone(),
+            recorder: recorder.clone(),
+            router: router_tx.clone(),
+            timeout: opts.op_timeout,
+            think,
+            stop: stop.clone(),
+            fresh: fresh.clone(),
+        })));
+    }
+    let (stop_nemesis, stop_rx) = watch::channel(false);
+    let nctx = NemesisCtx {
+        names: names.to_vec(),
+        router: router_tx.clone(),
+        nodes: nodes.clone(),
+        recorder: recorder.clone(),
+        interval: opts.nemesis_interval,
+        shapes: opts.partition_shapes.clone(),
+        max_skew_ns: opts.max_clock_skew_ns,
+        loss: opts.fault_loss,
+        duplicate: opts.fault_duplicate,
+    };
+    let nemeses: Vec<_> = opts
+        .nemesis
+        .iter()
+        .enumerate()
+        .map(|(k, &f)| {
+            tokio::spawn(nemesis::run_fault(
+                f,
+                k,
+                opts.nemesis.len(),
+                nctx.clone(),
+                opts.seed,
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(opts.time_limit).await;
+    let _ = stop_nemesis.send(true);
+    for h in nemeses {
+        let _ = h.await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for h in clients {
+        let _ = h.await;
+    }
+    let fctx = final_phase::FinalCtx {
+        workload: opts.workload,
+        names: names.to_vec(),
+        router: router_tx.clone(),
+        nodes: nodes.clone(),
+        recorder: recorder.clone(),
+        keys: generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .written_keys(),
+        timeout: opts.op_timeout,
+        converge_timeout: opts.converge_timeout,
+        fresh,
+        clocks,
+    };
+    final_phase::heal_all(&fctx).await;
+    let converged = final_phase::final_reads(&fctx).await;
+    exit_watch.abort();
+    Ok(converged)
+}
