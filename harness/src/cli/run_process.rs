@@ -58,6 +58,7 @@ pub struct ProcessRunArgs {
     /// Maelstrom workload: broadcast, g-set, g-counter, pn-counter, txn-list-append, txn-rw-register, lin-kv.
     #[arg(long)]
     pub workload: Workload,
+    /// Number of nodes (one process each).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     /// Logical clients, each sticky to one node.
@@ -69,13 +70,16 @@ pub struct ProcessRunArgs {
     /// Seconds of faulty phase.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub time_limit: Duration,
+    /// Seed of the client, network and nemesis choices (drawn from the time if absent).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Faults: comma-separated partition, clock, crash, pause, loss, dup, clog, or none.
     #[arg(long, default_value = "none", value_parser = Fault::parse_list)]
     pub nemesis: std::vec::Vec<Fault>,
+    /// Time between nemesis steps.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub nemesis_interval: Duration,
+    /// What partitions do to messages: drop or hold.
     #[arg(long, value_enum, default_value = "drop")]
     pub partition_mode: PartitionMode,
     /// Comma-separated partition shapes (one, halves, majorities-ring, bridge, ring-cut, hub, one-way, groups:0,1/2).
@@ -108,14 +112,19 @@ pub struct ProcessRunArgs {
     /// Broadcast's topology: grid, line, total, tree2, tree3, tree4.
     #[arg(long, default_value = "grid")]
     pub topology: Topology,
+    /// A client operation without a reply after this long is `info`.
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub op_timeout: Duration,
+    /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub init_timeout: Duration,
+    /// Final reads stop when nodes agree or this long after the heal.
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub converge_timeout: Duration,
+    /// Up to this many micro-operations per transaction (txn-* workloads).
     #[arg(long, default_value_t = 3)]
     pub txn_size: usize,
+    /// Keys rotate after this many writes.
     #[arg(long, default_value_t = 32)]
     pub max_writes_per_key: u64,
     /// Where results go.
