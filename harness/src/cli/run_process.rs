@@ -12,9 +12,9 @@ use ladon_checker::report::Guarantee;
 use ladon_checker::CheckOptions;
 use serde_json::json;
 
-use crate::live::nemesis::Fault;
 use crate::live::topology::Topology;
 use crate::live::{self, LiveOptions};
+use crate::nemesis::FaultList;
 use crate::net::{format_duration_ns, parse_duration_ns, Latency, PartitionMode, Shape};
 
 /// `ladon run --adapter process ...` parsed on its own.
@@ -74,8 +74,8 @@ pub struct ProcessRunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Faults: comma-separated partition, clock, crash, pause, loss, dup, clog, or none.
-    #[arg(long, default_value = "none", value_parser = Fault::parse_list)]
-    pub nemesis: std::vec::Vec<Fault>,
+    #[arg(long, default_value = "none")]
+    pub nemesis: FaultList,
     /// Time between nemesis steps.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub nemesis_interval: Duration,
@@ -239,7 +239,7 @@ fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarant
         ("--concurrency", args.concurrency.to_string()),
         ("--rate", args.rate.to_string()),
         ("--time-limit", dur(args.time_limit)),
-        ("--nemesis", list(&args.nemesis)),
+        ("--nemesis", args.nemesis.to_string()),
         ("--nemesis-interval", dur(args.nemesis_interval)),
         (
             "--partition-mode",
@@ -309,7 +309,7 @@ fn live_options(args: &ProcessRunArgs, seed: u64, run_dir: PathBuf) -> LiveOptio
     opts.nemesis = args.nemesis.clone();
     opts.nemesis_interval = args.nemesis_interval;
     opts.partition_shapes = args.partition_shapes.clone();
-    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as i64;
+    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as u64;
     opts.topology = args.topology;
     opts.txn_size = args.txn_size;
     opts.max_writes_per_key = args.max_writes_per_key;
