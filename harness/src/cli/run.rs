@@ -125,12 +125,12 @@ pub fn print_header(o: &RunOptions) {
         "  nemesis {} every ~{} ({} partitions), time limit {}, rate {}/s, {} {} clients, latency {}{}",
         o.nemesis,
         o.nemesis_interval,
-        serde_json::to_value(o.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        serde_json::to_value(o.net.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         o.time_limit,
         o.rate,
         o.concurrency,
         serde_json::to_value(o.clients).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        o.latency,
+        o.net.latency,
         if o.swarm { ", swarm" } else { "" }
     );
 }
