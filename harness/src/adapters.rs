@@ -147,6 +147,11 @@ fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
     Ok(ToyCluster::new(o.nodes, bug))
 }
 
+/// Why the simulator's callers (explore, suite, replay) refuse `process`.
+pub const LIVE_ONLY: &str = "--adapter process runs real processes live, not in the simulator: \
+     use `ladon run --adapter process --bin PATH --workload NAME` \
+     (explore, suite and replay take simulated adapters only)";
+
 /// Every adapter `ladon run --adapter NAME` knows. Register new ones here.
 pub fn registry() -> Vec<AdapterEntry> {
     vec![
@@ -170,7 +175,20 @@ pub fn registry() -> Vec<AdapterEntry> {
                 crate::runner::simulate(cluster, ctx)
             },
         },
-        // Register further adapters here (process, ...).
+        AdapterEntry {
+            name: "process",
+            about: "any program speaking Maelstrom's protocol, run live: --bin PATH --workload NAME (see below)",
+            mode: Mode::Live,
+            guarantees: |_| {
+                Ok(ladon_checker::report::Guarantee::default_for_check()
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect())
+            },
+            // `ladon run --adapter process` has its own flags and runner
+            // (`cli::run_process`); the simulator's callers cannot run it.
+            run: |_| anyhow::bail!("{LIVE_ONLY}"),
+        },
     ]
 }
 

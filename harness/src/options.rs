@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::AdapterOptions;
 use crate::nemesis::{FaultKind, FaultList};
-use crate::net::{format_duration_ns, parse_duration_ns, Latency, PartitionMode, Shape};
+use crate::net::{format_duration_ns, parse_duration_ns, Latency, NetConfig, PartitionMode, Shape};
 
 /// A duration given as `30` (seconds), `30s`, `500ms`, `250us` or `100ns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,6 +121,102 @@ pub enum ClientMode {
     Roaming,
 }
 
+/// The network fault model's flags, the same for simulated runs (`ladon
+/// run`) and live ones (`ladon run --adapter process`, which changes two
+/// defaults: see [`crate::cli::run_process`]).
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct NetFlags {
+    /// What partitions do to messages: drop or hold.
+    #[arg(long, value_enum, default_value_t = PartitionMode::Drop)]
+    pub partition_mode: PartitionMode,
+    /// Partition shapes the nemesis picks from (one, halves, majorities-ring,
+    /// bridge, ring-cut, hub, one-way, groups:0,1/2).
+    #[arg(long, default_value = SIM_SHAPES)]
+    pub partition_shapes: ShapeList,
+    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
+    #[arg(long, default_value = SIM_LATENCY)]
+    pub latency: Latency,
+    /// Background message loss probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Background message duplication probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Probability a message is delayed extra (reordering).
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Loss probability while the `loss` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_loss: f64,
+    /// Duplication probability while the `dup` nemesis is active.
+    #[arg(long, default_value_t = 0.3)]
+    pub nemesis_dup: f64,
+}
+
+/// `--partition-shapes` default of simulated runs.
+pub const SIM_SHAPES: &str = "one,halves,majorities-ring,bridge,ring-cut,hub,one-way";
+/// `--latency` default of simulated runs.
+pub const SIM_LATENCY: &str = "uniform:1ms..10ms";
+
+impl NetFlags {
+    /// The network's background behaviour (the nemesis adds the rest).
+    pub fn config(&self) -> NetConfig {
+        NetConfig {
+            latency: self.latency,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            partition_mode: self.partition_mode,
+        }
+    }
+
+    /// Every flag with its value, in declaration order (for reproduce commands).
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let mode = match self.partition_mode {
+            PartitionMode::Drop => "drop",
+            PartitionMode::Hold => "hold",
+        };
+        vec![
+            ("--partition-mode", mode.to_string()),
+            ("--partition-shapes", self.partition_shapes.to_string()),
+            ("--latency", self.latency.to_string()),
+            ("--loss", self.loss.to_string()),
+            ("--duplicate", self.duplicate.to_string()),
+            ("--reorder", self.reorder.to_string()),
+            ("--nemesis-loss", self.nemesis_loss.to_string()),
+            ("--nemesis-dup", self.nemesis_dup.to_string()),
+        ]
+    }
+
+    /// Validates values clap cannot, naming the flag.
+    pub fn validate(&self, nodes: usize) -> Result<(), String> {
+        let prob = |name: &str, p: f64| {
+            if (0.0..=1.0).contains(&p) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "--{name} {p}: must be a probability between 0 and 1"
+                ))
+            }
+        };
+        prob("loss", self.loss)?;
+        prob("duplicate", self.duplicate)?;
+        prob("reorder", self.reorder)?;
+        prob("nemesis-loss", self.nemesis_loss)?;
+        prob("nemesis-dup", self.nemesis_dup)?;
+        for s in &self.partition_shapes.0 {
+            if let Shape::Groups(gs) = s {
+                if let Some(bad) = gs.iter().flatten().find(|&&x| x >= nodes) {
+                    return Err(format!(
+                        "--partition-shapes {s}: node index {bad} out of range for --nodes {nodes}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every option of `ladon run` (and the run flags of `ladon explore`).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
@@ -163,34 +259,10 @@ pub struct RunOptions {
     /// Draw the fault mix and its parameters from the seed.
     #[arg(long)]
     pub swarm: bool,
-    /// What partitions do to messages: drop or hold.
-    #[arg(long, value_enum, default_value_t = PartitionMode::Drop)]
-    pub partition_mode: PartitionMode,
-    /// Partition shapes the nemesis picks from (one, halves, majorities-ring,
-    /// bridge, ring-cut, hub, one-way, groups:0,1/2).
-    #[arg(
-        long,
-        default_value = "one,halves,majorities-ring,bridge,ring-cut,hub,one-way"
-    )]
-    pub partition_shapes: ShapeList,
-    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
-    #[arg(long, default_value = "uniform:1ms..10ms")]
-    pub latency: Latency,
-    /// Background message loss probability.
-    #[arg(long, default_value_t = 0.0)]
-    pub loss: f64,
-    /// Background message duplication probability.
-    #[arg(long, default_value_t = 0.0)]
-    pub duplicate: f64,
-    /// Probability a message is delayed extra (reordering).
-    #[arg(long, default_value_t = 0.0)]
-    pub reorder: f64,
-    /// Loss probability while the `loss` nemesis is active.
-    #[arg(long, default_value_t = 0.3)]
-    pub nemesis_loss: f64,
-    /// Duplication probability while the `dup` nemesis is active.
-    #[arg(long, default_value_t = 0.3)]
-    pub nemesis_dup: f64,
+    /// The network's flags (shared with the live `process` adapter).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub net: NetFlags,
     /// Bound of clock offsets the clock nemesis sets.
     #[arg(long, default_value = "5s")]
     pub clock_skew: Dur,
@@ -235,6 +307,20 @@ impl Default for RunOptions {
     }
 }
 
+// The simulator reads the network flags as `o.latency`, `o.loss`, ...
+impl std::ops::Deref for RunOptions {
+    type Target = NetFlags;
+    fn deref(&self) -> &NetFlags {
+        &self.net
+    }
+}
+
+impl std::ops::DerefMut for RunOptions {
+    fn deref_mut(&mut self) -> &mut NetFlags {
+        &mut self.net
+    }
+}
+
 impl RunOptions {
     pub fn test_name(&self) -> String {
         self.test
@@ -244,20 +330,6 @@ impl RunOptions {
 
     /// Validates values clap cannot, naming the flag.
     pub fn validate(&self) -> Result<(), String> {
-        let prob = |name: &str, p: f64| {
-            if (0.0..=1.0).contains(&p) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "--{name} {p}: must be a probability between 0 and 1"
-                ))
-            }
-        };
-        prob("loss", self.loss)?;
-        prob("duplicate", self.duplicate)?;
-        prob("reorder", self.reorder)?;
-        prob("nemesis-loss", self.nemesis_loss)?;
-        prob("nemesis-dup", self.nemesis_dup)?;
         if self.nodes == 0 {
             return Err("--nodes 0: a cluster needs at least one node".into());
         }
@@ -279,17 +351,7 @@ impl RunOptions {
         if self.op_timeout.0 == 0 {
             return Err("--op-timeout 0: must be positive".into());
         }
-        for s in &self.partition_shapes.0 {
-            if let Shape::Groups(gs) = s {
-                if let Some(bad) = gs.iter().flatten().find(|&&x| x >= self.nodes) {
-                    return Err(format!(
-                        "--partition-shapes {s}: node index {bad} out of range for --nodes {}",
-                        self.nodes
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.net.validate(self.nodes)
     }
 
     /// Swarm testing: redraws the fault mix and its parameters from the
@@ -306,7 +368,7 @@ impl RunOptions {
         }
         self.nemesis = FaultList(kinds);
         self.nemesis_interval = Dur(rng.random_range(500_000_000..=8_000_000_000));
-        self.partition_mode = if rng.random_bool(0.5) {
+        self.net.partition_mode = if rng.random_bool(0.5) {
             PartitionMode::Drop
         } else {
             PartitionMode::Hold
@@ -317,9 +379,9 @@ impl RunOptions {
             .collect();
         shapes.shuffle(&mut rng);
         shapes.truncate(rng.random_range(1..=shapes.len()));
-        self.partition_shapes = ShapeList(shapes);
+        self.net.partition_shapes = ShapeList(shapes);
         let mean = rng.random_range(100_000..=20_000_000);
-        self.latency = match rng.random_range(0..3) {
+        self.net.latency = match rng.random_range(0..3) {
             0 => Latency::Constant(mean),
             1 => Latency::Uniform {
                 min: mean / 2,
@@ -327,17 +389,17 @@ impl RunOptions {
             },
             _ => Latency::Exponential { mean },
         };
-        self.loss = if rng.random_bool(0.3) {
+        self.net.loss = if rng.random_bool(0.3) {
             rng.random_range(0.0..0.1)
         } else {
             0.0
         };
-        self.duplicate = if rng.random_bool(0.3) {
+        self.net.duplicate = if rng.random_bool(0.3) {
             rng.random_range(0.0..0.1)
         } else {
             0.0
         };
-        self.reorder = if rng.random_bool(0.3) {
+        self.net.reorder = if rng.random_bool(0.3) {
             rng.random_range(0.0..0.3)
         } else {
             0.0

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use clap::Args;
 use ladon_adapters::reference::{Bug, Config, Strategy, Topology};
+use ladon_checker::report::Guarantee;
 
 #[derive(Debug, Args)]
 pub struct AdaptersArgs {}
@@ -19,7 +20,96 @@ pub fn render() -> String {
     }
     let _ = writeln!(s);
     s.push_str(&render_reference());
+    let _ = writeln!(s);
+    s.push_str(&render_process());
     s
+}
+
+/// The `process` adapter: its flags, Maelstrom workloads and guarantees.
+pub fn render_process() -> String {
+    use clap::CommandFactory;
+    use ladon_adapters::process::Workload;
+    use ladon_checker::history::KeyKind;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "process    live: any program speaking Maelstrom's protocol, one process per node"
+    );
+    let _ = writeln!(
+        s,
+        "  ladon run --adapter process --bin PATH [--bin-arg ARG]... --workload NAME"
+    );
+    let _ = writeln!(
+        s,
+        "  live runs use wall-clock time: re-run the reproduce command, `ladon replay` refuses them"
+    );
+    let _ = writeln!(
+        s,
+        "  guarantees: what the node promises cannot be asked of a binary, so --guarantees LIST"
+    );
+    let _ = writeln!(
+        s,
+        "              chooses them (default {}; `none` checks nothing forbidden)",
+        Guarantee::default_for_check()
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  --workload         checked as    RPCs");
+    for w in Workload::ALL {
+        let kind = match w.kind() {
+            KeyKind::Register => "register",
+            KeyKind::List => "list-append",
+            KeyKind::Set => "set",
+            KeyKind::Counter => "counter",
+        };
+        let _ = writeln!(s, "    {:<16} {:<13} {}", w.as_str(), kind, rpcs(w));
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  flags:");
+    let cmd = crate::cli::run_process::ProcessCli::command();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        let value = arg
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| long.to_uppercase().replace('-', "_"));
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let _ = write!(s, "    --{long} {value}");
+        if !default.is_empty() {
+            let _ = write!(s, " (default {})", default.join(","));
+        }
+        let _ = writeln!(s);
+        if !help.is_empty() {
+            let _ = writeln!(s, "        {help}");
+        }
+    }
+    s
+}
+
+/// The requests a node answers under workload `w`.
+fn rpcs(w: ladon_adapters::process::Workload) -> &'static str {
+    use ladon_adapters::process::Workload;
+    match w {
+        Workload::Broadcast => "topology, broadcast, read",
+        Workload::GSet => "add, read",
+        Workload::GCounter => "add, read",
+        Workload::PnCounter => "add (negative too), read",
+        Workload::TxnListAppend => "txn (r, append)",
+        Workload::TxnRwRegister => "txn (r, w)",
+        Workload::LinKv => "read, write (one per micro-op)",
+    }
 }
 
 /// The reference store's strategies, topologies and bug variants.
@@ -88,6 +178,27 @@ mod tests {
     #[test]
     fn reference_listing() {
         insta::assert_snapshot!(super::render_reference());
+    }
+
+    #[test]
+    fn process_listing() {
+        insta::assert_snapshot!(super::render_process());
+    }
+
+    #[test]
+    fn process_listing_names_every_flag_and_workload() {
+        use clap::CommandFactory;
+        let out = super::render();
+        for arg in crate::cli::run_process::ProcessCli::command().get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(out.contains(&format!("    --{long} ")), "--{long} missing");
+            }
+        }
+        for w in ladon_adapters::process::Workload::ALL {
+            assert!(out.contains(&format!("    {:<16} ", w.as_str())), "{w}");
+        }
+        assert!(out.contains("    txn-list-append  list-append "), "{out}");
+        assert!(out.contains("    broadcast        set "), "{out}");
     }
 
     #[test]

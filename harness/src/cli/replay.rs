@@ -20,15 +20,23 @@ pub fn replay(dir: &std::path::Path, store_dir: Option<PathBuf>) -> anyhow::Resu
     let info_path = dir.join("run.json");
     let text = std::fs::read_to_string(&info_path)
         .with_context(|| format!("reading {}", info_path.display()))?;
-    let info: RunInfo =
+    // A live run's options are not simulator options: look at the mode first.
+    let head: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", info_path.display()))?;
-    if info.mode != "simulation" {
+    let mode = head.get("mode").and_then(|m| m.as_str()).unwrap_or("");
+    if mode != "simulation" {
+        let how = match head.get("reproduce").and_then(|r| r.as_str()) {
+            Some(cmd) => format!("re-run it with its reproduce command:\n  {cmd}"),
+            None => "re-run it with the same `ladon run` flags".into(),
+        };
         bail!(
-            "{}: mode is {:?}; only simulated runs can be replayed",
-            info_path.display(),
-            info.mode
+            "{}: a {mode:?} run cannot be replayed: real processes on wall-clock time \
+             do not repeat a history byte for byte, only simulated runs do; {how}",
+            info_path.display()
         );
     }
+    let info: RunInfo =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", info_path.display()))?;
     let mut o = info.options.clone();
     o.seed = Some(info.seed);
     if let Some(s) = store_dir {
@@ -69,4 +77,29 @@ pub fn main(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         new_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_live_run_is_refused_with_its_reproduce_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = "ladon run --adapter process --bin n.py --workload g-set --seed 9";
+        let run_json = serde_json::json!({
+            "test": "g-set-n", "seed": 9, "mode": "live", "adapter": "process",
+            "options": {"live": {"bin": "n.py"}}, "reproduce": cmd,
+            "ladon_version": "0", "git_revision": null, "guarantees": ["convergence"],
+        });
+        std::fs::write(dir.path().join("run.json"), run_json.to_string()).unwrap();
+        let err = format!("{:#}", super::replay(dir.path(), None).unwrap_err());
+        assert_eq!(
+            err,
+            format!(
+                "{}: a \"live\" run cannot be replayed: real processes on wall-clock time \
+                 do not repeat a history byte for byte, only simulated runs do; \
+                 re-run it with its reproduce command:\n  {cmd}",
+                dir.path().join("run.json").display()
+            )
+        );
+    }
 }

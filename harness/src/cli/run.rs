@@ -28,7 +28,13 @@ pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    crate::adapters::find(&o.adapter)?;
+    let adapter = crate::adapters::find(&o.adapter)?;
+    // Only `ladon run` itself drives live adapters (see `run_process`).
+    anyhow::ensure!(
+        adapter.mode == crate::adapters::Mode::Simulation,
+        "{}",
+        crate::adapters::LIVE_ONLY
+    );
     store::resolve_guarantees(&o)?;
     Ok(o)
 }
@@ -119,12 +125,12 @@ pub fn print_header(o: &RunOptions) {
         "  nemesis {} every ~{} ({} partitions), time limit {}, rate {}/s, {} {} clients, latency {}{}",
         o.nemesis,
         o.nemesis_interval,
-        serde_json::to_value(o.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        serde_json::to_value(o.net.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
         o.time_limit,
         o.rate,
         o.concurrency,
         serde_json::to_value(o.clients).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        o.latency,
+        o.net.latency,
         if o.swarm { ", swarm" } else { "" }
     );
 }
@@ -214,6 +220,16 @@ mod tests {
             reproduce_command(&args, 42, &["--seeds", "--jobs"]),
             "ladon run --nodes 5 --bug no-anti-entropy --seed 42"
         );
+    }
+
+    #[test]
+    fn simulated_commands_refuse_the_live_adapter_before_running() {
+        let o = RunOptions {
+            adapter: "process".into(),
+            ..RunOptions::default()
+        };
+        let err = resolve(o).unwrap_err().to_string();
+        assert_eq!(err, crate::adapters::LIVE_ONLY);
     }
 
     #[test]

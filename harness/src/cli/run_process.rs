@@ -12,18 +12,28 @@ use ladon_checker::report::Guarantee;
 use ladon_checker::CheckOptions;
 use serde_json::json;
 
-use crate::live::nemesis::Fault;
 use crate::live::topology::Topology;
 use crate::live::{self, LiveOptions};
-use crate::net::{format_duration_ns, parse_duration_ns, Latency, PartitionMode, Shape};
+use crate::nemesis::FaultList;
+use crate::options::{Dur, NetFlags};
 
-/// `ladon run --adapter process ...` parsed on its own.
+/// `ladon run --adapter process ...` parsed on its own. Real processes
+/// already have real latency, and partition shapes beyond `one` and
+/// `halves` are rarely informative on a few processes: those two network
+/// defaults differ from simulated runs'.
 #[derive(Debug, clap::Parser)]
 #[command(name = "ladon run")]
+#[command(mut_arg("latency", |a| a.default_value(LIVE_LATENCY)))]
+#[command(mut_arg("partition_shapes", |a| a.default_value(LIVE_SHAPES)))]
 pub struct ProcessCli {
     #[command(flatten)]
     pub args: Box<ProcessRunArgs>,
 }
+
+/// `--latency` default of live runs.
+pub const LIVE_LATENCY: &str = "constant:0ms";
+/// `--partition-shapes` default of live runs.
+pub const LIVE_SHAPES: &str = "one,halves";
 
 /// If the command line is `ladon run ... --adapter process ...`, the
 /// arguments to parse as [`ProcessCli`] (without the `run` word).
@@ -58,6 +68,7 @@ pub struct ProcessRunArgs {
     /// Maelstrom workload: broadcast, g-set, g-counter, pn-counter, txn-list-append, txn-rw-register, lin-kv.
     #[arg(long)]
     pub workload: Workload,
+    /// Number of nodes (one process each).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     /// Logical clients, each sticky to one node.
@@ -67,55 +78,43 @@ pub struct ProcessRunArgs {
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Seconds of faulty phase.
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub time_limit: Duration,
+    #[arg(long, default_value = "10s")]
+    pub time_limit: Dur,
+    /// Seed of the client, network and nemesis choices (drawn from the time if absent).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Faults: comma-separated partition, clock, crash, pause, loss, dup, clog, or none.
-    #[arg(long, default_value = "none", value_parser = Fault::parse_list)]
-    pub nemesis: std::vec::Vec<Fault>,
-    #[arg(long, default_value = "2s", value_parser = duration)]
-    pub nemesis_interval: Duration,
-    #[arg(long, value_enum, default_value = "drop")]
-    pub partition_mode: PartitionMode,
-    /// Comma-separated partition shapes (one, halves, majorities-ring, bridge, ring-cut, hub, one-way, groups:0,1/2).
-    #[arg(long, default_value = "one,halves", value_parser = shapes)]
-    pub partition_shapes: std::vec::Vec<Shape>,
-    /// Per-message latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
-    #[arg(long, default_value = "constant:0ms")]
-    pub latency: Latency,
-    /// Background message loss probability (node-to-node messages).
-    #[arg(long, default_value_t = 0.0)]
-    pub loss: f64,
-    /// Background message duplication probability.
-    #[arg(long, default_value_t = 0.0)]
-    pub duplicate: f64,
-    /// Probability a message is delayed extra (reordering).
-    #[arg(long, default_value_t = 0.0)]
-    pub reorder: f64,
-    /// Loss probability while the `loss` nemesis is active.
-    #[arg(long, default_value_t = 0.3)]
-    pub nemesis_loss: f64,
-    /// Duplication probability while the `dup` nemesis is active.
-    #[arg(long, default_value_t = 0.3)]
-    pub nemesis_dup: f64,
+    #[arg(long, default_value = "none")]
+    pub nemesis: FaultList,
+    /// Time between nemesis steps.
+    #[arg(long, default_value = "2s")]
+    pub nemesis_interval: Dur,
+    /// The network's flags, shared with simulated runs (two defaults differ:
+    /// see [`ProcessCli`]).
+    #[command(flatten)]
+    pub net: NetFlags,
     /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
     #[arg(long)]
     pub faketime_library: Option<PathBuf>,
     /// Largest clock offset the clock nemesis applies.
-    #[arg(long, default_value = "2s", value_parser = duration)]
-    pub max_clock_skew: Duration,
+    #[arg(long, default_value = "2s")]
+    pub max_clock_skew: Dur,
     /// Broadcast's topology: grid, line, total, tree2, tree3, tree4.
     #[arg(long, default_value = "grid")]
     pub topology: Topology,
-    #[arg(long, default_value = "1s", value_parser = duration)]
-    pub op_timeout: Duration,
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub init_timeout: Duration,
-    #[arg(long, default_value = "5s", value_parser = duration)]
-    pub converge_timeout: Duration,
+    /// A client operation without a reply after this long is `info`.
+    #[arg(long, default_value = "1s")]
+    pub op_timeout: Dur,
+    /// How long a (re)started node may take to answer `init`.
+    #[arg(long, default_value = "10s")]
+    pub init_timeout: Dur,
+    /// Final reads stop when nodes agree or this long after the heal.
+    #[arg(long, default_value = "5s")]
+    pub converge_timeout: Dur,
+    /// Up to this many micro-operations per transaction (txn-* workloads).
     #[arg(long, default_value_t = 3)]
     pub txn_size: usize,
+    /// Keys rotate after this many writes.
     #[arg(long, default_value_t = 32)]
     pub max_writes_per_key: u64,
     /// Where results go.
@@ -132,55 +131,6 @@ pub struct ProcessRunArgs {
     pub junit: Option<PathBuf>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration_ns(s).map(Duration::from_nanos)
-}
-
-fn shapes(s: &str) -> Result<Vec<Shape>, String> {
-    // `groups:0,1/2` contains commas, so split on commas only between shapes.
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for part in s.split(',') {
-        if !cur.is_empty() && (Shape::NAMED.contains(&part.trim()) || part.starts_with("groups:")) {
-            out.push(cur.parse()?);
-            cur.clear();
-        }
-        if !cur.is_empty() {
-            cur.push(',');
-        }
-        cur.push_str(part);
-    }
-    if !cur.is_empty() {
-        out.push(cur.parse()?);
-    }
-    Ok(out)
-}
-
-/// `2026-08-30T12-01-02Z`: UTC, safe in file names.
-fn utc_stamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Quotes `s` for a POSIX shell when it holds anything but plain characters.
 fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
@@ -191,10 +141,6 @@ fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
-}
-
-fn dur(d: Duration) -> String {
-    format_duration_ns(d.as_nanos() as u64)
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
@@ -219,40 +165,25 @@ fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarant
     for a in &args.bin_args {
         words.push(("--bin-arg", a.clone()));
     }
-    let shapes: Vec<String> = args
-        .partition_shapes
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     words.extend([
         ("--workload", args.workload.to_string()),
         ("--nodes", args.nodes.to_string()),
         ("--concurrency", args.concurrency.to_string()),
         ("--rate", args.rate.to_string()),
-        ("--time-limit", dur(args.time_limit)),
-        ("--nemesis", list(&args.nemesis)),
-        ("--nemesis-interval", dur(args.nemesis_interval)),
-        (
-            "--partition-mode",
-            partition_mode(args.partition_mode).into(),
-        ),
-        ("--partition-shapes", shapes.join(",")),
-        ("--latency", args.latency.to_string()),
-        ("--loss", args.loss.to_string()),
-        ("--duplicate", args.duplicate.to_string()),
-        ("--reorder", args.reorder.to_string()),
-        ("--nemesis-loss", args.nemesis_loss.to_string()),
-        ("--nemesis-dup", args.nemesis_dup.to_string()),
+        ("--time-limit", args.time_limit.to_string()),
+        ("--nemesis", args.nemesis.to_string()),
+        ("--nemesis-interval", args.nemesis_interval.to_string()),
     ]);
+    words.extend(args.net.flags());
     if let Some(lib) = &args.faketime_library {
         words.push(("--faketime-library", lib.display().to_string()));
     }
     words.extend([
-        ("--max-clock-skew", dur(args.max_clock_skew)),
+        ("--max-clock-skew", args.max_clock_skew.to_string()),
         ("--topology", args.topology.as_str()),
-        ("--op-timeout", dur(args.op_timeout)),
-        ("--init-timeout", dur(args.init_timeout)),
-        ("--converge-timeout", dur(args.converge_timeout)),
+        ("--op-timeout", args.op_timeout.to_string()),
+        ("--init-timeout", args.init_timeout.to_string()),
+        ("--converge-timeout", args.converge_timeout.to_string()),
         ("--txn-size", args.txn_size.to_string()),
         ("--max-writes-per-key", args.max_writes_per_key.to_string()),
         ("--store", args.store.display().to_string()),
@@ -270,13 +201,6 @@ fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarant
     cmd
 }
 
-fn partition_mode(m: PartitionMode) -> &'static str {
-    match m {
-        PartitionMode::Drop => "drop",
-        PartitionMode::Hold => "hold",
-    }
-}
-
 /// The live runner's options for `args`, writing into `run_dir`.
 fn live_options(args: &ProcessRunArgs, seed: u64, run_dir: PathBuf) -> LiveOptions {
     let mut opts = LiveOptions::new(args.bin.clone(), args.workload, run_dir);
@@ -284,23 +208,20 @@ fn live_options(args: &ProcessRunArgs, seed: u64, run_dir: PathBuf) -> LiveOptio
     opts.nodes = args.nodes;
     opts.concurrency = args.concurrency;
     opts.rate = args.rate;
-    opts.time_limit = args.time_limit;
-    opts.op_timeout = args.op_timeout;
-    opts.init_timeout = args.init_timeout;
-    opts.converge_timeout = args.converge_timeout;
+    let d = |d: Dur| Duration::from_nanos(d.ns());
+    opts.time_limit = d(args.time_limit);
+    opts.op_timeout = d(args.op_timeout);
+    opts.init_timeout = d(args.init_timeout);
+    opts.converge_timeout = d(args.converge_timeout);
     opts.seed = seed;
-    opts.net.latency = args.latency;
-    opts.net.partition_mode = args.partition_mode;
-    opts.net.loss = args.loss;
-    opts.net.duplicate = args.duplicate;
-    opts.net.reorder = args.reorder;
-    opts.fault_loss = args.nemesis_loss;
-    opts.fault_duplicate = args.nemesis_dup;
+    opts.net = args.net.config();
+    opts.fault_loss = args.net.nemesis_loss;
+    opts.fault_duplicate = args.net.nemesis_dup;
     opts.faketime_library = args.faketime_library.clone();
     opts.nemesis = args.nemesis.clone();
-    opts.nemesis_interval = args.nemesis_interval;
-    opts.partition_shapes = args.partition_shapes.clone();
-    opts.max_clock_skew_ns = args.max_clock_skew.as_nanos() as i64;
+    opts.nemesis_interval = d(args.nemesis_interval);
+    opts.partition_shapes = args.net.partition_shapes.0.clone();
+    opts.max_clock_skew_ns = args.max_clock_skew.ns();
     opts.topology = args.topology;
     opts.txn_size = args.txn_size;
     opts.max_writes_per_key = args.max_writes_per_key;
@@ -334,6 +255,10 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         "--adapter {:?}: this command runs only the `process` adapter",
         args.adapter
     );
+    args.net
+        .validate(args.nodes)
+        .map_err(anyhow::Error::msg)
+        .context("invalid options")?;
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -350,9 +275,8 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("{}-{bin_name}", args.workload));
     let test_dir = args.store.join(&test);
-    let run_dir = test_dir.join(format!("{}-seed{seed}", utc_stamp(SystemTime::now())));
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let run_dir = crate::store::create_run_dir(&args.store, &test, seed)
+        .with_context(|| format!("cannot create a run directory in {}", test_dir.display()))?;
     let guarantees = args
         .guarantees
         .clone()
@@ -369,9 +293,9 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     );
     let run_json = json!({
         "test": test, "seed": seed, "mode": "live", "adapter": "process",
-        "options": {"live": opts, "latency": args.latency.to_string(), "partition_mode": args.partition_mode,
+        "options": {"live": opts, "latency": args.net.latency.to_string(), "partition_mode": args.net.partition_mode,
             "store": args.store, "test": test},
-        "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": null,
+        "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": crate::store::git_revision(),
         "guarantees": guarantees,
     });
     std::fs::write(
@@ -455,19 +379,51 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     #[test]
-    fn stamps_and_shapes() {
+    fn network_flags_are_the_simulators_with_two_live_defaults() {
+        let live = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        let sim = crate::options::RunOptions::default();
+        assert_eq!(live.net.latency, LIVE_LATENCY.parse().unwrap());
+        assert_eq!(live.net.partition_shapes, LIVE_SHAPES.parse().unwrap());
         assert_eq!(
-            utc_stamp(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            "2023-11-14T22-13-20Z"
+            sim.net.latency,
+            crate::options::SIM_LATENCY.parse().unwrap()
         );
-        assert_eq!(
-            shapes("one,groups:0,1/2,halves").unwrap(),
-            vec![
-                Shape::One,
-                Shape::Groups(vec![vec![0, 1], vec![2]]),
-                Shape::Halves
-            ]
-        );
+        let same = NetFlags {
+            latency: sim.net.latency,
+            partition_shapes: sim.net.partition_shapes.clone(),
+            ..live.net.clone()
+        };
+        assert_eq!(same, sim.net, "every other network default is shared");
+        let err = ProcessCli::try_parse_from(
+            wants_process_adapter(
+                [
+                    "ladon",
+                    "run",
+                    "--adapter=process",
+                    "--bin",
+                    "n",
+                    "--workload",
+                    "g-set",
+                    "--latency",
+                    "fast",
+                ]
+                .map(String::from)
+                .to_vec(),
+            )
+            .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--latency"), "{err}");
     }
 
     /// Splits a command line the way a POSIX shell does for what

@@ -35,8 +35,9 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::nemesis::{FaultKind, FaultList};
 use crate::net::{NetConfig, Shape};
-use nemesis::{Fault, NemesisCtx};
+use nemesis::NemesisCtx;
 use nodes::NodeSet;
 use recorder::Recorder;
 use router::{Control, Router, RouterConfig, RouterIn, RouterStats};
@@ -59,11 +60,11 @@ pub struct LiveOptions {
     pub converge_timeout: Duration,
     pub seed: u64,
     pub net: NetConfig,
-    #[serde(serialize_with = "faults")]
-    pub nemesis: Vec<Fault>,
+    pub nemesis: FaultList,
     pub nemesis_interval: Duration,
     pub partition_shapes: Vec<Shape>,
-    pub max_clock_skew_ns: i64,
+    /// Clock offsets the clock fault sets are drawn from `-bound..=bound`.
+    pub max_clock_skew_ns: u64,
     /// Loss and duplication probabilities the `loss` and `dup` faults inject.
     pub fault_loss: f64,
     pub fault_duplicate: f64,
@@ -78,9 +79,6 @@ pub struct LiveOptions {
 
 fn as_str<S: serde::Serializer>(w: &Workload, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(w.as_str())
-}
-fn faults<S: serde::Serializer>(f: &[Fault], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(f.iter().map(|f| f.as_str()))
 }
 fn topo<S: serde::Serializer>(t: &Topology, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.as_str())
@@ -102,7 +100,7 @@ impl LiveOptions {
             converge_timeout: Duration::from_secs(5),
             seed: 0,
             net: NetConfig::default(),
-            nemesis: Vec::new(),
+            nemesis: FaultList::default(),
             nemesis_interval: Duration::from_secs(2),
             partition_shapes: vec![Shape::One, Shape::Halves],
             max_clock_skew_ns: 2_000_000_000,
@@ -136,7 +134,7 @@ pub struct LiveOutcome {
 pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     check_executable(&opts.bin).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
-    let clocks = opts.nemesis.contains(&Fault::Clock);
+    let clocks = opts.nemesis.0.contains(&FaultKind::Clock);
     let nodes_dir = opts.run_dir.join("nodes");
     std::fs::create_dir_all(&nodes_dir)
         .with_context(|| format!("cannot create {}", nodes_dir.display()))?;
@@ -306,33 +304,18 @@ async fn drive(
         router: router_tx.clone(),
         nodes: nodes.clone(),
         recorder: recorder.clone(),
+        kinds: opts.nemesis.0.clone(),
         interval: opts.nemesis_interval,
         shapes: opts.partition_shapes.clone(),
-        max_skew_ns: opts.max_clock_skew_ns,
+        clock_skew_ns: opts.max_clock_skew_ns,
         loss: opts.fault_loss,
         duplicate: opts.fault_duplicate,
     };
-    let nemeses: Vec<_> = opts
-        .nemesis
-        .iter()
-        .enumerate()
-        .map(|(k, &f)| {
-            tokio::spawn(nemesis::run_fault(
-                f,
-                k,
-                opts.nemesis.len(),
-                nctx.clone(),
-                opts.seed,
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    let nemesis = tokio::spawn(nemesis::run(nctx, opts.seed, stop_rx));
 
     tokio::time::sleep(opts.time_limit).await;
     let _ = stop_nemesis.send(true);
-    for h in nemeses {
-        let _ = h.await;
-    }
+    let _ = nemesis.await;
     stop.store(true, Ordering::SeqCst);
     for h in clients {
         let _ = h.await;

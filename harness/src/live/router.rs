@@ -62,6 +62,10 @@ pub enum RouterIn {
 pub enum Control {
     /// Cut links by `shape`; answers with the cut in force.
     Partition(Shape, oneshot::Sender<Cut>),
+    /// Cut these links (a cut the nemesis schedule drew).
+    Cut(Cut),
+    /// Which node has sent the most messages so far.
+    Busiest(oneshot::Sender<usize>),
     Heal,
     /// Heal partitions and clogs, stop injected loss and duplication.
     HealAll,
@@ -316,6 +320,10 @@ impl Router {
                 self.net
                     .partition(now, cut.clone(), &mut self.rng, &mut wire);
                 let _ = tx.send(cut);
+            }
+            Control::Cut(cut) => self.net.partition(now, cut, &mut self.rng, &mut wire),
+            Control::Busiest(tx) => {
+                let _ = tx.send(self.net.busiest());
             }
             Control::Heal => self.net.heal(now, &mut self.rng, &mut wire),
             Control::HealAll => self.net.heal_all(now, &mut self.rng, &mut wire),
