@@ -172,11 +172,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
     } else {
         format!(
             "Also drawn: the write(s) of {} that some of these reads lack. ",
-            extra
-                .iter()
-                .map(|&at| format!("op {}", t.ops[at].index()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            op_list(t, &extra)
         )
     };
     let shown: &[Flight] = if all.len() > MAX_MESSAGES {
@@ -332,11 +328,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
     } else {
         format!(
             "Also drawn: the final read(s) {} of {}. ",
-            finals
-                .iter()
-                .map(|&at| format!("op {}", t.ops[at].index()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            op_list(t, &finals),
             finals
                 .iter()
                 .map(|&at| t.ops[at].node.as_str())
@@ -350,6 +342,14 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
             .trim()
             .to_string(),
     )
+}
+
+/// "op 3, op 7": the history indices of the timeline's operations at `ats`.
+fn op_list(t: &Timeline, ats: &[usize]) -> String {
+    ats.iter()
+        .map(|&at| format!("op {}", t.ops[at].index()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
