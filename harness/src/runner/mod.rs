@@ -203,6 +203,9 @@ where
                 p(now, time_limit);
             }
         }
+        // The owner of an operation that completed (or timed out), and
+        // whether its process must be replaced.
+        let mut completed: Option<(Owner, bool)> = None;
         match output {
             Output::Ext(Tick::Client(c)) => {
                 if phase != Phase::Faulty || clients[c].busy {
@@ -305,22 +308,7 @@ where
                         !e.definite
                     }
                 };
-                settle(
-                    p.owner,
-                    fresh,
-                    &mut clients,
-                    &mut final_procs,
-                    &mut next_process,
-                );
-                match p.owner {
-                    Owner::Client(c) => {
-                        if phase == Phase::Faulty {
-                            let t = think(&mut rng);
-                            world.schedule(now + t, Tick::Client(c));
-                        }
-                    }
-                    Owner::Final(_) => final_outstanding -= 1,
-                }
+                completed = Some((p.owner, fresh));
             }
             Output::Ext(Tick::Timeout(req)) => {
                 let Some(p) = pending.remove(&req) else {
@@ -336,22 +324,7 @@ where
                     Some("timeout".into()),
                     None,
                 )?;
-                settle(
-                    p.owner,
-                    true,
-                    &mut clients,
-                    &mut final_procs,
-                    &mut next_process,
-                );
-                match p.owner {
-                    Owner::Client(c) => {
-                        if phase == Phase::Faulty {
-                            let t = think(&mut rng);
-                            world.schedule(now + t, Tick::Client(c));
-                        }
-                    }
-                    Owner::Final(_) => final_outstanding -= 1,
-                }
+                completed = Some((p.owner, true));
             }
             Output::Ext(Tick::Nemesis) => {
                 if phase != Phase::Faulty {
@@ -451,6 +424,24 @@ where
                     world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
                     final_outstanding += 1;
                 }
+            }
+        }
+        if let Some((owner, fresh)) = completed {
+            settle(
+                owner,
+                fresh,
+                &mut clients,
+                &mut final_procs,
+                &mut next_process,
+            );
+            match owner {
+                Owner::Client(c) => {
+                    if phase == Phase::Faulty {
+                        let t = think(&mut rng);
+                        world.schedule(now + t, Tick::Client(c));
+                    }
+                }
+                Owner::Final(_) => final_outstanding -= 1,
             }
         }
         if phase == Phase::Healed
