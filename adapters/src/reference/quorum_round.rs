@@ -143,19 +143,23 @@ impl RefNode {
         }
     }
 
+    /// Writes (and passes on) the decision that proposal `pid` is aborted.
+    pub(super) fn commit_abort(&mut self, ctx: &mut Cx, pid: Pid, for_req: ReplyTo) {
+        self.commit_local(
+            ctx,
+            Body::Decision {
+                pid,
+                commit: false,
+                effects: vec![],
+            },
+            for_req,
+        );
+    }
+
     fn abort(&mut self, ctx: &mut Cx, n: u64, why: &str) {
         if let Some(p) = self.proposals.remove(&n) {
             ctx.cancel_timer(TimerId(REQUEST_TIMERS + p.timer));
-            let pid = Pid { node: self.id, n };
-            self.commit_local(
-                ctx,
-                Body::Decision {
-                    pid,
-                    commit: false,
-                    effects: vec![],
-                },
-                p.reply_to,
-            );
+            self.commit_abort(ctx, Pid { node: self.id, n }, p.reply_to);
             self.answer(ctx, p.reply_to, Err(refuse(why.into())));
         }
     }

@@ -424,15 +424,7 @@ impl Node for RefNode {
                 "aborting proposal {}:{} left undecided by a crash",
                 pid.node.0, pid.n
             ));
-            self.commit_local(
-                ctx,
-                Body::Decision {
-                    pid,
-                    commit: false,
-                    effects: vec![],
-                },
-                ReplyTo::Client(crate::node::ReqId(0)),
-            );
+            self.commit_abort(ctx, pid, ReplyTo::Client(crate::node::ReqId(0)));
         }
     }
 
