@@ -351,28 +351,19 @@ where
                 out.heal_ns = now;
                 world.heal_network();
                 rec.nemesis(now, "heal", Json::Null)?;
-                world.clocks_mut().reset(now);
-                for (i, &d) in drifts.iter().enumerate() {
-                    if d != 0 {
-                        world.clocks_mut().set_drift(i, now, d);
+                // Undo what the nemesis left behind, as its own actions would.
+                apply_fault(&mut world, &mut rec, Action::ClockReset, &drifts)?;
+                for status in [NodeStatus::Crashed, NodeStatus::Paused] {
+                    let nodes: Vec<usize> = (0..n).filter(|&i| world.status(i) == status).collect();
+                    if nodes.is_empty() {
+                        continue;
                     }
-                }
-                rec.nemesis(now, "clock-reset", Json::Null)?;
-                let crashed: Vec<usize> = (0..n)
-                    .filter(|&i| world.status(i) == NodeStatus::Crashed)
-                    .collect();
-                if !crashed.is_empty() {
-                    crashed.iter().for_each(|&i| world.restart(i));
-                    let v = rec.names_json(&crashed);
-                    rec.nemesis(now, "restart", v)?;
-                }
-                let paused: Vec<usize> = (0..n)
-                    .filter(|&i| world.status(i) == NodeStatus::Paused)
-                    .collect();
-                if !paused.is_empty() {
-                    paused.iter().for_each(|&i| world.resume(i));
-                    let v = rec.names_json(&paused);
-                    rec.nemesis(now, "resume", v)?;
+                    let undo = if status == NodeStatus::Crashed {
+                        Action::Restart(nodes)
+                    } else {
+                        Action::Resume(nodes)
+                    };
+                    apply_fault(&mut world, &mut rec, undo, &drifts)?;
                 }
                 deadline = now + o.converge_timeout.ns();
                 world.schedule(now + o.final_interval.ns(), Tick::FinalRound);
