@@ -12,7 +12,7 @@ use ladon_checker::report::Example;
 
 use super::escape::esc;
 use super::messages::{flights, Flight, Message};
-use super::model::{Outcome, Timeline};
+use super::model::Timeline;
 use super::timeline::{describe_for, fmt_secs};
 
 const LANE_W: f64 = 220.0;
@@ -292,11 +292,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
         let op = &t.ops[at];
         let x = lane_x[op.node.as_str()];
         let (y0, y1) = (y(op.start), y(op.end));
-        let class = match op.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Fail => "fail",
-            Outcome::Info => "info",
-        };
+        let class = op.outcome.as_str();
         let mops: Vec<String> = op
             .mops
             .iter()
