@@ -101,9 +101,10 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-fn wall(c: &mut Criterion) {
+/// The two variants (history discarded, history serialized) in one group.
+fn simulate_group<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     let ops = run(&mut CountingSink::default());
-    let mut g = c.benchmark_group("simulate-toy-3-nodes-faults");
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.throughput(Throughput::Elements(ops));
     g.bench_function("history-discarded", |b| {
@@ -118,21 +119,12 @@ fn wall(c: &mut Criterion) {
     g.finish();
 }
 
+fn wall(c: &mut Criterion) {
+    simulate_group(c, "simulate-toy-3-nodes-faults");
+}
+
 fn cpu(c: &mut Criterion<ThreadCpu>) {
-    let ops = run(&mut CountingSink::default());
-    let mut g = c.benchmark_group("simulate-toy-3-nodes-faults-cpu");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(ops));
-    g.bench_function("history-discarded", |b| {
-        b.iter(|| run(&mut CountingSink::default()))
-    });
-    g.bench_function("history-serialized", |b| {
-        b.iter(|| {
-            let mut w = HistoryWriter::buffered(Vec::with_capacity(1 << 24));
-            run(&mut w)
-        })
-    });
-    g.finish();
+    simulate_group(c, "simulate-toy-3-nodes-faults-cpu");
 }
 
 criterion_group!(wall_time, wall);

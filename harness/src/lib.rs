@@ -7,6 +7,7 @@ pub mod live;
 pub mod nemesis;
 pub mod net;
 pub mod options;
+pub mod pool;
 pub mod report;
 pub mod runner;
 pub mod sim;

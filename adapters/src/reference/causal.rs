@@ -34,6 +34,11 @@ fn pairs<K: Ord>(v: &Json, key: impl Fn(&Json) -> Option<K>) -> BTreeMap<K, u64>
         .collect()
 }
 
+/// The inverse of `pairs`: `[[key, n], ...]` in key order.
+fn pairs_json<K>(m: &BTreeMap<K, u64>, key: impl Fn(&K) -> Json) -> Json {
+    Json::Array(m.iter().map(|(k, n)| json!([key(k), n])).collect())
+}
+
 impl ClientContext {
     /// Reads a context; anything unrecognised counts as empty (a new client).
     pub fn from_json(v: &Json) -> ClientContext {
@@ -66,37 +71,16 @@ impl ClientContext {
             o.insert("writes".into(), json!(self.writes));
         }
         if !self.vc.is_empty() {
-            o.insert(
-                "vc".into(),
-                json!(self
-                    .vc
-                    .iter()
-                    .map(|(c, n)| json!([c, n]))
-                    .collect::<Vec<_>>()),
-            );
+            o.insert("vc".into(), pairs_json(&self.vc, |c| json!(c)));
         }
         if self.hlc > 0 {
             o.insert("hlc".into(), json!(self.hlc));
         }
         if !self.deps.is_empty() {
-            o.insert(
-                "deps".into(),
-                json!(self
-                    .deps
-                    .iter()
-                    .map(|(n, s)| json!([n.0, s]))
-                    .collect::<Vec<_>>()),
-            );
+            o.insert("deps".into(), pairs_json(&self.deps, |n| json!(n.0)));
         }
         if !self.numbers.is_empty() {
-            o.insert(
-                "numbers".into(),
-                json!(self
-                    .numbers
-                    .iter()
-                    .map(|(k, n)| json!([k, n]))
-                    .collect::<Vec<_>>()),
-            );
+            o.insert("numbers".into(), pairs_json(&self.numbers, |k| json!(k)));
         }
         Json::Object(o)
     }

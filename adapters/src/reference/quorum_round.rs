@@ -5,17 +5,10 @@ use ladon_checker::history::Key;
 
 use super::causal::ClientContext;
 use super::log::{Body, Pid};
-use super::replica::{Cx, Msg, Record, RefNode, ReplyTo, REQUEST_TIMERS};
+use super::replica::{refusal, Cx, Msg, Record, RefNode, ReplyTo, REQUEST_TIMERS};
 use super::strategy::quorum::{self, Proposal, Tally};
-use crate::node::{ClientError, NodeId, TimerId};
+use crate::node::{NodeId, TimerId};
 use ladon_checker::history::Mop;
-
-fn refuse(reason: String) -> ClientError {
-    ClientError {
-        definite: true,
-        reason,
-    }
-}
 
 impl RefNode {
     pub(super) fn start_proposal(
@@ -28,7 +21,7 @@ impl RefNode {
         let leaders = self.cfg.leader_ids();
         let up = leaders.iter().filter(|l| self.reachable(**l)).count();
         if up < self.cfg.majority() {
-            let e = refuse(format!(
+            let e = refusal(format!(
                 "no quorum: {up} of {} leaders reachable",
                 leaders.len()
             ));
@@ -38,7 +31,7 @@ impl RefNode {
         let mut bases = quorum::bases(&run.effects);
         bases.dedup_by(|a, b| a.0 == b.0);
         if let Some((k, b)) = bases.iter().find(|(k, b)| self.store.number(k) != *b) {
-            let e = refuse(format!(
+            let e = refusal(format!(
                 "conflict: key {k} is at version {}, write based on {b}",
                 self.store.number(k)
             ));
@@ -51,7 +44,7 @@ impl RefNode {
             return self.answer(
                 ctx,
                 reply_to,
-                Err(refuse("conflict: key locked by a concurrent write".into())),
+                Err(refusal("conflict: key locked by a concurrent write")),
             );
         }
         self.persist(ctx, Record::Proposed { pid });
@@ -143,20 +136,24 @@ impl RefNode {
         }
     }
 
+    /// Writes (and passes on) the decision that proposal `pid` is aborted.
+    pub(super) fn commit_abort(&mut self, ctx: &mut Cx, pid: Pid, for_req: ReplyTo) {
+        self.commit_local(
+            ctx,
+            Body::Decision {
+                pid,
+                commit: false,
+                effects: vec![],
+            },
+            for_req,
+        );
+    }
+
     fn abort(&mut self, ctx: &mut Cx, n: u64, why: &str) {
         if let Some(p) = self.proposals.remove(&n) {
             ctx.cancel_timer(TimerId(REQUEST_TIMERS + p.timer));
-            let pid = Pid { node: self.id, n };
-            self.commit_local(
-                ctx,
-                Body::Decision {
-                    pid,
-                    commit: false,
-                    effects: vec![],
-                },
-                p.reply_to,
-            );
-            self.answer(ctx, p.reply_to, Err(refuse(why.into())));
+            self.commit_abort(ctx, Pid { node: self.id, n }, p.reply_to);
+            self.answer(ctx, p.reply_to, Err(refusal(why)));
         }
     }
 

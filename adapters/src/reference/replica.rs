@@ -114,6 +114,14 @@ pub struct RefNode {
 
 pub type Cx<'a> = Ctx<'a, Msg, Record>;
 
+/// A definite refusal: the transaction certainly did not happen.
+pub(super) fn refusal(reason: impl Into<String>) -> ClientError {
+    ClientError {
+        definite: true,
+        reason: reason.into(),
+    }
+}
+
 impl RefNode {
     /// Builds a node from its durable records (empty on first start).
     pub fn new(cfg: Arc<Config>, id: NodeId, records: &[Record]) -> RefNode {
@@ -424,15 +432,7 @@ impl Node for RefNode {
                 "aborting proposal {}:{} left undecided by a crash",
                 pid.node.0, pid.n
             ));
-            self.commit_local(
-                ctx,
-                Body::Decision {
-                    pid,
-                    commit: false,
-                    effects: vec![],
-                },
-                ReplyTo::Client(crate::node::ReqId(0)),
-            );
+            self.commit_abort(ctx, pid, ReplyTo::Client(crate::node::ReqId(0)));
         }
     }
 
@@ -488,11 +488,7 @@ impl Node for RefNode {
                     self.answer(ctx, to, Err(late));
                 } else if let Some(w) = self.waiting.remove(&id) {
                     // Nothing was applied: the transaction certainly did not happen.
-                    let err = ClientError {
-                        definite: true,
-                        reason: "causal-wait-timeout".into(),
-                    };
-                    self.answer(ctx, w.reply_to, Err(err));
+                    self.answer(ctx, w.reply_to, Err(refusal("causal-wait-timeout")));
                 } else {
                     self.quorum_timeout(ctx, id);
                 }

@@ -12,10 +12,10 @@ use serde_json::{json, Value as Json};
 use super::causal::ClientContext;
 use super::config::Strategy;
 use super::log::Body;
-use super::replica::{Cx, RefNode, ReplyTo, Waiting, REQUEST_TIMERS};
+use super::replica::{refusal, Cx, RefNode, ReplyTo, Waiting, REQUEST_TIMERS};
 use super::store::{Effect, MergeRules, Store, Val, Vc, Version};
 use super::strategy::{avoidance, lww, quorum, version_vector};
-use crate::node::{ClientError, ReplyOk, TimerId};
+use crate::node::{ReplyOk, TimerId};
 
 /// A transaction run against a scratch copy of the keys it touches.
 pub(super) struct TxnRun {
@@ -25,13 +25,6 @@ pub(super) struct TxnRun {
     pub ts: u64,
     /// Timestamp of each register version read (last-write-wins strategies).
     pub read_ts: Vec<(Key, u64)>,
-}
-
-fn fail(reason: String) -> Result<ReplyOk, ClientError> {
-    Err(ClientError {
-        definite: true,
-        reason,
-    })
 }
 
 impl RefNode {
@@ -58,18 +51,18 @@ impl RefNode {
             let home = *homes.iter().next().expect("a write has a home");
             if homes.len() > 1 {
                 let names: Vec<String> = homes.iter().map(|h| self.cfg.name(*h)).collect();
-                let result = fail(format!(
+                let result = Err(refusal(format!(
                     "cross-home transaction: keys homed at {}",
                     names.join(", ")
-                ));
+                )));
                 return self.answer(ctx, reply_to, result);
             }
             if home != self.id {
                 if !self.reachable(home) {
-                    let result = fail(format!(
+                    let result = Err(refusal(format!(
                         "unavailable: home leader {} unreachable",
                         self.cfg.name(home)
-                    ));
+                    )));
                     return self.answer(ctx, reply_to, result);
                 }
                 self.forward(ctx, home, reply_to, ops, &context);

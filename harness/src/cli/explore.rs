@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use anyhow::Context;
 use ladon_checker::report::Verdict;
@@ -48,79 +47,65 @@ pub fn explore(
     jobs: usize,
     args: &[String],
 ) -> anyhow::Result<Vec<Failure>> {
-    let next = AtomicU64::new(first);
-    let failures = Mutex::new(Vec::new());
-    let errors = Mutex::new(Vec::new());
     let done = AtomicU64::new(0);
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::new(count)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + count {
-                    break;
-                }
-                let mut o = base.clone();
-                o.seed = Some(seed);
-                let result = crate::cli::run::resolve(o).and_then(|o| {
-                    let repro =
-                        crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
-                    store::execute(&o, repro, false, None)
-                });
-                match result {
-                    Ok(run) if run.verdict() != Verdict::Valid => {
-                        let anomalies = run
-                            .report
-                            .as_ref()
-                            .map(|r| {
-                                r.anomalies
-                                    .iter()
-                                    .filter(|(_, f)| f.forbidden)
-                                    .map(|(a, f)| format!("{}:{}", a.as_str(), f.count))
-                                    .collect()
-                            })
-                            .unwrap_or_else(|| vec![run.check_error.clone().unwrap_or_default()]);
-                        failures.lock().expect("lock").push(Failure {
-                            seed,
-                            verdict: run.verdict(),
-                            anomalies,
-                            reproduce: run.info.reproduce,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(e) => errors
-                        .lock()
-                        .expect("lock")
-                        .push(format!("seed {seed}: {e:#}")),
-                }
-                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                bar.set_position(d);
-                if bar.is_hidden() && d.is_multiple_of(100) {
-                    eprintln!("  {d}/{count} seeds");
-                }
-            });
+    let seeds: Vec<u64> = (first..first + count).collect();
+    let outcomes = crate::pool::map(&seeds, jobs, |&seed| {
+        let mut o = base.clone();
+        o.seed = Some(seed);
+        let result = crate::cli::run::resolve(o).and_then(|o| {
+            let repro = crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
+            store::execute(&o, repro, false, None)
+        });
+        let outcome = match result {
+            Ok(run) if run.verdict() != Verdict::Valid => {
+                let anomalies = run
+                    .report
+                    .as_ref()
+                    .map(|r| {
+                        r.anomalies
+                            .iter()
+                            .filter(|(_, f)| f.forbidden)
+                            .map(|(a, f)| format!("{}:{}", a.as_str(), f.count))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![run.check_error.clone().unwrap_or_default()]);
+                Ok(Some(Failure {
+                    seed,
+                    verdict: run.verdict(),
+                    anomalies,
+                    reproduce: run.info.reproduce,
+                }))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!("seed {seed}: {e:#}")),
+        };
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        bar.set_position(d);
+        if bar.is_hidden() && d.is_multiple_of(100) {
+            eprintln!("  {d}/{count} seeds");
         }
+        outcome
     });
     bar.finish_and_clear();
-    let errors = errors.into_inner().expect("lock");
-    if let Some(e) = errors.first() {
+    let (failures, errors): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
+    if let Some(Err(e)) = errors.first() {
         anyhow::bail!("{} seed(s) could not run; first: {e}", errors.len());
     }
-    let mut f = failures.into_inner().expect("lock");
-    f.sort_by_key(|x| x.seed);
-    Ok(f)
+    // In seed order, as the seeds were.
+    Ok(failures
+        .into_iter()
+        .filter_map(Result::ok)
+        .flatten()
+        .collect())
 }
 
 pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = args.jobs.unwrap_or_else(crate::pool::default_jobs);
     let first = args.options.seed.unwrap_or(1);
     crate::cli::run::resolve(RunOptions {
         seed: Some(first),

@@ -49,11 +49,10 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     if args.jobs == Some(0) {
         anyhow::bail!("--jobs must be at least 1");
     }
-    let jobs = args.jobs.or(suite.jobs).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = args
+        .jobs
+        .or(suite.jobs)
+        .unwrap_or_else(crate::pool::default_jobs);
     let store = args
         .store
         .clone()

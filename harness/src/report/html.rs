@@ -86,23 +86,25 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportErr
     })
 }
 
+/// `read(path)` when the file exists, `None` when it does not.
+fn if_exists<T, E: Into<ReportError>>(
+    path: &Path,
+    read: impl FnOnce(&Path) -> Result<T, E>,
+) -> Result<Option<T>, ReportError> {
+    if path.exists() {
+        read(path).map(Some).map_err(Into::into)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Renders `RUN_DIR/report.html` from `history.jsonl` and `report.json`, with
 /// `messages.jsonl` and `run.json` when they exist. Returns the page's path.
 pub fn write_report(run_dir: &Path) -> Result<PathBuf, ReportError> {
     let events = read_history(&run_dir.join("history.jsonl"))?;
     let report: Report = read_json(&run_dir.join("report.json"))?;
-    let mpath = run_dir.join("messages.jsonl");
-    let messages = if mpath.exists() {
-        Some(read_messages(&mpath)?)
-    } else {
-        None
-    };
-    let rpath = run_dir.join("run.json");
-    let run: Option<Json> = if rpath.exists() {
-        Some(read_json(&rpath)?)
-    } else {
-        None
-    };
+    let messages = if_exists(&run_dir.join("messages.jsonl"), read_messages)?;
+    let run: Option<Json> = if_exists(&run_dir.join("run.json"), read_json)?;
     write_report_from(run_dir, &events, &report, messages.as_deref(), run.as_ref())
 }
 
@@ -121,18 +123,9 @@ pub fn write_check_report(
         Err(e) => return Err(e),
     };
     let beside = history.parent().unwrap_or(Path::new("."));
-    let mpath = beside.join("messages.jsonl");
-    let messages = if mpath.exists() {
-        Some(read_messages(&mpath)?)
-    } else {
-        None
-    };
-    let rpath = beside.join("run.json");
-    let run: Option<Json> = if rpath.exists() {
-        read_json(&rpath).ok()
-    } else {
-        None
-    };
+    let messages = if_exists(&beside.join("messages.jsonl"), read_messages)?;
+    // A run.json that does not parse is left out of a check's page.
+    let run: Option<Json> = if_exists(&beside.join("run.json"), read_json).unwrap_or(None);
     write_report_from(out_dir, &events, report, messages.as_deref(), run.as_ref())
 }
 

@@ -12,7 +12,7 @@ use ladon_checker::report::Example;
 
 use super::escape::esc;
 use super::messages::{flights, Flight, Message};
-use super::model::{Outcome, Timeline};
+use super::model::Timeline;
 use super::timeline::{describe_for, fmt_secs};
 
 const LANE_W: f64 = 220.0;
@@ -172,11 +172,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
     } else {
         format!(
             "Also drawn: the write(s) of {} that some of these reads lack. ",
-            extra
-                .iter()
-                .map(|&at| format!("op {}", t.ops[at].index()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            op_list(t, &extra)
         )
     };
     let shown: &[Flight] = if all.len() > MAX_MESSAGES {
@@ -296,11 +292,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
         let op = &t.ops[at];
         let x = lane_x[op.node.as_str()];
         let (y0, y1) = (y(op.start), y(op.end));
-        let class = match op.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Fail => "fail",
-            Outcome::Info => "info",
-        };
+        let class = op.outcome.as_str();
         let mops: Vec<String> = op
             .mops
             .iter()
@@ -332,11 +324,7 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
     } else {
         format!(
             "Also drawn: the final read(s) {} of {}. ",
-            finals
-                .iter()
-                .map(|&at| format!("op {}", t.ops[at].index()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            op_list(t, &finals),
             finals
                 .iter()
                 .map(|&at| t.ops[at].node.as_str())
@@ -350,6 +338,14 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
             .trim()
             .to_string(),
     )
+}
+
+/// "op 3, op 7": the history indices of the timeline's operations at `ats`.
+fn op_list(t: &Timeline, ats: &[usize]) -> String {
+    ats.iter()
+        .map(|&at| format!("op {}", t.ops[at].index()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ladon_checker::history::{Key, Mop, ReadValue};
 use ladon_checker::report::Report;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -38,9 +39,11 @@ fn hex(c: &str) -> RGBColor {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Drawn<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Draws into an SVG string; a drawing error becomes a short message.
-fn svg(draw: impl FnOnce(&Area) -> Result<(), Box<dyn std::error::Error>>) -> String {
+fn svg(draw: impl FnOnce(&Area) -> Drawn<()>) -> String {
     let mut buf = String::new();
     let result = {
         let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
@@ -56,6 +59,50 @@ fn svg(draw: impl FnOnce(&Area) -> Result<(), Box<dyn std::error::Error>>) -> St
             super::escape::esc(&e)
         ),
     }
+}
+
+/// Every plot's frame: its caption, margin and label areas.
+fn frame<'a, 'b>(root: &'a Area<'b>, caption: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(50);
+    builder
+}
+
+/// A chart over `0..xmax` by `0..ymax` with its mesh and axis descriptions drawn.
+fn xy_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: &str,
+    (xmax, ymax): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+) -> Drawn<Chart<'a, 'b>> {
+    let mut chart = frame(root, caption).build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
+}
+
+/// The series legend, on a translucent white box with a black border.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, at: SeriesLabelPosition) -> Drawn<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// A legend entry for a line series: a short stroke in its colour.
+fn line_key(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
 }
 
 fn secs(ns: u64) -> f64 {
@@ -114,17 +161,13 @@ pub fn latency(t: &Timeline) -> String {
         * 1.05;
     let xmax = secs(t.end).max(1e-3);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency by node (nemesis shaded)", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("latency (ms)")
-            .draw()?;
+        let mut chart = xy_chart(
+            root,
+            "Latency by node (nemesis shaded)",
+            (xmax, ymax),
+            "time (s)",
+            "latency (ms)",
+        )?;
         bands(t, &mut chart, ymax)?;
         for (n, pts) in &by_node {
             let c = node_colour(nodes.iter().position(|x| x == n).unwrap_or(0));
@@ -137,12 +180,7 @@ pub fn latency(t: &Timeline) -> String {
                 .label(if n.is_empty() { "?" } else { n })
                 .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::MiddleRight)
     })
 }
 
@@ -163,17 +201,13 @@ pub fn throughput(t: &Timeline) -> String {
     }
     let ymax = counts.values().flatten().fold(1.0f64, |a, &b| a.max(b)) * 1.1;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Throughput (completions per second)", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("ops/s")
-            .draw()?;
+        let mut chart = xy_chart(
+            root,
+            "Throughput (completions per second)",
+            (xmax, ymax),
+            "time (s)",
+            "ops/s",
+        )?;
         bands(t, &mut chart, ymax)?;
         for (name, colour) in [
             ("ok", hex("#4caf50")),
@@ -189,16 +223,9 @@ pub fn throughput(t: &Timeline) -> String {
                     colour.stroke_width(2),
                 ))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
+                .legend(line_key(colour));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::MiddleRight)
     })
 }
 
@@ -278,20 +305,13 @@ pub fn visibility(t: &Timeline) -> String {
         .fold(1.0f64, f64::max)
         * 1.05;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Acknowledgement to visibility, by node (share of acknowledged writes)",
-                ("sans-serif", 16),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..xmax, 0f64..1.0f64)?;
-        chart
-            .configure_mesh()
-            .x_desc("ms after the write was acknowledged")
-            .y_desc("visible")
-            .draw()?;
+        let mut chart = xy_chart(
+            root,
+            "Acknowledgement to visibility, by node (share of acknowledged writes)",
+            (xmax, 1.0),
+            "ms after the write was acknowledged",
+            "visible",
+        )?;
         for (i, (n, d)) in delays.iter().enumerate() {
             let c = node_colour(t.nodes.iter().position(|x| x == n).unwrap_or(i));
             let pts: Vec<(f64, f64)> = d
@@ -307,17 +327,9 @@ pub fn visibility(t: &Timeline) -> String {
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
                 .label(n.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                });
+                .legend(line_key(c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
 
@@ -382,20 +394,13 @@ pub fn convergence(t: &Timeline, report: &Report) -> String {
     let xmax = series.iter().map(|p| secs(p.0)).fold(1e-3f64, f64::max) * 1.05;
     let ymax = series.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64 * 1.1;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Convergence after the heal (keys on which nodes disagree)",
-                ("sans-serif", 16),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
-        chart
-            .configure_mesh()
-            .x_desc("s after the heal")
-            .y_desc("keys disagreeing")
-            .draw()?;
+        let mut chart = xy_chart(
+            root,
+            "Convergence after the heal (keys on which nodes disagree)",
+            (xmax, ymax),
+            "s after the heal",
+            "keys disagreeing",
+        )?;
         let blue = hex("#1f77b4");
         let mut pts = Vec::new();
         let mut last = None;
@@ -416,14 +421,8 @@ pub fn convergence(t: &Timeline, report: &Report) -> String {
                     green.stroke_width(2),
                 )))?
                 .label(format!("converged at {x:.3} s"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], green.stroke_width(2))
-                });
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+                .legend(line_key(green));
+            legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     })
@@ -442,17 +441,11 @@ pub fn conflicts(report: &Report) -> String {
     ];
     let ymax = classes.iter().map(|x| x.1).max().unwrap_or(0).max(1) + 1;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "Keys by conflict class ({} concurrent pairs)",
-                    c.concurrent_pairs
-                ),
-                ("sans-serif", 16),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
+        let caption = format!(
+            "Keys by conflict class ({} concurrent pairs)",
+            c.concurrent_pairs
+        );
+        let mut chart = frame(root, &caption)
             .build_cartesian_2d((0usize..classes.len() - 1).into_segmented(), 0u64..ymax)?;
         chart
             .configure_mesh()

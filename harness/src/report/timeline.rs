@@ -10,7 +10,7 @@ use std::fmt::Write;
 use super::escape::esc;
 use ladon_checker::history::{Key, Mop};
 
-use super::model::{mop_text, node_order, Op, Outcome, Timeline};
+use super::model::{mop_text, node_order, Op, Timeline};
 
 /// Layout constants.
 const COL_W: f64 = 24.0;
@@ -254,11 +254,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         let op = &t.ops[i];
         let c = columns[&(node_order(&op.node), op.process)];
         let (y0, y1) = (y(op.start), y(op.end));
-        let class = match op.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Fail => "fail",
-            Outcome::Info => "info",
-        };
+        let class = op.outcome.as_str();
         let fin = if op.is_final() { " final" } else { "" };
         let hl = if named.contains(&op.index()) {
             " named"

@@ -203,6 +203,9 @@ where
                 p(now, time_limit);
             }
         }
+        // The owner of an operation that completed (or timed out), and
+        // whether its process must be replaced.
+        let mut completed: Option<(Owner, bool)> = None;
         match output {
             Output::Ext(Tick::Client(c)) => {
                 if phase != Phase::Faulty || clients[c].busy {
@@ -305,22 +308,7 @@ where
                         !e.definite
                     }
                 };
-                settle(
-                    p.owner,
-                    fresh,
-                    &mut clients,
-                    &mut final_procs,
-                    &mut next_process,
-                );
-                match p.owner {
-                    Owner::Client(c) => {
-                        if phase == Phase::Faulty {
-                            let t = think(&mut rng);
-                            world.schedule(now + t, Tick::Client(c));
-                        }
-                    }
-                    Owner::Final(_) => final_outstanding -= 1,
-                }
+                completed = Some((p.owner, fresh));
             }
             Output::Ext(Tick::Timeout(req)) => {
                 let Some(p) = pending.remove(&req) else {
@@ -336,22 +324,7 @@ where
                     Some("timeout".into()),
                     None,
                 )?;
-                settle(
-                    p.owner,
-                    true,
-                    &mut clients,
-                    &mut final_procs,
-                    &mut next_process,
-                );
-                match p.owner {
-                    Owner::Client(c) => {
-                        if phase == Phase::Faulty {
-                            let t = think(&mut rng);
-                            world.schedule(now + t, Tick::Client(c));
-                        }
-                    }
-                    Owner::Final(_) => final_outstanding -= 1,
-                }
+                completed = Some((p.owner, true));
             }
             Output::Ext(Tick::Nemesis) => {
                 if phase != Phase::Faulty {
@@ -378,28 +351,19 @@ where
                 out.heal_ns = now;
                 world.heal_network();
                 rec.nemesis(now, "heal", Json::Null)?;
-                world.clocks_mut().reset(now);
-                for (i, &d) in drifts.iter().enumerate() {
-                    if d != 0 {
-                        world.clocks_mut().set_drift(i, now, d);
+                // Undo what the nemesis left behind, as its own actions would.
+                apply_fault(&mut world, &mut rec, Action::ClockReset, &drifts)?;
+                for status in [NodeStatus::Crashed, NodeStatus::Paused] {
+                    let nodes: Vec<usize> = (0..n).filter(|&i| world.status(i) == status).collect();
+                    if nodes.is_empty() {
+                        continue;
                     }
-                }
-                rec.nemesis(now, "clock-reset", Json::Null)?;
-                let crashed: Vec<usize> = (0..n)
-                    .filter(|&i| world.status(i) == NodeStatus::Crashed)
-                    .collect();
-                if !crashed.is_empty() {
-                    crashed.iter().for_each(|&i| world.restart(i));
-                    let v = rec.names_json(&crashed);
-                    rec.nemesis(now, "restart", v)?;
-                }
-                let paused: Vec<usize> = (0..n)
-                    .filter(|&i| world.status(i) == NodeStatus::Paused)
-                    .collect();
-                if !paused.is_empty() {
-                    paused.iter().for_each(|&i| world.resume(i));
-                    let v = rec.names_json(&paused);
-                    rec.nemesis(now, "resume", v)?;
+                    let undo = if status == NodeStatus::Crashed {
+                        Action::Restart(nodes)
+                    } else {
+                        Action::Resume(nodes)
+                    };
+                    apply_fault(&mut world, &mut rec, undo, &drifts)?;
                 }
                 deadline = now + o.converge_timeout.ns();
                 world.schedule(now + o.final_interval.ns(), Tick::FinalRound);
@@ -451,6 +415,24 @@ where
                     world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
                     final_outstanding += 1;
                 }
+            }
+        }
+        if let Some((owner, fresh)) = completed {
+            settle(
+                owner,
+                fresh,
+                &mut clients,
+                &mut final_procs,
+                &mut next_process,
+            );
+            match owner {
+                Owner::Client(c) => {
+                    if phase == Phase::Faulty {
+                        let t = think(&mut rng);
+                        world.schedule(now + t, Tick::Client(c));
+                    }
+                }
+                Owner::Final(_) => final_outstanding -= 1,
             }
         }
         if phase == Phase::Healed

@@ -480,25 +480,33 @@ impl<C: Cluster, X> World<C, X> {
 
     // ---- faults -------------------------------------------------------
 
+    /// Changes the network now, then queues the messages the change released.
+    fn change_network(
+        &mut self,
+        change: impl FnOnce(
+            &mut Network<(u64, Msg<C>)>,
+            u64,
+            &mut ChaCha8Rng,
+            &mut Vec<Delivery<(u64, Msg<C>)>>,
+        ),
+    ) {
+        change(&mut self.net, self.now, &mut self.rng, &mut self.wire);
+        self.enqueue_wire(self.observer.wants_messages());
+    }
+
     /// Puts a partition in force (replacing any other).
     pub fn partition(&mut self, cut: Cut) {
-        let now = self.now;
-        self.net.partition(now, cut, &mut self.rng, &mut self.wire);
-        self.enqueue_wire(self.observer.wants_messages());
+        self.change_network(|net, now, rng, wire| net.partition(now, cut, rng, wire));
     }
 
     /// Restores every link; held messages are released.
     pub fn heal(&mut self) {
-        let now = self.now;
-        self.net.heal(now, &mut self.rng, &mut self.wire);
-        self.enqueue_wire(self.observer.wants_messages());
+        self.change_network(|net, now, rng, wire| net.heal(now, rng, wire));
     }
 
     /// Heals partitions and clogs and stops injected loss and duplication.
     pub fn heal_network(&mut self) {
-        let now = self.now;
-        self.net.heal_all(now, &mut self.rng, &mut self.wire);
-        self.enqueue_wire(self.observer.wants_messages());
+        self.change_network(|net, now, rng, wire| net.heal_all(now, rng, wire));
     }
 
     pub fn clog(&mut self, node: usize) {
@@ -506,9 +514,7 @@ impl<C: Cluster, X> World<C, X> {
     }
 
     pub fn unclog(&mut self, node: usize) {
-        let now = self.now;
-        self.net.unclog(now, node, &mut self.rng, &mut self.wire);
-        self.enqueue_wire(self.observer.wants_messages());
+        self.change_network(|net, now, rng, wire| net.unclog(now, node, rng, wire));
     }
 
     pub fn set_loss(&mut self, p: f64) {

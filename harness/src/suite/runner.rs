@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use ladon_checker::report::{Report, Verdict};
@@ -202,25 +200,11 @@ pub fn run_all(
     store: &Path,
     done: &(dyn Fn(&Case, &RunOutput) + Sync),
 ) -> Vec<RunOutput> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<RunOutput>>> = Mutex::new(vec![None; cases.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(cases.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(case) = cases.get(i) else { break };
-                let out = runner.run(case, store);
-                done(case, &out);
-                results.lock().expect("no worker panics holding the lock")[i] = Some(out);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("workers finished")
-        .into_iter()
-        .map(|r| r.expect("every case ran"))
-        .collect()
+    crate::pool::map(cases, jobs, |case| {
+        let out = runner.run(case, store);
+        done(case, &out);
+        out
+    })
 }
 
 #[cfg(test)]
@@ -228,6 +212,7 @@ mod tests {
     use super::super::{matrix::expand, spec::parse};
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A stand-in for `ladon run`: seed 2 is invalid, 3 crashes, 4 hangs.
     const FAKE_RUN: &str = r#"#!/bin/sh
