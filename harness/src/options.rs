@@ -308,19 +308,6 @@ impl Default for RunOptions {
 }
 
 // The simulator reads the network flags as `o.latency`, `o.loss`, ...
-impl std::ops::Deref for RunOptions {
-    type Target = NetFlags;
-    fn deref(&self) -> &NetFlags {
-        &self.net
-    }
-}
-
-impl std::ops::DerefMut for RunOptions {
-    fn deref_mut(&mut self) -> &mut NetFlags {
-        &mut self.net
-    }
-}
-
 impl RunOptions {
     pub fn test_name(&self) -> String {
         self.test

@@ -166,7 +166,7 @@ fn the_correct_toy_node_is_valid_under_every_fault_on_a_few_seeds() {
     let tmp = tempfile::tempdir().unwrap();
     let mut o = small(tmp.path(), 1);
     o.nemesis = "partition,clock,crash,pause,loss,dup,clog".parse().unwrap();
-    o.partition_mode = ladon_harness::net::PartitionMode::Hold;
+    o.net.partition_mode = ladon_harness::net::PartitionMode::Hold;
     let failures = ladon_harness::cli::explore::explore(&o, 1, 6, 2, &[]).unwrap();
     assert_eq!(failures, vec![]);
 }
@@ -255,7 +255,7 @@ fn every_delivered_or_dropped_message_was_sent_once_under_its_id() {
     let tmp = tempfile::tempdir().unwrap();
     let mut o = small(tmp.path(), 8);
     o.nemesis = "partition,dup,loss,clog".parse().unwrap();
-    o.partition_mode = ladon_harness::net::PartitionMode::Hold;
+    o.net.partition_mode = ladon_harness::net::PartitionMode::Hold;
     o.nemesis_interval = Dur(500_000_000);
     let (dir, _) = history(&o);
     let text = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();

@@ -91,11 +91,12 @@ pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
     out.join(" ")
 }
 
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
-    {
+/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
+pub(crate) fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
+    if plain {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

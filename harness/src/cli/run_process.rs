@@ -131,18 +131,6 @@ pub struct ProcessRunArgs {
     pub junit: Option<PathBuf>,
 }
 
-/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         "none".to_string()
@@ -196,7 +184,7 @@ fn reproduce(args: &ProcessRunArgs, seed: u64, test: &str, guarantees: &[Guarant
         cmd.push(' ');
         cmd.push_str(flag);
         cmd.push(' ');
-        cmd.push_str(&shell_quote(&value));
+        cmd.push_str(&crate::cli::run::shell_quote(&value));
     }
     cmd
 }
@@ -427,7 +415,7 @@ mod tests {
     }
 
     /// Splits a command line the way a POSIX shell does for what
-    /// [`shell_quote`] produces (plain words, single-quoted words and `\\'`).
+    /// [`shell_quote`](crate::cli::run::shell_quote) produces (plain words, single-quoted words and `\\'`).
     fn shell_words(cmd: &str) -> Vec<String> {
         let (mut words, mut cur, mut quoted, mut in_word) =
             (Vec::new(), String::new(), false, false);

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::nemesis::{Action, Nemesis, NemesisConfig};
-use crate::net::NetConfig;
 use crate::options::{ClientMode, RunOptions};
 use crate::sim::{
     rng_stream, MsgStats, NoObserver, NodeStatus, Observer, Output, World, WorldConfig,
@@ -104,13 +103,7 @@ where
 {
     let o = ctx.options.clone();
     let seed = ctx.seed;
-    let net = NetConfig {
-        latency: o.latency,
-        loss: o.loss,
-        duplicate: o.duplicate,
-        reorder: o.reorder,
-        partition_mode: o.partition_mode,
-    };
+    let net = o.net.config();
     let specs = cluster.specs();
     let n = specs.len();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
@@ -172,10 +165,10 @@ where
     let mut nemesis = Nemesis::new(NemesisConfig {
         kinds: o.nemesis.0.clone(),
         interval_ns: o.nemesis_interval.ns(),
-        shapes: o.partition_shapes.0.clone(),
+        shapes: o.net.partition_shapes.0.clone(),
         clock_skew_ns: o.clock_skew.ns(),
-        loss: o.nemesis_loss,
-        dup: o.nemesis_dup,
+        loss: o.net.nemesis_loss,
+        dup: o.net.nemesis_dup,
     });
     if !nemesis.is_empty() {
         let d = nemesis.next_delay(&mut rng);
