@@ -3,7 +3,7 @@
 //! first broken rule stops reading with its line number.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 use crate::history::Event;
@@ -97,14 +97,6 @@ pub fn read_history_sized<R: Read + Send>(
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(3);
-    if workers < 2 {
-        let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
-        let mut builder = Builder::with_size_hint(size_hint);
-        while let Some((line, ev)) = reader.next_event()? {
-            builder.push(line, &ev).map_err(Ok)?;
-        }
-        return builder.finish().map_err(Ok);
-    }
     parallel::read(input, workers, size_hint)
 }
 
@@ -115,6 +107,7 @@ mod parallel {
     use std::sync::{Arc, Mutex};
 
     use super::describe_json_error;
+    use crate::fastparse::{parse_line, Chunk, RawEvent};
     use crate::history::Event;
     use crate::model::{Builder, History, InvalidHistory};
 
@@ -123,42 +116,59 @@ mod parallel {
     /// A chunk of whole lines and its position in the file.
     type Job = (u64, Vec<u8>);
 
-    /// A parsed chunk: its events (1-based line within the chunk), the
-    /// number of lines, and the first broken line if any.
-    struct Parsed {
-        events: Vec<(u64, Event)>,
-        lines: u64,
-        error: Option<(u64, String)>,
+    /// A line parsed by the fast path, or by serde.
+    enum Item {
+        Fast(RawEvent),
+        Slow(Event),
     }
 
-    fn parse_chunk(bytes: &[u8]) -> Parsed {
+    /// A parsed chunk: its events (1-based line within the chunk), the
+    /// number of lines, the first broken line if any, and the chunk's bytes
+    /// and values the fast path's events refer to.
+    struct Parsed {
+        events: Vec<(u64, Item)>,
+        lines: u64,
+        error: Option<(u64, String)>,
+        bytes: Vec<u8>,
+        chunk: Chunk,
+    }
+
+    fn parse_chunk(bytes: Vec<u8>) -> Parsed {
         let mut events = Vec::with_capacity(bytes.len() / 150);
+        let mut chunk = Chunk {
+            mops: Vec::with_capacity(bytes.len() / 60),
+            vals: Vec::with_capacity(bytes.len() / 8),
+        };
         let mut lines = 0;
+        let mut error = None;
+        let mut base = 0usize;
         for raw in bytes.split_inclusive(|&b| b == b'\n') {
             lines += 1;
+            let start = base;
+            base += raw.len();
             let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+            if let Some(ev) = parse_line(body, start, &mut chunk) {
+                events.push((lines, Item::Fast(ev)));
+                continue;
+            }
             if body.iter().all(|b| b.is_ascii_whitespace()) {
-                return Parsed {
-                    events,
-                    lines,
-                    error: Some((lines, "blank line (every line must hold one event)".into())),
-                };
+                error = Some((lines, "blank line (every line must hold one event)".into()));
+                break;
             }
             match serde_json::from_slice::<Event>(body) {
-                Ok(ev) => events.push((lines, ev)),
+                Ok(ev) => events.push((lines, Item::Slow(ev))),
                 Err(e) => {
-                    return Parsed {
-                        events,
-                        lines,
-                        error: Some((lines, describe_json_error(&e))),
-                    }
+                    error = Some((lines, describe_json_error(&e)));
+                    break;
                 }
             }
         }
         Parsed {
             events,
             lines,
-            error: None,
+            error,
+            bytes,
+            chunk,
         }
     }
 
@@ -177,7 +187,7 @@ mod parallel {
                 s.spawn(move || loop {
                     let job = rx.lock().expect("work queue").recv();
                     let Ok((id, bytes)) = job else { return };
-                    if tx.send((id, parse_chunk(&bytes))).is_err() {
+                    if tx.send((id, parse_chunk(bytes))).is_err() {
                         return;
                     }
                 });
@@ -230,8 +240,16 @@ mod parallel {
                 pending.insert(id, parsed);
                 while let Some(p) = pending.remove(&want) {
                     want += 1;
-                    for (line, ev) in &p.events {
-                        if let Err(e) = builder.push(base + line, ev) {
+                    let mut scratch = Vec::with_capacity(8);
+                    for (line, item) in &p.events {
+                        let r = match item {
+                            Item::Fast(raw) => builder.push_client_event(
+                                base + line,
+                                &p.chunk.view(&p.bytes, raw, &mut scratch),
+                            ),
+                            Item::Slow(ev) => builder.push(base + line, ev),
+                        };
+                        if let Err(e) = r {
                             failure = Some(e);
                             break 'outer;
                         }
