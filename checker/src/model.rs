@@ -541,25 +541,23 @@ impl Builder {
                         ),
                     );
                 }
-                if ev.kind == EventType::Ok {
-                    if m.f == MopFn::Read {
-                        let start = self.h.vals.len() as u32;
-                        let (obs, len) = match m.read {
-                            ReadRef::Null => (ObsKind::Null, 0),
-                            ReadRef::Int(x) => {
-                                self.h.vals.push(x);
-                                (ObsKind::Int, 1)
-                            }
-                            ReadRef::List(xs) => {
-                                self.h.vals.extend_from_slice(xs);
-                                (ObsKind::List, xs.len() as u32)
-                            }
-                        };
-                        let rec = &mut self.h.mops[mi];
-                        rec.obs = obs;
-                        rec.obs_start = start;
-                        rec.obs_len = len;
-                    }
+                if ev.kind == EventType::Ok && m.f == MopFn::Read {
+                    let start = self.h.vals.len() as u32;
+                    let (obs, len) = match m.read {
+                        ReadRef::Null => (ObsKind::Null, 0),
+                        ReadRef::Int(x) => {
+                            self.h.vals.push(x);
+                            (ObsKind::Int, 1)
+                        }
+                        ReadRef::List(xs) => {
+                            self.h.vals.extend_from_slice(xs);
+                            (ObsKind::List, xs.len() as u32)
+                        }
+                    };
+                    let rec = &mut self.h.mops[mi];
+                    rec.obs = obs;
+                    rec.obs_start = start;
+                    rec.obs_len = len;
                 }
             }
         }
