@@ -182,12 +182,28 @@ const F_ERROR: u16 = 128;
 const F_META: u16 = 256;
 const REQUIRED: u16 = F_INDEX | F_TIME | F_TYPE | F_PROCESS | F_F | F_VALUE;
 
-/// Parses one line (without its newline) whose bytes start at `base` in the
-/// chunk; `None` sends the line to the serde path (and leaves `out` as it
-/// was).
-pub fn parse_line(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
+/// Parses one line (without its newline); offsets are relative to `line`.
+/// `None` sends the line to the serde path (and leaves `out` as it was).
+pub fn parse_line(line: &[u8], out: &mut Chunk) -> Option<RawEvent> {
     let (m0, v0) = (out.mops.len(), out.vals.len());
-    let r = parse(line, base, out);
+    match parse_at(line, 0, out) {
+        Some((ev, end)) if end == line.len() => Some(ev),
+        Some(_) => {
+            out.mops.truncate(m0);
+            out.vals.truncate(v0);
+            None
+        }
+        None => None,
+    }
+}
+
+/// Parses the event starting at `start` of a chunk (offsets are relative
+/// to the chunk) and returns it with the position just after its closing
+/// brace, which must be the end of the chunk or a newline. `None` sends the
+/// line to the serde path (and leaves `out` as it was).
+pub fn parse_at(buf: &[u8], start: usize, out: &mut Chunk) -> Option<(RawEvent, usize)> {
+    let (m0, v0) = (out.mops.len(), out.vals.len());
+    let r = parse(buf, start, out).filter(|&(_, end)| matches!(buf.get(end), None | Some(b'\n')));
     if r.is_none() {
         out.mops.truncate(m0);
         out.vals.truncate(v0);
@@ -195,8 +211,8 @@ pub fn parse_line(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent>
     r
 }
 
-fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
-    let mut c = Cur { b: line, i: 0 };
+fn parse(buf: &[u8], start: usize, out: &mut Chunk) -> Option<(RawEvent, usize)> {
+    let mut c = Cur { b: buf, i: start };
     let mut seen = 0u16;
     let mut ev = RawEvent {
         index: 0,
@@ -208,12 +224,11 @@ fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
         ts: None,
         mops: (out.mops.len() as u32, out.mops.len() as u32),
     };
-    let off = |(a, b): (u32, u32)| ((a as usize + base) as u32, (b as usize + base) as u32);
     c.eat(b'{')?;
     loop {
         let (ks, ke) = c.string()?;
         c.eat(b':')?;
-        let field = match &line[ks as usize..ke as usize] {
+        let field = match &buf[ks as usize..ke as usize] {
             b"index" => {
                 ev.index = c.digits()?;
                 F_INDEX
@@ -224,7 +239,7 @@ fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
             }
             b"type" => {
                 let (a, b) = c.string()?;
-                ev.kind = match &line[a as usize..b as usize] {
+                ev.kind = match &buf[a as usize..b as usize] {
                     b"invoke" => EventType::Invoke,
                     b"ok" => EventType::Ok,
                     b"fail" => EventType::Fail,
@@ -239,17 +254,17 @@ fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
             }
             b"node" => {
                 if !c.lit(b"null") {
-                    ev.node = off(c.string()?);
+                    ev.node = c.string()?;
                 }
                 F_NODE
             }
             b"f" => {
-                ev.f = off(c.string()?);
+                ev.f = c.string()?;
                 F_F
             }
             b"value" => {
                 if !c.lit(b"null") {
-                    mops(&mut c, base, out)?;
+                    mops(&mut c, out)?;
                 }
                 F_VALUE
             }
@@ -264,7 +279,7 @@ fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
                     if !matches!(c.peek(), Some(b'{' | b'[' | b'"')) {
                         return None;
                     }
-                    let mut it = serde_json::Deserializer::from_slice(&line[c.i..])
+                    let mut it = serde_json::Deserializer::from_slice(&buf[c.i..])
                         .into_iter::<serde_json::Value>();
                     let meta = it.next()?.ok()?;
                     c.i += it.byte_offset();
@@ -287,15 +302,15 @@ fn parse(line: &[u8], base: usize, out: &mut Chunk) -> Option<RawEvent> {
             _ => return None,
         }
     }
-    if c.i != line.len() || seen & REQUIRED != REQUIRED {
+    if seen & REQUIRED != REQUIRED {
         return None;
     }
     ev.mops.1 = out.mops.len() as u32;
-    Some(ev)
+    Some((ev, c.i))
 }
 
 /// `[[fn, key, arg], ...]`
-fn mops(c: &mut Cur, base: usize, out: &mut Chunk) -> Option<()> {
+fn mops(c: &mut Cur, out: &mut Chunk) -> Option<()> {
     c.eat(b'[')?;
     if c.eat(b']').is_some() {
         return Some(());
@@ -307,7 +322,7 @@ fn mops(c: &mut Cur, base: usize, out: &mut Chunk) -> Option<()> {
         c.eat(b',')?;
         let (key, key_len) = if c.peek()? == b'"' {
             let (a, b) = c.string()?;
-            ((a as usize + base) as i64, b - a)
+            (a as i64, b - a)
         } else {
             (c.int()?, NONE)
         };
@@ -368,7 +383,7 @@ mod tests {
     /// The fast path agrees with the serde path on what it accepts.
     fn same(line: &str) {
         let mut chunk = Chunk::default();
-        let raw = parse_line(line.as_bytes(), 0, &mut chunk).expect("fast path");
+        let raw = parse_line(line.as_bytes(), &mut chunk).expect("fast path");
         let ev: Event = serde_json::from_str(line).expect("serde path");
         let crate::history::Process::Client(p) = ev.process else {
             panic!("client")
@@ -382,10 +397,7 @@ mod tests {
 
     fn falls_back(line: &str) {
         let mut chunk = Chunk::default();
-        assert!(
-            parse_line(line.as_bytes(), 0, &mut chunk).is_none(),
-            "{line}"
-        );
+        assert!(parse_line(line.as_bytes(), &mut chunk).is_none(), "{line}");
         assert!(chunk.mops.is_empty() && chunk.vals.is_empty());
     }
 

@@ -107,7 +107,7 @@ mod parallel {
     use std::sync::{Arc, Mutex};
 
     use super::describe_json_error;
-    use crate::fastparse::{parse_line, Chunk, RawEvent};
+    use crate::fastparse::{parse_at, Chunk, RawEvent};
     use crate::history::Event;
     use crate::model::{Builder, History, InvalidHistory};
 
@@ -141,16 +141,20 @@ mod parallel {
         };
         let mut lines = 0;
         let mut error = None;
-        let mut base = 0usize;
-        for raw in bytes.split_inclusive(|&b| b == b'\n') {
+        let mut pos = 0usize;
+        while pos < bytes.len() {
             lines += 1;
-            let start = base;
-            base += raw.len();
-            let body = raw.strip_suffix(b"\n").unwrap_or(raw);
-            if let Some(ev) = parse_line(body, start, &mut chunk) {
+            if let Some((ev, end)) = parse_at(&bytes, pos, &mut chunk) {
                 events.push((lines, Item::Fast(ev)));
+                pos = end + 1;
                 continue;
             }
+            let end = bytes[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| pos + i);
+            let body = &bytes[pos..end];
+            pos = end + 1;
             if body.iter().all(|b| b.is_ascii_whitespace()) {
                 error = Some((lines, "blank line (every line must hold one event)".into()));
                 break;
