@@ -133,12 +133,20 @@ mod parallel {
         chunk: Chunk,
     }
 
-    fn parse_chunk(bytes: Vec<u8>) -> Parsed {
-        let mut events = Vec::with_capacity(bytes.len() / 150);
-        let mut chunk = Chunk {
-            mops: Vec::with_capacity(bytes.len() / 60),
-            vals: Vec::with_capacity(bytes.len() / 8),
-        };
+    /// Buffers of consumed chunks, reused so that reading does not keep
+    /// faulting in fresh pages.
+    type Spare = (Vec<(u64, Item)>, Chunk);
+
+    fn parse_chunk(bytes: Vec<u8>, spare: Option<Spare>) -> Parsed {
+        let (mut events, mut chunk) = spare.unwrap_or_else(|| {
+            (
+                Vec::with_capacity(bytes.len() / 150),
+                Chunk {
+                    mops: Vec::with_capacity(bytes.len() / 60),
+                    vals: Vec::with_capacity(bytes.len() / 8),
+                },
+            )
+        });
         let mut lines = 0;
         let mut error = None;
         let mut pos = 0usize;
@@ -181,17 +189,21 @@ mod parallel {
         workers: usize,
         size_hint: u64,
     ) -> Result<History, Result<InvalidHistory, io::Error>> {
+        let spare_bytes: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+        let spare_parsed: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
             let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
             let (done_tx, done_rx) = sync_channel::<(u64, Parsed)>(workers * 2);
+            let (spare_bytes, spare_parsed) = (&spare_bytes, &spare_parsed);
             for _ in 0..workers {
                 let rx = Arc::clone(&work_rx);
                 let tx = done_tx.clone();
                 s.spawn(move || loop {
                     let job = rx.lock().expect("work queue").recv();
                     let Ok((id, bytes)) = job else { return };
-                    if tx.send((id, parse_chunk(bytes))).is_err() {
+                    let spare = spare_parsed.lock().expect("spare buffers").pop();
+                    if tx.send((id, parse_chunk(bytes, spare))).is_err() {
                         return;
                     }
                 });
@@ -203,7 +215,19 @@ mod parallel {
                 let mut carry: Vec<u8> = Vec::new();
                 let mut id = 0u64;
                 loop {
-                    let mut buf = std::mem::take(&mut carry);
+                    let mut buf = if carry.len() >= CHUNK {
+                        std::mem::take(&mut carry)
+                    } else {
+                        let mut b = spare_bytes
+                            .lock()
+                            .expect("spare buffers")
+                            .pop()
+                            .unwrap_or_else(|| Vec::with_capacity(CHUNK + (CHUNK >> 4)));
+                        b.clear();
+                        b.extend_from_slice(&carry);
+                        carry.clear();
+                        b
+                    };
                     let start = buf.len();
                     buf.resize(start + CHUNK, 0);
                     let mut filled = start;
@@ -218,7 +242,10 @@ mod parallel {
                     let eof = filled < start + CHUNK;
                     if !eof {
                         match buf.iter().rposition(|&b| b == b'\n') {
-                            Some(i) => carry = buf.split_off(i + 1),
+                            Some(i) => {
+                                carry.extend_from_slice(&buf[i + 1..]);
+                                buf.truncate(i + 1);
+                            }
                             None => {
                                 // one line longer than a chunk: keep reading it
                                 carry = buf;
@@ -266,6 +293,20 @@ mod parallel {
                         break 'outer;
                     }
                     base += p.lines;
+                    let Parsed {
+                        mut events,
+                        mut chunk,
+                        bytes,
+                        ..
+                    } = p;
+                    events.clear();
+                    chunk.mops.clear();
+                    chunk.vals.clear();
+                    spare_parsed
+                        .lock()
+                        .expect("spare buffers")
+                        .push((events, chunk));
+                    spare_bytes.lock().expect("spare buffers").push(bytes);
                 }
             }
             drop(done_rx);
