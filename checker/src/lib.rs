@@ -7,6 +7,7 @@ pub mod causality;
 pub mod check;
 pub mod dot;
 pub mod explain;
+pub mod fastparse;
 pub mod fxhash;
 pub mod history;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod reader;
 pub mod report;
 pub mod summary;
 pub mod synth;
+pub mod view;
 pub mod writer;
 
 pub use check::{check_events, check_history, check_path, CheckOptions};

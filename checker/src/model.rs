@@ -9,12 +9,14 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use crate::fxhash::FxHashMap;
-use crate::history::{
-    Event, EventType, Key, KeyKind, Mop, MopFn, Process, ReadValue, F_FINAL, F_TXN,
-};
+use crate::history::{Event, EventType, Key, KeyKind, MopFn, Process, F_FINAL, F_TXN};
+use crate::view::{ClientEvent, KeyRef, MopView, ReadRef};
 
 /// "No such thing" for `u32` indices.
 pub const NONE: u32 = u32::MAX;
+
+/// Integer keys below this are interned through a table indexed by value.
+const DENSE_KEYS: i64 = 1 << 22;
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +207,10 @@ struct ProcState {
 #[derive(Default)]
 pub struct Builder {
     h: History,
-    key_ids: FxHashMap<Key, u32>,
+    /// Integer keys 0.. below `DENSE_KEYS`, by value (`NONE` when unseen).
+    dense_keys: Vec<u32>,
+    int_keys: FxHashMap<i64, u32>,
+    str_keys: FxHashMap<String, u32>,
     proc_ids: FxHashMap<u64, u32>,
     procs: Vec<ProcState>,
     node_ids: FxHashMap<String, u16>,
@@ -231,16 +236,47 @@ impl Builder {
         b
     }
 
-    fn intern_key(&mut self, k: &Key) -> u32 {
-        if let Some(&id) = self.key_ids.get(k) {
-            return id;
+    fn intern_key(&mut self, k: KeyRef) -> u32 {
+        match k {
+            KeyRef::Int(i) if (0..DENSE_KEYS).contains(&i) => {
+                let i = i as usize;
+                if let Some(&id) = self.dense_keys.get(i) {
+                    if id != NONE {
+                        return id;
+                    }
+                } else {
+                    let len = (i + 1).max(self.dense_keys.len() * 2);
+                    self.dense_keys.resize(len, NONE);
+                }
+                let id = self.new_key(k);
+                self.dense_keys[i] = id;
+                id
+            }
+            KeyRef::Int(i) => {
+                if let Some(&id) = self.int_keys.get(&i) {
+                    return id;
+                }
+                let id = self.new_key(k);
+                self.int_keys.insert(i, id);
+                id
+            }
+            KeyRef::Str(s) => {
+                if let Some(&id) = self.str_keys.get(s) {
+                    return id;
+                }
+                let id = self.new_key(k);
+                self.str_keys.insert(s.to_string(), id);
+                id
+            }
         }
+    }
+
+    fn new_key(&mut self, k: KeyRef) -> u32 {
         let id = self.h.keys.len() as u32;
-        self.h.keys.push(k.clone());
+        self.h.keys.push(k.to_key());
         self.h.key_kind.push(None);
         self.h.key_writes.push(Vec::new());
         self.key_first_write.push(0);
-        self.key_ids.insert(k.clone(), id);
         id
     }
 
@@ -275,29 +311,52 @@ impl Builder {
 
     /// Validates and records one event; `line` is 1-based.
     pub fn push(&mut self, line: u64, ev: &Event) -> Result<(), InvalidHistory> {
+        match ev.process {
+            Process::Client(p) => {
+                let mut scratch = Vec::new();
+                self.push_client_event(line, &ClientEvent::of_event(ev, p, &mut scratch))
+            }
+            Process::Nemesis => {
+                self.push_header(line, ev.index, ev.time)?;
+                self.push_nemesis(line, ev)
+            }
+        }
+    }
+
+    /// Validates and records one client event; `line` is 1-based.
+    pub fn push_client_event(&mut self, line: u64, ev: &ClientEvent) -> Result<(), InvalidHistory> {
+        self.push_header(line, ev.index, ev.time)?;
+        self.push_client(line, ev.process, ev)
+    }
+
+    fn push_header(&mut self, line: u64, index: u64, time: u64) -> Result<(), InvalidHistory> {
         let expected = self.h.events;
-        if ev.index != expected {
+        if index != expected {
             return invalid(
                 line,
                 format!(
                     "index is {}, expected {expected} (indices run 0, 1, 2, ... with no gaps)",
-                    ev.index
+                    index
                 ),
             );
         }
-        if ev.time < self.last_time {
+        if time < self.last_time {
             return invalid(
                 line,
                 format!(
                     "time {} is before the previous event's time {} (time must not decrease)",
-                    ev.time, self.last_time
+                    time, self.last_time
                 ),
             );
         }
-        self.last_time = ev.time;
+        self.last_time = time;
         self.h.events += 1;
-        match ev.process {
-            Process::Nemesis => {
+        Ok(())
+    }
+
+    fn push_nemesis(&mut self, line: u64, ev: &Event) -> Result<(), InvalidHistory> {
+        {
+            {
                 if ev.kind != EventType::Info {
                     return invalid(
                         line,
@@ -319,15 +378,14 @@ impl Builder {
                 });
                 Ok(())
             }
-            Process::Client(p) => self.push_client(line, p, ev),
         }
     }
 
-    fn push_client(&mut self, line: u64, p: u64, ev: &Event) -> Result<(), InvalidHistory> {
-        let Some(node) = ev.node.as_deref() else {
+    fn push_client(&mut self, line: u64, p: u64, ev: &ClientEvent) -> Result<(), InvalidHistory> {
+        let Some(node) = ev.node else {
             return invalid(line, format!("client event of process {p} has no \"node\""));
         };
-        let is_final = match ev.f.as_str() {
+        let is_final = match ev.f {
             F_TXN => false,
             F_FINAL => true,
             other => {
@@ -341,11 +399,7 @@ impl Builder {
         };
         let node = self.intern_node(node);
         let pid = self.intern_process(p);
-        let ts = ev
-            .meta
-            .as_ref()
-            .and_then(|m| m.get("ts"))
-            .and_then(Json::as_i64);
+        let ts = ev.ts;
         if ev.kind == EventType::Invoke {
             let st = &self.procs[pid as usize];
             if st.retired_at != 0 {
@@ -369,25 +423,25 @@ impl Builder {
             }
             let op_id = self.h.ops.len() as u32;
             let mops_start = self.h.mops.len() as u32;
-            for m in ev.ops() {
-                let key = self.intern_key(m.key());
+            for m in ev.mops {
+                let key = self.intern_key(m.key);
                 let mut rec = MopRec {
                     op: op_id,
                     key,
-                    f: m.f(),
+                    f: m.f,
                     arg: m.write_arg().unwrap_or(0),
                     obs: ObsKind::NotRead,
                     obs_start: 0,
                     obs_len: 0,
                 };
-                match m {
-                    Mop::Read(_, v) => {
-                        if *v != ReadValue::Null {
+                match m.f {
+                    MopFn::Read => {
+                        if m.read != ReadRef::Null {
                             return invalid(
                                 line,
                                 format!(
                                     "invoke reads key {} with a value; reads carry null on invoke",
-                                    m.key()
+                                    m.key
                                 ),
                             );
                         }
@@ -399,8 +453,8 @@ impl Builder {
                                 line,
                                 format!(
                                     "final operation writes key {} ({}); final operations only read",
-                                    m.key(),
-                                    m.f().as_str()
+                                    m.key,
+                                    m.f.as_str()
                                 ),
                             );
                         }
@@ -460,7 +514,7 @@ impl Builder {
                 ),
             );
         }
-        let ops = ev.ops();
+        let ops = ev.mops;
         let n_inv = range.len();
         if !(ops.is_empty() && ev.kind != EventType::Ok) {
             if ops.len() != n_inv {
@@ -475,8 +529,8 @@ impl Builder {
             for (i, m) in ops.iter().enumerate() {
                 let mi = range.start + i;
                 let rec = &self.h.mops[mi];
-                let same_key = self.h.keys[rec.key as usize] == *m.key();
-                if m.f() != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
+                let same_key = m.key.is(&self.h.keys[rec.key as usize]);
+                if m.f != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
                     return invalid(
                         line,
                         format!(
@@ -487,25 +541,23 @@ impl Builder {
                         ),
                     );
                 }
-                if ev.kind == EventType::Ok {
-                    if let Mop::Read(_, v) = m {
-                        let start = self.h.vals.len() as u32;
-                        let (obs, len) = match v {
-                            ReadValue::Null => (ObsKind::Null, 0),
-                            ReadValue::Int(x) => {
-                                self.h.vals.push(*x);
-                                (ObsKind::Int, 1)
-                            }
-                            ReadValue::List(xs) => {
-                                self.h.vals.extend_from_slice(xs);
-                                (ObsKind::List, xs.len() as u32)
-                            }
-                        };
-                        let rec = &mut self.h.mops[mi];
-                        rec.obs = obs;
-                        rec.obs_start = start;
-                        rec.obs_len = len;
-                    }
+                if ev.kind == EventType::Ok && m.f == MopFn::Read {
+                    let start = self.h.vals.len() as u32;
+                    let (obs, len) = match m.read {
+                        ReadRef::Null => (ObsKind::Null, 0),
+                        ReadRef::Int(x) => {
+                            self.h.vals.push(x);
+                            (ObsKind::Int, 1)
+                        }
+                        ReadRef::List(xs) => {
+                            self.h.vals.extend_from_slice(xs);
+                            (ObsKind::List, xs.len() as u32)
+                        }
+                    };
+                    let rec = &mut self.h.mops[mi];
+                    rec.obs = obs;
+                    rec.obs_start = start;
+                    rec.obs_len = len;
                 }
             }
         }
@@ -533,10 +585,10 @@ impl Builder {
         &mut self,
         line: u64,
         key: u32,
-        m: &Mop,
+        m: &MopView,
         mop_id: u32,
     ) -> Result<(), InvalidHistory> {
-        let kind = KeyKind::of_write(m.f()).expect("a write");
+        let kind = KeyKind::of_write(m.f).expect("a write");
         let k = key as usize;
         match self.h.key_kind[k] {
             None => {
@@ -548,9 +600,9 @@ impl Builder {
                     line,
                     format!(
                         "key {} gets a {} write ({}) but it is a {} key since line {} (two kinds of write on one key)",
-                        m.key(),
+                        m.key,
                         kind.as_str(),
-                        m.f().as_str(),
+                        m.f.as_str(),
                         existing.as_str(),
                         self.key_first_write[k]
                     ),
@@ -566,7 +618,7 @@ impl Builder {
                     line,
                     format!(
                         "value {v} is written to key {} twice (also at line {prev_line}); written values must be unique per key",
-                        m.key()
+                        m.key
                     ),
                 );
             }
@@ -651,10 +703,11 @@ fn type_name(t: EventType) -> &'static str {
     }
 }
 
-fn describe_mop(m: &Mop) -> String {
+fn describe_mop(m: &MopView) -> String {
+    let k = KeyJson(&m.key.to_key());
     match m.write_arg() {
-        Some(v) => format!("[{:?}, {}, {v}]", m.f().as_str(), KeyJson(m.key())),
-        None => format!("[\"r\", {}, ...]", KeyJson(m.key())),
+        Some(v) => format!("[{:?}, {k}, {v}]", m.f.as_str()),
+        None => format!("[\"r\", {k}, ...]"),
     }
 }
 

@@ -3,7 +3,7 @@
 //! first broken rule stops reading with its line number.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 use crate::history::Event;
@@ -97,14 +97,6 @@ pub fn read_history_sized<R: Read + Send>(
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(3);
-    if workers < 2 {
-        let mut reader = EventReader::new(BufReader::with_capacity(1 << 20, input));
-        let mut builder = Builder::with_size_hint(size_hint);
-        while let Some((line, ev)) = reader.next_event()? {
-            builder.push(line, &ev).map_err(Ok)?;
-        }
-        return builder.finish().map_err(Ok);
-    }
     parallel::read(input, workers, size_hint)
 }
 
@@ -115,6 +107,7 @@ mod parallel {
     use std::sync::{Arc, Mutex};
 
     use super::describe_json_error;
+    use crate::fastparse::{parse_at, Chunk, RawEvent};
     use crate::history::Event;
     use crate::model::{Builder, History, InvalidHistory};
 
@@ -123,42 +116,71 @@ mod parallel {
     /// A chunk of whole lines and its position in the file.
     type Job = (u64, Vec<u8>);
 
-    /// A parsed chunk: its events (1-based line within the chunk), the
-    /// number of lines, and the first broken line if any.
-    struct Parsed {
-        events: Vec<(u64, Event)>,
-        lines: u64,
-        error: Option<(u64, String)>,
+    /// A line parsed by the fast path, or by serde.
+    enum Item {
+        Fast(RawEvent),
+        Slow(Event),
     }
 
-    fn parse_chunk(bytes: &[u8]) -> Parsed {
-        let mut events = Vec::with_capacity(bytes.len() / 150);
+    /// A parsed chunk: its events (1-based line within the chunk), the
+    /// number of lines, the first broken line if any, and the chunk's bytes
+    /// and values the fast path's events refer to.
+    struct Parsed {
+        events: Vec<(u64, Item)>,
+        lines: u64,
+        error: Option<(u64, String)>,
+        bytes: Vec<u8>,
+        chunk: Chunk,
+    }
+
+    /// Buffers of consumed chunks, reused so that reading does not keep
+    /// faulting in fresh pages.
+    type Spare = (Vec<(u64, Item)>, Chunk);
+
+    fn parse_chunk(bytes: Vec<u8>, spare: Option<Spare>) -> Parsed {
+        let (mut events, mut chunk) = spare.unwrap_or_else(|| {
+            (
+                Vec::with_capacity(bytes.len() / 150),
+                Chunk {
+                    mops: Vec::with_capacity(bytes.len() / 60),
+                    vals: Vec::with_capacity(bytes.len() / 8),
+                },
+            )
+        });
         let mut lines = 0;
-        for raw in bytes.split_inclusive(|&b| b == b'\n') {
+        let mut error = None;
+        let mut pos = 0usize;
+        while pos < bytes.len() {
             lines += 1;
-            let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+            if let Some((ev, end)) = parse_at(&bytes, pos, &mut chunk) {
+                events.push((lines, Item::Fast(ev)));
+                pos = end + 1;
+                continue;
+            }
+            let end = bytes[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| pos + i);
+            let body = &bytes[pos..end];
+            pos = end + 1;
             if body.iter().all(|b| b.is_ascii_whitespace()) {
-                return Parsed {
-                    events,
-                    lines,
-                    error: Some((lines, "blank line (every line must hold one event)".into())),
-                };
+                error = Some((lines, "blank line (every line must hold one event)".into()));
+                break;
             }
             match serde_json::from_slice::<Event>(body) {
-                Ok(ev) => events.push((lines, ev)),
+                Ok(ev) => events.push((lines, Item::Slow(ev))),
                 Err(e) => {
-                    return Parsed {
-                        events,
-                        lines,
-                        error: Some((lines, describe_json_error(&e))),
-                    }
+                    error = Some((lines, describe_json_error(&e)));
+                    break;
                 }
             }
         }
         Parsed {
             events,
             lines,
-            error: None,
+            error,
+            bytes,
+            chunk,
         }
     }
 
@@ -167,17 +189,21 @@ mod parallel {
         workers: usize,
         size_hint: u64,
     ) -> Result<History, Result<InvalidHistory, io::Error>> {
+        let spare_bytes: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+        let spare_parsed: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
             let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
             let (done_tx, done_rx) = sync_channel::<(u64, Parsed)>(workers * 2);
+            let (spare_bytes, spare_parsed) = (&spare_bytes, &spare_parsed);
             for _ in 0..workers {
                 let rx = Arc::clone(&work_rx);
                 let tx = done_tx.clone();
                 s.spawn(move || loop {
                     let job = rx.lock().expect("work queue").recv();
                     let Ok((id, bytes)) = job else { return };
-                    if tx.send((id, parse_chunk(&bytes))).is_err() {
+                    let spare = spare_parsed.lock().expect("spare buffers").pop();
+                    if tx.send((id, parse_chunk(bytes, spare))).is_err() {
                         return;
                     }
                 });
@@ -189,7 +215,19 @@ mod parallel {
                 let mut carry: Vec<u8> = Vec::new();
                 let mut id = 0u64;
                 loop {
-                    let mut buf = std::mem::take(&mut carry);
+                    let mut buf = if carry.len() >= CHUNK {
+                        std::mem::take(&mut carry)
+                    } else {
+                        let mut b = spare_bytes
+                            .lock()
+                            .expect("spare buffers")
+                            .pop()
+                            .unwrap_or_else(|| Vec::with_capacity(CHUNK + (CHUNK >> 4)));
+                        b.clear();
+                        b.extend_from_slice(&carry);
+                        carry.clear();
+                        b
+                    };
                     let start = buf.len();
                     buf.resize(start + CHUNK, 0);
                     let mut filled = start;
@@ -204,7 +242,10 @@ mod parallel {
                     let eof = filled < start + CHUNK;
                     if !eof {
                         match buf.iter().rposition(|&b| b == b'\n') {
-                            Some(i) => carry = buf.split_off(i + 1),
+                            Some(i) => {
+                                carry.extend_from_slice(&buf[i + 1..]);
+                                buf.truncate(i + 1);
+                            }
                             None => {
                                 // one line longer than a chunk: keep reading it
                                 carry = buf;
@@ -230,8 +271,16 @@ mod parallel {
                 pending.insert(id, parsed);
                 while let Some(p) = pending.remove(&want) {
                     want += 1;
-                    for (line, ev) in &p.events {
-                        if let Err(e) = builder.push(base + line, ev) {
+                    let mut scratch = Vec::with_capacity(8);
+                    for (line, item) in &p.events {
+                        let r = match item {
+                            Item::Fast(raw) => builder.push_client_event(
+                                base + line,
+                                &p.chunk.view(&p.bytes, raw, &mut scratch),
+                            ),
+                            Item::Slow(ev) => builder.push(base + line, ev),
+                        };
+                        if let Err(e) = r {
                             failure = Some(e);
                             break 'outer;
                         }
@@ -244,6 +293,20 @@ mod parallel {
                         break 'outer;
                     }
                     base += p.lines;
+                    let Parsed {
+                        mut events,
+                        mut chunk,
+                        bytes,
+                        ..
+                    } = p;
+                    events.clear();
+                    chunk.mops.clear();
+                    chunk.vals.clear();
+                    spare_parsed
+                        .lock()
+                        .expect("spare buffers")
+                        .push((events, chunk));
+                    spare_bytes.lock().expect("spare buffers").push(bytes);
                 }
             }
             drop(done_rx);

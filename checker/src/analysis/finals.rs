@@ -9,6 +9,7 @@ use serde_json::{json, Value as Json};
 use super::convergence::convergence;
 use super::loss_examples::{causal_example, conflict_example, counter_example, report_list_losses};
 use super::policy::Policy;
+use super::unknown_reads::UnknownReads;
 use crate::explain::{Explain, Findings};
 use crate::history::KeyKind;
 use crate::keys::{superseded_by, KeyIndex};
@@ -169,6 +170,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let mut classes: BTreeMap<&'static str, Vec<Json>> = BTreeMap::new();
     let mut policy = Policy::default();
     let mut counter_deficit = 0i64;
+    let mut unknown_reads = UnknownReads::new(h, x.c);
 
     for k in 0..h.keys.len() as u32 {
         let kind = h.key_kind[k as usize];
@@ -328,6 +330,12 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             e.lost.push(node);
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
+                        } else if state
+                            .iter()
+                            .any(|&s| unknown_reads.may_supersede(w, s).is_some())
+                        {
+                            // possibly superseded: a write in the state may
+                            // follow an unknown read of `w` (Interpretations)
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
                             e.causal.push((node, s));
                         } else {
@@ -394,11 +402,30 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             .filter(|w| frontier.contains(w))
                             .collect()
                     };
+                    // Discarded frontier writes that a held write may have
+                    // superseded through an unknown read are no conflict.
+                    let state: Vec<u32> = if mop == NONE {
+                        Vec::new()
+                    } else {
+                        h.obs_writes(&h.mops[mop as usize]).to_vec()
+                    };
+                    let contested: Vec<u32> = frontier
+                        .iter()
+                        .copied()
+                        .filter(|&a| {
+                            held.contains(&a)
+                                || !state.iter().any(|&s| {
+                                    s != NONE
+                                        && idx.slot[s as usize] != NONE
+                                        && unknown_reads.may_supersede(a, s).is_some()
+                                })
+                        })
+                        .collect();
                     class = match held.len() {
                         0 => Class::Lost,
-                        _ if frontier.len() <= 1 => Class::None,
+                        _ if contested.len() <= 1 => Class::None,
                         1 => {
-                            policy.lww(x, held[0], &frontier);
+                            policy.lww(x, held[0], &contested);
                             Class::Lww
                         }
                         _ => {

@@ -5,4 +5,5 @@ pub mod finals;
 pub mod loss_examples;
 pub mod policy;
 pub mod reads;
+pub mod unknown_reads;
 pub mod visibility;
