@@ -406,6 +406,23 @@ pub struct Event {
 }
 
 impl Event {
+    /// A nemesis event as history.md defines it: `type` `info`, `process`
+    /// `"nemesis"`, the fault's name as `f`, stamped when it took effect.
+    pub fn nemesis(index: u64, time: u64, f: &str, value: Json) -> Event {
+        Event {
+            index,
+            time,
+            kind: EventType::Info,
+            process: Process::Nemesis,
+            node: None,
+            f: f.to_string(),
+            value: Payload::Fault(value),
+            error: None,
+            meta: None,
+            extra: Map::new(),
+        }
+    }
+
     pub fn is_client(&self) -> bool {
         matches!(self.process, Process::Client(_))
     }

@@ -95,18 +95,8 @@ impl Recorder {
     /// Records a fault the nemesis injected (or an adapter-specific event
     /// such as a node exiting on its own).
     pub fn nemesis(&self, f: &str, value: Json) -> u64 {
-        self.push(Event {
-            index: 0,
-            time: 0,
-            kind: EventType::Info,
-            process: Process::Nemesis,
-            node: None,
-            f: f.to_string(),
-            value: Payload::Fault(value),
-            error: None,
-            meta: None,
-            extra: Map::new(),
-        })
+        // `push` stamps the index and time.
+        self.push(Event::nemesis(0, 0, f, value))
     }
 
     /// Every event recorded so far.

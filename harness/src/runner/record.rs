@@ -102,18 +102,7 @@ impl<'a> Recorder<'a> {
     }
 
     pub fn nemesis(&mut self, time: u64, f: &str, value: Json) -> io::Result<()> {
-        let ev = Event {
-            index: self.next_index,
-            time,
-            kind: EventType::Info,
-            process: Process::Nemesis,
-            node: None,
-            f: f.to_string(),
-            value: Payload::Fault(value),
-            error: None,
-            meta: None,
-            extra: Default::default(),
-        };
+        let ev = Event::nemesis(self.next_index, time, f, value);
         self.next_index += 1;
         self.sink.record(&ev)
     }
