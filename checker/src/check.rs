@@ -44,9 +44,10 @@ pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
         Ok(h) => {
             if std::env::var_os("LADON_TIMING").is_some() {
                 eprintln!(
-                    "[timing] read and validate: wall {:.3} s, cpu {:.2} s",
+                    "[timing] read and validate: wall {:.3} s, cpu {:.2} s, rss {} MB",
                     t0.elapsed().as_secs_f64(),
-                    cpu_seconds()
+                    cpu_seconds(),
+                    rss_mb()
                 );
             }
             Ok(check_history(&h, opts))
@@ -109,9 +110,10 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     let lap = |what: &str| {
         if timing {
             eprintln!(
-                "[timing] {what}: wall {:.3} s, cpu {:.2} s",
+                "[timing] {what}: wall {:.3} s, cpu {:.2} s, rss {} MB",
                 t0.elapsed().as_secs_f64(),
-                cpu_seconds()
+                cpu_seconds(),
+                rss_mb()
             );
         }
     };
@@ -287,4 +289,19 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident and peak memory in MB (Linux; 0 elsewhere), for `LADON_TIMING=1`.
+fn rss_mb() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return "?".into();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    format!("{} (peak {})", field("VmRSS:"), field("VmHWM:"))
 }

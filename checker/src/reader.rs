@@ -241,8 +241,13 @@ mod parallel {
                     buf.truncate(filled);
                     let eof = filled < start + CHUNK;
                     if !eof {
-                        match buf.iter().rposition(|&b| b == b'\n') {
+                        // The carried bytes hold no newline (they follow the
+                        // last one), so only the fresh part is searched: a
+                        // line of many chunks (a final read of every key)
+                        // stays linear to read.
+                        match buf[start..].iter().rposition(|&b| b == b'\n') {
                             Some(i) => {
+                                let i = start + i;
                                 carry.extend_from_slice(&buf[i + 1..]);
                                 buf.truncate(i + 1);
                             }
