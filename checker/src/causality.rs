@@ -123,26 +123,34 @@ impl Causality {
         // write per process costs O(1) per observed value.
         let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); procs];
         let mut touched: Vec<u32> = Vec::new();
+        // Per observed-value slot: the writing op, its process and its seq
+        // (0: not a vertex), looked up once per slot rather than once per
+        // read (list reads share their slots, see `model::Builder`).
+        let slot: Vec<(u32, u32, u32)> = h
+            .resolved
+            .iter()
+            .map(|&w| {
+                if w == NONE {
+                    return (NONE, 0, 0);
+                }
+                let wo = h.mops[w as usize].op;
+                (wo, h.ops[wo as usize].process, seq[wo as usize])
+            })
+            .collect();
         pred_start.push(0);
         for (r, op) in h.ops.iter().enumerate() {
             if op.outcome == Outcome::Ok {
                 touched.clear();
                 for m in &h.mops[op.mops()] {
-                    for &w in h.obs_writes(m) {
-                        if w == NONE {
+                    for &(wo, wp, ws) in &slot[m.obs_range()] {
+                        if ws == 0 || wo as usize == r {
                             continue;
                         }
-                        let wo = h.mops[w as usize].op;
-                        if wo as usize == r || seq[wo as usize] == 0 {
-                            continue;
-                        }
-                        let wp = h.ops[wo as usize].process;
                         // Earlier ops of the reader's own process reach it by session.
                         if wp == op.process && wo < r as u32 {
                             continue;
                         }
                         let b = &mut best[wp as usize];
-                        let ws = seq[wo as usize];
                         if b.0 != r as u32 {
                             *b = (r as u32, ws, wo);
                             touched.push(wp);
@@ -159,6 +167,7 @@ impl Causality {
             pred_start.push(preds.len() as u32);
         }
         drop(best);
+        drop(slot);
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
 
         let mut next = vec![NONE; n];

@@ -117,8 +117,6 @@ pub struct History {
     pub key_kind: Vec<Option<KeyKind>>,
     /// Every write micro-operation per key (any outcome), in history order.
     pub key_writes: Vec<Vec<u32>>,
-    /// (key, value) → the write micro-operation of `w`, `append`, `add`.
-    pub write_of: FxHashMap<(u32, i64), u32>,
     /// The original process ids.
     pub processes: Vec<u64>,
     pub nodes: Vec<String>,
@@ -146,10 +144,10 @@ impl History {
         &self.resolved[m.obs_range()]
     }
 
-    /// Maps every observed value of a register, list or set read to the
-    /// write that produced it, through a per-key sorted table (a key holds
-    /// few writes, so a binary search in one small slice beats hashing).
-    fn resolve(&mut self) {
+    /// Per key, its written values sorted with their write
+    /// micro-operations (`(start, table)`: key `k` owns
+    /// `table[start[k]..start[k + 1]]`). Counters have none.
+    fn write_tables(&self) -> (Vec<u32>, Vec<(i64, u32)>) {
         let mut start = Vec::with_capacity(self.keys.len() + 1);
         let mut table: Vec<(i64, u32)> = Vec::with_capacity(self.mops.len() / 2);
         start.push(0u32);
@@ -161,23 +159,66 @@ impl History {
             }
             start.push(table.len() as u32);
         }
+        (start, table)
+    }
+
+    /// The first write (in history order) of a value its key already had:
+    /// `(second write, first write)`, from the sorted tables.
+    fn first_duplicate(&self, start: &[u32], table: &[(i64, u32)]) -> Option<(u32, u32)> {
+        let mut first: Option<(u32, u32)> = None;
+        for k in 0..self.keys.len() {
+            let t = &table[start[k] as usize..start[k + 1] as usize];
+            for pair in t.windows(2) {
+                if pair[0].0 == pair[1].0 && first.is_none_or(|(w, _)| pair[1].1 < w) {
+                    first = Some((pair[1].1, pair[0].1));
+                }
+            }
+        }
+        first
+    }
+
+    /// Maps every observed value of a register, list or set read to the
+    /// write that produced it, through the per-key sorted tables (a key
+    /// holds few writes, so a binary search in one small slice beats
+    /// hashing). `lists` are the regions of `vals` that list reads share.
+    fn resolve(&mut self, start: &[u32], table: &[(i64, u32)], lists: &[(u32, u32, u32)]) {
         let mut resolved = vec![NONE; self.vals.len()];
+        let lookup = |k: u32, v: i64| {
+            let t = &table[start[k as usize] as usize..start[k as usize + 1] as usize];
+            t.binary_search_by_key(&v, |e| e.0).ok().map(|j| t[j].1)
+        };
         for m in &self.mops {
-            if m.obs_len == 0 {
+            if m.obs == ObsKind::Int {
+                if let Some(w) = lookup(m.key, self.vals[m.obs_start as usize]) {
+                    resolved[m.obs_start as usize] = w;
+                }
+            }
+        }
+        for &(a, b, k) in lists {
+            if start[k as usize] == start[k as usize + 1] {
                 continue;
             }
-            let t = &table[start[m.key as usize] as usize..start[m.key as usize + 1] as usize];
-            if t.is_empty() {
-                continue;
-            }
-            for i in m.obs_range() {
-                if let Ok(j) = t.binary_search_by_key(&self.vals[i], |e| e.0) {
-                    resolved[i] = t[j].1;
+            for i in a as usize..b as usize {
+                if let Some(w) = lookup(k, self.vals[i]) {
+                    resolved[i] = w;
                 }
             }
         }
         self.resolved = resolved;
     }
+}
+
+/// Most branches kept per key for sharing list reads (see [`Builder::place_list`]).
+const MAX_BRANCHES: usize = 8;
+
+/// A region of `History::vals` that list reads of one key share: every
+/// read whose list is a prefix of `vals[start..start + len]` points into
+/// it; `cap` is the room reserved for it to grow in place.
+#[derive(Debug, Clone, Copy)]
+struct Branch {
+    start: u32,
+    len: u32,
+    cap: u32,
 }
 
 /// The first rule of `history.md` a history breaks.
@@ -217,6 +258,10 @@ pub struct Builder {
     last_time: u64,
     /// The line of each key's first write, for error messages.
     key_first_write: Vec<u64>,
+    /// Per key, the lists its reads share (at most [`MAX_BRANCHES`]).
+    branches: Vec<Vec<Branch>>,
+    /// Every region of `vals` holding list values, with its key.
+    lists: Vec<(u32, u32, u32)>,
 }
 
 impl Builder {
@@ -232,7 +277,7 @@ impl Builder {
         let bytes = bytes.min(1 << 40) as usize;
         b.h.ops.reserve(bytes / 200);
         b.h.mops.reserve(bytes / 100);
-        b.h.vals.reserve(bytes / 10);
+        b.h.vals.reserve(bytes / 40);
         b
     }
 
@@ -277,7 +322,61 @@ impl Builder {
         self.h.key_kind.push(None);
         self.h.key_writes.push(Vec::new());
         self.key_first_write.push(0);
+        self.branches.push(Vec::new());
         id
+    }
+
+    /// Stores the observed list `xs` of key `key` and returns where it
+    /// starts in `vals`. Reads of a key mostly see prefixes of a few
+    /// growing lists (one per order the nodes agree on), so a list that is
+    /// a prefix of a kept branch shares it, one that extends a branch grows
+    /// it (in place while it has room), and only a list that fits none is
+    /// copied anew: the values take memory in proportion to the distinct
+    /// lists, not to every read's length.
+    fn place_list(&mut self, key: u32, xs: &[i64]) -> u32 {
+        let vals = &mut self.h.vals;
+        let branches = &mut self.branches[key as usize];
+        for b in branches.iter_mut() {
+            let (start, len) = (b.start as usize, b.len as usize);
+            let common = xs.len().min(len);
+            if vals[start..start + common] != xs[..common] {
+                continue;
+            }
+            if xs.len() > len {
+                if xs.len() <= b.cap as usize {
+                    vals[start + len..start + xs.len()].copy_from_slice(&xs[len..]);
+                    self.lists.push(((start + len) as u32, (start + xs.len()) as u32, key));
+                } else {
+                    *b = Self::new_region(vals, &mut self.lists, key, xs);
+                }
+                b.len = xs.len() as u32;
+            }
+            return b.start;
+        }
+        let b = Self::new_region(vals, &mut self.lists, key, xs);
+        if branches.len() < MAX_BRANCHES {
+            branches.push(b);
+        }
+        b.start
+    }
+
+    /// Copies `xs` to the end of `vals` with room to grow to twice its length.
+    fn new_region(
+        vals: &mut Vec<i64>,
+        lists: &mut Vec<(u32, u32, u32)>,
+        key: u32,
+        xs: &[i64],
+    ) -> Branch {
+        let start = vals.len();
+        let cap = (xs.len() * 2).max(4);
+        vals.extend_from_slice(xs);
+        vals.resize(start + cap, 0);
+        lists.push((start as u32, (start + xs.len()) as u32, key));
+        Branch {
+            start: start as u32,
+            len: xs.len() as u32,
+            cap: cap as u32,
+        }
     }
 
     fn intern_node(&mut self, n: &str) -> u16 {
@@ -542,16 +641,16 @@ impl Builder {
                     );
                 }
                 if ev.kind == EventType::Ok && m.f == MopFn::Read {
-                    let start = self.h.vals.len() as u32;
-                    let (obs, len) = match m.read {
-                        ReadRef::Null => (ObsKind::Null, 0),
+                    let (obs, start, len) = match m.read {
+                        ReadRef::Null => (ObsKind::Null, 0, 0),
                         ReadRef::Int(x) => {
                             self.h.vals.push(x);
-                            (ObsKind::Int, 1)
+                            (ObsKind::Int, self.h.vals.len() as u32 - 1, 1)
                         }
+                        ReadRef::List([]) => (ObsKind::List, 0, 0),
                         ReadRef::List(xs) => {
-                            self.h.vals.extend_from_slice(xs);
-                            (ObsKind::List, xs.len() as u32)
+                            let key = self.h.mops[mi].key;
+                            (ObsKind::List, self.place_list(key, xs), xs.len() as u32)
                         }
                     };
                     let rec = &mut self.h.mops[mi];
@@ -610,20 +709,9 @@ impl Builder {
             }
             Some(_) => {}
         }
-        if kind != KeyKind::Counter {
-            let v = m.write_arg().expect("a write");
-            if let Some(&prev) = self.h.write_of.get(&(key, v)) {
-                let prev_line = self.h.op_of(prev).invoke_index + 1;
-                return invalid(
-                    line,
-                    format!(
-                        "value {v} is written to key {} twice (also at line {prev_line}); written values must be unique per key",
-                        m.key
-                    ),
-                );
-            }
-            self.h.write_of.insert((key, v), mop_id);
-        }
+        // Unique values per key are checked once every write is known
+        // (sorted per key, see `Builder::first_violation`), not by hashing
+        // each write as it comes.
         self.h.key_writes[k].push(mop_id);
         Ok(())
     }
@@ -632,6 +720,12 @@ impl Builder {
     /// that need the whole history (finals read every written key, read
     /// values fit their key's kind).
     pub fn finish(mut self) -> Result<History, InvalidHistory> {
+        let (start, table) = self.h.write_tables();
+        if let Some(e) = self.duplicate(&start, &table) {
+            return Err(e);
+        }
+        let lists = std::mem::take(&mut self.lists);
+        drop(std::mem::take(&mut self.branches));
         let h = &mut self.h;
         // A final must read every written key.
         let written: Vec<u32> = (0..h.keys.len() as u32)
@@ -689,8 +783,36 @@ impl Builder {
                 );
             }
         }
-        h.resolve();
+        h.resolve(&start, &table, &lists);
         Ok(self.h)
+    }
+
+    /// The violation to report when `e` stops the history: `e`, unless a
+    /// value was written twice to one key on an earlier line (that rule is
+    /// checked once every write is known, so it has to be asked for here to
+    /// keep "the first violation" exact).
+    pub fn first_violation(&self, e: InvalidHistory) -> InvalidHistory {
+        let (start, table) = self.h.write_tables();
+        match self.duplicate(&start, &table) {
+            Some(d) if d.line < e.line => d,
+            _ => e,
+        }
+    }
+
+    /// The first write of a value its key already had, as the violation the
+    /// streaming check would have reported on its line.
+    fn duplicate(&self, start: &[u32], table: &[(i64, u32)]) -> Option<InvalidHistory> {
+        let (second, first) = self.h.first_duplicate(start, table)?;
+        let m = &self.h.mops[second as usize];
+        Some(InvalidHistory {
+            line: self.h.op_of(second).invoke_index + 1,
+            message: format!(
+                "value {} is written to key {} twice (also at line {}); written values must be unique per key",
+                m.arg,
+                self.h.keys[m.key as usize],
+                self.h.op_of(first).invoke_index + 1
+            ),
+        })
     }
 }
 

@@ -286,15 +286,15 @@ mod parallel {
                             Item::Slow(ev) => builder.push(base + line, ev),
                         };
                         if let Err(e) = r {
-                            failure = Some(e);
+                            failure = Some(builder.first_violation(e));
                             break 'outer;
                         }
                     }
                     if let Some((line, message)) = p.error {
-                        failure = Some(InvalidHistory {
+                        failure = Some(builder.first_violation(InvalidHistory {
                             line: base + line,
                             message,
-                        });
+                        }));
                         break 'outer;
                     }
                     base += p.lines;
@@ -349,7 +349,9 @@ pub fn read_history_file(path: &Path) -> Result<History, ReadError> {
 pub fn build_history(events: &[Event]) -> Result<History, InvalidHistory> {
     let mut builder = Builder::new();
     for (i, ev) in events.iter().enumerate() {
-        builder.push(i as u64 + 1, ev)?;
+        if let Err(e) = builder.push(i as u64 + 1, ev) {
+            return Err(builder.first_violation(e));
+        }
     }
     builder.finish()
 }
