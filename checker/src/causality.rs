@@ -95,34 +95,18 @@ pub fn session(h: &History) -> (Vec<u32>, Vec<u32>) {
     (seq, prev)
 }
 
-impl Causality {
-    /// Builds the graph, orders it and computes clocks; `on_vertex(op, clock,
-    /// causality)` runs for each vertex once its clock is known. A clock is
-    /// exact for every process that wrote a key the operation touches (or,
-    /// for a `final` read, only its own process: finals are checked by
-    /// reachability instead, see [`Causality::reaches`]).
-    pub fn build(
-        h: &History,
-        seq: Vec<u32>,
-        prev: Vec<u32>,
-        mut on_vertex: impl FnMut(u32, &Clock, &Causality),
-    ) -> Causality {
-        let n = h.ops.len();
-        let procs = h.processes.len();
-        let mut count = vec![0u32; procs];
-        for (i, op) in h.ops.iter().enumerate() {
-            if seq[i] != 0 {
-                count[op.process as usize] += 1;
-            }
-        }
-        // Reduced reads-from predecessors: per reader, the latest observed
-        // write op of each process.
-        let mut pred_start = Vec::with_capacity(n + 1);
-        let mut preds: Vec<u32> = Vec::new();
-        // Per process: (reader stamp, best seq, op), so picking the latest
-        // write per process costs O(1) per observed value.
-        let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); procs];
-        let mut touched: Vec<u32> = Vec::new();
+/// The reduced reads-from edges, CSR by reader op: per reader, the latest
+/// observed write op of each process (earlier ones reach it by session).
+pub struct ReadsFrom {
+    pred_start: Vec<u32>,
+    preds: Vec<u32>,
+}
+
+impl ReadsFrom {
+    /// Computes the edges for every reader, split over the available cores
+    /// (contiguous ranges of readers; the result is the same as one
+    /// thread's).
+    pub fn new(h: &History, seq: &[u32]) -> ReadsFrom {
         // Per observed-value slot: the writing op, its process and its seq
         // (0: not a vertex), looked up once per slot rather than once per
         // read (list reads share their slots, see `model::Builder`).
@@ -137,37 +121,108 @@ impl Causality {
                 (wo, h.ops[wo as usize].process, seq[wo as usize])
             })
             .collect();
+        let n = h.ops.len();
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .clamp(1, 8)
+            .min(n / 4096 + 1);
+        let bounds: Vec<usize> = (0..=parts).map(|i| n * i / parts).collect();
+        let slot = &slot;
+        let pieces: Vec<(Vec<u32>, Vec<u32>)> = std::thread::scope(|s| {
+            let rest: Vec<_> = bounds[1..]
+                .windows(2)
+                .map(|w| {
+                    let r = w[0]..w[1];
+                    s.spawn(move || reduce(h, slot, r))
+                })
+                .collect();
+            let mut out = vec![reduce(h, slot, 0..bounds[1])];
+            out.extend(
+                rest.into_iter()
+                    .map(|t| t.join().expect("reads-from edges")),
+            );
+            out
+        });
+        let total: usize = pieces.iter().map(|p| p.1.len()).sum();
+        let mut pred_start = Vec::with_capacity(n + 1);
+        let mut preds = Vec::with_capacity(total);
         pred_start.push(0);
-        for (r, op) in h.ops.iter().enumerate() {
-            if op.outcome == Outcome::Ok {
-                touched.clear();
-                for m in &h.mops[op.mops()] {
-                    for &(wo, wp, ws) in &slot[m.obs_range()] {
-                        if ws == 0 || wo as usize == r {
-                            continue;
-                        }
-                        // Earlier ops of the reader's own process reach it by session.
-                        if wp == op.process && wo < r as u32 {
-                            continue;
-                        }
-                        let b = &mut best[wp as usize];
-                        if b.0 != r as u32 {
-                            *b = (r as u32, ws, wo);
-                            touched.push(wp);
-                        } else if ws > b.1 {
-                            *b = (r as u32, ws, wo);
-                        }
+        for (ends, ps) in pieces {
+            let base = preds.len() as u32;
+            pred_start.extend(ends.iter().map(|e| e + base));
+            preds.extend_from_slice(&ps);
+        }
+        ReadsFrom { pred_start, preds }
+    }
+}
+
+/// The reduced reads-from predecessors of the readers in `ops`: per reader
+/// the end of its edges in the returned list, and the list.
+fn reduce(
+    h: &History,
+    slot: &[(u32, u32, u32)],
+    ops: std::ops::Range<usize>,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut ends = Vec::with_capacity(ops.len());
+    let mut preds: Vec<u32> = Vec::with_capacity(ops.len() * 4);
+    // Per process: (reader stamp, best seq, op), so picking the latest
+    // write per process costs O(1) per observed value.
+    let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); h.processes.len()];
+    let mut touched: Vec<u32> = Vec::new();
+    for r in ops {
+        let op = &h.ops[r];
+        if op.outcome == Outcome::Ok {
+            touched.clear();
+            for m in &h.mops[op.mops()] {
+                for &(wo, wp, ws) in &slot[m.obs_range()] {
+                    if ws == 0 || wo as usize == r {
+                        continue;
+                    }
+                    // Earlier ops of the reader's own process reach it by session.
+                    if wp == op.process && wo < r as u32 {
+                        continue;
+                    }
+                    let b = &mut best[wp as usize];
+                    if b.0 != r as u32 {
+                        *b = (r as u32, ws, wo);
+                        touched.push(wp);
+                    } else if ws > b.1 {
+                        *b = (r as u32, ws, wo);
                     }
                 }
-                touched.sort_unstable();
-                for &p in &touched {
-                    preds.push(best[p as usize].2);
-                }
             }
-            pred_start.push(preds.len() as u32);
+            touched.sort_unstable();
+            for &p in &touched {
+                preds.push(best[p as usize].2);
+            }
         }
-        drop(best);
-        drop(slot);
+        ends.push(preds.len() as u32);
+    }
+    (ends, preds)
+}
+
+impl Causality {
+    /// Builds the graph, orders it and computes clocks; `on_vertex(op, clock,
+    /// causality)` runs for each vertex once its clock is known. A clock is
+    /// exact for every process that wrote a key the operation touches (or,
+    /// for a `final` read, only its own process: finals are checked by
+    /// reachability instead, see [`Causality::reaches`]).
+    pub fn build(
+        h: &History,
+        seq: Vec<u32>,
+        prev: Vec<u32>,
+        rf: ReadsFrom,
+        mut on_vertex: impl FnMut(u32, &Clock, &Causality),
+    ) -> Causality {
+        let n = h.ops.len();
+        let procs = h.processes.len();
+        let mut count = vec![0u32; procs];
+        for (i, op) in h.ops.iter().enumerate() {
+            if seq[i] != 0 {
+                count[op.process as usize] += 1;
+            }
+        }
+        let ReadsFrom { pred_start, preds } = rf;
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
 
         let mut next = vec![NONE; n];

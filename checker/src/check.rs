@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value as Json};
 
 use crate::analysis::{finals, reads, visibility};
-use crate::causality::{self, Causality};
+use crate::causality::{self, Causality, ReadsFrom};
 use crate::explain::{Explain, Findings};
 use crate::history::Event;
 use crate::keys::KeyIndex;
@@ -118,9 +118,15 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         }
     };
     let (seq, prev) = causality::session(h);
-    let mut idx = KeyIndex::new(h, &seq);
+    // The per-key index is built beside the reads-from edges.
+    let (mut idx, rf) = std::thread::scope(|s| {
+        let idx = s.spawn(|| KeyIndex::new(h, &seq));
+        let rf = ReadsFrom::new(h, &seq);
+        (idx.join().expect("key index"), rf)
+    });
+    lap("reads-from edges");
     let mut vis = visibility::Visibility::new(h);
-    let c = Causality::build(h, seq, prev, |op, clock, c| {
+    let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
         vis.check_op(h, &idx, c, op, clock);
         idx.record(h, c, op, clock);
     });
@@ -147,10 +153,22 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
             }
         });
     }
-    reads::check(&x, &idx, &mut f);
-    lap("reads");
-    visibility::report(&x, &vis.violations, &mut f);
-    let fin = finals::check(&x, &idx, &mut f);
+    // Final states run beside the per-read checks (which split over the
+    // cores themselves); findings merge in the order a single thread makes
+    // them: reads, visibility, final states.
+    let fin = std::thread::scope(|s| {
+        let finals = s.spawn(|| {
+            let mut g = Findings::new(opts.max_examples);
+            let fin = finals::check(&x, &idx, &mut g);
+            (fin, g)
+        });
+        reads::check(&x, &idx, &mut f);
+        lap("reads");
+        visibility::report(&x, &vis.violations, &mut f);
+        let (fin, g) = finals.join().expect("final-state checks");
+        f.merge(g);
+        fin
+    });
     lap("finals");
 
     // Figures.

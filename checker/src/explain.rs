@@ -55,6 +55,18 @@ impl Findings {
         }
     }
 
+    /// Appends findings made after this one's (in history or analysis
+    /// order), as if `later` had been added here one by one: counts add up,
+    /// examples keep the earliest up to the cap.
+    pub fn merge(&mut self, later: Findings) {
+        for (a, (count, examples)) in later.found {
+            let e = self.found.entry(a).or_insert((0, Vec::new()));
+            e.0 += count;
+            let room = self.max_examples.saturating_sub(e.1.len());
+            e.1.extend(examples.into_iter().take(room));
+        }
+    }
+
     pub fn count(&self, a: Anomaly) -> u64 {
         self.found.get(&a).map_or(0, |e| e.0)
     }

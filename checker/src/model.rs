@@ -345,7 +345,8 @@ impl Builder {
             if xs.len() > len {
                 if xs.len() <= b.cap as usize {
                     vals[start + len..start + xs.len()].copy_from_slice(&xs[len..]);
-                    self.lists.push(((start + len) as u32, (start + xs.len()) as u32, key));
+                    self.lists
+                        .push(((start + len) as u32, (start + xs.len()) as u32, key));
                 } else {
                     *b = Self::new_region(vals, &mut self.lists, key, xs);
                 }

@@ -2,7 +2,7 @@
 //! recorded as per-key masks or projected clocks) agrees with plain
 //! reachability in the causality graph, for small keys and large ones.
 
-use ladon_checker::causality::{session, Causality};
+use ladon_checker::causality::{session, Causality, ReadsFrom};
 use ladon_checker::keys::KeyIndex;
 use ladon_checker::reader::read_history;
 use ladon_checker::synth::{generate_vec, GenOptions, Workload};
@@ -15,7 +15,13 @@ fn check_agreement(workload: Workload, ops: u64, max_writes: u32, seed: u64) -> 
     let h = read_history(&bytes[..]).map_err(|_| "invalid").unwrap();
     let (seq, prev) = session(&h);
     let mut idx = KeyIndex::new(&h, &seq);
-    let c = Causality::build(&h, seq, prev, |op, clock, c| idx.record(&h, c, op, clock));
+    let c = Causality::build(
+        &h,
+        seq.clone(),
+        prev,
+        ReadsFrom::new(&h, &seq),
+        |op, clock, c| idx.record(&h, c, op, clock),
+    );
     idx.finish(&h);
     assert!(
         c.width < h.processes.len(),
