@@ -128,26 +128,34 @@ impl ReadsFrom {
             .min(n / 4096 + 1);
         let bounds: Vec<usize> = (0..=parts).map(|i| n * i / parts).collect();
         let slot = &slot;
-        let pieces: Vec<(Vec<u32>, Vec<u32>)> = std::thread::scope(|s| {
+        // The first part's vectors are sized for every part (an upper
+        // bound: one edge per observed value; untouched capacity costs no
+        // memory) so the others are appended without moving it.
+        let observed: usize = h.mops.iter().map(|m| m.obs_len as usize).sum();
+        let (mut pred_start, mut preds, rest) = std::thread::scope(|s| {
             let rest: Vec<_> = bounds[1..]
                 .windows(2)
                 .map(|w| {
                     let r = w[0]..w[1];
-                    s.spawn(move || reduce(h, slot, r))
+                    s.spawn(move || {
+                        let mut ends = Vec::with_capacity(r.len());
+                        let mut preds = Vec::new();
+                        reduce(h, slot, r, &mut ends, &mut preds);
+                        (ends, preds)
+                    })
                 })
                 .collect();
-            let mut out = vec![reduce(h, slot, 0..bounds[1])];
-            out.extend(
-                rest.into_iter()
-                    .map(|t| t.join().expect("reads-from edges")),
-            );
-            out
+            let mut pred_start = Vec::with_capacity(n + 1);
+            let mut preds = Vec::with_capacity(observed);
+            pred_start.push(0);
+            reduce(h, slot, 0..bounds[1], &mut pred_start, &mut preds);
+            let rest: Vec<(Vec<u32>, Vec<u32>)> = rest
+                .into_iter()
+                .map(|t| t.join().expect("reads-from edges"))
+                .collect();
+            (pred_start, preds, rest)
         });
-        let total: usize = pieces.iter().map(|p| p.1.len()).sum();
-        let mut pred_start = Vec::with_capacity(n + 1);
-        let mut preds = Vec::with_capacity(total);
-        pred_start.push(0);
-        for (ends, ps) in pieces {
+        for (ends, ps) in rest {
             let base = preds.len() as u32;
             pred_start.extend(ends.iter().map(|e| e + base));
             preds.extend_from_slice(&ps);
@@ -156,15 +164,15 @@ impl ReadsFrom {
     }
 }
 
-/// The reduced reads-from predecessors of the readers in `ops`: per reader
-/// the end of its edges in the returned list, and the list.
+/// The reduced reads-from predecessors of the readers in `ops`, appended
+/// to `preds`, with the end of each reader's edges appended to `ends`.
 fn reduce(
     h: &History,
     slot: &[(u32, u32, u32)],
     ops: std::ops::Range<usize>,
-) -> (Vec<u32>, Vec<u32>) {
-    let mut ends = Vec::with_capacity(ops.len());
-    let mut preds: Vec<u32> = Vec::with_capacity(ops.len() * 4);
+    ends: &mut Vec<u32>,
+    preds: &mut Vec<u32>,
+) {
     // Per process: (reader stamp, best seq, op), so picking the latest
     // write per process costs O(1) per observed value.
     let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); h.processes.len()];
@@ -198,7 +206,6 @@ fn reduce(
         }
         ends.push(preds.len() as u32);
     }
-    (ends, preds)
 }
 
 impl Causality {
