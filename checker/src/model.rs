@@ -198,9 +198,10 @@ impl History {
             if start[k as usize] == start[k as usize + 1] {
                 continue;
             }
-            for i in a as usize..b as usize {
-                if let Some(w) = lookup(k, self.vals[i]) {
-                    resolved[i] = w;
+            let (a, b) = (a as usize, b as usize);
+            for (r, &v) in resolved[a..b].iter_mut().zip(&self.vals[a..b]) {
+                if let Some(w) = lookup(k, v) {
+                    *r = w;
                 }
             }
         }
