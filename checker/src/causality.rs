@@ -102,15 +102,18 @@ pub struct ReadsFrom {
     preds: Vec<u32>,
 }
 
-impl ReadsFrom {
-    /// Computes the edges for every reader, split over the available cores
-    /// (contiguous ranges of readers; the result is the same as one
-    /// thread's).
-    pub fn new(h: &History, seq: &[u32]) -> ReadsFrom {
-        // Per observed-value slot: the writing op, its process and its seq
-        // (0: not a vertex), looked up once per slot rather than once per
-        // read (list reads share their slots, see `model::Builder`).
-        let slot: Vec<(u32, u32, u32)> = h
+/// Per stored observed value (`History::vals` slot): the writing op, its
+/// process and its seq (0: not a vertex, i.e. the write failed; all three
+/// `(NONE, 0, 0)` when no write produced the value). Looked up once per slot
+/// rather than once per read, since list reads share their slots (see
+/// `model::Builder`).
+pub struct Writers {
+    pub slot: Vec<(u32, u32, u32)>,
+}
+
+impl Writers {
+    pub fn new(h: &History, seq: &[u32]) -> Writers {
+        let slot = h
             .resolved
             .iter()
             .map(|&w| {
@@ -121,13 +124,27 @@ impl ReadsFrom {
                 (wo, h.ops[wo as usize].process, seq[wo as usize])
             })
             .collect();
+        Writers { slot }
+    }
+
+    /// The writers of what `m` observed, parallel to `History::obs(m)`.
+    pub fn of(&self, m: &crate::model::MopRec) -> &[(u32, u32, u32)] {
+        &self.slot[m.obs_range()]
+    }
+}
+
+impl ReadsFrom {
+    /// Computes the edges for every reader, split over the available cores
+    /// (contiguous ranges of readers; the result is the same as one
+    /// thread's).
+    pub fn new(h: &History, writers: &Writers) -> ReadsFrom {
+        let slot = &writers.slot;
         let n = h.ops.len();
         let parts = std::thread::available_parallelism()
             .map_or(1, |p| p.get())
             .clamp(1, 8)
             .min(n / 4096 + 1);
         let bounds: Vec<usize> = (0..=parts).map(|i| n * i / parts).collect();
-        let slot = &slot;
         // The first part's vectors are sized for every part (an upper
         // bound: one edge per observed value; untouched capacity costs no
         // memory) so the others are appended without moving it.
@@ -219,7 +236,7 @@ impl Causality {
         seq: Vec<u32>,
         prev: Vec<u32>,
         rf: ReadsFrom,
-        mut on_vertex: impl FnMut(u32, &Clock, &Causality),
+        mut on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
     ) -> Causality {
         let n = h.ops.len();
         let procs = h.processes.len();
@@ -457,76 +474,51 @@ impl Causality {
 
         // Vector clocks in topological order. Each process has one live
         // clock (its latest vertex's); a write's clock is kept only until
-        // its last reader has joined it.
-        let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
-        let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
-        let mut remaining = count;
-        let mut scc_clock = vec![0u64; width];
-        for gi in 0..groups.len() - 1 {
-            let members = &order[groups[gi] as usize..groups[gi + 1] as usize];
-            if members.len() == 1 {
-                let v = members[0] as usize;
-                let p = h.ops[v].process as usize;
-                let mut clock = live[p]
-                    .take()
-                    .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
-                if joins(v) {
-                    for &w in c.rf_preds(v as u32) {
-                        c.join_from(&mut clock, w, &stored);
-                        refcount[w as usize] -= 1;
-                        if refcount[w as usize] == 0 {
-                            stored[w as usize] = None;
-                        }
+        // its last reader has joined it. `on_vertex` runs on a second
+        // thread, fed batches of (vertex, clock) in the same order, so the
+        // callers' per-vertex work overlaps the sweep.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
+            let cref = &c;
+            let consumer = scope.spawn(move || {
+                for b in rx {
+                    for (i, &v) in b.vertices.iter().enumerate() {
+                        on_vertex(v, &b.clocks[i * width..(i + 1) * width], cref);
                     }
+                    // The sweep may have finished: then the batch is dropped.
+                    let _ = back_tx.send(b);
                 }
-                let s = c.slot_of[p] as usize;
-                clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
-                on_vertex(v as u32, &clock, &c);
-                if refcount[v] > 0 {
-                    stored[v] = Some(clock.clone());
+            });
+            let mut batch = Batch::default();
+            let mut emit = |v: u32, clock: &[u64]| {
+                batch.vertices.push(v);
+                batch.clocks.extend_from_slice(clock);
+                if batch.vertices.len() == BATCH {
+                    let mut next = back_rx.try_recv().unwrap_or_default();
+                    next.vertices.clear();
+                    next.clocks.clear();
+                    let full = std::mem::replace(&mut batch, next);
+                    tx.send(full).expect("vertex consumer");
                 }
-                remaining[p] -= 1;
-                if remaining[p] > 0 {
-                    live[p] = Some(clock);
-                }
-            } else {
-                scc_clock.iter_mut().for_each(|x| *x = 0);
-                for &v in members {
-                    let p = h.ops[v as usize].process as usize;
-                    if let Some(l) = &live[p] {
-                        for (a, b) in scc_clock.iter_mut().zip(l.iter()) {
-                            *a = (*a).max(*b);
-                        }
-                    }
-                    if joins(v as usize) {
-                        for &w in c.rf_preds(v) {
-                            c.join_from(&mut scc_clock, w, &stored);
-                            refcount[w as usize] -= 1;
-                            if refcount[w as usize] == 0 {
-                                stored[w as usize] = None;
-                            }
-                        }
-                    }
-                    let s = c.slot_of[p] as usize;
-                    scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
-                }
-                for &v in members {
-                    if refcount[v as usize] > 0 {
-                        stored[v as usize] = Some(scc_clock.clone().into_boxed_slice());
-                    }
-                }
-                for &v in members {
-                    on_vertex(v, &scc_clock, &c);
-                    let p = h.ops[v as usize].process as usize;
-                    remaining[p] -= 1;
-                    live[p] = if remaining[p] > 0 {
-                        Some(scc_clock.clone().into_boxed_slice())
-                    } else {
-                        None
-                    };
-                }
+            };
+            sweep(
+                h,
+                cref,
+                &order,
+                &groups,
+                count,
+                &mut refcount,
+                &joins_v,
+                &mut emit,
+            );
+            if !batch.vertices.is_empty() {
+                tx.send(std::mem::take(&mut batch))
+                    .expect("vertex consumer");
             }
-        }
+            drop(tx);
+            consumer.join().expect("vertex consumer");
+        });
         c
     }
 
@@ -687,5 +679,103 @@ impl Causality {
         let mut path = self.path(start, pred).unwrap_or_else(|| vec![start, pred]);
         path.push(start);
         path
+    }
+}
+
+/// Vertices (with their clocks) handed to `on_vertex` at a time.
+const BATCH: usize = 2048;
+
+#[derive(Default)]
+struct Batch {
+    vertices: Vec<u32>,
+    /// `vertices.len()` clocks of `width` entries, back to back.
+    clocks: Vec<u64>,
+}
+
+/// The clock sweep of [`Causality::build`]: every vertex in topological
+/// order (singletons, then whole strongly connected components), its clock
+/// handed to `emit`.
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    h: &History,
+    c: &Causality,
+    order: &[u32],
+    groups: &[u32],
+    mut remaining: Vec<u32>,
+    refcount: &mut [u32],
+    joins_v: &[bool],
+    emit: &mut impl FnMut(u32, &[u64]),
+) {
+    let width = c.width;
+    let procs = h.processes.len();
+    let n = h.ops.len();
+    let joins = |v: usize| joins_v[v];
+    let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
+    let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
+    let mut scc_clock = vec![0u64; width];
+    for gi in 0..groups.len() - 1 {
+        let members = &order[groups[gi] as usize..groups[gi + 1] as usize];
+        if members.len() == 1 {
+            let v = members[0] as usize;
+            let p = h.ops[v].process as usize;
+            let mut clock = live[p]
+                .take()
+                .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+            if joins(v) {
+                for &w in c.rf_preds(v as u32) {
+                    c.join_from(&mut clock, w, &stored);
+                    refcount[w as usize] -= 1;
+                    if refcount[w as usize] == 0 {
+                        stored[w as usize] = None;
+                    }
+                }
+            }
+            let s = c.slot_of[p] as usize;
+            clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
+            emit(v as u32, &clock);
+            if refcount[v] > 0 {
+                stored[v] = Some(clock.clone());
+            }
+            remaining[p] -= 1;
+            if remaining[p] > 0 {
+                live[p] = Some(clock);
+            }
+        } else {
+            scc_clock.iter_mut().for_each(|x| *x = 0);
+            for &v in members {
+                let p = h.ops[v as usize].process as usize;
+                if let Some(l) = &live[p] {
+                    for (a, b) in scc_clock.iter_mut().zip(l.iter()) {
+                        *a = (*a).max(*b);
+                    }
+                }
+                if joins(v as usize) {
+                    for &w in c.rf_preds(v) {
+                        c.join_from(&mut scc_clock, w, &stored);
+                        refcount[w as usize] -= 1;
+                        if refcount[w as usize] == 0 {
+                            stored[w as usize] = None;
+                        }
+                    }
+                }
+                let s = c.slot_of[p] as usize;
+                scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
+            }
+            for &v in members {
+                if refcount[v as usize] > 0 {
+                    stored[v as usize] = Some(scc_clock.clone().into_boxed_slice());
+                }
+            }
+            for &v in members {
+                emit(v, &scc_clock);
+                let p = h.ops[v as usize].process as usize;
+                remaining[p] -= 1;
+                live[p] = if remaining[p] > 0 {
+                    Some(scc_clock.clone().into_boxed_slice())
+                } else {
+                    None
+                };
+            }
+        }
     }
 }

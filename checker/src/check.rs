@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value as Json};
 
 use crate::analysis::{finals, reads, visibility};
-use crate::causality::{self, Causality, ReadsFrom};
+use crate::causality::{self, Causality, ReadsFrom, Writers};
 use crate::explain::{Explain, Findings};
 use crate::history::Event;
 use crate::keys::KeyIndex;
@@ -48,6 +48,14 @@ pub fn check_path(path: &Path, opts: &CheckOptions) -> std::io::Result<Report> {
                     t0.elapsed().as_secs_f64(),
                     cpu_seconds(),
                     rss_mb()
+                );
+                eprintln!(
+                    "[timing] model: {} ops, {} micro-ops, {} stored values ({} observed), {} keys",
+                    h.ops.len(),
+                    h.mops.len(),
+                    h.vals.len(),
+                    h.mops.iter().map(|m| m.obs_len as u64).sum::<u64>(),
+                    h.keys.len()
                 );
             }
             Ok(check_history(&h, opts))
@@ -119,10 +127,11 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     };
     let (seq, prev) = causality::session(h);
     // The per-key index is built beside the reads-from edges.
-    let (mut idx, rf) = std::thread::scope(|s| {
+    let (mut idx, writers, rf) = std::thread::scope(|s| {
         let idx = s.spawn(|| KeyIndex::new(h, &seq));
-        let rf = ReadsFrom::new(h, &seq);
-        (idx.join().expect("key index"), rf)
+        let writers = Writers::new(h, &seq);
+        let rf = ReadsFrom::new(h, &writers);
+        (idx.join().expect("key index"), writers, rf)
     });
     lap("reads-from edges");
     let mut vis = visibility::Visibility::new(h);
@@ -162,7 +171,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
             let fin = finals::check(&x, &idx, &mut g);
             (fin, g)
         });
-        reads::check(&x, &idx, &mut f);
+        reads::check(&x, &idx, &writers, &mut f);
         lap("reads");
         visibility::report(&x, &vis.violations, &mut f);
         let (fin, g) = finals.join().expect("final-state checks");

@@ -2,7 +2,7 @@
 //! recorded as per-key masks or projected clocks) agrees with plain
 //! reachability in the causality graph, for small keys and large ones.
 
-use ladon_checker::causality::{session, Causality, ReadsFrom};
+use ladon_checker::causality::{session, Causality, ReadsFrom, Writers};
 use ladon_checker::keys::KeyIndex;
 use ladon_checker::reader::read_history;
 use ladon_checker::synth::{generate_vec, GenOptions, Workload};
@@ -19,7 +19,7 @@ fn check_agreement(workload: Workload, ops: u64, max_writes: u32, seed: u64) -> 
         &h,
         seq.clone(),
         prev,
-        ReadsFrom::new(&h, &seq),
+        ReadsFrom::new(&h, &Writers::new(&h, &seq)),
         |op, clock, c| idx.record(&h, c, op, clock),
     );
     idx.finish(&h);

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::causality::Writers;
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
 use crate::keys::KeyIndex;
@@ -14,7 +15,7 @@ use crate::report::{Anomaly, Example};
 /// contiguous range of operations (about equal in observed values) and its
 /// findings are merged in history order, so the report is the same as one
 /// thread's.
-pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
+pub fn check(x: &Explain, idx: &KeyIndex, writers: &Writers, f: &mut Findings) {
     let h = x.h;
     let parts = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -36,7 +37,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
     bounds.push(h.ops.len());
     bounds.dedup();
     if bounds.len() <= 2 {
-        return check_range(x, idx, 0..h.ops.len(), f);
+        return check_range(x, idx, writers, 0..h.ops.len(), f);
     }
     let max = f.max_examples;
     std::thread::scope(|s| {
@@ -46,19 +47,25 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) {
                 let range = w[0]..w[1];
                 s.spawn(move || {
                     let mut g = Findings::new(max);
-                    check_range(x, idx, range, &mut g);
+                    check_range(x, idx, writers, range, &mut g);
                     g
                 })
             })
             .collect();
-        check_range(x, idx, 0..bounds[1], f);
+        check_range(x, idx, writers, 0..bounds[1], f);
         for t in rest {
             f.merge(t.join().expect("read checks"));
         }
     });
 }
 
-fn check_range(x: &Explain, idx: &KeyIndex, ops: std::ops::Range<usize>, f: &mut Findings) {
+fn check_range(
+    x: &Explain,
+    idx: &KeyIndex,
+    writers: &Writers,
+    ops: std::ops::Range<usize>,
+    f: &mut Findings,
+) {
     let h = x.h;
     let mut sorted: Vec<i64> = Vec::new();
     let mut elems: Vec<(u32, usize)> = Vec::new();
@@ -81,6 +88,7 @@ fn check_range(x: &Explain, idx: &KeyIndex, ops: std::ops::Range<usize>, f: &mut
             }
             let vals = h.obs(m);
             let ws = h.obs_writes(m);
+            let wr = writers.of(m);
             let key = Some(h.key(m.key).clone());
             let mi = mi as u32;
 
@@ -110,9 +118,14 @@ fn check_range(x: &Explain, idx: &KeyIndex, ops: std::ops::Range<usize>, f: &mut
                 });
             }
             // failed-write-visible
-            let is_failed = |w: u32| w != NONE && h.op_of(w).outcome == Outcome::Fail;
-            let failed: Vec<u32> = if ws.iter().any(|&w| is_failed(w)) {
-                ws.iter().copied().filter(|&w| is_failed(w)).collect()
+            // A resolved write that is not a vertex failed.
+            let is_failed = |(w, &(_, _, s)): (&u32, &(u32, u32, u32))| *w != NONE && s == 0;
+            let failed: Vec<u32> = if ws.iter().zip(wr).any(is_failed) {
+                ws.iter()
+                    .zip(wr)
+                    .filter(|&p| is_failed(p))
+                    .map(|(&w, _)| w)
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -136,10 +149,14 @@ fn check_range(x: &Explain, idx: &KeyIndex, ops: std::ops::Range<usize>, f: &mut
                 });
             }
             // future-read
-            let future = ws.iter().copied().find(|&w| {
-                w != NONE
-                    && h.mops[w as usize].op != oi
-                    && op.complete_time < h.op_of(w).invoke_time
+            // Ops are numbered in invoke order: only a write invoked after
+            // the read (`wo > oi`) can have been invoked after it completed.
+            let future = ws.iter().zip(wr).find_map(|(&w, &(wo, _, _))| {
+                (w != NONE
+                    && wo != NONE
+                    && wo > oi
+                    && op.complete_time < h.ops[wo as usize].invoke_time)
+                    .then_some(w)
             });
             if let Some(w) = future {
                 let wo = h.mops[w as usize].op;
@@ -202,8 +219,8 @@ fn check_range(x: &Explain, idx: &KeyIndex, ops: std::ops::Range<usize>, f: &mut
             }
             // The writes observed, in read order, that can take part in hb.
             elems.clear();
-            for (i, &w) in ws.iter().enumerate() {
-                if w != NONE && h.mops[w as usize].op != oi && idx.slot[w as usize] != NONE {
+            for (i, (&w, &(wo, _, _))) in ws.iter().zip(wr).enumerate() {
+                if w != NONE && wo != oi && idx.slot[w as usize] != NONE {
                     elems.push((w, i));
                 }
             }
