@@ -279,6 +279,7 @@ impl Builder {
         b.h.ops.reserve(bytes / 200);
         b.h.mops.reserve(bytes / 100);
         b.h.vals.reserve(bytes / 40);
+        b.lists.reserve(bytes / 100);
         b
     }
 

@@ -94,16 +94,20 @@ pub fn read_history_sized<R: Read + Send>(
     input: R,
     size_hint: u64,
 ) -> Result<History, Result<InvalidHistory, io::Error>> {
-    let workers = std::thread::available_parallelism()
+    parallel::read(input, workers(), size_hint)
+}
+
+/// Parsing threads: the builder needs a core of its own as well.
+fn workers() -> usize {
+    std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(3);
-    parallel::read(input, workers, size_hint)
+        .min(3)
 }
 
 mod parallel {
     use std::collections::BTreeMap;
     use std::io::{self, Read};
-    use std::sync::mpsc::{sync_channel, Receiver};
+    use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
     use std::sync::{Arc, Mutex};
 
     use super::describe_json_error;
@@ -112,9 +116,6 @@ mod parallel {
     use crate::model::{Builder, History, InvalidHistory};
 
     const CHUNK: usize = 1 << 20;
-
-    /// A chunk of whole lines and its position in the file.
-    type Job = (u64, Vec<u8>);
 
     /// A line parsed by the fast path, or by serde.
     enum Item {
@@ -125,11 +126,11 @@ mod parallel {
     /// A parsed chunk: its events (1-based line within the chunk), the
     /// number of lines, the first broken line if any, and the chunk's bytes
     /// and values the fast path's events refer to.
-    struct Parsed {
+    struct Parsed<B> {
         events: Vec<(u64, Item)>,
         lines: u64,
         error: Option<(u64, String)>,
-        bytes: Vec<u8>,
+        bytes: B,
         chunk: Chunk,
     }
 
@@ -137,31 +138,32 @@ mod parallel {
     /// faulting in fresh pages.
     type Spare = (Vec<(u64, Item)>, Chunk);
 
-    fn parse_chunk(bytes: Vec<u8>, spare: Option<Spare>) -> Parsed {
+    fn parse_chunk<B: AsRef<[u8]>>(bytes: B, spare: Option<Spare>) -> Parsed<B> {
+        let data = bytes.as_ref();
         let (mut events, mut chunk) = spare.unwrap_or_else(|| {
             (
-                Vec::with_capacity(bytes.len() / 150),
+                Vec::with_capacity(data.len() / 150),
                 Chunk {
-                    mops: Vec::with_capacity(bytes.len() / 60),
-                    vals: Vec::with_capacity(bytes.len() / 8),
+                    mops: Vec::with_capacity(data.len() / 60),
+                    vals: Vec::with_capacity(data.len() / 8),
                 },
             )
         });
         let mut lines = 0;
         let mut error = None;
         let mut pos = 0usize;
-        while pos < bytes.len() {
+        while pos < data.len() {
             lines += 1;
-            if let Some((ev, end)) = parse_at(&bytes, pos, &mut chunk) {
+            if let Some((ev, end)) = parse_at(data, pos, &mut chunk) {
                 events.push((lines, Item::Fast(ev)));
                 pos = end + 1;
                 continue;
             }
-            let end = bytes[pos..]
+            let end = data[pos..]
                 .iter()
                 .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |i| pos + i);
-            let body = &bytes[pos..end];
+                .map_or(data.len(), |i| pos + i);
+            let body = &data[pos..end];
             pos = end + 1;
             if body.iter().all(|b| b.is_ascii_whitespace()) {
                 error = Some((lines, "blank line (every line must hold one event)".into()));
@@ -184,34 +186,19 @@ mod parallel {
         }
     }
 
+    /// Reads from a stream: a reader thread fills 1 MB buffers that end at
+    /// a newline (buffers are reused once the builder is done with them).
     pub fn read<R: Read + Send>(
         mut input: R,
         workers: usize,
         size_hint: u64,
     ) -> Result<History, Result<InvalidHistory, io::Error>> {
         let spare_bytes: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-        let spare_parsed: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers * 2);
-            let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
-            let (done_tx, done_rx) = sync_channel::<(u64, Parsed)>(workers * 2);
-            let (spare_bytes, spare_parsed) = (&spare_bytes, &spare_parsed);
-            for _ in 0..workers {
-                let rx = Arc::clone(&work_rx);
-                let tx = done_tx.clone();
-                s.spawn(move || loop {
-                    let job = rx.lock().expect("work queue").recv();
-                    let Ok((id, bytes)) = job else { return };
-                    let spare = spare_parsed.lock().expect("spare buffers").pop();
-                    if tx.send((id, parse_chunk(bytes, spare))).is_err() {
-                        return;
-                    }
-                });
-            }
-            drop(done_tx);
-            drop(work_rx);
-            // The reader: chunks that end at a newline.
-            let reader = s.spawn(move || -> io::Result<()> {
+        let spare_bytes = &spare_bytes;
+        run(
+            workers,
+            size_hint,
+            move |work_tx: SyncSender<(u64, Vec<u8>)>| -> io::Result<()> {
                 let mut carry: Vec<u8> = Vec::new();
                 let mut id = 0u64;
                 loop {
@@ -266,9 +253,88 @@ mod parallel {
                         return Ok(());
                     }
                 }
-            });
+            },
+            |bytes: Vec<u8>| spare_bytes.lock().expect("spare buffers").push(bytes),
+        )
+    }
+
+    /// Reads from bytes already in memory (a mapped file): chunks are
+    /// slices that end at a newline, so nothing is copied. Once a chunk is
+    /// folded in, `release(offset, len)` is called for the whole 4 KiB pages
+    /// only it covers (no other chunk, and nothing else, refers to them
+    /// any more).
+    pub fn read_slice(
+        data: &[u8],
+        workers: usize,
+        size_hint: u64,
+        release: impl Fn(usize, usize),
+    ) -> Result<History, Result<InvalidHistory, io::Error>> {
+        const PAGE: usize = 4096;
+        let base = data.as_ptr() as usize;
+        run(
+            workers,
+            size_hint,
+            move |work_tx: SyncSender<(u64, &[u8])>| -> io::Result<()> {
+                let (mut pos, mut id) = (0usize, 0u64);
+                while pos < data.len() {
+                    let mut end = (pos + CHUNK).min(data.len());
+                    if end < data.len() {
+                        end = data[end..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(data.len(), |i| end + i + 1);
+                    }
+                    if work_tx.send((id, &data[pos..end])).is_err() {
+                        return Ok(());
+                    }
+                    id += 1;
+                    pos = end;
+                }
+                Ok(())
+            },
+            |chunk: &[u8]| {
+                let a = chunk.as_ptr() as usize - base;
+                let b = a + chunk.len();
+                let (a, b) = (a.div_ceil(PAGE) * PAGE, b / PAGE * PAGE);
+                if b > a {
+                    release(a, b - a);
+                }
+            },
+        )
+    }
+
+    /// The pipeline: `produce` sends numbered chunks of whole lines,
+    /// `workers` threads parse them, and this thread folds them into the
+    /// builder in order, handing each chunk's bytes to `recycle` after.
+    fn run<B: AsRef<[u8]> + Send>(
+        workers: usize,
+        size_hint: u64,
+        produce: impl FnOnce(SyncSender<(u64, B)>) -> io::Result<()> + Send,
+        recycle: impl Fn(B),
+    ) -> Result<History, Result<InvalidHistory, io::Error>> {
+        let spare_parsed: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let (work_tx, work_rx) = sync_channel::<(u64, B)>(workers * 2);
+            let work_rx: Arc<Mutex<Receiver<(u64, B)>>> = Arc::new(Mutex::new(work_rx));
+            let (done_tx, done_rx) = sync_channel::<(u64, Parsed<B>)>(workers * 2);
+            let spare_parsed = &spare_parsed;
+            for _ in 0..workers {
+                let rx = Arc::clone(&work_rx);
+                let tx = done_tx.clone();
+                s.spawn(move || loop {
+                    let job = rx.lock().expect("work queue").recv();
+                    let Ok((id, bytes)) = job else { return };
+                    let spare = spare_parsed.lock().expect("spare buffers").pop();
+                    if tx.send((id, parse_chunk(bytes, spare))).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(done_tx);
+            drop(work_rx);
+            let reader = s.spawn(move || produce(work_tx));
             let mut builder = Builder::with_size_hint(size_hint);
-            let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, Parsed<B>> = BTreeMap::new();
             let mut want = 0u64;
             let mut base = 0u64;
             let mut failure: Option<InvalidHistory> = None;
@@ -281,7 +347,7 @@ mod parallel {
                         let r = match item {
                             Item::Fast(raw) => builder.push_client_event(
                                 base + line,
-                                &p.chunk.view(&p.bytes, raw, &mut scratch),
+                                &p.chunk.view(p.bytes.as_ref(), raw, &mut scratch),
                             ),
                             Item::Slow(ev) => builder.push(base + line, ev),
                         };
@@ -311,7 +377,7 @@ mod parallel {
                         .lock()
                         .expect("spare buffers")
                         .push((events, chunk));
-                    spare_bytes.lock().expect("spare buffers").push(bytes);
+                    recycle(bytes);
                 }
             }
             drop(done_rx);
@@ -332,8 +398,40 @@ pub fn read_history_file(path: &Path) -> Result<History, ReadError> {
         path: p.clone(),
         source,
     })?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    read_history_sized(file, size).map_err(|e| match e {
+    let meta = file.metadata().ok();
+    let size = meta.as_ref().map_or(0, |m| m.len());
+    // A regular file is mapped and parsed in place (no copy into buffers);
+    // anything else (a pipe, or a file that cannot be mapped) is streamed.
+    // The map is only read, and only the length known at open is used, so
+    // a history still being appended to is checked as far as it went.
+    let regular = meta.as_ref().is_some_and(|m| m.is_file()) && size > 0;
+    // SAFETY: the map is read-only and dropped before this returns;
+    // truncating the file while it is checked is not supported.
+    let map = if regular {
+        unsafe { memmap2::Mmap::map(&file) }.ok()
+    } else {
+        None
+    };
+    let result = match &map {
+        Some(map) => {
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
+            // Pages already folded into the model leave this process's
+            // memory (they stay in the page cache): resident memory is the
+            // model's, not the file's.
+            parallel::read_slice(map, workers(), size, |offset, len| {
+                // SAFETY: the pages lie wholly inside one chunk that has
+                // been consumed; nothing refers to them any more, and a
+                // read-only file mapping reads back the same bytes anyway.
+                #[cfg(unix)]
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+                };
+            })
+        }
+        None => read_history_sized(file, size),
+    };
+    result.map_err(|e| match e {
         Ok(source) => ReadError::Invalid {
             path: p.clone(),
             source,
