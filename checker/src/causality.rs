@@ -156,7 +156,12 @@ impl ReadsFrom {
                     let r = w[0]..w[1];
                     s.spawn(move || {
                         let mut ends = Vec::with_capacity(r.len());
-                        let mut preds = Vec::new();
+                        let bound: usize = h.ops[r.clone()]
+                            .iter()
+                            .flat_map(|op| &h.mops[op.mops()])
+                            .map(|m| m.obs_len as usize)
+                            .sum();
+                        let mut preds = Vec::with_capacity(bound);
                         reduce(h, slot, r, &mut ends, &mut preds);
                         (ends, preds)
                     })

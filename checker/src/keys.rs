@@ -197,6 +197,48 @@ impl KeyIndex {
             && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
     }
 
+    /// For a large key's list read: the first `(wj, wi)` (by `wj`, then
+    /// `wi`, in list order) with `wi` listed before `wj` and
+    /// `hb(wj, wi)`. The scan keeps the element-wise maximum of the earlier
+    /// elements' projected clocks, so a read costs O(length × the key's
+    /// writer processes) rather than a comparison of every pair.
+    pub fn first_inverted(
+        &self,
+        h: &History,
+        key: u32,
+        elems: &[(u32, usize)],
+        max: &mut Vec<u32>,
+    ) -> Option<(u32, u32)> {
+        let k = key as usize;
+        let g = (self.group_start[k + 1] - self.group_start[k]) as usize;
+        max.clear();
+        max.resize(g, 0);
+        let mut any = false;
+        for (j, &(wj, _)) in elems.iter().enumerate() {
+            let sj = self.slot[wj as usize];
+            if sj == NONE {
+                continue;
+            }
+            let sj = sj as usize;
+            if any && max[self.slot_group[sj] as usize] >= self.slot_seq[sj] {
+                // Some earlier element has `wj` in its past; the first one
+                // (unless that is `wj`'s own transaction, which hb excludes).
+                if let Some(&(wi, _)) = elems[..j].iter().find(|&&(wi, _)| self.hb(h, wj, wi)) {
+                    return Some((wj, wi));
+                }
+            }
+            let ps = self.proj_start[sj];
+            if ps != NONE {
+                let p = &self.proj[ps as usize..ps as usize + g];
+                for (m, &x) in max.iter_mut().zip(p) {
+                    *m = (*m).max(x);
+                }
+                any = true;
+            }
+        }
+        None
+    }
+
     /// For large keys: the projected clock of write `b` on its key's groups.
     pub fn projection(&self, b: u32) -> Option<&[u32]> {
         let sb = self.slot[b as usize];

@@ -220,6 +220,8 @@ struct Branch {
     start: u32,
     len: u32,
     cap: u32,
+    /// When a read last used it (`Builder::tick`), for replacement.
+    used: u32,
 }
 
 /// The first rule of `history.md` a history breaks.
@@ -263,6 +265,8 @@ pub struct Builder {
     branches: Vec<Vec<Branch>>,
     /// Every region of `vals` holding list values, with its key.
     lists: Vec<(u32, u32, u32)>,
+    /// Counts list reads, to find the least recently used branch.
+    tick: u32,
 }
 
 impl Builder {
@@ -331,11 +335,14 @@ impl Builder {
     /// Stores the observed list `xs` of key `key` and returns where it
     /// starts in `vals`. Reads of a key mostly see prefixes of a few
     /// growing lists (one per order the nodes agree on), so a list that is
-    /// a prefix of a kept branch shares it, one that extends a branch grows
-    /// it (in place while it has room), and only a list that fits none is
-    /// copied anew: the values take memory in proportion to the distinct
-    /// lists, not to every read's length.
+    /// a prefix of a kept branch shares it, and one that extends a branch
+    /// grows it (in place while it has room, else moved with room to double).
+    /// A list that fits no branch is copied as it is and replaces the
+    /// branch least recently used. The values take memory in proportion to
+    /// the distinct lists, not to every read's length, and never much more
+    /// than the reads themselves.
     fn place_list(&mut self, key: u32, xs: &[i64]) -> u32 {
+        self.tick = self.tick.wrapping_add(1);
         let vals = &mut self.h.vals;
         let branches = &mut self.branches[key as usize];
         for b in branches.iter_mut() {
@@ -344,34 +351,39 @@ impl Builder {
             if vals[start..start + common] != xs[..common] {
                 continue;
             }
+            b.used = self.tick;
             if xs.len() > len {
                 if xs.len() <= b.cap as usize {
                     vals[start + len..start + xs.len()].copy_from_slice(&xs[len..]);
                     self.lists
                         .push(((start + len) as u32, (start + xs.len()) as u32, key));
                 } else {
-                    *b = Self::new_region(vals, &mut self.lists, key, xs);
+                    let cap = (xs.len() * 2).max(4);
+                    *b = Self::new_region(vals, &mut self.lists, key, xs, cap, self.tick);
                 }
                 b.len = xs.len() as u32;
             }
             return b.start;
         }
-        let b = Self::new_region(vals, &mut self.lists, key, xs);
+        let b = Self::new_region(vals, &mut self.lists, key, xs, xs.len(), self.tick);
         if branches.len() < MAX_BRANCHES {
             branches.push(b);
+        } else if let Some(lru) = branches.iter_mut().min_by_key(|b| b.used) {
+            *lru = b;
         }
         b.start
     }
 
-    /// Copies `xs` to the end of `vals` with room to grow to twice its length.
+    /// Copies `xs` to the end of `vals` with room for `cap` values.
     fn new_region(
         vals: &mut Vec<i64>,
         lists: &mut Vec<(u32, u32, u32)>,
         key: u32,
         xs: &[i64],
+        cap: usize,
+        used: u32,
     ) -> Branch {
         let start = vals.len();
-        let cap = (xs.len() * 2).max(4);
         vals.extend_from_slice(xs);
         vals.resize(start + cap, 0);
         lists.push((start as u32, (start + xs.len()) as u32, key));
@@ -379,6 +391,7 @@ impl Builder {
             start: start as u32,
             len: xs.len() as u32,
             cap: cap as u32,
+            used,
         }
     }
 

@@ -65,6 +65,26 @@ proptest! {
         let expected = if anomaly == Anomaly::InvalidHistory { Verdict::Unknown } else { Verdict::Invalid };
         prop_assert_eq!(report.verdict, expected);
     }
+
+    /// Keys with more than 64 writes take the projected-clock path (no bit
+    /// masks), and long list reads the linear scan for causal order.
+    #[test]
+    fn large_keys_find_each_injected_anomaly_once_and_alone(
+        seed in any::<u64>(),
+        w in 0..4usize,
+        a in 0..15usize,
+        max_writes in 65..300u32,
+    ) {
+        let anomaly = Anomaly::ALL[a];
+        let mut opts = GenOptions::new(WORKLOADS[w], 600, 6, 3, seed);
+        opts.max_writes_per_key = max_writes;
+        let clean = check(&generate_vec(&opts));
+        prop_assert!(clean.anomalies.is_empty(), "{}", clean.summary_text());
+        opts.inject = Some(anomaly);
+        let report = check(&generate_vec(&opts));
+        let found: Vec<(Anomaly, u64)> = report.anomalies.iter().map(|(a, f)| (*a, f.count)).collect();
+        prop_assert_eq!(found, vec![(anomaly, 1)], "{}", report.summary_text());
+    }
 }
 
 #[test]
@@ -82,4 +102,50 @@ fn every_anomaly_name_can_be_injected_into_every_workload() {
             assert_eq!(found, vec![(a, 1)], "{w:?} {a}: {}", report.summary_text());
         }
     }
+}
+
+/// A list key with more than 64 writes (no bit masks): one process appends
+/// 1..=80 in session order, so each append happens before the next; a read
+/// that swaps two of them is one `causal-order`, naming that pair, and a
+/// read in order is none.
+#[test]
+fn causal_order_on_a_key_with_many_writes() {
+    let mut lines = Vec::new();
+    let mut ev = |p: u32, ty: &str, value: String| {
+        let i = lines.len();
+        lines.push(format!(
+            r#"{{"index":{i},"time":{i},"type":"{ty}","process":{p},"node":"n1","f":"txn","value":{value}}}"#
+        ));
+    };
+    for v in 1..=80 {
+        let w = format!(r#"[["append","k",{v}]]"#);
+        ev(0, "invoke", w.clone());
+        ev(0, "ok", w);
+    }
+    let good: Vec<i64> = (1..=80).collect();
+    let mut bad = good.clone();
+    bad.swap(40, 60); // lists 61 before 41
+    for list in [&good, &bad, &good] {
+        ev(1, "invoke", r#"[["r","k",null]]"#.into());
+        ev(1, "ok", format!(r#"[["r","k",{list:?}]]"#));
+    }
+    let text = lines.join("\n") + "\n";
+    let report = check(text.as_bytes());
+    let found: Vec<(Anomaly, u64)> = report
+        .anomalies
+        .iter()
+        .map(|(a, f)| (*a, f.count))
+        .collect();
+    assert_eq!(
+        found,
+        vec![(Anomaly::CausalOrder, 1)],
+        "{}",
+        report.summary_text()
+    );
+    let example = &report.anomalies[&Anomaly::CausalOrder].examples[0];
+    assert!(
+        example.explanation.contains("it lists 61 before 42"),
+        "{}",
+        example.explanation
+    );
 }

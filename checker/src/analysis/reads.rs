@@ -69,6 +69,7 @@ fn check_range(
     let h = x.h;
     let mut sorted: Vec<i64> = Vec::new();
     let mut elems: Vec<(u32, usize)> = Vec::new();
+    let mut max: Vec<u32> = Vec::new();
     let mut stamp = vec![0u32; h.mops.len()];
     let mut stamp_gen = 0u32;
     for (oi, op) in h.ops[ops.clone()].iter().enumerate() {
@@ -217,6 +218,10 @@ fn check_range(
                     });
                 }
             }
+            // Sets have no order and no siblings: nothing below applies.
+            if kind == Some(KeyKind::Set) {
+                continue;
+            }
             // The writes observed, in read order, that can take part in hb.
             elems.clear();
             for (i, (&w, &(wo, _, _))) in ws.iter().zip(wr).enumerate() {
@@ -227,7 +232,7 @@ fn check_range(
             if elems.len() < 2 {
                 continue;
             }
-            let pair = find_ordered_pair(x, idx, m.key, &elems);
+            let pair = find_ordered_pair(x, idx, m.key, &elems, &mut max);
             let Some((early, late)) = pair else { continue };
             match kind {
                 Some(KeyKind::Register) => {
@@ -283,6 +288,7 @@ fn find_ordered_pair(
     idx: &KeyIndex,
     key: u32,
     elems: &[(u32, usize)],
+    max: &mut Vec<u32>,
 ) -> Option<(u32, u32)> {
     let h = x.h;
     let is_list = h.key_kind[key as usize] == Some(KeyKind::List);
@@ -309,6 +315,10 @@ fn find_ordered_pair(
         }
         return None;
     }
+    if is_list {
+        return idx.first_inverted(h, key, elems, max);
+    }
+    // Registers: a read holds few siblings, so every pair is compared.
     for (j, &(wj, _)) in elems.iter().enumerate() {
         for &(wi, _) in &elems[..j] {
             if idx.hb(h, wj, wi) {
