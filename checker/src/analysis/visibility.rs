@@ -143,10 +143,19 @@ impl Visibility {
         if observed.iter().any(|&w| h.mops[w as usize].op == r) {
             return;
         }
-        // The latest write of each process in the past.
+        // The latest write of each process in the past. Only one that
+        // happens after an observed write can be missing; within a process
+        // those form a suffix of its writes (session order), so the past
+        // (a graph search, for final reads) is asked about that suffix only.
         let mut latest = Vec::new();
         for g in idx.groups(m.key) {
-            if let Some(j) = (g.start..g.end).rev().find(|&j| past(j)) {
+            let after_observed = |j: usize| observed.iter().any(|&o| idx.hb(h, o, idx.writes[j]));
+            let from = if observed.is_empty() {
+                g.start
+            } else {
+                (g.start..g.end).find(|&j| after_observed(j)).unwrap_or(g.end)
+            };
+            if let Some(j) = (from..g.end).rev().find(|&j| past(j)) {
                 latest.push(idx.writes[j]);
             }
         }
