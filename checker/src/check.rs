@@ -330,5 +330,11 @@ fn rss_mb() -> String {
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .map_or(0, |kb| kb / 1024)
     };
-    format!("{} (peak {})", field("VmRSS:"), field("VmHWM:"))
+    format!(
+        "{} (peak {}; anon {}, file {})",
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:")
+    )
 }

@@ -153,7 +153,9 @@ impl Visibility {
             let from = if observed.is_empty() {
                 g.start
             } else {
-                (g.start..g.end).find(|&j| after_observed(j)).unwrap_or(g.end)
+                (g.start..g.end)
+                    .find(|&j| after_observed(j))
+                    .unwrap_or(g.end)
             };
             if let Some(j) = (from..g.end).rev().find(|&j| past(j)) {
                 latest.push(idx.writes[j]);
