@@ -23,6 +23,9 @@ pub struct KeyIndex {
     groups: Vec<(u32, u32, u32)>,
     /// Per mop: its slot in `writes`, or `NONE`.
     pub slot: Vec<u32>,
+    /// Per stored observed value (`History::vals`): the slot of the write
+    /// that produced it, or `NONE`.
+    val_slot: Vec<u32>,
     /// Per slot (small keys): bit `j` set when the key's `j`th write happens
     /// before this one.
     pub pred: Vec<u64>,
@@ -56,6 +59,7 @@ impl KeyIndex {
             group_start: Vec::with_capacity(h.keys.len() + 1),
             groups: Vec::new(),
             slot: vec![NONE; h.mops.len()],
+            val_slot: Vec::new(),
             pred: Vec::new(),
             succ: Vec::new(),
             proj_start: Vec::new(),
@@ -96,7 +100,32 @@ impl KeyIndex {
         }
         idx.pred = vec![0; idx.writes.len()];
         idx.proj_start = vec![NONE; idx.writes.len()];
+        idx.val_slot = h
+            .resolved
+            .iter()
+            .map(|&w| {
+                if w == NONE {
+                    NONE
+                } else {
+                    idx.slot[w as usize]
+                }
+            })
+            .collect();
         idx
+    }
+
+    /// The slots of the writes `m` observed, parallel to `History::obs(m)`
+    /// (`NONE` for a value no vertex wrote).
+    pub fn observed_slots(&self, m: &crate::model::MopRec) -> &[u32] {
+        &self.val_slot[m.obs_range()]
+    }
+
+    /// Whether slot `j`'s write is in the causal past given by `clock`
+    /// (the same as `Causality::in_past` of its op, from the slot's own
+    /// process and seq, so without touching per-op arrays).
+    #[inline]
+    pub fn slot_in_past(&self, c: &Causality, j: usize, clock: &Clock) -> bool {
+        c.entry(clock, self.slot_proc[j]) >= self.slot_seq[j]
     }
 
     pub fn key_writes(&self, k: u32) -> &[u32] {
@@ -140,8 +169,7 @@ impl KeyIndex {
             if e - s <= SMALL {
                 let mut mask = 0u64;
                 for j in s..e {
-                    let o = self.slot_op[j];
-                    if o != v && c.in_past(o, clock) {
+                    if self.slot_op[j] != v && self.slot_in_past(c, j, clock) {
                         mask |= 1 << (j - s);
                     }
                 }

@@ -48,9 +48,7 @@ impl Visibility {
             if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                 continue;
             }
-            let past = |slot: usize| {
-                idx.slot_op[slot] != r && c.entry(clock, idx.slot_proc[slot]) >= idx.slot_seq[slot]
-            };
+            let past = |slot: usize| idx.slot_op[slot] != r && idx.slot_in_past(c, slot, clock);
             match h.key_kind[m.key as usize] {
                 Some(KeyKind::List) | Some(KeyKind::Set) => {
                     self.check_collection(h, idx, mi as u32, past)
@@ -98,24 +96,38 @@ impl Visibility {
         past: impl Fn(usize) -> bool,
     ) {
         let m = &h.mops[mi as usize];
-        self.gen = self.gen.wrapping_add(1);
-        if self.gen == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.gen = 1;
-        }
-        for &w in h.obs_writes(m) {
-            if w != NONE {
-                self.stamp[w as usize] = self.gen;
-            }
-        }
         let s = idx.key_start(m.key);
         let ws = idx.key_writes(m.key);
-        let missing: Vec<u32> = ws
-            .iter()
-            .enumerate()
-            .filter(|&(j, &w)| self.stamp[w as usize] != self.gen && past(s + j))
-            .map(|(_, &w)| w)
-            .collect();
+        let missing: Vec<u32> = if ws.len() <= 64 {
+            // The observed writes as a mask over the key's slots.
+            let mut seen = 0u64;
+            for &sl in idx.observed_slots(m) {
+                if sl != NONE {
+                    seen |= 1u64 << (sl as usize - s);
+                }
+            }
+            ws.iter()
+                .enumerate()
+                .filter(|&(j, _)| seen & (1u64 << j) == 0 && past(s + j))
+                .map(|(_, &w)| w)
+                .collect()
+        } else {
+            self.gen = self.gen.wrapping_add(1);
+            if self.gen == 0 {
+                self.stamp.iter_mut().for_each(|s| *s = 0);
+                self.gen = 1;
+            }
+            for &w in h.obs_writes(m) {
+                if w != NONE {
+                    self.stamp[w as usize] = self.gen;
+                }
+            }
+            ws.iter()
+                .enumerate()
+                .filter(|&(j, &w)| self.stamp[w as usize] != self.gen && past(s + j))
+                .map(|(_, &w)| w)
+                .collect()
+        };
         if !missing.is_empty() {
             self.violations.push(Violation {
                 read_mop: mi,
