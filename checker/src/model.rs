@@ -41,9 +41,14 @@ pub struct Op {
     pub complete_time: u64,
     pub mops_start: u32,
     pub mops_end: u32,
-    /// `meta.ts` of the completion (or the invoke), when it is an integer.
-    pub ts: Option<i64>,
+    /// `meta.ts` of the completion (or the invoke), when it is an integer;
+    /// [`NO_TS`] when not (see [`Op::ts`]; kept unboxed to keep `Op` small).
+    ts: i64,
 }
+
+/// `Op::ts` when there is no integer `meta.ts` (`i64::MIN` itself is read
+/// as absent, a value no clock gives).
+const NO_TS: i64 = i64::MIN;
 
 impl Op {
     /// Whether the operation is a vertex of the causality graph.
@@ -59,6 +64,11 @@ impl Op {
 
     pub fn mops(&self) -> std::ops::Range<usize> {
         self.mops_start as usize..self.mops_end as usize
+    }
+
+    /// `meta.ts` of the completion (or the invoke), when it is an integer.
+    pub fn ts(&self) -> Option<i64> {
+        (self.ts != NO_TS).then_some(self.ts)
     }
 }
 
@@ -180,29 +190,27 @@ impl History {
     /// Maps every observed value of a register, list or set read to the
     /// write that produced it, through the per-key sorted tables (a key
     /// holds few writes, so a binary search in one small slice beats
-    /// hashing). `lists` are the regions of `vals` that list reads share.
-    fn resolve(&mut self, start: &[u32], table: &[(i64, u32)], lists: &[(u32, u32, u32)]) {
-        let mut resolved = vec![NONE; self.vals.len()];
-        let lookup = |k: u32, v: i64| {
-            let t = &table[start[k as usize] as usize..start[k as usize + 1] as usize];
-            t.binary_search_by_key(&v, |e| e.0).ok().map(|j| t[j].1)
-        };
+    /// hashing). List reads share stored values, so each stored value is
+    /// looked up once: the first read that covers it resolves it.
+    fn resolve(&mut self, start: &[u32], table: &[(i64, u32)]) {
+        const UNSET: u32 = NONE - 1;
+        let mut resolved = vec![UNSET; self.vals.len()];
         for m in &self.mops {
-            if m.obs == ObsKind::Int {
-                if let Some(w) = lookup(m.key, self.vals[m.obs_start as usize]) {
-                    resolved[m.obs_start as usize] = w;
+            if m.obs_len == 0 || start[m.key as usize] == start[m.key as usize + 1] {
+                continue;
+            }
+            let t = &table[start[m.key as usize] as usize..start[m.key as usize + 1] as usize];
+            let r = m.obs_range();
+            for (slot, &v) in resolved[r.clone()].iter_mut().zip(&self.vals[r]) {
+                if *slot == UNSET {
+                    *slot = t.binary_search_by_key(&v, |e| e.0).map_or(NONE, |j| t[j].1);
                 }
             }
         }
-        for &(a, b, k) in lists {
-            if start[k as usize] == start[k as usize + 1] {
-                continue;
-            }
-            let (a, b) = (a as usize, b as usize);
-            for (r, &v) in resolved[a..b].iter_mut().zip(&self.vals[a..b]) {
-                if let Some(w) = lookup(k, v) {
-                    *r = w;
-                }
+        // Slots no read covers (room kept for a list to grow): no write.
+        for slot in &mut resolved {
+            if *slot == UNSET {
+                *slot = NONE;
             }
         }
         self.resolved = resolved;
@@ -263,8 +271,6 @@ pub struct Builder {
     key_first_write: Vec<u64>,
     /// Per key, the lists its reads share (at most [`MAX_BRANCHES`]).
     branches: Vec<Vec<Branch>>,
-    /// Every region of `vals` holding list values, with its key.
-    lists: Vec<(u32, u32, u32)>,
     /// Counts list reads, to find the least recently used branch.
     tick: u32,
 }
@@ -283,7 +289,6 @@ impl Builder {
         b.h.ops.reserve(bytes / 200);
         b.h.mops.reserve(bytes / 100);
         b.h.vals.reserve(bytes / 40);
-        b.lists.reserve(bytes / 100);
         b
     }
 
@@ -355,17 +360,15 @@ impl Builder {
             if xs.len() > len {
                 if xs.len() <= b.cap as usize {
                     vals[start + len..start + xs.len()].copy_from_slice(&xs[len..]);
-                    self.lists
-                        .push(((start + len) as u32, (start + xs.len()) as u32, key));
                 } else {
                     let cap = (xs.len() * 2).max(4);
-                    *b = Self::new_region(vals, &mut self.lists, key, xs, cap, self.tick);
+                    *b = Self::new_region(vals, xs, cap, self.tick);
                 }
                 b.len = xs.len() as u32;
             }
             return b.start;
         }
-        let b = Self::new_region(vals, &mut self.lists, key, xs, xs.len(), self.tick);
+        let b = Self::new_region(vals, xs, xs.len(), self.tick);
         if branches.len() < MAX_BRANCHES {
             branches.push(b);
         } else if let Some(lru) = branches.iter_mut().min_by_key(|b| b.used) {
@@ -375,18 +378,10 @@ impl Builder {
     }
 
     /// Copies `xs` to the end of `vals` with room for `cap` values.
-    fn new_region(
-        vals: &mut Vec<i64>,
-        lists: &mut Vec<(u32, u32, u32)>,
-        key: u32,
-        xs: &[i64],
-        cap: usize,
-        used: u32,
-    ) -> Branch {
+    fn new_region(vals: &mut Vec<i64>, xs: &[i64], cap: usize, used: u32) -> Branch {
         let start = vals.len();
         vals.extend_from_slice(xs);
         vals.resize(start + cap, 0);
-        lists.push((start as u32, (start + xs.len()) as u32, key));
         Branch {
             start: start as u32,
             len: xs.len() as u32,
@@ -590,7 +585,7 @@ impl Builder {
                 complete_time: ev.time,
                 mops_start,
                 mops_end: self.h.mops.len() as u32,
-                ts,
+                ts: ts.unwrap_or(NO_TS),
             });
             self.procs[pid as usize].pending = op_id;
             return Ok(());
@@ -680,7 +675,7 @@ impl Builder {
         op.completed = true;
         op.complete_index = ev.index;
         op.complete_time = ev.time;
-        if ts.is_some() {
+        if let Some(ts) = ts {
             op.ts = ts;
         }
         op.outcome = match ev.kind {
@@ -740,7 +735,6 @@ impl Builder {
         if let Some(e) = self.duplicate(&start, &table) {
             return Err(e);
         }
-        let lists = std::mem::take(&mut self.lists);
         drop(std::mem::take(&mut self.branches));
         let h = &mut self.h;
         // A final must read every written key.
@@ -799,7 +793,7 @@ impl Builder {
                 );
             }
         }
-        h.resolve(&start, &table, &lists);
+        h.resolve(&start, &table);
         Ok(self.h)
     }
 
@@ -873,6 +867,14 @@ impl fmt::Display for KeyJson<'_> {
 #[cfg(test)]
 mod tests {
     use crate::reader::read_history;
+
+    /// The model's per-operation records stay small: 10M operations are
+    /// 640 MB of `Op`s and 700 MB of micro-operations.
+    #[test]
+    fn records_stay_small() {
+        assert!(std::mem::size_of::<super::Op>() <= 64);
+        assert!(std::mem::size_of::<super::MopRec>() <= 32);
+    }
 
     /// List reads of one key share stored values (prefixes, in-place
     /// growth, relocation, more orders than kept branches) and every read

@@ -56,7 +56,7 @@ pub fn counter_example(
 }
 
 fn ts_note(x: &Explain, w: u32) -> String {
-    match x.h.op_of(w).ts {
+    match x.h.op_of(w).ts() {
         Some(ts) => format!(" [meta.ts {ts}]"),
         None => String::new(),
     }
@@ -86,7 +86,7 @@ pub fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Examp
         nodes,
         detail: json!({
             "survivors": x.indices(&ops[1..]),
-            "ts": ops.iter().map(|&o| h.ops[o as usize].ts).collect::<Vec<_>>(),
+            "ts": ops.iter().map(|&o| h.ops[o as usize].ts()).collect::<Vec<_>>(),
             "graph": x.graph(&ops, &json!([])),
         }),
     }
@@ -99,7 +99,7 @@ pub fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
     let (so, wo) = (h.mops[s as usize].op, h.mops[w as usize].op);
     let path = x.c.path(so, wo).unwrap_or_else(|| vec![so, wo]);
     let (ptext, edges) = x.path(&path);
-    let (ts_s, ts_w) = (h.ops[so as usize].ts, h.ops[wo as usize].ts);
+    let (ts_s, ts_w) = (h.ops[so as usize].ts(), h.ops[wo as usize].ts());
     let ts = match (ts_s, ts_w) {
         (Some(a), Some(b)) => format!(
             " Timestamps: the surviving write has meta.ts {a}, the lost one {b}{}.",

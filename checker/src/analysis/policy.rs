@@ -22,7 +22,7 @@ impl Policy {
     pub fn lww(&mut self, x: &Explain, winner: u32, frontier: &[u32]) {
         let h = x.h;
         self.lww += 1;
-        let ts = |w: u32| h.op_of(w).ts;
+        let ts = |w: u32| h.op_of(w).ts();
         let Some(wts) = ts(winner) else { return };
         let others: Vec<(i64, &str)> = frontier
             .iter()
