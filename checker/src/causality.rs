@@ -46,9 +46,9 @@ pub struct Causality {
     /// Reduced reads-from predecessors, CSR by reader op.
     pred_start: Vec<u32>,
     preds: Vec<u32>,
-    /// The same edges by writer op.
-    succ_start: Vec<u32>,
-    succs: Vec<u32>,
+    /// The same edges by writer op (CSR: start per op, readers), built
+    /// only when a reachability search needs them.
+    succ: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
     /// Per op: position in the topological order (`NONE` if not a vertex).
     pub pos: Vec<u32>,
     /// Non-trivial strongly connected components (cycles), as op ids.
@@ -260,60 +260,60 @@ impl Causality {
                 next[p as usize] = i as u32;
             }
         }
-        let mut succ_start = vec![0u32; n + 1];
-        for &w in &preds {
-            succ_start[w as usize + 1] += 1;
-        }
-        for i in 0..n {
-            succ_start[i + 1] += succ_start[i];
-        }
-        let mut fill = succ_start.clone();
-        let mut succs = vec![0u32; preds.len()];
-        for r in 0..n {
-            for &w in &preds[pred_start[r] as usize..pred_start[r + 1] as usize] {
-                succs[fill[w as usize] as usize] = r as u32;
-                fill[w as usize] += 1;
-            }
-        }
-        drop(fill);
-
-        // Kahn's algorithm, always taking the ready vertex earliest in the
-        // history, so the order follows time and clock slots can be
-        // recycled (a FIFO would run fresh processes first).
-        let mut indeg = vec![0u32; n];
+        // Kahn's order without a successor index: vertices are scanned in
+        // history order; one whose predecessors are all placed is placed at
+        // once, else it waits on its first unplaced predecessor (a list per
+        // predecessor), and placing a vertex wakes its waiters, earliest
+        // first. That is exactly the order of Kahn's algorithm always taking
+        // the ready vertex earliest in the history (so the order follows
+        // time and clock slots can be recycled), without indexing every
+        // edge by its source.
+        let mut placed = vec![false; n];
+        let mut wait_head = vec![NONE; n];
+        let mut waits: Vec<(u32, u32)> = Vec::new(); // (waiter, next entry)
         let mut vertices = 0usize;
-        for i in 0..n {
-            if seq[i] == 0 {
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        let mut woken: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
+        let blocker = |v: usize, placed: &[bool]| -> Option<u32> {
+            let p = prev[v];
+            if p != NONE && !placed[p as usize] {
+                return Some(p);
+            }
+            preds[pred_start[v] as usize..pred_start[v + 1] as usize]
+                .iter()
+                .copied()
+                .find(|&u| !placed[u as usize])
+        };
+        for v in 0..n {
+            if seq[v] == 0 {
                 continue;
             }
             vertices += 1;
-            indeg[i] = (prev[i] != NONE) as u32 + pred_start[i + 1] - pred_start[i];
-        }
-        let mut order: Vec<u32> = Vec::with_capacity(vertices);
-        let mut ready: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-        for i in 0..n {
-            if seq[i] != 0 && indeg[i] == 0 {
-                ready.push(Reverse(i as u32));
+            if let Some(u) = blocker(v, &placed) {
+                waits.push((v as u32, wait_head[u as usize]));
+                wait_head[u as usize] = waits.len() as u32 - 1;
+                continue;
             }
-        }
-        while let Some(Reverse(v)) = ready.pop() {
-            order.push(v);
-            let v = v as usize;
-            let nx = next[v];
-            if nx != NONE {
-                indeg[nx as usize] -= 1;
-                if indeg[nx as usize] == 0 {
-                    ready.push(Reverse(nx));
-                }
-            }
-            for &s in &succs[succ_start[v] as usize..succ_start[v + 1] as usize] {
-                indeg[s as usize] -= 1;
-                if indeg[s as usize] == 0 {
-                    ready.push(Reverse(s));
+            woken.push(Reverse(v as u32));
+            while let Some(Reverse(x)) = woken.pop() {
+                placed[x as usize] = true;
+                order.push(x);
+                let mut e = std::mem::replace(&mut wait_head[x as usize], NONE);
+                while e != NONE {
+                    let (w, nx) = waits[e as usize];
+                    match blocker(w as usize, &placed) {
+                        Some(u) => {
+                            waits[e as usize] = (w, wait_head[u as usize]);
+                            wait_head[u as usize] = e;
+                        }
+                        None => woken.push(Reverse(w)),
+                    }
+                    e = nx;
                 }
             }
         }
-        drop(indeg);
+        drop(wait_head);
+        drop(waits);
         // Groups: Kahn vertices are singletons; the rest are SCCs in
         // topological order.
         let kahn_len = order.len();
@@ -321,18 +321,28 @@ impl Causality {
         let mut cycles = Vec::new();
         let mut cycle_of = FxHashMap::default();
         if kahn_len < vertices {
-            let mut in_order = vec![false; n];
-            for &v in &order {
-                in_order[v as usize] = true;
-            }
             let rest: Vec<u32> = (0..n as u32)
-                .filter(|&i| seq[i as usize] != 0 && !in_order[i as usize])
+                .filter(|&i| seq[i as usize] != 0 && !placed[i as usize])
                 .collect();
             let mut local = FxHashMap::default();
             let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
             for &v in &rest {
                 local.insert(v, g.add_node(v));
             }
+            // Reads-from edges among them, by source then reader (the
+            // order a successor index would list them in).
+            let mut rf_edges: Vec<(u32, u32)> = Vec::new();
+            for &v in &rest {
+                for &u in
+                    &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize]
+                {
+                    if local.contains_key(&u) {
+                        rf_edges.push((u, v));
+                    }
+                }
+            }
+            rf_edges.sort_unstable();
+            let mut e = 0;
             for &v in &rest {
                 let a = local[&v];
                 if next[v as usize] != NONE {
@@ -340,12 +350,9 @@ impl Causality {
                         g.add_edge(a, b, ());
                     }
                 }
-                for &s in
-                    &succs[succ_start[v as usize] as usize..succ_start[v as usize + 1] as usize]
-                {
-                    if let Some(&b) = local.get(&s) {
-                        g.add_edge(a, b, ());
-                    }
+                while e < rf_edges.len() && rf_edges[e].0 == v {
+                    g.add_edge(a, local[&rf_edges[e].1], ());
+                    e += 1;
                 }
             }
             // petgraph's Tarjan recurses: give it a stack to match the graph.
@@ -465,8 +472,7 @@ impl Causality {
             next,
             pred_start,
             preds,
-            succ_start,
-            succs,
+            succ: std::sync::OnceLock::new(),
             pos,
             cycles,
             cycle_of,
@@ -532,7 +538,26 @@ impl Causality {
     }
 
     fn rf_succs(&self, v: u32) -> &[u32] {
-        &self.succs[self.succ_start[v as usize] as usize..self.succ_start[v as usize + 1] as usize]
+        let (start, succs) = self.succ.get_or_init(|| {
+            let n = self.pred_start.len() - 1;
+            let mut start = vec![0u32; n + 1];
+            for &w in &self.preds {
+                start[w as usize + 1] += 1;
+            }
+            for i in 0..n {
+                start[i + 1] += start[i];
+            }
+            let mut fill = start.clone();
+            let mut succs = vec![0u32; self.preds.len()];
+            for r in 0..n {
+                for &w in self.rf_preds(r as u32) {
+                    succs[fill[w as usize] as usize] = r as u32;
+                    fill[w as usize] += 1;
+                }
+            }
+            (start, succs)
+        });
+        &succs[start[v as usize] as usize..start[v as usize + 1] as usize]
     }
 
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
