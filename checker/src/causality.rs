@@ -284,8 +284,8 @@ impl Causality {
                 .copied()
                 .find(|&u| !placed[u as usize])
         };
-        for v in 0..n {
-            if seq[v] == 0 {
+        for (v, &sv) in seq.iter().enumerate() {
+            if sv == 0 {
                 continue;
             }
             vertices += 1;
