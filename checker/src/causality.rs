@@ -102,13 +102,14 @@ pub struct ReadsFrom {
     preds: Vec<u32>,
 }
 
-/// Per stored observed value (`History::vals` slot): the writing op, its
-/// process and its seq (0: not a vertex, i.e. the write failed; all three
-/// `(NONE, 0, 0)` when no write produced the value). Looked up once per slot
-/// rather than once per read, since list reads share their slots (see
-/// `model::Builder`).
+/// Per stored observed value (`History::vals` slot): the writing op and
+/// its process, the process `NONE` when the write is not a vertex (it
+/// failed); `(NONE, NONE)` when no write produced the value. Looked up once
+/// per slot rather than once per read, since list reads share their slots
+/// (see `model::Builder`). A process's ops are numbered in its session
+/// order, so the op also orders the writes of one process.
 pub struct Writers {
-    pub slot: Vec<(u32, u32, u32)>,
+    pub slot: Vec<(u32, u32)>,
 }
 
 impl Writers {
@@ -118,17 +119,22 @@ impl Writers {
             .iter()
             .map(|&w| {
                 if w == NONE {
-                    return (NONE, 0, 0);
+                    return (NONE, NONE);
                 }
                 let wo = h.mops[w as usize].op;
-                (wo, h.ops[wo as usize].process, seq[wo as usize])
+                let wp = if seq[wo as usize] == 0 {
+                    NONE
+                } else {
+                    h.ops[wo as usize].process
+                };
+                (wo, wp)
             })
             .collect();
         Writers { slot }
     }
 
     /// The writers of what `m` observed, parallel to `History::obs(m)`.
-    pub fn of(&self, m: &crate::model::MopRec) -> &[(u32, u32, u32)] {
+    pub fn of(&self, m: &crate::model::MopRec) -> &[(u32, u32)] {
         &self.slot[m.obs_range()]
     }
 }
@@ -190,22 +196,22 @@ impl ReadsFrom {
 /// to `preds`, with the end of each reader's edges appended to `ends`.
 fn reduce(
     h: &History,
-    slot: &[(u32, u32, u32)],
+    slot: &[(u32, u32)],
     ops: std::ops::Range<usize>,
     ends: &mut Vec<u32>,
     preds: &mut Vec<u32>,
 ) {
-    // Per process: (reader stamp, best seq, op), so picking the latest
-    // write per process costs O(1) per observed value.
-    let mut best: Vec<(u32, u32, u32)> = vec![(NONE, 0, 0); h.processes.len()];
+    // Per process: (reader stamp, latest op), so picking the latest write
+    // per process costs O(1) per observed value.
+    let mut best: Vec<(u32, u32)> = vec![(NONE, 0); h.processes.len()];
     let mut touched: Vec<u32> = Vec::new();
     for r in ops {
         let op = &h.ops[r];
         if op.outcome == Outcome::Ok {
             touched.clear();
             for m in &h.mops[op.mops()] {
-                for &(wo, wp, ws) in &slot[m.obs_range()] {
-                    if ws == 0 || wo as usize == r {
+                for &(wo, wp) in &slot[m.obs_range()] {
+                    if wp == NONE || wo as usize == r {
                         continue;
                     }
                     // Earlier ops of the reader's own process reach it by session.
@@ -214,16 +220,16 @@ fn reduce(
                     }
                     let b = &mut best[wp as usize];
                     if b.0 != r as u32 {
-                        *b = (r as u32, ws, wo);
+                        *b = (r as u32, wo);
                         touched.push(wp);
-                    } else if ws > b.1 {
-                        *b = (r as u32, ws, wo);
+                    } else if wo > b.1 {
+                        b.1 = wo;
                     }
                 }
             }
             touched.sort_unstable();
             for &p in &touched {
-                preds.push(best[p as usize].2);
+                preds.push(best[p as usize].1);
             }
         }
         ends.push(preds.len() as u32);

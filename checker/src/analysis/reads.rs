@@ -70,8 +70,8 @@ fn check_range(
     let mut sorted: Vec<i64> = Vec::new();
     let mut elems: Vec<(u32, usize)> = Vec::new();
     let mut max: Vec<u32> = Vec::new();
-    let mut stamp = vec![0u32; h.mops.len()];
-    let mut stamp_gen = 0u32;
+    let mut others: Vec<(u32, i64)> = Vec::new();
+    let mut seen: Vec<u64> = Vec::new();
     for (oi, op) in h.ops[ops.clone()].iter().enumerate() {
         let oi = oi + ops.start;
         if op.outcome != Outcome::Ok {
@@ -120,7 +120,7 @@ fn check_range(
             }
             // failed-write-visible
             // A resolved write that is not a vertex failed.
-            let is_failed = |(w, &(_, _, s)): (&u32, &(u32, u32, u32))| *w != NONE && s == 0;
+            let is_failed = |(w, &(_, p)): (&u32, &(u32, u32))| *w != NONE && p == NONE;
             let failed: Vec<u32> = if ws.iter().zip(wr).any(is_failed) {
                 ws.iter()
                     .zip(wr)
@@ -152,7 +152,7 @@ fn check_range(
             // future-read
             // Ops are numbered in invoke order: only a write invoked after
             // the read (`wo > oi`) can have been invoked after it completed.
-            let future = ws.iter().zip(wr).find_map(|(&w, &(wo, _, _))| {
+            let future = ws.iter().zip(wr).find_map(|(&w, &(wo, _))| {
                 (w != NONE
                     && wo != NONE
                     && wo > oi
@@ -184,17 +184,38 @@ fn check_range(
             }
             // duplicate (lists)
             if kind == Some(KeyKind::List) {
-                // Resolved values are unique per write: stamp them; sort only
-                // the unresolved ones (phantoms), if several.
-                stamp_gen += 1;
+                // Resolved values are unique per write. Writes in the key
+                // index are marked in a bit set over the key's slots; any
+                // other write (one that failed) is sorted by write; so are
+                // the unresolved values (phantoms), if several.
                 let mut dups: Vec<i64> = Vec::new();
-                for (&v, &w) in vals.iter().zip(ws) {
-                    if w != NONE {
-                        if stamp[w as usize] == stamp_gen {
+                let base = idx.key_start(m.key);
+                seen.clear();
+                seen.resize(idx.key_writes(m.key).len().div_ceil(64), 0);
+                others.clear();
+                for ((&v, &w), &sl) in vals.iter().zip(ws).zip(idx.observed_slots(m)) {
+                    if w == NONE {
+                        continue;
+                    }
+                    if sl != NONE {
+                        let j = sl as usize - base;
+                        let (word, bit) = (j / 64, 1u64 << (j % 64));
+                        if seen[word] & bit != 0 {
                             dups.push(v);
                         }
-                        stamp[w as usize] = stamp_gen;
+                        seen[word] |= bit;
+                    } else {
+                        others.push((w, v));
                     }
+                }
+                if others.len() > 1 {
+                    others.sort_unstable();
+                    dups.extend(
+                        others
+                            .windows(2)
+                            .filter(|p| p[0].0 == p[1].0)
+                            .map(|p| p[0].1),
+                    );
                 }
                 if phantoms.len() > 1 {
                     sorted.clear();
@@ -224,7 +245,7 @@ fn check_range(
             }
             // The writes observed, in read order, that can take part in hb.
             elems.clear();
-            for (i, (&w, &(wo, _, _))) in ws.iter().zip(wr).enumerate() {
+            for (i, (&w, &(wo, _))) in ws.iter().zip(wr).enumerate() {
                 if w != NONE && wo != oi && idx.slot[w as usize] != NONE {
                     elems.push((w, i));
                 }
