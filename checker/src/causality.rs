@@ -49,6 +49,9 @@ pub struct Causality {
     /// The same edges by writer op (CSR: start per op, readers), built
     /// only when a reachability search needs them.
     succ: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
+    /// Per op (bit set): whether some op reads from it, so a search that
+    /// only meets unread ops never needs the successor index.
+    read_by: Vec<u64>,
     /// Per op: position in the topological order (`NONE` if not a vertex).
     pub pos: Vec<u32>,
     /// Non-trivial strongly connected components (cycles), as op ids.
@@ -400,9 +403,14 @@ impl Causality {
             .collect();
         let joins = |v: usize| joins_v[v];
         let mut refcount = vec![0u32; n];
+        let mut read_by = vec![0u64; n.div_ceil(64)];
         for r in 0..n {
+            let rf = &preds[pred_start[r] as usize..pred_start[r + 1] as usize];
+            for &w in rf {
+                read_by[w as usize / 64] |= 1 << (w % 64);
+            }
             if seq[r] != 0 && joins(r) {
-                for &w in &preds[pred_start[r] as usize..pred_start[r + 1] as usize] {
+                for &w in rf {
                     refcount[w as usize] += 1;
                 }
             }
@@ -479,6 +487,7 @@ impl Causality {
             pred_start,
             preds,
             succ: std::sync::OnceLock::new(),
+            read_by,
             pos,
             cycles,
             cycle_of,
@@ -635,7 +644,9 @@ impl Causality {
                 return true;
             }
             let nx = self.next[v as usize];
-            for &u in self.rf_succs(v).iter().chain((nx != NONE).then_some(&nx)) {
+            let read = self.read_by[v as usize / 64] & (1 << (v % 64)) != 0;
+            let rf: &[u32] = if read { self.rf_succs(v) } else { &[] };
+            for &u in rf.iter().chain((nx != NONE).then_some(&nx)) {
                 if u == r {
                     return true;
                 }

@@ -154,14 +154,13 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         None
     };
     let reads = final_reads(h, &finals);
+    // Writes some read observed. Only `ok` reads store values, and every
+    // stored value belongs to one (reads share them), so the stored values'
+    // writers are exactly the observed writes.
     let mut observed = vec![false; h.mops.len()];
-    for m in &h.mops {
-        if h.ops[m.op as usize].outcome == Outcome::Ok {
-            for &w in h.obs_writes(m) {
-                if w != NONE {
-                    observed[w as usize] = true;
-                }
-            }
+    for &w in &h.resolved {
+        if w != NONE {
+            observed[w as usize] = true;
         }
     }
     let mut conflicts = Conflicts::default();
