@@ -134,7 +134,7 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         (idx.join().expect("key index"), writers, rf)
     });
     lap("reads-from edges");
-    let mut vis = visibility::Visibility::new(h);
+    let mut vis = visibility::Visibility::default();
     let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
         vis.check_op(h, &idx, c, op, clock);
         idx.record(h, c, op, clock);

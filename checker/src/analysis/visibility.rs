@@ -21,21 +21,14 @@ pub struct Violation {
 }
 
 /// Per-sweep state.
+#[derive(Default)]
 pub struct Visibility {
-    stamp: Vec<u32>,
-    gen: u32,
+    /// Scratch: a read's observed writes over its key's slots.
+    seen: Vec<u64>,
     pub violations: Vec<Violation>,
 }
 
 impl Visibility {
-    pub fn new(h: &History) -> Self {
-        Visibility {
-            stamp: vec![0; h.mops.len()],
-            gen: 0,
-            violations: Vec::new(),
-        }
-    }
-
     /// Checks the reads of op `r`, whose clock is `clock` (final reads are
     /// checked afterwards by [`Visibility::check_finals`]).
     pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, clock: &Clock) {
@@ -98,36 +91,22 @@ impl Visibility {
         let m = &h.mops[mi as usize];
         let s = idx.key_start(m.key);
         let ws = idx.key_writes(m.key);
-        let missing: Vec<u32> = if ws.len() <= 64 {
-            // The observed writes as a mask over the key's slots.
-            let mut seen = 0u64;
-            for &sl in idx.observed_slots(m) {
-                if sl != NONE {
-                    seen |= 1u64 << (sl as usize - s);
-                }
+        // The observed writes as a bit set over the key's slots.
+        self.seen.clear();
+        self.seen.resize(ws.len().div_ceil(64), 0);
+        for &sl in idx.observed_slots(m) {
+            if sl != NONE {
+                let j = sl as usize - s;
+                self.seen[j / 64] |= 1u64 << (j % 64);
             }
-            ws.iter()
-                .enumerate()
-                .filter(|&(j, _)| seen & (1u64 << j) == 0 && past(s + j))
-                .map(|(_, &w)| w)
-                .collect()
-        } else {
-            self.gen = self.gen.wrapping_add(1);
-            if self.gen == 0 {
-                self.stamp.iter_mut().for_each(|s| *s = 0);
-                self.gen = 1;
-            }
-            for &w in h.obs_writes(m) {
-                if w != NONE {
-                    self.stamp[w as usize] = self.gen;
-                }
-            }
-            ws.iter()
-                .enumerate()
-                .filter(|&(j, &w)| self.stamp[w as usize] != self.gen && past(s + j))
-                .map(|(_, &w)| w)
-                .collect()
-        };
+        }
+        let seen = &self.seen;
+        let missing: Vec<u32> = ws
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| seen[j / 64] & (1u64 << (j % 64)) == 0 && past(s + j))
+            .map(|(_, &w)| w)
+            .collect();
         if !missing.is_empty() {
             self.violations.push(Violation {
                 read_mop: mi,
