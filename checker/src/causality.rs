@@ -19,6 +19,7 @@ use petgraph::graph::DiGraph;
 
 use crate::fxhash::FxHashMap;
 use crate::model::{History, Outcome, NONE};
+use crate::parts;
 
 /// Kind of an edge, for explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,44 +150,28 @@ impl ReadsFrom {
     pub fn new(h: &History, writers: &Writers) -> ReadsFrom {
         let slot = &writers.slot;
         let n = h.ops.len();
-        let parts = std::thread::available_parallelism()
-            .map_or(1, |p| p.get())
-            .clamp(1, 8)
-            .min(n / 4096 + 1);
-        let bounds: Vec<usize> = (0..=parts).map(|i| n * i / parts).collect();
+        let parts = parts::by_observed(h);
         // The first part's vectors are sized for every part (an upper
         // bound: one edge per observed value; untouched capacity costs no
         // memory) so the others are appended without moving it.
-        let observed: usize = h.mops.iter().map(|m| m.obs_len as usize).sum();
-        let (mut pred_start, mut preds, rest) = std::thread::scope(|s| {
-            let rest: Vec<_> = bounds[1..]
-                .windows(2)
-                .map(|w| {
-                    let r = w[0]..w[1];
-                    s.spawn(move || {
-                        let mut ends = Vec::with_capacity(r.len());
-                        let bound: usize = h.ops[r.clone()]
-                            .iter()
-                            .flat_map(|op| &h.mops[op.mops()])
-                            .map(|m| m.obs_len as usize)
-                            .sum();
-                        let mut preds = Vec::with_capacity(bound);
-                        reduce(h, slot, r, &mut ends, &mut preds);
-                        (ends, preds)
-                    })
-                })
-                .collect();
-            let mut pred_start = Vec::with_capacity(n + 1);
-            let mut preds = Vec::with_capacity(observed);
-            pred_start.push(0);
-            reduce(h, slot, 0..bounds[1], &mut pred_start, &mut preds);
-            let rest: Vec<(Vec<u32>, Vec<u32>)> = rest
-                .into_iter()
-                .map(|t| t.join().expect("reads-from edges"))
-                .collect();
-            (pred_start, preds, rest)
-        });
-        for (ends, ps) in rest {
+        let observed: usize = parts.iter().map(|p| p.observed).sum();
+        let mut pieces = parts::run(&parts, |i, p| {
+            let (mut ends, mut preds) = if i == 0 {
+                let mut start = Vec::with_capacity(n + 1);
+                start.push(0);
+                (start, Vec::with_capacity(observed))
+            } else {
+                (
+                    Vec::with_capacity(p.ops.len()),
+                    Vec::with_capacity(p.observed),
+                )
+            };
+            reduce(h, slot, p.ops.clone(), &mut ends, &mut preds);
+            (ends, preds)
+        })
+        .into_iter();
+        let (mut pred_start, mut preds) = pieces.next().expect("at least one part");
+        for (ends, ps) in pieces {
             let base = preds.len() as u32;
             pred_start.extend(ends.iter().map(|e| e + base));
             preds.extend_from_slice(&ps);
@@ -756,7 +741,6 @@ fn sweep(
     let width = c.width;
     let procs = h.processes.len();
     let n = h.ops.len();
-    let joins = |v: usize| joins_v[v];
     let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
     let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
     let mut scc_clock = vec![0u64; width];
@@ -768,14 +752,8 @@ fn sweep(
             let mut clock = live[p]
                 .take()
                 .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
-            if joins(v) {
-                for &w in c.rf_preds(v as u32) {
-                    c.join_from(&mut clock, w, &stored);
-                    refcount[w as usize] -= 1;
-                    if refcount[w as usize] == 0 {
-                        stored[w as usize] = None;
-                    }
-                }
+            if joins_v[v] {
+                join_preds(c, &mut clock, v as u32, refcount, &mut stored);
             }
             let s = c.slot_of[p] as usize;
             clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
@@ -796,14 +774,8 @@ fn sweep(
                         *a = (*a).max(*b);
                     }
                 }
-                if joins(v as usize) {
-                    for &w in c.rf_preds(v) {
-                        c.join_from(&mut scc_clock, w, &stored);
-                        refcount[w as usize] -= 1;
-                        if refcount[w as usize] == 0 {
-                            stored[w as usize] = None;
-                        }
-                    }
+                if joins_v[v as usize] {
+                    join_preds(c, &mut scc_clock, v, refcount, &mut stored);
                 }
                 let s = c.slot_of[p] as usize;
                 scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
@@ -823,6 +795,24 @@ fn sweep(
                     None
                 };
             }
+        }
+    }
+}
+
+/// Joins the stored clocks of `v`'s reads-from predecessors into `clock`,
+/// releasing each once its last reader has joined it.
+fn join_preds(
+    c: &Causality,
+    clock: &mut [u64],
+    v: u32,
+    refcount: &mut [u32],
+    stored: &mut [Option<Box<[u64]>>],
+) {
+    for &w in c.rf_preds(v) {
+        c.join_from(clock, w, stored);
+        refcount[w as usize] -= 1;
+        if refcount[w as usize] == 0 {
+            stored[w as usize] = None;
         }
     }
 }

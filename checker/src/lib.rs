@@ -12,6 +12,7 @@ pub mod fxhash;
 pub mod history;
 pub mod keys;
 pub mod model;
+pub mod parts;
 pub mod reader;
 pub mod report;
 pub mod summary;

@@ -9,54 +9,22 @@ use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
 use crate::keys::KeyIndex;
 use crate::model::{ObsKind, Outcome, NONE};
+use crate::parts;
 use crate::report::{Anomaly, Example};
 
-/// Checks every read, split over the available cores: each thread takes a
-/// contiguous range of operations (about equal in observed values) and its
-/// findings are merged in history order, so the report is the same as one
-/// thread's.
+/// Checks every read, split over the cores (see [`crate::parts`]): each
+/// part's findings are merged in history order, so the report is the same
+/// as one thread's.
 pub fn check(x: &Explain, idx: &KeyIndex, writers: &Writers, f: &mut Findings) {
-    let h = x.h;
-    let parts = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let total = (h.mops.iter().map(|m| m.obs_len as usize).sum::<usize>()).max(1);
-    let mut bounds = vec![0usize];
-    let mut seen = 0usize;
-    for (oi, op) in h.ops.iter().enumerate() {
-        if bounds.len() == parts {
-            break;
-        }
-        for m in &h.mops[op.mops()] {
-            seen += m.obs_len as usize;
-        }
-        if seen * parts >= total * bounds.len() {
-            bounds.push(oi + 1);
-        }
-    }
-    bounds.push(h.ops.len());
-    bounds.dedup();
-    if bounds.len() <= 2 {
-        return check_range(x, idx, writers, 0..h.ops.len(), f);
-    }
     let max = f.max_examples;
-    std::thread::scope(|s| {
-        let rest: Vec<_> = bounds[1..]
-            .windows(2)
-            .map(|w| {
-                let range = w[0]..w[1];
-                s.spawn(move || {
-                    let mut g = Findings::new(max);
-                    check_range(x, idx, writers, range, &mut g);
-                    g
-                })
-            })
-            .collect();
-        check_range(x, idx, writers, 0..bounds[1], f);
-        for t in rest {
-            f.merge(t.join().expect("read checks"));
-        }
+    let found = parts::run(&parts::by_observed(x.h), |_, p| {
+        let mut g = Findings::new(max);
+        check_range(x, idx, writers, p.ops.clone(), &mut g);
+        g
     });
+    for g in found {
+        f.merge(g);
+    }
 }
 
 fn check_range(
