@@ -612,39 +612,72 @@ impl Causality {
     }
 
     /// Whether op `a` reaches op `r` (a path of edges), searched forwards
-    /// from `a`, stopping at `r` or at any of its direct predecessors
-    /// (`direct`, from [`Causality::direct_preds`]); bounded, and `false`
-    /// past the bound.
+    /// from `a` over vertices placed before `r` in the topological order,
+    /// stopping at `r` or at any of its direct predecessors (`direct`, from
+    /// [`Causality::direct_preds`]). Exact: no budget. A small search keeps
+    /// its visited set in a hash set; one that grows past
+    /// [`SMALL_SEARCH`] vertices moves to a bit set over all ops, so a
+    /// search costs at most one pass over the graph.
     pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
-        let ceiling = self.pos[r as usize];
-        let mut seen: crate::fxhash::FxHashSet<u32> = crate::fxhash::FxHashSet::default();
+        self.search(a, r, direct).0
+    }
+
+    /// The search of [`Causality::reaches`]; also whether it outgrew
+    /// [`SMALL_SEARCH`].
+    fn search(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> (bool, bool) {
+        // Every vertex on a path to `r` is placed before `r`, or with it in
+        // its strongly connected component (placed together).
+        let ceiling = match self.cycle_of.get(&r) {
+            Some(&ci) => {
+                let scc = &self.cycles[ci as usize];
+                scc.iter().map(|&v| self.pos[v as usize]).max().unwrap_or(0) + 1
+            }
+            None => self.pos[r as usize],
+        };
+        let mut seen = Visited::default();
         let mut stack = vec![a];
-        seen.insert(a);
-        let mut budget = 1_000_000usize;
+        seen.insert(a, self.seq.len());
         while let Some(v) = stack.pop() {
             if direct.contains(&v) {
-                return true;
+                return (true, !seen.bits.is_empty());
             }
             let nx = self.next[v as usize];
             let read = self.read_by[v as usize / 64] & (1 << (v % 64)) != 0;
             let rf: &[u32] = if read { self.rf_succs(v) } else { &[] };
             for &u in rf.iter().chain((nx != NONE).then_some(&nx)) {
                 if u == r {
-                    return true;
+                    return (true, !seen.bits.is_empty());
                 }
-                if self.pos[u as usize] < ceiling && seen.insert(u) {
-                    if budget == 0 {
-                        return false;
-                    }
-                    budget -= 1;
+                if self.pos[u as usize] < ceiling && seen.insert(u, self.seq.len()) {
                     stack.push(u);
                 }
             }
         }
-        false
+        (false, !seen.bits.is_empty())
+    }
+
+    /// Every op that reaches `r` (its causal past), as a bit set over ops:
+    /// one backward pass over `r`'s ancestors.
+    pub fn ancestors(&self, r: u32) -> Vec<u64> {
+        let mut bits = vec![0u64; self.seq.len().div_ceil(64)];
+        let mut stack = vec![r];
+        while let Some(v) = stack.pop() {
+            let prev = self.prev[v as usize];
+            for &u in std::iter::once(&prev).chain(self.rf_preds(v)) {
+                if u == NONE {
+                    continue;
+                }
+                let (w, b) = (u as usize / 64, 1u64 << (u % 64));
+                if bits[w] & b == 0 {
+                    bits[w] |= b;
+                    stack.push(u);
+                }
+            }
+        }
+        bits
     }
 
     /// The kind of a stored edge `from → to`.
@@ -657,8 +690,14 @@ impl Causality {
     }
 
     /// A shortest path `a → … → b` of stored edges, searched backwards from
-    /// `b` and bounded in size; `None` if not found within the bound.
+    /// `b` (over vertices not before `a` in the topological order when the
+    /// graph is acyclic); `None` exactly when `a` does not reach `b`.
     pub fn path(&self, a: u32, b: u32) -> Option<Vec<u32>> {
+        self.path_within(a, b, |_| true)
+    }
+
+    /// [`Causality::path`] through vertices `inside` accepts only.
+    fn path_within(&self, a: u32, b: u32, inside: impl Fn(u32) -> bool) -> Option<Vec<u32>> {
         if self.seq[a as usize] == 0 || self.seq[b as usize] == 0 {
             return None;
         }
@@ -667,13 +706,12 @@ impl Causality {
         let mut queue = std::collections::VecDeque::new();
         parent.insert(b, NONE);
         queue.push_back(b);
-        let mut budget = 2_000_000usize;
         let cyclic = !self.cycles.is_empty();
         while let Some(v) = queue.pop_front() {
             let prev = self.prev[v as usize];
             let rf = self.rf_preds(v);
             for &u in std::iter::once(&prev).chain(rf.iter()) {
-                if u == NONE || parent.contains_key(&u) {
+                if u == NONE || parent.contains_key(&u) || !inside(u) {
                     continue;
                 }
                 if !cyclic && self.pos[u as usize] < floor {
@@ -689,7 +727,6 @@ impl Causality {
                     }
                     return Some(path);
                 }
-                budget = budget.checked_sub(1)?;
                 queue.push_back(u);
             }
         }
@@ -708,9 +745,88 @@ impl Causality {
             .chain(self.rf_preds(start).iter().copied())
             .find(|&u| u != NONE && inside(u))
             .expect("a vertex of a cycle has a predecessor on it");
-        let mut path = self.path(start, pred).unwrap_or_else(|| vec![start, pred]);
+        // A strongly connected component holds a path between any two of
+        // its vertices, and the search stays inside it.
+        let mut path = if pred == start {
+            vec![start]
+        } else {
+            self.path_within(start, pred, inside)
+                .expect("a strongly connected component holds a path between its vertices")
+        };
         path.push(start);
         path
+    }
+}
+
+/// Repeated "does `a` happen before `r`" for one `r`: forward searches
+/// while they stay small; after one that did not, `r`'s whole causal past
+/// is computed once and answers the rest.
+pub struct PastOf<'c> {
+    c: &'c Causality,
+    r: u32,
+    direct: crate::fxhash::FxHashSet<u32>,
+    ancestors: std::cell::RefCell<Option<Vec<u64>>>,
+}
+
+impl<'c> PastOf<'c> {
+    pub fn new(c: &'c Causality, r: u32) -> Self {
+        PastOf {
+            c,
+            r,
+            direct: c.direct_preds(r),
+            ancestors: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Whether op `a` happens before `r` (exact).
+    pub fn contains(&self, a: u32) -> bool {
+        let (c, r) = (self.c, self.r);
+        if c.seq[a as usize] == 0 || c.seq[r as usize] == 0 || a == r {
+            return false;
+        }
+        let mut anc = self.ancestors.borrow_mut();
+        if let Some(bits) = anc.as_ref() {
+            return bits[a as usize / 64] & (1 << (a % 64)) != 0;
+        }
+        let (found, big) = c.search(a, r, &self.direct);
+        if big {
+            *anc = Some(c.ancestors(r));
+        }
+        found
+    }
+}
+
+/// Vertices a reachability search tracks in a hash set before it moves to
+/// a bit set over every op.
+pub const SMALL_SEARCH: usize = 1 << 14;
+
+/// The visited set of a reachability search: a hash set while small, then
+/// a bit set over all ops.
+#[derive(Default)]
+struct Visited {
+    small: crate::fxhash::FxHashSet<u32>,
+    bits: Vec<u64>,
+}
+
+impl Visited {
+    /// Inserts `v` (an op of `n`); whether it was new.
+    fn insert(&mut self, v: u32, n: usize) -> bool {
+        if !self.bits.is_empty() {
+            let (w, b) = (v as usize / 64, 1u64 << (v % 64));
+            let new = self.bits[w] & b == 0;
+            self.bits[w] |= b;
+            return new;
+        }
+        if !self.small.insert(v) {
+            return false;
+        }
+        if self.small.len() > SMALL_SEARCH {
+            self.bits = vec![0; n.div_ceil(64)];
+            for x in self.small.drain() {
+                self.bits[x as usize / 64] |= 1 << (x % 64);
+            }
+        }
+        true
     }
 }
 

@@ -276,7 +276,7 @@ fn parse(buf: &[u8], start: usize, out: &mut Chunk) -> Option<(RawEvent, usize)>
             }
             b"meta" => {
                 if !c.lit(b"null") {
-                    if !matches!(c.peek(), Some(b'{' | b'[' | b'"')) {
+                    if c.peek() != Some(b'{') {
                         return None;
                     }
                     let mut it = serde_json::Deserializer::from_slice(&buf[c.i..])

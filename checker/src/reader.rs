@@ -60,7 +60,7 @@ impl<R: BufRead> EventReader<R> {
                 message: "blank line (every line must hold one event)".into(),
             }));
         }
-        match serde_json::from_slice::<Event>(body) {
+        match crate::history::parse_event_line(body) {
             Ok(ev) => Ok(Some((line, ev))),
             Err(e) => Err(Ok(InvalidHistory {
                 line,
@@ -169,7 +169,7 @@ mod parallel {
                 error = Some((lines, "blank line (every line must hold one event)".into()));
                 break;
             }
-            match serde_json::from_slice::<Event>(body) {
+            match crate::history::parse_event_line(body) {
                 Ok(ev) => events.push((lines, Item::Slow(ev))),
                 Err(e) => {
                     error = Some((lines, describe_json_error(&e)));

@@ -153,13 +153,26 @@ impl Guarantee {
     }
 
     /// Parses `--guarantees`: a comma-separated list of names, or `none`.
+    /// An empty list or an empty name in it (`""`, `causal,`) is refused:
+    /// "check nothing" is spelled `none`.
     pub fn parse_list(s: &str) -> Result<Vec<Guarantee>, String> {
         let s = s.trim();
-        if s == "none" || s.is_empty() {
+        if s == "none" {
             return Ok(Vec::new());
+        }
+        if s.is_empty() {
+            return Err(
+                "the list is empty; give a comma-separated list of guarantees, or none to check only what is always forbidden"
+                    .to_string(),
+            );
         }
         let mut out = Vec::new();
         for part in s.split(',') {
+            if part.trim().is_empty() {
+                return Err(format!(
+                    "{s:?} has an empty name; give a comma-separated list of guarantees without empty entries, or none"
+                ));
+            }
             let g: Guarantee = part.trim().parse()?;
             if !out.contains(&g) {
                 out.push(g);

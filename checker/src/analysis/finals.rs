@@ -53,7 +53,7 @@ pub struct FinalsOut {
     pub policy: Json,
     /// Keys per class, by name, capped at 20 keys each.
     pub classes_by_key: Json,
-    pub counter_deficit: i64,
+    pub counter_deficit: i128,
 }
 
 /// The last `ok` final op of each node (`NONE` when a node has none).
@@ -168,7 +168,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let mut list_losses: Vec<(u32, Vec<usize>)> = Vec::new();
     let mut classes: BTreeMap<&'static str, Vec<Json>> = BTreeMap::new();
     let mut policy = Policy::default();
-    let mut counter_deficit = 0i64;
+    let mut counter_deficit = 0i128;
     let mut unknown_reads = UnknownReads::new(h, x.c);
 
     for k in 0..h.keys.len() as u32 {
@@ -267,9 +267,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 }
             }
             Some(KeyKind::Counter) => {
-                let (mut lo, mut hi) = (0i64, 0i64);
+                // Exact bounds: sums of i64 increments can leave i64
+                // (anomalies.md, Clarifications: integers).
+                let (mut lo, mut hi) = (0i128, 0i128);
                 for &w in &h.key_writes[k as usize] {
-                    let d = h.mops[w as usize].arg;
+                    let d = h.mops[w as usize].arg as i128;
                     match h.op_of(w).outcome {
                         Outcome::Ok => {
                             lo += d;
@@ -281,16 +283,16 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     }
                 }
                 let low: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] < lo)
+                    .filter(|&i| (states[i][0] as i128) < lo)
                     .map(|i| (with_final[i], states[i][0]))
                     .collect();
                 let high: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] > hi)
+                    .filter(|&i| states[i][0] as i128 > hi)
                     .map(|i| (with_final[i], states[i][0]))
                     .collect();
                 if !low.is_empty() {
                     lost_here = true;
-                    let deficit = low.iter().map(|&(_, v)| lo - v).max().unwrap_or(0);
+                    let deficit = low.iter().map(|&(_, v)| lo - v as i128).max().unwrap_or(0);
                     counter_deficit += deficit;
                     f.add(Anomaly::LostWrite, || {
                         counter_example(x, k, &finals, &low, lo, hi, true)

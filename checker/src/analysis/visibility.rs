@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use crate::causality::{Causality, Clock};
+use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::fxhash::FxHashMap;
 use crate::history::KeyKind;
@@ -61,15 +61,14 @@ impl Visibility {
                 continue;
             }
             let r = r as u32;
-            let direct = c.direct_preds(r);
+            let past_of = PastOf::new(c, r);
             for mi in op.mops() {
                 let m = &h.mops[mi];
                 if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                     continue;
                 }
-                let past = |slot: usize| {
-                    idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r, &direct)
-                };
+                let past =
+                    |slot: usize| idx.slot_op[slot] != r && past_of.contains(idx.slot_op[slot]);
                 match h.key_kind[m.key as usize] {
                     Some(KeyKind::List) | Some(KeyKind::Set) => {
                         self.check_collection(h, idx, mi as u32, past)
@@ -134,6 +133,9 @@ impl Visibility {
         if observed.iter().any(|&w| h.mops[w as usize].op == r) {
             return;
         }
+        if observed.len() >= 2 {
+            return self.check_siblings(h, idx, mi, &observed, past);
+        }
         // The latest write of each process in the past. Only one that
         // happens after an observed write can be missing; within a process
         // those form a suffix of its writes (session order), so the past
@@ -164,6 +166,62 @@ impl Visibility {
             });
         }
     }
+}
+
+impl Visibility {
+    /// A read that observed siblings must reflect every write in its
+    /// causal past: a write `a →hb read` that is neither observed nor
+    /// happens before some observed sibling is missing (anomalies.md,
+    /// Clarifications: registers with siblings), whichever process wrote it.
+    /// Within one process's writes both "in the past" and "happens before
+    /// an observed sibling" hold for a prefix (session order), so each is
+    /// found by a binary search and the missing writes lie between.
+    fn check_siblings(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        mi: u32,
+        observed: &[u32],
+        past: impl Fn(usize) -> bool,
+    ) {
+        let m = &h.mops[mi as usize];
+        let mut missing = Vec::new();
+        for g in idx.groups(m.key) {
+            let slots = g.start..g.end;
+            let in_past = g.start + partition(slots.clone(), &past);
+            let before_observed = g.start
+                + partition(slots, &|j: usize| {
+                    observed.iter().any(|&o| idx.hb(h, idx.writes[j], o))
+                });
+            for j in before_observed..in_past {
+                let w = idx.writes[j];
+                if !observed.contains(&w) {
+                    missing.push(w);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
+        }
+    }
+}
+
+/// The length of the prefix of `slots` for which `holds` is true (`holds`
+/// is true on a prefix and false after it).
+fn partition(slots: std::ops::Range<usize>, holds: &impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0usize, slots.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(slots.start + mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Names and reports each violation: `read-your-writes` when the reader's
