@@ -56,6 +56,28 @@ pub struct FinalsOut {
     pub counter_deficit: i128,
 }
 
+/// Whether register write `w` is followed by another write of its key in
+/// its own transaction (which replaces it: it is never lost).
+fn overwritten_in_txn(h: &History, w: u32) -> bool {
+    let m = &h.mops[w as usize];
+    let op = &h.ops[m.op as usize];
+    (w as usize + 1..op.mops().end).any(|j| h.mops[j].key == m.key && h.mops[j].is_write())
+}
+
+/// Per node: whether it needs a final read, i.e. some transaction (not a
+/// final) that completed `ok` or `info` named it (anomalies.md,
+/// Clarifications). A node named only by failed transactions or by finals
+/// need not have one.
+pub fn needs_final(h: &History) -> Vec<bool> {
+    let mut need = vec![false; h.nodes.len()];
+    for op in &h.ops {
+        if !op.is_final && op.outcome != Outcome::Fail {
+            need[op.node as usize] = true;
+        }
+    }
+    need
+}
+
 /// The last `ok` final op of each node (`NONE` when a node has none).
 pub fn last_finals(h: &History) -> Vec<u32> {
     let mut last = vec![NONE; h.nodes.len()];
@@ -135,8 +157,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     // Nodes in name order, so examples list them as a reader expects.
     let mut with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
     with_final.sort_by(|&a, &b| h.nodes[a].cmp(&h.nodes[b]));
+    let need = needs_final(h);
     let mut without: Vec<&str> = (0..h.nodes.len())
-        .filter(|&n| finals[n] == NONE)
+        .filter(|&n| finals[n] == NONE && need[n])
         .map(|n| h.nodes[n].as_str())
         .collect();
     without.sort_unstable();
@@ -322,6 +345,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     };
                     let _ = i;
                     for &w in &acked {
+                        // Only a transaction's last write of the key is
+                        // judged (anomalies.md, Clarifications).
+                        if overwritten_in_txn(h, w) {
+                            continue;
+                        }
                         if state.contains(&w) {
                             continue;
                         }
