@@ -359,6 +359,10 @@ fn mops(c: &mut Cur, out: &mut Chunk) -> Option<()> {
                 m.read = 1;
                 m.arg = c.int()?;
             }
+        } else if f == MopFn::Delete {
+            if !c.lit(b"null") {
+                return None;
+            }
         } else {
             m.arg = c.int()?;
         }

@@ -237,6 +237,8 @@ pub enum MopFn {
     Incr,
     /// `r`: read.
     Read,
+    /// `d`: register delete (a write of "no value"; its argument is `null`).
+    Delete,
 }
 
 impl MopFn {
@@ -247,6 +249,7 @@ impl MopFn {
             MopFn::Add => "add",
             MopFn::Incr => "incr",
             MopFn::Read => "r",
+            MopFn::Delete => "d",
         }
     }
 
@@ -257,6 +260,7 @@ impl MopFn {
             "add" => MopFn::Add,
             "incr" => MopFn::Incr,
             "r" => MopFn::Read,
+            "d" => MopFn::Delete,
             _ => return None,
         })
     }
@@ -276,7 +280,7 @@ impl KeyKind {
     /// The kind a write function gives its key; `None` for reads.
     pub fn of_write(f: MopFn) -> Option<KeyKind> {
         match f {
-            MopFn::Write => Some(KeyKind::Register),
+            MopFn::Write | MopFn::Delete => Some(KeyKind::Register),
             MopFn::Append => Some(KeyKind::List),
             MopFn::Add => Some(KeyKind::Set),
             MopFn::Incr => Some(KeyKind::Counter),
@@ -307,13 +311,15 @@ pub enum Mop {
     Incr(Key, i64),
     /// `["r", k, observed]`
     Read(Key, ReadValue),
+    /// `["d", k, null]`: register delete.
+    Delete(Key),
 }
 
 impl Mop {
     pub fn key(&self) -> &Key {
         match self {
             Mop::Write(k, _) | Mop::Append(k, _) | Mop::Add(k, _) | Mop::Incr(k, _) => k,
-            Mop::Read(k, _) => k,
+            Mop::Read(k, _) | Mop::Delete(k) => k,
         }
     }
 
@@ -324,14 +330,15 @@ impl Mop {
             Mop::Add(..) => MopFn::Add,
             Mop::Incr(..) => MopFn::Incr,
             Mop::Read(..) => MopFn::Read,
+            Mop::Delete(..) => MopFn::Delete,
         }
     }
 
-    /// The written value or delta, for writes.
+    /// The written value or delta, for writes (a delete has none).
     pub fn write_arg(&self) -> Option<i64> {
         match self {
             Mop::Write(_, v) | Mop::Append(_, v) | Mop::Add(_, v) | Mop::Incr(_, v) => Some(*v),
-            Mop::Read(..) => None,
+            Mop::Read(..) | Mop::Delete(..) => None,
         }
     }
 
@@ -367,13 +374,28 @@ impl<'de> Deserialize<'de> for Mop {
                 })?;
                 let func = MopFn::parse(&f).ok_or_else(|| {
                     de::Error::custom(format!(
-                        "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\""
+                        "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\", \"d\""
                     ))
                 })?;
                 let key: Key = seq.next_element()?.ok_or_else(|| {
                     de::Error::custom(format!("micro-operation [{f:?}, ...] has no key"))
                 })?;
-                let mop = if func == MopFn::Read {
+                let mop = if func == MopFn::Delete {
+                    let v: Option<Option<de::IgnoredAny>> = seq.next_element()?;
+                    match v {
+                        Some(None) => Mop::Delete(key),
+                        None => {
+                            return Err(de::Error::custom(format!(
+                                "delete of key {key} has no third element (null)"
+                            )))
+                        }
+                        Some(Some(_)) => {
+                            return Err(de::Error::custom(format!(
+                                "delete of key {key} must carry null as its third element"
+                            )))
+                        }
+                    }
+                } else if func == MopFn::Read {
                     let v: ReadValue = seq.next_element()?.ok_or_else(|| {
                         de::Error::custom(format!("read of key {key} has no third element"))
                     })?;
@@ -387,7 +409,7 @@ impl<'de> Deserialize<'de> for Mop {
                         MopFn::Append => Mop::Append(key, v),
                         MopFn::Add => Mop::Add(key, v),
                         MopFn::Incr => Mop::Incr(key, v),
-                        MopFn::Read => unreachable!("handled above"),
+                        MopFn::Read | MopFn::Delete => unreachable!("handled above"),
                     }
                 };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {

@@ -164,7 +164,12 @@ impl History {
         for (k, ws) in self.key_writes.iter().enumerate() {
             if self.key_kind[k] != Some(KeyKind::Counter) {
                 let s = table.len();
-                table.extend(ws.iter().map(|&w| (self.mops[w as usize].arg, w)));
+                // Deletes write no value: a read never resolves to one.
+                table.extend(
+                    ws.iter()
+                        .filter(|&&w| self.mops[w as usize].f != MopFn::Delete)
+                        .map(|&w| (self.mops[w as usize].arg, w)),
+                );
                 table[s..].sort_unstable();
             }
             start.push(table.len() as u32);
@@ -847,6 +852,9 @@ fn type_name(t: EventType) -> &'static str {
 
 fn describe_mop(m: &MopView) -> String {
     let k = KeyJson(&m.key.to_key());
+    if m.f == MopFn::Delete {
+        return format!("[\"d\", {k}, null]");
+    }
     match m.write_arg() {
         Some(v) => format!("[{:?}, {k}, {v}]", m.f.as_str()),
         None => format!("[\"r\", {k}, ...]"),
@@ -855,7 +863,9 @@ fn describe_mop(m: &MopView) -> String {
 
 fn describe_rec(m: &MopRec, keys: &[Key]) -> String {
     let k = KeyJson(&keys[m.key as usize]);
-    if m.is_write() {
+    if m.f == MopFn::Delete {
+        format!("[\"d\", {k}, null]")
+    } else if m.is_write() {
         format!("[{:?}, {k}, {}]", m.f.as_str(), m.arg)
     } else {
         format!("[\"r\", {k}, ...]")

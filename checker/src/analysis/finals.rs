@@ -11,7 +11,7 @@ use super::loss_examples::{causal_example, conflict_example, counter_example, re
 use super::policy::Policy;
 use super::unknown_reads::UnknownReads;
 use crate::explain::{Explain, Findings};
-use crate::history::KeyKind;
+use crate::history::{KeyKind, MopFn};
 use crate::keys::{superseded_by, KeyIndex};
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
@@ -332,6 +332,13 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
             }
             Some(KeyKind::Register) => {
                 let mut losses: BTreeMap<u32, RegisterLoss> = BTreeMap::new();
+                // Acknowledged deletes of the key (each the last write of
+                // the key in its transaction).
+                let deletes: Vec<u32> = acked
+                    .iter()
+                    .copied()
+                    .filter(|&d| h.mops[d as usize].f == MopFn::Delete && !overwritten_in_txn(h, d))
+                    .collect();
                 for (i, &n) in with_final.iter().enumerate() {
                     let mop = reads[n][k as usize];
                     let state: Vec<u32> = if mop == NONE {
@@ -353,10 +360,32 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         if state.contains(&w) {
                             continue;
                         }
+                        let is_delete = |d: u32| h.mops[d as usize].f == MopFn::Delete;
+                        // An empty state holds the deletes; a write that
+                        // happens before an acknowledged delete is gone
+                        // rightly.
+                        if (state.is_empty() && is_delete(w))
+                            || deletes.iter().any(|&d| superseded_by(h, idx, w, d))
+                        {
+                            continue;
+                        }
                         let e = losses.entry(w).or_default();
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
-                            e.lost.push(node);
+                            // A causally older delete won, or a concurrent
+                            // one won the conflict; else the write is lost.
+                            let concurrent = |d: u32| {
+                                h.mops[d as usize].op != h.mops[w as usize].op
+                                    && !idx.hb(h, d, w)
+                                    && !idx.hb(h, w, d)
+                            };
+                            if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                                e.causal.push((node, d));
+                            } else if let Some(&d) = deletes.iter().find(|&&d| concurrent(d)) {
+                                e.conflict.push((node, vec![d]));
+                            } else {
+                                e.lost.push(node);
+                            }
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
                         } else if state
@@ -422,7 +451,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
-                    let held: Vec<u32> = if mop == NONE {
+                    let mut held: Vec<u32> = if mop == NONE {
                         Vec::new()
                     } else {
                         h.obs_writes(&h.mops[mop as usize])
@@ -431,6 +460,15 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             .filter(|w| frontier.contains(w))
                             .collect()
                     };
+                    // An empty state holds the frontier's deletes.
+                    if mop == NONE || h.obs_writes(&h.mops[mop as usize]).is_empty() {
+                        held.extend(
+                            frontier
+                                .iter()
+                                .copied()
+                                .filter(|&d| h.mops[d as usize].f == MopFn::Delete),
+                        );
+                    }
                     // Discarded frontier writes that a held write may have
                     // superseded through an unknown read are no conflict.
                     let state: Vec<u32> = if mop == NONE {

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::fxhash::FxHashMap;
-use crate::history::KeyKind;
+use crate::history::{KeyKind, MopFn};
 use crate::keys::KeyIndex;
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Example};
@@ -133,6 +133,13 @@ impl Visibility {
         if observed.iter().any(|&w| h.mops[w as usize].op == r) {
             return;
         }
+        // A read of nothing after its own transaction's delete sees that.
+        let own_last = (h.ops[r as usize].mops_start..mi)
+            .rev()
+            .find(|&j| h.mops[j as usize].key == m.key && h.mops[j as usize].is_write());
+        if observed.is_empty() && own_last.is_some_and(|j| h.mops[j as usize].f == MopFn::Delete) {
+            return;
+        }
         if observed.len() >= 2 {
             return self.check_siblings(h, idx, mi, &observed, past);
         }
@@ -154,6 +161,20 @@ impl Visibility {
                 latest.push(idx.writes[j]);
             }
         }
+        // A read of nothing reflects the deletes in its past (a read of
+        // `null` cannot tell a delete from the initial state, so it has no
+        // reads-from edge): they count as what it observed.
+        let deletes: Vec<u32>;
+        let observed = if observed.is_empty() {
+            deletes = latest
+                .iter()
+                .copied()
+                .filter(|&w| h.mops[w as usize].f == MopFn::Delete)
+                .collect();
+            &deletes
+        } else {
+            &observed
+        };
         let missing: Vec<u32> = latest
             .into_iter()
             .filter(|a| !observed.contains(a))
