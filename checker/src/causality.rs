@@ -932,3 +932,99 @@ fn join_preds(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::testutil::history;
+
+    fn build(h: &History) -> Causality {
+        let (seq, prev) = session(h);
+        let rf = ReadsFrom::new(h, &Writers::new(h, &seq));
+        Causality::build(h, seq, prev, rf, |_, _, _| {})
+    }
+
+    fn reaches(c: &Causality, a: u32, b: u32) -> bool {
+        c.reaches(a, b, &c.direct_preds(b))
+    }
+
+    #[test]
+    fn session_and_reads_from_edges_give_happens_before() {
+        // op0: p0 appends x 1; op1: p1 reads x [1]; op2: p1 appends y 2;
+        // op3: p2 appends z 3 (unrelated).
+        let h = history(&[
+            (0, "n1", "txn", r#"[["append","x",1]]"#),
+            (1, "n2", "txn", r#"[["r","x",[1]]]"#),
+            (1, "n2", "txn", r#"[["append","y",2]]"#),
+            (2, "n3", "txn", r#"[["append","z",3]]"#),
+        ]);
+        let c = build(&h);
+        assert!(c.cycles.is_empty());
+        assert!(reaches(&c, 0, 1) && reaches(&c, 0, 2) && reaches(&c, 1, 2));
+        assert!(!reaches(&c, 2, 0) && !reaches(&c, 0, 3) && !reaches(&c, 3, 2));
+        assert!(!reaches(&c, 0, 0));
+        assert_eq!(c.path(0, 2), Some(vec![0, 1, 2]));
+        assert_eq!(c.path(2, 0), None);
+        assert_eq!(c.edge_kind(0, 1), EdgeKind::ReadsFrom);
+        assert_eq!(c.edge_kind(1, 2), EdgeKind::Session);
+        let anc = c.ancestors(2);
+        let has = |v: u32| anc[v as usize / 64] & (1 << (v % 64)) != 0;
+        assert!(has(0) && has(1) && !has(2) && !has(3));
+        let past = PastOf::new(&c, 2);
+        assert!(past.contains(0) && past.contains(1) && !past.contains(3) && !past.contains(2));
+    }
+
+    #[test]
+    fn a_cycle_is_found_and_walked_edge_by_edge() {
+        // Each transaction reads the other's append: a two-vertex cycle,
+        // then a third op after it on p0.
+        let mut text = String::new();
+        let lines = [
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","x",1],["r","y",null]]}"#,
+            r#"{"index":1,"time":1,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["append","y",2],["r","x",null]]}"#,
+            r#"{"index":2,"time":2,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1],["r","y",[2]]]}"#,
+            r#"{"index":3,"time":3,"type":"ok","process":1,"node":"n2","f":"txn","value":[["append","y",2],["r","x",[1]]]}"#,
+            r#"{"index":4,"time":4,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","z",3]]}"#,
+            r#"{"index":5,"time":5,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","z",3]]}"#,
+        ];
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let h = crate::reader::read_history(text.as_bytes()).ok().expect("valid");
+        let c = build(&h);
+        assert_eq!(c.cycles, vec![vec![0, 1]]);
+        let cycle = c.cycle_path(&c.cycles[0]);
+        assert_eq!(cycle.first(), cycle.last());
+        assert_eq!(cycle.len(), 3);
+        for w in cycle.windows(2) {
+            assert!(c.direct_preds(w[1]).contains(&w[0]), "edge {w:?}");
+        }
+        // Inside the cycle both ways; the later op is reached from both.
+        assert!(reaches(&c, 0, 1) && reaches(&c, 1, 0));
+        assert!(reaches(&c, 1, 2) && !reaches(&c, 2, 1));
+    }
+
+    #[test]
+    fn reachability_is_exact_past_the_small_search() {
+        // A session chain longer than the hash-set phase of the search: op 0
+        // reaches the last op only through every op between.
+        let n = SMALL_SEARCH + 50;
+        let mut ops: Vec<(u64, &str, &str, &str)> = vec![(0, "n1", "txn", r#"[["append","x",1]]"#)];
+        ops.extend(std::iter::repeat_n((0, "n1", "txn", r#"[["r","z",null]]"#), n));
+        ops.push((1, "n2", "txn", r#"[["append","w",5]]"#));
+        let h = history(&ops);
+        let c = build(&h);
+        let last = n as u32;
+        assert!(reaches(&c, 0, last));
+        assert!(!reaches(&c, 0, last + 1));
+        let (found, big) = c.search(0, last, &c.direct_preds(last));
+        assert!(found && big, "the search outgrew the hash set");
+        let past = PastOf::new(&c, last);
+        assert!(past.contains(0));
+        assert!(past.contains(1), "answered from the ancestors");
+        assert!(!past.contains(last + 1));
+        assert_eq!(c.path(0, last).map(|p| p.len()), Some(n + 1));
+    }
+}

@@ -650,3 +650,103 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Verdict;
+    use crate::testutil::{check, found, history};
+
+    #[test]
+    fn empty_states_normalize_alike() {
+        let h = history(&[
+            (0, "n1", "txn", r#"[["add","s",1],["incr","c",2],["w","r",3]]"#),
+            (1, "n1", "final", r#"[["r","s",null],["r","c",null],["r","r",null]]"#),
+            (2, "n2", "final", r#"[["r","s",[]],["r","c",0],["r","r",[]]]"#),
+        ]);
+        let reads = |op: usize| -> Vec<u32> { h.ops[op].mops().map(|m| m as u32).collect() };
+        let (a, b) = (reads(1), reads(2));
+        for (i, kind) in [KeyKind::Set, KeyKind::Counter, KeyKind::Register].into_iter().enumerate() {
+            assert_eq!(normalize(&h, Some(kind), a[i]), normalize(&h, Some(kind), b[i]), "{kind:?}");
+        }
+        assert_eq!(normalize(&h, Some(KeyKind::Counter), a[1]), vec![0]);
+        assert_eq!(normalize(&h, Some(KeyKind::Counter), NONE), vec![0]);
+        assert!(normalize(&h, Some(KeyKind::Set), NONE).is_empty());
+    }
+
+    #[test]
+    fn only_nodes_of_ok_or_info_transactions_need_a_final_read() {
+        let mut text = String::new();
+        let lines = [
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"index":1,"time":1,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"index":2,"time":2,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}"#,
+            r#"{"index":3,"time":3,"type":"fail","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}"#,
+            r#"{"index":4,"time":4,"type":"invoke","process":2,"node":"n3","f":"txn","value":[["append","x",3]]}"#,
+            r#"{"index":5,"time":5,"type":"info","process":2,"node":"n3","f":"txn","value":null}"#,
+            r#"{"index":6,"time":6,"type":"invoke","process":3,"node":"n4","f":"final","value":[["r","x",null]]}"#,
+            r#"{"index":7,"time":7,"type":"ok","process":3,"node":"n4","f":"final","value":[["r","x",[1,3]]]}"#,
+        ];
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let h = crate::reader::read_history(text.as_bytes()).ok().expect("valid");
+        let need: Vec<(String, bool)> = h.nodes.iter().cloned().zip(needs_final(&h)).collect();
+        let need: BTreeMap<String, bool> = need.into_iter().collect();
+        assert_eq!(need["n1"], true);
+        assert_eq!(need["n2"], false, "only a failed transaction");
+        assert_eq!(need["n3"], true, "an indeterminate one");
+        assert_eq!(need["n4"], false, "only finals");
+    }
+
+    #[test]
+    fn a_write_replaced_in_its_own_transaction_is_not_judged() {
+        let h = history(&[(0, "n1", "txn", r#"[["w","x",1],["r","x",1],["w","x",2],["w","y",3]]"#)]);
+        let m = |i: usize| (h.ops[0].mops_start as usize + i) as u32;
+        assert!(overwritten_in_txn(&h, m(0)));
+        assert!(!overwritten_in_txn(&h, m(2)) && !overwritten_in_txn(&h, m(3)));
+    }
+
+    #[test]
+    fn counter_bounds_are_exact_past_i64() {
+        let max = i64::MAX;
+        // Two ok increments of i64::MAX, final -2 (the wrapped sum): lost.
+        let v = format!(r#"[["incr","c",{max}]]"#);
+        let r = check(&[
+            (0, "n1", "txn", &v),
+            (1, "n1", "txn", &v),
+            (2, "n1", "final", r#"[["r","c",-2]]"#),
+        ]);
+        assert_eq!(found(&r), vec![(Anomaly::LostWrite, 1)]);
+        let amount = &r.anomalies[&Anomaly::LostWrite].examples[0].detail["amount"];
+        assert_eq!(amount, &serde_json::json!("18446744073709551616"));
+        // The final i64::MAX itself: valid.
+        let r = check(&[
+            (0, "n1", "txn", &v),
+            (1, "n1", "final", &format!(r#"[["r","c",{max}]]"#)),
+        ]);
+        assert_eq!(r.verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn deletes_decide_what_an_empty_final_state_means() {
+        // p0 writes 1 then deletes: fine. p1 deletes before writing 2 on
+        // key y: causal-overwrite. z: a write and a concurrent delete:
+        // conflict-loss.
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (0, "n1", "txn", r#"[["d","x",null]]"#),
+            (1, "n1", "txn", r#"[["d","y",null]]"#),
+            (1, "n1", "txn", r#"[["w","y",2]]"#),
+            (2, "n1", "txn", r#"[["w","z",3]]"#),
+            (3, "n2", "txn", r#"[["d","z",null]]"#),
+            (4, "n1", "final", r#"[["r","x",null],["r","y",null],["r","z",null]]"#),
+            (5, "n2", "final", r#"[["r","x",null],["r","y",null],["r","z",null]]"#),
+        ]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::ConflictLoss, 1), (Anomaly::CausalOverwrite, 1)]
+        );
+    }
+}
