@@ -680,9 +680,16 @@ impl Causality {
         bits
     }
 
-    /// The kind of a stored edge `from → to`.
+    /// The kind of a step `from → to` of a path: session when both are of
+    /// one process, `from` first (a stored edge, or a run of them that
+    /// [`Causality::path`] shortened), else reads-from.
     pub fn edge_kind(&self, from: u32, to: u32) -> EdgeKind {
-        if self.prev[to as usize] == from {
+        let (f, t) = (from as usize, to as usize);
+        if self.prev[t] == from
+            || (self.procs_of[f] == self.procs_of[t]
+                && self.seq[f] != 0
+                && self.seq[f] < self.seq[t])
+        {
             EdgeKind::Session
         } else {
             EdgeKind::ReadsFrom
@@ -725,12 +732,31 @@ impl Causality {
                         x = parent[&x];
                         path.push(x);
                     }
-                    return Some(path);
+                    return Some(self.shorten(path));
                 }
                 queue.push_back(u);
             }
         }
         None
+    }
+
+    /// A path of more than [`LONG_PATH`] steps with its runs of session
+    /// edges (one process's consecutive operations) cut to their ends, so
+    /// an explanation names what matters however far back it reaches.
+    fn shorten(&self, path: Vec<u32>) -> Vec<u32> {
+        if path.len() <= LONG_PATH {
+            return path;
+        }
+        let same = |a: u32, b: u32| self.prev[b as usize] == a;
+        let mut out = vec![path[0]];
+        for i in 1..path.len() {
+            let v = path[i];
+            let inner_run = i + 1 < path.len() && same(path[i - 1], v) && same(v, path[i + 1]);
+            if !inner_run {
+                out.push(v);
+            }
+        }
+        out
     }
 
     /// A cycle through the given strongly connected component, as ops
@@ -795,6 +821,9 @@ impl<'c> PastOf<'c> {
         found
     }
 }
+
+/// Paths longer than this (in vertices) are shortened for explanations.
+pub const LONG_PATH: usize = 32;
 
 /// Vertices a reachability search tracks in a hash set before it moves to
 /// a bit set over every op.
@@ -992,7 +1021,9 @@ mod tests {
             text.push_str(l);
             text.push('\n');
         }
-        let h = crate::reader::read_history(text.as_bytes()).ok().expect("valid");
+        let h = crate::reader::read_history(text.as_bytes())
+            .ok()
+            .expect("valid");
         let c = build(&h);
         assert_eq!(c.cycles, vec![vec![0, 1]]);
         let cycle = c.cycle_path(&c.cycles[0]);
@@ -1012,7 +1043,10 @@ mod tests {
         // reaches the last op only through every op between.
         let n = SMALL_SEARCH + 50;
         let mut ops: Vec<(u64, &str, &str, &str)> = vec![(0, "n1", "txn", r#"[["append","x",1]]"#)];
-        ops.extend(std::iter::repeat_n((0, "n1", "txn", r#"[["r","z",null]]"#), n));
+        ops.extend(std::iter::repeat_n(
+            (0, "n1", "txn", r#"[["r","z",null]]"#),
+            n,
+        ));
         ops.push((1, "n2", "txn", r#"[["append","w",5]]"#));
         let h = history(&ops);
         let c = build(&h);
@@ -1025,6 +1059,8 @@ mod tests {
         assert!(past.contains(0));
         assert!(past.contains(1), "answered from the ancestors");
         assert!(!past.contains(last + 1));
-        assert_eq!(c.path(0, last).map(|p| p.len()), Some(n + 1));
+        // A long session run is cut to its ends for explanations.
+        assert_eq!(c.path(0, last), Some(vec![0, last]));
+        assert_eq!(c.edge_kind(0, last), EdgeKind::Session);
     }
 }

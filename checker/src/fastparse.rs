@@ -456,12 +456,7 @@ mod agreement {
     use crate::history::{parse_event_line, Process};
 
     fn int() -> impl Strategy<Value = i64> {
-        prop_oneof![
-            -3i64..40,
-            Just(i64::MAX),
-            Just(i64::MIN),
-            any::<i64>(),
-        ]
+        prop_oneof![-3i64..40, Just(i64::MAX), Just(i64::MIN), any::<i64>(),]
     }
 
     fn key() -> impl Strategy<Value = Value> {
@@ -538,7 +533,10 @@ mod agreement {
     /// integer, a truncation, a duplicated field, a leading zero.
     fn edit(line: &str, which: u8, at: usize) -> String {
         let at = if line.is_empty() { 0 } else { at % line.len() };
-        let at = (0..=at).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        let at = (0..=at)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
         match which {
             0 => line.to_string(),
             1 => format!("{} {}", &line[..at], &line[at..]),

@@ -78,7 +78,7 @@ impl fmt::Display for Process {
 /// serde_json reads an integer literal beyond `u64` as a float, so an
 /// integral float at or past ±2^63 is such a literal (or written as one).
 fn not_i64(what: &str, v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() >= 9.223372036854775807e18 {
+    if v.fract() == 0.0 && v.abs() >= i64::MAX as f64 {
         format!("{what} {v:e} is outside the signed 64-bit range (history integers are i64)")
     } else {
         format!("{what} {v} is not an integer (floating point)")

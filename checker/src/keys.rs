@@ -360,11 +360,18 @@ mod tests {
             .map(|i| (0, "n1", "txn", format!(r#"[["append","x",{i}]]"#)))
             .collect();
         let all: Vec<String> = (0..70).map(|i| i.to_string()).collect();
-        ops.push((1, "n2", "txn", format!(r#"[["r","x",[{}]]]"#, all.join(","))));
+        ops.push((
+            1,
+            "n2",
+            "txn",
+            format!(r#"[["r","x",[{}]]]"#, all.join(",")),
+        ));
         ops.push((1, "n2", "txn", r#"[["append","x",100]]"#.to_string()));
         ops.push((2, "n3", "txn", r#"[["append","x",200]]"#.to_string()));
-        let ops: Vec<(u64, &str, &str, &str)> =
-            ops.iter().map(|(p, n, f, v)| (*p, *n, *f, v.as_str())).collect();
+        let ops: Vec<(u64, &str, &str, &str)> = ops
+            .iter()
+            .map(|(p, n, f, v)| (*p, *n, *f, v.as_str()))
+            .collect();
         let h = history(&ops);
         let idx = index(&h);
         let (first, last, after, other) = (
@@ -376,7 +383,9 @@ mod tests {
         assert!(!idx.small(h.mops[first as usize].key));
         assert!(idx.hb(&h, first, last) && !idx.hb(&h, last, first));
         assert!(idx.hb(&h, first, after) && idx.hb(&h, last, after));
-        assert!(!idx.hb(&h, after, other) && !idx.hb(&h, other, after) && !idx.hb(&h, first, other));
+        assert!(
+            !idx.hb(&h, after, other) && !idx.hb(&h, other, after) && !idx.hb(&h, first, other)
+        );
         assert_eq!(idx.projection(after).map(|p| p.len()), Some(3));
     }
 }

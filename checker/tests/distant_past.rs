@@ -22,21 +22,53 @@ fn history(n: usize) -> Vec<u8> {
         ));
         index += 1;
     };
-    let txn = |out: &mut String, line: &mut dyn FnMut(&mut String, &str), p: u32, node: &str, f: &str, inv: &str, ok: &str| {
+    let txn = |out: &mut String,
+               line: &mut dyn FnMut(&mut String, &str),
+               p: u32,
+               node: &str,
+               f: &str,
+               inv: &str,
+               ok: &str| {
         line(
             out,
             &format!("\"type\":\"invoke\",\"process\":{p},\"node\":\"{node}\",\"f\":\"{f}\",\"value\":{inv}"),
         );
         line(
             out,
-            &format!("\"type\":\"ok\",\"process\":{p},\"node\":\"{node}\",\"f\":\"{f}\",\"value\":{ok}"),
+            &format!(
+                "\"type\":\"ok\",\"process\":{p},\"node\":\"{node}\",\"f\":\"{f}\",\"value\":{ok}"
+            ),
         );
     };
-    txn(&mut out, &mut line, 0, "n1", "txn", r#"[["append","x",1]]"#, r#"[["append","x",1]]"#);
+    txn(
+        &mut out,
+        &mut line,
+        0,
+        "n1",
+        "txn",
+        r#"[["append","x",1]]"#,
+        r#"[["append","x",1]]"#,
+    );
     for _ in 0..n {
-        txn(&mut out, &mut line, 0, "n1", "txn", r#"[["r","z",null]]"#, r#"[["r","z",null]]"#);
+        txn(
+            &mut out,
+            &mut line,
+            0,
+            "n1",
+            "txn",
+            r#"[["r","z",null]]"#,
+            r#"[["r","z",null]]"#,
+        );
     }
-    txn(&mut out, &mut line, 0, "n1", "txn", r#"[["append","y",2]]"#, r#"[["append","y",2]]"#);
+    txn(
+        &mut out,
+        &mut line,
+        0,
+        "n1",
+        "txn",
+        r#"[["append","y",2]]"#,
+        r#"[["append","y",2]]"#,
+    );
     for (p, node) in [(1, "n1"), (2, "n2")] {
         txn(
             &mut out,

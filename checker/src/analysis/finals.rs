@@ -660,14 +660,36 @@ mod tests {
     #[test]
     fn empty_states_normalize_alike() {
         let h = history(&[
-            (0, "n1", "txn", r#"[["add","s",1],["incr","c",2],["w","r",3]]"#),
-            (1, "n1", "final", r#"[["r","s",null],["r","c",null],["r","r",null]]"#),
-            (2, "n2", "final", r#"[["r","s",[]],["r","c",0],["r","r",[]]]"#),
+            (
+                0,
+                "n1",
+                "txn",
+                r#"[["add","s",1],["incr","c",2],["w","r",3]]"#,
+            ),
+            (
+                1,
+                "n1",
+                "final",
+                r#"[["r","s",null],["r","c",null],["r","r",null]]"#,
+            ),
+            (
+                2,
+                "n2",
+                "final",
+                r#"[["r","s",[]],["r","c",0],["r","r",[]]]"#,
+            ),
         ]);
         let reads = |op: usize| -> Vec<u32> { h.ops[op].mops().map(|m| m as u32).collect() };
         let (a, b) = (reads(1), reads(2));
-        for (i, kind) in [KeyKind::Set, KeyKind::Counter, KeyKind::Register].into_iter().enumerate() {
-            assert_eq!(normalize(&h, Some(kind), a[i]), normalize(&h, Some(kind), b[i]), "{kind:?}");
+        for (i, kind) in [KeyKind::Set, KeyKind::Counter, KeyKind::Register]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(
+                normalize(&h, Some(kind), a[i]),
+                normalize(&h, Some(kind), b[i]),
+                "{kind:?}"
+            );
         }
         assert_eq!(normalize(&h, Some(KeyKind::Counter), a[1]), vec![0]);
         assert_eq!(normalize(&h, Some(KeyKind::Counter), NONE), vec![0]);
@@ -691,7 +713,9 @@ mod tests {
             text.push_str(l);
             text.push('\n');
         }
-        let h = crate::reader::read_history(text.as_bytes()).ok().expect("valid");
+        let h = crate::reader::read_history(text.as_bytes())
+            .ok()
+            .expect("valid");
         let need: Vec<(String, bool)> = h.nodes.iter().cloned().zip(needs_final(&h)).collect();
         let need: BTreeMap<String, bool> = need.into_iter().collect();
         assert_eq!(need["n1"], true);
@@ -702,7 +726,12 @@ mod tests {
 
     #[test]
     fn a_write_replaced_in_its_own_transaction_is_not_judged() {
-        let h = history(&[(0, "n1", "txn", r#"[["w","x",1],["r","x",1],["w","x",2],["w","y",3]]"#)]);
+        let h = history(&[(
+            0,
+            "n1",
+            "txn",
+            r#"[["w","x",1],["r","x",1],["w","x",2],["w","y",3]]"#,
+        )]);
         let m = |i: usize| (h.ops[0].mops_start as usize + i) as u32;
         assert!(overwritten_in_txn(&h, m(0)));
         assert!(!overwritten_in_txn(&h, m(2)) && !overwritten_in_txn(&h, m(3)));
@@ -741,8 +770,18 @@ mod tests {
             (1, "n1", "txn", r#"[["w","y",2]]"#),
             (2, "n1", "txn", r#"[["w","z",3]]"#),
             (3, "n2", "txn", r#"[["d","z",null]]"#),
-            (4, "n1", "final", r#"[["r","x",null],["r","y",null],["r","z",null]]"#),
-            (5, "n2", "final", r#"[["r","x",null],["r","y",null],["r","z",null]]"#),
+            (
+                4,
+                "n1",
+                "final",
+                r#"[["r","x",null],["r","y",null],["r","z",null]]"#,
+            ),
+            (
+                5,
+                "n2",
+                "final",
+                r#"[["r","x",null],["r","y",null],["r","z",null]]"#,
+            ),
         ]);
         assert_eq!(
             found(&r),

@@ -349,7 +349,9 @@ mod tests {
 
     fn lines_report(lines: &[&str]) -> crate::report::Report {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        let h = crate::reader::read_history(text.as_bytes()).ok().expect("valid");
+        let h = crate::reader::read_history(text.as_bytes())
+            .ok()
+            .expect("valid");
         let opts = crate::check::CheckOptions {
             guarantees: crate::report::Guarantee::ALL.to_vec(),
             ..Default::default()
@@ -363,11 +365,15 @@ mod tests {
         let rd = read_done;
         lines_report(&[
             r#"{"index":0,"time":10,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["r","x",null]]}"#,
-            &format!(r#"{{"index":1,"time":{rd},"type":"ok","process":1,"node":"n2","f":"txn","value":[["r","x",1]]}}"#),
+            &format!(
+                r#"{{"index":1,"time":{rd},"type":"ok","process":1,"node":"n2","f":"txn","value":[["r","x",1]]}}"#
+            ),
             r#"{"index":2,"time":20,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["w","x",1]]}"#,
             r#"{"index":3,"time":30,"type":"ok","process":0,"node":"n1","f":"txn","value":[["w","x",1]]}"#,
             r#"{"index":4,"time":40,"type":"invoke","process":2,"node":"n1","f":"final","value":[["r","x",null]]}"#,
             r#"{"index":5,"time":50,"type":"ok","process":2,"node":"n1","f":"final","value":[["r","x",1]]}"#,
+            r#"{"index":6,"time":60,"type":"invoke","process":3,"node":"n2","f":"final","value":[["r","x",null]]}"#,
+            r#"{"index":7,"time":70,"type":"ok","process":3,"node":"n2","f":"final","value":[["r","x",1]]}"#,
         ])
     }
 
@@ -388,7 +394,10 @@ mod tests {
             (1, "n2", "txn", r#"[["r","x",[1,1]]]"#),
             (2, "n1", "final", r#"[["r","x",[1]]]"#),
         ]);
-        assert_eq!(found(&r), vec![(Anomaly::Duplicate, 1), (Anomaly::Phantom, 1)]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::Duplicate, 1), (Anomaly::Phantom, 1)]
+        );
     }
 
     #[test]
@@ -400,6 +409,9 @@ mod tests {
             (2, "n3", "txn", r#"[["r","x",[1,2]],["r","l",[2,1]]]"#),
             (3, "n1", "final", r#"[["r","x",2],["r","l",[1,2]]]"#),
         ]);
-        assert_eq!(found(&r), vec![(Anomaly::StaleSibling, 1), (Anomaly::CausalOrder, 1)]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::StaleSibling, 1), (Anomaly::CausalOrder, 1)]
+        );
     }
 }

@@ -406,6 +406,7 @@ mod tests {
             (2, "n1", "txn", r#"[["r","y",9]]"#),
             (2, "n1", "txn", r#"[["r","x",[1,2]]]"#),
             (5, "n1", "final", r#"[["r","x",[1,2]],["r","y",9]]"#),
+            (6, "n2", "final", r#"[["r","x",[1,2]],["r","y",9]]"#),
         ]);
         assert_eq!(r.verdict, Verdict::Valid, "{:?}", found(&r));
     }
@@ -434,6 +435,7 @@ mod tests {
             (1, "n2", "txn", r#"[["r","x",null]]"#),
             (0, "n1", "txn", r#"[["d","x",null],["r","x",null]]"#),
             (5, "n1", "final", r#"[["r","x",null]]"#),
+            (6, "n2", "final", r#"[["r","x",null]]"#),
         ]);
         assert_eq!(r.verdict, Verdict::Valid, "{:?}", found(&r));
     }
