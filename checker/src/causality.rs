@@ -1021,9 +1021,7 @@ mod tests {
             text.push_str(l);
             text.push('\n');
         }
-        let h = crate::reader::read_history(text.as_bytes())
-            .ok()
-            .expect("valid");
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
         let c = build(&h);
         assert_eq!(c.cycles, vec![vec![0, 1]]);
         let cycle = c.cycle_path(&c.cycles[0]);

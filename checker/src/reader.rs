@@ -501,7 +501,9 @@ mod tests {
         assert!(good.len() > 3 * (1 << 20), "{} bytes", good.len());
         let text = format!("{good}{{\"index\":{lines},\"time\":1,\n{}", txn(0, 1, "[]"));
         for r in both(&text) {
-            let e = r.err().expect("broken line");
+            let Err(e) = r else {
+                panic!("the broken line was accepted")
+            };
             assert_eq!(e.line, lines + 1, "{}", e.message);
             assert!(e.message.starts_with("malformed event"), "{}", e.message);
         }
@@ -523,7 +525,7 @@ mod tests {
             .unwrap()
             .to_string()
             + "\n"
-            + &txn(0, 0, &value).lines().nth(1).unwrap().to_string()
+            + txn(0, 0, &value).lines().nth(1).unwrap()
             + "\n";
         assert!(text.len() > 1 << 20);
         for r in both(&text) {
@@ -540,7 +542,9 @@ mod tests {
         let good = appends(10);
         let torn = format!("{good}{{\"index\":20,\"time\":20,\"type\":\"inv");
         for r in both(&torn) {
-            let e = r.err().expect("torn line");
+            let Err(e) = r else {
+                panic!("the torn line was accepted")
+            };
             assert_eq!(e.line, 21);
             assert!(e.message.contains("EOF"), "{}", e.message);
         }

@@ -713,15 +713,13 @@ mod tests {
             text.push_str(l);
             text.push('\n');
         }
-        let h = crate::reader::read_history(text.as_bytes())
-            .ok()
-            .expect("valid");
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
         let need: Vec<(String, bool)> = h.nodes.iter().cloned().zip(needs_final(&h)).collect();
         let need: BTreeMap<String, bool> = need.into_iter().collect();
-        assert_eq!(need["n1"], true);
-        assert_eq!(need["n2"], false, "only a failed transaction");
-        assert_eq!(need["n3"], true, "an indeterminate one");
-        assert_eq!(need["n4"], false, "only finals");
+        assert!(need["n1"]);
+        assert!(!need["n2"], "only a failed transaction");
+        assert!(need["n3"], "an indeterminate one");
+        assert!(!need["n4"], "only finals");
     }
 
     #[test]

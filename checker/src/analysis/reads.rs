@@ -349,9 +349,7 @@ mod tests {
 
     fn lines_report(lines: &[&str]) -> crate::report::Report {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        let h = crate::reader::read_history(text.as_bytes())
-            .ok()
-            .expect("valid");
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
         let opts = crate::check::CheckOptions {
             guarantees: crate::report::Guarantee::ALL.to_vec(),
             ..Default::default()

@@ -133,12 +133,15 @@ impl Visibility {
         if observed.iter().any(|&w| h.mops[w as usize].op == r) {
             return;
         }
-        // A read of nothing after its own transaction's delete sees that.
-        let own_last = (h.ops[r as usize].mops_start..mi)
-            .rev()
-            .find(|&j| h.mops[j as usize].key == m.key && h.mops[j as usize].is_write());
-        if observed.is_empty() && own_last.is_some_and(|j| h.mops[j as usize].f == MopFn::Delete) {
-            return;
+        // A read of nothing after its own transaction's delete sees that
+        // (finals never write, and may read every key: not scanned).
+        if observed.is_empty() && !h.ops[r as usize].is_final {
+            let own_last = (h.ops[r as usize].mops_start..mi)
+                .rev()
+                .find(|&j| h.mops[j as usize].key == m.key && h.mops[j as usize].is_write());
+            if own_last.is_some_and(|j| h.mops[j as usize].f == MopFn::Delete) {
+                return;
+            }
         }
         if observed.len() >= 2 {
             return self.check_siblings(h, idx, mi, &observed, past);
