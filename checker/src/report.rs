@@ -302,3 +302,27 @@ pub struct Report {
     #[serde(flatten)]
     pub extra: BTreeMap<String, Json>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarantee_lists_refuse_empty_names() {
+        assert_eq!(Guarantee::parse_list("none"), Ok(Vec::new()));
+        assert_eq!(
+            Guarantee::parse_list("causal,convergence,causal"),
+            Ok(vec![Guarantee::Convergence, Guarantee::Causal])
+        );
+        let empty = Guarantee::parse_list("").unwrap_err();
+        assert!(empty.starts_with("the list is empty"), "{empty}");
+        assert!(Guarantee::parse_list("  ").is_err());
+        let trailing = Guarantee::parse_list("causal,").unwrap_err();
+        assert!(trailing.contains("has an empty name"), "{trailing}");
+        assert!(Guarantee::parse_list(",causal").is_err());
+        assert!(Guarantee::parse_list("causal,,convergence").is_err());
+        assert!(Guarantee::parse_list("causl")
+            .unwrap_err()
+            .starts_with("unknown guarantee"));
+    }
+}
