@@ -195,7 +195,8 @@ impl Visibility {
 impl Visibility {
     /// A read that observed siblings must reflect every write in its
     /// causal past: a write `a →hb read` that is neither observed nor
-    /// happens before some observed sibling is missing (anomalies.md,
+    /// happens before some observed sibling (or is replaced by one later in
+    /// its own transaction) is missing (anomalies.md,
     /// Clarifications: registers with siblings), whichever process wrote it.
     /// Within one process's writes both "in the past" and "happens before
     /// an observed sibling" hold for a prefix (session order), so each is
@@ -215,7 +216,9 @@ impl Visibility {
             let in_past = g.start + partition(slots.clone(), &past);
             let before_observed = g.start
                 + partition(slots, &|j: usize| {
-                    observed.iter().any(|&o| idx.hb(h, idx.writes[j], o))
+                    observed
+                        .iter()
+                        .any(|&o| crate::keys::superseded_by(h, idx, idx.writes[j], o))
                 });
             for j in before_observed..in_past {
                 let w = idx.writes[j];
