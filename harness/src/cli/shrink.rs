@@ -159,9 +159,16 @@ pub fn print_shrunk(s: &Shrunk, stored: &StoredShrink, secs: f64) {
     }
 }
 
-/// Writes the minimal history as checker fixture `name` with the
-/// guarantees it was checked under, then records its snapshot.
-pub fn write_fixture(run_dir: &Path, info: &RunInfo, dir: &Path, name: &str) -> anyhow::Result<()> {
+/// Writes the minimal history as checker fixture `name` under `dir`
+/// (`NAME.jsonl`) with the guarantees it was checked under
+/// (`NAME.guarantees`, which `checker/tests/fixtures.rs` reads); returns
+/// the history's path.
+pub fn write_fixture(
+    run_dir: &Path,
+    info: &RunInfo,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         !name.is_empty()
             && name
@@ -172,7 +179,8 @@ pub fn write_fixture(run_dir: &Path, info: &RunInfo, dir: &Path, name: &str) -> 
     let fixtures_root = dir.parent().unwrap_or(dir);
     anyhow::ensure!(
         fixtures_root.is_dir(),
-        "--fixture: {} does not exist; run from the Ladon repository root or pass --fixture-dir",
+        "--fixture-dir {}: {} does not exist; run from the Ladon repository root or pass --fixture-dir",
+        dir.display(),
         fixtures_root.display()
     );
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -188,29 +196,34 @@ pub fn write_fixture(run_dir: &Path, info: &RunInfo, dir: &Path, name: &str) -> 
         dir.join(format!("{name}.guarantees")),
         format!("{}\n", info.guarantees.join(",")),
     )?;
-    println!("fixture written: {}", history.display());
-    // insta writes the new snapshot (and only new ones: `unseen` leaves a
-    // changed existing snapshot as .snap.new for review).
-    let rel = history
-        .strip_prefix(fixtures_root.parent().unwrap_or(fixtures_root))
-        .unwrap_or(&history);
+    Ok(history)
+}
+
+/// Records the new fixture's insta snapshots by running the checker's
+/// fixture test for that file only. `INSTA_UPDATE=unseen` writes new
+/// snapshots and leaves a changed existing one as `.snap.new` for review.
+fn record_snapshot(history: &Path, dir: &Path) {
+    let fixtures_root = dir.parent().unwrap_or(dir);
+    let filter = history
+        .strip_prefix(fixtures_root)
+        .unwrap_or(history)
+        .display()
+        .to_string();
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
         .args(["test", "-q", "-p", "ladon-checker", "--test", "fixtures"])
         .env("INSTA_UPDATE", "unseen")
-        .env(
-            "INSTA_GLOB_FILTER",
-            rel.strip_prefix("fixtures").unwrap_or(rel),
-        )
+        .env("INSTA_GLOB_FILTER", &filter)
         .status();
     match status {
         Ok(s) if s.success() => println!(
-            "snapshot recorded: checker/tests/snapshots/fixtures__report@shrunk__{name}.jsonl.snap (and summary)"
+            "snapshots recorded: checker/tests/snapshots/fixtures__{{report,summary}}@{}.snap",
+            filter.replace('/', "__")
         ),
         _ => eprintln!(
-            "warning: the snapshot was not recorded; run `cargo insta test -p ladon-checker --test fixtures --accept`"
+            "warning: the snapshots were not recorded; run \
+             `INSTA_UPDATE=unseen cargo test -p ladon-checker --test fixtures`"
         ),
     }
-    Ok(())
 }
 
 pub fn main(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
@@ -234,7 +247,9 @@ pub fn main(args: ShrinkArgs) -> anyhow::Result<ExitCode> {
     print_shrunk(&shrunk, &stored, t0.elapsed().as_secs_f64());
     if let Some(name) = &args.fixture {
         let info = load_simulated(&stored.dir)?;
-        write_fixture(&stored.dir, &info, &args.fixture_dir, name)?;
+        let history = write_fixture(&stored.dir, &info, &args.fixture_dir, name)?;
+        println!("fixture written: {}", history.display());
+        record_snapshot(&history, &args.fixture_dir);
     }
     Ok(ExitCode::SUCCESS)
 }
