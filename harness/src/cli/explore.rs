@@ -222,3 +222,31 @@ fn shrink_firsts(base: &RunOptions, failures: &[Failure], jobs: usize) -> anyhow
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_anomaly_is_shrunk_from_its_first_failing_seed() {
+        let f = |seed, anomalies: &[&str]| Failure {
+            seed,
+            verdict: Verdict::Invalid,
+            anomalies: anomalies.iter().map(|s| s.to_string()).collect(),
+            reproduce: String::new(),
+        };
+        let failures = [
+            f(3, &["lost-write:4"]),
+            f(5, &["divergence:1", "lost-write:2"]),
+            f(8, &["divergence:2", "duplicate:1"]),
+        ];
+        assert_eq!(
+            first_per_anomaly(&failures),
+            vec![
+                (3, Anomaly::LostWrite),
+                (5, Anomaly::Divergence),
+                (8, Anomaly::Duplicate)
+            ]
+        );
+    }
+}
