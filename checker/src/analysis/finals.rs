@@ -127,9 +127,21 @@ struct RegisterLoss {
     lost: Vec<String>,
     conflict: Vec<(String, Vec<u32>)>,
     causal: Vec<(String, u32)>,
+    /// Missing from some node without being overwritten there, in
+    /// happens-before or in real time: counts in the lost-writes figure.
+    counted: bool,
 }
 
-pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
+/// Whether write `w` completed (acknowledged) before write `s` was invoked:
+/// `s` overwrote it in real time, whatever happens-before says.
+fn overwritten_in_real_time(h: &History, w: u32, s: u32) -> bool {
+    let (a, b) = (h.op_of(w), h.op_of(s));
+    a.outcome == Outcome::Ok && a.complete_time < b.invoke_time
+}
+
+/// `real_time`: the history is checked as linearizable, so a write
+/// overwritten in real time is superseded, not lost or conflict-lost.
+pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> FinalsOut {
     let h = x.h;
     let finals = last_finals(h);
     // Nodes in name order, so examples list them as a reader expects.
@@ -325,10 +337,15 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         }
                         let e = losses.entry(w).or_default();
                         let node = h.nodes[n].clone();
+                        let rt = !state.is_empty()
+                            && state.iter().any(|&s| overwritten_in_real_time(h, w, s));
                         if state.is_empty() {
+                            e.counted = true;
                             e.lost.push(node);
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
+                        } else if real_time && rt {
+                            // superseded by a write that began after it completed
                         } else if state
                             .iter()
                             .any(|&s| unknown_reads.may_supersede(w, s).is_some())
@@ -336,8 +353,10 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             // possibly superseded: a write in the state may
                             // follow an unknown read of `w` (Interpretations)
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
+                            e.counted |= !rt;
                             e.causal.push((node, s));
                         } else {
+                            e.counted |= !rt;
                             e.conflict.push((node, state.clone()));
                         }
                     }
@@ -346,7 +365,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     if e.lost.is_empty() && e.conflict.is_empty() && e.causal.is_empty() {
                         continue;
                     }
-                    lost_set.push(w);
+                    if e.counted {
+                        lost_set.push(w);
+                    }
                     if !e.lost.is_empty() {
                         f.add(Anomaly::LostWrite, || Example {
                             explanation: format!(
