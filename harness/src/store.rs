@@ -127,8 +127,12 @@ fn check_options(
     guarantees: &[String],
     messages_per_write: Option<f64>,
 ) -> anyhow::Result<CheckOptions> {
-    let gs = Guarantee::parse_list(&guarantees.join(","))
-        .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?;
+    let gs = if guarantees.is_empty() {
+        Vec::new()
+    } else {
+        Guarantee::parse_list(&guarantees.join(","))
+            .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?
+    };
     Ok(CheckOptions {
         guarantees: gs,
         max_examples: 5,

@@ -137,7 +137,9 @@ fn gather(h: &History) -> Vec<Vec<LinOp>> {
             if h.key_kind[m.key as usize] != Some(KeyKind::Register) {
                 continue;
             }
-            let step = if m.is_write() {
+            let step = if m.f == crate::history::MopFn::Delete {
+                Step::Write(EMPTY)
+            } else if m.is_write() {
                 // Writes are named by their micro-operation's index.
                 Step::Write(j as u32)
             } else if info {
@@ -198,8 +200,16 @@ fn settle_info(ops: &mut Vec<LinOp>) {
             }
         }
     }
+    // An indeterminate delete may be needed by any later read of nothing:
+    // its deadline is the key's last completion, where placing it last is
+    // the same as its never having happened.
+    let last = ops.iter().map(|o| o.ret).filter(|&r| r != u64::MAX).max();
     ops.retain_mut(|o| {
         if o.ret != u64::MAX {
+            return true;
+        }
+        if o.written() == Some(EMPTY) {
+            o.ret = last.unwrap_or(o.call).max(o.call);
             return true;
         }
         match o.written().and_then(|v| deadline.get(&v)) {
@@ -340,6 +350,7 @@ fn value(x: &Explain, v: u32) -> String {
 fn what(x: &Explain, o: &LinOp) -> String {
     let info = x.h.ops[o.op as usize].outcome == OpOutcome::Info;
     match o.steps.as_slice() {
+        [Step::Write(EMPTY)] => "delete".into(),
         [Step::Write(v)] => format!("write {}", value(x, *v)),
         [Step::Read(v)] => format!("read {}", value(x, *v)),
         [Step::Never] => "read of an impossible state".into(),
