@@ -24,6 +24,7 @@ pub fn meaning(a: Anomaly) -> &'static str {
         Anomaly::ReadYourWrites => "a process did not see its own earlier write",
         Anomaly::MonotonicReads => "a process stopped seeing a write it had already seen",
         Anomaly::CausalVisibility => "a read missed a write in its causal past",
+        Anomaly::Nonlinearizable => "a key's operations fit no single order that respects real time",
     }
 }
 

@@ -137,6 +137,7 @@ fn check_options(
         guarantees: gs,
         max_examples: 5,
         messages_per_write,
+        ..CheckOptions::default()
     })
 }
 

@@ -30,6 +30,14 @@ impl RefNode {
         let mut run = self.run_txn(ctx, &ops, context);
         let mut bases = quorum::bases(&run.effects);
         bases.dedup_by(|a, b| a.0 == b.0);
+        // Keys the transaction only reads are locked at the version read
+        // too, so those reads are confirmed by the same majority
+        // (linearizable reads inside write transactions).
+        for m in ops.iter().filter(|m| !m.is_write()) {
+            if !bases.iter().any(|(k, _)| k == m.key()) {
+                bases.push((m.key().clone(), self.store.number(m.key())));
+            }
+        }
         if let Some((k, b)) = bases.iter().find(|(k, b)| self.store.number(k) != *b) {
             let e = refusal(format!(
                 "conflict: key {k} is at version {}, write based on {b}",

@@ -58,6 +58,15 @@ pub enum Msg {
         pid: Pid,
         yes: bool,
     },
+    /// Quorum read: "do you hold no lock on these keys and no newer version?"
+    ReadProbe {
+        rid: u64,
+        versions: Vec<(Key, u64)>,
+    },
+    ReadProbeReply {
+        rid: u64,
+        fresh: bool,
+    },
 }
 
 /// Durable records: the log, quorum locks, proposals this node started.
@@ -98,6 +107,8 @@ pub struct RefNode {
     pub(super) served: BTreeSet<(NodeId, u64)>,
     pub(super) proposals: BTreeMap<u64, Proposal>,
     pub(super) locks: Locks,
+    /// Quorum reads waiting for their majority (volatile).
+    pub(super) reads: BTreeMap<u64, super::quorum_read::PendingRead>,
     /// Own proposals found undecided in the records after a restart.
     pub(super) undecided: BTreeSet<Pid>,
     /// Quorum proposals whose decision this node applied.
@@ -137,6 +148,7 @@ impl RefNode {
             served: BTreeSet::new(),
             proposals: BTreeMap::new(),
             locks: Locks::default(),
+            reads: BTreeMap::new(),
             undecided: BTreeSet::new(),
             decided: BTreeSet::new(),
             next_local: 0,
@@ -463,6 +475,8 @@ impl Node for RefNode {
             Msg::ForwardReply { fid, result } => self.on_forward_reply(ctx, fid, result),
             Msg::Propose { pid, bases } => self.on_propose(ctx, from, pid, bases),
             Msg::Vote { pid, yes } => self.on_vote(ctx, from, pid, yes),
+            Msg::ReadProbe { rid, versions } => self.on_read_probe(ctx, from, rid, versions),
+            Msg::ReadProbeReply { rid, fresh } => self.on_read_probe_reply(ctx, rid, fresh),
         }
     }
 
@@ -489,7 +503,7 @@ impl Node for RefNode {
                 } else if let Some(w) = self.waiting.remove(&id) {
                     // Nothing was applied: the transaction certainly did not happen.
                     self.answer(ctx, w.reply_to, Err(refusal("causal-wait-timeout")));
-                } else {
+                } else if !self.quorum_read_timeout(ctx, id) {
                     self.quorum_timeout(ctx, id);
                 }
             }

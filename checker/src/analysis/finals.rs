@@ -149,9 +149,21 @@ struct RegisterLoss {
     lost: Vec<String>,
     conflict: Vec<(String, Vec<u32>)>,
     causal: Vec<(String, u32)>,
+    /// Missing from some node without being overwritten there, in
+    /// happens-before or in real time: counts in the lost-writes figure.
+    counted: bool,
 }
 
-pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
+/// Whether write `w` completed (acknowledged) before write `s` was invoked:
+/// `s` overwrote it in real time, whatever happens-before says.
+fn overwritten_in_real_time(h: &History, w: u32, s: u32) -> bool {
+    let (a, b) = (h.op_of(w), h.op_of(s));
+    a.outcome == Outcome::Ok && a.complete_time < b.invoke_time
+}
+
+/// `real_time`: the history is checked as linearizable, so a write
+/// overwritten in real time is superseded, not lost or conflict-lost.
+pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> FinalsOut {
     let h = x.h;
     let finals = last_finals(h);
     // Nodes in name order, so examples list them as a reader expects.
@@ -371,23 +383,36 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         }
                         let e = losses.entry(w).or_default();
                         let node = h.nodes[n].clone();
+                        let rt = !state.is_empty()
+                            && state.iter().any(|&s| overwritten_in_real_time(h, w, s));
                         if state.is_empty() {
                             // A causally older delete won, or a concurrent
                             // one won the conflict; else the write is lost.
+                            // A delete invoked after `w` completed replaced
+                            // it in real time: not counted, and superseded
+                            // under `linearizable`.
                             let concurrent = |d: u32| {
                                 h.mops[d as usize].op != h.mops[w as usize].op
                                     && !idx.hb(h, d, w)
                                     && !idx.hb(h, w, d)
                             };
-                            if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                            let rt_del = deletes.iter().any(|&d| overwritten_in_real_time(h, w, d));
+                            if real_time && rt_del {
+                                // superseded by a delete that began after it completed
+                            } else if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                                e.counted |= !rt_del;
                                 e.causal.push((node, d));
                             } else if let Some(&d) = deletes.iter().find(|&&d| concurrent(d)) {
+                                e.counted |= !rt_del;
                                 e.conflict.push((node, vec![d]));
                             } else {
+                                e.counted = true;
                                 e.lost.push(node);
                             }
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
+                        } else if real_time && rt {
+                            // superseded by a write that began after it completed
                         } else if state
                             .iter()
                             .any(|&s| unknown_reads.may_supersede(w, s).is_some())
@@ -395,8 +420,10 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             // possibly superseded: a write in the state may
                             // follow an unknown read of `w` (Interpretations)
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
+                            e.counted |= !rt;
                             e.causal.push((node, s));
                         } else {
+                            e.counted |= !rt;
                             e.conflict.push((node, state.clone()));
                         }
                     }
@@ -405,7 +432,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     if e.lost.is_empty() && e.conflict.is_empty() && e.causal.is_empty() {
                         continue;
                     }
-                    lost_set.push(w);
+                    if e.counted {
+                        lost_set.push(w);
+                    }
                     if !e.lost.is_empty() {
                         f.add(Anomaly::LostWrite, || Example {
                             explanation: format!(

@@ -11,6 +11,7 @@
 //! its histories have no anomaly at all.
 
 pub mod inject;
+pub mod linreg;
 mod out;
 
 use std::cmp::Reverse;

@@ -14,7 +14,7 @@ pub struct CheckArgs {
     /// The history file (JSON Lines, see docs/checker.md).
     pub history: PathBuf,
     /// What the system promises: a comma-separated list of convergence,
-    /// no-lost-writes, no-conflict-loss, causal; or `none`.
+    /// no-lost-writes, no-conflict-loss, causal, linearizable; or `none`.
     #[arg(
         long,
         default_value = "convergence,no-lost-writes",
@@ -39,6 +39,11 @@ pub struct CheckArgs {
     /// Messages sent per write, if known (reported as a figure).
     #[arg(long)]
     pub messages_per_write: Option<f64>,
+    /// Under `linearizable`: placements the search may try per key before
+    /// the verdict becomes `unknown` (naming the key).
+    #[arg(long, value_name = "N", default_value_t = ladon_checker::analysis::linearizable::DEFAULT_BUDGET,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub lin_budget: u64,
 }
 
 /// Runs the check; returns the verdict's exit code.
@@ -49,6 +54,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         guarantees,
         max_examples: args.max_examples,
         messages_per_write: args.messages_per_write,
+        lin_budget: args.lin_budget,
     };
     let report = check_path(&args.history, &opts)?;
     if let Some(dir) = &args.out {

@@ -37,6 +37,14 @@ pub struct GenHistoryArgs {
     /// effect). Each retires its process id.
     #[arg(long, default_value_t = 0.005)]
     pub info_rate: f64,
+    /// A lin-kv-shaped history of a linearizable register store instead
+    /// (reads and writes of one key each over `--keys` keys, `--processes`
+    /// clients, `--info-rate` of them indeterminate); see docs/checker.md.
+    #[arg(long)]
+    pub linearizable: bool,
+    /// Keys, with `--linearizable`.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keys: u32,
     /// Where to write the history (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -62,6 +70,9 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
     }
     opts.fail_rate = args.fail_rate;
     opts.info_rate = args.info_rate;
+    if args.linearizable {
+        return linearizable(&args);
+    }
     let result = match &args.out {
         Some(p) => {
             let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;
@@ -81,6 +92,43 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
             result.keys,
             p.display()
         );
+    }
+    Ok(0)
+}
+
+/// `--linearizable`: a lin-kv-shaped history of a linearizable store.
+fn linearizable(args: &GenHistoryArgs) -> Result<u8> {
+    use ladon_checker::synth::linreg::{generate_lin_kv, LinGenOptions};
+    if args.inject.is_some() {
+        anyhow::bail!("--inject cannot be combined with --linearizable");
+    }
+    let o = LinGenOptions {
+        ops: args.ops,
+        keys: args.keys,
+        clients: args.processes,
+        nodes: args.nodes,
+        info_rate: args.info_rate,
+        seed: args.seed,
+    };
+    match &args.out {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;
+            let events = generate_lin_kv(&o, f)
+                .with_context(|| format!("failed to write {}", p.display()))?;
+            let _ = writeln!(
+                io::stderr(),
+                "wrote {events} events ({} operations, {} keys) to {}",
+                args.ops,
+                args.keys,
+                p.display()
+            );
+        }
+        None => match generate_lin_kv(&o, io::stdout().lock()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+            r => {
+                r.context("failed to write the history to standard output")?;
+            }
+        },
     }
     Ok(0)
 }

@@ -123,7 +123,8 @@ pub struct ProcessRunArgs {
     /// Test name (results/<test>/...); defaults to the workload and binary name.
     #[arg(long)]
     pub test: Option<String>,
-    /// What the node promises (comma-separated, or none); default convergence,no-lost-writes.
+    /// What the node promises (comma-separated, or none); default convergence,no-lost-writes
+    /// (plus linearizable for lin-kv).
     #[arg(long, value_parser = Guarantee::parse_list)]
     pub guarantees: Option<std::vec::Vec<Guarantee>>,
     /// Write JUnit XML here: one test case per anomaly class.
@@ -268,7 +269,7 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     let guarantees = args
         .guarantees
         .clone()
-        .unwrap_or_else(Guarantee::default_for_check);
+        .unwrap_or_else(|| args.workload.guarantees());
 
     let opts = live_options(&args, seed, run_dir.clone());
     let reproduce = reproduce(&args, seed, &test, &guarantees);

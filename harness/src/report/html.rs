@@ -480,6 +480,11 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
                     let _ = write!(h, "<p class=\"note\">{}</p>", esc(&note));
                 }
             }
+            if let Some(svg) = super::lin_window::render(ex) {
+                h.push_str("<div class=\"diagram\"><p class=\"note\">The key's operations over time; ✗ marks the one no order can place.</p>");
+                h.push_str(&svg);
+                h.push_str("</div>");
+            }
             if !ex.detail.is_null() {
                 let pretty = serde_json::to_string_pretty(&ex.detail).unwrap_or_default();
                 let _ = write!(

@@ -77,6 +77,15 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
         if a == Anomaly::InvalidHistory && found.is_none() {
             continue;
         }
+        // Searched for only under `linearizable`: no case when not promised.
+        if a == Anomaly::Nonlinearizable
+            && found.is_none()
+            && !report
+                .guarantees
+                .contains(&ladon_checker::report::Guarantee::Linearizable)
+        {
+            continue;
+        }
         let (status, text) = match found {
             None => (Status::Passed, String::new()),
             Some(f) => {
