@@ -99,7 +99,7 @@ proptest! {
         mops in 1..5u32,
         a in 0..5usize,
     ) {
-        let mut opts = GenOptions::new(WORKLOADS[w], 500, 8, 3, seed);
+        let mut opts = GenOptions::new(WORKLOADS[w], 160, 8, 3, seed);
         opts.keys = Some(keys);
         opts.max_writes_per_key = u32::MAX;
         opts.mops = Some(mops);
