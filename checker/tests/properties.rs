@@ -108,6 +108,45 @@ proptest! {
         let found: Vec<(Anomaly, u64)> = report.anomalies.iter().map(|(a, f)| (*a, f.count)).collect();
         prop_assert_eq!(found, vec![(anomaly, 1)], "{}", report.summary_text());
     }
+
+    /// Keys shared by every process (`--keys`, no retirement: a few hot
+    /// keys with many writers), single- or multi-operation transactions: a
+    /// correct system's history breaks nothing but `no-conflict-loss`
+    /// (last-write-wins discards concurrent register writes), and an
+    /// injected causal anomaly is found once beside them.
+    #[test]
+    fn hot_key_histories_are_causal(
+        seed in any::<u64>(),
+        w in 0..4usize,
+        keys in 1..4u32,
+        mops in 1..5u32,
+        a in 0..5usize,
+    ) {
+        let mut opts = GenOptions::new(WORKLOADS[w], 160, 8, 3, seed);
+        opts.keys = Some(keys);
+        opts.max_writes_per_key = u32::MAX;
+        opts.mops = Some(mops);
+        let allowed = |x: &Anomaly| WORKLOADS[w] == Workload::Register && *x == Anomaly::ConflictLoss;
+        let clean = check(&generate_vec(&opts));
+        let names: Vec<Anomaly> = clean.anomalies.keys().copied().filter(|x| !allowed(x)).collect();
+        prop_assert!(names.is_empty(), "{}", clean.summary_text());
+        let injected = [
+            Anomaly::CausalVisibility,
+            Anomaly::MonotonicReads,
+            Anomaly::ReadYourWrites,
+            Anomaly::CausalOverwrite,
+            Anomaly::Phantom,
+        ][a];
+        opts.inject = Some(injected);
+        let report = check(&generate_vec(&opts));
+        let found: Vec<(Anomaly, u64)> = report
+            .anomalies
+            .iter()
+            .filter(|(x, _)| !allowed(x))
+            .map(|(x, f)| (*x, f.count))
+            .collect();
+        prop_assert_eq!(found, vec![(injected, 1)], "{}", report.summary_text());
+    }
 }
 
 #[test]

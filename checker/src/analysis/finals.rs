@@ -469,15 +469,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
                         Outcome::Fail => false,
                     })
                     .collect();
-                let frontier: Vec<u32> = eligible
-                    .iter()
-                    .copied()
-                    .filter(|&a| {
-                        !eligible
-                            .iter()
-                            .any(|&b| b != a && superseded_by(h, idx, a, b))
-                    })
-                    .collect();
+                let frontier = register_frontier(h, idx, k, &eligible);
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
                     let mut held: Vec<u32> = if mop == NONE {
@@ -570,6 +562,49 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
         classes_by_key: serde_json::to_value(classes).expect("json"),
         counter_deficit,
     }
+}
+
+/// The writes of `eligible` (a register key `k`'s eligible writes, in slot
+/// order) that no other eligible write supersedes ([`superseded_by`]), in
+/// the same order. Only each process's last eligible write can be one (a
+/// later write of the process, or a later one of the same transaction,
+/// supersedes the others), and it is superseded by some eligible write of a
+/// process exactly when it happens before that process's last eligible
+/// write (clocks grow along session order), or, for its own process, the
+/// last one of another transaction. So O(writer processes²) hb queries per
+/// key instead of one per pair of writes.
+fn register_frontier(h: &History, idx: &KeyIndex, k: u32, eligible: &[u32]) -> Vec<u32> {
+    // Per group with an eligible write: its last one, and the last one of
+    // another transaction (`NONE` if none).
+    let mut lasts: Vec<(u32, u32)> = Vec::new();
+    let mut e = 0;
+    for g in idx.groups(k) {
+        let mut last = NONE;
+        let mut other = NONE;
+        while e < eligible.len() && (idx.slot[eligible[e] as usize] as usize) < g.end {
+            let w = eligible[e];
+            if last != NONE && h.mops[last as usize].op != h.mops[w as usize].op {
+                other = last;
+            }
+            last = w;
+            e += 1;
+        }
+        if last != NONE {
+            lasts.push((last, other));
+        }
+    }
+    lasts
+        .iter()
+        .enumerate()
+        .filter(|&(i, &(a, other))| {
+            let own = other != NONE && superseded_by(h, idx, a, other);
+            !own && !lasts
+                .iter()
+                .enumerate()
+                .any(|(j, &(b, _))| j != i && superseded_by(h, idx, a, b))
+        })
+        .map(|(_, &(a, _))| a)
+        .collect()
 }
 
 /// Pairs of acknowledged writes on key `k` that are concurrent (neither
