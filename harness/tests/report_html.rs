@@ -363,7 +363,8 @@ const LAYOUT_PROBE: &str = r##"<pre id="layout-probe"></pre><script>
     if (!document.getElementById(a.getAttribute("href").slice(1))) r.tocBroken.push(a.getAttribute("href"));
   });
   document.querySelectorAll("#plot-latency text").forEach(function (t) {
-    if (/^n\d+: \d+ operations?, p50 /.test(t.textContent)) r.latencyPanels.push(t.textContent);
+    var s = t.textContent.trim();
+    if (/^n\d+: \d+ operations?, p50 /.test(s)) r.latencyPanels.push(s);
   });
   r.pageHeight = document.documentElement.scrollHeight;
   document.getElementById("layout-probe").textContent = JSON.stringify(r);
