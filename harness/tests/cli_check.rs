@@ -204,3 +204,94 @@ fn gen_history_hot_keys() {
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
 }
+
+/// A run directory holding `fixture` as its history and a `run.json` that
+/// declares `guarantees`.
+fn run_dir(fixture_rel: &str, run_json: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture(fixture_rel), dir.path().join("history.jsonl")).unwrap();
+    std::fs::write(dir.path().join("run.json"), run_json).unwrap();
+    dir
+}
+
+#[test]
+fn a_run_directory_is_checked_for_the_runs_own_guarantees() {
+    // The run promised causal: a causal anomaly makes it invalid, as in the
+    // run itself, although the plain default would call it valid.
+    let dir = run_dir(
+        "anomalies/causal-visibility.jsonl",
+        r#"{"test":"t","seed":1,"guarantees":["convergence","no-lost-writes","causal"]}"#,
+    );
+    let history = dir.path().join("history.jsonl");
+    let run_json = dir.path().join("run.json");
+    for target in [&history, &dir.path().to_path_buf()] {
+        let out = ladon().arg("check").arg(target).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", target.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "guarantees convergence,no-lost-writes,causal (from {}",
+                run_json.display()
+            )),
+            "{stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("Guarantees checked: convergence, no-lost-writes, causal"),
+            "{stdout}"
+        );
+    }
+    // --guarantees wins over run.json, and says so.
+    let out = ladon()
+        .arg("check")
+        .arg(&history)
+        .args(["--guarantees", "convergence"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("guarantees convergence (from --guarantees)")
+    );
+    // --json keeps stdout one JSON object.
+    let out = ladon()
+        .arg("check")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["guarantees"],
+        serde_json::json!(["convergence", "no-lost-writes", "causal"])
+    );
+}
+
+#[test]
+fn without_run_json_the_default_guarantees_are_named() {
+    let out = ladon()
+        .args(["check", &fixture("anomalies/causal-visibility.jsonl")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("guarantees convergence,no-lost-writes (the default; --guarantees overrides)"));
+}
+
+#[test]
+fn a_run_json_without_guarantees_is_an_error_naming_it() {
+    let dir = run_dir("valid/spec-example.jsonl", r#"{"test":"t"}"#);
+    let out = ladon().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run.json") && stderr.contains("--guarantees"),
+        "{stderr}"
+    );
+    let out = ladon()
+        .arg("check")
+        .arg(dir.path())
+        .args(["--guarantees", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

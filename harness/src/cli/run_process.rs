@@ -317,7 +317,7 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         outcome.router.dropped,
         outcome
             .converged_ns
-            .map(|t| format!("at {:.3}s", t as f64 / 1e9))
+            .map(|t| format!("at {}", crate::report::timeline::fmt_secs(t)))
             .unwrap_or_else(|| "no".into())
     );
     let check = CheckOptions {
@@ -340,14 +340,25 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
     let verdict = report.verdict;
-    let mut summary = format!("verdict: {}\n", verdict.as_str());
-    for (a, f) in &report.anomalies {
-        summary.push_str(&format!(
-            "  {a}: {} ({})\n",
-            f.count,
-            if f.forbidden { "forbidden" } else { "allowed" }
-        ));
-    }
+    // The same summary and "reproduce with:" as a simulated run.
+    let head = format!(
+        "events {}  node-to-node messages {} ({} dropped, per write {})\n{}\n",
+        outcome.events.len(),
+        outcome.router.sent,
+        outcome.router.dropped,
+        outcome
+            .messages_per_write
+            .map(|m| format!("{m:.2}"))
+            .unwrap_or_else(|| "-".into()),
+        match outcome.converged_ns {
+            Some(t) => format!(
+                "final reads agreed at {}",
+                crate::report::timeline::fmt_secs(t)
+            ),
+            None => "final reads never agreed".to_string(),
+        }
+    );
+    let summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
     std::fs::write(run_dir.join("summary.txt"), &summary)?;
     if let Err(e) = crate::report::html::write_report(&run_dir) {
         eprintln!("warning: report.html not written: {e}");
@@ -355,9 +366,10 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
     }
+    eprintln!("stored in {}", run_dir.display());
     print!("{summary}");
     if verdict != ladon_checker::Verdict::Valid {
-        println!("reproduce: {reproduce}");
+        eprintln!("reproduce with: {reproduce}");
     }
     Ok(ExitCode::from(verdict.exit_code()))
 }
