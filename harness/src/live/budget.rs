@@ -57,12 +57,14 @@ impl Budget {
         }
     }
 
-    /// Waits until the budget has room; `true` if it had to wait (a pause).
-    pub async fn room(&self) -> bool {
+    /// Waits until the budget has room; `true` if it had to wait (a pause),
+    /// in which case `on_pause` ran first.
+    pub async fn room(&self, on_pause: impl FnOnce()) -> bool {
         if self.used() <= self.cap {
             return false;
         }
         self.pauses.fetch_add(1, Ordering::Relaxed);
+        on_pause();
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
@@ -123,13 +125,13 @@ mod tests {
     #[tokio::test]
     async fn a_full_budget_pauses_until_credits_come_back() {
         let b = Budget::new(100);
-        assert!(!b.room().await, "empty: no pause");
+        assert!(!b.room(|| panic!("no pause")).await, "empty: no pause");
         let mut c = b.charge(150);
         let part = c.take(100);
         assert_eq!(b.used(), 150);
         let waiter = {
             let b = b.clone();
-            tokio::spawn(async move { b.room().await })
+            tokio::spawn(async move { b.room(|| ()).await })
         };
         tokio::task::yield_now().await;
         drop(c); // 100 left: at the cap, which is room

@@ -436,19 +436,23 @@ impl StdoutPump {
 
     /// Backpressure: while the node's messages fill its budget, stop reading.
     async fn wait_for_room(&self) {
-        let before = self.budget.pauses();
-        if self.budget.room().await && before == 0 {
-            append_log(
-                &self.log,
-                &format!(
-                    "[ladon] {}: over {} MiB of its messages were waiting for delivery; \
-                     Ladon paused reading its stdout until they drained (backpressure; \
-                     later pauses are only counted in the summary)",
-                    self.name,
-                    self.budget.cap() >> 20
-                ),
-            );
-        }
+        let first = self.budget.pauses() == 0;
+        self.budget
+            .room(|| {
+                if first {
+                    append_log(
+                        &self.log,
+                        &format!(
+                            "[ladon] {}: over {} MiB of its messages are waiting for delivery; \
+                             Ladon paused reading its stdout until they drain (backpressure; \
+                             later pauses are only counted in the summary)",
+                            self.name,
+                            self.budget.cap() >> 20
+                        ),
+                    );
+                }
+            })
+            .await;
     }
 }
 

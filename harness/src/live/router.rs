@@ -236,7 +236,8 @@ impl Router {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x726f_7574_6572),
             start: cfg.start,
             stdin: vec![None; n],
-            state: vec![NodeState::Down; n],
+            // Before its first start a node is as good as starting: messages wait.
+            state: vec![NodeState::Starting; n],
             waiting: (0..n).map(|_| (VecDeque::new(), 0)).collect(),
             pending: vec![Vec::new(); n],
             dirty: Vec::new(),
