@@ -128,6 +128,79 @@ fn show(kind: Option<KeyKind>, state: &[i64]) -> String {
     format!("[{}]", xs.join(", "))
 }
 
+/// States longer than this are described by their differences.
+const SHOW_WHOLE: usize = 8;
+
+/// How distinct final states differ, for an explanation: short states in
+/// full; longer ones as what each group of nodes lacks from the union (or,
+/// for lists holding the same elements, the first position they differ at).
+fn describe_difference(
+    kind: Option<KeyKind>,
+    distinct: &[(Vec<i64>, Vec<String>)],
+    order: bool,
+) -> Vec<String> {
+    let verb = |ns: &[String]| if ns.len() == 1 { "holds" } else { "hold" };
+    if kind == Some(KeyKind::Counter) || distinct.iter().all(|(s, _)| s.len() <= SHOW_WHOLE) {
+        return distinct
+            .iter()
+            .map(|(s, ns)| format!("{} {} {}", ns.join(", "), verb(ns), show(kind, s)))
+            .collect();
+    }
+    if order {
+        let first = &distinct[0].0;
+        let at = distinct
+            .iter()
+            .filter_map(|(s, _)| s.iter().zip(first).position(|(a, b)| a != b))
+            .min()
+            .unwrap_or(0);
+        let mut parts = vec![format!(
+            "all hold the same {} elements; the orders first differ at position {at}",
+            first.len()
+        )];
+        parts.extend(
+            distinct
+                .iter()
+                .map(|(s, ns)| format!("{} {} {} there", ns.join(", "), verb(ns), s[at])),
+        );
+        return parts;
+    }
+    let mut union: Vec<i64> = distinct
+        .iter()
+        .flat_map(|(s, _)| s.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    let mut parts = vec![format!("{} elements in all", union.len())];
+    for (s, ns) in distinct {
+        let mut have = s.clone();
+        have.sort_unstable();
+        let missing: Vec<i64> = union
+            .iter()
+            .copied()
+            .filter(|v| have.binary_search(v).is_err())
+            .collect();
+        parts.push(if missing.is_empty() {
+            format!("{} {} all {}", ns.join(", "), verb(ns), union.len())
+        } else {
+            let shown: Vec<String> = missing.iter().take(20).map(|v| v.to_string()).collect();
+            let more = if missing.len() > 20 {
+                format!(" and {} more", missing.len() - 20)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} {} but lack{} [{}]{more}",
+                ns.join(", "),
+                verb(ns),
+                have.len(),
+                if ns.len() == 1 { "s" } else { "" },
+                shown.join(", ")
+            )
+        });
+    }
+    parts
+}
+
 /// Per node the mop of its last final that read key k.
 fn final_reads(h: &History, finals: &[u32]) -> Vec<Vec<u32>> {
     finals
@@ -204,6 +277,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
     let mut classes: BTreeMap<&'static str, Vec<Json>> = BTreeMap::new();
     let mut policy = Policy::default();
     let mut counter_deficit = 0i128;
+    // Counter writes lost: per key, the fewest acknowledged increments
+    // whose loss explains the largest deficit (which ones is unknowable).
+    let mut counter_lost = 0u64;
     let mut unknown_reads = UnknownReads::new(h, x.c);
 
     for k in 0..h.keys.len() as u32 {
@@ -247,10 +323,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
                 sorted.len() == 1
             };
             f.add(Anomaly::Divergence, || {
-                let parts: Vec<String> = distinct
-                    .iter()
-                    .map(|(s, ns)| format!("{} {} {}", ns.join(", "), if ns.len() == 1 { "holds" } else { "hold" }, show(kind, s)))
-                    .collect();
+                let parts = describe_difference(kind, &distinct, order);
                 let nodes: Vec<String> = distinct.iter().flat_map(|(_, ns)| ns.clone()).collect();
                 let mut ops: Vec<u32> = with_final.iter().map(|&n| finals[n]).collect();
                 ops.sort_unstable();
@@ -329,6 +402,21 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
                     lost_here = true;
                     let deficit = low.iter().map(|&(_, v)| lo - v as i128).max().unwrap_or(0);
                     counter_deficit += deficit;
+                    let mut incs: Vec<i64> = acked
+                        .iter()
+                        .map(|&w| h.mops[w as usize].arg)
+                        .filter(|&d| d > 0)
+                        .collect();
+                    incs.sort_unstable_by(|a, b| b.cmp(a));
+                    let (mut sum, mut n) = (0i128, 0u64);
+                    for d in incs {
+                        if sum >= deficit {
+                            break;
+                        }
+                        sum += i128::from(d);
+                        n += 1;
+                    }
+                    counter_lost += n.max(1);
                     f.add(Anomaly::LostWrite, || {
                         counter_example(x, k, &finals, &low, lo, hi, true)
                     });
@@ -550,7 +638,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
     lost_set.dedup();
     FinalsOut {
         conflicts,
-        lost_writes: lost_set.len() as u64,
+        lost_writes: lost_set.len() as u64 + counter_lost,
         convergence_ns: convergence(h),
         convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") {
             "heal"

@@ -108,8 +108,9 @@ pub struct ProcessRunArgs {
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s")]
     pub init_timeout: Dur,
-    /// Final reads stop when nodes agree or this long after the heal.
-    #[arg(long, default_value = "5s")]
+    /// Final reads repeat until every node returns the same state, or this
+    /// long after the heal (Maelstrom waits 10 s too).
+    #[arg(long, default_value = "10s")]
     pub converge_timeout: Dur,
     /// Up to this many micro-operations per transaction (txn-* workloads).
     #[arg(long, default_value_t = 3)]
@@ -228,6 +229,37 @@ fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
     }
 }
 
+/// When the final reads did not converge, says in the explanation of
+/// every `divergence` and `lost-write` example whether states were still
+/// changing when the window ended (and when they last changed), naming
+/// `--converge-timeout`; the report also carries the final phase's figures.
+fn annotate_window(
+    report: &mut ladon_checker::report::Report,
+    finals: &live::final_phase::FinalReads,
+) {
+    use ladon_checker::report::Anomaly;
+    report.extra.insert(
+        "final_phase".into(),
+        json!({
+            "rounds": finals.rounds,
+            "window_ns": finals.window_ns,
+            "time_to_converge_ns": finals.converged_ns.map(|t| t.saturating_sub(finals.started_ns)),
+            "last_change_ns": finals.last_change.as_ref().map(|(t, _)| t.saturating_sub(finals.started_ns)),
+            "last_change_nodes": finals.last_change.as_ref().map(|(_, n)| n.clone()),
+        }),
+    );
+    let Some(note) = finals.window_note() else {
+        return;
+    };
+    for (anomaly, finding) in report.anomalies.iter_mut() {
+        if matches!(anomaly, Anomaly::Divergence | Anomaly::LostWrite) {
+            for ex in &mut finding.examples {
+                ex.explanation.push_str(&format!(" ({note})"));
+            }
+        }
+    }
+}
+
 pub fn run(args: ProcessRunArgs) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,
@@ -300,25 +332,48 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let outcome = rt.block_on(async {
-        tokio::select! {
-            r = live::run(&opts) => r,
-            _ = tokio::signal::ctrl_c() => {
-                ladon_adapters::process::child::kill_all();
-                Err(anyhow::anyhow!("interrupted: every node was killed; the history so far is in {}", run_dir.join("history.jsonl").display()))
-            }
-        }
+        // SIGTERM is handled as SIGINT (Ctrl-C): kill every node and its
+        // descendants, reap them, keep the files whole.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let signal = tokio::select! {
+            r = live::run(&opts) => return r,
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        ladon_adapters::process::child::kill_all();
+        Err(anyhow::anyhow!(
+            "interrupted by {signal}: every node was killed; the history so far is in {}",
+            run_dir.join("history.jsonl").display()
+        ))
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     let outcome = outcome?;
+    let converged = match outcome.finals.time_to_converge_s() {
+        Some(t) => format!(
+            "converged {t:.3}s after the heal ({} rounds of final reads)",
+            outcome.finals.rounds
+        ),
+        None => format!(
+            "did not converge within --converge-timeout {} ({} rounds of final reads)",
+            args.converge_timeout, outcome.finals.rounds
+        ),
+    };
+    let drops: Vec<String> = outcome
+        .router
+        .drops
+        .iter()
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
     eprintln!(
-        "ladon: {} events, {} node-to-node messages ({} dropped), converged: {}",
+        "ladon: {} events, {} node-to-node messages ({} dropped{}), {converged}",
         outcome.events.len(),
         outcome.router.sent,
         outcome.router.dropped,
-        outcome
-            .converged_ns
-            .map(|t| format!("at {}", crate::report::timeline::fmt_secs(t)))
-            .unwrap_or_else(|| "no".into())
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", drops.join(", "))
+        }
     );
     let check = CheckOptions {
         guarantees,
@@ -335,6 +390,8 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
             )
         })?
         .with_context(|| format!("cannot check {}", outcome.history.display()))?;
+    let mut report = report;
+    annotate_window(&mut report, &outcome.finals);
     std::fs::write(
         run_dir.join("report.json"),
         serde_json::to_string_pretty(&report)? + "\n",
@@ -342,7 +399,7 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     let verdict = report.verdict;
     // The same summary and "reproduce with:" as a simulated run.
     let head = format!(
-        "events {}  node-to-node messages {} ({} dropped, per write {})\n{}\n",
+        "events {}  node-to-node messages {} ({} dropped, per write {})\nfinal phase: {converged}\n",
         outcome.events.len(),
         outcome.router.sent,
         outcome.router.dropped,
@@ -350,15 +407,15 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
             .messages_per_write
             .map(|m| format!("{m:.2}"))
             .unwrap_or_else(|| "-".into()),
-        match outcome.converged_ns {
-            Some(t) => format!(
-                "final reads agreed at {}",
-                crate::report::timeline::fmt_secs(t)
-            ),
-            None => "final reads never agreed".to_string(),
-        }
     );
-    let summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
+    let mut summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
+    for (node, pauses) in &outcome.backpressure {
+        summary.push_str(&format!(
+            "backpressure: Ladon paused reading {node}'s stdout {pauses} time(s) \
+             (over {} MiB of its messages awaited delivery; see nodes/{node}.log)\n",
+            crate::live::budget::NODE_BUDGET >> 20
+        ));
+    }
     std::fs::write(run_dir.join("summary.txt"), &summary)?;
     if let Err(e) = crate::report::html::write_report(&run_dir) {
         eprintln!("warning: report.html not written: {e}");
@@ -607,7 +664,7 @@ mod tests {
              --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
              --partition-shapes one,halves --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
              --nemesis-loss 0.3 --nemesis-dup 0.3 --max-clock-skew 2s --topology grid --op-timeout 1s \
-             --init-timeout 10s --converge-timeout 5s --txn-size 3 --max-writes-per-key 32 \
+             --init-timeout 10s --converge-timeout 10s --txn-size 3 --max-writes-per-key 32 \
              --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
         );
     }
