@@ -29,15 +29,10 @@ impl RefNode {
         ops: Vec<Mop>,
         context: ClientContext,
     ) {
-        let leaders = self.cfg.leader_ids();
-        let up = leaders.iter().filter(|l| self.reachable(**l)).count();
-        if up < self.cfg.majority() {
-            let e = refusal(format!(
-                "no quorum: {up} of {} leaders reachable",
-                leaders.len()
-            ));
-            return self.answer(ctx, reply_to, Err(e));
-        }
+        let leaders = match self.quorum_leaders() {
+            Ok(leaders) => leaders,
+            Err(e) => return self.answer(ctx, reply_to, Err(e)),
+        };
         let mut keys: Vec<Key> = ops.iter().map(|m| m.key().clone()).collect();
         keys.sort();
         keys.dedup();
@@ -66,17 +61,10 @@ impl RefNode {
                 yes,
             },
         );
-        for l in leaders {
-            if l != self.id {
-                ctx.send(
-                    l,
-                    Msg::ReadProbe {
-                        rid,
-                        versions: versions.clone(),
-                    },
-                );
-            }
-        }
+        self.send_to_other_leaders(ctx, &leaders, || Msg::ReadProbe {
+            rid,
+            versions: versions.clone(),
+        });
         ctx.set_timer(TimerId(REQUEST_TIMERS + rid), self.cfg.request_timeout_ns);
         self.read_tally(ctx, rid);
     }

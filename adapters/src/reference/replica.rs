@@ -218,6 +218,34 @@ impl RefNode {
                 .is_some_and(|r| self.round <= r + REACHABLE_ROUNDS)
     }
 
+    /// The leaders, when a majority of them is reachable; else the refusal
+    /// a quorum operation answers with.
+    pub(super) fn quorum_leaders(&self) -> Result<Vec<NodeId>, ClientError> {
+        let leaders = self.cfg.leader_ids();
+        let up = leaders.iter().filter(|l| self.reachable(**l)).count();
+        if up < self.cfg.majority() {
+            return Err(refusal(format!(
+                "no quorum: {up} of {} leaders reachable",
+                leaders.len()
+            )));
+        }
+        Ok(leaders)
+    }
+
+    /// Sends `msg()` to every leader but this node, in `leaders` order.
+    pub(super) fn send_to_other_leaders(
+        &self,
+        ctx: &mut Cx,
+        leaders: &[NodeId],
+        msg: impl Fn() -> Msg,
+    ) {
+        for &l in leaders {
+            if l != self.id {
+                ctx.send(l, msg());
+            }
+        }
+    }
+
     pub(super) fn answer(
         &mut self,
         ctx: &mut Cx,
@@ -485,11 +513,7 @@ impl Node for RefNode {
             ANTI_ENTROPY => self.anti_entropy(ctx),
             PING => {
                 self.round += 1;
-                for l in self.cfg.leader_ids() {
-                    if l != self.id {
-                        ctx.send(l, Msg::Ping);
-                    }
-                }
+                self.send_to_other_leaders(ctx, &self.cfg.leader_ids(), || Msg::Ping);
                 ctx.set_timer(PING, self.cfg.ping_ns);
             }
             TimerId(t) if t > REQUEST_TIMERS => {
