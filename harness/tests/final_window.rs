@@ -79,10 +79,9 @@ fn a_window_ending_while_states_change_says_so_and_lists_only_differences() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    let report: Json = serde_json::from_str(
-        &std::fs::read_to_string(store.join("latest/report.json")).unwrap(),
-    )
-    .unwrap();
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(store.join("latest/report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["verdict"], "invalid");
     let ex = &report["anomalies"]["divergence"]["examples"][0];
     let text = ex["explanation"].as_str().unwrap();
@@ -119,7 +118,9 @@ fn a_window_ending_while_states_change_says_so_and_lists_only_differences() {
     assert!(
         text.starts_with(&format!(
             "after the final phase the nodes disagree on set key {}: {union} elements in all; ",
-            ex["key"].as_str().map_or(ex["key"].to_string(), str::to_string)
+            ex["key"]
+                .as_str()
+                .map_or(ex["key"].to_string(), str::to_string)
         )),
         "{text}"
     );
@@ -137,5 +138,9 @@ fn no_stray(bin: &Path) {
         .output()
         .unwrap();
     let pids = String::from_utf8_lossy(&stray.stdout);
-    assert!(pids.trim().is_empty(), "{} still running: {pids}", bin.display());
+    assert!(
+        pids.trim().is_empty(),
+        "{} still running: {pids}",
+        bin.display()
+    );
 }
