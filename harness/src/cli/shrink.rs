@@ -218,13 +218,21 @@ fn record_snapshot(history: &Path, dir: &Path) {
         .env("INSTA_UPDATE", "always")
         .env("INSTA_GLOB_FILTER", &filter)
         .status();
+    let stem = filter
+        .strip_prefix("fixtures/")
+        .unwrap_or(&filter)
+        .replace('/', "__");
+    // A passing test run proves nothing by itself: a filter that matches
+    // no file passes too. The snapshot files must be there.
+    let written = ["report", "summary"].iter().all(|what| {
+        tests_root
+            .join("snapshots")
+            .join(format!("fixtures__{what}@{stem}.snap"))
+            .is_file()
+    });
     match status {
-        Ok(s) if s.success() => println!(
-            "snapshots recorded: checker/tests/snapshots/fixtures__{{report,summary}}@{}.snap",
-            filter
-                .strip_prefix("fixtures/")
-                .unwrap_or(&filter)
-                .replace('/', "__")
+        Ok(s) if s.success() && written => println!(
+            "snapshots recorded: checker/tests/snapshots/fixtures__{{report,summary}}@{stem}.snap"
         ),
         _ => eprintln!(
             "warning: the snapshots were not recorded; run \
