@@ -13,6 +13,7 @@
 
 pub mod postgres;
 pub mod process_group;
+pub mod proxy;
 pub mod registry;
 #[cfg(feature = "postgres")]
 pub mod sql;
