@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use ladon_adapters::process::Workload;
+use ladon_checker::report::Guarantee;
 use ladon_workloads::WorkloadKind;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -121,19 +123,244 @@ pub enum ClientMode {
     Roaming,
 }
 
-/// The network fault model's flags, the same for simulated runs (`ladon
-/// run`) and live ones (`ladon run --adapter process`, which changes two
-/// defaults: see [`crate::cli::run_process`]).
+/// `--adapter`: the system under test (see `ladon adapters`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    /// The reference multi-leader store, simulated.
+    #[default]
+    Reference,
+    /// The harness's small op-based store, simulated.
+    Toy,
+    /// Any program speaking Maelstrom's protocol, run live.
+    Process,
+}
+
+impl AdapterKind {
+    pub const ALL: [AdapterKind; 3] = [
+        AdapterKind::Reference,
+        AdapterKind::Toy,
+        AdapterKind::Process,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterKind::Reference => "reference",
+            AdapterKind::Toy => "toy",
+            AdapterKind::Process => "process",
+        }
+    }
+}
+
+impl fmt::Display for AdapterKind {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--workload`: a simulated workload (reference, toy) or a Maelstrom one
+/// (process). The two sets of names are disjoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadName {
+    Sim(WorkloadKind),
+    Maelstrom(Workload),
+}
+
+impl WorkloadName {
+    /// Every name `--workload` accepts: the simulated ones, then Maelstrom's.
+    pub fn names() -> Vec<&'static str> {
+        let sim = WorkloadKind::ALL.iter().map(|w| w.as_str());
+        sim.chain(Workload::ALL.iter().map(|w| w.as_str()))
+            .collect()
+    }
+
+    /// The simulated workload, or an error naming the flag.
+    pub fn sim(self) -> Result<WorkloadKind, String> {
+        match self {
+            WorkloadName::Sim(w) => Ok(w),
+            WorkloadName::Maelstrom(w) => Err(format!(
+                "--workload {w}: a Maelstrom workload runs only with --adapter process; \
+                 simulated adapters run {}",
+                WorkloadKind::ALL.map(|w| w.as_str()).join(", ")
+            )),
+        }
+    }
+
+    /// The Maelstrom workload, or an error naming the flag.
+    pub fn maelstrom(self) -> Result<Workload, String> {
+        match self {
+            WorkloadName::Maelstrom(w) => Ok(w),
+            WorkloadName::Sim(w) => Err(format!(
+                "--workload {w}: --adapter process runs Maelstrom workloads: {}",
+                Workload::ALL.map(|w| w.as_str()).join(", ")
+            )),
+        }
+    }
+}
+
+impl From<WorkloadKind> for WorkloadName {
+    fn from(w: WorkloadKind) -> Self {
+        WorkloadName::Sim(w)
+    }
+}
+
+impl FromStr for WorkloadName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(w) = s.parse::<WorkloadKind>() {
+            return Ok(WorkloadName::Sim(w));
+        }
+        s.parse::<Workload>()
+            .map(WorkloadName::Maelstrom)
+            .map_err(|_| {
+                format!(
+                    "unknown workload {s:?}: expected one of {}",
+                    Self::names().join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for WorkloadName {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            WorkloadName::Sim(w) => f.write_str(w.as_str()),
+            WorkloadName::Maelstrom(w) => f.write_str(w.as_str()),
+        }
+    }
+}
+
+/// A clap parser for a type with a fixed list of names (its `FromStr` and
+/// `Display` spell them): `--help` lists the names, a wrong one is refused
+/// with the list, and the value arrives typed.
+pub fn named<T>(
+    names: impl IntoIterator<Item = &'static str>,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: fmt::Debug,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|s: String| s.parse::<T>().expect("every listed name parses"))
+}
+
+/// serde as the value's name (`Display` / `FromStr`), as `run.json` keeps it.
+pub mod by_name {
+    use super::*;
+    pub fn serialize<T: fmt::Display, S: serde::Serializer>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: serde::Deserializer<'de>,
+    {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`by_name`] for an optional value (`null` when absent).
+pub mod by_name_opt {
+    use super::*;
+    pub fn serialize<T: fmt::Display, S: serde::Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: serde::Deserializer<'de>,
+    {
+        Option::<String>::deserialize(d)?
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A list of guarantees as `--guarantees` spells it (`a,b`, or `none`).
+pub fn guarantee_list(gs: &[Guarantee]) -> String {
+    if gs.is_empty() {
+        "none".into()
+    } else {
+        gs.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// `--guarantees` in `run.json`: the flag's spelling, or `null`.
+mod guarantees_opt {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(
+        v: &Option<Vec<Guarantee>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(gs) => s.serialize_str(&guarantee_list(gs)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Guarantee>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| Guarantee::parse_list(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Help headings of `ladon run`'s options that apply to some adapters only;
+/// an option under one of them given with another adapter is refused.
+pub mod heading {
+    use super::AdapterKind;
+    pub const SIMULATED: &str = "Simulated runs only (--adapter reference, toy)";
+    pub const REFERENCE: &str = "Options of --adapter reference";
+    pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
+    pub const REFERENCE_PROCESS: &str = "Options of --adapter reference and process";
+    pub const PROCESS: &str = "Options of --adapter process";
+
+    /// The adapters an option under `heading` applies to (`None`: all).
+    pub fn adapters(heading: Option<&str>) -> Option<&'static [AdapterKind]> {
+        use AdapterKind::*;
+        Some(match heading? {
+            SIMULATED | REFERENCE_TOY => &[Reference, Toy],
+            REFERENCE => &[Reference],
+            REFERENCE_PROCESS => &[Reference, Process],
+            PROCESS => &[Process],
+            _ => return None,
+        })
+    }
+}
+
+/// The network fault model's flags, the same for simulated runs and live
+/// ones (`--adapter process` starts from `--latency constant:0ms`: see
+/// [`crate::cli::run_process`]).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct NetFlags {
     /// What partitions do to messages: drop or hold.
     #[arg(long, value_enum, default_value_t = PartitionMode::Drop)]
     pub partition_mode: PartitionMode,
     /// Partition shapes the nemesis picks from (one, halves, majorities-ring,
-    /// bridge, ring-cut, hub, one-way, groups:0,1/2).
+    /// bridge, ring-cut, hub, one-way, groups:0,1/2); the same default for
+    /// every adapter.
     #[arg(long, default_value = SIM_SHAPES)]
     pub partition_shapes: ShapeList,
-    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
+    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN
+    /// (--adapter process: constant:0ms by default, real processes have
+    /// latency of their own).
     #[arg(long, default_value = SIM_LATENCY)]
     pub latency: Latency,
     /// Background message loss probability.
@@ -172,10 +399,12 @@ impl NetFlags {
 
     /// Every flag with its value, in declaration order (for reproduce commands).
     pub fn flags(&self) -> Vec<(&'static str, String)> {
-        let mode = match self.partition_mode {
-            PartitionMode::Drop => "drop",
-            PartitionMode::Hold => "hold",
-        };
+        use clap::ValueEnum;
+        let mode = self
+            .partition_mode
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
         vec![
             ("--partition-mode", mode.to_string()),
             ("--partition-shapes", self.partition_shapes.to_string()),
@@ -221,31 +450,36 @@ impl NetFlags {
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
     /// System under test (see `ladon adapters`).
-    #[arg(long, default_value = "reference")]
-    pub adapter: String,
-    /// register, list-append, set or counter.
-    #[arg(long, default_value = "list-append")]
-    pub workload: WorkloadKind,
+    #[arg(long, value_enum, default_value_t = AdapterKind::Reference)]
+    pub adapter: AdapterKind,
+    /// Simulated: register, list-append, set or counter; --adapter process:
+    /// a Maelstrom workload (required).
+    #[arg(long, default_value = "list-append", value_parser = named::<WorkloadName>(WorkloadName::names()))]
+    #[serde(with = "by_name")]
+    pub workload: WorkloadName,
     /// Number of nodes (leaders).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Fault packages: partition,clock,crash,pause,loss,dup,clog or none.
+    /// Fault packages: partition,clock,crash,pause,loss,dup,clog or none
+    /// (--adapter process: none by default).
     #[arg(long, default_value = "partition,clock")]
     pub nemesis: FaultList,
-    /// Mean time between nemesis steps (staggered: each 0.5x to 1.5x).
+    /// Mean time between nemesis steps (staggered: each 0.5x to 1.5x;
+    /// --adapter process: 2s by default).
     #[arg(long, default_value = "5s")]
     pub nemesis_interval: Dur,
-    /// Length of the faulty phase, in virtual time.
+    /// Length of the faulty phase: virtual time when simulated, wall-clock
+    /// time live (--adapter process: 10s by default).
     #[arg(long, default_value = "30s")]
     pub time_limit: Dur,
     /// Client operations per virtual second, over all clients.
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
-    /// Number of logical clients.
+    /// Number of logical clients (--adapter process: 3 by default).
     #[arg(long, default_value_t = 6)]
     pub concurrency: usize,
     /// sticky (each client bound to one node) or roaming.
-    #[arg(long, value_enum, default_value_t = ClientMode::Sticky)]
+    #[arg(long, value_enum, default_value_t = ClientMode::Sticky, help_heading = heading::SIMULATED)]
     pub clients: ClientMode,
     /// Seed of every random choice (drawn at random and printed if absent).
     #[arg(long)]
@@ -253,52 +487,59 @@ pub struct RunOptions {
     /// Where run directories go.
     #[arg(long, default_value = "results")]
     pub store: PathBuf,
-    /// Guarantees to check (default: what the adapter declares).
-    #[arg(long)]
-    pub guarantees: Option<String>,
+    /// Guarantees to check, comma-separated or none (default: what the
+    /// adapter declares; --adapter process: convergence,no-lost-writes,
+    /// plus linearizable for lin-kv).
+    #[arg(long, value_parser = Guarantee::parse_list)]
+    #[serde(with = "guarantees_opt")]
+    pub guarantees: Option<std::vec::Vec<Guarantee>>,
     /// Draw the fault mix and its parameters from the seed.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SIMULATED)]
     pub swarm: bool,
     /// The network's flags (shared with the live `process` adapter).
     #[command(flatten)]
     #[serde(flatten)]
     pub net: NetFlags,
-    /// Bound of clock offsets the clock nemesis sets.
-    #[arg(long, default_value = "5s")]
+    /// Bound of clock offsets the clock nemesis sets (`--max-clock-skew`
+    /// is an old spelling).
+    #[arg(long, alias = "max-clock-skew", default_value = "5s")]
     pub clock_skew: Dur,
     /// Bound of each node's clock drift, parts per million.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = heading::SIMULATED)]
     pub clock_drift_ppm: i64,
-    /// Up to this many micro-operations per transaction.
+    /// Up to this many micro-operations per transaction (--adapter process:
+    /// 3 by default, txn-* workloads).
     #[arg(long, default_value_t = 2)]
     pub txn_size: usize,
     /// Keys rotate after this many writes.
     #[arg(long, default_value_t = 32)]
     pub max_writes_per_key: u32,
     /// Keys in use at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, help_heading = heading::SIMULATED)]
     pub keys: usize,
     /// A client operation without a reply after this long is `info`.
     #[arg(long, default_value = "1s")]
     pub op_timeout: Dur,
-    /// Final reads stop when nodes agree or this long after the heal.
+    /// Final reads stop when nodes agree or this long after the heal
+    /// (Maelstrom waits 10 s too).
     #[arg(long, default_value = "10s")]
     pub converge_timeout: Dur,
     /// Pause between final read rounds.
-    #[arg(long, default_value = "250ms")]
+    #[arg(long, default_value = "250ms", help_heading = heading::SIMULATED)]
     pub final_interval: Dur,
     /// Stop invoking client operations after this many (the faulty phase
     /// still lasts --time-limit). `ladon shrink` sets it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = heading::SIMULATED)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ops: Option<u64>,
     /// Apply exactly this fault schedule (a JSON file, as `ladon shrink`
     /// writes it) instead of drawing one from the seed; --nemesis and
     /// --nemesis-interval are then ignored. run.json holds the steps.
-    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg)]
+    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg, help_heading = heading::SIMULATED)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis_schedule: Option<crate::schedule::NemesisSchedule>,
-    /// Test name (results/<test>/...); default `<adapter>-<workload>`.
+    /// Test name (results/<test>/...); default `<adapter>-<workload>`
+    /// (--adapter process: `<workload>-<program name>`).
     #[arg(long)]
     pub test: Option<String>,
     #[command(flatten)]
@@ -421,7 +662,7 @@ mod tests {
     #[test]
     fn defaults_round_trip_through_json() {
         let o = RunOptions::default();
-        assert_eq!(o.adapter, "reference");
+        assert_eq!(o.adapter, AdapterKind::Reference);
         assert_eq!(o.time_limit, Dur::secs(30));
         let j = serde_json::to_string(&o).unwrap();
         let back: RunOptions = serde_json::from_str(&j).unwrap();

@@ -27,7 +27,7 @@ pub struct RunInfo {
     pub reproduce: String,
     pub ladon_version: String,
     pub git_revision: Option<String>,
-    pub guarantees: Vec<String>,
+    pub guarantees: Vec<Guarantee>,
     pub started_at: String,
     #[serde(default)]
     pub outcome: Option<RunOutcome>,
@@ -112,33 +112,20 @@ pub fn update_latest(store: &Path, dir: &Path) -> io::Result<()> {
 }
 
 /// The guarantees to check: `--guarantees`, else the adapter's.
-pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<String>> {
+pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
     match &o.guarantees {
-        Some(g) => {
-            let parsed =
-                Guarantee::parse_list(g).map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
-            Ok(parsed.iter().map(|g| g.as_str().to_string()).collect())
-        }
-        None => (adapters::find(&o.adapter)?.guarantees)(o),
+        Some(g) => Ok(g.clone()),
+        None => (adapters::find(o.adapter).guarantees)(o),
     }
 }
 
-fn check_options(
-    guarantees: &[String],
-    messages_per_write: Option<f64>,
-) -> anyhow::Result<CheckOptions> {
-    let gs = if guarantees.is_empty() {
-        Vec::new()
-    } else {
-        Guarantee::parse_list(&guarantees.join(","))
-            .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?
-    };
-    Ok(CheckOptions {
-        guarantees: gs,
+fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
+    CheckOptions {
+        guarantees: guarantees.to_vec(),
         max_examples: 5,
         messages_per_write,
         ..CheckOptions::default()
-    })
+    }
 }
 
 /// Runs the checker, turning a checker panic into an error message (the
@@ -147,7 +134,10 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<Report, String> {
     match std::panic::catch_unwind(|| ladon_checker::check_path(path, opts)) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(format!("reading {}: {e}", path.display())),
-        Err(_) => Err("the checker panicked (is the checker branch merged?)".into()),
+        Err(_) => Err(
+            "the checker panicked (a bug in Ladon: please report it with this run's history.jsonl)"
+                .into(),
+        ),
     }
 }
 
@@ -156,8 +146,10 @@ pub fn check_events(
     events: &[ladon_checker::Event],
     opts: &CheckOptions,
 ) -> Result<Report, String> {
-    std::panic::catch_unwind(|| ladon_checker::check_events(events, opts))
-        .map_err(|_| "the checker panicked (is the checker branch merged?)".to_string())
+    std::panic::catch_unwind(|| ladon_checker::check_events(events, opts)).map_err(|_| {
+        "the checker panicked (a bug in Ladon: please report it with this run's history)"
+            .to_string()
+    })
 }
 
 /// A short human summary of a report.
@@ -239,7 +231,7 @@ pub fn execute_in_memory(
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(&options.adapter)?;
+    let adapter = adapters::find(options.adapter);
     let guarantees = resolve_guarantees(options)?;
     let mut events: Vec<ladon_checker::Event> = Vec::new();
     let outcome = {
@@ -252,7 +244,7 @@ pub fn execute_in_memory(
         };
         (adapter.run)(&mut ctx)?
     };
-    let opts = check_options(&guarantees, outcome.messages_per_write)?;
+    let opts = check_options(&guarantees, outcome.messages_per_write);
     let (report, check_error) = match check_events(&events, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
@@ -276,7 +268,7 @@ pub fn execute(
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(&options.adapter)?;
+    let adapter = adapters::find(options.adapter);
     let guarantees = resolve_guarantees(options)?;
     let test = options.test_name();
     let mut info = RunInfo {
@@ -328,7 +320,7 @@ pub fn execute(
     };
     info.outcome = Some(outcome.clone());
     write_info(&info)?;
-    let opts = check_options(&guarantees, outcome.messages_per_write)?;
+    let opts = check_options(&guarantees, outcome.messages_per_write);
     let (report, check_error) = match check_file(&history_path, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
@@ -352,9 +344,4 @@ pub fn execute(
         report,
         check_error,
     })
-}
-
-/// Mode of an adapter by name (for printing).
-pub fn mode_of(name: &str) -> Option<Mode> {
-    adapters::find(name).ok().map(|a| a.mode)
 }

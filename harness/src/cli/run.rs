@@ -6,17 +6,149 @@ use std::process::ExitCode;
 use anyhow::Context;
 use ladon_checker::report::Verdict;
 
-use crate::options::RunOptions;
+use crate::cli::run_process::ProcessFlags;
+use crate::live::process_run::ProcessSpec;
+use crate::options::{AdapterKind, RunOptions};
 use crate::store::{self, StoredRun};
 
-/// `ladon run`: the options of a simulated run (see the `Run` command).
-#[derive(Debug, clap::Args)]
+/// `ladon run`: every adapter's options (see the `Run` command); those of
+/// one adapter only are grouped under a heading naming it.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub process: ProcessFlags,
     /// Write JUnit XML here: one test case per anomaly class.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
+}
+
+/// The ids of the `ladon run` arguments given on the command line (not
+/// defaulted), from clap's matches of the `run` subcommand.
+pub fn given_ids(m: &clap::ArgMatches) -> std::collections::BTreeSet<String> {
+    run_command()
+        .get_arguments()
+        .map(|a| a.get_id().as_str().to_string())
+        .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .collect()
+}
+
+/// `ladon run` as clap knows it.
+pub fn run_command() -> clap::Command {
+    use clap::Args;
+    RunArgs::augment_args(clap::Command::new("run"))
+}
+
+/// Refuses an option given for an adapter it does not apply to (by its
+/// help heading), naming the option; one line.
+pub fn refuse_foreign_options(
+    adapter: AdapterKind,
+    given: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for arg in run_command().get_arguments() {
+        if !given.contains(arg.get_id().as_str()) {
+            continue;
+        }
+        let Some(applies) = crate::options::heading::adapters(arg.get_help_heading()) else {
+            continue;
+        };
+        if !applies.contains(&adapter) {
+            let names: Vec<&str> = applies.iter().map(|a| a.as_str()).collect();
+            anyhow::bail!(
+                "--{} does not apply to --adapter {adapter} (only to --adapter {})",
+                arg.get_long().unwrap_or(arg.get_id().as_str()),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The defaults of `--adapter process` where they differ from a simulated
+/// run's (argument id, value): real processes run in wall-clock time and
+/// have latency of their own, and the clock fault needs libfaketime.
+pub const PROCESS_DEFAULTS: &[(&str, &str)] = &[
+    ("concurrency", "3"),
+    ("time_limit", "10s"),
+    ("nemesis", "none"),
+    ("nemesis_interval", "2s"),
+    ("txn_size", "3"),
+    ("latency", "constant:0ms"),
+    ("topology", "grid"),
+];
+
+/// Resolves `ladon run --adapter process`: process defaults for the
+/// options not `given`, seed drawn if absent, test name and guarantees.
+pub fn process_spec(
+    args: &RunArgs,
+    given: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<ProcessSpec> {
+    let mut o = args.options.clone();
+    for (id, value) in PROCESS_DEFAULTS {
+        if given.contains(*id) {
+            continue;
+        }
+        let bad = |e: String| anyhow::anyhow!("internal: process default {id}={value}: {e}");
+        match *id {
+            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
+            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
+            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
+            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "latency" => o.net.latency = value.parse().map_err(bad)?,
+            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
+            other => anyhow::bail!("internal: no process default for {other}"),
+        }
+    }
+    anyhow::ensure!(
+        given.contains("workload"),
+        "--adapter process needs --workload NAME (one of {})",
+        ladon_adapters::process::Workload::ALL
+            .map(|w| w.as_str())
+            .join(", ")
+    );
+    let workload = o.workload.maelstrom().map_err(anyhow::Error::msg)?;
+    let bin = args
+        .process
+        .bin
+        .clone()
+        .context("--adapter process needs --bin PATH (the node program)")?;
+    let bin_name = bin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "node".into());
+    Ok(ProcessSpec {
+        test: o
+            .test
+            .clone()
+            .unwrap_or_else(|| format!("{workload}-{bin_name}")),
+        guarantees: o
+            .guarantees
+            .clone()
+            .unwrap_or_else(|| workload.guarantees()),
+        bin,
+        bin_args: args.process.bin_args.clone(),
+        workload,
+        nodes: o.nodes,
+        concurrency: o.concurrency,
+        rate: o.rate,
+        time_limit: o.time_limit,
+        seed: o.seed.unwrap_or_else(random_seed),
+        nemesis: o.nemesis.clone(),
+        nemesis_interval: o.nemesis_interval,
+        net: o.net.clone(),
+        faketime_library: args.process.faketime_library.clone(),
+        clock_skew: o.clock_skew,
+        topology: o.adapter_options.topology.broadcast()?,
+        op_timeout: o.op_timeout,
+        init_timeout: args.process.init_timeout,
+        converge_timeout: o.converge_timeout,
+        txn_size: o.txn_size,
+        max_writes_per_key: o.max_writes_per_key.into(),
+        store: o.store.clone(),
+        junit: args.junit.clone(),
+    })
 }
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
@@ -28,13 +160,14 @@ pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = crate::adapters::find(&o.adapter)?;
+    let adapter = crate::adapters::find(o.adapter);
     // Only `ladon run` itself drives live adapters (see `run_process`).
     anyhow::ensure!(
         adapter.mode == crate::adapters::Mode::Simulation,
         "{}",
         crate::adapters::LIVE_ONLY
     );
+    o.workload.sim().map_err(anyhow::Error::msg)?;
     store::resolve_guarantees(&o)?;
     Ok(o)
 }
@@ -62,7 +195,7 @@ pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
     };
     let mut full = Vec::new();
     if !given("--adapter") {
-        full.extend(["--adapter".to_string(), o.adapter.clone()]);
+        full.extend(["--adapter".to_string(), o.adapter.to_string()]);
     }
     if !given("--workload") {
         full.extend(["--workload".to_string(), o.workload.to_string()]);
@@ -98,10 +231,16 @@ pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
 pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Path>) -> String {
     let cur = serde_json::to_value(o).unwrap_or_default();
     let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
-    let mut out: Vec<String> = ["ladon", "run", "--adapter", &o.adapter, "--workload"]
-        .iter()
-        .map(|s| shell_quote(s))
-        .collect();
+    let mut out: Vec<String> = [
+        "ladon",
+        "run",
+        "--adapter",
+        o.adapter.as_str(),
+        "--workload",
+    ]
+    .iter()
+    .map(|s| shell_quote(s))
+    .collect();
     out.push(o.workload.to_string());
     let skip = ["adapter", "workload", "seed", "nemesis_schedule"];
     for (k, v) in cur.as_object().into_iter().flatten() {
@@ -229,7 +368,14 @@ pub fn print_result(run: &StoredRun) {
     }
 }
 
-pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// `ladon run`; `given` holds the ids of the options on the command line
+/// (see [`given_ids`]).
+pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow::Result<ExitCode> {
+    refuse_foreign_options(args.options.adapter, given)?;
+    if args.options.adapter == AdapterKind::Process {
+        let spec = process_spec(&args, given)?;
+        return Ok(crate::live::process_run::run(spec));
+    }
     let o = resolve(args.options).context("invalid options")?;
     let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);
     print_header(&o);
@@ -286,7 +432,7 @@ mod tests {
     #[test]
     fn simulated_commands_refuse_the_live_adapter_before_running() {
         let o = RunOptions {
-            adapter: "process".into(),
+            adapter: AdapterKind::Process,
             ..RunOptions::default()
         };
         let err = resolve(o).unwrap_err().to_string();
@@ -313,7 +459,7 @@ mod tests {
         };
         o.net.loss = 0.05;
         o.net.latency = "constant:0ms".parse().unwrap();
-        o.adapter_options.bug = Some("no-anti-entropy".into());
+        o.adapter_options.bug = Some(ladon_adapters::reference::Bug::NoAntiEntropy);
         o.adapter_options.causal_delivery = Some(false);
         let cmd = command_from_options(&o, None);
         assert_eq!(

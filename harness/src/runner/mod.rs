@@ -122,7 +122,7 @@ where
     let mut rng = rng_stream(seed, n as u64 + 1);
     let mut gen = Generator::new(
         WorkloadConfig {
-            kind: o.workload,
+            kind: o.workload.sim().map_err(anyhow::Error::msg)?,
             txn_size: o.txn_size,
             max_writes_per_key: o.max_writes_per_key,
             active_keys: o.keys,
@@ -133,7 +133,7 @@ where
     let leaders: Vec<usize> = (0..n).filter(|&i| specs[i].role == Role::Leader).collect();
     anyhow::ensure!(
         !leaders.is_empty(),
-        "adapter {:?} laid out no leader node",
+        "adapter {} laid out no leader node",
         o.adapter
     );
     let leader_of = |i: usize| match specs[i].role {
@@ -201,7 +201,7 @@ where
     let mut round_scheduled = false;
     let mut steps = 0u64;
     let mut invoked = 0u64;
-    let set_like = o.workload == WorkloadKind::Set;
+    let set_like = o.workload == crate::options::WorkloadName::Sim(WorkloadKind::Set);
 
     while phase != Phase::Done {
         let Some(output) = world.step() else { break };

@@ -1,0 +1,562 @@
+//! A live run of `--adapter process`: an unmodified Maelstrom-protocol
+//! node binary, one process per node, with Ladon's faults; the history is
+//! checked like a simulated run's. `ladon run` resolves its flags into a
+//! [`ProcessSpec`] (see `cli::run`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ladon_adapters::process::Workload;
+use ladon_checker::report::Guarantee;
+use ladon_checker::CheckOptions;
+use serde_json::json;
+
+use crate::live::topology::Topology;
+use crate::live::{self, LiveOptions};
+use crate::nemesis::FaultList;
+use crate::options::{Dur, NetFlags};
+
+/// A resolved `ladon run --adapter process`: every option typed, defaults
+/// applied, seed, test name and guarantees chosen.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// The node program; one process per node.
+    pub bin: PathBuf,
+    /// Arguments for the node program.
+    pub bin_args: Vec<String>,
+    pub workload: Workload,
+    pub nodes: usize,
+    pub concurrency: usize,
+    pub rate: f64,
+    pub time_limit: Dur,
+    pub seed: u64,
+    pub nemesis: FaultList,
+    pub nemesis_interval: Dur,
+    pub net: NetFlags,
+    pub faketime_library: Option<PathBuf>,
+    pub clock_skew: Dur,
+    pub topology: Topology,
+    pub op_timeout: Dur,
+    pub init_timeout: Dur,
+    pub converge_timeout: Dur,
+    pub txn_size: usize,
+    pub max_writes_per_key: u64,
+    pub store: PathBuf,
+    pub test: String,
+    pub guarantees: Vec<Guarantee>,
+    /// Where CI wants JUnit XML (not part of the run).
+    pub junit: Option<PathBuf>,
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The command that reruns this configuration: every option as resolved
+/// (defaults included), the seed and the guarantees checked.
+pub fn reproduce(args: &ProcessSpec) -> String {
+    let (seed, test, guarantees) = (args.seed, args.test.as_str(), &args.guarantees[..]);
+    let mut words: Vec<(&str, String)> = vec![
+        ("--adapter", "process".to_string()),
+        ("--bin", args.bin.display().to_string()),
+    ];
+    for a in &args.bin_args {
+        words.push(("--bin-arg", a.clone()));
+    }
+    words.extend([
+        ("--workload", args.workload.to_string()),
+        ("--nodes", args.nodes.to_string()),
+        ("--concurrency", args.concurrency.to_string()),
+        ("--rate", args.rate.to_string()),
+        ("--time-limit", args.time_limit.to_string()),
+        ("--nemesis", args.nemesis.to_string()),
+        ("--nemesis-interval", args.nemesis_interval.to_string()),
+    ]);
+    words.extend(args.net.flags());
+    if let Some(lib) = &args.faketime_library {
+        words.push(("--faketime-library", lib.display().to_string()));
+    }
+    words.extend([
+        ("--clock-skew", args.clock_skew.to_string()),
+        ("--topology", args.topology.as_str()),
+        ("--op-timeout", args.op_timeout.to_string()),
+        ("--init-timeout", args.init_timeout.to_string()),
+        ("--converge-timeout", args.converge_timeout.to_string()),
+        ("--txn-size", args.txn_size.to_string()),
+        ("--max-writes-per-key", args.max_writes_per_key.to_string()),
+        ("--store", args.store.display().to_string()),
+        ("--test", test.to_string()),
+        ("--guarantees", list(guarantees)),
+        ("--seed", seed.to_string()),
+    ]);
+    let mut cmd = "ladon run".to_string();
+    for (flag, value) in words {
+        cmd.push(' ');
+        cmd.push_str(flag);
+        cmd.push(' ');
+        cmd.push_str(&crate::cli::run::shell_quote(&value));
+    }
+    cmd
+}
+
+/// The live runner's options for `args`, writing into `run_dir`.
+pub fn live_options(args: &ProcessSpec, run_dir: PathBuf) -> LiveOptions {
+    let seed = args.seed;
+    let mut opts = LiveOptions::new(args.bin.clone(), args.workload, run_dir);
+    opts.bin_args = args.bin_args.clone();
+    opts.nodes = args.nodes;
+    opts.concurrency = args.concurrency;
+    opts.rate = args.rate;
+    let d = |d: Dur| Duration::from_nanos(d.ns());
+    opts.time_limit = d(args.time_limit);
+    opts.op_timeout = d(args.op_timeout);
+    opts.init_timeout = d(args.init_timeout);
+    opts.converge_timeout = d(args.converge_timeout);
+    opts.seed = seed;
+    opts.net = args.net.config();
+    opts.fault_loss = args.net.nemesis_loss;
+    opts.fault_duplicate = args.net.nemesis_dup;
+    opts.faketime_library = args.faketime_library.clone();
+    opts.nemesis = args.nemesis.clone();
+    opts.nemesis_interval = d(args.nemesis_interval);
+    opts.partition_shapes = args.net.partition_shapes.0.clone();
+    opts.max_clock_skew_ns = args.clock_skew.ns();
+    opts.topology = args.topology;
+    opts.txn_size = args.txn_size;
+    opts.max_writes_per_key = args.max_writes_per_key;
+    opts
+}
+
+fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
+    for (dir, link) in [
+        (test_dir, test_dir.join("latest")),
+        (store, store.join("latest")),
+    ] {
+        let target = run_dir.strip_prefix(dir).unwrap_or(run_dir);
+        let _ = std::fs::remove_file(&link);
+        let _ = std::os::unix::fs::symlink(target, &link);
+    }
+}
+
+/// When the final reads did not converge, says in the explanation of
+/// every `divergence` and `lost-write` example whether states were still
+/// changing when the window ended (and when they last changed), naming
+/// `--converge-timeout`; the report also carries the final phase's figures.
+fn annotate_window(
+    report: &mut ladon_checker::report::Report,
+    finals: &live::final_phase::FinalReads,
+) {
+    use ladon_checker::report::Anomaly;
+    report.extra.insert(
+        "final_phase".into(),
+        json!({
+            "rounds": finals.rounds,
+            "window_ns": finals.window_ns,
+            "time_to_converge_ns": finals.converged_ns.map(|t| t.saturating_sub(finals.started_ns)),
+            "last_change_ns": finals.last_change.as_ref().map(|(t, _)| t.saturating_sub(finals.started_ns)),
+            "last_change_nodes": finals.last_change.as_ref().map(|(_, n)| n.clone()),
+        }),
+    );
+    let Some(note) = finals.window_note() else {
+        return;
+    };
+    for (anomaly, finding) in report.anomalies.iter_mut() {
+        if matches!(anomaly, Anomaly::Divergence | Anomaly::LostWrite) {
+            for ex in &mut finding.examples {
+                ex.explanation.push_str(&format!(" ({note})"));
+            }
+        }
+    }
+}
+
+pub fn run(args: ProcessSpec) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
+    args.net
+        .validate(args.nodes)
+        .map_err(anyhow::Error::msg)
+        .context("invalid options")?;
+    let (seed, test) = (args.seed, args.test.clone());
+    let test_dir = args.store.join(&test);
+    let run_dir = crate::store::create_run_dir(&args.store, &test, seed)
+        .with_context(|| format!("cannot create a run directory in {}", test_dir.display()))?;
+    let guarantees = args.guarantees.clone();
+
+    let opts = live_options(&args, run_dir.clone());
+    let reproduce = reproduce(&args);
+    eprintln!(
+        "ladon: live run of {} ({} nodes, workload {}, seed {seed}) into {}",
+        args.bin.display(),
+        args.nodes,
+        args.workload,
+        run_dir.display()
+    );
+    let run_json = json!({
+        "test": test, "seed": seed, "mode": "live", "adapter": "process",
+        "options": {"live": opts, "latency": args.net.latency.to_string(), "partition_mode": args.net.partition_mode,
+            "store": args.store, "test": test},
+        "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": crate::store::git_revision(),
+        "guarantees": guarantees,
+    });
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_string_pretty(&run_json)? + "\n",
+    )?;
+    link_latest(&args.store, &test_dir, &run_dir);
+
+    // One run per process: a panic anywhere kills this run's nodes.
+    ladon_adapters::process::child::install_panic_hook();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        // SIGTERM is handled as SIGINT (Ctrl-C): kill every node and its
+        // descendants, reap them, keep the files whole.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let signal = tokio::select! {
+            r = live::run(&opts) => return r,
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        ladon_adapters::process::child::kill_all();
+        Err(anyhow::anyhow!(
+            "interrupted by {signal}: every node was killed; the history so far is in {}",
+            run_dir.join("history.jsonl").display()
+        ))
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let outcome = outcome?;
+    let converged = match outcome.finals.time_to_converge_s() {
+        Some(t) => format!(
+            "converged {t:.3}s after the heal ({} rounds of final reads)",
+            outcome.finals.rounds
+        ),
+        None => format!(
+            "did not converge within --converge-timeout {} ({} rounds of final reads)",
+            args.converge_timeout, outcome.finals.rounds
+        ),
+    };
+    let drops: Vec<String> = outcome
+        .router
+        .drops
+        .iter()
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
+    eprintln!(
+        "ladon: {} events, {} node-to-node messages ({} dropped{}), {converged}",
+        outcome.events.len(),
+        outcome.router.sent,
+        outcome.router.dropped,
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", drops.join(", "))
+        }
+    );
+    let check = CheckOptions {
+        guarantees,
+        messages_per_write: outcome.messages_per_write,
+        ..CheckOptions::default()
+    };
+    let mut report =
+        crate::store::check_file(&outcome.history, &check).map_err(anyhow::Error::msg)?;
+    annotate_window(&mut report, &outcome.finals);
+    std::fs::write(
+        run_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let verdict = report.verdict;
+    // The same summary and "reproduce with:" as a simulated run.
+    let head = format!(
+        "events {}  node-to-node messages {} ({} dropped, per write {})\nfinal phase: {converged}\n",
+        outcome.events.len(),
+        outcome.router.sent,
+        outcome.router.dropped,
+        outcome
+            .messages_per_write
+            .map(|m| format!("{m:.2}"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    let mut summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
+    for (node, pauses) in &outcome.backpressure {
+        summary.push_str(&format!(
+            "backpressure: Ladon paused reading {node}'s stdout {pauses} time(s) \
+             (over {} MiB of its messages awaited delivery; see nodes/{node}.log)\n",
+            crate::live::budget::NODE_BUDGET >> 20
+        ));
+    }
+    std::fs::write(run_dir.join("summary.txt"), &summary)?;
+    if let Err(e) = crate::report::html::write_report(&run_dir) {
+        eprintln!("warning: report.html not written: {e}");
+    }
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
+    }
+    eprintln!("stored in {}", run_dir.display());
+    print!("{summary}");
+    if verdict != ladon_checker::Verdict::Valid {
+        eprintln!("reproduce with: {reproduce}");
+    }
+    Ok(ExitCode::from(verdict.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(cmd: &[&str]) -> Result<ProcessSpec, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let m = crate::cli::Cli::command()
+            .try_get_matches_from(cmd)
+            .map_err(|e| e.to_string())?;
+        let cli = crate::cli::Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Run(args) = cli.command else {
+            return Err("not a run".into());
+        };
+        let given = crate::cli::run::given_ids(m.subcommand_matches("run").unwrap());
+        crate::cli::run::refuse_foreign_options(args.options.adapter, &given)
+            .map_err(|e| e.to_string())?;
+        crate::cli::run::process_spec(&args, &given).map_err(|e| e.to_string())
+    }
+
+    fn parse(cmd: &[&str]) -> ProcessSpec {
+        parse_args(cmd).unwrap()
+    }
+
+    #[test]
+    fn network_flags_are_the_simulators_with_one_live_default() {
+        let live = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        let sim = crate::options::RunOptions::default();
+        assert_eq!(live.net.latency, "constant:0ms".parse().unwrap());
+        assert_eq!(
+            sim.net.latency,
+            crate::options::SIM_LATENCY.parse().unwrap()
+        );
+        let same = NetFlags {
+            latency: sim.net.latency,
+            ..live.net.clone()
+        };
+        assert_eq!(same, sim.net, "every other network default is shared");
+        assert_eq!(live.clock_skew, sim.clock_skew);
+        assert_eq!(live.converge_timeout, Dur::secs(10));
+        assert_eq!(sim.converge_timeout, Dur::secs(10));
+        let err = parse_args(&[
+            "ladon",
+            "run",
+            "--adapter=process",
+            "--bin",
+            "n",
+            "--workload",
+            "g-set",
+            "--latency",
+            "fast",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--latency"), "{err}");
+    }
+
+    /// Splits a command line the way a POSIX shell does for what
+    /// `shell_quote` produces (plain words, single-quoted words and `\\'`).
+    fn shell_words(cmd: &str) -> Vec<String> {
+        let (mut words, mut cur, mut quoted, mut in_word) =
+            (Vec::new(), String::new(), false, false);
+        let mut chars = cmd.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if !quoted => {
+                    cur.extend(chars.next());
+                    in_word = true;
+                }
+                '\'' => {
+                    quoted = !quoted;
+                    in_word = true;
+                }
+                ' ' if !quoted => {
+                    if in_word {
+                        words.push(std::mem::take(&mut cur));
+                    }
+                    in_word = false;
+                }
+                c => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(cur);
+        }
+        words
+    }
+
+    /// What a run with `args` would do: its live options (network included)
+    /// and its checker guarantees.
+    fn resolved(args: &ProcessSpec) -> (serde_json::Value, crate::net::NetConfig) {
+        let o = live_options(args, PathBuf::from("run"));
+        (serde_json::to_value(&o).unwrap(), o.net)
+    }
+
+    #[test]
+    fn the_reproduce_command_rebuilds_every_resolved_option() {
+        for cmd in [
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "examples/nodes/counter.py",
+                "--workload",
+                "pn-counter",
+            ],
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "/opt/my nodes/it's.py",
+                "--bin-arg",
+                "--fast",
+                "--bin-arg",
+                "x y",
+                "--workload",
+                "broadcast",
+                "--nodes",
+                "5",
+                "--concurrency",
+                "7",
+                "--rate",
+                "12.5",
+                "--time-limit",
+                "1.5s",
+                "--nemesis",
+                "pause,partition,clock",
+                "--nemesis-interval",
+                "700ms",
+                "--partition-mode",
+                "hold",
+                "--partition-shapes",
+                "groups:0,1/2,3,4,one-way",
+                "--latency",
+                "exponential:250us",
+                "--loss",
+                "0.1",
+                "--duplicate",
+                "0.2",
+                "--reorder",
+                "0.05",
+                "--nemesis-loss",
+                "0.5",
+                "--nemesis-dup",
+                "0.4",
+                "--faketime-library",
+                "/usr/lib/faketime/libfaketime.so.1",
+                "--max-clock-skew",
+                "300ms",
+                "--topology",
+                "tree3",
+                "--op-timeout",
+                "2s",
+                "--init-timeout",
+                "20s",
+                "--converge-timeout",
+                "8s",
+                "--txn-size",
+                "4",
+                "--max-writes-per-key",
+                "9",
+                "--store",
+                "/tmp/res",
+                "--test",
+                "mine",
+                "--guarantees",
+                "convergence,causal",
+                "--seed",
+                "42",
+            ],
+        ] {
+            let mut cmd = cmd.clone();
+            if !cmd.contains(&"--seed") {
+                cmd.extend(["--seed", "42"]);
+            }
+            let args = parse(&cmd);
+            let line = reproduce(&args);
+            let words = shell_words(&line);
+            let again = parse(&words.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(resolved(&again), resolved(&args), "{line}");
+            assert_eq!(again.guarantees, args.guarantees, "{line}");
+            assert_eq!(again.test, args.test, "{line}");
+            assert_eq!(again.store, args.store, "{line}");
+            // Every flag `ladon run --adapter process` reads appears in the command.
+            for arg in crate::cli::adapters::process_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "bin-arg" && args.bin_args.is_empty() {
+                        continue;
+                    }
+                    // Where CI wants JUnit is not part of the run.
+                    if long == "junit" {
+                        continue;
+                    }
+                    assert!(
+                        words.contains(&format!("--{long}")),
+                        "--{long} missing from {line}"
+                    );
+                }
+            }
+        }
+        let args = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+            "--seed",
+            "9",
+        ]);
+        assert_eq!(
+            reproduce(&args),
+            "ladon run --adapter process --bin n.py --workload g-set --nodes 3 --concurrency 3 \
+             --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
+             --partition-shapes one,halves,majorities-ring,bridge,ring-cut,hub,one-way \
+             --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
+             --nemesis-loss 0.3 --nemesis-dup 0.3 --clock-skew 5s --topology grid --op-timeout 1s \
+             --init-timeout 10s --converge-timeout 10s --txn-size 3 --max-writes-per-key 32 \
+             --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
+        );
+    }
+}
