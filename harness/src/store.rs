@@ -152,6 +152,35 @@ pub fn check_events(
     })
 }
 
+/// Makes `report` (of the history a signal cut short) say so: verdict
+/// `unknown`, `unknown_reason` naming the signal and what the partial
+/// history alone gave.
+pub fn mark_interrupted(report: &mut Report, signal: &str) {
+    let alone = match report.verdict {
+        Verdict::Valid => "valid".to_string(),
+        Verdict::Invalid => "invalid".to_string(),
+        Verdict::Unknown => match report.extra.get("unknown_reason").and_then(|v| v.as_str()) {
+            Some(why) => format!("unknown: {why}"),
+            None => "unknown".to_string(),
+        },
+    };
+    report.verdict = Verdict::Unknown;
+    report.extra.insert(
+        "unknown_reason".into(),
+        serde_json::Value::String(format!(
+            "interrupted by {signal} before the run's end (the history so far, checked alone: {alone})"
+        )),
+    );
+}
+
+/// The line `ladon run` prints when a signal stopped the run.
+pub fn interrupted_line(signal: &str, dir: &Path) -> String {
+    format!(
+        "ladon: interrupted by {signal}: the history so far, report.json (verdict unknown), summary.txt and report.html are in {}",
+        dir.display()
+    )
+}
+
 /// A short human summary of a report.
 pub fn summary_text(
     info: &RunInfo,
@@ -170,12 +199,16 @@ pub fn summary_text(
             .map(|m| format!("{m:.2}"))
             .unwrap_or_else(|| "-".into())
     );
-    match outcome.converged_ns {
-        Some(t) => head.push_str(&format!(
+    match (&outcome.interrupted, outcome.converged_ns) {
+        (Some(signal), _) => head.push_str(&format!(
+            "interrupted by {signal} at {} of virtual time: faults and clients stopped, no final phase\n",
+            ladon_checker::explain::duration(outcome.end_ns)
+        )),
+        (None, Some(t)) => head.push_str(&format!(
             "final reads agreed {} after the heal\n",
             ladon_checker::explain::duration(t.saturating_sub(outcome.heal_ns))
         )),
-        None => head.push_str("final reads never agreed before --converge-timeout\n"),
+        (None, None) => head.push_str("final reads never agreed before --converge-timeout\n"),
     }
     let mut s = run_summary(&info.test, info.seed, &info.mode, &head, report, err);
     if info.mode == Mode::Simulation.as_str() && report.is_some() {
@@ -302,7 +335,6 @@ pub fn execute(
         Ok(())
     };
     write_info(&info)?;
-    let _ = update_latest(&options.store, &dir);
     let history_path = dir.join("history.jsonl");
     let outcome = {
         let file = File::create(&history_path)
@@ -321,10 +353,13 @@ pub fn execute(
     info.outcome = Some(outcome.clone());
     write_info(&info)?;
     let opts = check_options(&guarantees, outcome.messages_per_write);
-    let (report, check_error) = match check_file(&history_path, &opts) {
+    let (mut report, check_error) = match check_file(&history_path, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
+    if let (Some(r), Some(signal)) = (&mut report, &outcome.interrupted) {
+        mark_interrupted(r, signal);
+    }
     if let Some(r) = &report {
         let f = File::create(dir.join("report.json")).context("writing report.json")?;
         serde_json::to_writer_pretty(BufWriter::new(f), r)?;
@@ -337,6 +372,8 @@ pub fn execute(
             eprintln!("warning: report.html not written: {e}");
         }
     }
+    // `latest` moves only to a run whose files are all written.
+    let _ = update_latest(&options.store, &dir);
     Ok(StoredRun {
         dir: Some(dir),
         info,

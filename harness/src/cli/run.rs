@@ -379,8 +379,12 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     let o = resolve(args.options).context("invalid options")?;
     let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);
     print_header(&o);
+    crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let run = execute_with_progress(&o, reproduce)?;
-    print_result(&run);
+    match (&run.outcome.interrupted, &run.dir) {
+        (Some(signal), Some(dir)) => eprintln!("{}", store::interrupted_line(signal, dir)),
+        _ => print_result(&run),
+    }
     if let Some(path) = &args.junit {
         crate::report::junit::write_for_run(
             path,

@@ -179,11 +179,64 @@ fn annotate_window(
     }
 }
 
+fn write_run_json(run_dir: &Path, run_json: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_string_pretty(run_json)? + "\n",
+    )
+    .context("writing run.json")
+}
+
+/// After SIGINT or SIGTERM (every node killed): checks the history so far
+/// and writes report.json (verdict unknown, reason interrupted),
+/// summary.txt, report.html and run.json's outcome, moves `latest`, prints
+/// one line; exit code 2.
+fn finish_interrupted(
+    args: &ProcessSpec,
+    run_dir: &Path,
+    mut run_json: serde_json::Value,
+    signal: &str,
+    elapsed: Duration,
+) -> anyhow::Result<ExitCode> {
+    let history = run_dir.join("history.jsonl");
+    let events = std::fs::read(&history)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0);
+    let check = CheckOptions {
+        guarantees: args.guarantees.clone(),
+        ..CheckOptions::default()
+    };
+    let mut report = crate::store::check_file(&history, &check).map_err(anyhow::Error::msg)?;
+    crate::store::mark_interrupted(&mut report, signal);
+    std::fs::write(
+        run_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let head = format!(
+        "events {events}\ninterrupted by {signal} after {} of wall-clock time: faults and clients stopped, every node killed, no final phase\n",
+        ladon_checker::explain::duration(elapsed.as_nanos() as u64)
+    );
+    let summary =
+        crate::store::run_summary(&args.test, args.seed, "live", &head, Some(&report), None);
+    std::fs::write(run_dir.join("summary.txt"), &summary)?;
+    if let Err(e) = crate::report::html::write_report(run_dir) {
+        eprintln!("warning: report.html not written: {e}");
+    }
+    if let Some(path) = &args.junit {
+        crate::report::junit::write_for_report(path, &args.test, &report, Some(&reproduce(args)))?;
+    }
+    run_json["outcome"] = json!({"events": events, "interrupted": signal});
+    write_run_json(run_dir, &run_json)?;
+    link_latest(&args.store, &args.store.join(&args.test), run_dir);
+    eprintln!("{}", crate::store::interrupted_line(signal, run_dir));
+    Ok(ExitCode::from(2))
+}
+
 pub fn run(args: ProcessSpec) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("ladon: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -194,6 +247,9 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
         .validate(args.nodes)
         .map_err(anyhow::Error::msg)
         .context("invalid options")?;
+    // A run that cannot start leaves nothing behind: no run directory, and
+    // `latest` stays where it was.
+    ladon_adapters::process::child::check_executable(&args.bin).map_err(anyhow::Error::msg)?;
     let (seed, test) = (args.seed, args.test.clone());
     let test_dir = args.store.join(&test);
     let run_dir = crate::store::create_run_dir(&args.store, &test, seed)
@@ -209,18 +265,15 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
         args.workload,
         run_dir.display()
     );
-    let run_json = json!({
+    let mut run_json = json!({
         "test": test, "seed": seed, "mode": "live", "adapter": "process",
         "options": {"live": opts, "latency": args.net.latency.to_string(), "partition_mode": args.net.partition_mode,
             "store": args.store, "test": test},
         "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": crate::store::git_revision(),
         "guarantees": guarantees,
     });
-    std::fs::write(
-        run_dir.join("run.json"),
-        serde_json::to_string_pretty(&run_json)? + "\n",
-    )?;
-    link_latest(&args.store, &test_dir, &run_dir);
+    write_run_json(&run_dir, &run_json)?;
+    crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
 
     // One run per process: a panic anywhere kills this run's nodes.
     ladon_adapters::process::child::install_panic_hook();
@@ -228,23 +281,26 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(async {
-        // SIGTERM is handled as SIGINT (Ctrl-C): kill every node and its
-        // descendants, reap them, keep the files whole.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let signal = tokio::select! {
-            r = live::run(&opts) => return r,
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        };
-        ladon_adapters::process::child::kill_all();
-        Err(anyhow::anyhow!(
-            "interrupted by {signal}: every node was killed; the history so far is in {}",
-            run_dir.join("history.jsonl").display()
-        ))
+    let started = std::time::Instant::now();
+    let ended = rt.block_on(async {
+        // SIGINT or SIGTERM: kill every node and its descendants; the
+        // recorder and the router write their last whole lines as the
+        // runtime shuts down.
+        tokio::select! {
+            r = live::run(&opts) => r.map(Ok),
+            signal = crate::interrupt::wait() => {
+                ladon_adapters::process::child::kill_all();
+                Ok(Err(signal))
+            }
+        }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
-    let outcome = outcome?;
+    let outcome = match ended? {
+        Ok(outcome) => outcome,
+        Err(signal) => {
+            return finish_interrupted(&args, &run_dir, run_json, signal, started.elapsed())
+        }
+    };
     let converged = match outcome.finals.time_to_converge_s() {
         Some(t) => format!(
             "converged {t:.3}s after the heal ({} rounds of final reads)",
@@ -311,6 +367,15 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
     }
+    run_json["outcome"] = json!({
+        "events": outcome.events.len(),
+        "messages_sent": outcome.router.sent,
+        "messages_dropped": outcome.router.dropped,
+        "messages_per_write": outcome.messages_per_write,
+        "converged_ns": outcome.converged_ns,
+    });
+    write_run_json(&run_dir, &run_json)?;
+    link_latest(&args.store, &test_dir, &run_dir);
     eprintln!("stored in {}", run_dir.display());
     print!("{summary}");
     if verdict != ladon_checker::Verdict::Valid {

@@ -61,6 +61,10 @@ pub struct RunOutcome {
     /// schedule as data (`--nemesis-schedule` takes it back). Not stored.
     #[serde(skip)]
     pub schedule: Vec<ScheduleStep>,
+    /// The signal that stopped the run before its end (SIGINT, SIGTERM):
+    /// faults and clients stopped where they were, no final phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Debug)]
@@ -210,6 +214,10 @@ where
         if steps.is_multiple_of(1024) {
             if let Some(p) = ctx.progress.as_mut() {
                 p(now, time_limit);
+            }
+            if let Some(signal) = crate::interrupt::requested() {
+                out.interrupted = Some(signal.to_string());
+                break;
             }
         }
         // The owner of an operation that completed (or timed out), and
