@@ -277,7 +277,7 @@ pub fn registry() -> Vec<AdapterEntry> {
             mode: Mode::Live,
             guarantees: |o| Ok(o.workload.maelstrom().map_or_else(|_| Guarantee::default_for_check(), |w| w.guarantees())),
             // `ladon run --adapter process` has its own flags and runner
-            // (`cli::run_process`); the simulator's callers cannot run it.
+            // (`live::process_run`); the simulator's callers cannot run it.
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
     ]

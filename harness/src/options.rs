@@ -347,7 +347,7 @@ pub mod heading {
 
 /// The network fault model's flags, the same for simulated runs and live
 /// ones (`--adapter process` starts from `--latency constant:0ms`: see
-/// [`crate::cli::run_process`]).
+/// [`ProcessFlags`]).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct NetFlags {
     /// What partitions do to messages: drop or hold.
@@ -444,6 +444,24 @@ impl NetFlags {
         }
         Ok(())
     }
+}
+
+/// `ladon run`'s flags of the `process` adapter, shown under their own
+/// heading in `ladon run --help` and refused with any other adapter.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct ProcessFlags {
+    /// The node program; one process per node (required).
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    pub bin: Option<PathBuf>,
+    /// An argument for the node program (repeatable).
+    #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = heading::PROCESS)]
+    pub bin_args: Vec<String>,
+    /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    pub faketime_library: Option<PathBuf>,
+    /// How long a (re)started node may take to answer `init`.
+    #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
+    pub init_timeout: Dur,
 }
 
 /// Every option of `ladon run` (and the run flags of `ladon explore`).

@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ladon_checker::report::{Guarantee, Report, Verdict};
-use ladon_checker::writer::HistoryWriter;
 use ladon_checker::CheckOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{self, Mode};
 use crate::options::RunOptions;
-use crate::runner::{HistorySink, RunContext, RunOutcome};
+use crate::runner::{RunContext, RunOutcome};
 
 /// `run.json`: everything needed to understand and repeat a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +30,9 @@ pub struct RunInfo {
     pub started_at: String,
     #[serde(default)]
     pub outcome: Option<RunOutcome>,
+    /// `--adapter process`'s own flags (absent for simulated runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::options::ProcessFlags>,
 }
 
 /// A finished run.
@@ -41,6 +43,8 @@ pub struct StoredRun {
     /// `None` when the checker could not run (see `check_error`).
     pub report: Option<Report>,
     pub check_error: Option<String>,
+    /// The execution's own lines under the summary's figures.
+    pub notes: Vec<String>,
 }
 
 impl StoredRun {
@@ -201,8 +205,9 @@ pub fn summary_text(
     );
     match (&outcome.interrupted, outcome.converged_ns) {
         (Some(signal), _) => head.push_str(&format!(
-            "interrupted by {signal} at {} of virtual time: faults and clients stopped, no final phase\n",
-            ladon_checker::explain::duration(outcome.end_ns)
+            "interrupted by {signal} at {} of {} time: faults and clients stopped, no final phase\n",
+            ladon_checker::explain::duration(outcome.end_ns),
+            if info.mode == Mode::Simulation.as_str() { "virtual" } else { "wall-clock" }
         )),
         (None, Some(t)) => head.push_str(&format!(
             "final reads agreed {} after the heal\n",
@@ -315,6 +320,7 @@ pub fn execute(
         guarantees: guarantees.clone(),
         started_at: utc_stamp(),
         outcome: None,
+        process: None,
     };
     if !store {
         let mem = execute_in_memory(options, progress)?;
@@ -325,46 +331,64 @@ pub fn execute(
             outcome: mem.outcome,
             report: mem.report,
             check_error: mem.check_error,
+            notes: Vec::new(),
         });
     }
-    let dir = create_run_dir(&options.store, &test, seed)
-        .with_context(|| format!("creating a run directory under {}", options.store.display()))?;
+    run_stored(
+        info,
+        &mut crate::execution::Simulation {
+            options: options.clone(),
+        },
+        &options.store,
+        progress,
+    )
+}
+
+/// Runs `exec` into a new run directory under `store` and writes
+/// everything around it, the same for every execution: `run.json` (before
+/// and after), the check, `report.json` (marked when a signal interrupted
+/// the run), `summary.txt`, `report.html`, then `latest` (only once every
+/// file is written). `info` carries the resolved run (seed, guarantees,
+/// reproduce command).
+pub fn run_stored(
+    mut info: RunInfo,
+    exec: &mut dyn crate::execution::Execution,
+    store: &Path,
+    progress: Option<&mut dyn FnMut(u64, u64)>,
+) -> anyhow::Result<StoredRun> {
+    let dir = create_run_dir(store, &info.test, info.seed)
+        .with_context(|| format!("creating a run directory under {}", store.display()))?;
     let write_info = |info: &RunInfo| -> anyhow::Result<()> {
         let f = File::create(dir.join("run.json")).context("writing run.json")?;
         serde_json::to_writer_pretty(BufWriter::new(f), info)?;
         Ok(())
     };
     write_info(&info)?;
-    let history_path = dir.join("history.jsonl");
-    let outcome = {
-        let file = File::create(&history_path)
-            .with_context(|| format!("creating {}", history_path.display()))?;
-        let mut writer = HistoryWriter::new(file);
-        let sink: &mut dyn HistorySink = &mut writer;
-        let mut ctx = RunContext {
-            options: options.clone(),
-            seed,
-            history: sink,
-            run_dir: Some(dir.clone()),
-            progress,
-        };
-        (adapter.run)(&mut ctx)?
-    };
+    let outcome = exec.execute(&dir, progress)?;
     info.outcome = Some(outcome.clone());
     write_info(&info)?;
-    let opts = check_options(&guarantees, outcome.messages_per_write);
+    let history_path = dir.join("history.jsonl");
+    let opts = check_options(&info.guarantees, outcome.messages_per_write);
     let (mut report, check_error) = match check_file(&history_path, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
-    if let (Some(r), Some(signal)) = (&mut report, &outcome.interrupted) {
-        mark_interrupted(r, signal);
+    if let Some(r) = &mut report {
+        exec.annotate(r);
+        if let Some(signal) = &outcome.interrupted {
+            mark_interrupted(r, signal);
+        }
     }
     if let Some(r) = &report {
         let f = File::create(dir.join("report.json")).context("writing report.json")?;
         serde_json::to_writer_pretty(BufWriter::new(f), r)?;
     }
-    let summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
+    let notes = exec.notes();
+    let mut summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
+    for n in &notes {
+        summary.push_str(n);
+        summary.push('\n');
+    }
     fs::write(dir.join("summary.txt"), summary).context("writing summary.txt")?;
     if report.is_some() {
         // The run stands without its page: a rendering problem is a warning.
@@ -373,12 +397,13 @@ pub fn execute(
         }
     }
     // `latest` moves only to a run whose files are all written.
-    let _ = update_latest(&options.store, &dir);
+    let _ = update_latest(store, &dir);
     Ok(StoredRun {
         dir: Some(dir),
         info,
         outcome,
         report,
         check_error,
+        notes,
     })
 }

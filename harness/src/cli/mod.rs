@@ -12,7 +12,6 @@ pub mod gen_history;
 pub mod replay;
 pub mod report;
 pub mod run;
-pub mod run_process;
 pub mod serve;
 pub mod shrink;
 pub mod suite;

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use ladon_checker::report::Verdict;
 
-use crate::cli::run_process::ProcessFlags;
 use crate::live::process_run::ProcessSpec;
-use crate::options::{AdapterKind, RunOptions};
+use crate::options::{AdapterKind, ProcessFlags, RunOptions};
 use crate::store::{self, StoredRun};
 
 /// `ladon run`: every adapter's options (see the `Run` command); those of
@@ -118,11 +117,17 @@ pub fn process_spec(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "node".into());
+    let seed = o.seed.unwrap_or_else(random_seed);
+    let test = o
+        .test
+        .clone()
+        .unwrap_or_else(|| format!("{workload}-{bin_name}"));
+    o.seed = Some(seed);
+    o.test = Some(test.clone());
     Ok(ProcessSpec {
-        test: o
-            .test
-            .clone()
-            .unwrap_or_else(|| format!("{workload}-{bin_name}")),
+        options: o.clone(),
+        flags: args.process.clone(),
+        test,
         guarantees: o
             .guarantees
             .clone()
@@ -134,7 +139,7 @@ pub fn process_spec(
         concurrency: o.concurrency,
         rate: o.rate,
         time_limit: o.time_limit,
-        seed: o.seed.unwrap_or_else(random_seed),
+        seed,
         nemesis: o.nemesis.clone(),
         nemesis_interval: o.nemesis_interval,
         net: o.net.clone(),
@@ -161,7 +166,7 @@ pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
     }
     o.validate().map_err(anyhow::Error::msg)?;
     let adapter = crate::adapters::find(o.adapter);
-    // Only `ladon run` itself drives live adapters (see `run_process`).
+    // Only `ladon run` itself drives live adapters (see `live::process_run`).
     anyhow::ensure!(
         adapter.mode == crate::adapters::Mode::Simulation,
         "{}",
@@ -363,6 +368,9 @@ pub fn print_result(run: &StoredRun) {
         run.check_error.as_deref(),
     );
     print!("{summary}");
+    for n in &run.notes {
+        println!("{n}");
+    }
     if run.verdict() != Verdict::Valid {
         eprintln!("reproduce with: {}", run.info.reproduce);
     }
@@ -381,11 +389,17 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     print_header(&o);
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let run = execute_with_progress(&o, reproduce)?;
+    report_result(&run, args.junit.as_deref())
+}
+
+/// After any stored run: prints the result (or the one line of an
+/// interrupted run), writes JUnit if asked; the exit code of the verdict.
+pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     match (&run.outcome.interrupted, &run.dir) {
         (Some(signal), Some(dir)) => eprintln!("{}", store::interrupted_line(signal, dir)),
-        _ => print_result(&run),
+        _ => print_result(run),
     }
-    if let Some(path) = &args.junit {
+    if let Some(path) = junit {
         crate::report::junit::write_for_run(
             path,
             &run.info.test,

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ladon_adapters::process::Workload;
 use ladon_checker::report::Guarantee;
-use ladon_checker::CheckOptions;
 use serde_json::json;
+
+use crate::runner::RunOutcome;
 
 use crate::live::topology::Topology;
 use crate::live::{self, LiveOptions};
@@ -48,6 +49,11 @@ pub struct ProcessSpec {
     pub guarantees: Vec<Guarantee>,
     /// Where CI wants JUnit XML (not part of the run).
     pub junit: Option<PathBuf>,
+    /// The resolved options as `run.json` keeps them (process defaults
+    /// applied, seed set).
+    pub options: crate::options::RunOptions,
+    /// The process adapter's own flags, for `run.json`.
+    pub flags: crate::options::ProcessFlags,
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
@@ -137,21 +143,6 @@ pub fn live_options(args: &ProcessSpec, run_dir: PathBuf) -> LiveOptions {
     opts
 }
 
-fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
-    for (dir, link) in [
-        (test_dir, test_dir.join("latest")),
-        (store, store.join("latest")),
-    ] {
-        let target = run_dir.strip_prefix(dir).unwrap_or(run_dir);
-        let _ = std::fs::remove_file(&link);
-        let _ = std::os::unix::fs::symlink(target, &link);
-    }
-}
-
-/// When the final reads did not converge, says in the explanation of
-/// every `divergence` and `lost-write` example whether states were still
-/// changing when the window ended (and when they last changed), naming
-/// `--converge-timeout`; the report also carries the final phase's figures.
 fn annotate_window(
     report: &mut ladon_checker::report::Report,
     finals: &live::final_phase::FinalReads,
@@ -179,57 +170,146 @@ fn annotate_window(
     }
 }
 
-fn write_run_json(run_dir: &Path, run_json: &serde_json::Value) -> anyhow::Result<()> {
-    std::fs::write(
-        run_dir.join("run.json"),
-        serde_json::to_string_pretty(run_json)? + "\n",
-    )
-    .context("writing run.json")
+/// A live run of `--adapter process` behind the execution seam: the nodes
+/// run under a tokio runtime of its own; SIGINT/SIGTERM kill them.
+pub struct ProcessExecution {
+    pub spec: ProcessSpec,
+    /// What the live run alone knows, for the report and the summary.
+    finals: Option<live::final_phase::FinalReads>,
+    backpressure: Vec<(String, u64)>,
+    drops: Vec<(String, u64)>,
 }
 
-/// After SIGINT or SIGTERM (every node killed): checks the history so far
-/// and writes report.json (verdict unknown, reason interrupted),
-/// summary.txt, report.html and run.json's outcome, moves `latest`, prints
-/// one line; exit code 2.
-fn finish_interrupted(
-    args: &ProcessSpec,
-    run_dir: &Path,
-    mut run_json: serde_json::Value,
-    signal: &str,
-    elapsed: Duration,
-) -> anyhow::Result<ExitCode> {
-    let history = run_dir.join("history.jsonl");
-    let events = std::fs::read(&history)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-        .unwrap_or(0);
-    let check = CheckOptions {
-        guarantees: args.guarantees.clone(),
-        ..CheckOptions::default()
-    };
-    let mut report = crate::store::check_file(&history, &check).map_err(anyhow::Error::msg)?;
-    crate::store::mark_interrupted(&mut report, signal);
-    std::fs::write(
-        run_dir.join("report.json"),
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
-    let head = format!(
-        "events {events}\ninterrupted by {signal} after {} of wall-clock time: faults and clients stopped, every node killed, no final phase\n",
-        ladon_checker::explain::duration(elapsed.as_nanos() as u64)
-    );
-    let summary =
-        crate::store::run_summary(&args.test, args.seed, "live", &head, Some(&report), None);
-    std::fs::write(run_dir.join("summary.txt"), &summary)?;
-    if let Err(e) = crate::report::html::write_report(run_dir) {
-        eprintln!("warning: report.html not written: {e}");
+impl ProcessExecution {
+    pub fn new(spec: ProcessSpec) -> ProcessExecution {
+        ProcessExecution {
+            spec,
+            finals: None,
+            backpressure: Vec::new(),
+            drops: Vec::new(),
+        }
     }
-    if let Some(path) = &args.junit {
-        crate::report::junit::write_for_report(path, &args.test, &report, Some(&reproduce(args)))?;
+}
+
+impl crate::execution::Execution for ProcessExecution {
+    fn mode(&self) -> crate::adapters::Mode {
+        crate::adapters::Mode::Live
     }
-    run_json["outcome"] = json!({"events": events, "interrupted": signal});
-    write_run_json(run_dir, &run_json)?;
-    link_latest(&args.store, &args.store.join(&args.test), run_dir);
-    eprintln!("{}", crate::store::interrupted_line(signal, run_dir));
-    Ok(ExitCode::from(2))
+
+    fn execute(
+        &mut self,
+        run_dir: &Path,
+        _progress: Option<&mut dyn FnMut(u64, u64)>,
+    ) -> anyhow::Result<RunOutcome> {
+        let opts = live_options(&self.spec, run_dir.to_path_buf());
+        // One run per process: a panic anywhere kills this run's nodes.
+        ladon_adapters::process::child::install_panic_hook();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let started = std::time::Instant::now();
+        let ended = rt.block_on(async {
+            // SIGINT or SIGTERM: kill every node and its descendants; the
+            // recorder and the router write their last whole lines as the
+            // runtime shuts down.
+            tokio::select! {
+                r = live::run(&opts) => r.map(Ok),
+                signal = crate::interrupt::wait() => {
+                    ladon_adapters::process::child::kill_all();
+                    Ok(Err(signal))
+                }
+            }
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+        let outcome = match ended? {
+            Ok(outcome) => outcome,
+            Err(signal) => {
+                let history = std::fs::read(run_dir.join("history.jsonl")).unwrap_or_default();
+                return Ok(RunOutcome {
+                    events: history.iter().filter(|&&c| c == b'\n').count() as u64,
+                    end_ns: started.elapsed().as_nanos() as u64,
+                    interrupted: Some(signal.to_string()),
+                    ..RunOutcome::default()
+                });
+            }
+        };
+        use ladon_checker::history::{EventType, F_FINAL, F_TXN};
+        let completed_ops = outcome
+            .events
+            .iter()
+            .filter(|e| e.kind != EventType::Invoke && (e.f == F_TXN || e.f == F_FINAL))
+            .count() as u64;
+        let writes = outcome
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Invoke && e.f == F_TXN)
+            .map(|e| e.value.ops().iter().filter(|m| m.is_write()).count() as u64)
+            .sum();
+        let run = RunOutcome {
+            events: outcome.events.len() as u64,
+            completed_ops,
+            messages_sent: outcome.router.sent,
+            messages_dropped: outcome.router.dropped,
+            writes,
+            messages_per_write: outcome.messages_per_write,
+            heal_ns: outcome.finals.started_ns,
+            converged_ns: outcome.converged_ns,
+            end_ns: outcome.events.last().map_or(0, |e| e.time),
+            ..RunOutcome::default()
+        };
+        self.drops = outcome
+            .router
+            .drops
+            .iter()
+            .map(|(why, n)| (why.to_string(), *n))
+            .collect();
+        self.backpressure = outcome.backpressure.clone();
+        self.finals = Some(outcome.finals);
+        Ok(run)
+    }
+
+    fn annotate(&self, report: &mut ladon_checker::report::Report) {
+        if let Some(finals) = &self.finals {
+            annotate_window(report, finals);
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.finals {
+            out.push(format!(
+                "final phase: {} rounds of final reads{}",
+                f.rounds,
+                match f.time_to_converge_s() {
+                    Some(_) => String::new(),
+                    None => format!(
+                        ", no agreement within --converge-timeout {}",
+                        self.spec.converge_timeout
+                    ),
+                }
+            ));
+        }
+        if !self.drops.is_empty() {
+            let drops: Vec<String> = self
+                .drops
+                .iter()
+                .map(|(why, n)| format!("{n} {why}"))
+                .collect();
+            out.push(format!(
+                "node-to-node messages dropped: {}",
+                drops.join(", ")
+            ));
+        }
+        for (node, pauses) in &self.backpressure {
+            out.push(format!(
+                "backpressure: Ladon paused reading {node}'s stdout {pauses} time(s) \
+                 (over {} MiB of its messages awaited delivery; see nodes/{node}.log)",
+                crate::live::budget::NODE_BUDGET >> 20
+            ));
+        }
+        out
+    }
 }
 
 pub fn run(args: ProcessSpec) -> ExitCode {
@@ -250,138 +330,33 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
     // A run that cannot start leaves nothing behind: no run directory, and
     // `latest` stays where it was.
     ladon_adapters::process::child::check_executable(&args.bin).map_err(anyhow::Error::msg)?;
-    let (seed, test) = (args.seed, args.test.clone());
-    let test_dir = args.store.join(&test);
-    let run_dir = crate::store::create_run_dir(&args.store, &test, seed)
-        .with_context(|| format!("cannot create a run directory in {}", test_dir.display()))?;
-    let guarantees = args.guarantees.clone();
-
-    let opts = live_options(&args, run_dir.clone());
-    let reproduce = reproduce(&args);
+    let info = crate::store::RunInfo {
+        test: args.test.clone(),
+        seed: args.seed,
+        mode: crate::adapters::Mode::Live.as_str().to_string(),
+        options: args.options.clone(),
+        reproduce: reproduce(&args),
+        ladon_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: crate::store::git_revision(),
+        guarantees: args.guarantees.clone(),
+        started_at: crate::store::utc_stamp(),
+        outcome: None,
+        process: Some(args.flags.clone()),
+    };
     eprintln!(
-        "ladon: live run of {} ({} nodes, workload {}, seed {seed}) into {}",
+        "ladon: live run of {} ({} nodes, workload {}, seed {}) into {}",
         args.bin.display(),
         args.nodes,
         args.workload,
-        run_dir.display()
+        args.seed,
+        args.store.join(&args.test).display()
     );
-    let mut run_json = json!({
-        "test": test, "seed": seed, "mode": "live", "adapter": "process",
-        "options": {"live": opts, "latency": args.net.latency.to_string(), "partition_mode": args.net.partition_mode,
-            "store": args.store, "test": test},
-        "reproduce": reproduce, "ladon_version": env!("CARGO_PKG_VERSION"), "git_revision": crate::store::git_revision(),
-        "guarantees": guarantees,
-    });
-    write_run_json(&run_dir, &run_json)?;
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
-
-    // One run per process: a panic anywhere kills this run's nodes.
-    ladon_adapters::process::child::install_panic_hook();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let started = std::time::Instant::now();
-    let ended = rt.block_on(async {
-        // SIGINT or SIGTERM: kill every node and its descendants; the
-        // recorder and the router write their last whole lines as the
-        // runtime shuts down.
-        tokio::select! {
-            r = live::run(&opts) => r.map(Ok),
-            signal = crate::interrupt::wait() => {
-                ladon_adapters::process::child::kill_all();
-                Ok(Err(signal))
-            }
-        }
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    let outcome = match ended? {
-        Ok(outcome) => outcome,
-        Err(signal) => {
-            return finish_interrupted(&args, &run_dir, run_json, signal, started.elapsed())
-        }
-    };
-    let converged = match outcome.finals.time_to_converge_s() {
-        Some(t) => format!(
-            "converged {t:.3}s after the heal ({} rounds of final reads)",
-            outcome.finals.rounds
-        ),
-        None => format!(
-            "did not converge within --converge-timeout {} ({} rounds of final reads)",
-            args.converge_timeout, outcome.finals.rounds
-        ),
-    };
-    let drops: Vec<String> = outcome
-        .router
-        .drops
-        .iter()
-        .map(|(why, n)| format!("{n} {why}"))
-        .collect();
-    eprintln!(
-        "ladon: {} events, {} node-to-node messages ({} dropped{}), {converged}",
-        outcome.events.len(),
-        outcome.router.sent,
-        outcome.router.dropped,
-        if drops.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", drops.join(", "))
-        }
-    );
-    let check = CheckOptions {
-        guarantees,
-        messages_per_write: outcome.messages_per_write,
-        ..CheckOptions::default()
-    };
-    let mut report =
-        crate::store::check_file(&outcome.history, &check).map_err(anyhow::Error::msg)?;
-    annotate_window(&mut report, &outcome.finals);
-    std::fs::write(
-        run_dir.join("report.json"),
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
-    let verdict = report.verdict;
-    // The same summary and "reproduce with:" as a simulated run.
-    let head = format!(
-        "events {}  node-to-node messages {} ({} dropped, per write {})\nfinal phase: {converged}\n",
-        outcome.events.len(),
-        outcome.router.sent,
-        outcome.router.dropped,
-        outcome
-            .messages_per_write
-            .map(|m| format!("{m:.2}"))
-            .unwrap_or_else(|| "-".into()),
-    );
-    let mut summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
-    for (node, pauses) in &outcome.backpressure {
-        summary.push_str(&format!(
-            "backpressure: Ladon paused reading {node}'s stdout {pauses} time(s) \
-             (over {} MiB of its messages awaited delivery; see nodes/{node}.log)\n",
-            crate::live::budget::NODE_BUDGET >> 20
-        ));
-    }
-    std::fs::write(run_dir.join("summary.txt"), &summary)?;
-    if let Err(e) = crate::report::html::write_report(&run_dir) {
-        eprintln!("warning: report.html not written: {e}");
-    }
-    if let Some(path) = &args.junit {
-        crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
-    }
-    run_json["outcome"] = json!({
-        "events": outcome.events.len(),
-        "messages_sent": outcome.router.sent,
-        "messages_dropped": outcome.router.dropped,
-        "messages_per_write": outcome.messages_per_write,
-        "converged_ns": outcome.converged_ns,
-    });
-    write_run_json(&run_dir, &run_json)?;
-    link_latest(&args.store, &test_dir, &run_dir);
-    eprintln!("stored in {}", run_dir.display());
-    print!("{summary}");
-    if verdict != ladon_checker::Verdict::Valid {
-        eprintln!("reproduce with: {reproduce}");
-    }
-    Ok(ExitCode::from(verdict.exit_code()))
+    let store = args.store.clone();
+    let junit = args.junit.clone();
+    let mut exec = ProcessExecution::new(args);
+    let run = crate::store::run_stored(info, &mut exec, &store, None)?;
+    crate::cli::run::report_result(&run, junit.as_deref())
 }
 
 #[cfg(test)]
