@@ -1,8 +1,8 @@
 //! The execution seam: one way of running a test against a system. The
 //! simulator ([`Simulation`]) and the live process runner
-//! ([`crate::live::process_run::ProcessExecution`]) implement [`Execution`];
+//! (`live::process_run::ProcessExecution`) implement [`Execution`];
 //! everything around a run is shared and written once
-//! ([`crate::store::run_stored`]): the run directory and its seed, the typed
+//! (`store::run_stored`): the run directory and its seed, the typed
 //! `run.json`, the check, `report.json`, `summary.txt`, `report.html`,
 //! interruption (SIGINT, SIGTERM), `results/latest`, the printed result and
 //! JUnit. A new kind of system (a database, remote hosts) plugs in by
@@ -28,7 +28,7 @@ pub trait Execution {
     /// (flushed on line boundaries), and its sidecars there when it has
     /// them (`messages.jsonl`, `nodes/<name>.log`); calls `progress(now,
     /// end of the faulty phase)` now and then. When
-    /// [`crate::interrupt::requested`] turns `Some`, stops its faults and
+    /// `interrupt::requested` turns `Some`, stops its faults and
     /// clients, writes what it has and returns with
     /// [`RunOutcome::interrupted`] set (no final phase).
     fn execute(

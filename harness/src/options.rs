@@ -1,7 +1,7 @@
 //! Options of a test run: one serde struct, parsed from the command line
 //! (clap) and written to `run.json` (serde), so a stored run can be re-run
 //! exactly. Adapter-specific options live in the flattened
-//! [`crate::adapters::AdapterOptions`].
+//! [`AdapterOptions`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,53 +14,11 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::AdapterOptions;
 use crate::nemesis::{FaultKind, FaultList};
-use crate::net::{format_duration_ns, parse_duration_ns, Latency, NetConfig, PartitionMode, Shape};
+use crate::net::{Latency, NetConfig, PartitionMode, Shape};
+use ladon_adapters::reference::{Bug, ReadFrom, Strategy, Topology};
 
-/// A duration given as `30` (seconds), `30s`, `500ms`, `250us` or `100ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Dur(pub u64);
-
-impl Dur {
-    pub fn secs(s: u64) -> Dur {
-        Dur(s * 1_000_000_000)
-    }
-    pub fn ns(self) -> u64 {
-        self.0
-    }
-}
-
-impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            return parse_duration_ns(&format!("{t}s")).map(Dur);
-        }
-        parse_duration_ns(t).map(Dur)
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&format_duration_ns(self.0))
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::dur::Dur;
 
 /// A comma-separated list of partition shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,6 +420,148 @@ pub struct ProcessFlags {
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
     pub init_timeout: Dur,
+}
+
+/// Options only some adapters read. Flattened into [`RunOptions`]: every
+/// field is a `ladon run` flag and a key of `run.json`'s `options`, typed
+/// (`run.json` spells each value by its name). New adapters add their
+/// fields here (with `#[serde(default)]`, so older `run.json` files still
+/// load) under a help heading naming the adapters they apply to (see
+/// [`heading`]).
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct AdapterOptions {
+    /// A planted bug variant of the adapter (`ladon adapters` says what each
+    /// breaks); toy has no-anti-entropy and forget-on-crash only.
+    #[arg(long, help_heading = heading::REFERENCE_TOY, value_parser = named::<Bug>(Bug::ALL.iter().map(|b| b.as_str())))]
+    #[serde(default, with = "by_name_opt")]
+    pub bug: Option<Bug>,
+    /// Followers per leader, replicating asynchronously from it.
+    #[arg(long, default_value_t = 0, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub followers: usize,
+    /// reference: how leaders pass writes on (mesh, ring, star); process:
+    /// broadcast's neighbours (grid, line, total, tree2, tree3, tree4;
+    /// default grid).
+    #[arg(long, default_value = "mesh", help_heading = heading::REFERENCE_PROCESS,
+          value_parser = named::<TopologyName>(TopologyName::names()))]
+    #[serde(default = "default_topology", with = "by_name")]
+    pub topology: TopologyName,
+    /// Conflict strategy.
+    #[arg(long, default_value = "crdt", help_heading = heading::REFERENCE,
+          value_parser = named::<Strategy>(Strategy::ALL.iter().map(|s| s.as_str())))]
+    #[serde(default = "default_strategy", with = "by_name")]
+    pub strategy: Strategy,
+    /// Where clients send read-only transactions.
+    #[arg(long, default_value = "leader", help_heading = heading::REFERENCE,
+          value_parser = named::<ReadFrom>(ReadFrom::ALL.iter().map(|r| r.as_str())))]
+    #[serde(default = "default_read_from", with = "by_name")]
+    pub read_from: ReadFrom,
+    /// Leaders in order of precedence for timestamp ties, e.g. n2,n1,n3
+    /// (default n1 first).
+    #[arg(long, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Apply a remote entry only after the entries it depends on
+    /// (`--causal-delivery` or `--causal-delivery false`; default: on for
+    /// crdt and version-vector, off otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub causal_delivery: Option<bool>,
+    /// Resolution of lww wall-clock timestamps (default 1ms; 1s is MySQL's
+    /// TIMESTAMP, where equal timestamps are common).
+    #[arg(long, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub lww_resolution: Option<Dur>,
+}
+
+impl Default for AdapterOptions {
+    fn default() -> Self {
+        AdapterOptions {
+            bug: None,
+            followers: 0,
+            topology: default_topology(),
+            strategy: default_strategy(),
+            read_from: default_read_from(),
+            priority: None,
+            causal_delivery: None,
+            lww_resolution: None,
+        }
+    }
+}
+
+/// `--topology`: the reference store's leader topology, or broadcast's
+/// neighbours for `--adapter process` (the two sets of names are disjoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyName {
+    Leaders(Topology),
+    Broadcast(crate::live::topology::Topology),
+}
+
+impl TopologyName {
+    const BROADCAST: [&'static str; 6] = ["grid", "line", "total", "tree2", "tree3", "tree4"];
+
+    /// Every name `--topology` accepts.
+    pub fn names() -> Vec<&'static str> {
+        let leaders = Topology::ALL.iter().map(|t| t.as_str());
+        leaders.chain(Self::BROADCAST).collect()
+    }
+
+    /// The reference store's topology, or an error naming the flag.
+    pub fn leaders(self) -> anyhow::Result<Topology> {
+        match self {
+            TopologyName::Leaders(t) => Ok(t),
+            TopologyName::Broadcast(t) => anyhow::bail!(
+                "--topology {}: a broadcast topology (--adapter process); the reference store's are {}",
+                t.as_str(),
+                Topology::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Broadcast's topology, or an error naming the flag.
+    pub fn broadcast(self) -> anyhow::Result<crate::live::topology::Topology> {
+        match self {
+            TopologyName::Broadcast(t) => Ok(t),
+            TopologyName::Leaders(t) => anyhow::bail!(
+                "--topology {t}: a reference-store topology; --adapter process takes {}",
+                Self::BROADCAST.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for TopologyName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(t) = s.parse::<Topology>() {
+            return Ok(TopologyName::Leaders(t));
+        }
+        s.parse().map(TopologyName::Broadcast).map_err(|_| {
+            format!(
+                "unknown --topology {s:?}: expected one of {}",
+                Self::names().join(", ")
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for TopologyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            TopologyName::Leaders(t) => f.write_str(t.as_str()),
+            TopologyName::Broadcast(t) => f.write_str(&t.as_str()),
+        }
+    }
+}
+
+fn default_topology() -> TopologyName {
+    TopologyName::Leaders(Topology::Mesh)
+}
+fn default_strategy() -> Strategy {
+    Strategy::Crdt
+}
+fn default_read_from() -> ReadFrom {
+    ReadFrom::Leader
 }
 
 /// Every option of `ladon run` (and the run flags of `ladon explore`).

@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use ladon_checker::report::{Guarantee, Report, Verdict};
@@ -58,27 +59,27 @@ impl StoredRun {
 
 /// `YYYYMMDDTHHMMSSZ` for the current UTC time.
 pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plain
+/// characters, with shlex. Words of letters, digits and `_-./:,=+@%` stay
+/// bare, as reproduce commands have always spelled them (`--guarantees
+/// convergence,causal`): shlex quotes `,` and `=` against brace expansion,
+/// which needs a `{` that such a word cannot hold. A string with a NUL byte,
+/// which no argument holds, falls back to Rust's debug quoting.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
+    if plain {
+        return s.to_string();
+    }
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("{s:?}"))
 }
 
 /// The current git commit, if the working directory is in a repository.
@@ -406,4 +407,43 @@ pub fn run_stored(
         check_error,
         notes,
     })
+}
+
+/// Prints where a run went and its verdict; the reproduce command if it failed.
+pub fn print_result(run: &StoredRun) {
+    if let Some(dir) = &run.dir {
+        eprintln!("stored in {}", dir.display());
+    }
+    let summary = summary_text(
+        &run.info,
+        &run.outcome,
+        run.report.as_ref(),
+        run.check_error.as_deref(),
+    );
+    print!("{summary}");
+    for n in &run.notes {
+        println!("{n}");
+    }
+    if run.verdict() != Verdict::Valid {
+        eprintln!("reproduce with: {}", run.info.reproduce);
+    }
+}
+
+/// After any stored run: prints the result (or the one line of an
+/// interrupted run), writes JUnit if asked; the exit code of the verdict.
+pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    match (&run.outcome.interrupted, &run.dir) {
+        (Some(signal), Some(dir)) => eprintln!("{}", interrupted_line(signal, dir)),
+        _ => print_result(run),
+    }
+    if let Some(path) = junit {
+        crate::report::junit::write_for_run(
+            path,
+            &run.info.test,
+            run.report.as_ref(),
+            run.check_error.as_deref(),
+            &run.info.reproduce,
+        )?;
+    }
+    Ok(ExitCode::from(run.verdict().exit_code()))
 }

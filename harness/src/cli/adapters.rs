@@ -69,7 +69,7 @@ pub fn render_process() -> String {
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "  flags:");
-    for arg in process_arguments() {
+    for arg in crate::cli::run::process_arguments() {
         let Some(long) = arg.get_long() else {
             continue;
         };
@@ -102,20 +102,6 @@ pub fn render_process() -> String {
         }
     }
     s
-}
-
-/// The `ladon run` arguments `--adapter process` reads.
-pub fn process_arguments() -> Vec<clap::Arg> {
-    use crate::options::{heading, AdapterKind};
-    crate::cli::run::run_command()
-        .get_arguments()
-        .filter(|a| {
-            heading::adapters(a.get_help_heading())
-                .is_none_or(|k| k.contains(&AdapterKind::Process))
-        })
-        .filter(|a| !matches!(a.get_id().as_str(), "adapter" | "help"))
-        .cloned()
-        .collect()
 }
 
 /// The requests a node answers under workload `w`.
@@ -215,7 +201,7 @@ mod tests {
     #[test]
     fn process_listing_names_every_flag_and_workload() {
         let out = super::render();
-        for arg in super::process_arguments() {
+        for arg in crate::cli::run::process_arguments() {
             if let Some(long) = arg.get_long() {
                 assert!(out.contains(&format!("    --{long} ")), "--{long} missing");
             }

@@ -65,6 +65,16 @@ pub enum Command {
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
+    // Warnings (and errors) of every module reach the user on stderr;
+    // LADON_LOG=info (or any tracing filter) shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LADON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

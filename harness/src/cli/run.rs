@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ladon_checker::report::Verdict;
 
 use crate::live::process_run::ProcessSpec;
 use crate::options::{AdapterKind, ProcessFlags, RunOptions};
@@ -62,6 +61,20 @@ pub fn refuse_foreign_options(
         }
     }
     Ok(())
+}
+
+/// The `ladon run` arguments `--adapter process` reads.
+pub fn process_arguments() -> Vec<clap::Arg> {
+    use crate::options::{heading, AdapterKind};
+    run_command()
+        .get_arguments()
+        .filter(|a| {
+            heading::adapters(a.get_help_heading())
+                .is_none_or(|k| k.contains(&AdapterKind::Process))
+        })
+        .filter(|a| !matches!(a.get_id().as_str(), "adapter" | "help"))
+        .cloned()
+        .collect()
 }
 
 /// The defaults of `--adapter process` where they differ from a simulated
@@ -275,17 +288,7 @@ pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Pa
     out.join(" ")
 }
 
-/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
-pub(crate) fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub(crate) use crate::store::shell_quote;
 
 /// The flags after the subcommand name.
 pub fn user_args(subcommand: &str) -> Vec<String> {
@@ -356,26 +359,6 @@ pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInc
     from..=reached
 }
 
-/// Prints where a run went and its verdict; the reproduce command if it failed.
-pub fn print_result(run: &StoredRun) {
-    if let Some(dir) = &run.dir {
-        eprintln!("stored in {}", dir.display());
-    }
-    let summary = store::summary_text(
-        &run.info,
-        &run.outcome,
-        run.report.as_ref(),
-        run.check_error.as_deref(),
-    );
-    print!("{summary}");
-    for n in &run.notes {
-        println!("{n}");
-    }
-    if run.verdict() != Verdict::Valid {
-        eprintln!("reproduce with: {}", run.info.reproduce);
-    }
-}
-
 /// `ladon run`; `given` holds the ids of the options on the command line
 /// (see [`given_ids`]).
 pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow::Result<ExitCode> {
@@ -389,26 +372,7 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     print_header(&o);
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let run = execute_with_progress(&o, reproduce)?;
-    report_result(&run, args.junit.as_deref())
-}
-
-/// After any stored run: prints the result (or the one line of an
-/// interrupted run), writes JUnit if asked; the exit code of the verdict.
-pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    match (&run.outcome.interrupted, &run.dir) {
-        (Some(signal), Some(dir)) => eprintln!("{}", store::interrupted_line(signal, dir)),
-        _ => print_result(run),
-    }
-    if let Some(path) = junit {
-        crate::report::junit::write_for_run(
-            path,
-            &run.info.test,
-            run.report.as_ref(),
-            run.check_error.as_deref(),
-            &run.info.reproduce,
-        )?;
-    }
-    Ok(ExitCode::from(run.verdict().exit_code()))
+    store::report_result(&run, args.junit.as_deref())
 }
 
 #[cfg(test)]
@@ -528,6 +492,221 @@ mod tests {
         assert_eq!(
             reproduce_for(&o, &args, &[]),
             "ladon run --adapter=toy --workload set --seed 5"
+        );
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+    use crate::live::process_run::{live_options, reproduce};
+    use crate::options::{Dur, NetFlags};
+    use std::path::PathBuf;
+
+    fn parse_args(cmd: &[&str]) -> Result<ProcessSpec, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let m = crate::cli::Cli::command()
+            .try_get_matches_from(cmd)
+            .map_err(|e| e.to_string())?;
+        let cli = crate::cli::Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Run(args) = cli.command else {
+            return Err("not a run".into());
+        };
+        let given = given_ids(m.subcommand_matches("run").unwrap());
+        refuse_foreign_options(args.options.adapter, &given).map_err(|e| e.to_string())?;
+        process_spec(&args, &given).map_err(|e| e.to_string())
+    }
+
+    fn parse(cmd: &[&str]) -> ProcessSpec {
+        parse_args(cmd).unwrap()
+    }
+
+    #[test]
+    fn network_flags_are_the_simulators_with_one_live_default() {
+        let live = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        let sim = crate::options::RunOptions::default();
+        assert_eq!(live.net.latency, "constant:0ms".parse().unwrap());
+        assert_eq!(
+            sim.net.latency,
+            crate::options::SIM_LATENCY.parse().unwrap()
+        );
+        let same = NetFlags {
+            latency: sim.net.latency,
+            ..live.net.clone()
+        };
+        assert_eq!(same, sim.net, "every other network default is shared");
+        assert_eq!(live.clock_skew, sim.clock_skew);
+        assert_eq!(live.converge_timeout, Dur::secs(10));
+        assert_eq!(sim.converge_timeout, Dur::secs(10));
+        let err = parse_args(&[
+            "ladon",
+            "run",
+            "--adapter=process",
+            "--bin",
+            "n",
+            "--workload",
+            "g-set",
+            "--latency",
+            "fast",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--latency"), "{err}");
+    }
+
+    /// Splits a command line the way a POSIX shell does.
+    fn shell_words(cmd: &str) -> Vec<String> {
+        shlex::split(cmd).expect("a well-quoted command")
+    }
+
+    /// What a run with `args` would do: its live options (network included)
+    /// and its checker guarantees.
+    fn resolved(args: &ProcessSpec) -> (serde_json::Value, crate::net::NetConfig) {
+        let o = live_options(args, PathBuf::from("run"));
+        (serde_json::to_value(&o).unwrap(), o.net)
+    }
+
+    #[test]
+    fn the_reproduce_command_rebuilds_every_resolved_option() {
+        for cmd in [
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "examples/nodes/counter.py",
+                "--workload",
+                "pn-counter",
+            ],
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "/opt/my nodes/it's.py",
+                "--bin-arg",
+                "--fast",
+                "--bin-arg",
+                "x y",
+                "--workload",
+                "broadcast",
+                "--nodes",
+                "5",
+                "--concurrency",
+                "7",
+                "--rate",
+                "12.5",
+                "--time-limit",
+                "1.5s",
+                "--nemesis",
+                "pause,partition,clock",
+                "--nemesis-interval",
+                "700ms",
+                "--partition-mode",
+                "hold",
+                "--partition-shapes",
+                "groups:0,1/2,3,4,one-way",
+                "--latency",
+                "exponential:250us",
+                "--loss",
+                "0.1",
+                "--duplicate",
+                "0.2",
+                "--reorder",
+                "0.05",
+                "--nemesis-loss",
+                "0.5",
+                "--nemesis-dup",
+                "0.4",
+                "--faketime-library",
+                "/usr/lib/faketime/libfaketime.so.1",
+                "--max-clock-skew",
+                "300ms",
+                "--topology",
+                "tree3",
+                "--op-timeout",
+                "2s",
+                "--init-timeout",
+                "20s",
+                "--converge-timeout",
+                "8s",
+                "--txn-size",
+                "4",
+                "--max-writes-per-key",
+                "9",
+                "--store",
+                "/tmp/res",
+                "--test",
+                "mine",
+                "--guarantees",
+                "convergence,causal",
+                "--seed",
+                "42",
+            ],
+        ] {
+            let mut cmd = cmd.clone();
+            if !cmd.contains(&"--seed") {
+                cmd.extend(["--seed", "42"]);
+            }
+            let args = parse(&cmd);
+            let line = reproduce(&args);
+            let words = shell_words(&line);
+            let again = parse(&words.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(resolved(&again), resolved(&args), "{line}");
+            assert_eq!(again.guarantees, args.guarantees, "{line}");
+            assert_eq!(again.test, args.test, "{line}");
+            assert_eq!(again.store, args.store, "{line}");
+            // Every flag `ladon run --adapter process` reads appears in the command.
+            for arg in process_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "bin-arg" && args.bin_args.is_empty() {
+                        continue;
+                    }
+                    // Where CI wants JUnit is not part of the run.
+                    if long == "junit" {
+                        continue;
+                    }
+                    assert!(
+                        words.contains(&format!("--{long}")),
+                        "--{long} missing from {line}"
+                    );
+                }
+            }
+        }
+        let args = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+            "--seed",
+            "9",
+        ]);
+        assert_eq!(
+            reproduce(&args),
+            "ladon run --adapter process --bin n.py --workload g-set --nodes 3 --concurrency 3 \
+             --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
+             --partition-shapes one,halves,majorities-ring,bridge,ring-cut,hub,one-way \
+             --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
+             --nemesis-loss 0.3 --nemesis-dup 0.3 --clock-skew 5s --topology grid --op-timeout 1s \
+             --init-timeout 10s --converge-timeout 10s --txn-size 3 --max-writes-per-key 32 \
+             --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
         );
     }
 }
