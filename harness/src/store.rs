@@ -164,18 +164,16 @@ pub fn mark_interrupted(report: &mut Report, signal: &str) {
     let alone = match report.verdict {
         Verdict::Valid => "valid".to_string(),
         Verdict::Invalid => "invalid".to_string(),
-        Verdict::Unknown => match report.extra.get("unknown_reason").and_then(|v| v.as_str()) {
+        Verdict::Unknown => match crate::report::extras::unknown_reason(report) {
             Some(why) => format!("unknown: {why}"),
             None => "unknown".to_string(),
         },
     };
     report.verdict = Verdict::Unknown;
-    report.extra.insert(
-        "unknown_reason".into(),
-        serde_json::Value::String(format!(
-            "interrupted by {signal} before the run's end (the history so far, checked alone: {alone})"
-        )),
-    );
+    crate::report::extras::HarnessExtra::UnknownReason(format!(
+        "interrupted by {signal} before the run's end (the history so far, checked alone: {alone})"
+    ))
+    .set(report);
 }
 
 /// The line `ladon run` prints when a signal stopped the run.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ladon_adapters::process::Workload;
 use ladon_checker::report::Guarantee;
-use serde_json::json;
 
 use crate::runner::RunOutcome;
 
@@ -147,17 +146,21 @@ fn annotate_window(
     report: &mut ladon_checker::report::Report,
     finals: &live::final_phase::FinalReads,
 ) {
+    use crate::report::extras::{FinalPhase, HarnessExtra};
     use ladon_checker::report::Anomaly;
-    report.extra.insert(
-        "final_phase".into(),
-        json!({
-            "rounds": finals.rounds,
-            "window_ns": finals.window_ns,
-            "time_to_converge_ns": finals.converged_ns.map(|t| t.saturating_sub(finals.started_ns)),
-            "last_change_ns": finals.last_change.as_ref().map(|(t, _)| t.saturating_sub(finals.started_ns)),
-            "last_change_nodes": finals.last_change.as_ref().map(|(_, n)| n.clone()),
-        }),
-    );
+    HarnessExtra::FinalPhase(FinalPhase {
+        rounds: finals.rounds,
+        window_ns: finals.window_ns,
+        time_to_converge_ns: finals
+            .converged_ns
+            .map(|t| t.saturating_sub(finals.started_ns)),
+        last_change_ns: finals
+            .last_change
+            .as_ref()
+            .map(|(t, _)| t.saturating_sub(finals.started_ns)),
+        last_change_nodes: finals.last_change.as_ref().map(|(_, n)| n.clone()),
+    })
+    .set(report);
     let Some(note) = finals.window_note() else {
         return;
     };
