@@ -445,3 +445,45 @@ pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow
     }
     Ok(ExitCode::from(run.verdict().exit_code()))
 }
+
+/// Runs `run` with a progress callback over the faulty phase (`total_ns`
+/// of `clock` time, "virtual" or "wall-clock"): a bar on a terminal, a
+/// line per tenth otherwise. The same for every execution.
+pub fn with_progress<T>(
+    total_ns: u64,
+    clock: &str,
+    run: impl FnOnce(Option<&mut dyn FnMut(u64, u64)>) -> T,
+) -> T {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total_ns / 1_000_000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {clock} ms {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total_ns) / 1_000_000);
+        let r = run(Some(&mut cb));
+        bar.finish_and_clear();
+        r
+    } else {
+        let mut last = 0u64;
+        let mut cb = |now: u64, total: u64| {
+            for tenth in tenths_passed(&mut last, now, total) {
+                eprintln!("  {tenth}0% of {clock} time");
+            }
+        };
+        run(Some(&mut cb))
+    }
+}
+
+/// The tenths of `total` reached since the last call, every one of them
+/// (a callback that comes rarely must not skip a line): `last` is the last
+/// tenth printed.
+pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
+    let reached = now.min(total) * 10 / total.max(1);
+    let from = *last + 1;
+    *last = (*last).max(reached);
+    from..=reached
+}

@@ -1,6 +1,5 @@
 //! `ladon run`: one test, stored under `results/`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -327,37 +326,12 @@ pub fn print_header(o: &RunOptions) {
 
 /// Runs with a progress bar on a terminal, plain lines otherwise.
 pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
-    let total = o.time_limit.ns();
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(total / 1_000_000);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} virtual ms {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total) / 1_000_000);
-        let r = store::execute(o, reproduce, true, Some(&mut cb));
-        bar.finish_and_clear();
-        r
-    } else {
-        let mut last = 0u64;
-        let mut cb = |now: u64, total: u64| {
-            for tenth in tenths_passed(&mut last, now, total) {
-                eprintln!("  {tenth}0% of virtual time");
-            }
-        };
-        store::execute(o, reproduce, true, Some(&mut cb))
-    }
+    store::with_progress(o.time_limit.ns(), "virtual", |p| {
+        store::execute(o, reproduce, true, p)
+    })
 }
 
-/// The tenths of `total` reached since the last call, every one of them
-/// (a callback that comes rarely must not skip a line): `last` is the last
-/// tenth printed.
-pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
-    let reached = now.min(total) * 10 / total.max(1);
-    let from = *last + 1;
-    *last = (*last).max(reached);
-    from..=reached
-}
+pub use crate::store::tenths_passed;
 
 /// `ladon run`; `given` holds the ids of the options on the command line
 /// (see [`given_ids`]).

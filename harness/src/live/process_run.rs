@@ -202,7 +202,7 @@ impl crate::execution::Execution for ProcessExecution {
     fn execute(
         &mut self,
         run_dir: &Path,
-        _progress: Option<&mut dyn FnMut(u64, u64)>,
+        mut progress: Option<&mut dyn FnMut(u64, u64)>,
     ) -> anyhow::Result<RunOutcome> {
         let opts = live_options(&self.spec, run_dir.to_path_buf());
         // One run per process: a panic anywhere kills this run's nodes.
@@ -212,15 +212,26 @@ impl crate::execution::Execution for ProcessExecution {
             .enable_all()
             .build()?;
         let started = std::time::Instant::now();
+        let total = self.spec.time_limit.ns();
         let ended = rt.block_on(async {
-            // SIGINT or SIGTERM: kill every node and its descendants; the
-            // recorder and the router write their last whole lines as the
-            // runtime shuts down.
-            tokio::select! {
-                r = live::run(&opts) => r.map(Ok),
-                signal = crate::interrupt::wait() => {
-                    ladon_adapters::process::child::kill_all();
-                    Ok(Err(signal))
+            let run = live::run(&opts);
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                // SIGINT or SIGTERM: kill every node and its descendants;
+                // the recorder and the router write their last whole lines
+                // as the runtime shuts down.
+                tokio::select! {
+                    r = &mut run => return r.map(Ok),
+                    signal = crate::interrupt::wait() => {
+                        ladon_adapters::process::child::kill_all();
+                        return Ok(Err(signal));
+                    }
+                    _ = tick.tick() => {
+                        if let Some(p) = progress.as_mut() {
+                            p(started.elapsed().as_nanos() as u64, total);
+                        }
+                    }
                 }
             }
         });
@@ -358,6 +369,9 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
     let store = args.store.clone();
     let junit = args.junit.clone();
     let mut exec = ProcessExecution::new(args);
-    let run = crate::store::run_stored(info, &mut exec, &store, None)?;
+    let total = exec.spec.time_limit.ns();
+    let run = crate::store::with_progress(total, "wall-clock", |p| {
+        crate::store::run_stored(info, &mut exec, &store, p)
+    })?;
     crate::store::report_result(&run, junit.as_deref())
 }
