@@ -14,6 +14,8 @@
 pub mod postgres;
 pub mod process_group;
 pub mod registry;
+#[cfg(feature = "postgres")]
+pub mod sql;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::process_group::{signal_group, RunAs, Server};
+use super::process_group::{signal_tree, RunAs, Server};
 use super::registry::Registry;
 use super::{ClusterSpec, Database, DbError, Topology};
 
@@ -437,14 +437,14 @@ impl Database for Postgres {
 
     fn pause(&mut self, i: usize) -> Result<(), DbError> {
         if let Some(s) = &self.servers[i] {
-            signal_group(s.pgid(), libc::SIGSTOP);
+            signal_tree(s.pgid(), libc::SIGSTOP);
         }
         Ok(())
     }
 
     fn resume(&mut self, i: usize) -> Result<(), DbError> {
         if let Some(s) = &self.servers[i] {
-            signal_group(s.pgid(), libc::SIGCONT);
+            signal_tree(s.pgid(), libc::SIGCONT);
         }
         Ok(())
     }

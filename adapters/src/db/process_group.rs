@@ -106,9 +106,11 @@ impl Server {
         self.child.id() as i32
     }
 
-    /// Sends `sig` to the whole group.
+    /// Sends `sig` to the whole group and to every descendant of the
+    /// leader: servers such as PostgreSQL put each worker in its own
+    /// session (`setsid`), out of the leader's group.
     pub fn signal(&self, sig: i32) {
-        signal_group(self.pgid(), sig);
+        signal_tree(self.pgid(), sig);
     }
 
     /// Whether the leader has exited (reaps it if so).
@@ -119,17 +121,23 @@ impl Server {
     /// SIGKILL to the group, then reaps the leader and waits (up to 10 s)
     /// until no process of the group is left.
     pub fn kill(mut self) {
+        let tree = descendants(self.pgid());
         self.signal(libc::SIGCONT);
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
         wait_group_gone(self.pgid(), Duration::from_secs(10));
+        let t0 = Instant::now();
+        while tree.iter().any(|&p| running(p)) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Asks the server to stop with `sig` (e.g. SIGQUIT: immediate
     /// shutdown), waits up to `grace`, then kills the group.
     pub fn stop(mut self, sig: i32, grace: Duration) {
         self.signal(libc::SIGCONT);
-        // SAFETY: signalling our own child.
+        // SAFETY: signalling our own child (the server's own shutdown
+        // signal goes to the leader only; it stops its workers).
         unsafe { libc::kill(self.pgid(), sig) };
         let t0 = Instant::now();
         while t0.elapsed() < grace {
@@ -139,6 +147,63 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill();
+    }
+}
+
+/// `sig` to group `pgid` and to every descendant of process `pgid`
+/// (children first listed, then signalled leader last for SIGSTOP so none
+/// is forked unseen; the order does not matter for SIGKILL/SIGCONT).
+pub fn signal_tree(pgid: i32, sig: i32) {
+    for pid in descendants(pgid) {
+        // SAFETY: signalling a process we found as our server's descendant.
+        unsafe { libc::kill(pid, sig) };
+    }
+    signal_group(pgid, sig);
+}
+
+/// Every live descendant of `root`, from `/proc/*/stat`'s parent ids.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The command is in parentheses and may hold spaces: fields
+            // after the last ')' are state, ppid, ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let (_state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<i32>().ok()));
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid) in &parent_of {
+            if ppid == p && !out.contains(&pid) {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::process_group::{group_alive, signal_group, wait_group_gone};
+use super::process_group::{group_alive, signal_tree, wait_group_gone};
 use super::DbError;
 
 #[derive(Debug, Clone)]
@@ -82,8 +82,8 @@ impl Registry {
                 continue; // ours, still in use
             }
             if group_alive(pgid) && data.as_ref().is_some_and(|d| group_uses(pgid, d)) {
-                signal_group(pgid, libc::SIGCONT);
-                signal_group(pgid, libc::SIGKILL);
+                signal_tree(pgid, libc::SIGCONT);
+                signal_tree(pgid, libc::SIGKILL);
                 wait_group_gone(pgid, Duration::from_secs(10));
                 out.killed.push(pgid);
             }
