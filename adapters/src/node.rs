@@ -181,8 +181,8 @@ pub trait Cluster {
     /// first start).
     fn build(&self, id: NodeId, records: &[<Self::Node as Node>::Record]) -> Self::Node;
 
-    /// The guarantees (names from `anomalies.md`) this configuration promises.
-    fn guarantees(&self) -> Vec<String>;
+    /// The guarantees (of `anomalies.md`) this configuration promises.
+    fn guarantees(&self) -> Vec<ladon_checker::report::Guarantee>;
 
     /// The node a client attached to `node` sends a read-only transaction to
     /// (e.g. one of a leader's followers under `--read-from follower`).

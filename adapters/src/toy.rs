@@ -321,7 +321,8 @@ impl Cluster for ToyCluster {
         node
     }
 
-    fn guarantees(&self) -> Vec<String> {
-        vec!["convergence".into(), "no-lost-writes".into()]
+    fn guarantees(&self) -> Vec<ladon_checker::report::Guarantee> {
+        use ladon_checker::report::Guarantee;
+        vec![Guarantee::Convergence, Guarantee::NoLostWrites]
     }
 }

@@ -17,7 +17,7 @@ use ladon_harness::runner::{simulate, CountingSink, HistorySink, RunContext};
 
 fn options() -> RunOptions {
     RunOptions {
-        adapter: "toy".into(),
+        adapter: ladon_harness::options::AdapterKind::Toy,
         seed: Some(1),
         time_limit: Dur::secs(10),
         rate: 20_000.0,

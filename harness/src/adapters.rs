@@ -2,90 +2,34 @@
 //!
 //! To add an in-process (simulated) adapter: write a [`Cluster`] in
 //! `ladon-adapters`, add its options to [`AdapterOptions`] (they become
-//! `ladon run` flags and are stored in `run.json`), and add an
-//! [`AdapterEntry`] to [`registry`] whose `run` is
+//! `ladon run` flags and are stored in `run.json`), a variant to
+//! [`AdapterKind`], and an [`AdapterEntry`] to [`registry`] whose `run` is
 //! `|ctx| crate::runner::simulate(build_your_cluster(ctx.options)?, ctx)`.
 //! A live adapter (e.g. `process`) supplies its own `run` function and
 //! reuses the nemesis, network, clients and store modules.
 
 use ladon_adapters::node::Cluster;
+use ladon_adapters::reference::{Bug, Strategy};
 use ladon_adapters::toy::{ToyBug, ToyCluster};
+use ladon_checker::report::Guarantee;
 use serde::{Deserialize, Serialize};
 
-use crate::options::RunOptions;
+use crate::options::{AdapterKind, RunOptions};
+pub use crate::options::{AdapterOptions, TopologyName};
 use crate::runner::{RunContext, RunOutcome};
-
-/// Options only some adapters read. Flattened into [`RunOptions`]: every
-/// field is a `ladon run` flag and a key of `run.json`'s `options`.
-/// New adapters add their fields here (with `#[serde(default)]`, so older
-/// `run.json` files still load).
-#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
-pub struct AdapterOptions {
-    /// A planted bug variant of the adapter: the reference adapter's
-    /// no-anti-entropy, forget-on-crash, tiebreak-self, no-loop-guard,
-    /// no-causal-buffer, counter-reapply, follower-stale-forever; toy's
-    /// no-anti-entropy, forget-on-crash (`ladon adapters` says what each breaks).
-    #[arg(long)]
-    #[serde(default)]
-    pub bug: Option<String>,
-    /// reference: followers per leader, replicating asynchronously from it.
-    #[arg(long, default_value_t = 0)]
-    #[serde(default)]
-    pub followers: usize,
-    /// reference: how leaders pass writes on (mesh, ring, star).
-    #[arg(long, default_value = "mesh")]
-    #[serde(default = "default_topology")]
-    pub topology: String,
-    /// reference: conflict strategy (lww, lww-hlc, version-vector, crdt,
-    /// avoidance, quorum).
-    #[arg(long, default_value = "crdt")]
-    #[serde(default = "default_strategy")]
-    pub strategy: String,
-    /// reference: where clients send read-only transactions (leader,
-    /// follower, any).
-    #[arg(long, default_value = "leader")]
-    #[serde(default = "default_read_from")]
-    pub read_from: String,
-    /// reference: leaders in order of precedence for timestamp ties, e.g.
-    /// n2,n1,n3 (default n1 first).
-    #[arg(long)]
-    #[serde(default)]
-    pub priority: Option<String>,
-    /// reference: apply a remote entry only after the entries it depends on
-    /// (`--causal-delivery` or `--causal-delivery false`; default: on for
-    /// crdt and version-vector, off otherwise).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    #[serde(default)]
-    pub causal_delivery: Option<bool>,
-    /// reference: resolution of lww wall-clock timestamps (default 1ms; 1s
-    /// is MySQL's TIMESTAMP, where equal timestamps are common).
-    #[arg(long)]
-    #[serde(default)]
-    pub lww_resolution: Option<crate::options::Dur>,
-}
-
-fn default_topology() -> String {
-    "mesh".into()
-}
-fn default_strategy() -> String {
-    "crdt".into()
-}
-fn default_read_from() -> String {
-    "leader".into()
-}
 
 /// The reference store's configuration from `ladon run` options.
 pub fn reference_config(o: &RunOptions) -> anyhow::Result<ladon_adapters::reference::Config> {
-    use ladon_adapters::reference::{Config, Strategy};
+    use ladon_adapters::reference::Config;
     let a = &o.adapter_options;
-    let strategy: Strategy = a.strategy.parse()?;
+    let strategy = a.strategy;
     let cfg = Config {
         leaders: o.nodes,
         followers: a.followers,
-        topology: a.topology.parse()?,
+        topology: a.topology.leaders()?,
         strategy,
-        bug: a.bug.as_deref().map(str::parse).transpose()?,
-        read_from: a.read_from.parse()?,
+        bug: a.bug,
+        read_from: a.read_from,
         priority: a
             .priority
             .iter()
@@ -132,19 +76,25 @@ impl Mode {
 
 /// One registered adapter.
 pub struct AdapterEntry {
+    pub kind: AdapterKind,
     pub name: &'static str,
     pub about: &'static str,
     pub mode: Mode,
     /// The guarantees this configuration declares (names from anomalies.md).
-    pub guarantees: fn(&RunOptions) -> anyhow::Result<Vec<String>>,
+    pub guarantees: fn(&RunOptions) -> anyhow::Result<Vec<Guarantee>>,
     /// Runs one test; the context carries options, store and listeners.
     pub run: fn(&mut RunContext) -> anyhow::Result<RunOutcome>,
 }
 
 fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
-    let bug = match &o.adapter_options.bug {
+    let bug = match o.adapter_options.bug {
         None => None,
-        Some(b) => Some(ToyBug::parse(b).map_err(|e| anyhow::anyhow!("--bug: {e}"))?),
+        Some(Bug::NoAntiEntropy) => Some(ToyBug::NoAntiEntropy),
+        Some(Bug::ForgetOnCrash) => Some(ToyBug::ForgetOnCrash),
+        Some(b) => anyhow::bail!(
+            "--bug {b}: not a bug of --adapter toy (toy's: {})",
+            ToyBug::NAMES.join(", ")
+        ),
     };
     Ok(ToyCluster::new(o.nodes, bug))
 }
@@ -158,6 +108,7 @@ pub const LIVE_ONLY: &str = "--adapter process runs real processes live, not in 
 pub fn registry() -> Vec<AdapterEntry> {
     vec![
         AdapterEntry {
+            kind: AdapterKind::Reference,
             name: "reference",
             about: "the reference multi-leader store: followers, topologies, every conflict strategy, known bugs (see `ladon adapters`)",
             mode: Mode::Simulation,
@@ -168,6 +119,7 @@ pub fn registry() -> Vec<AdapterEntry> {
             },
         },
         AdapterEntry {
+            kind: AdapterKind::Toy,
             name: "toy",
             about: "small op-based multi-leader store with anti-entropy (the harness's own test system)",
             mode: Mode::Simulation,
@@ -178,28 +130,22 @@ pub fn registry() -> Vec<AdapterEntry> {
             },
         },
         AdapterEntry {
+            kind: AdapterKind::Process,
             name: "process",
             about: "any program speaking Maelstrom's protocol, run live: --bin PATH --workload NAME (see below)",
             mode: Mode::Live,
-            guarantees: |_| {
-                Ok(ladon_checker::report::Guarantee::default_for_check()
-                    .iter()
-                    .map(|g| g.to_string())
-                    .collect())
-            },
+            guarantees: |o| Ok(o.workload.maelstrom().map_or_else(|_| Guarantee::default_for_check(), |w| w.guarantees())),
             // `ladon run --adapter process` has its own flags and runner
-            // (`cli::run_process`); the simulator's callers cannot run it.
+            // (`live::process_run`); the simulator's callers cannot run it.
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
     ]
 }
 
-/// Looks an adapter up by name, with an error listing the known ones.
-pub fn find(name: &str) -> anyhow::Result<AdapterEntry> {
-    let all = registry();
-    let names: Vec<&str> = all.iter().map(|a| a.name).collect();
-    let joined = names.join(", ");
-    all.into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| anyhow::anyhow!("--adapter {name:?}: unknown adapter; known: {joined}"))
+/// The registry entry of `kind`.
+pub fn find(kind: AdapterKind) -> AdapterEntry {
+    registry()
+        .into_iter()
+        .find(|a| a.kind == kind)
+        .expect("every adapter kind is registered")
 }

@@ -3,6 +3,9 @@
 pub mod adapters;
 pub mod cli;
 pub mod clock;
+pub mod dur;
+pub mod execution;
+pub mod interrupt;
 pub mod live;
 pub mod nemesis;
 pub mod net;

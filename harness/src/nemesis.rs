@@ -109,7 +109,7 @@ impl<'de> Deserialize<'de> for FaultList {
 }
 
 /// A concrete fault step. Serialised (kebab-case, externally tagged) in an
-/// explicit schedule: see [`crate::schedule`].
+/// explicit schedule: see the `schedule` module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {

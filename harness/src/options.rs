@@ -1,64 +1,24 @@
 //! Options of a test run: one serde struct, parsed from the command line
 //! (clap) and written to `run.json` (serde), so a stored run can be re-run
 //! exactly. Adapter-specific options live in the flattened
-//! [`crate::adapters::AdapterOptions`].
+//! [`AdapterOptions`].
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use ladon_adapters::process::Workload;
+use ladon_checker::report::Guarantee;
 use ladon_workloads::WorkloadKind;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::AdapterOptions;
 use crate::nemesis::{FaultKind, FaultList};
-use crate::net::{format_duration_ns, parse_duration_ns, Latency, NetConfig, PartitionMode, Shape};
+use crate::net::{Latency, NetConfig, PartitionMode, Shape};
+use ladon_adapters::reference::{Bug, ReadFrom, Strategy, Topology};
 
-/// A duration given as `30` (seconds), `30s`, `500ms`, `250us` or `100ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Dur(pub u64);
-
-impl Dur {
-    pub fn secs(s: u64) -> Dur {
-        Dur(s * 1_000_000_000)
-    }
-    pub fn ns(self) -> u64 {
-        self.0
-    }
-}
-
-impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            return parse_duration_ns(&format!("{t}s")).map(Dur);
-        }
-        parse_duration_ns(t).map(Dur)
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&format_duration_ns(self.0))
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::dur::Dur;
 
 /// A comma-separated list of partition shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,19 +81,244 @@ pub enum ClientMode {
     Roaming,
 }
 
-/// The network fault model's flags, the same for simulated runs (`ladon
-/// run`) and live ones (`ladon run --adapter process`, which changes two
-/// defaults: see [`crate::cli::run_process`]).
+/// `--adapter`: the system under test (see `ladon adapters`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    /// The reference multi-leader store, simulated.
+    #[default]
+    Reference,
+    /// The harness's small op-based store, simulated.
+    Toy,
+    /// Any program speaking Maelstrom's protocol, run live.
+    Process,
+}
+
+impl AdapterKind {
+    pub const ALL: [AdapterKind; 3] = [
+        AdapterKind::Reference,
+        AdapterKind::Toy,
+        AdapterKind::Process,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterKind::Reference => "reference",
+            AdapterKind::Toy => "toy",
+            AdapterKind::Process => "process",
+        }
+    }
+}
+
+impl fmt::Display for AdapterKind {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--workload`: a simulated workload (reference, toy) or a Maelstrom one
+/// (process). The two sets of names are disjoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadName {
+    Sim(WorkloadKind),
+    Maelstrom(Workload),
+}
+
+impl WorkloadName {
+    /// Every name `--workload` accepts: the simulated ones, then Maelstrom's.
+    pub fn names() -> Vec<&'static str> {
+        let sim = WorkloadKind::ALL.iter().map(|w| w.as_str());
+        sim.chain(Workload::ALL.iter().map(|w| w.as_str()))
+            .collect()
+    }
+
+    /// The simulated workload, or an error naming the flag.
+    pub fn sim(self) -> Result<WorkloadKind, String> {
+        match self {
+            WorkloadName::Sim(w) => Ok(w),
+            WorkloadName::Maelstrom(w) => Err(format!(
+                "--workload {w}: a Maelstrom workload runs only with --adapter process; \
+                 simulated adapters run {}",
+                WorkloadKind::ALL.map(|w| w.as_str()).join(", ")
+            )),
+        }
+    }
+
+    /// The Maelstrom workload, or an error naming the flag.
+    pub fn maelstrom(self) -> Result<Workload, String> {
+        match self {
+            WorkloadName::Maelstrom(w) => Ok(w),
+            WorkloadName::Sim(w) => Err(format!(
+                "--workload {w}: --adapter process runs Maelstrom workloads: {}",
+                Workload::ALL.map(|w| w.as_str()).join(", ")
+            )),
+        }
+    }
+}
+
+impl From<WorkloadKind> for WorkloadName {
+    fn from(w: WorkloadKind) -> Self {
+        WorkloadName::Sim(w)
+    }
+}
+
+impl FromStr for WorkloadName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(w) = s.parse::<WorkloadKind>() {
+            return Ok(WorkloadName::Sim(w));
+        }
+        s.parse::<Workload>()
+            .map(WorkloadName::Maelstrom)
+            .map_err(|_| {
+                format!(
+                    "unknown workload {s:?}: expected one of {}",
+                    Self::names().join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for WorkloadName {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            WorkloadName::Sim(w) => f.write_str(w.as_str()),
+            WorkloadName::Maelstrom(w) => f.write_str(w.as_str()),
+        }
+    }
+}
+
+/// A clap parser for a type with a fixed list of names (its `FromStr` and
+/// `Display` spell them): `--help` lists the names, a wrong one is refused
+/// with the list, and the value arrives typed.
+pub fn named<T>(
+    names: impl IntoIterator<Item = &'static str>,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: fmt::Debug,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|s: String| s.parse::<T>().expect("every listed name parses"))
+}
+
+/// serde as the value's name (`Display` / `FromStr`), as `run.json` keeps it.
+pub mod by_name {
+    use super::*;
+    pub fn serialize<T: fmt::Display, S: serde::Serializer>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: serde::Deserializer<'de>,
+    {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`by_name`] for an optional value (`null` when absent).
+pub mod by_name_opt {
+    use super::*;
+    pub fn serialize<T: fmt::Display, S: serde::Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: serde::Deserializer<'de>,
+    {
+        Option::<String>::deserialize(d)?
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A list of guarantees as `--guarantees` spells it (`a,b`, or `none`).
+pub fn guarantee_list(gs: &[Guarantee]) -> String {
+    if gs.is_empty() {
+        "none".into()
+    } else {
+        gs.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// `--guarantees` in `run.json`: the flag's spelling, or `null`.
+mod guarantees_opt {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(
+        v: &Option<Vec<Guarantee>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(gs) => s.serialize_str(&guarantee_list(gs)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Guarantee>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| Guarantee::parse_list(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Help headings of `ladon run`'s options that apply to some adapters only;
+/// an option under one of them given with another adapter is refused.
+pub mod heading {
+    use super::AdapterKind;
+    pub const SIMULATED: &str = "Simulated runs only (--adapter reference, toy)";
+    pub const REFERENCE: &str = "Options of --adapter reference";
+    pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
+    pub const REFERENCE_PROCESS: &str = "Options of --adapter reference and process";
+    pub const PROCESS: &str = "Options of --adapter process";
+
+    /// The adapters an option under `heading` applies to (`None`: all).
+    pub fn adapters(heading: Option<&str>) -> Option<&'static [AdapterKind]> {
+        use AdapterKind::*;
+        Some(match heading? {
+            SIMULATED | REFERENCE_TOY => &[Reference, Toy],
+            REFERENCE => &[Reference],
+            REFERENCE_PROCESS => &[Reference, Process],
+            PROCESS => &[Process],
+            _ => return None,
+        })
+    }
+}
+
+/// The network fault model's flags, the same for simulated runs and live
+/// ones (`--adapter process` starts from `--latency constant:0ms`: see
+/// [`ProcessFlags`]).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct NetFlags {
     /// What partitions do to messages: drop or hold.
     #[arg(long, value_enum, default_value_t = PartitionMode::Drop)]
     pub partition_mode: PartitionMode,
     /// Partition shapes the nemesis picks from (one, halves, majorities-ring,
-    /// bridge, ring-cut, hub, one-way, groups:0,1/2).
+    /// bridge, ring-cut, hub, one-way, groups:0,1/2); the same default for
+    /// every adapter.
     #[arg(long, default_value = SIM_SHAPES)]
     pub partition_shapes: ShapeList,
-    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN.
+    /// Per-link latency: constant:D, uniform:MIN..MAX, exponential:MEAN
+    /// (--adapter process: constant:0ms by default, real processes have
+    /// latency of their own).
     #[arg(long, default_value = SIM_LATENCY)]
     pub latency: Latency,
     /// Background message loss probability.
@@ -172,10 +357,12 @@ impl NetFlags {
 
     /// Every flag with its value, in declaration order (for reproduce commands).
     pub fn flags(&self) -> Vec<(&'static str, String)> {
-        let mode = match self.partition_mode {
-            PartitionMode::Drop => "drop",
-            PartitionMode::Hold => "hold",
-        };
+        use clap::ValueEnum;
+        let mode = self
+            .partition_mode
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
         vec![
             ("--partition-mode", mode.to_string()),
             ("--partition-shapes", self.partition_shapes.to_string()),
@@ -217,35 +404,200 @@ impl NetFlags {
     }
 }
 
+/// `ladon run`'s flags of the `process` adapter, shown under their own
+/// heading in `ladon run --help` and refused with any other adapter.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct ProcessFlags {
+    /// The node program; one process per node (required).
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    pub bin: Option<PathBuf>,
+    /// An argument for the node program (repeatable).
+    #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = heading::PROCESS)]
+    pub bin_args: Vec<String>,
+    /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    pub faketime_library: Option<PathBuf>,
+    /// How long a (re)started node may take to answer `init`.
+    #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
+    pub init_timeout: Dur,
+}
+
+/// Options only some adapters read. Flattened into [`RunOptions`]: every
+/// field is a `ladon run` flag and a key of `run.json`'s `options`, typed
+/// (`run.json` spells each value by its name). New adapters add their
+/// fields here (with `#[serde(default)]`, so older `run.json` files still
+/// load) under a help heading naming the adapters they apply to (see
+/// [`heading`]).
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct AdapterOptions {
+    /// A planted bug variant of the adapter (`ladon adapters` says what each
+    /// breaks); toy has no-anti-entropy and forget-on-crash only.
+    #[arg(long, help_heading = heading::REFERENCE_TOY, value_parser = named::<Bug>(Bug::ALL.iter().map(|b| b.as_str())))]
+    #[serde(default, with = "by_name_opt")]
+    pub bug: Option<Bug>,
+    /// Followers per leader, replicating asynchronously from it.
+    #[arg(long, default_value_t = 0, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub followers: usize,
+    /// reference: how leaders pass writes on (mesh, ring, star); process:
+    /// broadcast's neighbours (grid, line, total, tree2, tree3, tree4;
+    /// default grid).
+    #[arg(long, default_value = "mesh", help_heading = heading::REFERENCE_PROCESS,
+          value_parser = named::<TopologyName>(TopologyName::names()))]
+    #[serde(default = "default_topology", with = "by_name")]
+    pub topology: TopologyName,
+    /// Conflict strategy.
+    #[arg(long, default_value = "crdt", help_heading = heading::REFERENCE,
+          value_parser = named::<Strategy>(Strategy::ALL.iter().map(|s| s.as_str())))]
+    #[serde(default = "default_strategy", with = "by_name")]
+    pub strategy: Strategy,
+    /// Where clients send read-only transactions.
+    #[arg(long, default_value = "leader", help_heading = heading::REFERENCE,
+          value_parser = named::<ReadFrom>(ReadFrom::ALL.iter().map(|r| r.as_str())))]
+    #[serde(default = "default_read_from", with = "by_name")]
+    pub read_from: ReadFrom,
+    /// Leaders in order of precedence for timestamp ties, e.g. n2,n1,n3
+    /// (default n1 first).
+    #[arg(long, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Apply a remote entry only after the entries it depends on
+    /// (`--causal-delivery` or `--causal-delivery false`; default: on for
+    /// crdt and version-vector, off otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub causal_delivery: Option<bool>,
+    /// Resolution of lww wall-clock timestamps (default 1ms; 1s is MySQL's
+    /// TIMESTAMP, where equal timestamps are common).
+    #[arg(long, help_heading = heading::REFERENCE)]
+    #[serde(default)]
+    pub lww_resolution: Option<Dur>,
+}
+
+impl Default for AdapterOptions {
+    fn default() -> Self {
+        AdapterOptions {
+            bug: None,
+            followers: 0,
+            topology: default_topology(),
+            strategy: default_strategy(),
+            read_from: default_read_from(),
+            priority: None,
+            causal_delivery: None,
+            lww_resolution: None,
+        }
+    }
+}
+
+/// `--topology`: the reference store's leader topology, or broadcast's
+/// neighbours for `--adapter process` (the two sets of names are disjoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopologyName {
+    Leaders(Topology),
+    Broadcast(crate::live::topology::Topology),
+}
+
+impl TopologyName {
+    const BROADCAST: [&'static str; 6] = ["grid", "line", "total", "tree2", "tree3", "tree4"];
+
+    /// Every name `--topology` accepts.
+    pub fn names() -> Vec<&'static str> {
+        let leaders = Topology::ALL.iter().map(|t| t.as_str());
+        leaders.chain(Self::BROADCAST).collect()
+    }
+
+    /// The reference store's topology, or an error naming the flag.
+    pub fn leaders(self) -> anyhow::Result<Topology> {
+        match self {
+            TopologyName::Leaders(t) => Ok(t),
+            TopologyName::Broadcast(t) => anyhow::bail!(
+                "--topology {}: a broadcast topology (--adapter process); the reference store's are {}",
+                t.as_str(),
+                Topology::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Broadcast's topology, or an error naming the flag.
+    pub fn broadcast(self) -> anyhow::Result<crate::live::topology::Topology> {
+        match self {
+            TopologyName::Broadcast(t) => Ok(t),
+            TopologyName::Leaders(t) => anyhow::bail!(
+                "--topology {t}: a reference-store topology; --adapter process takes {}",
+                Self::BROADCAST.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for TopologyName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(t) = s.parse::<Topology>() {
+            return Ok(TopologyName::Leaders(t));
+        }
+        s.parse().map(TopologyName::Broadcast).map_err(|_| {
+            format!(
+                "unknown --topology {s:?}: expected one of {}",
+                Self::names().join(", ")
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for TopologyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            TopologyName::Leaders(t) => f.write_str(t.as_str()),
+            TopologyName::Broadcast(t) => f.write_str(&t.as_str()),
+        }
+    }
+}
+
+fn default_topology() -> TopologyName {
+    TopologyName::Leaders(Topology::Mesh)
+}
+fn default_strategy() -> Strategy {
+    Strategy::Crdt
+}
+fn default_read_from() -> ReadFrom {
+    ReadFrom::Leader
+}
+
 /// Every option of `ladon run` (and the run flags of `ladon explore`).
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
     /// System under test (see `ladon adapters`).
-    #[arg(long, default_value = "reference")]
-    pub adapter: String,
-    /// register, list-append, set or counter.
-    #[arg(long, default_value = "list-append")]
-    pub workload: WorkloadKind,
+    #[arg(long, value_enum, default_value_t = AdapterKind::Reference)]
+    pub adapter: AdapterKind,
+    /// Simulated: register, list-append, set or counter; --adapter process:
+    /// a Maelstrom workload (required).
+    #[arg(long, default_value = "list-append", value_parser = named::<WorkloadName>(WorkloadName::names()))]
+    #[serde(with = "by_name")]
+    pub workload: WorkloadName,
     /// Number of nodes (leaders).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Fault packages: partition,clock,crash,pause,loss,dup,clog or none.
+    /// Fault packages: partition,clock,crash,pause,loss,dup,clog or none
+    /// (--adapter process: none by default).
     #[arg(long, default_value = "partition,clock")]
     pub nemesis: FaultList,
-    /// Mean time between nemesis steps (staggered: each 0.5x to 1.5x).
+    /// Mean time between nemesis steps (staggered: each 0.5x to 1.5x;
+    /// --adapter process: 2s by default).
     #[arg(long, default_value = "5s")]
     pub nemesis_interval: Dur,
-    /// Length of the faulty phase, in virtual time.
+    /// Length of the faulty phase: virtual time when simulated, wall-clock
+    /// time live (--adapter process: 10s by default).
     #[arg(long, default_value = "30s")]
     pub time_limit: Dur,
     /// Client operations per virtual second, over all clients.
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
-    /// Number of logical clients.
+    /// Number of logical clients (--adapter process: 3 by default).
     #[arg(long, default_value_t = 6)]
     pub concurrency: usize,
     /// sticky (each client bound to one node) or roaming.
-    #[arg(long, value_enum, default_value_t = ClientMode::Sticky)]
+    #[arg(long, value_enum, default_value_t = ClientMode::Sticky, help_heading = heading::SIMULATED)]
     pub clients: ClientMode,
     /// Seed of every random choice (drawn at random and printed if absent).
     #[arg(long)]
@@ -253,52 +605,59 @@ pub struct RunOptions {
     /// Where run directories go.
     #[arg(long, default_value = "results")]
     pub store: PathBuf,
-    /// Guarantees to check (default: what the adapter declares).
-    #[arg(long)]
-    pub guarantees: Option<String>,
+    /// Guarantees to check, comma-separated or none (default: what the
+    /// adapter declares; --adapter process: convergence,no-lost-writes,
+    /// plus linearizable for lin-kv).
+    #[arg(long, value_parser = Guarantee::parse_list)]
+    #[serde(with = "guarantees_opt")]
+    pub guarantees: Option<std::vec::Vec<Guarantee>>,
     /// Draw the fault mix and its parameters from the seed.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SIMULATED)]
     pub swarm: bool,
     /// The network's flags (shared with the live `process` adapter).
     #[command(flatten)]
     #[serde(flatten)]
     pub net: NetFlags,
-    /// Bound of clock offsets the clock nemesis sets.
-    #[arg(long, default_value = "5s")]
+    /// Bound of clock offsets the clock nemesis sets (`--max-clock-skew`
+    /// is an old spelling).
+    #[arg(long, alias = "max-clock-skew", default_value = "5s")]
     pub clock_skew: Dur,
     /// Bound of each node's clock drift, parts per million.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = heading::SIMULATED)]
     pub clock_drift_ppm: i64,
-    /// Up to this many micro-operations per transaction.
+    /// Up to this many micro-operations per transaction (--adapter process:
+    /// 3 by default, txn-* workloads).
     #[arg(long, default_value_t = 2)]
     pub txn_size: usize,
     /// Keys rotate after this many writes.
     #[arg(long, default_value_t = 32)]
     pub max_writes_per_key: u32,
     /// Keys in use at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, help_heading = heading::SIMULATED)]
     pub keys: usize,
     /// A client operation without a reply after this long is `info`.
     #[arg(long, default_value = "1s")]
     pub op_timeout: Dur,
-    /// Final reads stop when nodes agree or this long after the heal.
+    /// Final reads stop when nodes agree or this long after the heal
+    /// (Maelstrom waits 10 s too).
     #[arg(long, default_value = "10s")]
     pub converge_timeout: Dur,
     /// Pause between final read rounds.
-    #[arg(long, default_value = "250ms")]
+    #[arg(long, default_value = "250ms", help_heading = heading::SIMULATED)]
     pub final_interval: Dur,
     /// Stop invoking client operations after this many (the faulty phase
     /// still lasts --time-limit). `ladon shrink` sets it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = heading::SIMULATED)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ops: Option<u64>,
     /// Apply exactly this fault schedule (a JSON file, as `ladon shrink`
     /// writes it) instead of drawing one from the seed; --nemesis and
     /// --nemesis-interval are then ignored. run.json holds the steps.
-    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg)]
+    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg, help_heading = heading::SIMULATED)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis_schedule: Option<crate::schedule::NemesisSchedule>,
-    /// Test name (results/<test>/...); default `<adapter>-<workload>`.
+    /// Test name (results/<test>/...); default `<adapter>-<workload>`
+    /// (--adapter process: `<workload>-<program name>`).
     #[arg(long)]
     pub test: Option<String>,
     #[command(flatten)]
@@ -421,7 +780,7 @@ mod tests {
     #[test]
     fn defaults_round_trip_through_json() {
         let o = RunOptions::default();
-        assert_eq!(o.adapter, "reference");
+        assert_eq!(o.adapter, AdapterKind::Reference);
         assert_eq!(o.time_limit, Dur::secs(30));
         let j = serde_json::to_string(&o).unwrap();
         let back: RunOptions = serde_json::from_str(&j).unwrap();

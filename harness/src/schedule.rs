@@ -1,6 +1,6 @@
 //! Explicit nemesis schedules: a run's faults as data. By default the
 //! nemesis draws its steps from the seed while the run goes
-//! ([`crate::nemesis::Nemesis`]); `--nemesis-schedule FILE` instead applies
+//! (`nemesis::Nemesis`); `--nemesis-schedule FILE` instead applies
 //! exactly these steps at exactly these virtual times and draws nothing.
 //! `ladon shrink` records the schedule a seeded run applied, then drops,
 //! shortens and simplifies its steps.
@@ -14,9 +14,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dur::Dur;
 use crate::nemesis::Action;
 use crate::net::Cut;
-use crate::options::Dur;
 
 /// One step: an action at a virtual time (from the start of the run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

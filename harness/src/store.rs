@@ -6,16 +6,16 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use ladon_checker::report::{Guarantee, Report, Verdict};
-use ladon_checker::writer::HistoryWriter;
 use ladon_checker::CheckOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{self, Mode};
 use crate::options::RunOptions;
-use crate::runner::{HistorySink, RunContext, RunOutcome};
+use crate::runner::{RunContext, RunOutcome};
 
 /// `run.json`: everything needed to understand and repeat a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,10 +27,13 @@ pub struct RunInfo {
     pub reproduce: String,
     pub ladon_version: String,
     pub git_revision: Option<String>,
-    pub guarantees: Vec<String>,
+    pub guarantees: Vec<Guarantee>,
     pub started_at: String,
     #[serde(default)]
     pub outcome: Option<RunOutcome>,
+    /// `--adapter process`'s own flags (absent for simulated runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::options::ProcessFlags>,
 }
 
 /// A finished run.
@@ -41,6 +44,8 @@ pub struct StoredRun {
     /// `None` when the checker could not run (see `check_error`).
     pub report: Option<Report>,
     pub check_error: Option<String>,
+    /// The execution's own lines under the summary's figures.
+    pub notes: Vec<String>,
 }
 
 impl StoredRun {
@@ -54,27 +59,27 @@ impl StoredRun {
 
 /// `YYYYMMDDTHHMMSSZ` for the current UTC time.
 pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plain
+/// characters, with shlex. Words of letters, digits and `_-./:,=+@%` stay
+/// bare, as reproduce commands have always spelled them (`--guarantees
+/// convergence,causal`): shlex quotes `,` and `=` against brace expansion,
+/// which needs a `{` that such a word cannot hold. A string with a NUL byte,
+/// which no argument holds, falls back to Rust's debug quoting.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
+    if plain {
+        return s.to_string();
+    }
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("{s:?}"))
 }
 
 /// The current git commit, if the working directory is in a repository.
@@ -112,33 +117,20 @@ pub fn update_latest(store: &Path, dir: &Path) -> io::Result<()> {
 }
 
 /// The guarantees to check: `--guarantees`, else the adapter's.
-pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<String>> {
+pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
     match &o.guarantees {
-        Some(g) => {
-            let parsed =
-                Guarantee::parse_list(g).map_err(|e| anyhow::anyhow!("--guarantees: {e}"))?;
-            Ok(parsed.iter().map(|g| g.as_str().to_string()).collect())
-        }
-        None => (adapters::find(&o.adapter)?.guarantees)(o),
+        Some(g) => Ok(g.clone()),
+        None => (adapters::find(o.adapter).guarantees)(o),
     }
 }
 
-fn check_options(
-    guarantees: &[String],
-    messages_per_write: Option<f64>,
-) -> anyhow::Result<CheckOptions> {
-    let gs = if guarantees.is_empty() {
-        Vec::new()
-    } else {
-        Guarantee::parse_list(&guarantees.join(","))
-            .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?
-    };
-    Ok(CheckOptions {
-        guarantees: gs,
+fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
+    CheckOptions {
+        guarantees: guarantees.to_vec(),
         max_examples: 5,
         messages_per_write,
         ..CheckOptions::default()
-    })
+    }
 }
 
 /// Runs the checker, turning a checker panic into an error message (the
@@ -147,7 +139,10 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<Report, String> {
     match std::panic::catch_unwind(|| ladon_checker::check_path(path, opts)) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(format!("reading {}: {e}", path.display())),
-        Err(_) => Err("the checker panicked (is the checker branch merged?)".into()),
+        Err(_) => Err(
+            "the checker panicked (a bug in Ladon: please report it with this run's history.jsonl)"
+                .into(),
+        ),
     }
 }
 
@@ -156,8 +151,37 @@ pub fn check_events(
     events: &[ladon_checker::Event],
     opts: &CheckOptions,
 ) -> Result<Report, String> {
-    std::panic::catch_unwind(|| ladon_checker::check_events(events, opts))
-        .map_err(|_| "the checker panicked (is the checker branch merged?)".to_string())
+    std::panic::catch_unwind(|| ladon_checker::check_events(events, opts)).map_err(|_| {
+        "the checker panicked (a bug in Ladon: please report it with this run's history)"
+            .to_string()
+    })
+}
+
+/// Makes `report` (of the history a signal cut short) say so: verdict
+/// `unknown`, `unknown_reason` naming the signal and what the partial
+/// history alone gave.
+pub fn mark_interrupted(report: &mut Report, signal: &str) {
+    let alone = match report.verdict {
+        Verdict::Valid => "valid".to_string(),
+        Verdict::Invalid => "invalid".to_string(),
+        Verdict::Unknown => match crate::report::extras::unknown_reason(report) {
+            Some(why) => format!("unknown: {why}"),
+            None => "unknown".to_string(),
+        },
+    };
+    report.verdict = Verdict::Unknown;
+    crate::report::extras::HarnessExtra::UnknownReason(format!(
+        "interrupted by {signal} before the run's end (the history so far, checked alone: {alone})"
+    ))
+    .set(report);
+}
+
+/// The line `ladon run` prints when a signal stopped the run.
+pub fn interrupted_line(signal: &str, dir: &Path) -> String {
+    format!(
+        "ladon: interrupted by {signal}: the history so far, report.json (verdict unknown), summary.txt and report.html are in {}",
+        dir.display()
+    )
 }
 
 /// A short human summary of a report.
@@ -178,12 +202,17 @@ pub fn summary_text(
             .map(|m| format!("{m:.2}"))
             .unwrap_or_else(|| "-".into())
     );
-    match outcome.converged_ns {
-        Some(t) => head.push_str(&format!(
+    match (&outcome.interrupted, outcome.converged_ns) {
+        (Some(signal), _) => head.push_str(&format!(
+            "interrupted by {signal} at {} of {} time: faults and clients stopped, no final phase\n",
+            ladon_checker::explain::duration(outcome.end_ns),
+            if info.mode == Mode::Simulation.as_str() { "virtual" } else { "wall-clock" }
+        )),
+        (None, Some(t)) => head.push_str(&format!(
             "final reads agreed {} after the heal\n",
             ladon_checker::explain::duration(t.saturating_sub(outcome.heal_ns))
         )),
-        None => head.push_str("final reads never agreed before --converge-timeout\n"),
+        (None, None) => head.push_str("final reads never agreed before --converge-timeout\n"),
     }
     let mut s = run_summary(&info.test, info.seed, &info.mode, &head, report, err);
     if info.mode == Mode::Simulation.as_str() && report.is_some() {
@@ -239,7 +268,7 @@ pub fn execute_in_memory(
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(&options.adapter)?;
+    let adapter = adapters::find(options.adapter);
     let guarantees = resolve_guarantees(options)?;
     let mut events: Vec<ladon_checker::Event> = Vec::new();
     let outcome = {
@@ -252,7 +281,7 @@ pub fn execute_in_memory(
         };
         (adapter.run)(&mut ctx)?
     };
-    let opts = check_options(&guarantees, outcome.messages_per_write)?;
+    let opts = check_options(&guarantees, outcome.messages_per_write);
     let (report, check_error) = match check_events(&events, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
@@ -276,7 +305,7 @@ pub fn execute(
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(&options.adapter)?;
+    let adapter = adapters::find(options.adapter);
     let guarantees = resolve_guarantees(options)?;
     let test = options.test_name();
     let mut info = RunInfo {
@@ -290,6 +319,7 @@ pub fn execute(
         guarantees: guarantees.clone(),
         started_at: utc_stamp(),
         outcome: None,
+        process: None,
     };
     if !store {
         let mem = execute_in_memory(options, progress)?;
@@ -300,44 +330,64 @@ pub fn execute(
             outcome: mem.outcome,
             report: mem.report,
             check_error: mem.check_error,
+            notes: Vec::new(),
         });
     }
-    let dir = create_run_dir(&options.store, &test, seed)
-        .with_context(|| format!("creating a run directory under {}", options.store.display()))?;
+    run_stored(
+        info,
+        &mut crate::execution::Simulation {
+            options: options.clone(),
+        },
+        &options.store,
+        progress,
+    )
+}
+
+/// Runs `exec` into a new run directory under `store` and writes
+/// everything around it, the same for every execution: `run.json` (before
+/// and after), the check, `report.json` (marked when a signal interrupted
+/// the run), `summary.txt`, `report.html`, then `latest` (only once every
+/// file is written). `info` carries the resolved run (seed, guarantees,
+/// reproduce command).
+pub fn run_stored(
+    mut info: RunInfo,
+    exec: &mut dyn crate::execution::Execution,
+    store: &Path,
+    progress: Option<&mut dyn FnMut(u64, u64)>,
+) -> anyhow::Result<StoredRun> {
+    let dir = create_run_dir(store, &info.test, info.seed)
+        .with_context(|| format!("creating a run directory under {}", store.display()))?;
     let write_info = |info: &RunInfo| -> anyhow::Result<()> {
         let f = File::create(dir.join("run.json")).context("writing run.json")?;
         serde_json::to_writer_pretty(BufWriter::new(f), info)?;
         Ok(())
     };
     write_info(&info)?;
-    let _ = update_latest(&options.store, &dir);
-    let history_path = dir.join("history.jsonl");
-    let outcome = {
-        let file = File::create(&history_path)
-            .with_context(|| format!("creating {}", history_path.display()))?;
-        let mut writer = HistoryWriter::new(file);
-        let sink: &mut dyn HistorySink = &mut writer;
-        let mut ctx = RunContext {
-            options: options.clone(),
-            seed,
-            history: sink,
-            run_dir: Some(dir.clone()),
-            progress,
-        };
-        (adapter.run)(&mut ctx)?
-    };
+    let outcome = exec.execute(&dir, progress)?;
     info.outcome = Some(outcome.clone());
     write_info(&info)?;
-    let opts = check_options(&guarantees, outcome.messages_per_write)?;
-    let (report, check_error) = match check_file(&history_path, &opts) {
+    let history_path = dir.join("history.jsonl");
+    let opts = check_options(&info.guarantees, outcome.messages_per_write);
+    let (mut report, check_error) = match check_file(&history_path, &opts) {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e)),
     };
+    if let Some(r) = &mut report {
+        exec.annotate(r);
+        if let Some(signal) = &outcome.interrupted {
+            mark_interrupted(r, signal);
+        }
+    }
     if let Some(r) = &report {
         let f = File::create(dir.join("report.json")).context("writing report.json")?;
         serde_json::to_writer_pretty(BufWriter::new(f), r)?;
     }
-    let summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
+    let notes = exec.notes();
+    let mut summary = summary_text(&info, &outcome, report.as_ref(), check_error.as_deref());
+    for n in &notes {
+        summary.push_str(n);
+        summary.push('\n');
+    }
     fs::write(dir.join("summary.txt"), summary).context("writing summary.txt")?;
     if report.is_some() {
         // The run stands without its page: a rendering problem is a warning.
@@ -345,16 +395,95 @@ pub fn execute(
             eprintln!("warning: report.html not written: {e}");
         }
     }
+    // `latest` moves only to a run whose files are all written.
+    let _ = update_latest(store, &dir);
     Ok(StoredRun {
         dir: Some(dir),
         info,
         outcome,
         report,
         check_error,
+        notes,
     })
 }
 
-/// Mode of an adapter by name (for printing).
-pub fn mode_of(name: &str) -> Option<Mode> {
-    adapters::find(name).ok().map(|a| a.mode)
+/// Prints where a run went and its verdict; the reproduce command if it failed.
+pub fn print_result(run: &StoredRun) {
+    if let Some(dir) = &run.dir {
+        eprintln!("stored in {}", dir.display());
+    }
+    let summary = summary_text(
+        &run.info,
+        &run.outcome,
+        run.report.as_ref(),
+        run.check_error.as_deref(),
+    );
+    print!("{summary}");
+    for n in &run.notes {
+        println!("{n}");
+    }
+    if run.verdict() != Verdict::Valid {
+        eprintln!("reproduce with: {}", run.info.reproduce);
+    }
+}
+
+/// After any stored run: prints the result (or the one line of an
+/// interrupted run), writes JUnit if asked; the exit code of the verdict.
+pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    match (&run.outcome.interrupted, &run.dir) {
+        (Some(signal), Some(dir)) => eprintln!("{}", interrupted_line(signal, dir)),
+        _ => print_result(run),
+    }
+    if let Some(path) = junit {
+        crate::report::junit::write_for_run(
+            path,
+            &run.info.test,
+            run.report.as_ref(),
+            run.check_error.as_deref(),
+            &run.info.reproduce,
+        )?;
+    }
+    Ok(ExitCode::from(run.verdict().exit_code()))
+}
+
+/// Runs `run` with a progress callback over the faulty phase (`total_ns`
+/// of `clock` time, "virtual" or "wall-clock"): a bar on a terminal, a
+/// line per tenth otherwise. The same for every execution.
+pub fn with_progress<T>(
+    total_ns: u64,
+    clock: &str,
+    run: impl FnOnce(Option<&mut dyn FnMut(u64, u64)>) -> T,
+) -> T {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total_ns / 1_000_000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {clock} ms {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total_ns) / 1_000_000);
+        let r = run(Some(&mut cb));
+        bar.finish_and_clear();
+        r
+    } else {
+        let mut last = 0u64;
+        let mut cb = |now: u64, total: u64| {
+            for tenth in tenths_passed(&mut last, now, total) {
+                eprintln!("  {tenth}0% of {clock} time");
+            }
+        };
+        run(Some(&mut cb))
+    }
+}
+
+/// The tenths of `total` reached since the last call, every one of them
+/// (a callback that comes rarely must not skip a line): `last` is the last
+/// tenth printed.
+pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
+    let reached = now.min(total) * 10 / total.max(1);
+    let from = *last + 1;
+    *last = (*last).max(reached);
+    from..=reached
 }

@@ -81,7 +81,7 @@ impl Cluster for TinyCluster {
             ..Tiny::default()
         }
     }
-    fn guarantees(&self) -> Vec<String> {
+    fn guarantees(&self) -> Vec<ladon_checker::report::Guarantee> {
         vec![]
     }
 }

@@ -9,7 +9,7 @@ use ladon_harness::store;
 
 fn small(store_dir: &std::path::Path, seed: u64) -> RunOptions {
     RunOptions {
-        adapter: "toy".into(),
+        adapter: ladon_harness::options::AdapterKind::Toy,
         seed: Some(seed),
         store: store_dir.to_path_buf(),
         time_limit: Dur::secs(6),
@@ -434,12 +434,63 @@ fn run_help_describes_live_runs_and_the_reference_bugs() {
         stdout.contains("live processes (`--adapter process --bin PATH`)"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("ladon run --adapter process --help"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("the reference adapter's no-anti-entropy"),
-        "{stdout}"
-    );
+    // Every adapter's options, grouped under headings naming the adapters.
+    use ladon_harness::options::heading;
+    for (h, flag) in [
+        (heading::PROCESS, "--bin <PATH>"),
+        (heading::PROCESS, "--bin-arg <ARG>"),
+        (heading::REFERENCE, "--strategy <STRATEGY>"),
+        (heading::REFERENCE_TOY, "--bug <BUG>"),
+        (heading::REFERENCE_PROCESS, "--topology <TOPOLOGY>"),
+        (heading::SIMULATED, "--swarm"),
+    ] {
+        let at = stdout
+            .find(&format!("\n{h}:\n"))
+            .unwrap_or_else(|| panic!("no heading {h:?}: {stdout}"));
+        let section = &stdout[at + 1..];
+        // The section ends at the next heading (a line not indented).
+        let end = section
+            .match_indices('\n')
+            .find(|(i, _)| section[i + 1..].starts_with(|c: char| !c.is_whitespace()))
+            .map_or(section.len(), |(i, _)| i);
+        assert!(
+            section[..end].contains(flag),
+            "{flag} not under {h:?}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("no-anti-entropy"), "{stdout}");
+}
+
+#[test]
+fn options_of_another_adapter_are_refused_naming_the_option() {
+    for (args, want) in [
+        (
+            vec!["run", "--adapter", "toy", "--strategy", "lww"],
+            "ladon: --strategy does not apply to --adapter toy (only to --adapter reference)\n",
+        ),
+        (
+            vec!["run", "--bin", "n.py"],
+            "ladon: --bin does not apply to --adapter reference (only to --adapter process)\n",
+        ),
+        (
+            vec!["run", "--adapter", "process", "--bin", "n.py", "--workload", "g-set", "--swarm"],
+            "ladon: --swarm does not apply to --adapter process (only to --adapter reference, toy)\n",
+        ),
+        (
+            vec!["run", "--adapter", "process", "--workload", "g-set"],
+            "ladon: --adapter process needs --bin PATH (the node program)\n",
+        ),
+        (
+            vec!["run", "--adapter", "toy", "--bug", "tiebreak-self"],
+            "ladon: invalid options: --bug tiebreak-self: not a bug of --adapter toy (toy's: no-anti-entropy, forget-on-crash)\n",
+        ),
+        (
+            vec!["run", "--workload", "g-set"],
+            "ladon: invalid options: --workload g-set: a Maelstrom workload runs only with --adapter process; simulated adapters run register, list-append, set, counter\n",
+        ),
+    ] {
+        let (code, stdout, stderr) = output_shape(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stdout}{stderr}");
+        assert_eq!(stderr, want, "{args:?}");
+    }
 }

@@ -19,7 +19,7 @@ fn bug_run(store_dir: &std::path::Path, bug: &str, nemesis: &str, seed: u64) -> 
         nemesis: nemesis.parse().unwrap(),
         ..RunOptions::default()
     };
-    o.adapter_options.bug = Some(bug.into());
+    o.adapter_options.bug = Some(bug.parse().unwrap());
     ladon_harness::cli::run::resolve(o).unwrap()
 }
 
@@ -177,9 +177,13 @@ fn a_fixture_is_the_minimal_history_with_its_guarantees() {
         reproduce: String::new(),
         ladon_version: "0".into(),
         git_revision: None,
-        guarantees: vec!["convergence".into(), "no-lost-writes".into()],
+        guarantees: vec![
+            ladon_checker::report::Guarantee::Convergence,
+            ladon_checker::report::Guarantee::NoLostWrites,
+        ],
         started_at: String::new(),
         outcome: None,
+        process: None,
     };
     let fixtures = tmp.path().join("fixtures").join("shrunk");
     let err = ladon_harness::cli::shrink::write_fixture(&run_dir, &info, &fixtures, "x")

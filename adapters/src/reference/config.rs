@@ -2,6 +2,7 @@
 //! --bug --read-from --priority --causal-delivery`), validated once, and the
 //! guarantees each configuration declares.
 
+use ladon_checker::report::Guarantee;
 use thiserror::Error;
 
 use super::bugs::Bug;
@@ -288,24 +289,25 @@ impl Config {
     /// The guarantees (names of `anomalies.md`) this configuration declares.
     /// A bug variant declares what its correct configuration declares: the
     /// point is that the checker catches the deviation.
-    pub fn guarantees(&self) -> Vec<String> {
-        let mut g = vec!["convergence"];
+    pub fn guarantees(&self) -> Vec<Guarantee> {
+        use Guarantee::*;
+        let mut g = vec![Convergence];
         match self.strategy {
             Strategy::Lww | Strategy::LwwHlc => {}
-            Strategy::VersionVector => g.extend(["no-lost-writes", "no-conflict-loss"]),
+            Strategy::VersionVector => g.extend([NoLostWrites, NoConflictLoss]),
             // Registers resolve by HLC last-write-wins or by the home's
             // order: concurrent blind writes are discarded (conflict-loss).
-            Strategy::Crdt | Strategy::Avoidance => g.push("no-lost-writes"),
+            Strategy::Crdt | Strategy::Avoidance => g.push(NoLostWrites),
             // Reads take a quorum round too (quorum_read.rs).
-            Strategy::Quorum => g.extend(["no-lost-writes", "no-conflict-loss", "linearizable"]),
+            Strategy::Quorum => g.extend([NoLostWrites, NoConflictLoss, Linearizable]),
         }
         if self.causal_delivery
             && self.strategy != Strategy::Lww
             && self.strategy != Strategy::LwwHlc
         {
-            g.push("causal");
+            g.push(Causal);
         }
-        g.into_iter().map(String::from).collect()
+        g
     }
 
     /// A one-line description for `ladon adapters` and logs.
@@ -372,9 +374,11 @@ mod tests {
             strategy: Strategy::Lww,
             ..Config::default()
         };
-        assert_eq!(lww.guarantees(), ["convergence"]);
+        let names =
+            |c: &Config| -> Vec<&str> { c.guarantees().iter().map(|g| g.as_str()).collect() };
+        assert_eq!(names(&lww), ["convergence"]);
         assert_eq!(
-            Config::default().guarantees(),
+            names(&Config::default()),
             ["convergence", "no-lost-writes", "causal"]
         );
         let vv = Config {
@@ -383,7 +387,7 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(
-            vv.guarantees(),
+            names(&vv),
             ["convergence", "no-lost-writes", "no-conflict-loss"]
         );
     }

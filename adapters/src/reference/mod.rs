@@ -54,7 +54,7 @@ impl Cluster for ReferenceCluster {
         RefNode::new(self.cfg.clone(), id, records)
     }
 
-    fn guarantees(&self) -> Vec<String> {
+    fn guarantees(&self) -> Vec<ladon_checker::report::Guarantee> {
         self.cfg.guarantees()
     }
 

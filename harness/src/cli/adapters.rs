@@ -27,7 +27,6 @@ pub fn render() -> String {
 
 /// The `process` adapter: its flags, Maelstrom workloads and guarantees.
 pub fn render_process() -> String {
-    use clap::CommandFactory;
     use ladon_adapters::process::Workload;
     use ladon_checker::history::KeyKind;
 
@@ -70,8 +69,7 @@ pub fn render_process() -> String {
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "  flags:");
-    let cmd = crate::cli::run_process::ProcessCli::command();
-    for arg in cmd.get_arguments() {
+    for arg in crate::cli::run::process_arguments() {
         let Some(long) = arg.get_long() else {
             continue;
         };
@@ -80,11 +78,19 @@ pub fn render_process() -> String {
             .and_then(|v| v.first())
             .map(|v| v.to_string())
             .unwrap_or_else(|| long.to_uppercase().replace('-', "_"));
-        let default: Vec<String> = arg
-            .get_default_values()
+        let process_default = crate::cli::run::PROCESS_DEFAULTS
             .iter()
-            .map(|v| v.to_string_lossy().into_owned())
-            .collect();
+            .find(|(id, _)| *id == arg.get_id().as_str());
+        let default: Vec<String> = match process_default {
+            Some((_, v)) => vec![v.to_string()],
+            // Required with --adapter process: no default.
+            None if arg.get_id() == "workload" => Vec::new(),
+            None => arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect(),
+        };
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
         let _ = write!(s, "    --{long} {value}");
         if !default.is_empty() {
@@ -121,7 +127,11 @@ pub fn render_reference() -> String {
         "reference  the reference multi-leader store (default adapter)"
     );
     let _ = writeln!(s, "  default: {}", default.describe());
-    let _ = writeln!(s, "           declares {}", default.guarantees().join(","));
+    let _ = writeln!(
+        s,
+        "           declares {}",
+        crate::options::guarantee_list(&default.guarantees())
+    );
     let _ = writeln!(
         s,
         "  flags: --nodes N --followers F --topology T --strategy S --priority n1,n2,.."
@@ -148,6 +158,9 @@ pub fn render_reference() -> String {
                 ..Config::default()
             }
             .guarantees()
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
             .join(",")
         };
         let _ = writeln!(s, "    {:<14} {}", st.as_str(), st.summary());
@@ -187,9 +200,8 @@ mod tests {
 
     #[test]
     fn process_listing_names_every_flag_and_workload() {
-        use clap::CommandFactory;
         let out = super::render();
-        for arg in crate::cli::run_process::ProcessCli::command().get_arguments() {
+        for arg in crate::cli::run::process_arguments() {
             if let Some(long) = arg.get_long() {
                 assert!(out.contains(&format!("    --{long} ")), "--{long} missing");
             }

@@ -12,7 +12,6 @@ pub mod gen_history;
 pub mod replay;
 pub mod report;
 pub mod run;
-pub mod run_process;
 pub mod serve;
 pub mod shrink;
 pub mod suite;
@@ -39,8 +38,10 @@ pub enum Command {
     /// Live (`ladon run --adapter process --bin PATH --workload W`): one
     /// process per node speaking the Maelstrom protocol on stdin/stdout, its
     /// messages routed through Ladon's network (partitions, loss, ...), the
-    /// history checked the same way; `ladon run --adapter process --help`
-    /// lists its own flags.
+    /// history checked the same way.
+    ///
+    /// Options of some adapters only are listed under a heading naming
+    /// them; given with another adapter they are refused.
     ///
     /// Exit code: 0 valid, 1 invalid, 2 unknown or error.
     Run(run::RunArgs),
@@ -64,15 +65,28 @@ pub enum Command {
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
-    // `ladon run --adapter process` takes Maelstrom workload names and
-    // `--bin`: it has its own flags (see `run_process`).
-    if let Some(args) = run_process::wants_process_adapter(std::env::args().collect()) {
-        return run_process::run(*run_process::ProcessCli::parse_from(args).args);
-    }
-    let cli = Cli::parse();
+    // Warnings (and errors) of every module reach the user on stderr;
+    // LADON_LOG=info (or any tracing filter) shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LADON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Adapters(a) => adapters::run(a),
-        Command::Run(a) => run::main(a),
+        Command::Run(a) => {
+            let given = matches
+                .subcommand_matches("run")
+                .map(run::given_ids)
+                .unwrap_or_default();
+            run::main(a, &given)
+        }
         Command::Replay(a) => replay::main(a),
         Command::Explore(a) => explore::main(a),
         Command::Shrink(a) => shrink::main(a),

@@ -1,22 +1,171 @@
 //! `ladon run`: one test, stored under `results/`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ladon_checker::report::Verdict;
 
-use crate::options::RunOptions;
+use crate::live::process_run::ProcessSpec;
+use crate::options::{AdapterKind, ProcessFlags, RunOptions};
 use crate::store::{self, StoredRun};
 
-/// `ladon run`: the options of a simulated run (see the `Run` command).
-#[derive(Debug, clap::Args)]
+/// `ladon run`: every adapter's options (see the `Run` command); those of
+/// one adapter only are grouped under a heading naming it.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub process: ProcessFlags,
     /// Write JUnit XML here: one test case per anomaly class.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
+}
+
+/// The ids of the `ladon run` arguments given on the command line (not
+/// defaulted), from clap's matches of the `run` subcommand.
+pub fn given_ids(m: &clap::ArgMatches) -> std::collections::BTreeSet<String> {
+    run_command()
+        .get_arguments()
+        .map(|a| a.get_id().as_str().to_string())
+        .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .collect()
+}
+
+/// `ladon run` as clap knows it.
+pub fn run_command() -> clap::Command {
+    use clap::Args;
+    RunArgs::augment_args(clap::Command::new("run"))
+}
+
+/// Refuses an option given for an adapter it does not apply to (by its
+/// help heading), naming the option; one line.
+pub fn refuse_foreign_options(
+    adapter: AdapterKind,
+    given: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for arg in run_command().get_arguments() {
+        if !given.contains(arg.get_id().as_str()) {
+            continue;
+        }
+        let Some(applies) = crate::options::heading::adapters(arg.get_help_heading()) else {
+            continue;
+        };
+        if !applies.contains(&adapter) {
+            let names: Vec<&str> = applies.iter().map(|a| a.as_str()).collect();
+            anyhow::bail!(
+                "--{} does not apply to --adapter {adapter} (only to --adapter {})",
+                arg.get_long().unwrap_or(arg.get_id().as_str()),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The `ladon run` arguments `--adapter process` reads.
+pub fn process_arguments() -> Vec<clap::Arg> {
+    use crate::options::{heading, AdapterKind};
+    run_command()
+        .get_arguments()
+        .filter(|a| {
+            heading::adapters(a.get_help_heading())
+                .is_none_or(|k| k.contains(&AdapterKind::Process))
+        })
+        .filter(|a| !matches!(a.get_id().as_str(), "adapter" | "help"))
+        .cloned()
+        .collect()
+}
+
+/// The defaults of `--adapter process` where they differ from a simulated
+/// run's (argument id, value): real processes run in wall-clock time and
+/// have latency of their own, and the clock fault needs libfaketime.
+pub const PROCESS_DEFAULTS: &[(&str, &str)] = &[
+    ("concurrency", "3"),
+    ("time_limit", "10s"),
+    ("nemesis", "none"),
+    ("nemesis_interval", "2s"),
+    ("txn_size", "3"),
+    ("latency", "constant:0ms"),
+    ("topology", "grid"),
+];
+
+/// Resolves `ladon run --adapter process`: process defaults for the
+/// options not `given`, seed drawn if absent, test name and guarantees.
+pub fn process_spec(
+    args: &RunArgs,
+    given: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<ProcessSpec> {
+    let mut o = args.options.clone();
+    for (id, value) in PROCESS_DEFAULTS {
+        if given.contains(*id) {
+            continue;
+        }
+        let bad = |e: String| anyhow::anyhow!("internal: process default {id}={value}: {e}");
+        match *id {
+            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
+            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
+            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
+            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "latency" => o.net.latency = value.parse().map_err(bad)?,
+            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
+            other => anyhow::bail!("internal: no process default for {other}"),
+        }
+    }
+    anyhow::ensure!(
+        given.contains("workload"),
+        "--adapter process needs --workload NAME (one of {})",
+        ladon_adapters::process::Workload::ALL
+            .map(|w| w.as_str())
+            .join(", ")
+    );
+    let workload = o.workload.maelstrom().map_err(anyhow::Error::msg)?;
+    let bin = args
+        .process
+        .bin
+        .clone()
+        .context("--adapter process needs --bin PATH (the node program)")?;
+    let bin_name = bin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "node".into());
+    let seed = o.seed.unwrap_or_else(random_seed);
+    let test = o
+        .test
+        .clone()
+        .unwrap_or_else(|| format!("{workload}-{bin_name}"));
+    o.seed = Some(seed);
+    o.test = Some(test.clone());
+    Ok(ProcessSpec {
+        options: o.clone(),
+        flags: args.process.clone(),
+        test,
+        guarantees: o
+            .guarantees
+            .clone()
+            .unwrap_or_else(|| workload.guarantees()),
+        bin,
+        bin_args: args.process.bin_args.clone(),
+        workload,
+        nodes: o.nodes,
+        concurrency: o.concurrency,
+        rate: o.rate,
+        time_limit: o.time_limit,
+        seed,
+        nemesis: o.nemesis.clone(),
+        nemesis_interval: o.nemesis_interval,
+        net: o.net.clone(),
+        faketime_library: args.process.faketime_library.clone(),
+        clock_skew: o.clock_skew,
+        topology: o.adapter_options.topology.broadcast()?,
+        op_timeout: o.op_timeout,
+        init_timeout: args.process.init_timeout,
+        converge_timeout: o.converge_timeout,
+        txn_size: o.txn_size,
+        max_writes_per_key: o.max_writes_per_key.into(),
+        store: o.store.clone(),
+        junit: args.junit.clone(),
+    })
 }
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
@@ -28,13 +177,14 @@ pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = crate::adapters::find(&o.adapter)?;
-    // Only `ladon run` itself drives live adapters (see `run_process`).
+    let adapter = crate::adapters::find(o.adapter);
+    // Only `ladon run` itself drives live adapters (see `live::process_run`).
     anyhow::ensure!(
         adapter.mode == crate::adapters::Mode::Simulation,
         "{}",
         crate::adapters::LIVE_ONLY
     );
+    o.workload.sim().map_err(anyhow::Error::msg)?;
     store::resolve_guarantees(&o)?;
     Ok(o)
 }
@@ -62,7 +212,7 @@ pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
     };
     let mut full = Vec::new();
     if !given("--adapter") {
-        full.extend(["--adapter".to_string(), o.adapter.clone()]);
+        full.extend(["--adapter".to_string(), o.adapter.to_string()]);
     }
     if !given("--workload") {
         full.extend(["--workload".to_string(), o.workload.to_string()]);
@@ -98,10 +248,16 @@ pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
 pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Path>) -> String {
     let cur = serde_json::to_value(o).unwrap_or_default();
     let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
-    let mut out: Vec<String> = ["ladon", "run", "--adapter", &o.adapter, "--workload"]
-        .iter()
-        .map(|s| shell_quote(s))
-        .collect();
+    let mut out: Vec<String> = [
+        "ladon",
+        "run",
+        "--adapter",
+        o.adapter.as_str(),
+        "--workload",
+    ]
+    .iter()
+    .map(|s| shell_quote(s))
+    .collect();
     out.push(o.workload.to_string());
     let skip = ["adapter", "workload", "seed", "nemesis_schedule"];
     for (k, v) in cur.as_object().into_iter().flatten() {
@@ -131,17 +287,7 @@ pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Pa
     out.join(" ")
 }
 
-/// Quotes `s` for a POSIX shell when it holds anything but plain characters.
-pub(crate) fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./:,=+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub(crate) use crate::store::shell_quote;
 
 /// The flags after the subcommand name.
 pub fn user_args(subcommand: &str) -> Vec<String> {
@@ -180,71 +326,27 @@ pub fn print_header(o: &RunOptions) {
 
 /// Runs with a progress bar on a terminal, plain lines otherwise.
 pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
-    let total = o.time_limit.ns();
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(total / 1_000_000);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} virtual ms {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total) / 1_000_000);
-        let r = store::execute(o, reproduce, true, Some(&mut cb));
-        bar.finish_and_clear();
-        r
-    } else {
-        let mut last = 0u64;
-        let mut cb = |now: u64, total: u64| {
-            for tenth in tenths_passed(&mut last, now, total) {
-                eprintln!("  {tenth}0% of virtual time");
-            }
-        };
-        store::execute(o, reproduce, true, Some(&mut cb))
-    }
+    store::with_progress(o.time_limit.ns(), "virtual", |p| {
+        store::execute(o, reproduce, true, p)
+    })
 }
 
-/// The tenths of `total` reached since the last call, every one of them
-/// (a callback that comes rarely must not skip a line): `last` is the last
-/// tenth printed.
-pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
-    let reached = now.min(total) * 10 / total.max(1);
-    let from = *last + 1;
-    *last = (*last).max(reached);
-    from..=reached
-}
+pub use crate::store::tenths_passed;
 
-/// Prints where a run went and its verdict; the reproduce command if it failed.
-pub fn print_result(run: &StoredRun) {
-    if let Some(dir) = &run.dir {
-        eprintln!("stored in {}", dir.display());
+/// `ladon run`; `given` holds the ids of the options on the command line
+/// (see [`given_ids`]).
+pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow::Result<ExitCode> {
+    refuse_foreign_options(args.options.adapter, given)?;
+    if args.options.adapter == AdapterKind::Process {
+        let spec = process_spec(&args, given)?;
+        return Ok(crate::live::process_run::run(spec));
     }
-    let summary = store::summary_text(
-        &run.info,
-        &run.outcome,
-        run.report.as_ref(),
-        run.check_error.as_deref(),
-    );
-    print!("{summary}");
-    if run.verdict() != Verdict::Valid {
-        eprintln!("reproduce with: {}", run.info.reproduce);
-    }
-}
-
-pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let o = resolve(args.options).context("invalid options")?;
     let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);
     print_header(&o);
+    crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let run = execute_with_progress(&o, reproduce)?;
-    print_result(&run);
-    if let Some(path) = &args.junit {
-        crate::report::junit::write_for_run(
-            path,
-            &run.info.test,
-            run.report.as_ref(),
-            run.check_error.as_deref(),
-            &run.info.reproduce,
-        )?;
-    }
-    Ok(ExitCode::from(run.verdict().exit_code()))
+    store::report_result(&run, args.junit.as_deref())
 }
 
 #[cfg(test)]
@@ -286,7 +388,7 @@ mod tests {
     #[test]
     fn simulated_commands_refuse_the_live_adapter_before_running() {
         let o = RunOptions {
-            adapter: "process".into(),
+            adapter: AdapterKind::Process,
             ..RunOptions::default()
         };
         let err = resolve(o).unwrap_err().to_string();
@@ -313,7 +415,7 @@ mod tests {
         };
         o.net.loss = 0.05;
         o.net.latency = "constant:0ms".parse().unwrap();
-        o.adapter_options.bug = Some("no-anti-entropy".into());
+        o.adapter_options.bug = Some(ladon_adapters::reference::Bug::NoAntiEntropy);
         o.adapter_options.causal_delivery = Some(false);
         let cmd = command_from_options(&o, None);
         assert_eq!(
@@ -364,6 +466,221 @@ mod tests {
         assert_eq!(
             reproduce_for(&o, &args, &[]),
             "ladon run --adapter=toy --workload set --seed 5"
+        );
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+    use crate::live::process_run::{live_options, reproduce};
+    use crate::options::{Dur, NetFlags};
+    use std::path::PathBuf;
+
+    fn parse_args(cmd: &[&str]) -> Result<ProcessSpec, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let m = crate::cli::Cli::command()
+            .try_get_matches_from(cmd)
+            .map_err(|e| e.to_string())?;
+        let cli = crate::cli::Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Run(args) = cli.command else {
+            return Err("not a run".into());
+        };
+        let given = given_ids(m.subcommand_matches("run").unwrap());
+        refuse_foreign_options(args.options.adapter, &given).map_err(|e| e.to_string())?;
+        process_spec(&args, &given).map_err(|e| e.to_string())
+    }
+
+    fn parse(cmd: &[&str]) -> ProcessSpec {
+        parse_args(cmd).unwrap()
+    }
+
+    #[test]
+    fn network_flags_are_the_simulators_with_one_live_default() {
+        let live = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+        ]);
+        let sim = crate::options::RunOptions::default();
+        assert_eq!(live.net.latency, "constant:0ms".parse().unwrap());
+        assert_eq!(
+            sim.net.latency,
+            crate::options::SIM_LATENCY.parse().unwrap()
+        );
+        let same = NetFlags {
+            latency: sim.net.latency,
+            ..live.net.clone()
+        };
+        assert_eq!(same, sim.net, "every other network default is shared");
+        assert_eq!(live.clock_skew, sim.clock_skew);
+        assert_eq!(live.converge_timeout, Dur::secs(10));
+        assert_eq!(sim.converge_timeout, Dur::secs(10));
+        let err = parse_args(&[
+            "ladon",
+            "run",
+            "--adapter=process",
+            "--bin",
+            "n",
+            "--workload",
+            "g-set",
+            "--latency",
+            "fast",
+        ])
+        .unwrap_err();
+        assert!(err.contains("--latency"), "{err}");
+    }
+
+    /// Splits a command line the way a POSIX shell does.
+    fn shell_words(cmd: &str) -> Vec<String> {
+        shlex::split(cmd).expect("a well-quoted command")
+    }
+
+    /// What a run with `args` would do: its live options (network included)
+    /// and its checker guarantees.
+    fn resolved(args: &ProcessSpec) -> (serde_json::Value, crate::net::NetConfig) {
+        let o = live_options(args, PathBuf::from("run"));
+        (serde_json::to_value(&o).unwrap(), o.net)
+    }
+
+    #[test]
+    fn the_reproduce_command_rebuilds_every_resolved_option() {
+        for cmd in [
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "examples/nodes/counter.py",
+                "--workload",
+                "pn-counter",
+            ],
+            vec![
+                "ladon",
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                "/opt/my nodes/it's.py",
+                "--bin-arg",
+                "--fast",
+                "--bin-arg",
+                "x y",
+                "--workload",
+                "broadcast",
+                "--nodes",
+                "5",
+                "--concurrency",
+                "7",
+                "--rate",
+                "12.5",
+                "--time-limit",
+                "1.5s",
+                "--nemesis",
+                "pause,partition,clock",
+                "--nemesis-interval",
+                "700ms",
+                "--partition-mode",
+                "hold",
+                "--partition-shapes",
+                "groups:0,1/2,3,4,one-way",
+                "--latency",
+                "exponential:250us",
+                "--loss",
+                "0.1",
+                "--duplicate",
+                "0.2",
+                "--reorder",
+                "0.05",
+                "--nemesis-loss",
+                "0.5",
+                "--nemesis-dup",
+                "0.4",
+                "--faketime-library",
+                "/usr/lib/faketime/libfaketime.so.1",
+                "--max-clock-skew",
+                "300ms",
+                "--topology",
+                "tree3",
+                "--op-timeout",
+                "2s",
+                "--init-timeout",
+                "20s",
+                "--converge-timeout",
+                "8s",
+                "--txn-size",
+                "4",
+                "--max-writes-per-key",
+                "9",
+                "--store",
+                "/tmp/res",
+                "--test",
+                "mine",
+                "--guarantees",
+                "convergence,causal",
+                "--seed",
+                "42",
+            ],
+        ] {
+            let mut cmd = cmd.clone();
+            if !cmd.contains(&"--seed") {
+                cmd.extend(["--seed", "42"]);
+            }
+            let args = parse(&cmd);
+            let line = reproduce(&args);
+            let words = shell_words(&line);
+            let again = parse(&words.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(resolved(&again), resolved(&args), "{line}");
+            assert_eq!(again.guarantees, args.guarantees, "{line}");
+            assert_eq!(again.test, args.test, "{line}");
+            assert_eq!(again.store, args.store, "{line}");
+            // Every flag `ladon run --adapter process` reads appears in the command.
+            for arg in process_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "bin-arg" && args.bin_args.is_empty() {
+                        continue;
+                    }
+                    // Where CI wants JUnit is not part of the run.
+                    if long == "junit" {
+                        continue;
+                    }
+                    assert!(
+                        words.contains(&format!("--{long}")),
+                        "--{long} missing from {line}"
+                    );
+                }
+            }
+        }
+        let args = parse(&[
+            "ladon",
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            "n.py",
+            "--workload",
+            "g-set",
+            "--seed",
+            "9",
+        ]);
+        assert_eq!(
+            reproduce(&args),
+            "ladon run --adapter process --bin n.py --workload g-set --nodes 3 --concurrency 3 \
+             --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
+             --partition-shapes one,halves,majorities-ring,bridge,ring-cut,hub,one-way \
+             --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
+             --nemesis-loss 0.3 --nemesis-dup 0.3 --clock-skew 5s --topology grid --op-timeout 1s \
+             --init-timeout 10s --converge-timeout 10s --txn-size 3 --max-writes-per-key 32 \
+             --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
         );
     }
 }

@@ -194,7 +194,14 @@ pub fn write_fixture(
         .with_context(|| format!("writing {}", history.display()))?;
     std::fs::write(
         dir.join(format!("{name}.guarantees")),
-        format!("{}\n", info.guarantees.join(",")),
+        format!(
+            "{}\n",
+            info.guarantees
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     )?;
     Ok(history)
 }

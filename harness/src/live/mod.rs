@@ -15,6 +15,7 @@ pub mod final_phase;
 pub mod generator;
 pub mod nemesis;
 pub mod nodes;
+pub mod process_run;
 pub mod recorder;
 pub mod router;
 pub mod services;

@@ -15,8 +15,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -215,7 +215,7 @@ pub struct Router {
     seq: u64,
     next_id: u64,
     wire: Vec<Delivery<Packet>>,
-    messages: Option<BufWriter<File>>,
+    messages: Option<LineFile>,
     log_dir: Option<PathBuf>,
     complaints: Vec<u64>,
     stats: RouterStats,
@@ -228,7 +228,7 @@ impl Router {
     pub fn new(cfg: RouterConfig) -> std::io::Result<Router> {
         let n = cfg.nodes.len();
         let messages = match &cfg.messages {
-            Some(p) => Some(BufWriter::with_capacity(1 << 16, File::create(p)?)),
+            Some(p) => Some(LineFile::create(p)?),
             None => None,
         };
         Ok(Router {
@@ -317,7 +317,7 @@ impl Router {
     fn finish(&mut self) -> RouterStats {
         self.flush();
         if let Some(m) = &mut self.messages {
-            let _ = m.flush();
+            m.write_out();
         }
         self.stats()
     }
@@ -340,6 +340,9 @@ impl Router {
 
     /// Sends each node the lines routed to it since the last flush, as one batch.
     pub fn flush(&mut self) {
+        if let Some(m) = &mut self.messages {
+            m.tick();
+        }
         let mut dirty = std::mem::take(&mut self.dirty);
         for &node in &dirty {
             let lines = std::mem::take(&mut self.pending[node]);
@@ -712,14 +715,66 @@ impl Router {
     }
 }
 
+/// `messages.jsonl`, written in whole lines: events are formatted into a
+/// buffer that goes to the file when it passes 64 KiB, at least every 50 ms
+/// (see [`Router::flush`]), at the end and when dropped, so a run killed
+/// with SIGKILL leaves whole lines, at most 50 ms short.
+struct LineFile {
+    file: File,
+    buf: Vec<u8>,
+    last_write: Instant,
+}
+
+impl LineFile {
+    const CAPACITY: usize = 1 << 16;
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn create(path: &Path) -> std::io::Result<LineFile> {
+        Ok(LineFile {
+            file: File::create(path)?,
+            buf: Vec::with_capacity(Self::CAPACITY + 512),
+            last_write: Instant::now(),
+        })
+    }
+
+    /// After a whole line: writes the buffer out if it is full.
+    fn end_line(&mut self) {
+        if self.buf.len() >= Self::CAPACITY {
+            self.write_out();
+        }
+    }
+
+    /// Writes the buffer out if the last write is 50 ms old.
+    fn tick(&mut self) {
+        if !self.buf.is_empty() && self.last_write.elapsed() >= Self::EVERY {
+            self.write_out();
+        }
+    }
+
+    fn write_out(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.file.write_all(&self.buf);
+            self.buf.clear();
+        }
+        self.last_write = Instant::now();
+    }
+}
+
+impl Drop for LineFile {
+    fn drop(&mut self) {
+        self.write_out();
+    }
+}
+
 /// One `messages.jsonl` line: `(time, event, id, from, to)` with `from` and
 /// `to` already JSON strings.
 fn write_event(
-    out: &mut BufWriter<File>,
+    file: &mut LineFile,
     (now, event, id, from, to): (u64, &str, u64, &str, &str),
     kind: &str,
     reason: Option<&str>,
 ) {
+    let out = &mut file.buf;
     let _ = write!(
         out,
         "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":{from},\"to\":{to},\"summary\":"
@@ -728,7 +783,8 @@ fn write_event(
     if let Some(r) = reason {
         let _ = write!(out, ",\"reason\":\"{r}\"");
     }
-    let _ = out.write_all(b",\"writes\":[]}\n");
+    out.extend_from_slice(b",\"writes\":[]}\n");
+    file.end_line();
 }
 
 #[cfg(test)]

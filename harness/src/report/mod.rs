@@ -7,6 +7,7 @@
 //! `suite`.
 
 pub mod escape;
+pub mod extras;
 pub mod html;
 pub mod junit;
 pub mod lamport;

@@ -61,6 +61,10 @@ pub struct RunOutcome {
     /// schedule as data (`--nemesis-schedule` takes it back). Not stored.
     #[serde(skip)]
     pub schedule: Vec<ScheduleStep>,
+    /// The signal that stopped the run before its end (SIGINT, SIGTERM):
+    /// faults and clients stopped where they were, no final phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Debug)]
@@ -101,387 +105,531 @@ enum Phase {
     Done,
 }
 
-/// Runs a test of `cluster` under the simulator.
+/// Runs a test of `cluster` under the simulator: the faulty phase (clients
+/// and nemesis), the heal, then rounds of final reads until the nodes agree
+/// or `--converge-timeout` passes (or a signal stops it: see
+/// `crate::interrupt`).
 pub fn simulate<C: Cluster>(cluster: C, ctx: &mut RunContext<'_, '_>) -> anyhow::Result<RunOutcome>
 where
     C::Node: 'static,
 {
-    let o = ctx.options.clone();
-    let seed = ctx.seed;
-    let net = o.net.config();
-    let specs = cluster.specs();
-    let n = specs.len();
-    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let observer: Box<dyn Observer<<C::Node as Node>::Msg>> = match &ctx.run_dir {
-        Some(dir) => Box::new(FileObserver::<C::Node>::create(dir, names.clone())?),
-        None => Box::new(NoObserver),
-    };
-    let mut world: World<C, Tick> =
-        World::with_observer(cluster, WorldConfig::new(seed, net), observer);
-    // Driver streams sit above the nodes' (1..=n).
-    let mut rng = rng_stream(seed, n as u64 + 1);
-    let mut gen = Generator::new(
-        WorkloadConfig {
-            kind: o.workload,
-            txn_size: o.txn_size,
-            max_writes_per_key: o.max_writes_per_key,
-            active_keys: o.keys,
-            read_fraction: 0.5,
-        },
-        seed ^ 0x9e37_79b9_7f4a_7c15,
-    );
-    let leaders: Vec<usize> = (0..n).filter(|&i| specs[i].role == Role::Leader).collect();
-    anyhow::ensure!(
-        !leaders.is_empty(),
-        "adapter {:?} laid out no leader node",
-        o.adapter
-    );
-    let leader_of = |i: usize| match specs[i].role {
-        Role::Leader => i,
-        Role::Follower { leader } => leader.0,
-    };
-    let mut drifts = vec![0i64; n];
-    if o.clock_drift_ppm != 0 {
-        let b = o.clock_drift_ppm.abs();
-        for (i, d) in drifts.iter_mut().enumerate() {
-            *d = rng.random_range(-b..=b);
-            world.clocks_mut().set_drift(i, 0, *d);
-        }
-    }
-
-    let mut rec = Recorder::new(ctx.history, names);
-    let mut clients: Vec<Client> = (0..o.concurrency)
-        .map(|i| Client {
-            process: i as u64,
-            home: i % n,
-            busy: false,
-            context: Json::Null,
-        })
-        .collect();
-    let mut next_process = o.concurrency as u64;
-    let mut next_req = 0u64;
-    let mut pending: BTreeMap<ReqId, Pending> = BTreeMap::new();
-    let mean_think = o.concurrency as f64 / o.rate * 1e9;
-    let think = |rng: &mut ChaCha8Rng| (rng.random_range(0.0..2.0) * mean_think) as u64;
-    for c in 0..clients.len() {
-        let t = think(&mut rng);
-        world.schedule(t, Tick::Client(c));
-    }
-    let mut nemesis = Nemesis::new(NemesisConfig {
-        kinds: o.nemesis.0.clone(),
-        interval_ns: o.nemesis_interval.ns(),
-        shapes: o.net.partition_shapes.0.clone(),
-        clock_skew_ns: o.clock_skew.ns(),
-        loss: o.net.nemesis_loss,
-        dup: o.net.nemesis_dup,
-    });
-    match &o.nemesis_schedule {
-        // An explicit schedule draws nothing from the seed.
-        Some(schedule) => {
-            for step in &schedule.steps {
-                world.schedule(step.at.ns(), Tick::Fault(step.action.clone()));
-            }
-        }
-        None => {
-            if !nemesis.is_empty() {
-                let d = nemesis.next_delay(&mut rng);
-                world.schedule(d, Tick::Nemesis);
-            }
-        }
-    }
-    let time_limit = o.time_limit.ns();
-    world.schedule(time_limit, Tick::EndFaulty);
-
-    let mut phase = Phase::Faulty;
-    let mut out = RunOutcome::default();
-    let mut final_procs: Vec<u64> = Vec::new();
-    let mut final_last: Vec<Option<Vec<Mop>>> = vec![None; n];
-    let mut final_outstanding = 0usize;
-    let mut deadline = u64::MAX;
-    let mut round_scheduled = false;
+    let mut progress = ctx.progress.take();
+    let mut d = Driver::new(cluster, ctx)?;
     let mut steps = 0u64;
-    let mut invoked = 0u64;
-    let set_like = o.workload == WorkloadKind::Set;
-
-    while phase != Phase::Done {
-        let Some(output) = world.step() else { break };
-        let now = world.now();
+    while d.phase != Phase::Done {
+        let Some(output) = d.world.step() else { break };
+        let now = d.world.now();
         steps += 1;
         if steps.is_multiple_of(1024) {
-            if let Some(p) = ctx.progress.as_mut() {
-                p(now, time_limit);
+            if let Some(p) = progress.as_mut() {
+                p(now, d.time_limit);
+            }
+            if let Some(signal) = crate::interrupt::requested() {
+                d.out.interrupted = Some(signal.to_string());
+                break;
             }
         }
-        // The owner of an operation that completed (or timed out), and
-        // whether its process must be replaced.
-        let mut completed: Option<(Owner, bool)> = None;
-        match output {
-            Output::Ext(Tick::Client(c)) => {
-                if phase != Phase::Faulty
-                    || clients[c].busy
-                    || o.max_ops.is_some_and(|m| invoked >= m)
-                {
-                    continue;
+        let step = match output {
+            Output::Ext(Tick::Client(c)) => d.invoke(c, now)?,
+            Output::Reply { req, result, .. } => d.reply(req, result, now)?,
+            Output::Ext(Tick::Timeout(req)) => d.timeout(req, now)?,
+            Output::Ext(Tick::Nemesis) => d.nemesis_step(now)?,
+            Output::Ext(Tick::Fault(action)) => d.fault(action, now)?,
+            Output::Ext(Tick::EndFaulty) => d.end_faulty(now)?,
+            Output::Ext(Tick::FinalRound) => d.final_round(now)?,
+        };
+        // `Skip`: nothing changed that the checks below look at.
+        let Step::Done(completed) = step else {
+            continue;
+        };
+        if let Some((owner, fresh)) = completed {
+            d.completed(owner, fresh, now);
+        }
+        d.maybe_next_round();
+    }
+    Ok(d.finish())
+}
+
+/// What handling one output did.
+enum Step {
+    /// Nothing to settle, no final-phase check.
+    Skip,
+    /// Handled; the operation that completed (or timed out), if any, and
+    /// whether its process must be replaced.
+    Done(Option<(Owner, bool)>),
+}
+
+/// The state of one simulated run: the world, the clients, the generator,
+/// the nemesis and the final phase.
+struct Driver<'h, C: Cluster> {
+    o: RunOptions,
+    n: usize,
+    world: World<C, Tick>,
+    rng: ChaCha8Rng,
+    gen: Generator,
+    rec: Recorder<'h>,
+    leaders: Vec<usize>,
+    /// The leader each node's writes go to.
+    leader_of: Vec<usize>,
+    drifts: Vec<i64>,
+    clients: Vec<Client>,
+    next_process: u64,
+    next_req: u64,
+    pending: BTreeMap<ReqId, Pending>,
+    mean_think: f64,
+    nemesis: Nemesis,
+    time_limit: u64,
+    phase: Phase,
+    out: RunOutcome,
+    final_procs: Vec<u64>,
+    final_last: Vec<Option<Vec<Mop>>>,
+    final_outstanding: usize,
+    deadline: u64,
+    round_scheduled: bool,
+    invoked: u64,
+    set_like: bool,
+}
+
+impl<'h, C: Cluster> Driver<'h, C>
+where
+    C::Node: 'static,
+{
+    /// Builds the world and schedules the clients, the nemesis and the end
+    /// of the faulty phase (every random draw in the order of old).
+    fn new(cluster: C, ctx: &'h mut RunContext<'_, '_>) -> anyhow::Result<Self> {
+        let o = ctx.options.clone();
+        let seed = ctx.seed;
+        let net = o.net.config();
+        let specs = cluster.specs();
+        let n = specs.len();
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let observer: Box<dyn Observer<<C::Node as Node>::Msg>> = match &ctx.run_dir {
+            Some(dir) => Box::new(FileObserver::<C::Node>::create(dir, names.clone())?),
+            None => Box::new(NoObserver),
+        };
+        let mut world: World<C, Tick> =
+            World::with_observer(cluster, WorldConfig::new(seed, net), observer);
+        // Driver streams sit above the nodes' (1..=n).
+        let mut rng = rng_stream(seed, n as u64 + 1);
+        let gen = Generator::new(
+            WorkloadConfig {
+                kind: o.workload.sim().map_err(anyhow::Error::msg)?,
+                txn_size: o.txn_size,
+                max_writes_per_key: o.max_writes_per_key,
+                active_keys: o.keys,
+                read_fraction: 0.5,
+            },
+            seed ^ 0x9e37_79b9_7f4a_7c15,
+        );
+        let leaders: Vec<usize> = (0..n).filter(|&i| specs[i].role == Role::Leader).collect();
+        anyhow::ensure!(
+            !leaders.is_empty(),
+            "adapter {} laid out no leader node",
+            o.adapter
+        );
+        let leader_of = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s.role {
+                Role::Leader => i,
+                Role::Follower { leader } => leader.0,
+            })
+            .collect();
+        let mut drifts = vec![0i64; n];
+        if o.clock_drift_ppm != 0 {
+            let b = o.clock_drift_ppm.abs();
+            for (i, d) in drifts.iter_mut().enumerate() {
+                *d = rng.random_range(-b..=b);
+                world.clocks_mut().set_drift(i, 0, *d);
+            }
+        }
+        let rec = Recorder::new(ctx.history, names);
+        let clients: Vec<Client> = (0..o.concurrency)
+            .map(|i| Client {
+                process: i as u64,
+                home: i % n,
+                busy: false,
+                context: Json::Null,
+            })
+            .collect();
+        let nemesis = Nemesis::new(NemesisConfig {
+            kinds: o.nemesis.0.clone(),
+            interval_ns: o.nemesis_interval.ns(),
+            shapes: o.net.partition_shapes.0.clone(),
+            clock_skew_ns: o.clock_skew.ns(),
+            loss: o.net.nemesis_loss,
+            dup: o.net.nemesis_dup,
+        });
+        let mut d = Driver {
+            n,
+            world,
+            rng,
+            gen,
+            rec,
+            leaders,
+            leader_of,
+            drifts,
+            next_process: o.concurrency as u64,
+            next_req: 0,
+            pending: BTreeMap::new(),
+            mean_think: o.concurrency as f64 / o.rate * 1e9,
+            clients,
+            nemesis,
+            time_limit: o.time_limit.ns(),
+            phase: Phase::Faulty,
+            out: RunOutcome::default(),
+            final_procs: Vec::new(),
+            final_last: vec![None; n],
+            final_outstanding: 0,
+            deadline: u64::MAX,
+            round_scheduled: false,
+            invoked: 0,
+            set_like: o.workload == crate::options::WorkloadName::Sim(WorkloadKind::Set),
+            o,
+        };
+        for c in 0..d.clients.len() {
+            let t = d.think();
+            d.world.schedule(t, Tick::Client(c));
+        }
+        match &d.o.nemesis_schedule {
+            // An explicit schedule draws nothing from the seed.
+            Some(schedule) => {
+                for step in &schedule.steps {
+                    d.world
+                        .schedule(step.at.ns(), Tick::Fault(step.action.clone()));
                 }
-                invoked += 1;
-                let ops = gen.next_txn(true);
-                let writes = ops.iter().filter(|m| m.is_write()).count();
-                let node = match o.clients {
-                    ClientMode::Sticky => {
-                        let home = clients[c].home;
-                        if writes > 0 {
-                            leader_of(home)
-                        } else {
-                            // `--read-from`: the adapter may send reads elsewhere.
-                            world.cluster().read_target(NodeId(home), &mut rng).0
-                        }
-                    }
-                    ClientMode::Roaming => {
-                        if writes > 0 {
-                            leaders[rng.random_range(0..leaders.len())]
-                        } else {
-                            rng.random_range(0..n)
-                        }
-                    }
-                };
-                out.writes += writes as u64;
-                next_req += 1;
-                let id = ReqId(next_req);
-                let cl = &mut clients[c];
-                cl.busy = true;
-                let ops = rec.client(
+            }
+            None => {
+                if !d.nemesis.is_empty() {
+                    let delay = d.nemesis.next_delay(&mut d.rng);
+                    d.world.schedule(delay, Tick::Nemesis);
+                }
+            }
+        }
+        d.world.schedule(d.time_limit, Tick::EndFaulty);
+        Ok(d)
+    }
+
+    /// A client's think time before its next operation.
+    fn think(&mut self) -> u64 {
+        (self.rng.random_range(0.0..2.0) * self.mean_think) as u64
+    }
+
+    /// A client's turn: invokes its next transaction.
+    fn invoke(&mut self, c: usize, now: u64) -> anyhow::Result<Step> {
+        if self.phase != Phase::Faulty
+            || self.clients[c].busy
+            || self.o.max_ops.is_some_and(|m| self.invoked >= m)
+        {
+            return Ok(Step::Skip);
+        }
+        self.invoked += 1;
+        let ops = self.gen.next_txn(true);
+        let writes = ops.iter().filter(|m| m.is_write()).count();
+        let node = match self.o.clients {
+            ClientMode::Sticky => {
+                let home = self.clients[c].home;
+                if writes > 0 {
+                    self.leader_of[home]
+                } else {
+                    // `--read-from`: the adapter may send reads elsewhere.
+                    self.world
+                        .cluster()
+                        .read_target(NodeId(home), &mut self.rng)
+                        .0
+                }
+            }
+            ClientMode::Roaming => {
+                if writes > 0 {
+                    self.leaders[self.rng.random_range(0..self.leaders.len())]
+                } else {
+                    self.rng.random_range(0..self.n)
+                }
+            }
+        };
+        self.out.writes += writes as u64;
+        self.next_req += 1;
+        let id = ReqId(self.next_req);
+        let cl = &mut self.clients[c];
+        cl.busy = true;
+        let ops = self.rec.client(
+            now,
+            EventType::Invoke,
+            cl.process,
+            node,
+            F_TXN,
+            ops,
+            None,
+            None,
+        )?;
+        let req = Request {
+            id,
+            ops: ops.clone(),
+            context: cl.context.clone(),
+        };
+        let process = cl.process;
+        self.world.request(node, req);
+        self.pending.insert(
+            id,
+            Pending {
+                owner: Owner::Client(c),
+                process,
+                node,
+                f: F_TXN,
+                ops,
+            },
+        );
+        self.world
+            .schedule(now + self.o.op_timeout.ns(), Tick::Timeout(id));
+        Ok(Step::Done(None))
+    }
+
+    /// A node answered request `req`.
+    fn reply(
+        &mut self,
+        req: ReqId,
+        result: Result<ladon_adapters::node::ReplyOk, ladon_adapters::node::ClientError>,
+        now: u64,
+    ) -> anyhow::Result<Step> {
+        let Some(p) = self.pending.remove(&req) else {
+            return Ok(Step::Skip);
+        };
+        self.out.completed_ops += 1;
+        let fresh = match result {
+            Ok(ok) => {
+                let ops = self.rec.client(
                     now,
-                    EventType::Invoke,
-                    cl.process,
-                    node,
-                    F_TXN,
-                    ops,
+                    EventType::Ok,
+                    p.process,
+                    p.node,
+                    p.f,
+                    ok.ops,
                     None,
-                    None,
+                    ok.meta,
                 )?;
-                let req = Request {
-                    id,
-                    ops: ops.clone(),
-                    context: cl.context.clone(),
-                };
-                world.request(node, req);
-                pending.insert(
-                    id,
-                    Pending {
-                        owner: Owner::Client(c),
-                        process: cl.process,
-                        node,
-                        f: F_TXN,
-                        ops,
-                    },
-                );
-                world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
+                if let Owner::Client(c) = p.owner {
+                    self.clients[c].context = ok.context;
+                } else if let Owner::Final(node) = p.owner {
+                    self.final_last[node] = Some(ops);
+                }
+                false
             }
-            Output::Reply { req, result, .. } => {
-                let Some(p) = pending.remove(&req) else {
-                    continue;
+            Err(e) => {
+                let kind = if e.definite {
+                    EventType::Fail
+                } else {
+                    EventType::Info
                 };
-                out.completed_ops += 1;
-                let fresh = match result {
-                    Ok(ok) => {
-                        let ops = ok.ops;
-                        let ops = rec.client(
-                            now,
-                            EventType::Ok,
-                            p.process,
-                            p.node,
-                            p.f,
-                            ops,
-                            None,
-                            ok.meta,
-                        )?;
-                        if let Owner::Client(c) = p.owner {
-                            clients[c].context = ok.context;
-                        } else if let Owner::Final(node) = p.owner {
-                            final_last[node] = Some(ops);
-                        }
-                        false
-                    }
-                    Err(e) => {
-                        let kind = if e.definite {
-                            EventType::Fail
-                        } else {
-                            EventType::Info
-                        };
-                        rec.client(
-                            now,
-                            kind,
-                            p.process,
-                            p.node,
-                            p.f,
-                            p.ops,
-                            Some(e.reason),
-                            None,
-                        )?;
-                        !e.definite
-                    }
-                };
-                completed = Some((p.owner, fresh));
-            }
-            Output::Ext(Tick::Timeout(req)) => {
-                let Some(p) = pending.remove(&req) else {
-                    continue;
-                };
-                rec.client(
+                self.rec.client(
                     now,
-                    EventType::Info,
+                    kind,
                     p.process,
                     p.node,
                     p.f,
                     p.ops,
-                    Some("timeout".into()),
+                    Some(e.reason),
                     None,
                 )?;
-                completed = Some((p.owner, true));
+                !e.definite
             }
-            Output::Ext(Tick::Nemesis) => {
-                if phase != Phase::Faulty {
-                    continue;
-                }
-                let busiest = world.network().busiest();
-                for (offset, action) in nemesis.step(n, busiest, &mut rng) {
-                    if offset == 0 {
-                        out.schedule.push(ScheduleStep {
-                            at: Dur(now),
-                            action: action.clone(),
-                        });
-                        apply_fault(&mut world, &mut rec, action, &drifts)?;
-                    } else {
-                        world.schedule(now + offset, Tick::Fault(action));
-                    }
-                }
-                let d = nemesis.next_delay(&mut rng);
-                world.schedule(now + d, Tick::Nemesis);
-            }
-            Output::Ext(Tick::Fault(action)) => {
-                if phase == Phase::Faulty {
-                    out.schedule.push(ScheduleStep {
-                        at: Dur(now),
-                        action: action.clone(),
-                    });
-                    apply_fault(&mut world, &mut rec, action, &drifts)?;
-                }
-            }
-            Output::Ext(Tick::EndFaulty) => {
-                phase = Phase::Healed;
-                out.heal_ns = now;
-                world.heal_network();
-                rec.nemesis(now, "heal", Json::Null)?;
-                // Undo what the nemesis left behind, as its own actions would.
-                apply_fault(&mut world, &mut rec, Action::ClockReset, &drifts)?;
-                for status in [NodeStatus::Crashed, NodeStatus::Paused] {
-                    let nodes: Vec<usize> = (0..n).filter(|&i| world.status(i) == status).collect();
-                    if nodes.is_empty() {
-                        continue;
-                    }
-                    let undo = if status == NodeStatus::Crashed {
-                        Action::Restart(nodes)
-                    } else {
-                        Action::Resume(nodes)
-                    };
-                    apply_fault(&mut world, &mut rec, undo, &drifts)?;
-                }
-                deadline = now + o.converge_timeout.ns();
-                world.schedule(now + o.final_interval.ns(), Tick::FinalRound);
-                round_scheduled = true;
-            }
-            Output::Ext(Tick::FinalRound) => {
-                round_scheduled = false;
-                if final_outstanding > 0 {
-                    continue;
-                }
-                let reads = gen.final_read();
-                final_last = vec![None; n];
-                for node in 0..n {
-                    if final_procs.len() <= node {
-                        final_procs.push(next_process);
-                        next_process += 1;
-                    }
-                    next_req += 1;
-                    let id = ReqId(next_req);
-                    let process = final_procs[node];
-                    rec.client(
-                        now,
-                        EventType::Invoke,
-                        process,
-                        node,
-                        F_FINAL,
-                        reads.clone(),
-                        None,
-                        None,
-                    )?;
-                    world.request(
-                        node,
-                        Request {
-                            id,
-                            ops: reads.clone(),
-                            context: Json::Null,
-                        },
-                    );
-                    pending.insert(
-                        id,
-                        Pending {
-                            owner: Owner::Final(node),
-                            process,
-                            node,
-                            f: F_FINAL,
-                            ops: reads.clone(),
-                        },
-                    );
-                    world.schedule(now + o.op_timeout.ns(), Tick::Timeout(id));
-                    final_outstanding += 1;
-                }
-            }
+        };
+        Ok(Step::Done(Some((p.owner, fresh))))
+    }
+
+    /// No reply to `req` within `--op-timeout`: indeterminate.
+    fn timeout(&mut self, req: ReqId, now: u64) -> anyhow::Result<Step> {
+        let Some(p) = self.pending.remove(&req) else {
+            return Ok(Step::Skip);
+        };
+        self.rec.client(
+            now,
+            EventType::Info,
+            p.process,
+            p.node,
+            p.f,
+            p.ops,
+            Some("timeout".into()),
+            None,
+        )?;
+        Ok(Step::Done(Some((p.owner, true))))
+    }
+
+    /// The nemesis's turn: its actions now or later, and its next turn.
+    fn nemesis_step(&mut self, now: u64) -> anyhow::Result<Step> {
+        if self.phase != Phase::Faulty {
+            return Ok(Step::Skip);
         }
-        if let Some((owner, fresh)) = completed {
-            settle(
-                owner,
-                fresh,
-                &mut clients,
-                &mut final_procs,
-                &mut next_process,
-            );
-            match owner {
-                Owner::Client(c) => {
-                    if phase == Phase::Faulty {
-                        let t = think(&mut rng);
-                        world.schedule(now + t, Tick::Client(c));
-                    }
-                }
-                Owner::Final(_) => final_outstanding -= 1,
-            }
-        }
-        if phase == Phase::Healed
-            && final_outstanding == 0
-            && !final_procs.is_empty()
-            && !round_scheduled
-        {
-            let now = world.now();
-            if agree(&final_last, set_like) {
-                out.converged_ns = Some(now);
-                phase = Phase::Done;
-            } else if now >= deadline {
-                phase = Phase::Done;
+        let busiest = self.world.network().busiest();
+        for (offset, action) in self.nemesis.step(self.n, busiest, &mut self.rng) {
+            if offset == 0 {
+                self.apply(action, now)?;
             } else {
-                world.schedule(now + o.final_interval.ns(), Tick::FinalRound);
-                round_scheduled = true;
+                self.world.schedule(now + offset, Tick::Fault(action));
+            }
+        }
+        let d = self.nemesis.next_delay(&mut self.rng);
+        self.world.schedule(now + d, Tick::Nemesis);
+        Ok(Step::Done(None))
+    }
+
+    /// A scheduled fault (of the nemesis or of `--nemesis-schedule`).
+    fn fault(&mut self, action: Action, now: u64) -> anyhow::Result<Step> {
+        if self.phase == Phase::Faulty {
+            self.apply(action, now)?;
+        }
+        Ok(Step::Done(None))
+    }
+
+    /// Applies a fault of the faulty phase and records it in the schedule.
+    fn apply(&mut self, action: Action, now: u64) -> anyhow::Result<()> {
+        self.out.schedule.push(ScheduleStep {
+            at: Dur(now),
+            action: action.clone(),
+        });
+        apply_fault(&mut self.world, &mut self.rec, action, &self.drifts)
+    }
+
+    /// The end of the faulty phase: heal everything, start the final reads.
+    fn end_faulty(&mut self, now: u64) -> anyhow::Result<Step> {
+        self.phase = Phase::Healed;
+        self.out.heal_ns = now;
+        self.world.heal_network();
+        self.rec.nemesis(now, "heal", Json::Null)?;
+        // Undo what the nemesis left behind, as its own actions would.
+        apply_fault(
+            &mut self.world,
+            &mut self.rec,
+            Action::ClockReset,
+            &self.drifts,
+        )?;
+        for status in [NodeStatus::Crashed, NodeStatus::Paused] {
+            let nodes: Vec<usize> = (0..self.n)
+                .filter(|&i| self.world.status(i) == status)
+                .collect();
+            if nodes.is_empty() {
+                continue;
+            }
+            let undo = if status == NodeStatus::Crashed {
+                Action::Restart(nodes)
+            } else {
+                Action::Resume(nodes)
+            };
+            apply_fault(&mut self.world, &mut self.rec, undo, &self.drifts)?;
+        }
+        self.deadline = now + self.o.converge_timeout.ns();
+        self.world
+            .schedule(now + self.o.final_interval.ns(), Tick::FinalRound);
+        self.round_scheduled = true;
+        Ok(Step::Done(None))
+    }
+
+    /// A round of final reads: every node reads every key once.
+    fn final_round(&mut self, now: u64) -> anyhow::Result<Step> {
+        self.round_scheduled = false;
+        if self.final_outstanding > 0 {
+            return Ok(Step::Skip);
+        }
+        let reads = self.gen.final_read();
+        self.final_last = vec![None; self.n];
+        for node in 0..self.n {
+            if self.final_procs.len() <= node {
+                self.final_procs.push(self.next_process);
+                self.next_process += 1;
+            }
+            self.next_req += 1;
+            let id = ReqId(self.next_req);
+            let process = self.final_procs[node];
+            self.rec.client(
+                now,
+                EventType::Invoke,
+                process,
+                node,
+                F_FINAL,
+                reads.clone(),
+                None,
+                None,
+            )?;
+            self.world.request(
+                node,
+                Request {
+                    id,
+                    ops: reads.clone(),
+                    context: Json::Null,
+                },
+            );
+            self.pending.insert(
+                id,
+                Pending {
+                    owner: Owner::Final(node),
+                    process,
+                    node,
+                    f: F_FINAL,
+                    ops: reads.clone(),
+                },
+            );
+            self.world
+                .schedule(now + self.o.op_timeout.ns(), Tick::Timeout(id));
+            self.final_outstanding += 1;
+        }
+        Ok(Step::Done(None))
+    }
+
+    /// An operation completed: its client thinks and goes again (in the
+    /// faulty phase), or a final read is in.
+    fn completed(&mut self, owner: Owner, fresh: bool, now: u64) {
+        settle(
+            owner,
+            fresh,
+            &mut self.clients,
+            &mut self.final_procs,
+            &mut self.next_process,
+        );
+        match owner {
+            Owner::Client(c) => {
+                if self.phase == Phase::Faulty {
+                    let t = self.think();
+                    self.world.schedule(now + t, Tick::Client(c));
+                }
+            }
+            Owner::Final(_) => self.final_outstanding -= 1,
+        }
+    }
+
+    /// After a round's last read: done if the nodes agree or the window
+    /// is over, else another round.
+    fn maybe_next_round(&mut self) {
+        if self.phase == Phase::Healed
+            && self.final_outstanding == 0
+            && !self.final_procs.is_empty()
+            && !self.round_scheduled
+        {
+            let now = self.world.now();
+            if agree(&self.final_last, self.set_like) {
+                self.out.converged_ns = Some(now);
+                self.phase = Phase::Done;
+            } else if now >= self.deadline {
+                self.phase = Phase::Done;
+            } else {
+                self.world
+                    .schedule(now + self.o.final_interval.ns(), Tick::FinalRound);
+                self.round_scheduled = true;
             }
         }
     }
-    let stats: MsgStats = world.stats().clone();
-    out.events = rec.len();
-    out.end_ns = world.now();
-    out.messages_sent = stats.sent;
-    out.messages_delivered = stats.delivered;
-    out.messages_dropped = stats.dropped;
-    out.messages_duplicated = stats.duplicated;
-    out.messages_per_write = (out.writes > 0).then(|| stats.sent as f64 / out.writes as f64);
-    Ok(out)
+
+    /// The run's figures.
+    fn finish(self) -> RunOutcome {
+        let mut out = self.out;
+        let stats: MsgStats = self.world.stats().clone();
+        out.events = self.rec.len();
+        out.end_ns = self.world.now();
+        out.messages_sent = stats.sent;
+        out.messages_delivered = stats.delivered;
+        out.messages_dropped = stats.dropped;
+        out.messages_duplicated = stats.duplicated;
+        out.messages_per_write = (out.writes > 0).then(|| stats.sent as f64 / out.writes as f64);
+        out
+    }
 }
 
 /// After an operation completes: a client is free again, and after an

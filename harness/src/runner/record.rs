@@ -119,8 +119,12 @@ impl<'a> Recorder<'a> {
 }
 
 /// Writes `messages.jsonl` and `nodes/<name>.log` in a run directory.
+/// Each `messages.jsonl` line goes to its buffered writer in one write, so
+/// the file only ever receives whole lines (a killed run leaves no torn
+/// line).
 pub struct FileObserver<N: Node> {
     messages: BufWriter<File>,
+    line: Vec<u8>,
     logs: Vec<BufWriter<File>>,
     names: Vec<String>,
     _node: std::marker::PhantomData<fn() -> N>,
@@ -136,6 +140,7 @@ impl<N: Node> FileObserver<N> {
             .collect::<io::Result<_>>()?;
         Ok(FileObserver {
             messages,
+            line: Vec::new(),
             logs,
             names,
             _node: std::marker::PhantomData,
@@ -176,7 +181,10 @@ impl<N: Node> Observer<N::Msg> for FileObserver<N> {
             "summary": summary, "writes": writes,
         });
         // A full disk shows up when the run's other files are written.
-        let _ = writeln!(self.messages, "{line}");
+        self.line.clear();
+        let _ = serde_json::to_writer(&mut self.line, &line);
+        self.line.push(b'\n');
+        let _ = self.messages.write_all(&self.line);
     }
 
     fn node_log(&mut self, node: usize, time: u64, line: &str) {

@@ -208,10 +208,6 @@ impl<C: Cluster, X> World<C, X> {
         w
     }
 
-    pub fn set_observer(&mut self, o: Box<dyn Observer<Msg<C>>>) {
-        self.observer = o;
-    }
-
     pub fn specs(&self) -> &[NodeSpec] {
         &self.specs
     }
@@ -328,11 +324,6 @@ impl<C: Cluster, X> World<C, X> {
             }
         }
         None
-    }
-
-    /// Time of the next queued event.
-    pub fn next_time(&self) -> Option<u64> {
-        self.queue.peek_time()
     }
 
     fn on_arrival(&mut self, copy: Delivery<(u64, Msg<C>)>) {
