@@ -94,7 +94,13 @@ async fn a_node_that_uses_lww_kv_and_greets_peers_before_init_ok_runs_txn_rw_reg
         (hellos("send"), hellos("deliver"), hellos("drop")),
         (6, 6, 0)
     );
-    let drops: Vec<_> = events.iter().filter(|m| m["event"] == "drop").collect();
+    // No other drop either, but for gossip to a peer already stopped at
+    // teardown (this run has no faults, so "peer crashed" can only be
+    // that; under load the nodes' last gossip races the teardown).
+    let drops: Vec<_> = events
+        .iter()
+        .filter(|m| m["event"] == "drop" && m["reason"] != "peer crashed")
+        .collect();
     assert!(drops.is_empty(), "{drops:?}");
     let log = std::fs::read_to_string(dir.path().join("run/nodes/n1.log")).unwrap();
     assert!(log.contains("greeted by ['n2', 'n3']"), "{log}");
