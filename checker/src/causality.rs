@@ -17,9 +17,9 @@ use std::collections::BinaryHeap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
-use crate::fxhash::FxHashMap;
 use crate::model::{History, Outcome, NONE};
 use crate::parts;
+use rustc_hash::FxHashMap;
 
 /// Kind of an edge, for explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +367,7 @@ impl Causality {
     }
 
     /// The direct predecessors of `r`, for [`Causality::reaches`].
-    pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
+    pub fn direct_preds(&self, r: u32) -> rustc_hash::FxHashSet<u32> {
         let prev = self.prev[r as usize];
         self.rf_preds(r)
             .iter()
@@ -383,7 +383,7 @@ impl Causality {
     /// its visited set in a hash set; one that grows past
     /// [`SMALL_SEARCH`] vertices moves to a bit set over all ops, so a
     /// search costs at most one pass over the graph.
-    pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
+    pub fn reaches(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
@@ -392,7 +392,7 @@ impl Causality {
 
     /// The search of [`Causality::reaches`]; also whether it outgrew
     /// [`SMALL_SEARCH`].
-    fn search(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> (bool, bool) {
+    fn search(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> (bool, bool) {
         // Every vertex on a path to `r` is placed before `r`, or with it in
         // its strongly connected component (placed together).
         let ceiling = match self.cycle_of.get(&r) {
@@ -555,7 +555,7 @@ impl Causality {
 pub struct PastOf<'c> {
     c: &'c Causality,
     r: u32,
-    direct: crate::fxhash::FxHashSet<u32>,
+    direct: rustc_hash::FxHashSet<u32>,
     ancestors: std::cell::RefCell<Option<Vec<u64>>>,
 }
 
@@ -598,7 +598,7 @@ pub const SMALL_SEARCH: usize = 1 << 14;
 /// a bit set over all ops.
 #[derive(Default)]
 struct Visited {
-    small: crate::fxhash::FxHashSet<u32>,
+    small: rustc_hash::FxHashSet<u32>,
     bits: Vec<u64>,
 }
 
@@ -792,12 +792,12 @@ impl Edges<'_> {
         let n = self.seq.len();
         let mut refcount = vec![0u32; n];
         let mut read_by = vec![0u64; n.div_ceil(64)];
-        for r in 0..n {
+        for (r, &joins) in joins_v.iter().enumerate() {
             let rf = self.rf_preds(r);
             for &w in rf {
                 read_by[w as usize / 64] |= 1 << (w % 64);
             }
-            if self.seq[r] != 0 && joins_v[r] {
+            if self.seq[r] != 0 && joins {
                 for &w in rf {
                     refcount[w as usize] += 1;
                 }

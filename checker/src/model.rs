@@ -8,9 +8,9 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use crate::fxhash::FxHashMap;
 use crate::history::{Event, EventType, Key, KeyKind, MopFn, Process, F_FINAL, F_TXN};
 use crate::view::{ClientEvent, KeyRef, MopView, ReadRef};
+use rustc_hash::FxHashMap;
 
 /// "No such thing" for `u32` indices.
 pub const NONE: u32 = u32::MAX;

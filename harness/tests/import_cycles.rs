@@ -443,65 +443,20 @@ impl Graph {
             })
             .collect();
         let n = nodes.len();
-        let mut index = vec![usize::MAX; n];
-        let mut low = vec![0; n];
-        let mut on_stack = vec![false; n];
-        let mut stack = Vec::new();
-        let mut next = 0;
-        let mut groups = Vec::new();
-        fn strong(
-            v: usize,
-            adj: &[Vec<usize>],
-            index: &mut [usize],
-            low: &mut [usize],
-            on_stack: &mut [bool],
-            stack: &mut Vec<usize>,
-            next: &mut usize,
-            groups: &mut Vec<Vec<usize>>,
-        ) {
-            index[v] = *next;
-            low[v] = *next;
-            *next += 1;
-            stack.push(v);
-            on_stack[v] = true;
-            for &w in &adj[v] {
-                if index[w] == usize::MAX {
-                    strong(w, adj, index, low, on_stack, stack, next, groups);
-                    low[v] = low[v].min(low[w]);
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
-                }
-            }
-            if low[v] == index[v] {
-                let mut g = Vec::new();
-                loop {
-                    let w = stack.pop().unwrap();
-                    on_stack[w] = false;
-                    g.push(w);
-                    if w == v {
-                        break;
-                    }
-                }
-                if g.len() > 1 {
-                    g.sort();
-                    groups.push(g);
-                }
-            }
-        }
+        let mut t = Tarjan {
+            index: vec![usize::MAX; n],
+            low: vec![0; n],
+            on_stack: vec![false; n],
+            stack: Vec::new(),
+            next: 0,
+            groups: Vec::new(),
+        };
         for v in 0..n {
-            if index[v] == usize::MAX {
-                strong(
-                    v,
-                    &adj,
-                    &mut index,
-                    &mut low,
-                    &mut on_stack,
-                    &mut stack,
-                    &mut next,
-                    &mut groups,
-                );
+            if t.index[v] == usize::MAX {
+                t.strong(v, &adj);
             }
         }
+        let mut groups = t.groups;
         groups.sort();
         groups
             .into_iter()
@@ -787,4 +742,48 @@ fn tokenize(src: &str) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// Tarjan's strongly connected components; `groups` keeps those of more
+/// than one node.
+struct Tarjan {
+    index: Vec<usize>,
+    low: Vec<usize>,
+    on_stack: Vec<bool>,
+    stack: Vec<usize>,
+    next: usize,
+    groups: Vec<Vec<usize>>,
+}
+
+impl Tarjan {
+    fn strong(&mut self, v: usize, adj: &[Vec<usize>]) {
+        self.index[v] = self.next;
+        self.low[v] = self.next;
+        self.next += 1;
+        self.stack.push(v);
+        self.on_stack[v] = true;
+        for &w in &adj[v] {
+            if self.index[w] == usize::MAX {
+                self.strong(w, adj);
+                self.low[v] = self.low[v].min(self.low[w]);
+            } else if self.on_stack[w] {
+                self.low[v] = self.low[v].min(self.index[w]);
+            }
+        }
+        if self.low[v] == self.index[v] {
+            let mut g = Vec::new();
+            loop {
+                let w = self.stack.pop().unwrap();
+                self.on_stack[w] = false;
+                g.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            if g.len() > 1 {
+                g.sort();
+                self.groups.push(g);
+            }
+        }
+    }
 }
