@@ -1,6 +1,7 @@
 //! Ladon's adapters: the interfaces between the harness and a system under
 //! test, and their implementations.
 
+pub mod db;
 pub mod node;
 pub mod process;
 pub mod reference;
