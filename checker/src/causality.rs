@@ -17,9 +17,9 @@ use std::collections::BinaryHeap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
-use crate::fxhash::FxHashMap;
 use crate::model::{History, Outcome, NONE};
 use crate::parts;
+use rustc_hash::FxHashMap;
 
 /// Kind of an edge, for explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +235,7 @@ impl Causality {
         seq: Vec<u32>,
         prev: Vec<u32>,
         rf: ReadsFrom,
-        mut on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
+        on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
     ) -> Causality {
         let n = h.ops.len();
         let procs = h.processes.len();
@@ -247,222 +247,34 @@ impl Causality {
         }
         let ReadsFrom { pred_start, preds } = rf;
         let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
-
         let mut next = vec![NONE; n];
         for (i, &p) in prev.iter().enumerate() {
             if p != NONE {
                 next[p as usize] = i as u32;
             }
         }
-        // Kahn's order without a successor index: vertices are scanned in
-        // history order; one whose predecessors are all placed is placed at
-        // once, else it waits on its first unplaced predecessor (a list per
-        // predecessor), and placing a vertex wakes its waiters, earliest
-        // first. That is exactly the order of Kahn's algorithm always taking
-        // the ready vertex earliest in the history (so the order follows
-        // time and clock slots can be recycled), without indexing every
-        // edge by its source.
-        let mut placed = vec![false; n];
-        let mut wait_head = vec![NONE; n];
-        let mut waits: Vec<(u32, u32)> = Vec::new(); // (waiter, next entry)
-        let mut vertices = 0usize;
-        let mut order: Vec<u32> = Vec::with_capacity(n);
-        let mut woken: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-        let blocker = |v: usize, placed: &[bool]| -> Option<u32> {
-            let p = prev[v];
-            if p != NONE && !placed[p as usize] {
-                return Some(p);
-            }
-            preds[pred_start[v] as usize..pred_start[v + 1] as usize]
-                .iter()
-                .copied()
-                .find(|&u| !placed[u as usize])
+        let edges = Edges {
+            seq: &seq,
+            prev: &prev,
+            next: &next,
+            pred_start: &pred_start,
+            preds: &preds,
         };
-        for (v, &sv) in seq.iter().enumerate() {
-            if sv == 0 {
-                continue;
-            }
-            vertices += 1;
-            if let Some(u) = blocker(v, &placed) {
-                waits.push((v as u32, wait_head[u as usize]));
-                wait_head[u as usize] = waits.len() as u32 - 1;
-                continue;
-            }
-            woken.push(Reverse(v as u32));
-            while let Some(Reverse(x)) = woken.pop() {
-                placed[x as usize] = true;
-                order.push(x);
-                let mut e = std::mem::replace(&mut wait_head[x as usize], NONE);
-                while e != NONE {
-                    let (w, nx) = waits[e as usize];
-                    match blocker(w as usize, &placed) {
-                        Some(u) => {
-                            waits[e as usize] = (w, wait_head[u as usize]);
-                            wait_head[u as usize] = e;
-                        }
-                        None => woken.push(Reverse(w)),
-                    }
-                    e = nx;
-                }
-            }
-        }
-        drop(wait_head);
-        drop(waits);
-        // Groups: Kahn vertices are singletons; the rest are SCCs in
-        // topological order.
-        let kahn_len = order.len();
-        let mut groups: Vec<u32> = (0..=kahn_len as u32).collect();
-        let mut cycles = Vec::new();
-        let mut cycle_of = FxHashMap::default();
-        if kahn_len < vertices {
-            let rest: Vec<u32> = (0..n as u32)
-                .filter(|&i| seq[i as usize] != 0 && !placed[i as usize])
-                .collect();
-            let mut local = FxHashMap::default();
-            let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
-            for &v in &rest {
-                local.insert(v, g.add_node(v));
-            }
-            // Reads-from edges among them, by source then reader (the
-            // order a successor index would list them in).
-            let mut rf_edges: Vec<(u32, u32)> = Vec::new();
-            for &v in &rest {
-                for &u in
-                    &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize]
-                {
-                    if local.contains_key(&u) {
-                        rf_edges.push((u, v));
-                    }
-                }
-            }
-            rf_edges.sort_unstable();
-            let mut e = 0;
-            for &v in &rest {
-                let a = local[&v];
-                if next[v as usize] != NONE {
-                    if let Some(&b) = local.get(&next[v as usize]) {
-                        g.add_edge(a, b, ());
-                    }
-                }
-                while e < rf_edges.len() && rf_edges[e].0 == v {
-                    g.add_edge(a, local[&rf_edges[e].1], ());
-                    e += 1;
-                }
-            }
-            // petgraph's Tarjan recurses: give it a stack to match the graph.
-            let stack = (64 << 20).max(rest.len() * 512);
-            let sccs = std::thread::Builder::new()
-                .stack_size(stack)
-                .spawn(move || {
-                    let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
-                        .into_iter()
-                        .map(|c| c.into_iter().map(|x| g[x]).collect())
-                        .collect();
-                    sccs.reverse();
-                    sccs
-                })
-                .expect("spawn the cycle search")
-                .join()
-                .expect("cycle search");
-            for mut scc in sccs {
-                scc.sort_unstable();
-                order.extend_from_slice(&scc);
-                groups.push(order.len() as u32);
-                if scc.len() > 1 {
-                    for &v in &scc {
-                        cycle_of.insert(v, cycles.len() as u32);
-                    }
-                    cycles.push(scc);
-                }
-            }
-        }
+        let mut topo = edges.kahn_order();
+        let (cycles, cycle_of) = edges.order_the_rest(&mut topo);
+        let Topo { order, groups, .. } = topo;
         let mut pos = vec![NONE; n];
         for (i, &v) in order.iter().enumerate() {
             pos[v as usize] = i as u32;
         }
-
         // Which ops join their readers-from clocks: all but final reads
         // that end their process (finals are checked by reachability).
         let joins_v: Vec<bool> = (0..n)
             .map(|v| !(h.ops[v].is_final && next[v] == NONE))
             .collect();
-        let joins = |v: usize| joins_v[v];
-        let mut refcount = vec![0u32; n];
-        let mut read_by = vec![0u64; n.div_ceil(64)];
-        for r in 0..n {
-            let rf = &preds[pred_start[r] as usize..pred_start[r + 1] as usize];
-            for &w in rf {
-                read_by[w as usize / 64] |= 1 << (w % 64);
-            }
-            if seq[r] != 0 && joins(r) {
-                for &w in rf {
-                    refcount[w as usize] += 1;
-                }
-            }
-        }
-
-        // Liveness of each process's clock component: until the last
-        // non-final vertex touching a key it wrote, or its own last vertex.
-        let mut key_last = vec![0u32; h.keys.len()];
-        for (i, op) in h.ops.iter().enumerate() {
-            if seq[i] == 0 || op.is_final {
-                continue;
-            }
-            for m in &h.mops[op.mops()] {
-                let k = m.key as usize;
-                key_last[k] = key_last[k].max(pos[i]);
-            }
-        }
-        let mut last_use = vec![0u32; procs];
-        for (i, op) in h.ops.iter().enumerate() {
-            if seq[i] != 0 {
-                let p = op.process as usize;
-                last_use[p] = last_use[p].max(pos[i]);
-            }
-        }
-        for (k, ws) in h.key_writes.iter().enumerate() {
-            for &w in ws {
-                let o = h.mops[w as usize].op as usize;
-                if seq[o] != 0 {
-                    let p = h.ops[o].process as usize;
-                    last_use[p] = last_use[p].max(key_last[k]);
-                }
-            }
-        }
-        drop(key_last);
-        // Slot assignment, group by group in topological order.
-        let mut slot_of = vec![NONE; procs];
-        let mut gen_of = vec![0u32; procs];
-        let mut slot_gen: Vec<u32> = Vec::new();
-        let mut free: Vec<u32> = Vec::new();
-        let mut release: Vec<(u32, u32)> = (0..procs as u32)
-            .filter(|&p| count[p as usize] > 0)
-            .map(|p| (last_use[p as usize], p))
-            .collect();
-        release.sort_unstable();
-        let mut rp = 0;
-        for gi in 0..groups.len() - 1 {
-            let (a, b) = (groups[gi] as usize, groups[gi + 1] as usize);
-            for &v in &order[a..b] {
-                let p = h.ops[v as usize].process as usize;
-                if slot_of[p] == NONE {
-                    let s = free.pop().unwrap_or_else(|| {
-                        slot_gen.push(0);
-                        slot_gen.len() as u32 - 1
-                    });
-                    slot_gen[s as usize] += 1;
-                    slot_of[p] = s;
-                    gen_of[p] = slot_gen[s as usize];
-                }
-            }
-            while rp < release.len() && (release[rp].0 as usize) < b {
-                free.push(slot_of[release[rp].1 as usize]);
-                rp += 1;
-            }
-        }
-        let width = slot_gen.len();
-        drop(free);
-        drop(release);
+        let (refcount, read_by) = edges.readers(&joins_v);
+        let last_use = clock_lifetimes(h, &seq, &pos);
+        let slots = assign_slots(h, &order, &groups, &count, &last_use);
         drop(last_use);
 
         let c = Causality {
@@ -477,59 +289,12 @@ impl Causality {
             cycles,
             cycle_of,
             procs_of: h.ops.iter().map(|op| op.process).collect(),
-            slot_of,
-            gen_of,
-            width,
+            slot_of: slots.slot_of,
+            gen_of: slots.gen_of,
+            width: slots.width,
             edge_count,
         };
-
-        // Vector clocks in topological order. Each process has one live
-        // clock (its latest vertex's); a write's clock is kept only until
-        // its last reader has joined it. `on_vertex` runs on a second
-        // thread, fed batches of (vertex, clock) in the same order, so the
-        // callers' per-vertex work overlaps the sweep.
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
-            let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
-            let cref = &c;
-            let consumer = scope.spawn(move || {
-                for b in rx {
-                    for (i, &v) in b.vertices.iter().enumerate() {
-                        on_vertex(v, &b.clocks[i * width..(i + 1) * width], cref);
-                    }
-                    // The sweep may have finished: then the batch is dropped.
-                    let _ = back_tx.send(b);
-                }
-            });
-            let mut batch = Batch::default();
-            let mut emit = |v: u32, clock: &[u64]| {
-                batch.vertices.push(v);
-                batch.clocks.extend_from_slice(clock);
-                if batch.vertices.len() == BATCH {
-                    let mut next = back_rx.try_recv().unwrap_or_default();
-                    next.vertices.clear();
-                    next.clocks.clear();
-                    let full = std::mem::replace(&mut batch, next);
-                    tx.send(full).expect("vertex consumer");
-                }
-            };
-            sweep(
-                h,
-                cref,
-                &order,
-                &groups,
-                count,
-                &mut refcount,
-                &joins_v,
-                &mut emit,
-            );
-            if !batch.vertices.is_empty() {
-                tx.send(std::mem::take(&mut batch))
-                    .expect("vertex consumer");
-            }
-            drop(tx);
-            consumer.join().expect("vertex consumer");
-        });
+        sweep_clocks(h, &c, &order, &groups, count, refcount, &joins_v, on_vertex);
         c
     }
 
@@ -602,7 +367,7 @@ impl Causality {
     }
 
     /// The direct predecessors of `r`, for [`Causality::reaches`].
-    pub fn direct_preds(&self, r: u32) -> crate::fxhash::FxHashSet<u32> {
+    pub fn direct_preds(&self, r: u32) -> rustc_hash::FxHashSet<u32> {
         let prev = self.prev[r as usize];
         self.rf_preds(r)
             .iter()
@@ -618,7 +383,7 @@ impl Causality {
     /// its visited set in a hash set; one that grows past
     /// [`SMALL_SEARCH`] vertices moves to a bit set over all ops, so a
     /// search costs at most one pass over the graph.
-    pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
+    pub fn reaches(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
@@ -627,7 +392,7 @@ impl Causality {
 
     /// The search of [`Causality::reaches`]; also whether it outgrew
     /// [`SMALL_SEARCH`].
-    fn search(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> (bool, bool) {
+    fn search(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> (bool, bool) {
         // Every vertex on a path to `r` is placed before `r`, or with it in
         // its strongly connected component (placed together).
         let ceiling = match self.cycle_of.get(&r) {
@@ -790,7 +555,7 @@ impl Causality {
 pub struct PastOf<'c> {
     c: &'c Causality,
     r: u32,
-    direct: crate::fxhash::FxHashSet<u32>,
+    direct: rustc_hash::FxHashSet<u32>,
     ancestors: std::cell::RefCell<Option<Vec<u64>>>,
 }
 
@@ -833,7 +598,7 @@ pub const SMALL_SEARCH: usize = 1 << 14;
 /// a bit set over all ops.
 #[derive(Default)]
 struct Visited {
-    small: crate::fxhash::FxHashSet<u32>,
+    small: rustc_hash::FxHashSet<u32>,
     bits: Vec<u64>,
 }
 
@@ -860,6 +625,335 @@ impl Visited {
 }
 
 /// Vertices (with their clocks) handed to `on_vertex` at a time.
+/// The graph's edges while it is being ordered (borrowed from the
+/// [`Causality`] under construction).
+struct Edges<'a> {
+    seq: &'a [u32],
+    prev: &'a [u32],
+    next: &'a [u32],
+    pred_start: &'a [u32],
+    preds: &'a [u32],
+}
+
+/// A topological order in progress: vertices in order, and the group
+/// boundaries (Kahn vertices are singletons; the rest are SCCs).
+struct Topo {
+    order: Vec<u32>,
+    groups: Vec<u32>,
+    /// Per op: whether Kahn placed it.
+    placed: Vec<bool>,
+    /// Vertices in all.
+    vertices: usize,
+}
+
+impl Edges<'_> {
+    fn rf_preds(&self, v: usize) -> &[u32] {
+        &self.preds[self.pred_start[v] as usize..self.pred_start[v + 1] as usize]
+    }
+
+    /// Kahn's order without a successor index: vertices are scanned in
+    /// history order; one whose predecessors are all placed is placed at
+    /// once, else it waits on its first unplaced predecessor (a list per
+    /// predecessor), and placing a vertex wakes its waiters, earliest
+    /// first. That is exactly the order of Kahn's algorithm always taking
+    /// the ready vertex earliest in the history (so the order follows time
+    /// and clock slots can be recycled), without indexing every edge by its
+    /// source.
+    fn kahn_order(&self) -> Topo {
+        let n = self.seq.len();
+        let mut placed = vec![false; n];
+        let mut wait_head = vec![NONE; n];
+        let mut waits: Vec<(u32, u32)> = Vec::new(); // (waiter, next entry)
+        let mut vertices = 0usize;
+        let mut order: Vec<u32> = Vec::with_capacity(n);
+        let mut woken: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
+        let blocker = |v: usize, placed: &[bool]| -> Option<u32> {
+            let p = self.prev[v];
+            if p != NONE && !placed[p as usize] {
+                return Some(p);
+            }
+            self.rf_preds(v)
+                .iter()
+                .copied()
+                .find(|&u| !placed[u as usize])
+        };
+        for (v, &sv) in self.seq.iter().enumerate() {
+            if sv == 0 {
+                continue;
+            }
+            vertices += 1;
+            if let Some(u) = blocker(v, &placed) {
+                waits.push((v as u32, wait_head[u as usize]));
+                wait_head[u as usize] = waits.len() as u32 - 1;
+                continue;
+            }
+            woken.push(Reverse(v as u32));
+            while let Some(Reverse(x)) = woken.pop() {
+                placed[x as usize] = true;
+                order.push(x);
+                let mut e = std::mem::replace(&mut wait_head[x as usize], NONE);
+                while e != NONE {
+                    let (w, nx) = waits[e as usize];
+                    match blocker(w as usize, &placed) {
+                        Some(u) => {
+                            waits[e as usize] = (w, wait_head[u as usize]);
+                            wait_head[u as usize] = e;
+                        }
+                        None => woken.push(Reverse(w)),
+                    }
+                    e = nx;
+                }
+            }
+        }
+        let groups: Vec<u32> = (0..=order.len() as u32).collect();
+        Topo {
+            order,
+            groups,
+            placed,
+            vertices,
+        }
+    }
+
+    /// Whatever Kahn could not place sits on or behind a cycle: appends its
+    /// strongly connected components (petgraph's Tarjan) in topological
+    /// order, one group each, and returns the cycles (SCCs of more than one
+    /// vertex) with each member's cycle.
+    fn order_the_rest(&self, topo: &mut Topo) -> (Vec<Vec<u32>>, FxHashMap<u32, u32>) {
+        let mut cycles = Vec::new();
+        let mut cycle_of = FxHashMap::default();
+        if topo.order.len() == topo.vertices {
+            return (cycles, cycle_of);
+        }
+        let rest: Vec<u32> = (0..self.seq.len() as u32)
+            .filter(|&i| self.seq[i as usize] != 0 && !topo.placed[i as usize])
+            .collect();
+        let mut local = FxHashMap::default();
+        let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
+        for &v in &rest {
+            local.insert(v, g.add_node(v));
+        }
+        // Reads-from edges among them, by source then reader (the order a
+        // successor index would list them in).
+        let mut rf_edges: Vec<(u32, u32)> = Vec::new();
+        for &v in &rest {
+            for &u in self.rf_preds(v as usize) {
+                if local.contains_key(&u) {
+                    rf_edges.push((u, v));
+                }
+            }
+        }
+        rf_edges.sort_unstable();
+        let mut e = 0;
+        for &v in &rest {
+            let a = local[&v];
+            if self.next[v as usize] != NONE {
+                if let Some(&b) = local.get(&self.next[v as usize]) {
+                    g.add_edge(a, b, ());
+                }
+            }
+            while e < rf_edges.len() && rf_edges[e].0 == v {
+                g.add_edge(a, local[&rf_edges[e].1], ());
+                e += 1;
+            }
+        }
+        // petgraph's Tarjan recurses: give it a stack to match the graph.
+        let stack = (64 << 20).max(rest.len() * 512);
+        let sccs = std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || {
+                let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
+                    .into_iter()
+                    .map(|c| c.into_iter().map(|x| g[x]).collect())
+                    .collect();
+                sccs.reverse();
+                sccs
+            })
+            .expect("spawn the cycle search")
+            .join()
+            .expect("cycle search");
+        for mut scc in sccs {
+            scc.sort_unstable();
+            topo.order.extend_from_slice(&scc);
+            topo.groups.push(topo.order.len() as u32);
+            if scc.len() > 1 {
+                for &v in &scc {
+                    cycle_of.insert(v, cycles.len() as u32);
+                }
+                cycles.push(scc);
+            }
+        }
+        (cycles, cycle_of)
+    }
+
+    /// Per op: how many joining vertices read from it (its clock is kept
+    /// until the last has joined), and whether any op reads from it at all
+    /// (a bit set).
+    fn readers(&self, joins_v: &[bool]) -> (Vec<u32>, Vec<u64>) {
+        let n = self.seq.len();
+        let mut refcount = vec![0u32; n];
+        let mut read_by = vec![0u64; n.div_ceil(64)];
+        for (r, &joins) in joins_v.iter().enumerate() {
+            let rf = self.rf_preds(r);
+            for &w in rf {
+                read_by[w as usize / 64] |= 1 << (w % 64);
+            }
+            if self.seq[r] != 0 && joins {
+                for &w in rf {
+                    refcount[w as usize] += 1;
+                }
+            }
+        }
+        (refcount, read_by)
+    }
+}
+
+/// Liveness of each process's clock component, as a position in the
+/// topological order: until the last non-final vertex touching a key it
+/// wrote, or its own last vertex.
+fn clock_lifetimes(h: &History, seq: &[u32], pos: &[u32]) -> Vec<u32> {
+    let mut key_last = vec![0u32; h.keys.len()];
+    for (i, op) in h.ops.iter().enumerate() {
+        if seq[i] == 0 || op.is_final {
+            continue;
+        }
+        for m in &h.mops[op.mops()] {
+            let k = m.key as usize;
+            key_last[k] = key_last[k].max(pos[i]);
+        }
+    }
+    let mut last_use = vec![0u32; h.processes.len()];
+    for (i, op) in h.ops.iter().enumerate() {
+        if seq[i] != 0 {
+            let p = op.process as usize;
+            last_use[p] = last_use[p].max(pos[i]);
+        }
+    }
+    for (k, ws) in h.key_writes.iter().enumerate() {
+        for &w in ws {
+            let o = h.mops[w as usize].op as usize;
+            if seq[o] != 0 {
+                let p = h.ops[o].process as usize;
+                last_use[p] = last_use[p].max(key_last[k]);
+            }
+        }
+    }
+    last_use
+}
+
+/// Clock slots: each process gets a slot at its first vertex and frees it
+/// after its last use, so processes that never overlap share one.
+struct Slots {
+    slot_of: Vec<u32>,
+    /// Per process: the slot's generation when the process took it.
+    gen_of: Vec<u32>,
+    width: usize,
+}
+
+/// Slot assignment, group by group in topological order.
+fn assign_slots(
+    h: &History,
+    order: &[u32],
+    groups: &[u32],
+    count: &[u32],
+    last_use: &[u32],
+) -> Slots {
+    let procs = h.processes.len();
+    let mut slot_of = vec![NONE; procs];
+    let mut gen_of = vec![0u32; procs];
+    let mut slot_gen: Vec<u32> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
+    let mut release: Vec<(u32, u32)> = (0..procs as u32)
+        .filter(|&p| count[p as usize] > 0)
+        .map(|p| (last_use[p as usize], p))
+        .collect();
+    release.sort_unstable();
+    let mut rp = 0;
+    for gi in 0..groups.len() - 1 {
+        let (a, b) = (groups[gi] as usize, groups[gi + 1] as usize);
+        for &v in &order[a..b] {
+            let p = h.ops[v as usize].process as usize;
+            if slot_of[p] == NONE {
+                let s = free.pop().unwrap_or_else(|| {
+                    slot_gen.push(0);
+                    slot_gen.len() as u32 - 1
+                });
+                slot_gen[s as usize] += 1;
+                slot_of[p] = s;
+                gen_of[p] = slot_gen[s as usize];
+            }
+        }
+        while rp < release.len() && (release[rp].0 as usize) < b {
+            free.push(slot_of[release[rp].1 as usize]);
+            rp += 1;
+        }
+    }
+    Slots {
+        slot_of,
+        gen_of,
+        width: slot_gen.len(),
+    }
+}
+
+/// Vector clocks in topological order. Each process has one live clock
+/// (its latest vertex's); a write's clock is kept only until its last
+/// reader has joined it. `on_vertex` runs on a second thread, fed batches
+/// of (vertex, clock) in the same order, so the callers' per-vertex work
+/// overlaps the sweep.
+#[allow(clippy::too_many_arguments)]
+fn sweep_clocks(
+    h: &History,
+    c: &Causality,
+    order: &[u32],
+    groups: &[u32],
+    count: Vec<u32>,
+    mut refcount: Vec<u32>,
+    joins_v: &[bool],
+    mut on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
+) {
+    let width = c.width;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
+        let consumer = scope.spawn(move || {
+            for b in rx {
+                for (i, &v) in b.vertices.iter().enumerate() {
+                    on_vertex(v, &b.clocks[i * width..(i + 1) * width], c);
+                }
+                // The sweep may have finished: then the batch is dropped.
+                let _ = back_tx.send(b);
+            }
+        });
+        let mut batch = Batch::default();
+        let mut emit = |v: u32, clock: &[u64]| {
+            batch.vertices.push(v);
+            batch.clocks.extend_from_slice(clock);
+            if batch.vertices.len() == BATCH {
+                let mut next = back_rx.try_recv().unwrap_or_default();
+                next.vertices.clear();
+                next.clocks.clear();
+                let full = std::mem::replace(&mut batch, next);
+                tx.send(full).expect("vertex consumer");
+            }
+        };
+        sweep(
+            h,
+            c,
+            order,
+            groups,
+            count,
+            &mut refcount,
+            joins_v,
+            &mut emit,
+        );
+        if !batch.vertices.is_empty() {
+            tx.send(std::mem::take(&mut batch))
+                .expect("vertex consumer");
+        }
+        drop(tx);
+        consumer.join().expect("vertex consumer");
+    });
+}
+
 const BATCH: usize = 2048;
 
 #[derive(Default)]

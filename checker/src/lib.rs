@@ -8,7 +8,6 @@ pub mod check;
 pub mod dot;
 pub mod explain;
 pub mod fastparse;
-pub mod fxhash;
 pub mod history;
 pub mod keys;
 pub mod model;

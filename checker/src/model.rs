@@ -8,9 +8,9 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
-use crate::fxhash::FxHashMap;
 use crate::history::{Event, EventType, Key, KeyKind, MopFn, Process, F_FINAL, F_TXN};
 use crate::view::{ClientEvent, KeyRef, MopView, ReadRef};
+use rustc_hash::FxHashMap;
 
 /// "No such thing" for `u32` indices.
 pub const NONE: u32 = u32::MAX;
@@ -515,88 +515,136 @@ impl Builder {
         };
         let node = ev.node.map(|n| self.intern_node(n));
         let pid = self.intern_process(p);
-        let ts = ev.ts;
         if ev.kind == EventType::Invoke {
-            let st = &self.procs[pid as usize];
-            if st.retired_at != 0 {
-                return invalid(
-                    line,
-                    format!(
-                        "process {p} invokes an operation after its info completion at line {} retired it (the harness must use a fresh process id)",
-                        st.retired_at
-                    ),
-                );
-            }
-            if st.pending != NONE {
-                let prev = &self.h.ops[st.pending as usize];
-                return invalid(
-                    line,
-                    format!(
-                        "process {p} invokes a second operation while its operation invoked at line {} is still outstanding",
-                        prev.invoke_index + 1
-                    ),
-                );
-            }
-            let op_id = self.h.ops.len() as u32;
-            let mops_start = self.h.mops.len() as u32;
-            for m in ev.mops {
-                let key = self.intern_key(m.key);
-                let mut rec = MopRec {
-                    op: op_id,
-                    key,
-                    f: m.f,
-                    arg: m.write_arg().unwrap_or(0),
-                    obs: ObsKind::NotRead,
-                    obs_start: 0,
-                    obs_len: 0,
-                };
-                match m.f {
-                    MopFn::Read => {
-                        if m.read != ReadRef::Null {
-                            return invalid(
-                                line,
-                                format!(
-                                    "invoke reads key {} with a value; reads carry null on invoke",
-                                    m.key
-                                ),
-                            );
-                        }
-                        rec.obs = ObsKind::Null;
-                    }
-                    _ => {
-                        if is_final {
-                            return invalid(
-                                line,
-                                format!(
-                                    "final operation writes key {} ({}); final operations only read",
-                                    m.key,
-                                    m.f.as_str()
-                                ),
-                            );
-                        }
-                        self.record_write(line, key, m, self.h.mops.len() as u32)?;
-                    }
-                }
-                self.h.mops.push(rec);
-            }
-            self.h.ops.push(Op {
-                process: pid,
-                node: node.expect("an invoke names its node"),
-                outcome: Outcome::Info,
-                is_final,
-                completed: false,
-                invoke_index: ev.index,
-                complete_index: ev.index,
-                invoke_time: ev.time,
-                complete_time: ev.time,
-                mops_start,
-                mops_end: self.h.mops.len() as u32,
-                ts: ts.unwrap_or(NO_TS),
-            });
-            self.procs[pid as usize].pending = op_id;
-            return Ok(());
+            let node = node.expect("an invoke names its node");
+            self.push_invoke(line, p, pid, node, is_final, ev)
+        } else {
+            self.push_completion(line, p, pid, node, is_final, ev)
         }
-        // A completion.
+    }
+
+    /// An invoke: the process must be free, and its micro-operations are
+    /// recorded (writes indexed by key, reads carrying null).
+    fn push_invoke(
+        &mut self,
+        line: u64,
+        p: u64,
+        pid: u32,
+        node: u16,
+        is_final: bool,
+        ev: &ClientEvent,
+    ) -> Result<(), InvalidHistory> {
+        self.check_process_free(line, p, pid)?;
+        let op_id = self.h.ops.len() as u32;
+        let mops_start = self.h.mops.len() as u32;
+        for m in ev.mops {
+            let rec = self.invoked_mop(line, op_id, is_final, m)?;
+            self.h.mops.push(rec);
+        }
+        self.h.ops.push(Op {
+            process: pid,
+            node,
+            outcome: Outcome::Info,
+            is_final,
+            completed: false,
+            invoke_index: ev.index,
+            complete_index: ev.index,
+            invoke_time: ev.time,
+            complete_time: ev.time,
+            mops_start,
+            mops_end: self.h.mops.len() as u32,
+            ts: ev.ts.unwrap_or(NO_TS),
+        });
+        self.procs[pid as usize].pending = op_id;
+        Ok(())
+    }
+
+    /// A process may invoke when its last operation completed and no
+    /// `info` completion retired it.
+    fn check_process_free(&self, line: u64, p: u64, pid: u32) -> Result<(), InvalidHistory> {
+        let st = &self.procs[pid as usize];
+        if st.retired_at != 0 {
+            return invalid(
+                line,
+                format!(
+                    "process {p} invokes an operation after its info completion at line {} retired it (the harness must use a fresh process id)",
+                    st.retired_at
+                ),
+            );
+        }
+        if st.pending != NONE {
+            let prev = &self.h.ops[st.pending as usize];
+            return invalid(
+                line,
+                format!(
+                    "process {p} invokes a second operation while its operation invoked at line {} is still outstanding",
+                    prev.invoke_index + 1
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// One micro-operation of an invoke (of op `op_id`, whose mop it will
+    /// be next): reads carry null; finals only read; writes are indexed.
+    fn invoked_mop(
+        &mut self,
+        line: u64,
+        op_id: u32,
+        is_final: bool,
+        m: &MopView,
+    ) -> Result<MopRec, InvalidHistory> {
+        let key = self.intern_key(m.key);
+        let mut rec = MopRec {
+            op: op_id,
+            key,
+            f: m.f,
+            arg: m.write_arg().unwrap_or(0),
+            obs: ObsKind::NotRead,
+            obs_start: 0,
+            obs_len: 0,
+        };
+        match m.f {
+            MopFn::Read => {
+                if m.read != ReadRef::Null {
+                    return invalid(
+                        line,
+                        format!(
+                            "invoke reads key {} with a value; reads carry null on invoke",
+                            m.key
+                        ),
+                    );
+                }
+                rec.obs = ObsKind::Null;
+            }
+            _ => {
+                if is_final {
+                    return invalid(
+                        line,
+                        format!(
+                            "final operation writes key {} ({}); final operations only read",
+                            m.key,
+                            m.f.as_str()
+                        ),
+                    );
+                }
+                self.record_write(line, key, m, self.h.mops.len() as u32)?;
+            }
+        }
+        Ok(rec)
+    }
+
+    /// A completion: it must match the process's outstanding invoke (f,
+    /// node, micro-operations); an `ok` one stores what its reads saw.
+    fn push_completion(
+        &mut self,
+        line: u64,
+        p: u64,
+        pid: u32,
+        node: Option<u16>,
+        is_final: bool,
+        ev: &ClientEvent,
+    ) -> Result<(), InvalidHistory> {
         let op_id = self.procs[pid as usize].pending;
         if op_id == NONE {
             return invalid(
@@ -630,58 +678,15 @@ impl Builder {
                 ),
             );
         }
-        let ops = ev.mops;
-        let n_inv = range.len();
-        if !(ops.is_empty() && ev.kind != EventType::Ok) {
-            if ops.len() != n_inv {
-                return invalid(
-                    line,
-                    format!(
-                        "completion of process {p} has {} micro-operations but its invoke at line {inv_line} has {n_inv}",
-                        ops.len()
-                    ),
-                );
-            }
-            for (i, m) in ops.iter().enumerate() {
-                let mi = range.start + i;
-                let rec = &self.h.mops[mi];
-                let same_key = m.key.is(&self.h.keys[rec.key as usize]);
-                if m.f != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
-                    return invalid(
-                        line,
-                        format!(
-                            "micro-operation {} of the completion of process {p} is {} but its invoke at line {inv_line} has {}",
-                            i + 1,
-                            describe_mop(m),
-                            describe_rec(rec, &self.h.keys)
-                        ),
-                    );
-                }
-                if ev.kind == EventType::Ok && m.f == MopFn::Read {
-                    let (obs, start, len) = match m.read {
-                        ReadRef::Null => (ObsKind::Null, 0, 0),
-                        ReadRef::Int(x) => {
-                            self.h.vals.push(x);
-                            (ObsKind::Int, self.h.vals.len() as u32 - 1, 1)
-                        }
-                        ReadRef::List([]) => (ObsKind::List, 0, 0),
-                        ReadRef::List(xs) => {
-                            let key = self.h.mops[mi].key;
-                            (ObsKind::List, self.place_list(key, xs), xs.len() as u32)
-                        }
-                    };
-                    let rec = &mut self.h.mops[mi];
-                    rec.obs = obs;
-                    rec.obs_start = start;
-                    rec.obs_len = len;
-                }
-            }
+        // A fail or info completion may leave its micro-operations out.
+        if !(ev.mops.is_empty() && ev.kind != EventType::Ok) {
+            self.complete_mops(line, p, inv_line, range, ev)?;
         }
         let op = &mut self.h.ops[op_id as usize];
         op.completed = true;
         op.complete_index = ev.index;
         op.complete_time = ev.time;
-        if let Some(ts) = ts {
+        if let Some(ts) = ev.ts {
             op.ts = ts;
         }
         op.outcome = match ev.kind {
@@ -695,6 +700,70 @@ impl Builder {
             st.retired_at = line;
         }
         Ok(())
+    }
+
+    /// The completion's micro-operations against the invoke's (`range`,
+    /// invoked at `inv_line`): same count, function, key and written value;
+    /// an `ok` completion's reads store their values.
+    fn complete_mops(
+        &mut self,
+        line: u64,
+        p: u64,
+        inv_line: u64,
+        range: std::ops::Range<usize>,
+        ev: &ClientEvent,
+    ) -> Result<(), InvalidHistory> {
+        let ops = ev.mops;
+        let n_inv = range.len();
+        if ops.len() != n_inv {
+            return invalid(
+                line,
+                format!(
+                    "completion of process {p} has {} micro-operations but its invoke at line {inv_line} has {n_inv}",
+                    ops.len()
+                ),
+            );
+        }
+        for (i, m) in ops.iter().enumerate() {
+            let mi = range.start + i;
+            let rec = &self.h.mops[mi];
+            let same_key = m.key.is(&self.h.keys[rec.key as usize]);
+            if m.f != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
+                return invalid(
+                    line,
+                    format!(
+                        "micro-operation {} of the completion of process {p} is {} but its invoke at line {inv_line} has {}",
+                        i + 1,
+                        describe_mop(m),
+                        describe_rec(rec, &self.h.keys)
+                    ),
+                );
+            }
+            if ev.kind == EventType::Ok && m.f == MopFn::Read {
+                self.store_read(mi, m);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what read mop `mi` saw (lists sharing regions: `place_list`).
+    fn store_read(&mut self, mi: usize, m: &MopView) {
+        let (obs, start, len) = match m.read {
+            ReadRef::Null => (ObsKind::Null, 0, 0),
+            ReadRef::Int(x) => {
+                self.h.vals.push(x);
+                (ObsKind::Int, self.h.vals.len() as u32 - 1, 1)
+            }
+            ReadRef::List([]) => (ObsKind::List, 0, 0),
+            ReadRef::List(xs) => {
+                let key = self.h.mops[mi].key;
+                (ObsKind::List, self.place_list(key, xs), xs.len() as u32)
+            }
+        };
+        let rec = &mut self.h.mops[mi];
+        rec.obs = obs;
+        rec.obs_start = start;
+        rec.obs_len = len;
     }
 
     fn record_write(

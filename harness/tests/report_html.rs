@@ -184,8 +184,9 @@ fn check_out_dir_gets_a_report_even_for_a_truncated_history() {
         serde_json::from_str(&std::fs::read_to_string(fixture().join("report.json")).unwrap())
             .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let path =
+    let (path, notice) =
         html::write_check_report(out.path(), &src.path().join("history.jsonl"), &report).unwrap();
+    assert_eq!(notice, None, "no messages.jsonl beside it");
     let page = std::fs::read_to_string(path).unwrap();
     // The 20 good events hold 10 invocations; no run.json beside it.
     assert_eq!(

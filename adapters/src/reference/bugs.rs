@@ -1,7 +1,7 @@
 //! Known-bug variants: each a small deviation from the correct node, with the
 //! anomaly the checker must find when it runs (`--bug NAME`).
 
-use super::config::{named_enum, Config, ConfigError, Strategy};
+use super::named::named_enum;
 
 named_enum!(
     /// A deliberate deviation from the correct reference node.
@@ -83,24 +83,6 @@ impl Bug {
                 "followers stop after their leader restarts: divergence on followers"
             }
             Bug::LocalReads => "quorum reads answered from the local replica: stale reads",
-        }
-    }
-
-    /// Refuses combinations in which the bug cannot show at all.
-    pub(crate) fn check_applies(self, cfg: &Config) -> Result<(), ConfigError> {
-        let needs = match self {
-            Bug::NoCausalBuffer if !cfg.causal_delivery => Some("--causal-delivery"),
-            Bug::TiebreakSelf if !matches!(cfg.strategy, Strategy::Lww | Strategy::LwwHlc) => {
-                Some("--strategy lww or lww-hlc")
-            }
-            Bug::FollowerStaleForever if cfg.followers == 0 => Some("--followers 1 or more"),
-            Bug::NoLoopGuard if cfg.leaders < 2 => Some("--nodes 2 or more"),
-            Bug::LocalReads if cfg.strategy != Strategy::Quorum => Some("--strategy quorum"),
-            _ => None,
-        };
-        match needs {
-            Some(needs) => Err(ConfigError::BugNeeds { bug: self, needs }),
-            None => Ok(()),
         }
     }
 }

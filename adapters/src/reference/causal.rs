@@ -11,7 +11,7 @@ use ladon_checker::history::Key;
 use serde_json::{json, Value as Json};
 
 use super::log::Marks;
-use super::store::Vc;
+use super::version::Vc;
 use crate::node::NodeId;
 
 #[derive(Debug, Clone, Default, PartialEq)]

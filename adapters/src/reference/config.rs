@@ -6,17 +6,14 @@ use ladon_checker::report::Guarantee;
 use thiserror::Error;
 
 use super::bugs::Bug;
+use super::named::{named_enum, UnknownValue};
 use crate::node::{NodeId, NodeSpec, Role};
 
 /// A flag value that does not parse or a combination that makes no sense.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
-    #[error("--{flag}: unknown value {value:?} (expected one of: {expected})")]
-    UnknownValue {
-        flag: &'static str,
-        value: String,
-        expected: String,
-    },
+    #[error(transparent)]
+    UnknownValue(#[from] UnknownValue),
     #[error("--nodes: a cluster needs at least 1 leader, got {0}")]
     NoLeaders(usize),
     #[error("--priority: {0:?} is not a leader of this cluster (leaders are n1..n{1})")]
@@ -28,35 +25,6 @@ pub enum ConfigError {
     #[error("--bug {bug}: needs {needs}")]
     BugNeeds { bug: Bug, needs: &'static str },
 }
-
-macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident, $flag:literal, { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($(#[$vm])* $var),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$var),+];
-            pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),+ } }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result { f.write_str(self.as_str()) }
-        }
-        impl std::str::FromStr for $name {
-            type Err = ConfigError;
-            fn from_str(s: &str) -> Result<Self, ConfigError> {
-                match s {
-                    $($s => Ok($name::$var),)+
-                    _ => Err(ConfigError::UnknownValue {
-                        flag: $flag,
-                        value: s.to_string(),
-                        expected: [$($s),+].join(", "),
-                    }),
-                }
-            }
-        }
-    };
-}
-pub(crate) use named_enum;
 
 named_enum!(
     /// How leaders pass writes to each other.
@@ -191,9 +159,27 @@ impl Config {
             return Err(ConfigError::ReadFromWithoutFollowers(self.read_from));
         }
         if let Some(bug) = self.bug {
-            bug.check_applies(self)?;
+            self.check_bug_applies(bug)?;
         }
         Ok(())
+    }
+
+    /// Refuses combinations in which the bug cannot show at all.
+    fn check_bug_applies(&self, bug: Bug) -> Result<(), ConfigError> {
+        let needs = match bug {
+            Bug::NoCausalBuffer if !self.causal_delivery => Some("--causal-delivery"),
+            Bug::TiebreakSelf if !matches!(self.strategy, Strategy::Lww | Strategy::LwwHlc) => {
+                Some("--strategy lww or lww-hlc")
+            }
+            Bug::FollowerStaleForever if self.followers == 0 => Some("--followers 1 or more"),
+            Bug::NoLoopGuard if self.leaders < 2 => Some("--nodes 2 or more"),
+            Bug::LocalReads if self.strategy != Strategy::Quorum => Some("--strategy quorum"),
+            _ => None,
+        };
+        match needs {
+            Some(needs) => Err(ConfigError::BugNeeds { bug, needs }),
+            None => Ok(()),
+        }
     }
 
     pub fn node_count(&self) -> usize {

@@ -7,6 +7,8 @@ pub mod bugs;
 pub mod causal;
 pub mod config;
 pub mod log;
+pub mod named;
+mod pending;
 mod quorum_read;
 mod quorum_round;
 pub mod replica;
@@ -14,6 +16,7 @@ pub mod store;
 pub mod strategy;
 pub mod topology;
 mod txn;
+pub mod version;
 
 use std::sync::Arc;
 

@@ -9,17 +9,9 @@
 use ladon_checker::history::{Key, Mop};
 
 use super::causal::ClientContext;
-use super::replica::{refusal, Cx, Msg, RefNode, ReplyTo, REQUEST_TIMERS};
+use super::pending::{PendingRead, ReplyTo};
+use super::replica::{refusal, Cx, Msg, RefNode, REQUEST_TIMERS};
 use crate::node::{NodeId, TimerId};
-
-/// A read waiting for its majority.
-#[derive(Debug, Clone)]
-pub struct PendingRead {
-    pub reply_to: ReplyTo,
-    pub ops: Vec<Mop>,
-    pub context: ClientContext,
-    pub yes: usize,
-}
 
 impl RefNode {
     pub(super) fn start_quorum_read(

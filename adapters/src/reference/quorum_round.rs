@@ -5,7 +5,8 @@ use ladon_checker::history::Key;
 
 use super::causal::ClientContext;
 use super::log::{Body, Pid};
-use super::replica::{refusal, Cx, Msg, Record, RefNode, ReplyTo, REQUEST_TIMERS};
+use super::pending::ReplyTo;
+use super::replica::{refusal, Cx, Msg, Record, RefNode, REQUEST_TIMERS};
 use super::strategy::quorum::{self, Proposal, Tally};
 use crate::node::{NodeId, TimerId};
 use ladon_checker::history::Mop;

@@ -14,11 +14,13 @@ use super::bugs::{Bug, STORM_HOPS};
 use super::causal::ClientContext;
 use super::config::{Config, Strategy};
 use super::log::{Body, Entry, Marks, Pid, ReplicationLog};
-use super::store::{Effect, MergeRules, Store};
+use super::pending::{PendingRead, ReplyTo, Waiting};
+use super::store::{Effect, Store};
 use super::strategy::hlc::Hlc;
 use super::strategy::quorum::{Locks, Proposal};
 use super::topology;
-use crate::node::{ClientError, Ctx, Node, NodeId, ReplyOk, ReqId, Request, TimerId};
+use super::version::MergeRules;
+use crate::node::{ClientError, Ctx, Node, NodeId, ReplyOk, Request, TimerId};
 
 pub(super) const ANTI_ENTROPY: TimerId = TimerId(1);
 pub(super) const PING: TimerId = TimerId(2);
@@ -77,21 +79,6 @@ pub enum Record {
     Proposed { pid: Pid },
 }
 
-/// Where an answer goes: a client of this node, or a peer that forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyTo {
-    Client(ReqId),
-    Peer(NodeId, u64),
-}
-
-/// A transaction waiting for its client's causal past to arrive.
-#[derive(Debug, Clone)]
-pub(super) struct Waiting {
-    pub reply_to: ReplyTo,
-    pub ops: Vec<Mop>,
-    pub context: ClientContext,
-}
-
 pub struct RefNode {
     pub(super) cfg: Arc<Config>,
     pub(super) id: NodeId,
@@ -108,7 +95,7 @@ pub struct RefNode {
     pub(super) proposals: BTreeMap<u64, Proposal>,
     pub(super) locks: Locks,
     /// Quorum reads waiting for their majority (volatile).
-    pub(super) reads: BTreeMap<u64, super::quorum_read::PendingRead>,
+    pub(super) reads: BTreeMap<u64, PendingRead>,
     /// Own proposals found undecided in the records after a restart.
     pub(super) undecided: BTreeSet<Pid>,
     /// Quorum proposals whose decision this node applied.

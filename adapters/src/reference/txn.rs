@@ -12,9 +12,11 @@ use serde_json::{json, Value as Json};
 use super::causal::ClientContext;
 use super::config::Strategy;
 use super::log::Body;
-use super::replica::{refusal, Cx, RefNode, ReplyTo, Waiting, REQUEST_TIMERS};
-use super::store::{Effect, MergeRules, Store, Val, Vc, Version};
+use super::pending::{ReplyTo, Waiting};
+use super::replica::{refusal, Cx, RefNode, REQUEST_TIMERS};
+use super::store::{Effect, Store, Val};
 use super::strategy::{avoidance, lww, quorum, version_vector};
+use super::version::{MergeRules, Vc, Version};
 use crate::node::{ReplyOk, TimerId};
 
 /// A transaction run against a scratch copy of the keys it touches.

@@ -1,7 +1,7 @@
 //! Convergence time: from the last heal to the moment every node's latest
 //! final read agreed, and kept agreeing.
 
-use super::finals::normalize;
+use super::final_reads::{needs_final, normalize};
 use crate::model::{History, Outcome};
 
 /// Time from the last heal (or the start of the final phase, without one)
@@ -30,7 +30,7 @@ pub fn convergence(h: &History) -> Option<u64> {
     });
     // Nodes whose state must be in: those that need a final read, and
     // those that gave one.
-    let mut need = super::finals::needs_final(h);
+    let mut need = needs_final(h);
     for &fi in &finals {
         need[h.ops[fi as usize].node as usize] = true;
     }

@@ -8,7 +8,7 @@
 //! indeterminate operations that need not, and gives the others the return
 //! by which they must have happened).
 
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 /// "The register holds nothing" (never written), as a state.
 pub const EMPTY: u32 = u32::MAX;

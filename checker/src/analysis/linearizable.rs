@@ -220,7 +220,7 @@ fn settle_info(ops: &mut Vec<LinOp>) {
     if ops.iter().all(|o| o.ret != u64::MAX) {
         return;
     }
-    let mut deadline: crate::fxhash::FxHashMap<u32, u64> = Default::default();
+    let mut deadline: rustc_hash::FxHashMap<u32, u64> = Default::default();
     for o in ops.iter().filter(|o| o.ret != u64::MAX) {
         for s in &o.steps {
             if let Step::Read(v) = *s {

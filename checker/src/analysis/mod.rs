@@ -1,6 +1,7 @@
 //! The analyses of `anomalies.md`, one module per family.
 
 pub mod convergence;
+pub mod final_reads;
 pub mod finals;
 pub mod lin_search;
 pub mod linearizable;

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use crate::causality::Writers;
 use crate::explain::{secs, Explain, Findings};
-use crate::history::KeyKind;
+use crate::history::{Key, KeyKind};
 use crate::keys::KeyIndex;
-use crate::model::{ObsKind, Outcome, NONE};
+use crate::model::{MopRec, ObsKind, Op, Outcome, NONE};
 use crate::parts;
 use crate::report::{Anomaly, Example};
 
@@ -27,6 +27,33 @@ pub fn check(x: &Explain, idx: &KeyIndex, writers: &Writers, f: &mut Findings) {
     }
 }
 
+/// Scratch buffers, reused from read to read.
+#[derive(Default)]
+struct Scratch {
+    sorted: Vec<i64>,
+    elems: Vec<(u32, usize)>,
+    max: Vec<u32>,
+    others: Vec<(u32, i64)>,
+    seen: Vec<u64>,
+}
+
+/// One `ok` read micro-operation that observed values, being judged.
+struct Read<'a> {
+    /// The operation and its index.
+    op: &'a Op,
+    oi: u32,
+    /// The micro-operation and its index.
+    m: &'a MopRec,
+    mi: u32,
+    kind: Option<KeyKind>,
+    /// Values observed, the write each resolved to (`NONE`: no write), and
+    /// that write's (op, process).
+    vals: &'a [i64],
+    ws: &'a [u32],
+    wr: &'a [(u32, u32)],
+    key: Option<Key>,
+}
+
 fn check_range(
     x: &Explain,
     idx: &KeyIndex,
@@ -35,17 +62,12 @@ fn check_range(
     f: &mut Findings,
 ) {
     let h = x.h;
-    let mut sorted: Vec<i64> = Vec::new();
-    let mut elems: Vec<(u32, usize)> = Vec::new();
-    let mut max: Vec<u32> = Vec::new();
-    let mut others: Vec<(u32, i64)> = Vec::new();
-    let mut seen: Vec<u64> = Vec::new();
+    let mut scratch = Scratch::default();
     for (oi, op) in h.ops[ops.clone()].iter().enumerate() {
-        let oi = oi + ops.start;
         if op.outcome != Outcome::Ok {
             continue;
         }
-        let oi = oi as u32;
+        let oi = (oi + ops.start) as u32;
         for mi in op.mops() {
             let m = &h.mops[mi];
             if !matches!(m.obs, ObsKind::Int | ObsKind::List) || m.obs_len == 0 {
@@ -55,218 +77,265 @@ fn check_range(
             if kind == Some(KeyKind::Counter) {
                 continue;
             }
-            let vals = h.obs(m);
-            let ws = h.obs_writes(m);
-            let wr = writers.of(m);
-            let key = Some(h.key(m.key).clone());
-            let mi = mi as u32;
-
-            // phantom
-            let any_phantom = ws.contains(&NONE);
-            let phantoms: Vec<i64> = if any_phantom {
-                vals.iter()
-                    .zip(ws)
-                    .filter(|(_, &w)| w == NONE)
-                    .map(|(&v, _)| v)
-                    .collect()
-            } else {
-                Vec::new()
+            let r = Read {
+                op,
+                oi,
+                m,
+                mi: mi as u32,
+                kind,
+                vals: h.obs(m),
+                ws: h.obs_writes(m),
+                wr: writers.of(m),
+                key: Some(h.key(m.key).clone()),
             };
-            if !phantoms.is_empty() {
-                f.add(Anomaly::Phantom, || Example {
-                    explanation: format!(
-                        "{} — but no operation in the history wrote {} to key {}",
-                        x.read(mi),
-                        join(&phantoms),
-                        h.key(m.key)
-                    ),
-                    key: key.clone(),
-                    ops: x.indices(&[oi]),
-                    nodes: vec![h.node(op.node).to_string()],
-                    detail: json!({"values": phantoms, "graph": x.graph(&[oi], &json!([]))}),
-                });
-            }
-            // failed-write-visible
-            // A resolved write that is not a vertex failed.
-            let is_failed = |(w, &(_, p)): (&u32, &(u32, u32))| *w != NONE && p == NONE;
-            let failed: Vec<u32> = if ws.iter().zip(wr).any(is_failed) {
-                ws.iter()
-                    .zip(wr)
-                    .filter(|&p| is_failed(p))
-                    .map(|(&w, _)| w)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            if !failed.is_empty() {
-                let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
-                f.add(Anomaly::FailedWriteVisible, || {
-                    let descs: Vec<String> = failed.iter().map(|&w| x.write(w)).collect();
-                    let mut ops = vec![oi];
-                    ops.extend(&wops);
-                    Example {
-                        explanation: format!(
-                            "{} — including the value of the {}, which failed and so must never be seen",
-                            x.read(mi),
-                            descs.join("; the ")
-                        ),
-                        key: key.clone(),
-                        ops: x.indices(&ops),
-                        nodes: vec![h.node(op.node).to_string()],
-                        detail: json!({"graph": x.graph(&ops, &json!([]))}),
-                    }
-                });
-            }
-            // future-read
-            // Ops are numbered in invoke order: only a write invoked after
-            // the read (`wo > oi`) can have been invoked after it completed.
-            let future = ws.iter().zip(wr).find_map(|(&w, &(wo, _))| {
-                (w != NONE
-                    && wo != NONE
-                    && wo > oi
-                    && op.complete_time < h.ops[wo as usize].invoke_time)
-                    .then_some(w)
-            });
-            if let Some(w) = future {
-                let wo = h.mops[w as usize].op;
-                f.add(Anomaly::FutureRead, || Example {
-                    explanation: format!(
-                        "{} at {} — but the {} was only invoked at {}, after the read had completed",
-                        x.read(mi),
-                        secs(op.complete_time),
-                        x.write(w),
-                        secs(h.ops[wo as usize].invoke_time)
-                    ),
-                    key: key.clone(),
-                    ops: x.indices(&[oi, wo]),
-                    nodes: vec![h.node(op.node).to_string()],
-                    detail: json!({
-                        "read_completed_ns": op.complete_time,
-                        "write_invoked_ns": h.ops[wo as usize].invoke_time,
-                        "graph": x.graph(&[wo, oi], &json!([])),
-                    }),
-                });
-            }
-            if m.obs != ObsKind::List {
-                continue;
-            }
-            // duplicate (lists)
-            if kind == Some(KeyKind::List) {
-                // Resolved values are unique per write. Writes in the key
-                // index are marked in a bit set over the key's slots; any
-                // other write (one that failed) is sorted by write; so are
-                // the unresolved values (phantoms), if several.
-                let mut dups: Vec<i64> = Vec::new();
-                let base = idx.key_start(m.key);
-                seen.clear();
-                seen.resize(idx.key_writes(m.key).len().div_ceil(64), 0);
-                others.clear();
-                for ((&v, &w), &sl) in vals.iter().zip(ws).zip(idx.observed_slots(m)) {
-                    if w == NONE {
-                        continue;
-                    }
-                    if sl != NONE {
-                        let j = sl as usize - base;
-                        let (word, bit) = (j / 64, 1u64 << (j % 64));
-                        if seen[word] & bit != 0 {
-                            dups.push(v);
-                        }
-                        seen[word] |= bit;
-                    } else {
-                        others.push((w, v));
-                    }
-                }
-                if others.len() > 1 {
-                    others.sort_unstable();
-                    dups.extend(
-                        others
-                            .windows(2)
-                            .filter(|p| p[0].0 == p[1].0)
-                            .map(|p| p[0].1),
-                    );
-                }
-                if phantoms.len() > 1 {
-                    sorted.clear();
-                    sorted.extend_from_slice(&phantoms);
-                    sorted.sort_unstable();
-                    dups.extend(sorted.windows(2).filter(|p| p[0] == p[1]).map(|p| p[0]));
-                }
-                dups.sort_unstable();
-                dups.dedup();
-                if !dups.is_empty() {
-                    f.add(Anomaly::Duplicate, || Example {
-                        explanation: format!(
-                            "{} — {} appears more than once, but each element was appended once",
-                            x.read(mi),
-                            join(&dups)
-                        ),
-                        key: key.clone(),
-                        ops: x.indices(&[oi]),
-                        nodes: vec![h.node(op.node).to_string()],
-                        detail: json!({"values": dups, "graph": x.graph(&[oi], &json!([]))}),
-                    });
-                }
-            }
-            // Sets have no order and no siblings: nothing below applies.
-            if kind == Some(KeyKind::Set) {
-                continue;
-            }
-            // The writes observed, in read order, that can take part in hb.
-            elems.clear();
-            for (i, (&w, &(wo, _))) in ws.iter().zip(wr).enumerate() {
-                if w != NONE && wo != oi && idx.slot[w as usize] != NONE {
-                    elems.push((w, i));
-                }
-            }
-            if elems.len() < 2 {
-                continue;
-            }
-            let pair = find_ordered_pair(x, idx, m.key, &elems, &mut max);
-            let Some((early, late)) = pair else { continue };
-            match kind {
-                Some(KeyKind::Register) => {
-                    // siblings c and d with c →hb d
-                    let (c, d) = (early, late);
-                    f.add(Anomaly::StaleSibling, || {
-                        example_with_path(
-                            x,
-                            mi,
-                            oi,
-                            c,
-                            d,
-                            format!(
-                                "{} — a sibling set holding both the {} and the {}, though the first happens before the second, so the second should have replaced it",
-                                x.read(mi),
-                                x.write(c),
-                                x.write(d)
-                            ),
-                        )
-                    });
-                }
-                Some(KeyKind::List) => {
-                    // the list holds `b` before `a` although a →hb b
-                    let (a, b) = (early, late);
-                    f.add(Anomaly::CausalOrder, || {
-                        example_with_path(
-                            x,
-                            mi,
-                            oi,
-                            a,
-                            b,
-                            format!(
-                                "{} — it lists {} before {}, but the {} happens before the {}",
-                                x.read(mi),
-                                h.mops[b as usize].arg,
-                                h.mops[a as usize].arg,
-                                x.write(a),
-                                x.write(b)
-                            ),
-                        )
-                    });
-                }
-                _ => {}
-            }
+            check_read(x, idx, &r, &mut scratch, f);
         }
+    }
+}
+
+/// Every single-read anomaly of one read, in the report's order.
+fn check_read(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f: &mut Findings) {
+    let phantoms = phantom(x, r, f);
+    failed_write_visible(x, r, f);
+    future_read(x, r, f);
+    if r.m.obs != ObsKind::List {
+        return;
+    }
+    if r.kind == Some(KeyKind::List) {
+        list_duplicate(x, idx, r, &phantoms, scratch, f);
+    }
+    // Sets have no order and no siblings: nothing below applies.
+    if r.kind != Some(KeyKind::Set) {
+        ordered_pair(x, idx, r, scratch, f);
+    }
+}
+
+/// `phantom`: values no operation wrote. Returns them.
+fn phantom(x: &Explain, r: &Read, f: &mut Findings) -> Vec<i64> {
+    let h = x.h;
+    let phantoms: Vec<i64> = if r.ws.contains(&NONE) {
+        r.vals
+            .iter()
+            .zip(r.ws)
+            .filter(|(_, &w)| w == NONE)
+            .map(|(&v, _)| v)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !phantoms.is_empty() {
+        f.add(Anomaly::Phantom, || Example {
+            explanation: format!(
+                "{} — but no operation in the history wrote {} to key {}",
+                x.read(r.mi),
+                join(&phantoms),
+                h.key(r.m.key)
+            ),
+            key: r.key.clone(),
+            ops: x.indices(&[r.oi]),
+            nodes: vec![h.node(r.op.node).to_string()],
+            detail: json!({"values": phantoms, "graph": x.graph(&[r.oi], &json!([]))}),
+        });
+    }
+    phantoms
+}
+
+/// `failed-write-visible`: a resolved write that is not a vertex failed.
+fn failed_write_visible(x: &Explain, r: &Read, f: &mut Findings) {
+    let h = x.h;
+    let is_failed = |(w, &(_, p)): (&u32, &(u32, u32))| *w != NONE && p == NONE;
+    if !r.ws.iter().zip(r.wr).any(is_failed) {
+        return;
+    }
+    let failed: Vec<u32> =
+        r.ws.iter()
+            .zip(r.wr)
+            .filter(|&p| is_failed(p))
+            .map(|(&w, _)| w)
+            .collect();
+    let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
+    f.add(Anomaly::FailedWriteVisible, || {
+        let descs: Vec<String> = failed.iter().map(|&w| x.write(w)).collect();
+        let mut ops = vec![r.oi];
+        ops.extend(&wops);
+        Example {
+            explanation: format!(
+                "{} — including the value of the {}, which failed and so must never be seen",
+                x.read(r.mi),
+                descs.join("; the ")
+            ),
+            key: r.key.clone(),
+            ops: x.indices(&ops),
+            nodes: vec![h.node(r.op.node).to_string()],
+            detail: json!({"graph": x.graph(&ops, &json!([]))}),
+        }
+    });
+}
+
+/// `future-read`: a value written by an operation invoked after the read
+/// completed. Ops are numbered in invoke order: only a write invoked after
+/// the read (`wo > oi`) can have been.
+fn future_read(x: &Explain, r: &Read, f: &mut Findings) {
+    let h = x.h;
+    let (op, oi) = (r.op, r.oi);
+    let future = r.ws.iter().zip(r.wr).find_map(|(&w, &(wo, _))| {
+        (w != NONE && wo != NONE && wo > oi && op.complete_time < h.ops[wo as usize].invoke_time)
+            .then_some(w)
+    });
+    let Some(w) = future else { return };
+    let wo = h.mops[w as usize].op;
+    f.add(Anomaly::FutureRead, || Example {
+        explanation: format!(
+            "{} at {} — but the {} was only invoked at {}, after the read had completed",
+            x.read(r.mi),
+            secs(op.complete_time),
+            x.write(w),
+            secs(h.ops[wo as usize].invoke_time)
+        ),
+        key: r.key.clone(),
+        ops: x.indices(&[oi, wo]),
+        nodes: vec![h.node(op.node).to_string()],
+        detail: json!({
+            "read_completed_ns": op.complete_time,
+            "write_invoked_ns": h.ops[wo as usize].invoke_time,
+            "graph": x.graph(&[wo, oi], &json!([])),
+        }),
+    });
+}
+
+/// List `duplicate`: an element listed twice. Resolved values are unique
+/// per write. Writes in the key index are marked in a bit set over the
+/// key's slots; any other write (one that failed) is sorted by write; so
+/// are the unresolved values (phantoms), if several.
+fn list_duplicate(
+    x: &Explain,
+    idx: &KeyIndex,
+    r: &Read,
+    phantoms: &[i64],
+    scratch: &mut Scratch,
+    f: &mut Findings,
+) {
+    let h = x.h;
+    let Scratch {
+        sorted,
+        others,
+        seen,
+        ..
+    } = scratch;
+    let mut dups: Vec<i64> = Vec::new();
+    let base = idx.key_start(r.m.key);
+    seen.clear();
+    seen.resize(idx.key_writes(r.m.key).len().div_ceil(64), 0);
+    others.clear();
+    for ((&v, &w), &sl) in r.vals.iter().zip(r.ws).zip(idx.observed_slots(r.m)) {
+        if w == NONE {
+            continue;
+        }
+        if sl != NONE {
+            let j = sl as usize - base;
+            let (word, bit) = (j / 64, 1u64 << (j % 64));
+            if seen[word] & bit != 0 {
+                dups.push(v);
+            }
+            seen[word] |= bit;
+        } else {
+            others.push((w, v));
+        }
+    }
+    if others.len() > 1 {
+        others.sort_unstable();
+        dups.extend(
+            others
+                .windows(2)
+                .filter(|p| p[0].0 == p[1].0)
+                .map(|p| p[0].1),
+        );
+    }
+    if phantoms.len() > 1 {
+        sorted.clear();
+        sorted.extend_from_slice(phantoms);
+        sorted.sort_unstable();
+        dups.extend(sorted.windows(2).filter(|p| p[0] == p[1]).map(|p| p[0]));
+    }
+    dups.sort_unstable();
+    dups.dedup();
+    if !dups.is_empty() {
+        f.add(Anomaly::Duplicate, || Example {
+            explanation: format!(
+                "{} — {} appears more than once, but each element was appended once",
+                x.read(r.mi),
+                join(&dups)
+            ),
+            key: r.key.clone(),
+            ops: x.indices(&[r.oi]),
+            nodes: vec![h.node(r.op.node).to_string()],
+            detail: json!({"values": dups, "graph": x.graph(&[r.oi], &json!([]))}),
+        });
+    }
+}
+
+/// Registers: `stale-sibling`, two siblings one of which happens before
+/// the other. Lists: `causal-order`, an element listed before one that
+/// happens before it. Only writes that can take part in happens-before
+/// count (not the read's own transaction's, not failed ones).
+fn ordered_pair(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f: &mut Findings) {
+    let h = x.h;
+    let (mi, oi) = (r.mi, r.oi);
+    let elems = &mut scratch.elems;
+    elems.clear();
+    for (i, (&w, &(wo, _))) in r.ws.iter().zip(r.wr).enumerate() {
+        if w != NONE && wo != oi && idx.slot[w as usize] != NONE {
+            elems.push((w, i));
+        }
+    }
+    if elems.len() < 2 {
+        return;
+    }
+    let Some((early, late)) = find_ordered_pair(x, idx, r.m.key, elems, &mut scratch.max) else {
+        return;
+    };
+    match r.kind {
+        Some(KeyKind::Register) => {
+            // siblings c and d with c →hb d
+            let (c, d) = (early, late);
+            f.add(Anomaly::StaleSibling, || {
+                example_with_path(
+                    x,
+                    mi,
+                    oi,
+                    c,
+                    d,
+                    format!(
+                        "{} — a sibling set holding both the {} and the {}, though the first happens before the second, so the second should have replaced it",
+                        x.read(mi),
+                        x.write(c),
+                        x.write(d)
+                    ),
+                )
+            });
+        }
+        Some(KeyKind::List) => {
+            // the list holds `b` before `a` although a →hb b
+            let (a, b) = (early, late);
+            f.add(Anomaly::CausalOrder, || {
+                example_with_path(
+                    x,
+                    mi,
+                    oi,
+                    a,
+                    b,
+                    format!(
+                        "{} — it lists {} before {}, but the {} happens before the {}",
+                        x.read(mi),
+                        h.mops[b as usize].arg,
+                        h.mops[a as usize].arg,
+                        x.write(a),
+                        x.write(b)
+                    ),
+                )
+            });
+        }
+        _ => {}
     }
 }
 

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use crate::causality::Causality;
-use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::history::MopFn;
 use crate::model::{History, Outcome};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Per register key, the unknown reads: (op, mop) of each read in an `info`
 /// transaction that no earlier write of the same transaction to that key

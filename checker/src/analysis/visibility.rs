@@ -8,11 +8,11 @@ use serde_json::json;
 
 use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
-use crate::fxhash::FxHashMap;
 use crate::history::{KeyKind, MopFn};
 use crate::keys::{first_true, KeyIndex};
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Example};
+use rustc_hash::FxHashMap;
 
 /// A read that does not reflect writes in its causal past.
 pub struct Violation {

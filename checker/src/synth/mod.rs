@@ -21,6 +21,7 @@
 pub mod inject;
 pub mod linreg;
 mod out;
+mod workload;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -32,40 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::history::{Key, KeyKind, Mop, ReadValue};
 use crate::report::Anomaly;
 pub use out::Out;
-
-/// The four workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    Register,
-    ListAppend,
-    Set,
-    Counter,
-}
-
-impl Workload {
-    pub fn parse(s: &str) -> Result<Workload, String> {
-        Ok(match s {
-            "register" => Workload::Register,
-            "list-append" | "list" => Workload::ListAppend,
-            "set" => Workload::Set,
-            "counter" => Workload::Counter,
-            _ => {
-                return Err(format!(
-                    "unknown workload {s:?}; expected register, list-append, set or counter"
-                ))
-            }
-        })
-    }
-
-    pub fn kind(self) -> KeyKind {
-        match self {
-            Workload::Register => KeyKind::Register,
-            Workload::ListAppend => KeyKind::List,
-            Workload::Set => KeyKind::Set,
-            Workload::Counter => KeyKind::Counter,
-        }
-    }
-}
+pub use workload::Workload;
 
 /// What to generate.
 #[derive(Debug, Clone)]

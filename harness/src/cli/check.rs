@@ -151,10 +151,10 @@ pub fn run(mut args: CheckArgs) -> Result<u8> {
         lin_budget: args.lin_budget,
     };
     let report = check_path(&args.history, &opts)?;
+    // The verdict's own files first: nothing beside the history (a damaged
+    // messages.jsonl, say) may keep them from being written.
     if let Some(dir) = &args.out {
         write_out(dir, &report)?;
-        crate::report::html::write_check_report(dir, &args.history, &report)
-            .with_context(|| format!("failed to write report.html into {}", dir.display()))?;
     }
     if let Some(path) = &args.junit {
         let name = format!("check {}", args.history.display());
@@ -176,6 +176,18 @@ pub fn run(mut args: CheckArgs) -> Result<u8> {
         report.summary_text()
     };
     print_ignoring_broken_pipe(&text)?;
+    if let Some(dir) = &args.out {
+        let (_, notice) = crate::report::html::write_check_report(dir, &args.history, &report)
+            .with_context(|| format!("failed to write report.html into {}", dir.display()))?;
+        if let Some(notice) = notice {
+            eprintln!("warning: report.html: {notice}");
+            let sp = dir.join("summary.txt");
+            let mut summary = report.summary_text();
+            summary.push_str(&format!("\nMessage log: {notice}.\n"));
+            std::fs::write(&sp, summary)
+                .with_context(|| format!("failed to write {}", sp.display()))?;
+        }
+    }
     Ok(report.verdict.exit_code())
 }
 

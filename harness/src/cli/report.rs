@@ -13,8 +13,11 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
-    let path = crate::report::html::write_report(&args.run_dir)
+    let (path, notice) = crate::report::html::write_report_noting(&args.run_dir)
         .with_context(|| format!("failed to render the report of {}", args.run_dir.display()))?;
+    if let Some(notice) = notice {
+        eprintln!("warning: {notice}");
+    }
     println!("{}", path.display());
     Ok(0)
 }

@@ -10,6 +10,10 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// Longest line a node may print: 16 MiB (longer ones are reported as
+/// "over the 16 MiB limit" in the node's log and skipped).
+pub const MAX_LINE: usize = 16 << 20;
+
 use tokio::sync::Notify;
 
 /// Bytes one node's messages may occupy inside Ladon before its stdout is

@@ -18,12 +18,8 @@ use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::budget::{Budget, NODE_BUDGET};
+use super::budget::{Budget, MAX_LINE, NODE_BUDGET};
 use super::router::{Control, Lines, Payload, RouterIn};
-
-/// Longest line a node may print: 16 MiB (longer ones are reported as
-/// "over the 16 MiB limit" in the node's log and skipped).
-pub const MAX_LINE: usize = 16 << 20;
 
 pub struct NodeSet {
     pub names: Vec<String>,

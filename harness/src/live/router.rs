@@ -378,7 +378,7 @@ impl Router {
                     node,
                     &format!(
                         "printed a line over the {} MiB limit ({len} bytes so far); it was skipped",
-                        crate::live::nodes::MAX_LINE >> 20
+                        super::budget::MAX_LINE >> 20
                     ),
                 );
             }

@@ -85,8 +85,21 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
             "invalid duration {s:?}: must be a non-negative number"
         ));
     }
-    Ok((v * mult).round() as u64)
+    let ns = (v * mult).round();
+    if ns > MAX_DURATION_NS as f64 {
+        return Err(format!(
+            "invalid duration {s:?}: out of range (the longest is {}s, 100 years)",
+            MAX_DURATION_NS / 1_000_000_000
+        ));
+    }
+    Ok(ns as u64)
 }
+
+/// The longest duration any flag takes: 100 years (3155760000 s). A longer
+/// one is refused instead of saturating at `u64::MAX` ns, so that sums of a
+/// few durations (time limit, convergence timeout, final phase) cannot
+/// overflow either.
+pub const MAX_DURATION_NS: u64 = 3_155_760_000 * 1_000_000_000;
 
 /// Formats nanoseconds the way [`parse_duration_ns`] reads them back.
 pub fn format_duration_ns(ns: u64) -> String {
@@ -200,6 +213,13 @@ mod tests {
             assert_eq!(l.to_string(), s);
         }
         assert_eq!(parse_duration_ns("1.5s").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration_ns("3155760000s").unwrap(), MAX_DURATION_NS);
+        assert_eq!(
+            parse_duration_ns("18446744073709551615s").unwrap_err(),
+            "invalid duration \"18446744073709551615s\": out of range (the longest is 3155760000s, 100 years)"
+        );
+        assert!(parse_duration_ns("3155760000001ms").is_err());
+        assert!(parse_duration_ns("1e300ns").is_err());
         assert!("uniform:5ms..1ms".parse::<Latency>().is_err());
         assert!("gauss:5ms"
             .parse::<Latency>()

@@ -12,7 +12,7 @@ use ladon_checker::report::{Report, Verdict};
 use serde_json::Value as Json;
 
 use super::escape::{esc, id_fragment};
-use super::messages::{read_messages, Message, MessagesError};
+use super::messages::{Message, MessageLog};
 use super::model::Timeline;
 use super::{lamport, plots, prose, timeline};
 
@@ -46,8 +46,6 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
-    #[error(transparent)]
-    Messages(#[from] MessagesError),
 }
 
 fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
@@ -101,32 +99,42 @@ fn if_exists<T, E: Into<ReportError>>(
 /// Renders `RUN_DIR/report.html` from `history.jsonl` and `report.json`, with
 /// `messages.jsonl` and `run.json` when they exist. Returns the page's path.
 pub fn write_report(run_dir: &Path) -> Result<PathBuf, ReportError> {
+    write_report_noting(run_dir).map(|(path, _)| path)
+}
+
+/// [`write_report`], also returning what the page says about a torn or
+/// damaged `messages.jsonl` (for the command to say it too).
+pub fn write_report_noting(run_dir: &Path) -> Result<(PathBuf, Option<String>), ReportError> {
     let events = read_history(&run_dir.join("history.jsonl"))?;
     let report: Report = read_json(&run_dir.join("report.json"))?;
-    let messages = if_exists(&run_dir.join("messages.jsonl"), read_messages)?;
+    let messages = MessageLog::load(&run_dir.join("messages.jsonl"));
     let run: Option<Json> = if_exists(&run_dir.join("run.json"), read_json)?;
-    write_report_from(run_dir, &events, &report, messages.as_deref(), run.as_ref())
+    let path = write_page(run_dir, &events, &report, &messages, run.as_ref())?;
+    Ok((path, messages.notice()))
 }
 
 /// For `ladon check HISTORY --out DIR`: writes `DIR/report.html` from the
 /// history file and the report just computed, with the `messages.jsonl` and
 /// `run.json` beside the history where present. A history that stops
 /// parsing at some line (an `invalid-history` report) is drawn up to there.
+/// A damaged `messages.jsonl` leaves the page without message diagrams,
+/// saying why; the returned notice says the same for the command line.
 pub fn write_check_report(
     out_dir: &Path,
     history: &Path,
     report: &Report,
-) -> Result<PathBuf, ReportError> {
+) -> Result<(PathBuf, Option<String>), ReportError> {
     let events = match read_history(history) {
         Ok(ev) => ev,
         Err(ReportError::History { .. }) => read_history_prefix(history)?,
         Err(e) => return Err(e),
     };
     let beside = history.parent().unwrap_or(Path::new("."));
-    let messages = if_exists(&beside.join("messages.jsonl"), read_messages)?;
+    let messages = MessageLog::load(&beside.join("messages.jsonl"));
     // A run.json that does not parse is left out of a check's page.
     let run: Option<Json> = if_exists(&beside.join("run.json"), read_json).unwrap_or(None);
-    write_report_from(out_dir, &events, report, messages.as_deref(), run.as_ref())
+    let path = write_page(out_dir, &events, report, &messages, run.as_ref())?;
+    Ok((path, messages.notice()))
 }
 
 /// The events before the first line that is not an event.
@@ -152,7 +160,24 @@ pub fn write_report_from(
     messages: Option<&[Message]>,
     run: Option<&Json>,
 ) -> Result<PathBuf, ReportError> {
-    let html = render(events, report, messages, run);
+    let log = match messages {
+        Some(m) => MessageLog::Read {
+            messages: m.to_vec(),
+            torn: None,
+        },
+        None => MessageLog::Absent,
+    };
+    write_page(dir, events, report, &log, run)
+}
+
+fn write_page(
+    dir: &Path,
+    events: &[Event],
+    report: &Report,
+    messages: &MessageLog,
+    run: Option<&Json>,
+) -> Result<PathBuf, ReportError> {
+    let html = render_with(events, report, messages, run);
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
@@ -190,6 +215,24 @@ pub fn render(
     messages: Option<&[Message]>,
     run: Option<&Json>,
 ) -> String {
+    let log = match messages {
+        Some(m) => MessageLog::Read {
+            messages: m.to_vec(),
+            torn: None,
+        },
+        None => MessageLog::Absent,
+    };
+    render_with(events, report, &log, run)
+}
+
+/// The page, with what `messages.jsonl` gave (whole, torn, damaged, none).
+pub fn render_with(
+    events: &[Event],
+    report: &Report,
+    log: &MessageLog,
+    run: Option<&Json>,
+) -> String {
+    let messages = log.messages();
     let t = Timeline::from_events(events);
     let named: BTreeSet<u64> = report
         .anomalies
@@ -218,7 +261,14 @@ pub fn render(
     // Shared SVG definitions (the message arrowhead).
     h.push_str(r##"<svg width="0" height="0" style="position:absolute"><defs><marker id="ladon-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1565c0"/></marker></defs></svg>"##);
     header(&mut h, report, run, &title);
-    anomalies(&mut h, report, &t, messages);
+    if let Some(notice) = log.notice() {
+        let _ = write!(
+            h,
+            "<p class=\"note\" id=\"message-log\">{}.</p>",
+            esc(&capitalized(&notice))
+        );
+    }
+    anomalies(&mut h, report, &t, messages, log);
     timeline_section(&mut h, &t, &named);
     plots_section(&mut h, &t, report);
     if let Some(r) = run {
@@ -425,7 +475,22 @@ fn figures(h: &mut String, report: &Report) {
     h.push_str("</section>");
 }
 
-fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[Message]>) {
+/// `notice` with its first letter upper-case, as a sentence of its own.
+fn capitalized(notice: &str) -> String {
+    let mut c = notice.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn anomalies(
+    h: &mut String,
+    report: &Report,
+    t: &Timeline,
+    messages: Option<&[Message]>,
+    log: &MessageLog,
+) {
     h.push_str("<section id=\"anomalies\"><h2>Anomalies</h2>");
     if report.anomalies.is_empty() {
         h.push_str("<p>None found.</p>");
@@ -507,7 +572,11 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
             }
             h.push_str("</ol>");
             if !ex.ops.is_empty() || !ex.nodes.is_empty() {
-                let (svg, note) = lamport::render(t, ex, messages);
+                let (svg, mut note) = lamport::render(t, ex, messages);
+                if let MessageLog::Unreadable(_) = log {
+                    // Say why there are no message arrows, not "no log".
+                    note = format!("{}.", capitalized(&log.notice().unwrap_or_default()));
+                }
                 h.push_str("<div class=\"diagram\">");
                 h.push_str(&svg);
                 h.push_str("</div>");

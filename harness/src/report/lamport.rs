@@ -13,12 +13,11 @@ use ladon_checker::report::Example;
 use super::escape::esc;
 use super::messages::{flights, Flight, Message};
 use super::model::Timeline;
+use super::page::PAGE_W;
 use super::timeline::{describe_for, fmt_secs};
 
 /// The narrowest lane; lanes widen to fill [`PAGE_W`].
 const LANE_W: f64 = 220.0;
-/// The width drawings aim at: the page's 1160 px content (report.css) less an anomaly box's border and padding.
-pub const PAGE_W: f64 = 1120.0;
 /// Room right of the last lane for its operations' labels (30 characters).
 const LABEL_ROOM: f64 = 190.0;
 const GUTTER: f64 = 80.0;

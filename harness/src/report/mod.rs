@@ -14,6 +14,7 @@ pub mod lamport;
 pub mod lin_window;
 pub mod messages;
 pub mod model;
+pub mod page;
 pub mod plots;
 pub mod prose;
 pub mod timeline;

@@ -119,8 +119,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         *v = n;
     }
     // Columns widen to fill the page's width.
-    let col_w =
-        ((super::lamport::PAGE_W - GUTTER - RIGHT) / columns.len().max(1) as f64).max(COL_W);
+    let col_w = ((super::page::PAGE_W - GUTTER - RIGHT) / columns.len().max(1) as f64).max(COL_W);
     let width = GUTTER + col_w * columns.len().max(1) as f64 + RIGHT;
     let t0 = chosen.iter().map(|&i| t.ops[i].start).min().unwrap_or(0);
     let t1 = chosen

@@ -7,7 +7,7 @@ use crate::net::{Cut, Latency};
 use crate::options::{Dur, RunOptions};
 use crate::schedule::{NemesisSchedule, ScheduleStep};
 
-use super::Trial;
+use super::trial::Trial;
 
 /// A pass: its name (for the progress bar) and its candidates.
 pub type Pass = (&'static str, fn(&Trial) -> Vec<RunOptions>);

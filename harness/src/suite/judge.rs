@@ -68,7 +68,11 @@ pub fn judge_one(case: &Case, out: &RunOutput) -> Judgement {
             }
         }
         _ if verdict == Verdict::Unknown => Judgement::Error(format!(
-            "verdict unknown (expected {})",
+            "verdict unknown: {} (expected {})",
+            out.report
+                .as_ref()
+                .map(crate::report::junit::unknown_reason)
+                .unwrap_or_else(|| "the run's report.json gives no reason".into()),
             expect_text(&case.expect)
         )),
         _ => Judgement::Fail(format!(
@@ -309,6 +313,30 @@ require = "any"
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn an_unknown_verdict_is_an_error_that_says_why() {
+        let cs = cases();
+        let mut o = out(Some(Verdict::Unknown), &[]);
+        o.report = Some(ladon_checker::report::Report {
+            verdict: Verdict::Unknown,
+            guarantees: Vec::new(),
+            anomalies: BTreeMap::new(),
+            conflicts: Default::default(),
+            stats: Default::default(),
+            extra: BTreeMap::from([(
+                "unknown_reason".to_string(),
+                serde_json::json!("no final phase: no node has an ok final read"),
+            )]),
+        });
+        assert_eq!(
+            judge_one(&cs[0], &o),
+            Judgement::Error(
+                "verdict unknown: no final phase: no node has an ok final read (expected valid)"
+                    .into()
+            )
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! (`Effect::Assign`). The list and the counter are operation-based: they
 //! rely on the log applying each entry once.
 
-use crate::reference::store::{Vc, Version};
+use crate::reference::version::{Vc, Version};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListItem {

@@ -3,7 +3,7 @@
 //! clock truncated to `lww_resolution_ns`, so a node whose clock runs ahead
 //! wins every conflict, and a write can lose to a causally older one.
 
-use crate::reference::store::{MergeRules, Version};
+use crate::reference::version::{MergeRules, Version};
 
 /// The writer's wall-clock timestamp at the configured resolution.
 pub fn wall_stamp(now_ns: u64, resolution_ns: u64) -> u64 {

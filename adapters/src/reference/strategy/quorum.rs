@@ -15,7 +15,7 @@ use ladon_checker::history::{Key, Mop};
 
 use crate::node::{NodeId, ReplyOk};
 use crate::reference::log::Pid;
-use crate::reference::replica::ReplyTo;
+use crate::reference::pending::ReplyTo;
 use crate::reference::store::Effect;
 
 /// Keys locked by undecided proposals (persisted, so a restarted acceptor

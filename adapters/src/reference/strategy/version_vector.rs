@@ -6,7 +6,7 @@
 
 use ladon_checker::history::ReadValue;
 
-use crate::reference::store::{Observed, Vc};
+use crate::reference::version::{Observed, Vc};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
