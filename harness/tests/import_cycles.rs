@@ -20,19 +20,7 @@ use std::path::{Path, PathBuf};
 /// Groups still allowed while another branch removes them. Each entry is the
 /// exact set of modules of one group (crate-qualified); the test fails if the
 /// group grows, shrinks or disappears, so the entry is removed with the fix.
-const ALLOWED: &[&[&str]] = &[
-    // Issue 10 part A (branch i10a, the typed run pipeline) breaks the
-    // harness options <-> adapters <-> runner circle (schedule and
-    // runner::faults are in it through options and runner); remove this
-    // entry when that work is merged.
-    &[
-        "ladon_harness::adapters",
-        "ladon_harness::options",
-        "ladon_harness::runner",
-        "ladon_harness::runner::faults",
-        "ladon_harness::schedule",
-    ],
-];
+const ALLOWED: &[&[&str]] = &[];
 
 const CRATES: &[(&str, &str)] = &[
     ("ladon_checker", "checker"),
