@@ -60,6 +60,12 @@ pub struct AdapterOptions {
     #[arg(long)]
     #[serde(default)]
     pub lww_resolution: Option<crate::options::Dur>,
+    /// automerge, yrs, loro: when a node saves its document (every-op,
+    /// every-sync, never; default every-op). Lazy saving loses acknowledged
+    /// writes on a crash (see docs/crdt-libraries.md).
+    #[arg(long)]
+    #[serde(default)]
+    pub persist: Option<String>,
 }
 
 fn default_topology() -> String {
@@ -152,9 +158,65 @@ pub const LIVE_ONLY: &str = "--adapter process runs real processes live, not in 
      use `ladon run --adapter process --bin PATH --workload NAME` \
      (explore, suite and replay take simulated adapters only)";
 
+/// A cluster of one CRDT library's documents (`--adapter automerge|yrs|loro`).
+#[cfg(feature = "crdt-libs")]
+pub fn crdt_lib_cluster<R: ladon_adapters::crdt_libs::Replica>(
+    o: &RunOptions,
+) -> anyhow::Result<ladon_adapters::crdt_libs::LibCluster<R>> {
+    use ladon_adapters::crdt_libs::{LibCluster, Persist};
+    let a = &o.adapter_options;
+    if let Some(b) = &a.bug {
+        anyhow::bail!("--bug {b:?}: --adapter {} has no planted bugs", R::NAME);
+    }
+    let persist: Persist = match &a.persist {
+        None => Persist::default(),
+        Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+    };
+    Ok(LibCluster::new(o.nodes, o.workload, persist))
+}
+
+/// The automerge, yrs and loro adapters (cargo feature `crdt-libs`).
+#[cfg(feature = "crdt-libs")]
+fn crdt_lib_entries() -> Vec<AdapterEntry> {
+    use ladon_adapters::crdt_libs::{AutomergeDoc, LoroDoc, YrsDoc};
+    vec![
+        AdapterEntry {
+            name: "automerge",
+            about: "automerge documents synced with automerge's sync protocol; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<AutomergeDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<AutomergeDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
+            name: "yrs",
+            about: "yrs (Yjs) documents synced by state vectors and diffs; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<YrsDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<YrsDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
+            name: "loro",
+            about: "loro documents synced by version vectors and exports; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<LoroDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<LoroDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+    ]
+}
+
 /// Every adapter `ladon run --adapter NAME` knows. Register new ones here.
 pub fn registry() -> Vec<AdapterEntry> {
-    vec![
+    #[allow(unused_mut)]
+    let mut all = vec![
         AdapterEntry {
             name: "reference",
             about: "the reference multi-leader store: followers, topologies, every conflict strategy, known bugs (see `ladon adapters`)",
@@ -189,7 +251,10 @@ pub fn registry() -> Vec<AdapterEntry> {
             // (`cli::run_process`); the simulator's callers cannot run it.
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
-    ]
+    ];
+    #[cfg(feature = "crdt-libs")]
+    all.extend(crdt_lib_entries());
+    all
 }
 
 /// Looks an adapter up by name, with an error listing the known ones.
@@ -197,7 +262,12 @@ pub fn find(name: &str) -> anyhow::Result<AdapterEntry> {
     let all = registry();
     let names: Vec<&str> = all.iter().map(|a| a.name).collect();
     let joined = names.join(", ");
-    all.into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| anyhow::anyhow!("--adapter {name:?}: unknown adapter; known: {joined}"))
+    all.into_iter().find(|a| a.name == name).ok_or_else(|| {
+        let hint = if cfg!(feature = "crdt-libs") || !["automerge", "yrs", "loro"].contains(&name) {
+            ""
+        } else {
+            " (automerge, yrs and loro need a build with `--features crdt-libs`)"
+        };
+        anyhow::anyhow!("--adapter {name:?}: unknown adapter; known: {joined}{hint}")
+    })
 }
