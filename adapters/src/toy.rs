@@ -137,6 +137,9 @@ impl ToyNode {
                 _ => *st = KeyState::Counter(*d),
             },
             Mop::Read(..) => {}
+            // The toy's workloads issue no deletes (a history format item
+            // for databases that have them).
+            Mop::Delete(..) => unreachable!("toy workloads issue no deletes"),
         }
     }
 

@@ -612,44 +612,84 @@ impl Causality {
     }
 
     /// Whether op `a` reaches op `r` (a path of edges), searched forwards
-    /// from `a`, stopping at `r` or at any of its direct predecessors
-    /// (`direct`, from [`Causality::direct_preds`]); bounded, and `false`
-    /// past the bound.
+    /// from `a` over vertices placed before `r` in the topological order,
+    /// stopping at `r` or at any of its direct predecessors (`direct`, from
+    /// [`Causality::direct_preds`]). Exact: no budget. A small search keeps
+    /// its visited set in a hash set; one that grows past
+    /// [`SMALL_SEARCH`] vertices moves to a bit set over all ops, so a
+    /// search costs at most one pass over the graph.
     pub fn reaches(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> bool {
         if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
             return false;
         }
-        let ceiling = self.pos[r as usize];
-        let mut seen: crate::fxhash::FxHashSet<u32> = crate::fxhash::FxHashSet::default();
+        self.search(a, r, direct).0
+    }
+
+    /// The search of [`Causality::reaches`]; also whether it outgrew
+    /// [`SMALL_SEARCH`].
+    fn search(&self, a: u32, r: u32, direct: &crate::fxhash::FxHashSet<u32>) -> (bool, bool) {
+        // Every vertex on a path to `r` is placed before `r`, or with it in
+        // its strongly connected component (placed together).
+        let ceiling = match self.cycle_of.get(&r) {
+            Some(&ci) => {
+                let scc = &self.cycles[ci as usize];
+                scc.iter().map(|&v| self.pos[v as usize]).max().unwrap_or(0) + 1
+            }
+            None => self.pos[r as usize],
+        };
+        let mut seen = Visited::default();
         let mut stack = vec![a];
-        seen.insert(a);
-        let mut budget = 1_000_000usize;
+        seen.insert(a, self.seq.len());
         while let Some(v) = stack.pop() {
             if direct.contains(&v) {
-                return true;
+                return (true, !seen.bits.is_empty());
             }
             let nx = self.next[v as usize];
             let read = self.read_by[v as usize / 64] & (1 << (v % 64)) != 0;
             let rf: &[u32] = if read { self.rf_succs(v) } else { &[] };
             for &u in rf.iter().chain((nx != NONE).then_some(&nx)) {
                 if u == r {
-                    return true;
+                    return (true, !seen.bits.is_empty());
                 }
-                if self.pos[u as usize] < ceiling && seen.insert(u) {
-                    if budget == 0 {
-                        return false;
-                    }
-                    budget -= 1;
+                if self.pos[u as usize] < ceiling && seen.insert(u, self.seq.len()) {
                     stack.push(u);
                 }
             }
         }
-        false
+        (false, !seen.bits.is_empty())
     }
 
-    /// The kind of a stored edge `from → to`.
+    /// Every op that reaches `r` (its causal past), as a bit set over ops:
+    /// one backward pass over `r`'s ancestors.
+    pub fn ancestors(&self, r: u32) -> Vec<u64> {
+        let mut bits = vec![0u64; self.seq.len().div_ceil(64)];
+        let mut stack = vec![r];
+        while let Some(v) = stack.pop() {
+            let prev = self.prev[v as usize];
+            for &u in std::iter::once(&prev).chain(self.rf_preds(v)) {
+                if u == NONE {
+                    continue;
+                }
+                let (w, b) = (u as usize / 64, 1u64 << (u % 64));
+                if bits[w] & b == 0 {
+                    bits[w] |= b;
+                    stack.push(u);
+                }
+            }
+        }
+        bits
+    }
+
+    /// The kind of a step `from → to` of a path: session when both are of
+    /// one process, `from` first (a stored edge, or a run of them that
+    /// [`Causality::path`] shortened), else reads-from.
     pub fn edge_kind(&self, from: u32, to: u32) -> EdgeKind {
-        if self.prev[to as usize] == from {
+        let (f, t) = (from as usize, to as usize);
+        if self.prev[t] == from
+            || (self.procs_of[f] == self.procs_of[t]
+                && self.seq[f] != 0
+                && self.seq[f] < self.seq[t])
+        {
             EdgeKind::Session
         } else {
             EdgeKind::ReadsFrom
@@ -657,8 +697,14 @@ impl Causality {
     }
 
     /// A shortest path `a → … → b` of stored edges, searched backwards from
-    /// `b` and bounded in size; `None` if not found within the bound.
+    /// `b` (over vertices not before `a` in the topological order when the
+    /// graph is acyclic); `None` exactly when `a` does not reach `b`.
     pub fn path(&self, a: u32, b: u32) -> Option<Vec<u32>> {
+        self.path_within(a, b, |_| true)
+    }
+
+    /// [`Causality::path`] through vertices `inside` accepts only.
+    fn path_within(&self, a: u32, b: u32, inside: impl Fn(u32) -> bool) -> Option<Vec<u32>> {
         if self.seq[a as usize] == 0 || self.seq[b as usize] == 0 {
             return None;
         }
@@ -667,13 +713,12 @@ impl Causality {
         let mut queue = std::collections::VecDeque::new();
         parent.insert(b, NONE);
         queue.push_back(b);
-        let mut budget = 2_000_000usize;
         let cyclic = !self.cycles.is_empty();
         while let Some(v) = queue.pop_front() {
             let prev = self.prev[v as usize];
             let rf = self.rf_preds(v);
             for &u in std::iter::once(&prev).chain(rf.iter()) {
-                if u == NONE || parent.contains_key(&u) {
+                if u == NONE || parent.contains_key(&u) || !inside(u) {
                     continue;
                 }
                 if !cyclic && self.pos[u as usize] < floor {
@@ -687,13 +732,31 @@ impl Causality {
                         x = parent[&x];
                         path.push(x);
                     }
-                    return Some(path);
+                    return Some(self.shorten(path));
                 }
-                budget = budget.checked_sub(1)?;
                 queue.push_back(u);
             }
         }
         None
+    }
+
+    /// A path of more than [`LONG_PATH`] steps with its runs of session
+    /// edges (one process's consecutive operations) cut to their ends, so
+    /// an explanation names what matters however far back it reaches.
+    fn shorten(&self, path: Vec<u32>) -> Vec<u32> {
+        if path.len() <= LONG_PATH {
+            return path;
+        }
+        let same = |a: u32, b: u32| self.prev[b as usize] == a;
+        let mut out = vec![path[0]];
+        for i in 1..path.len() {
+            let v = path[i];
+            let inner_run = i + 1 < path.len() && same(path[i - 1], v) && same(v, path[i + 1]);
+            if !inner_run {
+                out.push(v);
+            }
+        }
+        out
     }
 
     /// A cycle through the given strongly connected component, as ops
@@ -708,9 +771,91 @@ impl Causality {
             .chain(self.rf_preds(start).iter().copied())
             .find(|&u| u != NONE && inside(u))
             .expect("a vertex of a cycle has a predecessor on it");
-        let mut path = self.path(start, pred).unwrap_or_else(|| vec![start, pred]);
+        // A strongly connected component holds a path between any two of
+        // its vertices, and the search stays inside it.
+        let mut path = if pred == start {
+            vec![start]
+        } else {
+            self.path_within(start, pred, inside)
+                .expect("a strongly connected component holds a path between its vertices")
+        };
         path.push(start);
         path
+    }
+}
+
+/// Repeated "does `a` happen before `r`" for one `r`: forward searches
+/// while they stay small; after one that did not, `r`'s whole causal past
+/// is computed once and answers the rest.
+pub struct PastOf<'c> {
+    c: &'c Causality,
+    r: u32,
+    direct: crate::fxhash::FxHashSet<u32>,
+    ancestors: std::cell::RefCell<Option<Vec<u64>>>,
+}
+
+impl<'c> PastOf<'c> {
+    pub fn new(c: &'c Causality, r: u32) -> Self {
+        PastOf {
+            c,
+            r,
+            direct: c.direct_preds(r),
+            ancestors: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Whether op `a` happens before `r` (exact).
+    pub fn contains(&self, a: u32) -> bool {
+        let (c, r) = (self.c, self.r);
+        if c.seq[a as usize] == 0 || c.seq[r as usize] == 0 || a == r {
+            return false;
+        }
+        let mut anc = self.ancestors.borrow_mut();
+        if let Some(bits) = anc.as_ref() {
+            return bits[a as usize / 64] & (1 << (a % 64)) != 0;
+        }
+        let (found, big) = c.search(a, r, &self.direct);
+        if big {
+            *anc = Some(c.ancestors(r));
+        }
+        found
+    }
+}
+
+/// Paths longer than this (in vertices) are shortened for explanations.
+pub const LONG_PATH: usize = 32;
+
+/// Vertices a reachability search tracks in a hash set before it moves to
+/// a bit set over every op.
+pub const SMALL_SEARCH: usize = 1 << 14;
+
+/// The visited set of a reachability search: a hash set while small, then
+/// a bit set over all ops.
+#[derive(Default)]
+struct Visited {
+    small: crate::fxhash::FxHashSet<u32>,
+    bits: Vec<u64>,
+}
+
+impl Visited {
+    /// Inserts `v` (an op of `n`); whether it was new.
+    fn insert(&mut self, v: u32, n: usize) -> bool {
+        if !self.bits.is_empty() {
+            let (w, b) = (v as usize / 64, 1u64 << (v % 64));
+            let new = self.bits[w] & b == 0;
+            self.bits[w] |= b;
+            return new;
+        }
+        if !self.small.insert(v) {
+            return false;
+        }
+        if self.small.len() > SMALL_SEARCH {
+            self.bits = vec![0; n.div_ceil(64)];
+            for x in self.small.drain() {
+                self.bits[x as usize / 64] |= 1 << (x % 64);
+            }
+        }
+        true
     }
 }
 
@@ -814,5 +959,106 @@ fn join_preds(
         if refcount[w as usize] == 0 {
             stored[w as usize] = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::testutil::history;
+
+    fn build(h: &History) -> Causality {
+        let (seq, prev) = session(h);
+        let rf = ReadsFrom::new(h, &Writers::new(h, &seq));
+        Causality::build(h, seq, prev, rf, |_, _, _| {})
+    }
+
+    fn reaches(c: &Causality, a: u32, b: u32) -> bool {
+        c.reaches(a, b, &c.direct_preds(b))
+    }
+
+    #[test]
+    fn session_and_reads_from_edges_give_happens_before() {
+        // op0: p0 appends x 1; op1: p1 reads x [1]; op2: p1 appends y 2;
+        // op3: p2 appends z 3 (unrelated).
+        let h = history(&[
+            (0, "n1", "txn", r#"[["append","x",1]]"#),
+            (1, "n2", "txn", r#"[["r","x",[1]]]"#),
+            (1, "n2", "txn", r#"[["append","y",2]]"#),
+            (2, "n3", "txn", r#"[["append","z",3]]"#),
+        ]);
+        let c = build(&h);
+        assert!(c.cycles.is_empty());
+        assert!(reaches(&c, 0, 1) && reaches(&c, 0, 2) && reaches(&c, 1, 2));
+        assert!(!reaches(&c, 2, 0) && !reaches(&c, 0, 3) && !reaches(&c, 3, 2));
+        assert!(!reaches(&c, 0, 0));
+        assert_eq!(c.path(0, 2), Some(vec![0, 1, 2]));
+        assert_eq!(c.path(2, 0), None);
+        assert_eq!(c.edge_kind(0, 1), EdgeKind::ReadsFrom);
+        assert_eq!(c.edge_kind(1, 2), EdgeKind::Session);
+        let anc = c.ancestors(2);
+        let has = |v: u32| anc[v as usize / 64] & (1 << (v % 64)) != 0;
+        assert!(has(0) && has(1) && !has(2) && !has(3));
+        let past = PastOf::new(&c, 2);
+        assert!(past.contains(0) && past.contains(1) && !past.contains(3) && !past.contains(2));
+    }
+
+    #[test]
+    fn a_cycle_is_found_and_walked_edge_by_edge() {
+        // Each transaction reads the other's append: a two-vertex cycle,
+        // then a third op after it on p0.
+        let mut text = String::new();
+        let lines = [
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","x",1],["r","y",null]]}"#,
+            r#"{"index":1,"time":1,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["append","y",2],["r","x",null]]}"#,
+            r#"{"index":2,"time":2,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1],["r","y",[2]]]}"#,
+            r#"{"index":3,"time":3,"type":"ok","process":1,"node":"n2","f":"txn","value":[["append","y",2],["r","x",[1]]]}"#,
+            r#"{"index":4,"time":4,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","z",3]]}"#,
+            r#"{"index":5,"time":5,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","z",3]]}"#,
+        ];
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
+        let c = build(&h);
+        assert_eq!(c.cycles, vec![vec![0, 1]]);
+        let cycle = c.cycle_path(&c.cycles[0]);
+        assert_eq!(cycle.first(), cycle.last());
+        assert_eq!(cycle.len(), 3);
+        for w in cycle.windows(2) {
+            assert!(c.direct_preds(w[1]).contains(&w[0]), "edge {w:?}");
+        }
+        // Inside the cycle both ways; the later op is reached from both.
+        assert!(reaches(&c, 0, 1) && reaches(&c, 1, 0));
+        assert!(reaches(&c, 1, 2) && !reaches(&c, 2, 1));
+    }
+
+    #[test]
+    fn reachability_is_exact_past_the_small_search() {
+        // A session chain longer than the hash-set phase of the search: op 0
+        // reaches the last op only through every op between.
+        let n = SMALL_SEARCH + 50;
+        let mut ops: Vec<(u64, &str, &str, &str)> = vec![(0, "n1", "txn", r#"[["append","x",1]]"#)];
+        ops.extend(std::iter::repeat_n(
+            (0, "n1", "txn", r#"[["r","z",null]]"#),
+            n,
+        ));
+        ops.push((1, "n2", "txn", r#"[["append","w",5]]"#));
+        let h = history(&ops);
+        let c = build(&h);
+        let last = n as u32;
+        assert!(reaches(&c, 0, last));
+        assert!(!reaches(&c, 0, last + 1));
+        let (found, big) = c.search(0, last, &c.direct_preds(last));
+        assert!(found && big, "the search outgrew the hash set");
+        let past = PastOf::new(&c, last);
+        assert!(past.contains(0));
+        assert!(past.contains(1), "answered from the ancestors");
+        assert!(!past.contains(last + 1));
+        // A long session run is cut to its ends for explanations.
+        assert_eq!(c.path(0, last), Some(vec![0, last]));
+        assert_eq!(c.edge_kind(0, last), EdgeKind::Session);
     }
 }

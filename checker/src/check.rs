@@ -232,7 +232,10 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     extra.insert("latency_ns".into(), latency(h));
     extra.insert("graph".into(), json!({"vertices": c.seq.iter().filter(|&&s| s != 0).count(), "edges": c.edge_count, "clock_width": c.width}));
     if fin.counter_deficit > 0 {
-        extra.insert("counter_deficit".into(), json!(fin.counter_deficit));
+        extra.insert(
+            "counter_deficit".into(),
+            crate::analysis::loss_examples::wide(fin.counter_deficit),
+        );
     }
     extra.insert("convergence_from".into(), json!(fin.convergence_from));
     extra.insert("messages_per_write".into(), json!(opts.messages_per_write));

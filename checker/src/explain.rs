@@ -119,6 +119,7 @@ impl<'a> Explain<'a> {
             MopFn::Add => format!("add {} to key {k}", m.arg),
             MopFn::Incr => format!("increment of key {k} by {}", m.arg),
             MopFn::Read => format!("read of key {k}"),
+            MopFn::Delete => format!("delete of key {k}"),
         }
     }
 

@@ -276,7 +276,7 @@ fn parse(buf: &[u8], start: usize, out: &mut Chunk) -> Option<(RawEvent, usize)>
             }
             b"meta" => {
                 if !c.lit(b"null") {
-                    if !matches!(c.peek(), Some(b'{' | b'[' | b'"')) {
+                    if c.peek() != Some(b'{') {
                         return None;
                     }
                     let mut it = serde_json::Deserializer::from_slice(&buf[c.i..])
@@ -359,6 +359,10 @@ fn mops(c: &mut Cur, out: &mut Chunk) -> Option<()> {
                 m.read = 1;
                 m.arg = c.int()?;
             }
+        } else if f == MopFn::Delete {
+            if !c.lit(b"null") {
+                return None;
+            }
         } else {
             m.arg = c.int()?;
         }
@@ -435,6 +439,151 @@ mod tests {
             r#"{"index":0,"time":0,"type":"ok","process":1,"node":"n1","f":"txn","value":[["w","x",1]],"meta":5}"#,
         ] {
             falls_back(l);
+        }
+    }
+}
+
+#[cfg(test)]
+mod agreement {
+    //! The fast path and serde agree value for value on every line both
+    //! accept, the fast path accepts nothing serde refuses, and a line the
+    //! fast path leaves alone gets serde's verdict from the reader.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::history::{parse_event_line, Process};
+
+    fn int() -> impl Strategy<Value = i64> {
+        prop_oneof![-3i64..40, Just(i64::MAX), Just(i64::MIN), any::<i64>(),]
+    }
+
+    fn key() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            int().prop_map(Value::from),
+            prop::sample::select(vec!["x", "y", "k\u{e9}", "a\"b", "", "n\u{1}"])
+                .prop_map(Value::from),
+        ]
+    }
+
+    fn mop() -> impl Strategy<Value = Value> {
+        let read = prop_oneof![
+            Just(Value::Null),
+            int().prop_map(Value::from),
+            prop::collection::vec(int(), 0..5).prop_map(|v| json!(v)),
+        ];
+        (
+            prop::sample::select(vec!["w", "append", "add", "incr", "r", "d", "cas"]),
+            key(),
+            int(),
+            read,
+        )
+            .prop_map(|(f, k, arg, read)| match f {
+                "r" => json!([f, k, read]),
+                "d" => json!([f, k, Value::Null]),
+                _ => json!([f, k, arg]),
+            })
+    }
+
+    /// An event as a JSON object, with optional fields and oddities.
+    fn event() -> impl Strategy<Value = Value> {
+        (
+            (0u64..5, 0u64..1000, prop::sample::select(vec!["invoke", "ok", "fail", "info", "nope"])),
+            prop_oneof![4 => (0u64..9).prop_map(Value::from), 1 => Just(json!("nemesis")), 1 => Just(json!(-1))],
+            prop_oneof![Just(Value::Null), Just(json!("n1")), Just(json!("n\u{e9}2")), Just(json!(7))],
+            prop::sample::select(vec!["txn", "final", "heal"]),
+            prop_oneof![Just(Value::Null), prop::collection::vec(mop(), 0..4).prop_map(Value::from)],
+            prop_oneof![
+                Just(None),
+                int().prop_map(|ts| Some(json!({"ts": ts}))),
+                Just(Some(json!({"ts": 1.5, "vv": {"a": [1]}}))),
+                Just(Some(json!(5))),
+                Just(Some(json!([1]))),
+                Just(Some(Value::Null)),
+            ],
+            prop_oneof![Just(None), Just(Some(json!("timeout"))), Just(Some(json!(3)))],
+            any::<bool>(),
+        )
+            .prop_map(|((index, time, kind), process, node, f, value, meta, error, extra)| {
+                let mut o = serde_json::Map::new();
+                o.insert("index".into(), json!(index));
+                o.insert("time".into(), json!(time));
+                o.insert("type".into(), json!(kind));
+                o.insert("process".into(), process);
+                if !node.is_null() || index % 2 == 0 {
+                    o.insert("node".into(), node);
+                }
+                o.insert("f".into(), json!(f));
+                o.insert("value".into(), value);
+                if let Some(m) = meta {
+                    o.insert("meta".into(), m);
+                }
+                if let Some(e) = error {
+                    o.insert("error".into(), e);
+                }
+                if extra {
+                    o.insert("zz".into(), json!([[{"deep": [1]}]]));
+                }
+                Value::Object(o)
+            })
+    }
+
+    /// Textual edits of a compact line: none, a space, a float, a big
+    /// integer, a truncation, a duplicated field, a leading zero.
+    fn edit(line: &str, which: u8, at: usize) -> String {
+        let at = if line.is_empty() { 0 } else { at % line.len() };
+        let at = (0..=at)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        match which {
+            0 => line.to_string(),
+            1 => format!("{} {}", &line[..at], &line[at..]),
+            2 => line.replacen(":1", ":1.0", 1),
+            3 => line.replacen(",1]", ",99999999999999999999]", 1),
+            4 => line[..at].to_string(),
+            5 => line.replacen("{", "{\"index\":0,", 1),
+            _ => line.replacen(":0", ":00", 1),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_path_agrees_with_serde(ev in event(), which in 0u8..7, at in any::<usize>()) {
+            let line = edit(&serde_json::to_string(&ev).expect("json"), which, at);
+            let mut chunk = Chunk::default();
+            let fast = parse_line(line.as_bytes(), &mut chunk);
+            let serde = parse_event_line(line.as_bytes());
+            match (fast, &serde) {
+                (Some(raw), Ok(e)) => {
+                    let Process::Client(p) = e.process else {
+                        return Err(TestCaseError::fail("fast path took a nemesis line"));
+                    };
+                    let mut s1 = Vec::new();
+                    let mut s2 = Vec::new();
+                    let a = chunk.view(line.as_bytes(), &raw, &mut s1);
+                    let b = ClientEvent::of_event(e, p, &mut s2);
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", line);
+                }
+                (Some(_), Err(e)) => {
+                    return Err(TestCaseError::fail(format!("fast path accepted what serde refuses ({e}): {line}")));
+                }
+                (None, _) => {
+                    prop_assert!(chunk.mops.is_empty() && chunk.vals.is_empty());
+                    // The reader then gives serde's verdict on the line.
+                    // (A blank line is the reader's own error.)
+                    if let (Err(e), false) = (&serde, line.trim().is_empty()) {
+                        let read = crate::reader::read_history(format!("{line}\n").as_bytes());
+                        let Err(got) = read else { return Err(TestCaseError::fail(format!("read accepted: {line}"))) };
+                        let got = got.expect("no I/O error");
+                        prop_assert_eq!(got.line, 1);
+                        prop_assert_eq!(got.message, crate::reader::describe_json_error(e));
+                    }
+                }
+            }
         }
     }
 }

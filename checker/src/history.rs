@@ -74,6 +74,48 @@ impl fmt::Display for Process {
     }
 }
 
+/// The message for a JSON number that is not a signed 64-bit integer.
+/// serde_json reads an integer literal beyond `u64` as a float, so an
+/// integral float at or past ±2^63 is such a literal (or written as one).
+fn not_i64(what: &str, v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() >= i64::MAX as f64 {
+        format!("{what} {v:e} is outside the signed 64-bit range (history integers are i64)")
+    } else {
+        format!("{what} {v} is not an integer (floating point)")
+    }
+}
+
+fn u64_not_i64(what: &str, v: u64) -> String {
+    format!("{what} {v} is outside the signed 64-bit range (history integers are i64)")
+}
+
+/// A signed 64-bit integer with messages that say why a number is not one.
+struct Int64(i64);
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signed 64-bit integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int64, E> {
+                Ok(Int64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int64, E> {
+                i64::try_from(v)
+                    .map(Int64)
+                    .map_err(|_| E::custom(u64_not_i64("integer", v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int64, E> {
+                Err(E::custom(not_i64("number", v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A key: a JSON integer or string. Integers sort before strings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(untagged)]
@@ -105,7 +147,10 @@ impl<'de> Deserialize<'de> for Key {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key, E> {
                 i64::try_from(v)
                     .map(Key::Int)
-                    .map_err(|_| E::custom(format!("integer key {v} is out of range")))
+                    .map_err(|_| E::custom(u64_not_i64("integer key", v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Key, E> {
+                Err(E::custom(not_i64("key", v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
                 Ok(Key::Str(v.to_string()))
@@ -162,11 +207,14 @@ impl<'de> Deserialize<'de> for ReadValue {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReadValue, E> {
                 i64::try_from(v)
                     .map(ReadValue::Int)
-                    .map_err(|_| E::custom(format!("read value {v} is out of range")))
+                    .map_err(|_| E::custom(u64_not_i64("read value", v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ReadValue, E> {
+                Err(E::custom(not_i64("read value", v)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReadValue, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-                while let Some(v) = seq.next_element::<i64>()? {
+                while let Some(Int64(v)) = seq.next_element::<Int64>()? {
                     out.push(v);
                 }
                 Ok(ReadValue::List(out))
@@ -189,6 +237,8 @@ pub enum MopFn {
     Incr,
     /// `r`: read.
     Read,
+    /// `d`: register delete (a write of "no value"; its argument is `null`).
+    Delete,
 }
 
 impl MopFn {
@@ -199,6 +249,7 @@ impl MopFn {
             MopFn::Add => "add",
             MopFn::Incr => "incr",
             MopFn::Read => "r",
+            MopFn::Delete => "d",
         }
     }
 
@@ -209,6 +260,7 @@ impl MopFn {
             "add" => MopFn::Add,
             "incr" => MopFn::Incr,
             "r" => MopFn::Read,
+            "d" => MopFn::Delete,
             _ => return None,
         })
     }
@@ -228,7 +280,7 @@ impl KeyKind {
     /// The kind a write function gives its key; `None` for reads.
     pub fn of_write(f: MopFn) -> Option<KeyKind> {
         match f {
-            MopFn::Write => Some(KeyKind::Register),
+            MopFn::Write | MopFn::Delete => Some(KeyKind::Register),
             MopFn::Append => Some(KeyKind::List),
             MopFn::Add => Some(KeyKind::Set),
             MopFn::Incr => Some(KeyKind::Counter),
@@ -259,13 +311,15 @@ pub enum Mop {
     Incr(Key, i64),
     /// `["r", k, observed]`
     Read(Key, ReadValue),
+    /// `["d", k, null]`: register delete.
+    Delete(Key),
 }
 
 impl Mop {
     pub fn key(&self) -> &Key {
         match self {
             Mop::Write(k, _) | Mop::Append(k, _) | Mop::Add(k, _) | Mop::Incr(k, _) => k,
-            Mop::Read(k, _) => k,
+            Mop::Read(k, _) | Mop::Delete(k) => k,
         }
     }
 
@@ -276,14 +330,15 @@ impl Mop {
             Mop::Add(..) => MopFn::Add,
             Mop::Incr(..) => MopFn::Incr,
             Mop::Read(..) => MopFn::Read,
+            Mop::Delete(..) => MopFn::Delete,
         }
     }
 
-    /// The written value or delta, for writes.
+    /// The written value or delta, for writes (a delete has none).
     pub fn write_arg(&self) -> Option<i64> {
         match self {
             Mop::Write(_, v) | Mop::Append(_, v) | Mop::Add(_, v) | Mop::Incr(_, v) => Some(*v),
-            Mop::Read(..) => None,
+            Mop::Read(..) | Mop::Delete(..) => None,
         }
     }
 
@@ -319,19 +374,34 @@ impl<'de> Deserialize<'de> for Mop {
                 })?;
                 let func = MopFn::parse(&f).ok_or_else(|| {
                     de::Error::custom(format!(
-                        "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\""
+                        "unknown micro-operation function {f:?}: expected one of \"w\", \"append\", \"add\", \"incr\", \"r\", \"d\""
                     ))
                 })?;
                 let key: Key = seq.next_element()?.ok_or_else(|| {
                     de::Error::custom(format!("micro-operation [{f:?}, ...] has no key"))
                 })?;
-                let mop = if func == MopFn::Read {
+                let mop = if func == MopFn::Delete {
+                    let v: Option<Option<de::IgnoredAny>> = seq.next_element()?;
+                    match v {
+                        Some(None) => Mop::Delete(key),
+                        None => {
+                            return Err(de::Error::custom(format!(
+                                "delete of key {key} has no third element (null)"
+                            )))
+                        }
+                        Some(Some(_)) => {
+                            return Err(de::Error::custom(format!(
+                                "delete of key {key} must carry null as its third element"
+                            )))
+                        }
+                    }
+                } else if func == MopFn::Read {
                     let v: ReadValue = seq.next_element()?.ok_or_else(|| {
                         de::Error::custom(format!("read of key {key} has no third element"))
                     })?;
                     Mop::Read(key, v)
                 } else {
-                    let v: i64 = seq.next_element()?.ok_or_else(|| {
+                    let Int64(v) = seq.next_element()?.ok_or_else(|| {
                         de::Error::custom(format!("{f:?} on key {key} has no argument"))
                     })?;
                     match func {
@@ -339,7 +409,7 @@ impl<'de> Deserialize<'de> for Mop {
                         MopFn::Append => Mop::Append(key, v),
                         MopFn::Add => Mop::Add(key, v),
                         MopFn::Incr => Mop::Incr(key, v),
-                        MopFn::Read => unreachable!("handled above"),
+                        MopFn::Read | MopFn::Delete => unreachable!("handled above"),
                     }
                 };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
@@ -467,118 +537,242 @@ impl<'de> Deserialize<'de> for ClientValue {
 /// in this project orders it), and through a JSON value otherwise.
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor { keep_unknown: true })
+    }
+}
+
+/// An event parsed for checking: unknown fields (and `meta`'s fields other
+/// than `ts`) are skipped without being built, so they are ignored however
+/// deeply they nest (skipping is iterative in serde_json: no recursion
+/// limit); `extra` stays empty and `meta` holds at most `ts`.
+pub struct LeanEvent(pub Event);
+
+impl<'de> Deserialize<'de> for LeanEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor {
+            keep_unknown: false,
+        })
+        .map(LeanEvent)
+    }
+}
+
+/// Parses one history line for checking (see [`LeanEvent`]).
+pub fn parse_event_line(line: &[u8]) -> Result<Event, serde_json::Error> {
+    serde_json::from_slice::<LeanEvent>(line).map(|e| e.0)
+}
+
+const META_NOT_OBJECT: &str = "a JSON object for `meta`";
+
+/// `meta` when only `ts` is kept: an object (anything else is an error),
+/// its other fields skipped.
+struct LeanMeta(Option<Json>);
+
+impl<'de> Deserialize<'de> for LeanMeta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        enum Val {
-            Ops(Vec<Mop>),
-            Json(Json),
-        }
         impl<'de> Visitor<'de> for V {
-            type Value = Event;
+            type Value = LeanMeta;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an event object")
+                f.write_str(META_NOT_OBJECT)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
-                let mut index = None;
-                let mut time = None;
-                let mut kind = None;
-                let mut process: Option<Process> = None;
-                let mut node = None;
-                let mut f = None;
-                let mut value: Option<Val> = None;
-                let mut error = None;
-                let mut meta = None;
-                let mut extra = Map::new();
-                fn dup<E: de::Error>(name: &str) -> E {
-                    E::custom(format!("duplicate field `{name}`"))
-                }
+            fn visit_unit<E: de::Error>(self) -> Result<LeanMeta, E> {
+                Ok(LeanMeta(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeanMeta, A::Error> {
+                let mut out = Map::new();
                 while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match k.as_ref() {
-                        "index" => {
-                            if index.replace(map.next_value::<u64>()?).is_some() {
-                                return Err(dup("index"));
-                            }
+                    if k == "ts" {
+                        if let Some(ts) = map.next_value::<MaybeInt>()?.0 {
+                            out.insert("ts".into(), Json::from(ts));
+                        } else {
+                            out.remove("ts");
                         }
-                        "time" => {
-                            if time.replace(map.next_value::<u64>()?).is_some() {
-                                return Err(dup("time"));
-                            }
-                        }
-                        "type" => {
-                            if kind.replace(map.next_value::<EventType>()?).is_some() {
-                                return Err(dup("type"));
-                            }
-                        }
-                        "process" => {
-                            if process.replace(map.next_value::<Process>()?).is_some() {
-                                return Err(dup("process"));
-                            }
-                        }
-                        "node" => {
-                            if node.replace(map.next_value::<Option<String>>()?).is_some() {
-                                return Err(dup("node"));
-                            }
-                        }
-                        "f" => {
-                            if f.replace(map.next_value::<String>()?).is_some() {
-                                return Err(dup("f"));
-                            }
-                        }
-                        "value" => {
-                            let v = match process {
-                                Some(Process::Client(_)) => {
-                                    Val::Ops(map.next_value::<ClientValue>()?.0)
-                                }
-                                _ => Val::Json(map.next_value::<Json>()?),
-                            };
-                            if value.replace(v).is_some() {
-                                return Err(dup("value"));
-                            }
-                        }
-                        "error" => {
-                            if error.replace(map.next_value::<Option<String>>()?).is_some() {
-                                return Err(dup("error"));
-                            }
-                        }
-                        "meta" => {
-                            if meta.replace(map.next_value::<Option<Json>>()?).is_some() {
-                                return Err(dup("meta"));
-                            }
-                        }
-                        other => {
-                            let v = map.next_value::<Json>()?;
-                            if extra.insert(other.to_string(), v).is_some() {
-                                return Err(dup(other));
-                            }
-                        }
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
                     }
                 }
-                let missing = |name: &'static str| de::Error::missing_field(name);
-                let process = process.ok_or_else(|| missing("process"))?;
-                let value = match (process, value.ok_or_else(|| missing("value"))?) {
-                    (Process::Nemesis, Val::Json(j)) => Payload::Fault(j),
-                    (Process::Client(_), Val::Ops(ops)) => Payload::Ops(ops),
-                    (Process::Client(_), Val::Json(j)) => Payload::Ops(
-                        serde_json::from_value::<ClientValue>(j)
-                            .map_err(|e| de::Error::custom(format!("value: {e}")))?
-                            .0,
-                    ),
-                    (Process::Nemesis, Val::Ops(_)) => unreachable!("ops parsed only for clients"),
-                };
-                Ok(Event {
-                    index: index.ok_or_else(|| missing("index"))?,
-                    time: time.ok_or_else(|| missing("time"))?,
-                    kind: kind.ok_or_else(|| missing("type"))?,
-                    process,
-                    node: node.flatten(),
-                    f: f.ok_or_else(|| missing("f"))?,
-                    value,
-                    error: error.flatten(),
-                    meta: meta.flatten(),
-                    extra,
-                })
+                Ok(LeanMeta(Some(Json::Object(out))))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V)
+    }
+}
+
+/// An integer if the value is one; anything else is skipped.
+struct MaybeInt(Option<i64>);
+
+impl<'de> Deserialize<'de> for MaybeInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeInt;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(i64::try_from(v).ok()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeInt, E> {
+                Ok(MaybeInt(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeInt, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeInt(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MaybeInt, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeInt(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct EventVisitor {
+    /// Keep unknown fields (and all of `meta`) as JSON values, for tools
+    /// that rewrite histories; else skip them.
+    keep_unknown: bool,
+}
+
+enum Val {
+    Ops(Vec<Mop>),
+    Json(Json),
+}
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut index = None;
+        let mut time = None;
+        let mut kind = None;
+        let mut process: Option<Process> = None;
+        let mut node = None;
+        let mut f = None;
+        let mut value: Option<Val> = None;
+        let mut error = None;
+        let mut meta = None;
+        let mut extra = Map::new();
+        let mut unknown: Vec<String> = Vec::new();
+        fn dup<E: de::Error>(name: &str) -> E {
+            E::custom(format!("duplicate field `{name}`"))
+        }
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match k.as_ref() {
+                "index" => {
+                    if index.replace(map.next_value::<u64>()?).is_some() {
+                        return Err(dup("index"));
+                    }
+                }
+                "time" => {
+                    if time.replace(map.next_value::<u64>()?).is_some() {
+                        return Err(dup("time"));
+                    }
+                }
+                "type" => {
+                    if kind.replace(map.next_value::<EventType>()?).is_some() {
+                        return Err(dup("type"));
+                    }
+                }
+                "process" => {
+                    if process.replace(map.next_value::<Process>()?).is_some() {
+                        return Err(dup("process"));
+                    }
+                }
+                "node" => {
+                    if node.replace(map.next_value::<Option<String>>()?).is_some() {
+                        return Err(dup("node"));
+                    }
+                }
+                "f" => {
+                    if f.replace(map.next_value::<String>()?).is_some() {
+                        return Err(dup("f"));
+                    }
+                }
+                "value" => {
+                    let v = match process {
+                        Some(Process::Client(_)) => Val::Ops(map.next_value::<ClientValue>()?.0),
+                        _ => Val::Json(map.next_value::<Json>()?),
+                    };
+                    if value.replace(v).is_some() {
+                        return Err(dup("value"));
+                    }
+                }
+                "error" => {
+                    if error.replace(map.next_value::<Option<String>>()?).is_some() {
+                        return Err(dup("error"));
+                    }
+                }
+                "meta" => {
+                    let m = if self.keep_unknown {
+                        let m = map.next_value::<Option<Json>>()?;
+                        if m.as_ref().is_some_and(|m| !m.is_object()) {
+                            return Err(de::Error::custom("`meta` must be a JSON object"));
+                        }
+                        m
+                    } else {
+                        map.next_value::<LeanMeta>()?.0
+                    };
+                    if meta.replace(m).is_some() {
+                        return Err(dup("meta"));
+                    }
+                }
+                other if !self.keep_unknown => {
+                    if unknown.iter().any(|u| u == other) {
+                        return Err(dup(other));
+                    }
+                    unknown.push(other.to_string());
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                other => {
+                    let v = map.next_value::<Json>()?;
+                    if extra.insert(other.to_string(), v).is_some() {
+                        return Err(dup(other));
+                    }
+                }
+            }
+        }
+        let missing = |name: &'static str| de::Error::missing_field(name);
+        let process = process.ok_or_else(|| missing("process"))?;
+        let value = match (process, value.ok_or_else(|| missing("value"))?) {
+            (Process::Nemesis, Val::Json(j)) => Payload::Fault(j),
+            (Process::Client(_), Val::Ops(ops)) => Payload::Ops(ops),
+            (Process::Client(_), Val::Json(j)) => Payload::Ops(
+                serde_json::from_value::<ClientValue>(j)
+                    .map_err(|e| de::Error::custom(format!("value: {e}")))?
+                    .0,
+            ),
+            (Process::Nemesis, Val::Ops(_)) => unreachable!("ops parsed only for clients"),
+        };
+        Ok(Event {
+            index: index.ok_or_else(|| missing("index"))?,
+            time: time.ok_or_else(|| missing("time"))?,
+            kind: kind.ok_or_else(|| missing("type"))?,
+            process,
+            node: node.flatten(),
+            f: f.ok_or_else(|| missing("f"))?,
+            value,
+            error: error.flatten(),
+            meta: meta.flatten(),
+            extra,
+        })
     }
 }
 

@@ -296,3 +296,96 @@ pub fn superseded_by(h: &History, idx: &KeyIndex, a: u32, b: u32) -> bool {
     }
     idx.hb(h, a, b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causality::{session, ReadsFrom, Writers};
+    use crate::testutil::history;
+
+    fn index(h: &History) -> KeyIndex {
+        let (seq, prev) = session(h);
+        let mut idx = KeyIndex::new(h, &seq);
+        let rf = ReadsFrom::new(h, &Writers::new(h, &seq));
+        Causality::build(h, seq, prev, rf, |op, clock, c| idx.record(h, c, op, clock));
+        idx.finish(h);
+        idx
+    }
+
+    /// The write micro-operation of value `v` on key `k` (by its name).
+    fn w(h: &History, k: &str, v: i64) -> u32 {
+        h.mops
+            .iter()
+            .position(|m| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
+            .expect("the write") as u32
+    }
+
+    #[test]
+    fn small_keys_record_happens_before_between_writes() {
+        let h = history(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (1, "n2", "txn", r#"[["r","x",1]]"#),
+            (1, "n2", "txn", r#"[["w","x",2]]"#),
+            (2, "n3", "txn", r#"[["w","x",3]]"#),
+            (3, "n1", "txn", r#"[["w","x",5],["w","x",6]]"#),
+        ]);
+        let idx = index(&h);
+        let (w1, w2, w3, w5, w6) = (
+            w(&h, "x", 1),
+            w(&h, "x", 2),
+            w(&h, "x", 3),
+            w(&h, "x", 5),
+            w(&h, "x", 6),
+        );
+        assert!(idx.small(h.mops[w1 as usize].key));
+        assert!(idx.hb(&h, w1, w2) && !idx.hb(&h, w2, w1));
+        assert!(!idx.hb(&h, w1, w3) && !idx.hb(&h, w3, w1) && !idx.hb(&h, w3, w2));
+        // One transaction's writes are never ordered by hb; the later one
+        // supersedes the earlier.
+        assert!(!idx.hb(&h, w5, w6) && !idx.hb(&h, w6, w5));
+        assert!(superseded_by(&h, &idx, w5, w6) && !superseded_by(&h, &idx, w6, w5));
+        assert!(superseded_by(&h, &idx, w1, w2) && !superseded_by(&h, &idx, w1, w3));
+        // Groups: one run per writing process, in process order.
+        let k = h.mops[w1 as usize].key;
+        let sizes: Vec<usize> = idx.groups(k).map(|g| g.end - g.start).collect();
+        assert_eq!(sizes, vec![1, 1, 1, 2]);
+        assert_eq!(idx.key_writes(k).len(), 5);
+    }
+
+    #[test]
+    fn large_keys_use_projected_clocks() {
+        // 70 appends by p0 (more than a mask holds), one by p1 after
+        // reading the list, one by p2 unrelated.
+        let mut ops: Vec<(u64, &str, &str, String)> = (0..70)
+            .map(|i| (0, "n1", "txn", format!(r#"[["append","x",{i}]]"#)))
+            .collect();
+        let all: Vec<String> = (0..70).map(|i| i.to_string()).collect();
+        ops.push((
+            1,
+            "n2",
+            "txn",
+            format!(r#"[["r","x",[{}]]]"#, all.join(",")),
+        ));
+        ops.push((1, "n2", "txn", r#"[["append","x",100]]"#.to_string()));
+        ops.push((2, "n3", "txn", r#"[["append","x",200]]"#.to_string()));
+        let ops: Vec<(u64, &str, &str, &str)> = ops
+            .iter()
+            .map(|(p, n, f, v)| (*p, *n, *f, v.as_str()))
+            .collect();
+        let h = history(&ops);
+        let idx = index(&h);
+        let (first, last, after, other) = (
+            w(&h, "x", 0),
+            w(&h, "x", 69),
+            w(&h, "x", 100),
+            w(&h, "x", 200),
+        );
+        assert!(!idx.small(h.mops[first as usize].key));
+        assert!(idx.hb(&h, first, last) && !idx.hb(&h, last, first));
+        assert!(idx.hb(&h, first, after) && idx.hb(&h, last, after));
+        assert!(
+            !idx.hb(&h, after, other) && !idx.hb(&h, other, after) && !idx.hb(&h, first, other)
+        );
+        assert_eq!(idx.projection(after).map(|p| p.len()), Some(3));
+    }
+}

@@ -17,6 +17,8 @@ pub mod reader;
 pub mod report;
 pub mod summary;
 pub mod synth;
+#[cfg(test)]
+mod testutil;
 pub mod view;
 pub mod writer;
 

@@ -164,7 +164,12 @@ impl History {
         for (k, ws) in self.key_writes.iter().enumerate() {
             if self.key_kind[k] != Some(KeyKind::Counter) {
                 let s = table.len();
-                table.extend(ws.iter().map(|&w| (self.mops[w as usize].arg, w)));
+                // Deletes write no value: a read never resolves to one.
+                table.extend(
+                    ws.iter()
+                        .filter(|&&w| self.mops[w as usize].f != MopFn::Delete)
+                        .map(|&w| (self.mops[w as usize].arg, w)),
+                );
                 table[s..].sort_unstable();
             }
             start.push(table.len() as u32);
@@ -492,9 +497,10 @@ impl Builder {
     }
 
     fn push_client(&mut self, line: u64, p: u64, ev: &ClientEvent) -> Result<(), InvalidHistory> {
-        let Some(node) = ev.node else {
+        // A completion may omit `node` (it is its invoke's); an invoke may not.
+        if ev.node.is_none() && ev.kind == EventType::Invoke {
             return invalid(line, format!("client event of process {p} has no \"node\""));
-        };
+        }
         let is_final = match ev.f {
             F_TXN => false,
             F_FINAL => true,
@@ -507,7 +513,7 @@ impl Builder {
                 )
             }
         };
-        let node = self.intern_node(node);
+        let node = ev.node.map(|n| self.intern_node(n));
         let pid = self.intern_process(p);
         let ts = ev.ts;
         if ev.kind == EventType::Invoke {
@@ -575,7 +581,7 @@ impl Builder {
             }
             self.h.ops.push(Op {
                 process: pid,
-                node,
+                node: node.expect("an invoke names its node"),
                 outcome: Outcome::Info,
                 is_final,
                 completed: false,
@@ -615,7 +621,7 @@ impl Builder {
                 ),
             );
         }
-        if inv_node != node {
+        if let Some(node) = node.filter(|&n| n != inv_node) {
             return invalid(
                 line,
                 format!(
@@ -737,10 +743,19 @@ impl Builder {
         }
         drop(std::mem::take(&mut self.branches));
         let h = &mut self.h;
-        // A final must read every written key.
+        // A final must read every key written by an `ok` or `info`
+        // operation (a key written only by failed ones need not be read).
         let written: Vec<u32> = (0..h.keys.len() as u32)
-            .filter(|&k| h.key_kind[k as usize].is_some())
+            .filter(|&k| {
+                h.key_writes[k as usize]
+                    .iter()
+                    .any(|&w| h.ops[h.mops[w as usize].op as usize].outcome != Outcome::Fail)
+            })
             .collect();
+        let mut must = vec![false; h.keys.len()];
+        for &k in &written {
+            must[k as usize] = true;
+        }
         let mut stamp = vec![NONE; h.keys.len()];
         for (oi, op) in h.ops.iter().enumerate() {
             if !op.is_final || op.outcome != Outcome::Ok {
@@ -749,7 +764,7 @@ impl Builder {
             let mut n = 0usize;
             for m in &h.mops[op.mops()] {
                 let k = m.key as usize;
-                if h.key_kind[k].is_some() && stamp[k] != oi as u32 {
+                if must[k] && stamp[k] != oi as u32 {
                     stamp[k] = oi as u32;
                     n += 1;
                 }
@@ -837,6 +852,9 @@ fn type_name(t: EventType) -> &'static str {
 
 fn describe_mop(m: &MopView) -> String {
     let k = KeyJson(&m.key.to_key());
+    if m.f == MopFn::Delete {
+        return format!("[\"d\", {k}, null]");
+    }
     match m.write_arg() {
         Some(v) => format!("[{:?}, {k}, {v}]", m.f.as_str()),
         None => format!("[\"r\", {k}, ...]"),
@@ -845,7 +863,9 @@ fn describe_mop(m: &MopView) -> String {
 
 fn describe_rec(m: &MopRec, keys: &[Key]) -> String {
     let k = KeyJson(&keys[m.key as usize]);
-    if m.is_write() {
+    if m.f == MopFn::Delete {
+        format!("[\"d\", {k}, null]")
+    } else if m.is_write() {
         format!("[{:?}, {k}, {}]", m.f.as_str(), m.arg)
     } else {
         format!("[\"r\", {k}, ...]")

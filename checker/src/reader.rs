@@ -60,6 +60,8 @@ impl<R: BufRead> EventReader<R> {
                 message: "blank line (every line must hold one event)".into(),
             }));
         }
+        // Tools that rewrite histories read through here: unknown fields
+        // are kept (the checker's reader skips them).
         match serde_json::from_slice::<Event>(body) {
             Ok(ev) => Ok(Some((line, ev))),
             Err(e) => Err(Ok(InvalidHistory {
@@ -72,7 +74,7 @@ impl<R: BufRead> EventReader<R> {
 
 /// serde_json's message without its "at line 1" suffix (every line is line 1
 /// to it); the column stays.
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
@@ -169,7 +171,7 @@ mod parallel {
                 error = Some((lines, "blank line (every line must hold one event)".into()));
                 break;
             }
-            match serde_json::from_slice::<Event>(body) {
+            match crate::history::parse_event_line(body) {
                 Ok(ev) => events.push((lines, Item::Slow(ev))),
                 Err(e) => {
                     error = Some((lines, describe_json_error(&e)));
@@ -452,4 +454,118 @@ pub fn build_history(events: &[Event]) -> Result<History, InvalidHistory> {
         }
     }
     builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `ok` transaction on process `p`: two lines, indices `2i`, `2i + 1`.
+    fn txn(i: u64, p: u64, value: &str) -> String {
+        format!(
+            "{{\"index\":{},\"time\":{},\"type\":\"invoke\",\"process\":{p},\"node\":\"n1\",\"f\":\"txn\",\"value\":{value}}}\n\
+             {{\"index\":{},\"time\":{},\"type\":\"ok\",\"process\":{p},\"node\":\"n1\",\"f\":\"txn\",\"value\":{value}}}\n",
+            2 * i,
+            2 * i,
+            2 * i + 1,
+            2 * i + 1
+        )
+    }
+
+    /// `n` appends of 0..n to key x by one process.
+    fn appends(n: u64) -> String {
+        (0..n)
+            .map(|i| txn(i, 0, &format!("[[\"append\",\"x\",{i}]]")))
+            .collect()
+    }
+
+    /// Reads `text` both ways: streamed, and from a (mapped) file.
+    fn both(text: &str) -> [Result<History, InvalidHistory>; 2] {
+        let streamed = read_history(text.as_bytes()).map_err(|e| e.expect("no I/O error"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("h.jsonl");
+        std::fs::write(&path, text).expect("write");
+        let mapped = read_history_file(&path).map_err(|e| match e {
+            ReadError::Invalid { source, .. } => source,
+            ReadError::Io { source, .. } => panic!("I/O error {source}"),
+        });
+        [streamed, mapped]
+    }
+
+    #[test]
+    fn line_numbers_count_across_chunk_boundaries() {
+        // About 3.5 MB of lines (several 1 MiB chunks), then a broken one,
+        // then more lines.
+        let good = appends(15_000);
+        let lines = good.lines().count() as u64;
+        assert!(good.len() > 3 * (1 << 20), "{} bytes", good.len());
+        let text = format!("{good}{{\"index\":{lines},\"time\":1,\n{}", txn(0, 1, "[]"));
+        for r in both(&text) {
+            let Err(e) = r else {
+                panic!("the broken line was accepted")
+            };
+            assert_eq!(e.line, lines + 1, "{}", e.message);
+            assert!(e.message.starts_with("malformed event"), "{}", e.message);
+        }
+        // Without the broken line, every event is read.
+        for r in both(&good) {
+            assert_eq!(r.expect("valid").ops.len(), 15_000);
+        }
+    }
+
+    #[test]
+    fn a_line_over_a_mebibyte_is_read_whole() {
+        // A read of 200,000 values: one line of about 1.3 MB.
+        let n = 200_000usize;
+        let vals: Vec<String> = (0..n).map(|i| (1_000_000 + i).to_string()).collect();
+        let value = format!("[[\"r\",\"x\",[{}]]]", vals.join(","));
+        let text = txn(0, 0, "[[\"r\",\"x\",null]]")
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+            + "\n"
+            + txn(0, 0, &value).lines().nth(1).unwrap()
+            + "\n";
+        assert!(text.len() > 1 << 20);
+        for r in both(&text) {
+            let h = r.expect("valid");
+            let m = h.mops.iter().find(|m| m.obs_len > 0).expect("the read");
+            assert_eq!(m.obs_len as usize, n);
+            assert_eq!(h.obs(m)[0], 1_000_000);
+            assert_eq!(h.obs(m)[n - 1], 1_000_000 + n as i64 - 1);
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_with_its_number() {
+        let good = appends(10);
+        let torn = format!("{good}{{\"index\":20,\"time\":20,\"type\":\"inv");
+        for r in both(&torn) {
+            let Err(e) = r else {
+                panic!("the torn line was accepted")
+            };
+            assert_eq!(e.line, 21);
+            assert!(e.message.contains("EOF"), "{}", e.message);
+        }
+        // A whole last line without its newline is fine.
+        let whole = good.trim_end_matches('\n');
+        for r in both(whole) {
+            assert_eq!(r.expect("valid").ops.len(), 10);
+        }
+    }
+
+    #[test]
+    fn event_reader_counts_lines_and_refuses_blank_ones() {
+        let text = format!("{}\n{}", txn(0, 0, "[]").trim_end(), txn(1, 1, "[]"));
+        let mut r = EventReader::new(text.as_bytes());
+        assert_eq!(r.next_event().ok().unwrap().unwrap().0, 1);
+        assert_eq!(r.next_event().ok().unwrap().unwrap().0, 2);
+        let blank = format!("{}\n\n", txn(0, 0, "[]").lines().next().unwrap());
+        let mut r = EventReader::new(blank.as_bytes());
+        assert!(r.next_event().is_ok());
+        let e = r.next_event().err().unwrap().ok().unwrap();
+        assert_eq!(e.line, 2);
+        assert!(e.message.starts_with("blank line"));
+    }
 }

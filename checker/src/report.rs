@@ -153,13 +153,26 @@ impl Guarantee {
     }
 
     /// Parses `--guarantees`: a comma-separated list of names, or `none`.
+    /// An empty list or an empty name in it (`""`, `causal,`) is refused:
+    /// "check nothing" is spelled `none`.
     pub fn parse_list(s: &str) -> Result<Vec<Guarantee>, String> {
         let s = s.trim();
-        if s == "none" || s.is_empty() {
+        if s == "none" {
             return Ok(Vec::new());
+        }
+        if s.is_empty() {
+            return Err(
+                "the list is empty; give a comma-separated list of guarantees, or none to check only what is always forbidden"
+                    .to_string(),
+            );
         }
         let mut out = Vec::new();
         for part in s.split(',') {
+            if part.trim().is_empty() {
+                return Err(format!(
+                    "{s:?} has an empty name; give a comma-separated list of guarantees without empty entries, or none"
+                ));
+            }
             let g: Guarantee = part.trim().parse()?;
             if !out.contains(&g) {
                 out.push(g);
@@ -288,4 +301,28 @@ pub struct Report {
     /// consumers of the contract are unaffected.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Json>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarantee_lists_refuse_empty_names() {
+        assert_eq!(Guarantee::parse_list("none"), Ok(Vec::new()));
+        assert_eq!(
+            Guarantee::parse_list("causal,convergence,causal"),
+            Ok(vec![Guarantee::Convergence, Guarantee::Causal])
+        );
+        let empty = Guarantee::parse_list("").unwrap_err();
+        assert!(empty.starts_with("the list is empty"), "{empty}");
+        assert!(Guarantee::parse_list("  ").is_err());
+        let trailing = Guarantee::parse_list("causal,").unwrap_err();
+        assert!(trailing.contains("has an empty name"), "{trailing}");
+        assert!(Guarantee::parse_list(",causal").is_err());
+        assert!(Guarantee::parse_list("causal,,convergence").is_err());
+        assert!(Guarantee::parse_list("causl")
+            .unwrap_err()
+            .starts_with("unknown guarantee"));
+    }
 }

@@ -1,7 +1,9 @@
 //! Every fixture history under `tests/fixtures/` is checked and its report
 //! (YAML) and summary (text) are snapshotted. Fixtures under `anomalies/` are
 //! checked against every guarantee, so each anomaly shows as forbidden; the
-//! rest under the `ladon check` default (convergence, no-lost-writes).
+//! rest under the `ladon check` default (convergence, no-lost-writes), except
+//! where a sibling `NAME.guarantees` file lists the guarantees (fixtures
+//! written by `ladon shrink --fixture`, under `shrunk/`).
 
 use std::path::Path;
 
@@ -9,6 +11,14 @@ use ladon_checker::report::Guarantee;
 use ladon_checker::{check_path, CheckOptions};
 
 fn options(path: &Path) -> CheckOptions {
+    // A fixture from `ladon shrink --fixture` names the guarantees its run
+    // was checked under in a sibling `.guarantees` file.
+    if let Ok(list) = std::fs::read_to_string(path.with_extension("guarantees")) {
+        return CheckOptions {
+            guarantees: Guarantee::parse_list(list.trim()).expect("valid guarantees file"),
+            ..CheckOptions::default()
+        };
+    }
     let all = path.components().any(|c| c.as_os_str() == "anomalies");
     CheckOptions {
         guarantees: if all {

@@ -10,6 +10,8 @@ pub mod options;
 pub mod pool;
 pub mod report;
 pub mod runner;
+pub mod schedule;
+pub mod shrink;
 pub mod sim;
 pub mod store;
 pub mod suite;

@@ -108,8 +108,10 @@ impl<'de> Deserialize<'de> for FaultList {
     }
 }
 
-/// A concrete fault step.
-#[derive(Debug, Clone, PartialEq)]
+/// A concrete fault step. Serialised (kebab-case, externally tagged) in an
+/// explicit schedule: see [`crate::schedule`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     Partition(Cut),
     Heal,

@@ -287,6 +287,17 @@ pub struct RunOptions {
     /// Pause between final read rounds.
     #[arg(long, default_value = "250ms")]
     pub final_interval: Dur,
+    /// Stop invoking client operations after this many (the faulty phase
+    /// still lasts --time-limit). `ladon shrink` sets it.
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ops: Option<u64>,
+    /// Apply exactly this fault schedule (a JSON file, as `ladon shrink`
+    /// writes it) instead of drawing one from the seed; --nemesis and
+    /// --nemesis-interval are then ignored. run.json holds the steps.
+    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nemesis_schedule: Option<crate::schedule::NemesisSchedule>,
     /// Test name (results/<test>/...); default `<adapter>-<workload>`.
     #[arg(long)]
     pub test: Option<String>,
@@ -337,6 +348,9 @@ impl RunOptions {
         }
         if self.op_timeout.0 == 0 {
             return Err("--op-timeout 0: must be positive".into());
+        }
+        if let Some(s) = &self.nemesis_schedule {
+            s.validate(self.nodes)?;
         }
         self.net.validate(self.nodes)
     }

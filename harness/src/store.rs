@@ -127,8 +127,12 @@ fn check_options(
     guarantees: &[String],
     messages_per_write: Option<f64>,
 ) -> anyhow::Result<CheckOptions> {
-    let gs = Guarantee::parse_list(&guarantees.join(","))
-        .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?;
+    let gs = if guarantees.is_empty() {
+        Vec::new()
+    } else {
+        Guarantee::parse_list(&guarantees.join(","))
+            .map_err(|e| anyhow::anyhow!("guarantees: {e}"))?
+    };
     Ok(CheckOptions {
         guarantees: gs,
         max_examples: 5,
@@ -199,6 +203,48 @@ pub fn summary_text(
     s
 }
 
+/// A run kept in memory, with its history (`ladon shrink`'s candidates).
+pub struct MemoryRun {
+    pub events: Vec<ladon_checker::Event>,
+    pub outcome: RunOutcome,
+    pub report: Option<Report>,
+    pub check_error: Option<String>,
+}
+
+/// Runs one test with resolved options (seed set) in memory and checks it.
+pub fn execute_in_memory(
+    options: &RunOptions,
+    progress: Option<&mut dyn FnMut(u64, u64)>,
+) -> anyhow::Result<MemoryRun> {
+    let seed = options
+        .seed
+        .context("internal: execute needs a resolved seed")?;
+    let adapter = adapters::find(&options.adapter)?;
+    let guarantees = resolve_guarantees(options)?;
+    let mut events: Vec<ladon_checker::Event> = Vec::new();
+    let outcome = {
+        let mut ctx = RunContext {
+            options: options.clone(),
+            seed,
+            history: &mut events,
+            run_dir: None,
+            progress,
+        };
+        (adapter.run)(&mut ctx)?
+    };
+    let opts = check_options(&guarantees, outcome.messages_per_write)?;
+    let (report, check_error) = match check_events(&events, &opts) {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(MemoryRun {
+        events,
+        outcome,
+        report,
+        check_error,
+    })
+}
+
 /// Runs one test with resolved options (seed set) and stores it.
 /// `store == false` keeps everything in memory (explore).
 pub fn execute(
@@ -226,29 +272,14 @@ pub fn execute(
         outcome: None,
     };
     if !store {
-        let mut events: Vec<ladon_checker::Event> = Vec::new();
-        let outcome = {
-            let mut ctx = RunContext {
-                options: options.clone(),
-                seed,
-                history: &mut events,
-                run_dir: None,
-                progress,
-            };
-            (adapter.run)(&mut ctx)?
-        };
-        let opts = check_options(&guarantees, outcome.messages_per_write)?;
-        let (report, check_error) = match check_events(&events, &opts) {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e)),
-        };
-        info.outcome = Some(outcome.clone());
+        let mem = execute_in_memory(options, progress)?;
+        info.outcome = Some(mem.outcome.clone());
         return Ok(StoredRun {
             dir: None,
             info,
-            outcome,
-            report,
-            check_error,
+            outcome: mem.outcome,
+            report: mem.report,
+            check_error: mem.check_error,
         });
     }
     let dir = create_run_dir(&options.store, &test, seed)

@@ -67,6 +67,24 @@ fn errors_name_the_file_or_flag_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--guarantees"));
+    // An empty list, or an empty name in one, is refused (not read as none).
+    for (list, says) in [("", "the list is empty"), ("causal,", "has an empty name")] {
+        let out = ladon()
+            .args([
+                "check",
+                &fixture("valid/spec-example.jsonl"),
+                "--guarantees",
+                list,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{list:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--guarantees") && err.contains(says),
+            "{list:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -286,6 +286,7 @@ impl RefNode {
                 },
                 (_, Mop::Incr(_, d)) => Effect::CounterAdd { key, delta: *d },
                 (_, Mop::Read(..)) => unreachable!("reads handled above"),
+                (_, Mop::Delete(..)) => unreachable!("reference workloads issue no deletes"),
             };
             scratch.apply(&effect, rules);
             // Whole-value strategies replicate one value per key per

@@ -28,6 +28,12 @@ pub fn convergence(h: &History) -> Option<u64> {
             .min()
             .unwrap_or(0)
     });
+    // Nodes whose state must be in: those that need a final read, and
+    // those that gave one.
+    let mut need = super::finals::needs_final(h);
+    for &fi in &finals {
+        need[h.ops[fi as usize].node as usize] = true;
+    }
     type State = Vec<(u32, Vec<i64>)>;
     let mut latest: Vec<Option<State>> = vec![None; h.nodes.len()];
     let mut since: Option<u64> = None;
@@ -46,7 +52,13 @@ pub fn convergence(h: &History) -> Option<u64> {
             .collect();
         state.sort_by_key(|(k, _)| *k);
         latest[op.node as usize] = Some(state);
-        let agree = latest.iter().all(|s| s.is_some()) && latest.windows(2).all(|w| w[0] == w[1]);
+        // Every node that needs a final read has one, and all nodes'
+        // latest final states agree.
+        let agree = latest.iter().zip(&need).all(|(s, &n)| s.is_some() || !n) && {
+            let mut present = latest.iter().flatten();
+            let first = present.next();
+            present.all(|s| Some(s) == first)
+        };
         match (agree, since) {
             (true, None) => since = Some(op.complete_time),
             (false, _) => since = None,

@@ -11,7 +11,7 @@ use super::loss_examples::{causal_example, conflict_example, counter_example, re
 use super::policy::Policy;
 use super::unknown_reads::UnknownReads;
 use crate::explain::{Explain, Findings};
-use crate::history::KeyKind;
+use crate::history::{KeyKind, MopFn};
 use crate::keys::{superseded_by, KeyIndex};
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
@@ -53,7 +53,29 @@ pub struct FinalsOut {
     pub policy: Json,
     /// Keys per class, by name, capped at 20 keys each.
     pub classes_by_key: Json,
-    pub counter_deficit: i64,
+    pub counter_deficit: i128,
+}
+
+/// Whether register write `w` is followed by another write of its key in
+/// its own transaction (which replaces it: it is never lost).
+fn overwritten_in_txn(h: &History, w: u32) -> bool {
+    let m = &h.mops[w as usize];
+    let op = &h.ops[m.op as usize];
+    (w as usize + 1..op.mops().end).any(|j| h.mops[j].key == m.key && h.mops[j].is_write())
+}
+
+/// Per node: whether it needs a final read, i.e. some transaction (not a
+/// final) that completed `ok` or `info` named it (anomalies.md,
+/// Clarifications). A node named only by failed transactions or by finals
+/// need not have one.
+pub fn needs_final(h: &History) -> Vec<bool> {
+    let mut need = vec![false; h.nodes.len()];
+    for op in &h.ops {
+        if !op.is_final && op.outcome != Outcome::Fail {
+            need[op.node as usize] = true;
+        }
+    }
+    need
 }
 
 /// The last `ok` final op of each node (`NONE` when a node has none).
@@ -135,8 +157,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     // Nodes in name order, so examples list them as a reader expects.
     let mut with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
     with_final.sort_by(|&a, &b| h.nodes[a].cmp(&h.nodes[b]));
+    let need = needs_final(h);
     let mut without: Vec<&str> = (0..h.nodes.len())
-        .filter(|&n| finals[n] == NONE)
+        .filter(|&n| finals[n] == NONE && need[n])
         .map(|n| h.nodes[n].as_str())
         .collect();
     without.sort_unstable();
@@ -168,7 +191,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let mut list_losses: Vec<(u32, Vec<usize>)> = Vec::new();
     let mut classes: BTreeMap<&'static str, Vec<Json>> = BTreeMap::new();
     let mut policy = Policy::default();
-    let mut counter_deficit = 0i64;
+    let mut counter_deficit = 0i128;
     let mut unknown_reads = UnknownReads::new(h, x.c);
 
     for k in 0..h.keys.len() as u32 {
@@ -267,9 +290,11 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 }
             }
             Some(KeyKind::Counter) => {
-                let (mut lo, mut hi) = (0i64, 0i64);
+                // Exact bounds: sums of i64 increments can leave i64
+                // (anomalies.md, Clarifications: integers).
+                let (mut lo, mut hi) = (0i128, 0i128);
                 for &w in &h.key_writes[k as usize] {
-                    let d = h.mops[w as usize].arg;
+                    let d = h.mops[w as usize].arg as i128;
                     match h.op_of(w).outcome {
                         Outcome::Ok => {
                             lo += d;
@@ -281,16 +306,16 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     }
                 }
                 let low: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] < lo)
+                    .filter(|&i| (states[i][0] as i128) < lo)
                     .map(|i| (with_final[i], states[i][0]))
                     .collect();
                 let high: Vec<(usize, i64)> = (0..with_final.len())
-                    .filter(|&i| states[i][0] > hi)
+                    .filter(|&i| states[i][0] as i128 > hi)
                     .map(|i| (with_final[i], states[i][0]))
                     .collect();
                 if !low.is_empty() {
                     lost_here = true;
-                    let deficit = low.iter().map(|&(_, v)| lo - v).max().unwrap_or(0);
+                    let deficit = low.iter().map(|&(_, v)| lo - v as i128).max().unwrap_or(0);
                     counter_deficit += deficit;
                     f.add(Anomaly::LostWrite, || {
                         counter_example(x, k, &finals, &low, lo, hi, true)
@@ -307,6 +332,13 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
             }
             Some(KeyKind::Register) => {
                 let mut losses: BTreeMap<u32, RegisterLoss> = BTreeMap::new();
+                // Acknowledged deletes of the key (each the last write of
+                // the key in its transaction).
+                let deletes: Vec<u32> = acked
+                    .iter()
+                    .copied()
+                    .filter(|&d| h.mops[d as usize].f == MopFn::Delete && !overwritten_in_txn(h, d))
+                    .collect();
                 for (i, &n) in with_final.iter().enumerate() {
                     let mop = reads[n][k as usize];
                     let state: Vec<u32> = if mop == NONE {
@@ -320,13 +352,40 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     };
                     let _ = i;
                     for &w in &acked {
+                        // Only a transaction's last write of the key is
+                        // judged (anomalies.md, Clarifications).
+                        if overwritten_in_txn(h, w) {
+                            continue;
+                        }
                         if state.contains(&w) {
+                            continue;
+                        }
+                        let is_delete = |d: u32| h.mops[d as usize].f == MopFn::Delete;
+                        // An empty state holds the deletes; a write that
+                        // happens before an acknowledged delete is gone
+                        // rightly.
+                        if (state.is_empty() && is_delete(w))
+                            || deletes.iter().any(|&d| superseded_by(h, idx, w, d))
+                        {
                             continue;
                         }
                         let e = losses.entry(w).or_default();
                         let node = h.nodes[n].clone();
                         if state.is_empty() {
-                            e.lost.push(node);
+                            // A causally older delete won, or a concurrent
+                            // one won the conflict; else the write is lost.
+                            let concurrent = |d: u32| {
+                                h.mops[d as usize].op != h.mops[w as usize].op
+                                    && !idx.hb(h, d, w)
+                                    && !idx.hb(h, w, d)
+                            };
+                            if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                                e.causal.push((node, d));
+                            } else if let Some(&d) = deletes.iter().find(|&&d| concurrent(d)) {
+                                e.conflict.push((node, vec![d]));
+                            } else {
+                                e.lost.push(node);
+                            }
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
                         } else if state
@@ -392,7 +451,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     .collect();
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
-                    let held: Vec<u32> = if mop == NONE {
+                    let mut held: Vec<u32> = if mop == NONE {
                         Vec::new()
                     } else {
                         h.obs_writes(&h.mops[mop as usize])
@@ -401,6 +460,15 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             .filter(|w| frontier.contains(w))
                             .collect()
                     };
+                    // An empty state holds the frontier's deletes.
+                    if mop == NONE || h.obs_writes(&h.mops[mop as usize]).is_empty() {
+                        held.extend(
+                            frontier
+                                .iter()
+                                .copied()
+                                .filter(|&d| h.mops[d as usize].f == MopFn::Delete),
+                        );
+                    }
                     // Discarded frontier writes that a held write may have
                     // superseded through an unknown read are no conflict.
                     let state: Vec<u32> = if mop == NONE {
@@ -581,4 +649,141 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
             h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Verdict;
+    use crate::testutil::{check, found, history};
+
+    #[test]
+    fn empty_states_normalize_alike() {
+        let h = history(&[
+            (
+                0,
+                "n1",
+                "txn",
+                r#"[["add","s",1],["incr","c",2],["w","r",3]]"#,
+            ),
+            (
+                1,
+                "n1",
+                "final",
+                r#"[["r","s",null],["r","c",null],["r","r",null]]"#,
+            ),
+            (
+                2,
+                "n2",
+                "final",
+                r#"[["r","s",[]],["r","c",0],["r","r",[]]]"#,
+            ),
+        ]);
+        let reads = |op: usize| -> Vec<u32> { h.ops[op].mops().map(|m| m as u32).collect() };
+        let (a, b) = (reads(1), reads(2));
+        for (i, kind) in [KeyKind::Set, KeyKind::Counter, KeyKind::Register]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(
+                normalize(&h, Some(kind), a[i]),
+                normalize(&h, Some(kind), b[i]),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(normalize(&h, Some(KeyKind::Counter), a[1]), vec![0]);
+        assert_eq!(normalize(&h, Some(KeyKind::Counter), NONE), vec![0]);
+        assert!(normalize(&h, Some(KeyKind::Set), NONE).is_empty());
+    }
+
+    #[test]
+    fn only_nodes_of_ok_or_info_transactions_need_a_final_read() {
+        let mut text = String::new();
+        let lines = [
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"index":1,"time":1,"type":"ok","process":0,"node":"n1","f":"txn","value":[["append","x",1]]}"#,
+            r#"{"index":2,"time":2,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}"#,
+            r#"{"index":3,"time":3,"type":"fail","process":1,"node":"n2","f":"txn","value":[["append","x",2]]}"#,
+            r#"{"index":4,"time":4,"type":"invoke","process":2,"node":"n3","f":"txn","value":[["append","x",3]]}"#,
+            r#"{"index":5,"time":5,"type":"info","process":2,"node":"n3","f":"txn","value":null}"#,
+            r#"{"index":6,"time":6,"type":"invoke","process":3,"node":"n4","f":"final","value":[["r","x",null]]}"#,
+            r#"{"index":7,"time":7,"type":"ok","process":3,"node":"n4","f":"final","value":[["r","x",[1,3]]]}"#,
+        ];
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
+        let need: Vec<(String, bool)> = h.nodes.iter().cloned().zip(needs_final(&h)).collect();
+        let need: BTreeMap<String, bool> = need.into_iter().collect();
+        assert!(need["n1"]);
+        assert!(!need["n2"], "only a failed transaction");
+        assert!(need["n3"], "an indeterminate one");
+        assert!(!need["n4"], "only finals");
+    }
+
+    #[test]
+    fn a_write_replaced_in_its_own_transaction_is_not_judged() {
+        let h = history(&[(
+            0,
+            "n1",
+            "txn",
+            r#"[["w","x",1],["r","x",1],["w","x",2],["w","y",3]]"#,
+        )]);
+        let m = |i: usize| (h.ops[0].mops_start as usize + i) as u32;
+        assert!(overwritten_in_txn(&h, m(0)));
+        assert!(!overwritten_in_txn(&h, m(2)) && !overwritten_in_txn(&h, m(3)));
+    }
+
+    #[test]
+    fn counter_bounds_are_exact_past_i64() {
+        let max = i64::MAX;
+        // Two ok increments of i64::MAX, final -2 (the wrapped sum): lost.
+        let v = format!(r#"[["incr","c",{max}]]"#);
+        let r = check(&[
+            (0, "n1", "txn", &v),
+            (1, "n1", "txn", &v),
+            (2, "n1", "final", r#"[["r","c",-2]]"#),
+        ]);
+        assert_eq!(found(&r), vec![(Anomaly::LostWrite, 1)]);
+        let amount = &r.anomalies[&Anomaly::LostWrite].examples[0].detail["amount"];
+        assert_eq!(amount, &serde_json::json!("18446744073709551616"));
+        // The final i64::MAX itself: valid.
+        let r = check(&[
+            (0, "n1", "txn", &v),
+            (1, "n1", "final", &format!(r#"[["r","c",{max}]]"#)),
+        ]);
+        assert_eq!(r.verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn deletes_decide_what_an_empty_final_state_means() {
+        // p0 writes 1 then deletes: fine. p1 deletes before writing 2 on
+        // key y: causal-overwrite. z: a write and a concurrent delete:
+        // conflict-loss.
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (0, "n1", "txn", r#"[["d","x",null]]"#),
+            (1, "n1", "txn", r#"[["d","y",null]]"#),
+            (1, "n1", "txn", r#"[["w","y",2]]"#),
+            (2, "n1", "txn", r#"[["w","z",3]]"#),
+            (3, "n2", "txn", r#"[["d","z",null]]"#),
+            (
+                4,
+                "n1",
+                "final",
+                r#"[["r","x",null],["r","y",null],["r","z",null]]"#,
+            ),
+            (
+                5,
+                "n2",
+                "final",
+                r#"[["r","x",null],["r","y",null],["r","z",null]]"#,
+            ),
+        ]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::ConflictLoss, 1), (Anomaly::CausalOverwrite, 1)]
+        );
+    }
 }

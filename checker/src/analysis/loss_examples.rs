@@ -16,8 +16,8 @@ pub fn counter_example(
     k: u32,
     finals: &[u32],
     bad: &[(usize, i64)],
-    lo: i64,
-    hi: i64,
+    lo: i128,
+    hi: i128,
     low: bool,
 ) -> Example {
     let h = x.h;
@@ -31,7 +31,7 @@ pub fn counter_example(
             "counter {}: {} — below the least possible value {lo} (every acknowledged increment plus every negative indeterminate one); {} lost",
             h.key(k),
             parts.join(", "),
-            bad.iter().map(|&(_, v)| lo - v).max().unwrap_or(0)
+            bad.iter().map(|&(_, v)| lo - v as i128).max().unwrap_or(0)
         )
     } else {
         format!(
@@ -46,12 +46,24 @@ pub fn counter_example(
         ops: x.indices(&ops),
         nodes: bad.iter().map(|&(n, _)| h.nodes[n].clone()).collect(),
         detail: json!({
-            "least_possible": lo,
-            "greatest_possible": hi,
+            "least_possible": wide(lo),
+            "greatest_possible": wide(hi),
             "finals": bad.iter().map(|&(n, v)| json!({"node": h.nodes[n], "value": v})).collect::<Vec<_>>(),
-            "amount": if low { bad.iter().map(|&(_, v)| lo - v).max() } else { bad.iter().map(|&(_, v)| v - hi).max() },
+            "amount": if low { bad.iter().map(|&(_, v)| lo - v as i128).max() } else { bad.iter().map(|&(_, v)| v as i128 - hi).max() }.map(wide),
             "graph": x.graph(&ops, &json!([])),
         }),
+    }
+}
+
+/// An exact integer as JSON: a number when it fits 64 bits, else its
+/// decimal digits as a string (JSON numbers past 64 bits are not portable).
+pub fn wide(v: i128) -> serde_json::Value {
+    if let Ok(v) = i64::try_from(v) {
+        json!(v)
+    } else if let Ok(v) = u64::try_from(v) {
+        json!(v)
+    } else {
+        json!(v.to_string())
     }
 }
 

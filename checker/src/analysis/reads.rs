@@ -341,3 +341,75 @@ fn join(vs: &[i64]) -> String {
     let s: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
     s.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::report::{Anomaly, Verdict};
+    use crate::testutil::{check, found};
+
+    fn lines_report(lines: &[&str]) -> crate::report::Report {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let h = crate::reader::read_history(text.as_bytes()).expect("valid");
+        let opts = crate::check::CheckOptions {
+            guarantees: crate::report::Guarantee::ALL.to_vec(),
+            ..Default::default()
+        };
+        crate::check::check_history(&h, &opts)
+    }
+
+    /// p1's read of x completes at `read_done`; p0's write of x 1 is
+    /// invoked at time 20.
+    fn read_then_write(read_done: u64) -> crate::report::Report {
+        let rd = read_done;
+        lines_report(&[
+            r#"{"index":0,"time":10,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["r","x",null]]}"#,
+            &format!(
+                r#"{{"index":1,"time":{rd},"type":"ok","process":1,"node":"n2","f":"txn","value":[["r","x",1]]}}"#
+            ),
+            r#"{"index":2,"time":20,"type":"invoke","process":0,"node":"n1","f":"txn","value":[["w","x",1]]}"#,
+            r#"{"index":3,"time":30,"type":"ok","process":0,"node":"n1","f":"txn","value":[["w","x",1]]}"#,
+            r#"{"index":4,"time":40,"type":"invoke","process":2,"node":"n1","f":"final","value":[["r","x",null]]}"#,
+            r#"{"index":5,"time":50,"type":"ok","process":2,"node":"n1","f":"final","value":[["r","x",1]]}"#,
+            r#"{"index":6,"time":60,"type":"invoke","process":3,"node":"n2","f":"final","value":[["r","x",null]]}"#,
+            r#"{"index":7,"time":70,"type":"ok","process":3,"node":"n2","f":"final","value":[["r","x",1]]}"#,
+        ])
+    }
+
+    #[test]
+    fn future_read_is_decided_by_the_clock() {
+        assert_eq!(found(&read_then_write(15)), vec![(Anomaly::FutureRead, 1)]);
+        // Completing at the very time of the write's invoke is not the future.
+        assert_eq!(read_then_write(20).verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn values_nobody_wrote() {
+        // A read of a key no operation writes that saw a value; a value a
+        // failed write wrote; a list holding an element twice.
+        let r = check(&[
+            (0, "n1", "txn", r#"[["append","x",1]]"#),
+            (1, "n2", "txn", r#"[["r","q",5]]"#),
+            (1, "n2", "txn", r#"[["r","x",[1,1]]]"#),
+            (2, "n1", "final", r#"[["r","x",[1]]]"#),
+        ]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::Duplicate, 1), (Anomaly::Phantom, 1)]
+        );
+    }
+
+    #[test]
+    fn stale_siblings_and_causal_order() {
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1],["append","l",1]]"#),
+            (1, "n2", "txn", r#"[["r","x",1],["r","l",[1]]]"#),
+            (1, "n2", "txn", r#"[["w","x",2],["append","l",2]]"#),
+            (2, "n3", "txn", r#"[["r","x",[1,2]],["r","l",[2,1]]]"#),
+            (3, "n1", "final", r#"[["r","x",2],["r","l",[1,2]]]"#),
+        ]);
+        assert_eq!(
+            found(&r),
+            vec![(Anomaly::StaleSibling, 1), (Anomaly::CausalOrder, 1)]
+        );
+    }
+}

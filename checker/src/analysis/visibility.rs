@@ -6,10 +6,10 @@
 
 use serde_json::json;
 
-use crate::causality::{Causality, Clock};
+use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::fxhash::FxHashMap;
-use crate::history::KeyKind;
+use crate::history::{KeyKind, MopFn};
 use crate::keys::KeyIndex;
 use crate::model::{History, ObsKind, Outcome, NONE};
 use crate::report::{Anomaly, Example};
@@ -61,15 +61,14 @@ impl Visibility {
                 continue;
             }
             let r = r as u32;
-            let direct = c.direct_preds(r);
+            let past_of = PastOf::new(c, r);
             for mi in op.mops() {
                 let m = &h.mops[mi];
                 if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                     continue;
                 }
-                let past = |slot: usize| {
-                    idx.slot_op[slot] != r && c.reaches(idx.slot_op[slot], r, &direct)
-                };
+                let past =
+                    |slot: usize| idx.slot_op[slot] != r && past_of.contains(idx.slot_op[slot]);
                 match h.key_kind[m.key as usize] {
                     Some(KeyKind::List) | Some(KeyKind::Set) => {
                         self.check_collection(h, idx, mi as u32, past)
@@ -134,6 +133,19 @@ impl Visibility {
         if observed.iter().any(|&w| h.mops[w as usize].op == r) {
             return;
         }
+        // A read of nothing after its own transaction's delete sees that
+        // (finals never write, and may read every key: not scanned).
+        if observed.is_empty() && !h.ops[r as usize].is_final {
+            let own_last = (h.ops[r as usize].mops_start..mi)
+                .rev()
+                .find(|&j| h.mops[j as usize].key == m.key && h.mops[j as usize].is_write());
+            if own_last.is_some_and(|j| h.mops[j as usize].f == MopFn::Delete) {
+                return;
+            }
+        }
+        if observed.len() >= 2 {
+            return self.check_siblings(h, idx, mi, &observed, past);
+        }
         // The latest write of each process in the past. Only one that
         // happens after an observed write can be missing; within a process
         // those form a suffix of its writes (session order), so the past
@@ -152,6 +164,20 @@ impl Visibility {
                 latest.push(idx.writes[j]);
             }
         }
+        // A read of nothing reflects the deletes in its past (a read of
+        // `null` cannot tell a delete from the initial state, so it has no
+        // reads-from edge): they count as what it observed.
+        let deletes: Vec<u32>;
+        let observed = if observed.is_empty() {
+            deletes = latest
+                .iter()
+                .copied()
+                .filter(|&w| h.mops[w as usize].f == MopFn::Delete)
+                .collect();
+            &deletes
+        } else {
+            &observed
+        };
         let missing: Vec<u32> = latest
             .into_iter()
             .filter(|a| !observed.contains(a))
@@ -164,6 +190,62 @@ impl Visibility {
             });
         }
     }
+}
+
+impl Visibility {
+    /// A read that observed siblings must reflect every write in its
+    /// causal past: a write `a →hb read` that is neither observed nor
+    /// happens before some observed sibling is missing (anomalies.md,
+    /// Clarifications: registers with siblings), whichever process wrote it.
+    /// Within one process's writes both "in the past" and "happens before
+    /// an observed sibling" hold for a prefix (session order), so each is
+    /// found by a binary search and the missing writes lie between.
+    fn check_siblings(
+        &mut self,
+        h: &History,
+        idx: &KeyIndex,
+        mi: u32,
+        observed: &[u32],
+        past: impl Fn(usize) -> bool,
+    ) {
+        let m = &h.mops[mi as usize];
+        let mut missing = Vec::new();
+        for g in idx.groups(m.key) {
+            let slots = g.start..g.end;
+            let in_past = g.start + partition(slots.clone(), &past);
+            let before_observed = g.start
+                + partition(slots, &|j: usize| {
+                    observed.iter().any(|&o| idx.hb(h, idx.writes[j], o))
+                });
+            for j in before_observed..in_past {
+                let w = idx.writes[j];
+                if !observed.contains(&w) {
+                    missing.push(w);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            self.violations.push(Violation {
+                read_mop: mi,
+                missing,
+            });
+        }
+    }
+}
+
+/// The length of the prefix of `slots` for which `holds` is true (`holds`
+/// is true on a prefix and false after it).
+fn partition(slots: std::ops::Range<usize>, holds: &impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0usize, slots.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(slots.start + mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Names and reports each violation: `read-your-writes` when the reader's
@@ -286,4 +368,78 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
 
 fn mop_ops(x: &Explain, mops: &[u32]) -> Vec<u32> {
     mops.iter().map(|&w| x.h.mops[w as usize].op).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Verdict;
+    use crate::testutil::{check, found};
+
+    #[test]
+    fn partition_finds_the_end_of_a_prefix() {
+        for len in 0..6usize {
+            for cut in 0..=len {
+                let holds = |j: usize| j < 10 + cut;
+                assert_eq!(partition(10..10 + len, &holds), cut);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sibling_read_reflects_writes_concurrent_with_its_siblings() {
+        // p1 writes x 2, then y 9; p2 reads y 9, then x as siblings
+        // [1, 4]: x 2 is in its past, neither observed nor before a
+        // sibling.
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (4, "n3", "txn", r#"[["w","x",4]]"#),
+            (1, "n2", "txn", r#"[["w","x",2]]"#),
+            (1, "n2", "txn", r#"[["w","y",9]]"#),
+            (2, "n1", "txn", r#"[["r","y",9]]"#),
+            (2, "n1", "txn", r#"[["r","x",[1,4]]]"#),
+            (5, "n1", "final", r#"[["r","x",[1,2,4]],["r","y",9]]"#),
+        ]);
+        assert_eq!(found(&r), vec![(Anomaly::CausalVisibility, 1)]);
+        // Observing x 2 among the siblings is fine.
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (1, "n2", "txn", r#"[["w","x",2]]"#),
+            (1, "n2", "txn", r#"[["w","y",9]]"#),
+            (2, "n1", "txn", r#"[["r","y",9]]"#),
+            (2, "n1", "txn", r#"[["r","x",[1,2]]]"#),
+            (5, "n1", "final", r#"[["r","x",[1,2]],["r","y",9]]"#),
+            (6, "n2", "final", r#"[["r","x",[1,2]],["r","y",9]]"#),
+        ]);
+        assert_eq!(r.verdict, Verdict::Valid, "{:?}", found(&r));
+    }
+
+    #[test]
+    fn one_name_per_read_first_read_your_writes() {
+        // p0 saw x 2, then wrote x 1 (so both are in its past); its read of
+        // nothing misses both: one read-your-writes, not also
+        // monotonic-reads.
+        let r = check(&[
+            (1, "n2", "txn", r#"[["append","x",2]]"#),
+            (0, "n1", "txn", r#"[["r","x",[2]]]"#),
+            (0, "n1", "txn", r#"[["append","x",1]]"#),
+            (0, "n1", "txn", r#"[["r","x",[]]]"#),
+            (5, "n1", "final", r#"[["r","x",[2,1]]]"#),
+        ]);
+        assert_eq!(found(&r), vec![(Anomaly::ReadYourWrites, 1)]);
+    }
+
+    #[test]
+    fn a_read_of_nothing_reflects_a_delete() {
+        let r = check(&[
+            (0, "n1", "txn", r#"[["w","x",1]]"#),
+            (1, "n2", "txn", r#"[["r","x",1]]"#),
+            (1, "n2", "txn", r#"[["d","x",null]]"#),
+            (1, "n2", "txn", r#"[["r","x",null]]"#),
+            (0, "n1", "txn", r#"[["d","x",null],["r","x",null]]"#),
+            (5, "n1", "final", r#"[["r","x",null]]"#),
+            (6, "n2", "final", r#"[["r","x",null]]"#),
+        ]);
+        assert_eq!(r.verdict, Verdict::Valid, "{:?}", found(&r));
+    }
 }

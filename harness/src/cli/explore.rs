@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use ladon_checker::report::Verdict;
+use ladon_checker::report::{Anomaly, Verdict};
 
 use crate::options::RunOptions;
 use crate::store;
@@ -28,6 +28,9 @@ pub struct ExploreArgs {
     /// passing case for the valid seeds.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
+    /// Shrink the first failing seed of each distinct anomaly (see `ladon shrink`).
+    #[arg(long)]
+    pub shrink: bool,
 }
 
 /// One failing seed.
@@ -58,7 +61,11 @@ pub fn explore(
         let mut o = base.clone();
         o.seed = Some(seed);
         let result = crate::cli::run::resolve(o).and_then(|o| {
-            let repro = crate::cli::run::reproduce_for(&o, args, &["--seeds", "--jobs", "--junit"]);
+            let repro = crate::cli::run::reproduce_for(
+                &o,
+                args,
+                &["--seeds", "--jobs", "--junit", "--shrink"],
+            );
             store::execute(&o, repro, false, None)
         });
         let outcome = match result {
@@ -167,10 +174,79 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
             eprintln!("seed {} stored in {}", f.seed, dir.display());
         }
     }
+    if args.shrink {
+        shrink_firsts(&args.options, &failures, jobs)?;
+    }
     let worst = failures
         .iter()
         .map(|f| f.verdict.exit_code())
         .min()
         .unwrap_or(2);
     Ok(ExitCode::from(worst))
+}
+
+/// The first failing seed of each distinct anomaly, in seed order, each
+/// with the anomaly it stands for.
+pub fn first_per_anomaly(failures: &[Failure]) -> Vec<(u64, Anomaly)> {
+    let mut seen: Vec<(u64, Anomaly)> = Vec::new();
+    for f in failures {
+        for a in &f.anomalies {
+            let name = a.split(':').next().unwrap_or(a);
+            let Ok(anomaly) = name.parse::<Anomaly>() else {
+                continue;
+            };
+            if !seen.iter().any(|&(_, x)| x == anomaly) {
+                seen.push((f.seed, anomaly));
+            }
+        }
+    }
+    seen
+}
+
+/// `--shrink`: shrinks the first failing seed of each distinct anomaly and
+/// stores each minimal run.
+fn shrink_firsts(base: &RunOptions, failures: &[Failure], jobs: usize) -> anyhow::Result<()> {
+    for (seed, anomaly) in first_per_anomaly(failures) {
+        let o = crate::cli::run::resolve(RunOptions {
+            seed: Some(seed),
+            ..base.clone()
+        })?;
+        eprintln!("shrinking seed {seed} for {}", anomaly.as_str());
+        let t0 = std::time::Instant::now();
+        let bar = crate::cli::shrink::progress_bar();
+        let shrunk = crate::shrink::shrink_options(&o, Some(anomaly), jobs, &bar);
+        bar.finish_and_clear();
+        let shrunk = shrunk?;
+        let stored = crate::cli::shrink::store_minimal(&shrunk, &base.store, None)?;
+        crate::cli::shrink::print_shrunk(&shrunk, &stored, t0.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_anomaly_is_shrunk_from_its_first_failing_seed() {
+        let f = |seed, anomalies: &[&str]| Failure {
+            seed,
+            verdict: Verdict::Invalid,
+            anomalies: anomalies.iter().map(|s| s.to_string()).collect(),
+            reproduce: String::new(),
+        };
+        let failures = [
+            f(3, &["lost-write:4"]),
+            f(5, &["divergence:1", "lost-write:2"]),
+            f(8, &["divergence:2", "duplicate:1"]),
+        ];
+        assert_eq!(
+            first_per_anomaly(&failures),
+            vec![
+                (3, Anomaly::LostWrite),
+                (5, Anomaly::Divergence),
+                (8, Anomaly::Duplicate)
+            ]
+        );
+    }
 }

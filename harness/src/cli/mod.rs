@@ -14,6 +14,7 @@ pub mod report;
 pub mod run;
 pub mod run_process;
 pub mod serve;
+pub mod shrink;
 pub mod suite;
 
 /// Ladon: a conformance test harness and checker for multi-leader replication.
@@ -34,6 +35,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Run many seeds on every core and list the failing ones.
     Explore(explore::ExploreArgs),
+    /// Shrink a failing simulated run to the smallest run that still fails.
+    Shrink(shrink::ShrinkArgs),
     /// Check a history: verdict, anomalies with explanations, conflicts, figures.
     Check(check::CheckArgs),
     /// Write a synthetic history of a correct system (optionally with one anomaly injected).
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Replay(a) => replay::main(a),
         Command::Explore(a) => explore::main(a),
+        Command::Shrink(a) => shrink::main(a),
         Command::Check(args) => check::run(args).map(ExitCode::from),
         Command::GenHistory(args) => gen_history::run(args).map(ExitCode::from),
         Command::Suite(a) => suite::main(a).map(ExitCode::from),

@@ -91,6 +91,46 @@ pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
     out.join(" ")
 }
 
+/// A `ladon run` command for options `o` built from the options alone (no
+/// user flags to start from, as for a shrunk run): `--adapter` and
+/// `--workload`, every option that differs from its default, the schedule
+/// file if `o` has a schedule, then `--seed S`.
+pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Path>) -> String {
+    let cur = serde_json::to_value(o).unwrap_or_default();
+    let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
+    let mut out: Vec<String> = ["ladon", "run", "--adapter", &o.adapter, "--workload"]
+        .iter()
+        .map(|s| shell_quote(s))
+        .collect();
+    out.push(o.workload.to_string());
+    let skip = ["adapter", "workload", "seed", "nemesis_schedule"];
+    for (k, v) in cur.as_object().into_iter().flatten() {
+        if skip.contains(&k.as_str()) || def.get(k) == Some(v) {
+            continue;
+        }
+        let flag = format!("--{}", k.replace('_', "-"));
+        let value = match v {
+            serde_json::Value::Null => continue,
+            // A plain switch (`--swarm`): no value.
+            serde_json::Value::Bool(true) if def.get(k).is_some_and(|d| d.is_boolean()) => {
+                out.push(flag);
+                continue;
+            }
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push(flag);
+        out.push(shell_quote(&value));
+    }
+    if let (Some(_), Some(path)) = (&o.nemesis_schedule, schedule_file) {
+        out.push("--nemesis-schedule".into());
+        out.push(shell_quote(&path.display().to_string()));
+    }
+    out.push("--seed".into());
+    out.push(o.seed.unwrap_or(0).to_string());
+    out.join(" ")
+}
+
 /// Quotes `s` for a POSIX shell when it holds anything but plain characters.
 pub(crate) fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
@@ -231,6 +271,56 @@ mod tests {
         };
         let err = resolve(o).unwrap_err().to_string();
         assert_eq!(err, crate::adapters::LIVE_ONLY);
+    }
+
+    #[test]
+    fn a_command_built_from_options_parses_back_to_the_same_options() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            o: RunOptions,
+        }
+        let mut o = RunOptions {
+            seed: Some(7),
+            nodes: 2,
+            max_ops: Some(9),
+            time_limit: crate::options::Dur(1_500_000_000),
+            rate: 12.5,
+            swarm: true,
+            test: Some("my test".into()),
+            ..RunOptions::default()
+        };
+        o.net.loss = 0.05;
+        o.net.latency = "constant:0ms".parse().unwrap();
+        o.adapter_options.bug = Some("no-anti-entropy".into());
+        o.adapter_options.causal_delivery = Some(false);
+        let cmd = command_from_options(&o, None);
+        assert_eq!(
+            cmd,
+            "ladon run --adapter reference --workload list-append \
+             --bug no-anti-entropy --causal-delivery false --latency constant:0ms --loss 0.05 \
+             --max-ops 9 --nodes 2 --rate 12.5 --swarm --test 'my test' --time-limit 1500ms --seed 7"
+        );
+        let words: Vec<String> = cmd
+            .split(' ')
+            .map(|w| w.trim_matches('\'').to_string())
+            .collect();
+        // `'my test'` is one shell word: rejoin it for clap.
+        let mut args: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            if words[i] == "my" {
+                args.push("my test".into());
+                i += 2;
+            } else {
+                args.push(words[i].clone());
+                i += 1;
+            }
+        }
+        let back =
+            P::parse_from(std::iter::once("ladon".to_string()).chain(args.into_iter().skip(2))).o;
+        assert_eq!(back, o);
     }
 
     #[test]

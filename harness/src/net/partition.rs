@@ -124,9 +124,10 @@ impl<'de> Deserialize<'de> for Shape {
 }
 
 /// A partition: blocked directed links, and the groups when it is a grouping.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Cut {
     pub blocked: BTreeSet<(usize, usize)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Vec<usize>>>,
 }
 

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::nemesis::{Action, Nemesis, NemesisConfig};
-use crate::options::{ClientMode, RunOptions};
+use crate::options::{ClientMode, Dur, RunOptions};
+use crate::schedule::ScheduleStep;
 use crate::sim::{
     rng_stream, MsgStats, NoObserver, NodeStatus, Observer, Output, World, WorldConfig,
 };
@@ -56,6 +57,10 @@ pub struct RunOutcome {
     /// Virtual time at which all final reads first agreed (`None`: never).
     pub converged_ns: Option<u64>,
     pub end_ns: u64,
+    /// The nemesis steps applied in the faulty phase, in order: the run's
+    /// schedule as data (`--nemesis-schedule` takes it back). Not stored.
+    #[serde(skip)]
+    pub schedule: Vec<ScheduleStep>,
 }
 
 #[derive(Debug)]
@@ -170,9 +175,19 @@ where
         loss: o.net.nemesis_loss,
         dup: o.net.nemesis_dup,
     });
-    if !nemesis.is_empty() {
-        let d = nemesis.next_delay(&mut rng);
-        world.schedule(d, Tick::Nemesis);
+    match &o.nemesis_schedule {
+        // An explicit schedule draws nothing from the seed.
+        Some(schedule) => {
+            for step in &schedule.steps {
+                world.schedule(step.at.ns(), Tick::Fault(step.action.clone()));
+            }
+        }
+        None => {
+            if !nemesis.is_empty() {
+                let d = nemesis.next_delay(&mut rng);
+                world.schedule(d, Tick::Nemesis);
+            }
+        }
     }
     let time_limit = o.time_limit.ns();
     world.schedule(time_limit, Tick::EndFaulty);
@@ -185,6 +200,7 @@ where
     let mut deadline = u64::MAX;
     let mut round_scheduled = false;
     let mut steps = 0u64;
+    let mut invoked = 0u64;
     let set_like = o.workload == WorkloadKind::Set;
 
     while phase != Phase::Done {
@@ -201,9 +217,13 @@ where
         let mut completed: Option<(Owner, bool)> = None;
         match output {
             Output::Ext(Tick::Client(c)) => {
-                if phase != Phase::Faulty || clients[c].busy {
+                if phase != Phase::Faulty
+                    || clients[c].busy
+                    || o.max_ops.is_some_and(|m| invoked >= m)
+                {
                     continue;
                 }
+                invoked += 1;
                 let ops = gen.next_txn(true);
                 let writes = ops.iter().filter(|m| m.is_write()).count();
                 let node = match o.clients {
@@ -326,6 +346,10 @@ where
                 let busiest = world.network().busiest();
                 for (offset, action) in nemesis.step(n, busiest, &mut rng) {
                     if offset == 0 {
+                        out.schedule.push(ScheduleStep {
+                            at: Dur(now),
+                            action: action.clone(),
+                        });
                         apply_fault(&mut world, &mut rec, action, &drifts)?;
                     } else {
                         world.schedule(now + offset, Tick::Fault(action));
@@ -336,6 +360,10 @@ where
             }
             Output::Ext(Tick::Fault(action)) => {
                 if phase == Phase::Faulty {
+                    out.schedule.push(ScheduleStep {
+                        at: Dur(now),
+                        action: action.clone(),
+                    });
                     apply_fault(&mut world, &mut rec, action, &drifts)?;
                 }
             }

@@ -1,0 +1,58 @@
+//! Small histories for unit tests.
+
+use crate::check::{check_history, CheckOptions};
+use crate::model::History;
+use crate::report::{Anomaly, Guarantee, Report};
+
+/// A history from `(process, node, f, value)` operations, each invoked and
+/// completed `ok` in turn (reads carry `null` on invoke), with times equal
+/// to line indices.
+pub fn history(ops: &[(u64, &str, &str, &str)]) -> History {
+    let mut text = String::new();
+    for (i, (p, node, f, value)) in ops.iter().enumerate() {
+        for (j, (kind, v)) in [("invoke", nulls(value)), ("ok", value.to_string())]
+            .iter()
+            .enumerate()
+        {
+            let index = 2 * i + j;
+            text.push_str(&format!(
+                "{{\"index\":{index},\"time\":{index},\"type\":\"{kind}\",\"process\":{p},\"node\":\"{node}\",\"f\":\"{f}\",\"value\":{v}}}\n"
+            ));
+        }
+    }
+    crate::reader::read_history(text.as_bytes())
+        .map_err(|e| format!("{:?}", e.map(|e| e.message)))
+        .expect("a valid history")
+}
+
+/// The invoke form of a value: reads carry `null`.
+fn nulls(v: &str) -> String {
+    let parsed: serde_json::Value = serde_json::from_str(v).expect("json");
+    let mops: Vec<serde_json::Value> = parsed
+        .as_array()
+        .expect("mops")
+        .iter()
+        .map(|m| {
+            let mut m = m.as_array().expect("mop").clone();
+            if m[0] == "r" {
+                m[2] = serde_json::Value::Null;
+            }
+            serde_json::Value::Array(m)
+        })
+        .collect();
+    serde_json::to_string(&mops).expect("json")
+}
+
+/// Checks `ops` under every guarantee.
+pub fn check(ops: &[(u64, &str, &str, &str)]) -> Report {
+    let opts = CheckOptions {
+        guarantees: Guarantee::ALL.to_vec(),
+        ..CheckOptions::default()
+    };
+    check_history(&history(ops), &opts)
+}
+
+/// The anomalies found, with their counts, by name.
+pub fn found(r: &Report) -> Vec<(Anomaly, u64)> {
+    r.anomalies.iter().map(|(a, f)| (*a, f.count)).collect()
+}
