@@ -119,6 +119,7 @@ impl AutomergeDoc {
                 }
                 self.doc.increment(ROOT, name.as_str(), d).map_err(err)
             }
+            Mop::Delete(_) => self.doc.delete(ROOT, name.as_str()).map_err(err),
             Mop::Read(..) => Ok(()),
         }
     }

@@ -80,6 +80,7 @@ impl LoroDoc {
             Mop::Append(_, v) => self.doc.get_list(name.as_str()).push(v),
             Mop::Add(_, v) => self.doc.get_map(name.as_str()).insert(&v.to_string(), true),
             Mop::Incr(_, d) => self.doc.get_counter(name.as_str()).increment(d as f64),
+            Mop::Delete(ref k) => self.doc.get_map("r").delete(&k.to_string()),
             Mop::Read(..) => Ok(()),
         };
         done.map_err(err)

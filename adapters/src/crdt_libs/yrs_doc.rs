@@ -119,6 +119,10 @@ impl YrsDoc {
                 let cur = c.get(&*txn, &me).and_then(|o| int(&o)).unwrap_or(0);
                 c.insert(txn, me, any(cur + d));
             }
+            Mop::Delete(ref k) => {
+                let r = txn.get_or_insert_map("r");
+                r.remove(txn, &k.to_string());
+            }
             Mop::Read(..) => {}
         }
     }
