@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
-use crate::analysis::{finals, reads, visibility};
+use crate::analysis::{finals, linearizable, reads, visibility};
 use crate::causality::{self, Causality, ReadsFrom, Writers};
 use crate::explain::{Explain, Findings};
 use crate::history::Event;
@@ -24,6 +24,9 @@ pub struct CheckOptions {
     pub max_examples: usize,
     /// Messages sent per write, where the harness observed them.
     pub messages_per_write: Option<f64>,
+    /// Placements the linearizability search may try per key before the
+    /// verdict becomes `unknown` (`--lin-budget`).
+    pub lin_budget: u64,
 }
 
 impl Default for CheckOptions {
@@ -32,6 +35,7 @@ impl Default for CheckOptions {
             guarantees: Guarantee::default_for_check(),
             max_examples: 5,
             messages_per_write: None,
+            lin_budget: linearizable::DEFAULT_BUDGET,
         }
     }
 }
@@ -165,10 +169,11 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     // Final states run beside the per-read checks (which split over the
     // cores themselves); findings merge in the order a single thread makes
     // them: reads, visibility, final states.
+    let real_time = opts.guarantees.contains(&Guarantee::Linearizable);
     let fin = std::thread::scope(|s| {
         let finals = s.spawn(|| {
             let mut g = Findings::new(opts.max_examples);
-            let fin = finals::check(&x, &idx, &mut g);
+            let fin = finals::check(&x, &idx, real_time, &mut g);
             (fin, g)
         });
         reads::check(&x, &idx, &writers, &mut f);
@@ -179,6 +184,15 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         fin
     });
     lap("finals");
+    // Linearizability is searched for only when promised: it is the one
+    // analysis whose cost is not near-linear in the worst case.
+    let lin = real_time.then(|| {
+        let mut g = Findings::new(opts.max_examples);
+        let out = linearizable::check(&x, opts.lin_budget, &mut g);
+        f.merge(g);
+        lap("linearizability");
+        out
+    });
 
     // Figures.
     let mut stats = Stats::default();
@@ -260,17 +274,27 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
             )
         })
         .collect();
+    let lin_unknown = lin.as_ref().and_then(|l| l.unknown.clone());
+    if let Some(l) = &lin {
+        extra.insert(
+            "linearizability".into(),
+            json!({"keys": l.keys, "operations": l.ops, "budget": opts.lin_budget,
+                   "keys_over_budget": l.budget_keys, "unknown": l.unknown}),
+        );
+    }
     let forbidden = anomalies.values().any(|fi| fi.forbidden);
     let verdict = if forbidden {
         Verdict::Invalid
-    } else if fin.unknown.is_some() {
+    } else if fin.unknown.is_some() || lin_unknown.is_some() {
         Verdict::Unknown
     } else {
         Verdict::Valid
     };
     if let Some(why) = &fin.unknown {
         extra.insert("final_phase_problem".into(), json!(why));
-        if verdict == Verdict::Unknown {
+    }
+    if verdict == Verdict::Unknown {
+        if let Some(why) = fin.unknown.as_ref().or(lin_unknown.as_ref()) {
             extra.insert("unknown_reason".into(), json!(why));
         }
     }

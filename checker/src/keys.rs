@@ -32,6 +32,8 @@ pub struct KeyIndex {
     /// Per slot (small keys): bit `j` set when this write happens before the
     /// key's `j`th write. Filled by [`KeyIndex::finish`].
     pub succ: Vec<u64>,
+    /// Per slot (bit set): whether its write's clock has been recorded.
+    done: Vec<u64>,
     /// Per slot (large keys): offset of its projected clock in `proj`.
     proj_start: Vec<u32>,
     proj: Vec<u32>,
@@ -62,6 +64,7 @@ impl KeyIndex {
             val_slot: Vec::new(),
             pred: Vec::new(),
             succ: Vec::new(),
+            done: Vec::new(),
             proj_start: Vec::new(),
             proj: Vec::new(),
         };
@@ -99,6 +102,7 @@ impl KeyIndex {
             idx.group_start.push(idx.groups.len() as u32);
         }
         idx.pred = vec![0; idx.writes.len()];
+        idx.done = vec![0; idx.writes.len().div_ceil(64)];
         idx.proj_start = vec![NONE; idx.writes.len()];
         idx.val_slot = h
             .resolved
@@ -161,6 +165,7 @@ impl KeyIndex {
             if sv == NONE {
                 continue;
             }
+            self.done[sv as usize / 64] |= 1 << (sv % 64);
             let k = h.mops[mi].key;
             let (s, e) = (
                 self.start[k as usize] as usize,
@@ -225,6 +230,56 @@ impl KeyIndex {
             && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
     }
 
+    /// Whether slot `j`'s write has been recorded (its happens-before
+    /// relations are known).
+    #[inline]
+    pub fn recorded(&self, j: usize) -> bool {
+        self.done[j / 64] & (1 << (j % 64)) != 0
+    }
+
+    /// Whether slot `a`'s op is in the causal past of slot `b`'s op, an op
+    /// counting as in its own past (both slots of one key). Unlike
+    /// [`KeyIndex::hb`] this is monotone along `b`'s process: once true for
+    /// a slot of a group it is true for every later slot of that group
+    /// (clocks only grow along session order), so it can be binary-searched.
+    #[inline]
+    pub fn known_at(&self, k: u32, a: usize, b: usize) -> bool {
+        if self.slot_op[a] == self.slot_op[b] {
+            return true;
+        }
+        if self.small(k) {
+            return self.pred[b] & (1u64 << (a - self.start[k as usize] as usize)) != 0;
+        }
+        let ps = self.proj_start[b];
+        ps != NONE && self.proj[(ps + self.slot_group[a]) as usize] >= self.slot_seq[a]
+    }
+
+    /// The first slot of `start..end` (one group of key `k`) whose write
+    /// some of `observed` (writes of `k` with slots) happens before
+    /// ([`KeyIndex::hb`]), or `end`. O(|observed| × log(group)): a binary
+    /// search for the first slot that knows some observed write, then a
+    /// step over the slots of that write's own transaction (which `hb`
+    /// excludes; at most the transaction's writes of `k`).
+    pub fn first_after(
+        &self,
+        h: &History,
+        k: u32,
+        observed: &[u32],
+        start: usize,
+        end: usize,
+    ) -> usize {
+        let knows = |j: usize| {
+            observed
+                .iter()
+                .any(|&o| self.known_at(k, self.slot[o as usize] as usize, j))
+        };
+        let mut j = first_true(start, end, knows);
+        while j < end && !observed.iter().any(|&o| self.hb(h, o, self.writes[j])) {
+            j += 1;
+        }
+        j
+    }
+
     /// For a large key's list read: the first `(wj, wi)` (by `wj`, then
     /// `wi`, in list order) with `wi` listed before `wj` and
     /// `hb(wj, wi)`. The scan keeps the element-wise maximum of the earlier
@@ -285,6 +340,20 @@ impl KeyIndex {
         let ps = self.proj_start[sb as usize] as usize;
         Some(&self.proj[ps..ps + k_groups])
     }
+}
+
+/// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
+/// is false then true over the range (a binary search).
+pub fn first_true(mut lo: usize, mut hi: usize, f: impl Fn(usize) -> bool) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if f(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 /// Whether write `b` replaces write `a` in a register: `a →hb b`, or both are

@@ -9,6 +9,10 @@ use std::path::Path;
 use crate::history::Event;
 use crate::model::{Builder, History, InvalidHistory};
 
+/// Longest line a streamed history may hold (a mapped file's lines are
+/// not copied, so only streams are capped).
+pub const MAX_LINE: usize = 64 << 20;
+
 /// Why a history could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -112,7 +116,7 @@ mod parallel {
     use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
     use std::sync::{Arc, Mutex};
 
-    use super::describe_json_error;
+    use super::{describe_json_error, MAX_LINE};
     use crate::fastparse::{parse_at, Chunk, RawEvent};
     use crate::history::Event;
     use crate::model::{Builder, History, InvalidHistory};
@@ -241,7 +245,19 @@ mod parallel {
                                 buf.truncate(i + 1);
                             }
                             None => {
-                                // one line longer than a chunk: keep reading it
+                                // one line longer than a chunk: keep reading it,
+                                // up to the cap (`/dev/zero` has no newline)
+                                if buf.len() > MAX_LINE {
+                                    return Err(io::Error::new(
+                                        io::ErrorKind::InvalidData,
+                                        format!(
+                                            "a line over the {} MiB limit (no newline in {} bytes); \
+                                             is this a history file?",
+                                            MAX_LINE >> 20,
+                                            buf.len()
+                                        ),
+                                    ));
+                                }
                                 carry = buf;
                                 continue;
                             }

@@ -29,10 +29,11 @@ pub enum Anomaly {
     ReadYourWrites,
     MonotonicReads,
     CausalVisibility,
+    Nonlinearizable,
 }
 
 impl Anomaly {
-    pub const ALL: [Anomaly; 15] = [
+    pub const ALL: [Anomaly; 16] = [
         Anomaly::InvalidHistory,
         Anomaly::CyclicCausality,
         Anomaly::Divergence,
@@ -48,6 +49,7 @@ impl Anomaly {
         Anomaly::ReadYourWrites,
         Anomaly::MonotonicReads,
         Anomaly::CausalVisibility,
+        Anomaly::Nonlinearizable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Anomaly {
             Anomaly::ReadYourWrites => "read-your-writes",
             Anomaly::MonotonicReads => "monotonic-reads",
             Anomaly::CausalVisibility => "causal-visibility",
+            Anomaly::Nonlinearizable => "nonlinearizable",
         }
     }
 
@@ -82,6 +85,7 @@ impl Anomaly {
             | Anomaly::ReadYourWrites
             | Anomaly::MonotonicReads
             | Anomaly::CausalVisibility => Some(Guarantee::Causal),
+            Anomaly::Nonlinearizable => Some(Guarantee::Linearizable),
             _ => None,
         }
     }
@@ -128,10 +132,21 @@ pub enum Guarantee {
     NoLostWrites,
     NoConflictLoss,
     Causal,
+    Linearizable,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 4] = [
+    pub const ALL: [Guarantee; 5] = [
+        Guarantee::Convergence,
+        Guarantee::NoLostWrites,
+        Guarantee::NoConflictLoss,
+        Guarantee::Causal,
+        Guarantee::Linearizable,
+    ];
+
+    /// Every guarantee an asynchronous multi-leader store can keep: all
+    /// but `linearizable`, which needs real-time order.
+    pub const ASYNC: [Guarantee; 4] = [
         Guarantee::Convergence,
         Guarantee::NoLostWrites,
         Guarantee::NoConflictLoss,
@@ -144,6 +159,7 @@ impl Guarantee {
             Guarantee::NoLostWrites => "no-lost-writes",
             Guarantee::NoConflictLoss => "no-conflict-loss",
             Guarantee::Causal => "causal",
+            Guarantee::Linearizable => "linearizable",
         }
     }
 
@@ -197,7 +213,7 @@ impl FromStr for Guarantee {
             .find(|g| g.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown guarantee {s:?}; expected a comma-separated list of convergence, no-lost-writes, no-conflict-loss, causal, or none"
+                    "unknown guarantee {s:?}; expected a comma-separated list of convergence, no-lost-writes, no-conflict-loss, causal, linearizable, or none"
                 )
             })
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::explain::duration;
-use crate::report::{Anomaly, Report, Verdict};
+use crate::report::{Anomaly, Conflicts, Report, Verdict};
 
 /// One sentence on what each anomaly means.
 pub fn meaning(a: Anomaly) -> &'static str {
@@ -24,8 +24,28 @@ pub fn meaning(a: Anomaly) -> &'static str {
         Anomaly::ReadYourWrites => "a process did not see its own earlier write",
         Anomaly::MonotonicReads => "a process stopped seeing a write it had already seen",
         Anomaly::CausalVisibility => "a read missed a write in its causal past",
+        Anomaly::Nonlinearizable => "a key's operations fit no single order that respects real time",
     }
 }
+
+/// The conflict classes in words, with their counts of keys: "3 keys
+/// without conflict, 1 one winner (lww), ...".
+pub fn conflict_classes(c: &Conflicts) -> String {
+    let plural = |n: u64| if n == 1 { "key" } else { "keys" };
+    format!(
+        "{} {} without conflict, {} one winner (lww), {} siblings kept, {} merged, {} diverged, {} no concurrent value kept",
+        c.none,
+        plural(c.none),
+        c.lww,
+        c.siblings,
+        c.merged,
+        c.diverged,
+        c.lost
+    )
+}
+
+/// One line on what the conflict classes are, printed wherever they are.
+pub const CONFLICT_CLASSES_HELP: &str = "each key counted once by how its concurrent writes ended: one value chosen, all kept as siblings, merged, nodes disagreeing, or none of them kept; these count keys, not writes: lost writes are counted below";
 
 impl Report {
     /// The summary printed by `ladon check` and saved as `summary.txt`.
@@ -90,12 +110,13 @@ impl Report {
                 let _ = writeln!(s, "  ... and {} more", f.count - f.examples.len() as u64);
             }
         }
-        let c = &self.conflicts;
         let _ = writeln!(
             s,
-            "\nConflicts: keys none {}, lww {}, siblings {}, merged {}, diverged {}, lost {}; {} concurrent pairs of acknowledged writes",
-            c.none, c.lww, c.siblings, c.merged, c.diverged, c.lost, c.concurrent_pairs
+            "\nConflict resolution: {}; {} concurrent pairs of acknowledged writes",
+            conflict_classes(&self.conflicts),
+            self.conflicts.concurrent_pairs
         );
+        let _ = writeln!(s, "  ({CONFLICT_CLASSES_HELP})");
         if let Some(p) = self
             .extra
             .get("policy")

@@ -20,11 +20,23 @@ fn options(path: &Path) -> CheckOptions {
         };
     }
     let all = path.components().any(|c| c.as_os_str() == "anomalies");
+    let lin = path.components().any(|c| c.as_os_str() == "linearizable");
     CheckOptions {
-        guarantees: if all {
-            Guarantee::ALL.to_vec()
+        guarantees: if lin {
+            vec![Guarantee::Linearizable]
+        } else if all {
+            Guarantee::ALL
+                .into_iter()
+                .filter(|&g| g != Guarantee::Linearizable)
+                .collect()
         } else {
             Guarantee::default_for_check()
+        },
+        // The budget fixture runs out on purpose.
+        lin_budget: if path.ends_with("budget-exhausted.jsonl") {
+            200
+        } else {
+            ladon_checker::analysis::linearizable::DEFAULT_BUDGET
         },
         ..CheckOptions::default()
     }

@@ -21,8 +21,10 @@ use crate::runner::{RunContext, RunOutcome};
 /// `run.json` files still load).
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct AdapterOptions {
-    /// A planted bug variant of the adapter (e.g. toy: no-anti-entropy,
-    /// forget-on-crash).
+    /// A planted bug variant of the adapter: the reference adapter's
+    /// no-anti-entropy, forget-on-crash, tiebreak-self, no-loop-guard,
+    /// no-causal-buffer, counter-reapply, follower-stale-forever; toy's
+    /// no-anti-entropy, forget-on-crash (`ladon adapters` says what each breaks).
     #[arg(long)]
     #[serde(default)]
     pub bug: Option<String>,

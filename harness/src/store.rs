@@ -137,6 +137,7 @@ fn check_options(
         guarantees: gs,
         max_examples: 5,
         messages_per_write,
+        ..CheckOptions::default()
     })
 }
 
@@ -166,12 +167,7 @@ pub fn summary_text(
     report: Option<&Report>,
     err: Option<&str>,
 ) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "test {} seed {} ({})\n",
-        info.test, info.seed, info.mode
-    ));
-    s.push_str(&format!(
+    let mut head = format!(
         "events {}  completed ops {}  writes {}  messages sent {} (per write {})\n",
         outcome.events,
         outcome.completed_ops,
@@ -181,14 +177,38 @@ pub fn summary_text(
             .messages_per_write
             .map(|m| format!("{m:.2}"))
             .unwrap_or_else(|| "-".into())
-    ));
+    );
     match outcome.converged_ns {
-        Some(t) => s.push_str(&format!(
-            "final reads agreed {:.3} s after the heal\n",
-            (t - outcome.heal_ns) as f64 / 1e9
+        Some(t) => head.push_str(&format!(
+            "final reads agreed {} after the heal\n",
+            ladon_checker::explain::duration(t.saturating_sub(outcome.heal_ns))
         )),
-        None => s.push_str("final reads never agreed before --converge-timeout\n"),
+        None => head.push_str("final reads never agreed before --converge-timeout\n"),
     }
+    let mut s = run_summary(&info.test, info.seed, &info.mode, &head, report, err);
+    if info.mode == Mode::Simulation.as_str() && report.is_some() {
+        s.push_str(SIM_LATENCY_NOTE);
+        s.push('\n');
+    }
+    s
+}
+
+/// What a simulated run's latency figures are, said plainly under them.
+pub const SIM_LATENCY_NOTE: &str = "(Simulated latency is what a client sees, invoke to completion in virtual time: 100.0 µs each way on the client's link plus any wait for other leaders; a node that answers without waiting shows a constant 200.0 µs.)";
+
+/// The summary of any run, simulated or live: the run line, the run's own
+/// figures (`head`, one or more lines), then the checker's summary or why
+/// there is none.
+pub fn run_summary(
+    test: &str,
+    seed: u64,
+    mode: &str,
+    head: &str,
+    report: Option<&Report>,
+    err: Option<&str>,
+) -> String {
+    let mut s = format!("test {test} seed {seed} ({mode})\n");
+    s.push_str(head);
     match (report, err) {
         (Some(r), _) => {
             s.push('\n');
@@ -197,8 +217,8 @@ pub fn summary_text(
                 s.push('\n');
             }
         }
-        (None, Some(e)) => s.push_str(&format!("verdict: unknown ({e})\n")),
-        (None, None) => s.push_str("verdict: unknown\n"),
+        (None, Some(e)) => s.push_str(&format!("Verdict: UNKNOWN: {e}\n")),
+        (None, None) => s.push_str("Verdict: UNKNOWN: the history could not be checked\n"),
     }
     s
 }

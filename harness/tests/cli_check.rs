@@ -148,3 +148,150 @@ fn gen_history_then_check() {
     let names: Vec<&String> = report["anomalies"].as_object().unwrap().keys().collect();
     assert_eq!(names, vec!["phantom"]);
 }
+
+/// Hot keys: `--keys 2 --max-writes-per-key unbounded` puts every write of
+/// six sessions on two register keys; the history is causally consistent
+/// (valid under `causal`), and bad values name their flag.
+#[test]
+fn gen_history_hot_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("hot.jsonl");
+    let out = ladon()
+        .args([
+            "gen-history",
+            "--workload",
+            "register",
+            "--ops",
+            "2000",
+            "--processes",
+            "6",
+            "--keys",
+            "2",
+            "--max-writes-per-key",
+            "unbounded",
+            "--mops",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+        ])
+        .arg(&h)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(2000 transactions, 2 keys)"), "{stderr}");
+    let out = ladon()
+        .args(["check", "--json", "--guarantees", "causal"])
+        .arg(&h)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "valid");
+    for (args, flag) in [
+        (["--keys", "0"], "--keys"),
+        (["--mops", "0"], "--mops"),
+        (["--max-writes-per-key", "lots"], "--max-writes-per-key"),
+    ] {
+        let out = ladon().arg("gen-history").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+/// A run directory holding `fixture` as its history and a `run.json` that
+/// declares `guarantees`.
+fn run_dir(fixture_rel: &str, run_json: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture(fixture_rel), dir.path().join("history.jsonl")).unwrap();
+    std::fs::write(dir.path().join("run.json"), run_json).unwrap();
+    dir
+}
+
+#[test]
+fn a_run_directory_is_checked_for_the_runs_own_guarantees() {
+    // The run promised causal: a causal anomaly makes it invalid, as in the
+    // run itself, although the plain default would call it valid.
+    let dir = run_dir(
+        "anomalies/causal-visibility.jsonl",
+        r#"{"test":"t","seed":1,"guarantees":["convergence","no-lost-writes","causal"]}"#,
+    );
+    let history = dir.path().join("history.jsonl");
+    let run_json = dir.path().join("run.json");
+    for target in [&history, &dir.path().to_path_buf()] {
+        let out = ladon().arg("check").arg(target).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", target.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "guarantees convergence,no-lost-writes,causal (from {}",
+                run_json.display()
+            )),
+            "{stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("Guarantees checked: convergence, no-lost-writes, causal"),
+            "{stdout}"
+        );
+    }
+    // --guarantees wins over run.json, and says so.
+    let out = ladon()
+        .arg("check")
+        .arg(&history)
+        .args(["--guarantees", "convergence"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("guarantees convergence (from --guarantees)")
+    );
+    // --json keeps stdout one JSON object.
+    let out = ladon()
+        .arg("check")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["guarantees"],
+        serde_json::json!(["convergence", "no-lost-writes", "causal"])
+    );
+}
+
+#[test]
+fn without_run_json_the_default_guarantees_are_named() {
+    let out = ladon()
+        .args(["check", &fixture("anomalies/causal-visibility.jsonl")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("guarantees convergence,no-lost-writes (the default; --guarantees overrides)"));
+}
+
+#[test]
+fn a_run_json_without_guarantees_is_an_error_naming_it() {
+    let dir = run_dir("valid/spec-example.jsonl", r#"{"test":"t"}"#);
+    let out = ladon().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run.json") && stderr.contains("--guarantees"),
+        "{stderr}"
+    );
+    let out = ladon()
+        .arg("check")
+        .arg(dir.path())
+        .args(["--guarantees", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

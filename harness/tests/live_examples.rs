@@ -307,3 +307,52 @@ async fn buggy_list_append_diverges_in_order() {
     assert_eq!(out.converged_ns, None);
     assert_eq!(verdict(&out), ("invalid", vec!["divergence".to_string()]));
 }
+
+/// The checker's verdict and forbidden anomalies under what `lin-kv`
+/// declares (`convergence`, `no-lost-writes`, `linearizable`).
+fn lin_verdict(out: &LiveOutcome) -> (&'static str, Vec<String>) {
+    let opts = ladon_checker::CheckOptions {
+        guarantees: Workload::LinKv.guarantees(),
+        ..ladon_checker::CheckOptions::default()
+    };
+    let r = ladon_checker::check_path(&out.history, &opts).unwrap();
+    let forbidden = r
+        .anomalies
+        .iter()
+        .filter(|(_, f)| f.forbidden)
+        .map(|(a, _)| a.as_str().to_string())
+        .collect();
+    (r.verdict.as_str(), forbidden)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_leader_lin_kv_is_linearizable_through_partitions() {
+    let dir = RunDir::new();
+    let mut o = opts("lin_kv.py", Workload::LinKv, &dir);
+    o.nemesis = "partition".parse().unwrap();
+    o.nemesis_interval = Duration::from_millis(400);
+    let out = go(o).await;
+    let acked = out
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::Ok && e.f == "txn")
+        .count();
+    assert!(acked > 30, "only {acked} acknowledged operations");
+    assert!(out.events.iter().any(|e| e.f == "partition"));
+    assert_eq!(lin_verdict(&out), ("valid", vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lin_kv_answering_reads_locally_is_caught_as_nonlinearizable() {
+    let dir = RunDir::new();
+    let mut o = opts("lin_kv_buggy.py", Workload::LinKv, &dir);
+    o.nemesis = "partition".parse().unwrap();
+    o.nemesis_interval = Duration::from_millis(400);
+    let out = go(o).await;
+    let (v, anomalies) = lin_verdict(&out);
+    assert_eq!(v, "invalid");
+    assert!(
+        anomalies.contains(&"nonlinearizable".to_string()),
+        "{anomalies:?}"
+    );
+}

@@ -251,6 +251,20 @@ fn a_real_failed_run_report_loads_in_headless_chromium() {
     }
     // The messages that failed to carry a lost write are drawn.
     assert!(dom.contains("class=\"msg dropped\""));
+    // The layout holds on a real run too.
+    let r = layout_of(&run_dir.join("report.html")).unwrap();
+    assert_eq!(r["clipped"], serde_json::json!([]), "{r}");
+    assert_eq!(r["repeatedTicks"], serde_json::json!([]), "{r}");
+    assert_eq!(r["dropMarksOffLane"], 0, "{r}");
+    assert_eq!(r["narrow"], serde_json::json!([]), "{r}");
+    assert_eq!(r["tocBroken"], serde_json::json!([]), "{r}");
+    let open: Vec<u64> = r["openExamples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(open.iter().all(|&n| n == 1), "{r}");
 }
 
 #[test]
@@ -274,4 +288,158 @@ fn an_unknown_verdict_says_why_and_junit_errors() {
             message: "verdict unknown: no final read from <i>n3</i>".into()
         }
     );
+    // The run's own case (suite, explore) says why too.
+    let case = ladon_harness::report::junit::case_for_run("t", "run", &report, None, None);
+    assert_eq!(
+        case.status,
+        ladon_harness::report::junit::Status::Error {
+            message: "verdict unknown: no final read from <i>n3</i>".into()
+        }
+    );
+    // And so does the summary printed on the command line and saved as summary.txt.
+    assert!(report
+        .summary_text()
+        .starts_with("Verdict: UNKNOWN: no final read from <i>n3</i>\n"));
+}
+
+/// Measures the rendered page in Chromium: a script appended to a copy of
+/// the page checks the layout after it is laid out and writes its findings
+/// as JSON into the page, which `--dump-dom` returns.
+const LAYOUT_PROBE: &str = r##"<pre id="layout-probe"></pre><script>
+(function () {
+  var r = {clipped: [], repeatedTicks: [], dropMarksOffLane: 0, dropMarks: 0,
+           narrow: [], partitionLines: 0, partitionBands: 0, partitionLabels: 0,
+           anomalies: 0, openExamples: [], collapsedExamples: 0, tocLinks: 0,
+           tocBroken: [], latencyPanels: [], pageHeight: 0};
+  var svgs = document.querySelectorAll("svg.lamport, svg.timeline");
+  svgs.forEach(function (svg) {
+    var w = svg.width.baseVal.value, h = svg.height.baseVal.value;
+    svg.querySelectorAll("text").forEach(function (t) {
+      var b = t.getBBox();
+      if (b.x < -0.5 || b.x + b.width > w + 0.5 || b.y < -0.5 || b.y + b.height > h + 0.5)
+        r.clipped.push(t.textContent);
+    });
+    var seen = {};
+    svg.querySelectorAll("text.tick").forEach(function (t) {
+      if (seen[t.textContent]) r.repeatedTicks.push(t.textContent);
+      seen[t.textContent] = 1;
+    });
+    var box = svg.parentElement.getBoundingClientRect().width;
+    if (svg.getBoundingClientRect().width < 0.9 * box)
+      r.narrow.push(svg.getAttribute("class") + " " + Math.round(svg.getBoundingClientRect().width) + " of " + Math.round(box));
+  });
+  document.querySelectorAll("svg.lamport").forEach(function (svg) {
+    var lanes = [];
+    svg.querySelectorAll("text.node-label").forEach(function (t) { lanes.push(parseFloat(t.getAttribute("x"))); });
+    svg.querySelectorAll("text.drop-mark").forEach(function (m) {
+      r.dropMarks++;
+      var x = parseFloat(m.getAttribute("x"));
+      var line = m.previousElementSibling;
+      var onLane = lanes.some(function (l) { return Math.abs(l - x) < 0.5; });
+      var atEnd = line && Math.abs(parseFloat(line.getAttribute("x2")) - x) < 0.5;
+      if (!onLane || !atEnd) r.dropMarksOffLane++;
+    });
+  });
+  var tl = document.querySelector("svg.timeline");
+  tl.querySelectorAll("line").forEach(function (l) {
+    var t = l.querySelector("title");
+    if (t && t.textContent.indexOf("partition") === 0) r.partitionLines++;
+  });
+  tl.querySelectorAll("rect.band").forEach(function (b) {
+    if (b.querySelector("title").textContent.indexOf("partition") === 0) r.partitionBands++;
+  });
+  tl.querySelectorAll("text.band-label").forEach(function (t) {
+    if (t.textContent === "partition") r.partitionLabels++;
+  });
+  document.querySelectorAll("article.anomaly").forEach(function (a) {
+    r.anomalies++;
+    var all = a.querySelectorAll(".example").length;
+    var hidden = a.querySelectorAll("details.more-examples .example").length;
+    r.openExamples.push(all - hidden);
+    r.collapsedExamples += hidden;
+  });
+  document.querySelectorAll("nav#toc a").forEach(function (a) {
+    r.tocLinks++;
+    if (!document.getElementById(a.getAttribute("href").slice(1))) r.tocBroken.push(a.getAttribute("href"));
+  });
+  document.querySelectorAll("#plot-latency text").forEach(function (t) {
+    var s = t.textContent.trim();
+    if (/^n\d+: \d+ operations?, p50 /.test(s)) r.latencyPanels.push(s);
+  });
+  r.pageHeight = document.documentElement.scrollHeight;
+  document.getElementById("layout-probe").textContent = JSON.stringify(r);
+})();
+</script>"##;
+
+fn layout_of(report_html: &Path) -> Option<serde_json::Value> {
+    let page = std::fs::read_to_string(report_html).unwrap();
+    let probe = report_html.with_file_name("probe.html");
+    std::fs::write(
+        &probe,
+        page.replace("</body>", &format!("{LAYOUT_PROBE}</body>")),
+    )
+    .unwrap();
+    let url = format!("file://{}", probe.display());
+    let dom = headless(&["--window-size=1400,1000", "--dump-dom", &url]);
+    if dom.is_empty() && std::env::var_os("LADON_SKIP_BROWSER").is_some() {
+        return None;
+    }
+    let start = dom.find("<pre id=\"layout-probe\">").expect("probe ran") + 23;
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let json = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    Some(serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}")))
+}
+
+/// The fixture with its partition recorded as `partition-links` (as ring
+/// cuts and one-way cuts are).
+fn run_dir_with_partition_links() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["history.jsonl", "report.json", "messages.jsonl", "run.json"] {
+        let text = std::fs::read_to_string(fixture().join(f)).unwrap();
+        let text = text.replace(
+            r#""f":"partition","value":[["n1","n2"],["n3"]]"#,
+            r#""f":"partition-links","value":[["n1","n3"],["n3","n1"],["n2","n3"],["n3","n2"]]"#,
+        );
+        std::fs::write(dir.path().join(f), text).unwrap();
+    }
+    html::write_report(dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn the_report_layout_holds_in_chromium() {
+    let dir = run_dir_with_partition_links();
+    assert!(std::fs::read_to_string(dir.path().join("history.jsonl"))
+        .unwrap()
+        .contains("partition-links"));
+    let Some(r) = layout_of(&dir.path().join("report.html")) else {
+        return;
+    };
+    // Every label of the diagrams and the timeline is inside its drawing.
+    assert_eq!(r["clipped"], serde_json::json!([]), "{r}");
+    // No time axis repeats a label.
+    assert_eq!(r["repeatedTicks"], serde_json::json!([]), "{r}");
+    // Each ✕ ends its dropped message on the receiver's lane.
+    assert!(r["dropMarks"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["dropMarksOffLane"], 0, "{r}");
+    // Diagrams and the timeline use the page's width.
+    assert_eq!(r["narrow"], serde_json::json!([]), "{r}");
+    // The partition-links step is a shaded, labelled partition, not a line.
+    assert_eq!(r["partitionLines"], 0, "{r}");
+    assert_eq!(r["partitionBands"], 1, "{r}");
+    assert_eq!(r["partitionLabels"], 1, "{r}");
+    // One open example per anomaly, the others behind a disclosure: the
+    // fixture has 2 divergence and 3 lost-write examples.
+    assert_eq!(r["anomalies"], 2, "{r}");
+    assert_eq!(r["openExamples"], serde_json::json!([1, 1]), "{r}");
+    assert_eq!(r["collapsedExamples"], 1 + 2, "{r}");
+    // A table of contents whose every link lands: 6 sections and 2 anomalies.
+    assert_eq!(r["tocLinks"], 6 + 2, "{r}");
+    assert_eq!(r["tocBroken"], serde_json::json!([]), "{r}");
+    // A latency panel per node, each saying its figures.
+    assert_eq!(r["latencyPanels"].as_array().unwrap().len(), 3, "{r}");
 }

@@ -331,3 +331,115 @@ fn run_json_shape() {
         ".options.store" => "[store]",
     });
 }
+
+/// The parts of a run's terminal output that must read the same whether the
+/// run was simulated or ran real processes.
+fn output_shape(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ladon"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn process_and_simulated_runs_print_the_same_summary_and_reproduce_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    let broadcast = format!(
+        "{}/../examples/nodes/broadcast_buggy.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let runs: [(Vec<&str>, &str); 2] = [
+        (
+            vec![
+                "run",
+                "--bug",
+                "no-anti-entropy",
+                "--nemesis",
+                "partition",
+                "--time-limit",
+                "3s",
+                "--nemesis-interval",
+                "1s",
+                "--seed",
+                "3",
+                "--store",
+                store,
+            ],
+            "simulation",
+        ),
+        (
+            vec![
+                "run",
+                "--adapter",
+                "process",
+                "--bin",
+                &broadcast,
+                "--workload",
+                "g-set",
+                "--time-limit",
+                "1s",
+                "--loss",
+                "0.3",
+                "--converge-timeout",
+                "1s",
+                "--seed",
+                "3",
+                "--store",
+                store,
+            ],
+            "live",
+        ),
+    ];
+    for (args, mode) in runs {
+        let (code, stdout, stderr) = output_shape(&args);
+        assert_eq!(code, Some(1), "{mode}: {stdout}{stderr}");
+        assert!(
+            stdout
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(&format!(" seed 3 ({mode})")),
+            "{stdout}"
+        );
+        for part in [
+            "\nVerdict: INVALID: found ",
+            "\nGuarantees checked: ",
+            "\nOperations: ",
+            "\nConflict resolution: ",
+            "\nLost writes: ",
+        ] {
+            assert!(stdout.contains(part), "{mode} lacks {part:?}: {stdout}");
+        }
+        assert!(stderr.contains("stored in "), "{stderr}");
+        assert!(
+            stderr.contains("\nreproduce with: ladon run ") && stderr.contains("--seed 3"),
+            "{mode}: {stderr}"
+        );
+        assert!(!stdout.contains("reproduce"), "{stdout}");
+    }
+}
+
+#[test]
+fn run_help_describes_live_runs_and_the_reference_bugs() {
+    let (code, stdout, _) = output_shape(&["run", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("live processes (`--adapter process --bin PATH`)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ladon run --adapter process --help"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the reference adapter's no-anti-entropy"),
+        "{stdout}"
+    );
+}

@@ -8,20 +8,40 @@
 //! - list `l:K` → a list object; set `s:K` → a map object element → `true`;
 //!   counter `c:K` → a counter scalar.
 //!
-//! Two nodes that first write a key concurrently both create its object (or
-//! counter): automerge keeps both as a conflict on the root key and `get`
-//! shows only one. Reads here take the union of every conflicting object
-//! (lists concatenated in automerge's conflict order, counters summed), so
-//! no write made to the losing object disappears from reads.
+//! Two nodes that each create a key's list (or map, or counter) on first
+//! write would create two objects in conflict on one root key: automerge
+//! shows one and the other's elements and increments disappear from `get`.
+//! Automerge's advice is to create the shared structure once and share it.
+//! The adapter does exactly that, per key and deterministically: the object
+//! of key `K` is created by a *genesis change* that every node builds
+//! identically (actor `ladon genesis l:K`, no dependencies, time 0), so every
+//! node's copy has the same hash and automerge sees one change, one object.
 
 use std::collections::BTreeSet;
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
 
 use super::{obj_name, Persist, Replica, Saved, Wire, WireKind};
+
+/// The change that creates key `name`'s object: the same bytes on every
+/// node (fixed actor, no dependencies, time 0), hence one change.
+fn genesis(kind: KeyKind, name: &str) -> Result<Change, String> {
+    let actor = ActorId::from(format!("ladon genesis {name}").as_bytes());
+    let mut g = AutoCommit::new().with_actor(actor);
+    match kind {
+        KeyKind::List => g.put_object(ROOT, name, ObjType::List).map(drop),
+        KeyKind::Set => g.put_object(ROOT, name, ObjType::Map).map(drop),
+        KeyKind::Counter => g.put(ROOT, name, ScalarValue::counter(0)),
+        KeyKind::Register => return Err("registers have no genesis change".into()),
+    }
+    .map_err(err)?;
+    g.commit_with(CommitOptions::default().with_time(0));
+    g.get_last_local_change()
+        .ok_or_else(|| format!("{name}: genesis change missing"))
+}
 
 pub struct AutomergeDoc {
     doc: AutoCommit,
@@ -48,53 +68,71 @@ impl AutomergeDoc {
 
     fn read(&self, key: &Key) -> Result<ReadValue, String> {
         let name = obj_name(self.kind, key);
-        let all = self.all(&name)?;
-        if all.is_empty() {
-            return Ok(ReadValue::Null);
+        if self.kind == KeyKind::Register {
+            // Conflicting values are automerge's siblings.
+            let mut vs: Vec<i64> = self
+                .all(&name)?
+                .iter()
+                .filter_map(|(v, _)| v.as_i64())
+                .collect();
+            vs.sort_unstable();
+            return Ok(match vs.len() {
+                0 => ReadValue::Null,
+                1 => ReadValue::Int(vs[0]),
+                _ => ReadValue::List(vs),
+            });
         }
+        let Some((v, obj)) = self.doc.get(ROOT, name.as_str()).map_err(err)? else {
+            return Ok(ReadValue::Null);
+        };
         Ok(match self.kind {
-            KeyKind::Register => {
-                let mut vs: Vec<i64> = all.iter().filter_map(|(v, _)| v.to_i64()).collect();
-                vs.sort_unstable();
-                if vs.len() == 1 {
-                    ReadValue::Int(vs[0])
-                } else {
-                    ReadValue::List(vs)
-                }
-            }
-            KeyKind::Counter => ReadValue::Int(
-                all.iter()
-                    .map(|(v, _)| match v {
-                        Value::Scalar(s) => match s.as_ref() {
-                            ScalarValue::Counter(c) => i64::from(c),
-                            other => other.to_i64().unwrap_or(0),
-                        },
-                        Value::Object(_) => 0,
-                    })
-                    .sum(),
+            KeyKind::Counter => match v {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Counter(c) => ReadValue::Int(i64::from(c)),
+                    other => return Err(format!("{name}: not a counter: {other:?}")),
+                },
+                Value::Object(t) => return Err(format!("{name}: not a counter: {t:?}")),
+            },
+            KeyKind::List => ReadValue::List(
+                self.doc
+                    .values(&obj)
+                    .filter_map(|(v, _)| v.as_i64())
+                    .collect(),
             ),
-            KeyKind::List => {
-                let mut out = Vec::new();
-                for (_, obj) in &all {
-                    out.extend(self.doc.values(obj).filter_map(|(v, _)| v.to_i64()));
-                }
-                ReadValue::List(out)
-            }
             KeyKind::Set => {
-                let mut out = BTreeSet::new();
-                for (_, obj) in &all {
-                    out.extend(self.doc.keys(obj).filter_map(|k| k.parse::<i64>().ok()));
-                }
+                let out: BTreeSet<i64> = self
+                    .doc
+                    .keys(&obj)
+                    .filter_map(|k| k.parse::<i64>().ok())
+                    .collect();
                 ReadValue::List(out.into_iter().collect())
             }
+            KeyKind::Register => unreachable!("handled above"),
         })
     }
 
-    /// The object for `name` that writes go to (created on first write).
-    fn object(&mut self, name: &str, t: ObjType) -> Result<automerge::ObjId, String> {
+    /// Applies the genesis change of every key `ops` write that this
+    /// document does not hold yet (before the client's transaction opens:
+    /// applying a change commits an open one).
+    fn ensure_objects(&mut self, ops: &[Mop]) -> Result<(), String> {
+        if self.kind == KeyKind::Register {
+            return Ok(());
+        }
+        for m in ops.iter().filter(|m| m.is_write()) {
+            let name = obj_name(self.kind, m.key());
+            if self.doc.get(ROOT, name.as_str()).map_err(err)?.is_none() {
+                let change = genesis(self.kind, &name)?;
+                self.doc.apply_changes([change]).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The object of a list or set key (its genesis change applied).
+    fn object(&self, name: &str) -> Result<automerge::ObjId, String> {
         match self.doc.get(ROOT, name).map_err(err)? {
             Some((Value::Object(_), id)) => Ok(id),
-            _ => self.doc.put_object(ROOT, name, t).map_err(err),
+            other => Err(format!("{name}: no object ({other:?})")),
         }
     }
 
@@ -103,22 +141,15 @@ impl AutomergeDoc {
         match *m {
             Mop::Write(_, v) => self.doc.put(ROOT, name.as_str(), v).map_err(err),
             Mop::Append(_, v) => {
-                let obj = self.object(&name, ObjType::List)?;
+                let obj = self.object(&name)?;
                 let n = self.doc.length(&obj);
                 self.doc.insert(&obj, n, v).map_err(err)
             }
             Mop::Add(_, v) => {
-                let obj = self.object(&name, ObjType::Map)?;
+                let obj = self.object(&name)?;
                 self.doc.put(&obj, v.to_string(), true).map_err(err)
             }
-            Mop::Incr(_, d) => {
-                if self.doc.get(ROOT, name.as_str()).map_err(err)?.is_none() {
-                    self.doc
-                        .put(ROOT, name.as_str(), ScalarValue::counter(0))
-                        .map_err(err)?;
-                }
-                self.doc.increment(ROOT, name.as_str(), d).map_err(err)
-            }
+            Mop::Incr(_, d) => self.doc.increment(ROOT, name.as_str(), d).map_err(err),
             Mop::Delete(_) => self.doc.delete(ROOT, name.as_str()).map_err(err),
             Mop::Read(..) => Ok(()),
         }
@@ -161,6 +192,7 @@ impl Replica for AutomergeDoc {
     }
 
     fn transact(&mut self, ops: Vec<Mop>, now_ns: u64) -> Result<Vec<Mop>, String> {
+        self.ensure_objects(&ops)?;
         match self.transact_inner(ops) {
             Ok(out) => {
                 let ms = (now_ns / 1_000_000) as i64;

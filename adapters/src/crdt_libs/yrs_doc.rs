@@ -48,6 +48,9 @@ fn any(v: i64) -> Any {
     Any::Number(Number::Int(v))
 }
 
+/// An update holding no item and no deletion, as `encode_v1` writes it.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
+
 /// Whether `a` holds something `b` lacks.
 fn ahead(a: &StateVector, b: &StateVector) -> bool {
     a.iter().any(|(c, &clock)| b.get(c) < clock)
@@ -193,11 +196,15 @@ impl Replica for YrsDoc {
     ) -> Result<bool, String> {
         match msg.kind {
             WireKind::Have => {
+                // y-sync's step 2: the diff against their state vector. It
+                // carries our whole delete set (a removal advances no state
+                // vector), so it is sent unless it is empty.
                 let theirs = StateVector::decode_v1(&msg.bytes).map_err(err)?;
                 let txn = self.doc.transact();
                 let ours = txn.state_vector();
-                if ahead(&ours, &theirs) {
-                    replies.push(Wire::new(WireKind::Update, txn.encode_diff_v1(&theirs)));
+                let diff = txn.encode_diff_v1(&theirs);
+                if diff != EMPTY_UPDATE {
+                    replies.push(Wire::new(WireKind::Update, diff));
                 }
                 if ahead(&theirs, &ours) {
                     replies.push(Wire::new(WireKind::Have, ours.encode_v1()));

@@ -7,8 +7,16 @@
 //! SIGKILL it should Ladon die (`PR_SET_PDEATHSIG`). Every live group is in a
 //! process-wide registry that [`kill_all`] empties: the CLI's Ctrl-C handler and
 //! panic hook call it, and dropping a [`NodeProcess`] kills its group.
+//!
+//! A node may also leave its group: a daemon made by `setsid` and a double
+//! fork. Every node is started with a marker in its environment
+//! (`LADON_NODE=<ladon pid>.<n>`), which its descendants inherit; when the
+//! node is stopped, every process carrying its marker is killed too, and
+//! Ladon, a child subreaper ([`become_subreaper`]), reaps those that were
+//! reparented to it. (A descendant that clears its environment escapes the
+//! marker; it still dies with the group unless it also left the group.)
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -48,23 +56,114 @@ pub enum SpawnError {
     },
 }
 
-/// Process groups of children still alive, for emergency cleanup.
-static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// Process groups of children still alive, for emergency cleanup, with
+/// each node's environment marker.
+static LIVE_GROUPS: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
+
+/// The environment variable every node and its descendants carry.
+pub const MARKER_VAR: &str = "LADON_NODE";
+
+/// Makes this process a child subreaper: orphaned descendants of nodes
+/// (a daemonized grandchild) are reparented to Ladon, not to init, so
+/// Ladon can kill and reap them. Harmless to call more than once.
+pub fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a process attribute.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+fn new_marker() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Processes whose environment holds `LADON_NODE=<marker>` (other users'
+/// processes cannot be read, and are not ours anyway).
+pub fn marked_processes(marker: &str) -> Vec<i32> {
+    let needle = format!("{MARKER_VAR}={marker}\0");
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// SIGKILLs every process carrying `marker` (repeating while new ones
+/// appear, for a node forking as it dies) and reaps those that are Ladon's
+/// children (orphans reparented to the subreaper). `node` (the node process
+/// itself, reaped by its owner) is killed but not reaped here.
+pub fn kill_marked(marker: &str, node: i32) {
+    for _ in 0..5 {
+        let pids = marked_processes(marker);
+        if pids.is_empty() {
+            return;
+        }
+        for &pid in &pids {
+            // SAFETY: kill(2) and a non-blocking waitpid(2) on one pid touch no memory of ours.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        for &pid in pids.iter().filter(|&&p| p != node) {
+            reap(pid);
+        }
+    }
+}
+
+/// Reaps `pid` if it is our child and has died (waits briefly for a
+/// SIGKILLed process to die).
+fn reap(pid: i32) {
+    for _ in 0..50 {
+        let mut status = 0;
+        // SAFETY: waitpid on one pid with WNOHANG; `status` is a local.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc != 0 {
+            return; // reaped, or not our child (ECHILD)
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
 
 /// SIGKILLs every child process group still registered. Safe to call from a
 /// panic hook or signal handler task, and more than once.
 pub fn kill_all() {
-    let groups: Vec<i32> = match LIVE_GROUPS.lock() {
+    let groups: Vec<(i32, String)> = match LIVE_GROUPS.lock() {
         Ok(mut g) => std::mem::take(&mut *g).into_iter().collect(),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner())
             .into_iter()
             .collect(),
     };
-    for pgid in groups {
+    for (pgid, _) in &groups {
         // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+    }
+    for (pgid, marker) in &groups {
+        kill_marked(marker, *pgid);
     }
 }
 
@@ -101,6 +200,8 @@ pub struct NodeProcess {
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<ChildStdout>,
     exited: bool,
+    /// This node's `LADON_NODE` environment marker.
+    pub marker: String,
 }
 
 impl NodeProcess {
@@ -121,6 +222,8 @@ impl NodeProcess {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .process_group(0);
+        let marker = new_marker();
+        cmd.env(MARKER_VAR, &marker);
         if let Some(ft) = &spec.faketime {
             for (k, v) in ft.env() {
                 cmd.env(k, v);
@@ -140,7 +243,7 @@ impl NodeProcess {
         })?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         if let Ok(mut g) = LIVE_GROUPS.lock() {
-            g.insert(pid);
+            g.insert(pid, marker.clone());
         }
         Ok(NodeProcess {
             node: spec.node.clone(),
@@ -149,6 +252,7 @@ impl NodeProcess {
             stdout: child.stdout.take(),
             child,
             exited: false,
+            marker,
         })
     }
 
@@ -205,6 +309,7 @@ impl NodeProcess {
             unsafe {
                 libc::kill(-self.pid, libc::SIGKILL);
             }
+            kill_marked(&self.marker, self.pid);
             if let Ok(mut g) = LIVE_GROUPS.lock() {
                 g.remove(&self.pid);
             }
@@ -216,6 +321,7 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         if !self.exited {
             let _ = self.signal_group(libc::SIGKILL);
+            kill_marked(&self.marker, self.pid);
             // Reap if it is already gone; otherwise tokio's kill_on_drop reaps it.
             let _ = self.child.try_wait();
             if let Ok(mut g) = LIVE_GROUPS.lock() {

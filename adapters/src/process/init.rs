@@ -1,6 +1,12 @@
 //! The start-up handshake: `init` (the node's id and every node's id), then
 //! any workload setup messages (e.g. broadcast's `topology`), each answered
 //! with `<type>_ok` before the node joins the run.
+//!
+//! As in Maelstrom, a node may send messages before it answers `init`
+//! (e.g. write its initial state to `lww-kv`, or greet its peers): every
+//! message not addressed to the setup client is passed to `forward` at once,
+//! so the caller can route it (and answer service requests the node waits
+//! on before replying `init_ok`).
 
 use std::time::Duration;
 
@@ -49,8 +55,9 @@ pub enum InitError {
     },
 }
 
-/// Lines a node printed during the handshake that were not the awaited
-/// reply (non-JSON, or messages sent too early); the caller logs them.
+/// Lines a node printed during the handshake that were neither the awaited
+/// reply nor a message to forward (non-JSON, stray replies to the setup
+/// client); the caller logs them.
 pub type Ignored = Vec<String>;
 
 /// The body of the `init` message for `node` in a cluster of `nodes`.
@@ -67,6 +74,7 @@ pub async fn handshake<W, R>(
     stdout: &mut LineReader<R>,
     bodies: Vec<Json>,
     timeout: Duration,
+    forward: &tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<Ignored, InitError>
 where
     W: AsyncWrite + Unpin,
@@ -120,6 +128,12 @@ where
                             && (msg_id.is_none() || m.in_reply_to() == msg_id) =>
                     {
                         m
+                    }
+                    Ok(m) if m.dest != SETUP_CLIENT => {
+                        // A message for a service, a peer or a client:
+                        // routed as in the run (the receiver may be gone).
+                        let _ = forward.send(line).await;
+                        continue;
                     }
                     _ => {
                         ignored.push(
@@ -181,10 +195,53 @@ mod tests {
             &mut reader,
             vec![init_body("n1", &["n1".into()], 1)],
             Duration::from_secs(2),
+            &tokio::sync::mpsc::channel(4).0,
         )
         .await
         .unwrap();
         assert_eq!(ignored, vec!["starting up".to_string()]);
+        let _ = node.await;
+    }
+
+    #[tokio::test]
+    async fn messages_sent_before_init_ok_are_forwarded_in_order() {
+        let (mut ours, theirs) = tokio::io::duplex(4096);
+        let (node_out_r, mut node_out_w) = tokio::io::duplex(4096);
+        let mut reader = LineReader::new(node_out_r, 1 << 20);
+        let early = [
+            r#"{"src":"n1","dest":"lww-kv","body":{"type":"write","key":"root","value":[],"msg_id":1}}"#,
+            r#"{"src":"n1","dest":"n2","body":{"type":"hello"}}"#,
+        ];
+        let node = tokio::spawn(async move {
+            let _keep = theirs;
+            for l in early {
+                node_out_w
+                    .write_all(format!("{l}\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            node_out_w
+                .write_all(b"{\"src\":\"n1\",\"dest\":\"c0\",\"body\":{\"type\":\"init_ok\",\"in_reply_to\":1}}\n")
+                .await
+                .unwrap();
+            node_out_w
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let ignored = handshake(
+            "n1",
+            "nodes/n1.log",
+            &mut ours,
+            &mut reader,
+            vec![init_body("n1", &["n1".into(), "n2".into()], 1)],
+            Duration::from_secs(2),
+            &tx,
+        )
+        .await
+        .unwrap();
+        assert!(ignored.is_empty(), "{ignored:?}");
+        for l in early {
+            assert_eq!(rx.try_recv().unwrap(), l.as_bytes());
+        }
         let _ = node.await;
     }
 
@@ -200,6 +257,7 @@ mod tests {
             &mut reader,
             vec![init_body("n2", &[], 1)],
             Duration::from_millis(50),
+            &tokio::sync::mpsc::channel(4).0,
         )
         .await
         .unwrap_err();

@@ -20,6 +20,9 @@ pub struct LineReader<R> {
     /// Set while skipping the rest of an over-long line.
     skipping: bool,
     eof: bool,
+    /// `buf[start..start + scanned]` holds no newline: each byte is searched
+    /// once, so a long line is read in linear time.
+    scanned: usize,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -31,6 +34,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             max: max_line,
             skipping: false,
             eof: false,
+            scanned: 0,
         }
     }
 
@@ -38,8 +42,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// returned first).
     pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
         loop {
-            if let Some(pos) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
-                let end = self.start + pos;
+            if let Some(end) = self.find_newline() {
                 let line = self.buf[self.start..end].to_vec();
                 self.start = end + 1;
                 if self.skipping {
@@ -59,18 +62,21 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 let head = self.buf[self.start..self.start + 200.min(pending)].to_vec();
                 self.buf.clear();
                 self.start = 0;
+                self.scanned = 0;
                 self.skipping = true;
                 return Ok(Some(Line::TooLong { head, len: pending }));
             }
             if self.skipping {
                 self.buf.clear();
                 self.start = 0;
+                self.scanned = 0;
             }
             if self.eof {
                 if self.start < self.buf.len() && !self.skipping {
                     let line = self.buf[self.start..].to_vec();
                     self.buf.clear();
                     self.start = 0;
+                    self.scanned = 0;
                     return Ok(Some(Line::Line(strip_cr(line))));
                 }
                 return Ok(None);
@@ -93,6 +99,22 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 }
 
 impl<R> LineReader<R> {
+    /// The next newline at or after `start`, searching only bytes not
+    /// searched before.
+    fn find_newline(&mut self) -> Option<usize> {
+        let from = self.start + self.scanned;
+        match self.buf[from..].iter().position(|b| *b == b'\n') {
+            Some(pos) => {
+                self.scanned = 0;
+                Some(from + pos)
+            }
+            None => {
+                self.scanned = self.buf.len() - self.start;
+                None
+            }
+        }
+    }
+
     /// The next complete line already in the buffer, without waiting for
     /// input: lets a reader pass on, in one batch, every line one read
     /// returned. `None` when no whole line is buffered (or while the rest of
@@ -101,8 +123,7 @@ impl<R> LineReader<R> {
         if self.skipping {
             return None;
         }
-        let pos = self.buf[self.start..].iter().position(|b| *b == b'\n')?;
-        let end = self.start + pos;
+        let end = self.find_newline()?;
         let line = self.buf[self.start..end].to_vec();
         self.start = end + 1;
         if line.len() > self.max {

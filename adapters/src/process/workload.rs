@@ -62,6 +62,16 @@ impl Workload {
         }
     }
 
+    /// What a node running this workload promises by default (`--guarantees`
+    /// overrides it): `lin-kv` is Maelstrom's linearizable key-value store.
+    pub fn guarantees(self) -> Vec<ladon_checker::report::Guarantee> {
+        let mut g = ladon_checker::report::Guarantee::default_for_check();
+        if self == Workload::LinKv {
+            g.push(ladon_checker::report::Guarantee::Linearizable);
+        }
+        g
+    }
+
     /// Workloads without keys on the wire use this one Ladon key.
     pub fn single_key(self) -> Option<Key> {
         match self.kind() {

@@ -24,6 +24,8 @@ named_enum!(
         /// Followers subscribe to their leader once at start; a restarted
         /// leader forgets its subscribers and the followers never catch up.
         FollowerStaleForever => "follower-stale-forever",
+        /// Quorum: reads answer from the local replica, with no quorum round.
+        LocalReads => "local-reads",
     }
 );
 
@@ -54,6 +56,10 @@ impl Bug {
                 "counter workload with message duplication or resends",
             ),
             Bug::FollowerStaleForever => ("divergence", "followers, crash and restart of a leader"),
+            Bug::LocalReads => (
+                "nonlinearizable",
+                "quorum registers under partitions: a node cut off from the majority serves reads of overwritten values",
+            ),
         }
     }
 
@@ -76,6 +82,7 @@ impl Bug {
             Bug::FollowerStaleForever => {
                 "followers stop after their leader restarts: divergence on followers"
             }
+            Bug::LocalReads => "quorum reads answered from the local replica: stale reads",
         }
     }
 
@@ -88,6 +95,7 @@ impl Bug {
             }
             Bug::FollowerStaleForever if cfg.followers == 0 => Some("--followers 1 or more"),
             Bug::NoLoopGuard if cfg.leaders < 2 => Some("--nodes 2 or more"),
+            Bug::LocalReads if cfg.strategy != Strategy::Quorum => Some("--strategy quorum"),
             _ => None,
         };
         match needs {

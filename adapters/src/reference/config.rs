@@ -296,7 +296,8 @@ impl Config {
             // Registers resolve by HLC last-write-wins or by the home's
             // order: concurrent blind writes are discarded (conflict-loss).
             Strategy::Crdt | Strategy::Avoidance => g.push("no-lost-writes"),
-            Strategy::Quorum => g.extend(["no-lost-writes", "no-conflict-loss"]),
+            // Reads take a quorum round too (quorum_read.rs).
+            Strategy::Quorum => g.extend(["no-lost-writes", "no-conflict-loss", "linearizable"]),
         }
         if self.causal_delivery
             && self.strategy != Strategy::Lww

@@ -7,6 +7,7 @@ pub mod bugs;
 pub mod causal;
 pub mod config;
 pub mod log;
+mod quorum_read;
 mod quorum_round;
 pub mod replica;
 pub mod store;

@@ -18,18 +18,21 @@ impl RefNode {
         ops: Vec<Mop>,
         context: ClientContext,
     ) {
-        let leaders = self.cfg.leader_ids();
-        let up = leaders.iter().filter(|l| self.reachable(**l)).count();
-        if up < self.cfg.majority() {
-            let e = refusal(format!(
-                "no quorum: {up} of {} leaders reachable",
-                leaders.len()
-            ));
-            return self.answer(ctx, reply_to, Err(e));
-        }
+        let leaders = match self.quorum_leaders() {
+            Ok(leaders) => leaders,
+            Err(e) => return self.answer(ctx, reply_to, Err(e)),
+        };
         let mut run = self.run_txn(ctx, &ops, context);
         let mut bases = quorum::bases(&run.effects);
         bases.dedup_by(|a, b| a.0 == b.0);
+        // Keys the transaction only reads are locked at the version read
+        // too, so those reads are confirmed by the same majority
+        // (linearizable reads inside write transactions).
+        for m in ops.iter().filter(|m| !m.is_write()) {
+            if !bases.iter().any(|(k, _)| k == m.key()) {
+                bases.push((m.key().clone(), self.store.number(m.key())));
+            }
+        }
         if let Some((k, b)) = bases.iter().find(|(k, b)| self.store.number(k) != *b) {
             let e = refusal(format!(
                 "conflict: key {k} is at version {}, write based on {b}",
@@ -60,17 +63,10 @@ impl RefNode {
             timer: n,
         };
         self.proposals.insert(n, proposal);
-        for l in leaders {
-            if l != self.id {
-                ctx.send(
-                    l,
-                    Msg::Propose {
-                        pid,
-                        bases: bases.clone(),
-                    },
-                );
-            }
-        }
+        self.send_to_other_leaders(ctx, &leaders, || Msg::Propose {
+            pid,
+            bases: bases.clone(),
+        });
         ctx.set_timer(TimerId(REQUEST_TIMERS + n), self.cfg.request_timeout_ns);
         self.tally(ctx, n);
     }

@@ -58,6 +58,15 @@ pub enum Msg {
         pid: Pid,
         yes: bool,
     },
+    /// Quorum read: "do you hold no lock on these keys and no newer version?"
+    ReadProbe {
+        rid: u64,
+        versions: Vec<(Key, u64)>,
+    },
+    ReadProbeReply {
+        rid: u64,
+        fresh: bool,
+    },
 }
 
 /// Durable records: the log, quorum locks, proposals this node started.
@@ -98,6 +107,8 @@ pub struct RefNode {
     pub(super) served: BTreeSet<(NodeId, u64)>,
     pub(super) proposals: BTreeMap<u64, Proposal>,
     pub(super) locks: Locks,
+    /// Quorum reads waiting for their majority (volatile).
+    pub(super) reads: BTreeMap<u64, super::quorum_read::PendingRead>,
     /// Own proposals found undecided in the records after a restart.
     pub(super) undecided: BTreeSet<Pid>,
     /// Quorum proposals whose decision this node applied.
@@ -137,6 +148,7 @@ impl RefNode {
             served: BTreeSet::new(),
             proposals: BTreeMap::new(),
             locks: Locks::default(),
+            reads: BTreeMap::new(),
             undecided: BTreeSet::new(),
             decided: BTreeSet::new(),
             next_local: 0,
@@ -204,6 +216,34 @@ impl RefNode {
                 .heard
                 .get(&peer)
                 .is_some_and(|r| self.round <= r + REACHABLE_ROUNDS)
+    }
+
+    /// The leaders, when a majority of them is reachable; else the refusal
+    /// a quorum operation answers with.
+    pub(super) fn quorum_leaders(&self) -> Result<Vec<NodeId>, ClientError> {
+        let leaders = self.cfg.leader_ids();
+        let up = leaders.iter().filter(|l| self.reachable(**l)).count();
+        if up < self.cfg.majority() {
+            return Err(refusal(format!(
+                "no quorum: {up} of {} leaders reachable",
+                leaders.len()
+            )));
+        }
+        Ok(leaders)
+    }
+
+    /// Sends `msg()` to every leader but this node, in `leaders` order.
+    pub(super) fn send_to_other_leaders(
+        &self,
+        ctx: &mut Cx,
+        leaders: &[NodeId],
+        msg: impl Fn() -> Msg,
+    ) {
+        for &l in leaders {
+            if l != self.id {
+                ctx.send(l, msg());
+            }
+        }
     }
 
     pub(super) fn answer(
@@ -463,6 +503,8 @@ impl Node for RefNode {
             Msg::ForwardReply { fid, result } => self.on_forward_reply(ctx, fid, result),
             Msg::Propose { pid, bases } => self.on_propose(ctx, from, pid, bases),
             Msg::Vote { pid, yes } => self.on_vote(ctx, from, pid, yes),
+            Msg::ReadProbe { rid, versions } => self.on_read_probe(ctx, from, rid, versions),
+            Msg::ReadProbeReply { rid, fresh } => self.on_read_probe_reply(ctx, rid, fresh),
         }
     }
 
@@ -471,11 +513,7 @@ impl Node for RefNode {
             ANTI_ENTROPY => self.anti_entropy(ctx),
             PING => {
                 self.round += 1;
-                for l in self.cfg.leader_ids() {
-                    if l != self.id {
-                        ctx.send(l, Msg::Ping);
-                    }
-                }
+                self.send_to_other_leaders(ctx, &self.cfg.leader_ids(), || Msg::Ping);
                 ctx.set_timer(PING, self.cfg.ping_ns);
             }
             TimerId(t) if t > REQUEST_TIMERS => {
@@ -489,7 +527,7 @@ impl Node for RefNode {
                 } else if let Some(w) = self.waiting.remove(&id) {
                     // Nothing was applied: the transaction certainly did not happen.
                     self.answer(ctx, w.reply_to, Err(refusal("causal-wait-timeout")));
-                } else {
+                } else if !self.quorum_read_timeout(ctx, id) {
                     self.quorum_timeout(ctx, id);
                 }
             }

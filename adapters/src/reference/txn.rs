@@ -97,6 +97,24 @@ impl RefNode {
         if writes && self.cfg.strategy == Strategy::Quorum {
             return self.start_proposal(ctx, reply_to, ops, context);
         }
+        if !writes
+            && !ops.is_empty()
+            && self.cfg.strategy == Strategy::Quorum
+            && self.cfg.bug != Some(super::bugs::Bug::LocalReads)
+        {
+            return self.start_quorum_read(ctx, reply_to, ops, context);
+        }
+        self.run_read_here(ctx, reply_to, ops, context);
+    }
+
+    /// Runs a transaction here, now, without a quorum round.
+    pub(super) fn run_read_here(
+        &mut self,
+        ctx: &mut Cx,
+        reply_to: ReplyTo,
+        ops: Vec<Mop>,
+        context: ClientContext,
+    ) {
         let mut run = self.run_txn(ctx, &ops, context);
         let seq = if run.effects.is_empty() {
             None

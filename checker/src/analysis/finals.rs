@@ -128,6 +128,79 @@ fn show(kind: Option<KeyKind>, state: &[i64]) -> String {
     format!("[{}]", xs.join(", "))
 }
 
+/// States longer than this are described by their differences.
+const SHOW_WHOLE: usize = 8;
+
+/// How distinct final states differ, for an explanation: short states in
+/// full; longer ones as what each group of nodes lacks from the union (or,
+/// for lists holding the same elements, the first position they differ at).
+fn describe_difference(
+    kind: Option<KeyKind>,
+    distinct: &[(Vec<i64>, Vec<String>)],
+    order: bool,
+) -> Vec<String> {
+    let verb = |ns: &[String]| if ns.len() == 1 { "holds" } else { "hold" };
+    if kind == Some(KeyKind::Counter) || distinct.iter().all(|(s, _)| s.len() <= SHOW_WHOLE) {
+        return distinct
+            .iter()
+            .map(|(s, ns)| format!("{} {} {}", ns.join(", "), verb(ns), show(kind, s)))
+            .collect();
+    }
+    if order {
+        let first = &distinct[0].0;
+        let at = distinct
+            .iter()
+            .filter_map(|(s, _)| s.iter().zip(first).position(|(a, b)| a != b))
+            .min()
+            .unwrap_or(0);
+        let mut parts = vec![format!(
+            "all hold the same {} elements; the orders first differ at position {at}",
+            first.len()
+        )];
+        parts.extend(
+            distinct
+                .iter()
+                .map(|(s, ns)| format!("{} {} {} there", ns.join(", "), verb(ns), s[at])),
+        );
+        return parts;
+    }
+    let mut union: Vec<i64> = distinct
+        .iter()
+        .flat_map(|(s, _)| s.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    let mut parts = vec![format!("{} elements in all", union.len())];
+    for (s, ns) in distinct {
+        let mut have = s.clone();
+        have.sort_unstable();
+        let missing: Vec<i64> = union
+            .iter()
+            .copied()
+            .filter(|v| have.binary_search(v).is_err())
+            .collect();
+        parts.push(if missing.is_empty() {
+            format!("{} {} all {}", ns.join(", "), verb(ns), union.len())
+        } else {
+            let shown: Vec<String> = missing.iter().take(20).map(|v| v.to_string()).collect();
+            let more = if missing.len() > 20 {
+                format!(" and {} more", missing.len() - 20)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} {} but lack{} [{}]{more}",
+                ns.join(", "),
+                verb(ns),
+                have.len(),
+                if ns.len() == 1 { "s" } else { "" },
+                shown.join(", ")
+            )
+        });
+    }
+    parts
+}
+
 /// Per node the mop of its last final that read key k.
 fn final_reads(h: &History, finals: &[u32]) -> Vec<Vec<u32>> {
     finals
@@ -149,9 +222,21 @@ struct RegisterLoss {
     lost: Vec<String>,
     conflict: Vec<(String, Vec<u32>)>,
     causal: Vec<(String, u32)>,
+    /// Missing from some node without being overwritten there, in
+    /// happens-before or in real time: counts in the lost-writes figure.
+    counted: bool,
 }
 
-pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
+/// Whether write `w` completed (acknowledged) before write `s` was invoked:
+/// `s` overwrote it in real time, whatever happens-before says.
+fn overwritten_in_real_time(h: &History, w: u32, s: u32) -> bool {
+    let (a, b) = (h.op_of(w), h.op_of(s));
+    a.outcome == Outcome::Ok && a.complete_time < b.invoke_time
+}
+
+/// `real_time`: the history is checked as linearizable, so a write
+/// overwritten in real time is superseded, not lost or conflict-lost.
+pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> FinalsOut {
     let h = x.h;
     let finals = last_finals(h);
     // Nodes in name order, so examples list them as a reader expects.
@@ -192,6 +277,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     let mut classes: BTreeMap<&'static str, Vec<Json>> = BTreeMap::new();
     let mut policy = Policy::default();
     let mut counter_deficit = 0i128;
+    // Counter writes lost: per key, the fewest acknowledged increments
+    // whose loss explains the largest deficit (which ones is unknowable).
+    let mut counter_lost = 0u64;
     let mut unknown_reads = UnknownReads::new(h, x.c);
 
     for k in 0..h.keys.len() as u32 {
@@ -235,10 +323,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                 sorted.len() == 1
             };
             f.add(Anomaly::Divergence, || {
-                let parts: Vec<String> = distinct
-                    .iter()
-                    .map(|(s, ns)| format!("{} {} {}", ns.join(", "), if ns.len() == 1 { "holds" } else { "hold" }, show(kind, s)))
-                    .collect();
+                let parts = describe_difference(kind, &distinct, order);
                 let nodes: Vec<String> = distinct.iter().flat_map(|(_, ns)| ns.clone()).collect();
                 let mut ops: Vec<u32> = with_final.iter().map(|&n| finals[n]).collect();
                 ops.sort_unstable();
@@ -317,6 +402,21 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     lost_here = true;
                     let deficit = low.iter().map(|&(_, v)| lo - v as i128).max().unwrap_or(0);
                     counter_deficit += deficit;
+                    let mut incs: Vec<i64> = acked
+                        .iter()
+                        .map(|&w| h.mops[w as usize].arg)
+                        .filter(|&d| d > 0)
+                        .collect();
+                    incs.sort_unstable_by(|a, b| b.cmp(a));
+                    let (mut sum, mut n) = (0i128, 0u64);
+                    for d in incs {
+                        if sum >= deficit {
+                            break;
+                        }
+                        sum += i128::from(d);
+                        n += 1;
+                    }
+                    counter_lost += n.max(1);
                     f.add(Anomaly::LostWrite, || {
                         counter_example(x, k, &finals, &low, lo, hi, true)
                     });
@@ -371,23 +471,36 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         }
                         let e = losses.entry(w).or_default();
                         let node = h.nodes[n].clone();
+                        let rt = !state.is_empty()
+                            && state.iter().any(|&s| overwritten_in_real_time(h, w, s));
                         if state.is_empty() {
                             // A causally older delete won, or a concurrent
                             // one won the conflict; else the write is lost.
+                            // A delete invoked after `w` completed replaced
+                            // it in real time: not counted, and superseded
+                            // under `linearizable`.
                             let concurrent = |d: u32| {
                                 h.mops[d as usize].op != h.mops[w as usize].op
                                     && !idx.hb(h, d, w)
                                     && !idx.hb(h, w, d)
                             };
-                            if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                            let rt_del = deletes.iter().any(|&d| overwritten_in_real_time(h, w, d));
+                            if real_time && rt_del {
+                                // superseded by a delete that began after it completed
+                            } else if let Some(&d) = deletes.iter().find(|&&d| idx.hb(h, d, w)) {
+                                e.counted |= !rt_del;
                                 e.causal.push((node, d));
                             } else if let Some(&d) = deletes.iter().find(|&&d| concurrent(d)) {
+                                e.counted |= !rt_del;
                                 e.conflict.push((node, vec![d]));
                             } else {
+                                e.counted = true;
                                 e.lost.push(node);
                             }
                         } else if state.iter().any(|&s| superseded_by(h, idx, w, s)) {
                             // superseded by a causally later write
+                        } else if real_time && rt {
+                            // superseded by a write that began after it completed
                         } else if state
                             .iter()
                             .any(|&s| unknown_reads.may_supersede(w, s).is_some())
@@ -395,8 +508,10 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                             // possibly superseded: a write in the state may
                             // follow an unknown read of `w` (Interpretations)
                         } else if let Some(&s) = state.iter().find(|&&s| idx.hb(h, s, w)) {
+                            e.counted |= !rt;
                             e.causal.push((node, s));
                         } else {
+                            e.counted |= !rt;
                             e.conflict.push((node, state.clone()));
                         }
                     }
@@ -405,7 +520,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                     if e.lost.is_empty() && e.conflict.is_empty() && e.causal.is_empty() {
                         continue;
                     }
-                    lost_set.push(w);
+                    if e.counted {
+                        lost_set.push(w);
+                    }
                     if !e.lost.is_empty() {
                         f.add(Anomaly::LostWrite, || Example {
                             explanation: format!(
@@ -440,15 +557,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
                         Outcome::Fail => false,
                     })
                     .collect();
-                let frontier: Vec<u32> = eligible
-                    .iter()
-                    .copied()
-                    .filter(|&a| {
-                        !eligible
-                            .iter()
-                            .any(|&b| b != a && superseded_by(h, idx, a, b))
-                    })
-                    .collect();
+                let frontier = register_frontier(h, idx, k, &eligible);
                 if !diverged && !frontier.is_empty() {
                     let mop = reads[with_final[0]][k as usize];
                     let mut held: Vec<u32> = if mop == NONE {
@@ -529,7 +638,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
     lost_set.dedup();
     FinalsOut {
         conflicts,
-        lost_writes: lost_set.len() as u64,
+        lost_writes: lost_set.len() as u64 + counter_lost,
         convergence_ns: convergence(h),
         convergence_from: if h.nemesis.iter().any(|e| e.f == "heal") {
             "heal"
@@ -541,6 +650,49 @@ pub fn check(x: &Explain, idx: &KeyIndex, f: &mut Findings) -> FinalsOut {
         classes_by_key: serde_json::to_value(classes).expect("json"),
         counter_deficit,
     }
+}
+
+/// The writes of `eligible` (a register key `k`'s eligible writes, in slot
+/// order) that no other eligible write supersedes ([`superseded_by`]), in
+/// the same order. Only each process's last eligible write can be one (a
+/// later write of the process, or a later one of the same transaction,
+/// supersedes the others), and it is superseded by some eligible write of a
+/// process exactly when it happens before that process's last eligible
+/// write (clocks grow along session order), or, for its own process, the
+/// last one of another transaction. So O(writer processes²) hb queries per
+/// key instead of one per pair of writes.
+fn register_frontier(h: &History, idx: &KeyIndex, k: u32, eligible: &[u32]) -> Vec<u32> {
+    // Per group with an eligible write: its last one, and the last one of
+    // another transaction (`NONE` if none).
+    let mut lasts: Vec<(u32, u32)> = Vec::new();
+    let mut e = 0;
+    for g in idx.groups(k) {
+        let mut last = NONE;
+        let mut other = NONE;
+        while e < eligible.len() && (idx.slot[eligible[e] as usize] as usize) < g.end {
+            let w = eligible[e];
+            if last != NONE && h.mops[last as usize].op != h.mops[w as usize].op {
+                other = last;
+            }
+            last = w;
+            e += 1;
+        }
+        if last != NONE {
+            lasts.push((last, other));
+        }
+    }
+    lasts
+        .iter()
+        .enumerate()
+        .filter(|&(i, &(a, other))| {
+            let own = other != NONE && superseded_by(h, idx, a, other);
+            !own && !lasts
+                .iter()
+                .enumerate()
+                .any(|(j, &(b, _))| j != i && superseded_by(h, idx, a, b))
+        })
+        .map(|(_, &(a, _))| a)
+        .collect()
 }
 
 /// Pairs of acknowledged writes on key `k` that are concurrent (neither

@@ -2,6 +2,8 @@
 
 pub mod convergence;
 pub mod finals;
+pub mod lin_search;
+pub mod linearizable;
 pub mod loss_examples;
 pub mod policy;
 pub mod reads;

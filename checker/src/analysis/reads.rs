@@ -351,7 +351,7 @@ mod tests {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let h = crate::reader::read_history(text.as_bytes()).expect("valid");
         let opts = crate::check::CheckOptions {
-            guarantees: crate::report::Guarantee::ALL.to_vec(),
+            guarantees: crate::report::Guarantee::ASYNC.to_vec(),
             ..Default::default()
         };
         crate::check::check_history(&h, &opts)

@@ -25,7 +25,7 @@ pub struct Scenario {
 }
 
 /// The anomalies `gen-history --inject` supports: all of them.
-pub const INJECTABLE: [Anomaly; 15] = Anomaly::ALL;
+pub const INJECTABLE: [Anomaly; 16] = Anomaly::ALL;
 
 const STEP: u64 = 100_000;
 
@@ -140,6 +140,18 @@ pub fn inject<W: Write>(a: Anomaly, c: &mut Ctx<'_, W>) -> io::Result<Scenario> 
             let mut per = c.all(shows(kind, &[]));
             per[n1 as usize] = shows(kind, &[v]);
             s.finals.push((k, per));
+        }
+        Anomaly::Nonlinearizable => {
+            // A stale read: b overwrote a in real time (and in the final
+            // states), yet a later read, by a third client, still returns a.
+            // Happens-before orders none of the three writes' clients, so
+            // only real time tells.
+            let (p1, p2, p3) = (c.pid(), c.pid(), c.pid());
+            let (a, b) = (c.val(), c.val());
+            c.op("ok", p1, n1, &[write(Register, &k, a)], Some(10))?;
+            c.op("ok", p2, n2, &[write(Register, &k, b)], Some(20))?;
+            c.op("ok", p3, n3, &[read(&k, ReadValue::Int(a))], None)?;
+            s.finals.push((k, c.all(ReadValue::Int(b))));
         }
         Anomaly::ConflictLoss => {
             let (p1, p2) = (c.pid(), c.pid());

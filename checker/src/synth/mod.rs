@@ -9,8 +9,17 @@
 //! process slot so last-write-wins (log order) never discards a concurrent
 //! acknowledged write. Such a system is causally consistent and converges, so
 //! its histories have no anomaly at all.
+//!
+//! With [`GenOptions::keys`] set, every process draws its keys from one pool
+//! of that many keys, registers included (the shape of a database test: few
+//! keys, many writers each, last-write-wins by log order). Such a history is
+//! still causally consistent (a read sees the latest write of its node's
+//! view, a prefix of the log plus the node's own writes, and views only
+//! grow), but concurrent register writes are discarded: `conflict-loss`,
+//! which only `no-conflict-loss` forbids.
 
 pub mod inject;
+pub mod linreg;
 mod out;
 
 use std::cmp::Reverse;
@@ -68,8 +77,16 @@ pub struct GenOptions {
     pub nodes: u32,
     pub seed: u64,
     pub inject: Option<Anomaly>,
-    /// Writes per key before it is retired.
+    /// Writes per key before it is retired (`u32::MAX`: never).
     pub max_writes_per_key: u32,
+    /// Keys written at a time, shared by every process (registers too);
+    /// `None`: the processes' count clamped to 2..=16, and one writer
+    /// process per register key.
+    pub keys: Option<u32>,
+    /// Micro-operations per transaction; `None`: 1 to 3 at random.
+    pub mops: Option<u32>,
+    /// Share of micro-operations that read.
+    pub read_share: f64,
     /// Probability that an operation fails, and that one is indeterminate.
     pub fail_rate: f64,
     pub info_rate: f64,
@@ -85,6 +102,9 @@ impl GenOptions {
             seed,
             inject: None,
             max_writes_per_key: 32,
+            keys: None,
+            mops: None,
+            read_share: 0.5,
             fail_rate: 0.005,
             info_rate: 0.005,
         }
@@ -108,6 +128,8 @@ struct Entry {
 #[derive(Default)]
 struct KeyState {
     entries: Vec<Entry>,
+    /// Per node: 1 + the index in `entries` of its latest write (0: none).
+    latest_of_node: Vec<usize>,
     writes: u32,
 }
 
@@ -148,6 +170,10 @@ impl System {
         self.log_times.push(t);
         let k = &mut self.keys[key as usize];
         k.entries.push(Entry { pos, val, node });
+        if k.latest_of_node.len() <= node as usize {
+            k.latest_of_node.resize(node as usize + 1, 0);
+        }
+        k.latest_of_node[node as usize] = k.entries.len();
     }
 
     fn read(&self, kind: KeyKind, node: u16, key: i64) -> ReadValue {
@@ -155,16 +181,24 @@ impl System {
             return ReadValue::Null;
         };
         let prefix = self.prefix[node as usize] as u64;
-        let mut visible = k
+        if kind == KeyKind::Register {
+            // The latest visible entry: the last of the node's prefix or
+            // the node's own latest write, whichever is later (a binary
+            // search, so hot keys cost no scan per read).
+            let in_prefix = k.entries.partition_point(|e| e.pos < prefix);
+            let own = k.latest_of_node.get(node as usize).copied().unwrap_or(0);
+            return match in_prefix.max(own) {
+                0 => ReadValue::Null,
+                i => ReadValue::Int(k.entries[i - 1].val),
+            };
+        }
+        let visible = k
             .entries
             .iter()
             .filter(|e| e.pos < prefix || e.node == node);
         match kind {
             KeyKind::Counter => ReadValue::Int(visible.map(|e| e.val).sum()),
-            KeyKind::Register => match visible.next_back() {
-                Some(e) => ReadValue::Int(e.val),
-                None => ReadValue::Null,
-            },
+            KeyKind::Register => unreachable!("registers return above"),
             KeyKind::List | KeyKind::Set => {
                 let v: Vec<i64> = visible.map(|e| e.val).collect();
                 if v.is_empty() {
@@ -189,6 +223,18 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             "--processes and --nodes must be at least 1",
         ));
     }
+    if opts.keys == Some(0) || opts.mops == Some(0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--keys and --mops must be at least 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&opts.read_share) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--read-share must be between 0 and 1",
+        ));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut out = Out::new(w, opts.nodes);
     let kind = opts.workload.kind();
@@ -210,7 +256,13 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
         k
     };
     let mut next_val: i64 = 1;
-    let active_n = (opts.processes as usize).clamp(2, 16);
+    // Registers get one writer process slot per key unless keys are shared.
+    let own_keys = kind == KeyKind::Register && opts.keys.is_none();
+    let active_n = match opts.keys {
+        Some(k) => k as usize,
+        None => (opts.processes as usize).clamp(2, 16),
+    };
+    let write_share = 1.0 - opts.read_share;
     let mut active: Vec<i64> = (0..active_n).map(|_| fresh_key(&mut sys)).collect();
     let mut slots: Vec<Slot> = (0..opts.processes)
         .map(|p| Slot {
@@ -218,11 +270,7 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
             node: (p % opts.nodes) as u16,
             pending: Vec::new(),
             invoked_at: 0,
-            own_key: if kind == KeyKind::Register {
-                fresh_key(&mut sys)
-            } else {
-                -1
-            },
+            own_key: if own_keys { fresh_key(&mut sys) } else { -1 },
         })
         .collect();
     let mut next_pid = opts.processes as u64;
@@ -255,17 +303,20 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
                 )?;
             }
             invoked += 1;
-            let n_mops = rng.random_range(1..=3);
+            let n_mops = match opts.mops {
+                Some(m) => m,
+                None => rng.random_range(1..=3),
+            };
             slots[s as usize].pending.clear();
             for _ in 0..n_mops {
-                let write = rng.random_bool(0.5);
-                let key = if kind == KeyKind::Register && write {
+                let write = rng.random_bool(write_share);
+                let key = if own_keys && write {
                     let own = slots[s as usize].own_key;
                     if sys.keys[own as usize].writes >= opts.max_writes_per_key {
                         slots[s as usize].own_key = fresh_key(&mut sys);
                     }
                     slots[s as usize].own_key
-                } else if kind == KeyKind::Register {
+                } else if own_keys {
                     // read some slot's register
                     let other = rng.random_range(0..opts.processes) as usize;
                     slots[other].own_key
@@ -337,7 +388,7 @@ pub fn generate<W: Write>(opts: &GenOptions, w: W) -> io::Result<GenSummary> {
                 // without having seen them.
                 slot.pid = next_pid;
                 next_pid += 1;
-                if kind == KeyKind::Register {
+                if own_keys {
                     slot.own_key = fresh_key(&mut sys);
                 }
             }

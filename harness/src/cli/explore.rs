@@ -10,6 +10,56 @@ use ladon_checker::report::{Anomaly, Verdict};
 use crate::options::RunOptions;
 use crate::store;
 
+/// Failing seeds listed one per line; the rest are summarised by anomaly.
+pub const LISTED: usize = 20;
+
+/// The failures in a few lines: how many, how many seeds showed each
+/// anomaly (with its first seed), then the first `listed` seeds with their
+/// reproduce commands and a count of the rest.
+pub fn failure_listing(failures: &[Failure], seeds: u64, listed: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} of {} seeds failed.", failures.len(), seeds);
+    // Anomaly → (seeds showing it, first such seed).
+    let mut by: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for f in failures {
+        for a in &f.anomalies {
+            let name = a.split(':').next().unwrap_or(a);
+            let e = by.entry(name).or_insert((0, f.seed));
+            e.0 += 1;
+        }
+    }
+    if !by.is_empty() {
+        let _ = writeln!(s, "By anomaly (seeds showing it, first seed):");
+        for (a, (n, first)) in &by {
+            let _ = writeln!(s, "  {a:<24} {n:>6} seeds  first: seed {first}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{:>20}  {:<8}  {:<40}  reproduce",
+        "seed", "verdict", "anomalies"
+    );
+    for f in failures.iter().take(listed) {
+        let _ = writeln!(
+            s,
+            "{:>20}  {:<8}  {:<40}  {}",
+            f.seed,
+            f.verdict.as_str(),
+            f.anomalies.join(","),
+            f.reproduce
+        );
+    }
+    if failures.len() > listed {
+        let _ = writeln!(
+            s,
+            "... and {} more failing seeds (--junit FILE lists every one)",
+            failures.len() - listed
+        );
+    }
+    s
+}
+
 /// Failing seeds whose runs are stored in full after exploring.
 const STORED_FAILURES: usize = 5;
 
@@ -149,20 +199,7 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         println!("all {} seeds valid", args.seeds);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} of {} seeds failed:", failures.len(), args.seeds);
-    println!(
-        "{:>20}  {:<8}  {:<40}  reproduce",
-        "seed", "verdict", "anomalies"
-    );
-    for f in &failures {
-        println!(
-            "{:>20}  {:<8}  {:<40}  {}",
-            f.seed,
-            f.verdict.as_str(),
-            f.anomalies.join(","),
-            f.reproduce
-        );
-    }
+    print!("{}", failure_listing(&failures, args.seeds, LISTED));
     // Store the first failing runs in full, for the report and replay.
     for f in failures.iter().take(STORED_FAILURES) {
         let o = crate::cli::run::resolve(RunOptions {
@@ -226,6 +263,40 @@ fn shrink_firsts(base: &RunOptions, failures: &[Failure], jobs: usize) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_is_capped_and_summarised_by_anomaly() {
+        let failures: Vec<Failure> = (1..=30)
+            .map(|seed| Failure {
+                seed,
+                verdict: Verdict::Invalid,
+                anomalies: if seed % 3 == 0 {
+                    vec!["divergence:2".into(), "lost-write:5".into()]
+                } else {
+                    vec!["lost-write:1".into()]
+                },
+                reproduce: format!("ladon run --seed {seed}"),
+            })
+            .collect();
+        let text = failure_listing(&failures, 100, 20);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "30 of 100 seeds failed.");
+        assert_eq!(lines[1], "By anomaly (seeds showing it, first seed):");
+        assert_eq!(
+            lines[2],
+            "  divergence                   10 seeds  first: seed 3"
+        );
+        assert_eq!(
+            lines[3],
+            "  lost-write                   30 seeds  first: seed 1"
+        );
+        assert_eq!(lines.len(), 4 + 1 + 20 + 1);
+        assert!(lines[5].ends_with("ladon run --seed 1"));
+        assert_eq!(
+            lines[25],
+            "... and 10 more failing seeds (--junit FILE lists every one)"
+        );
+    }
 
     #[test]
     fn each_anomaly_is_shrunk_from_its_first_failing_seed() {

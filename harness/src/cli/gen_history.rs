@@ -27,9 +27,21 @@ pub struct GenHistoryArgs {
     /// Inject exactly one anomaly of this name (any name of docs/checker.md).
     #[arg(long, value_parser = |s: &str| s.parse::<Anomaly>())]
     pub inject: Option<Anomaly>,
-    /// Writes per key before a key is retired.
-    #[arg(long, default_value_t = 32)]
+    /// Writes per key before a key is retired (a number, or `unbounded`).
+    #[arg(long, default_value = "32", value_parser = parse_max_writes)]
     pub max_writes_per_key: u32,
+    /// Keys written at a time, shared by every process (registers too:
+    /// many writers per key, last-write-wins); default: the processes'
+    /// count clamped to 2..=16, and one writer per register key. With
+    /// `--linearizable`: the number of keys (default 10).
+    #[arg(long)]
+    pub keys: Option<u32>,
+    /// Micro-operations per transaction (default: 1 to 3 at random).
+    #[arg(long)]
+    pub mops: Option<u32>,
+    /// Share of micro-operations that read.
+    #[arg(long, default_value_t = 0.5)]
+    pub read_share: f64,
     /// Share of operations that fail.
     #[arg(long, default_value_t = 0.005)]
     pub fail_rate: f64,
@@ -37,6 +49,11 @@ pub struct GenHistoryArgs {
     /// effect). Each retires its process id.
     #[arg(long, default_value_t = 0.005)]
     pub info_rate: f64,
+    /// A lin-kv-shaped history of a linearizable register store instead
+    /// (reads and writes of one key each over `--keys` keys, `--processes`
+    /// clients, `--info-rate` of them indeterminate); see docs/checker.md.
+    #[arg(long)]
+    pub linearizable: bool,
     /// Where to write the history (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -51,7 +68,19 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
         args.seed,
     );
     opts.inject = args.inject;
-    opts.max_writes_per_key = args.max_writes_per_key.max(1);
+    opts.max_writes_per_key = args.max_writes_per_key;
+    if args.keys == Some(0) {
+        anyhow::bail!("--keys must be at least 1");
+    }
+    if args.mops == Some(0) {
+        anyhow::bail!("--mops must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.read_share) {
+        anyhow::bail!("--read-share must be a share between 0 and 1");
+    }
+    opts.keys = args.keys;
+    opts.mops = args.mops;
+    opts.read_share = args.read_share;
     if !(0.0..=1.0).contains(&(args.fail_rate + args.info_rate))
         || args.fail_rate < 0.0
         || args.info_rate < 0.0
@@ -62,6 +91,9 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
     }
     opts.fail_rate = args.fail_rate;
     opts.info_rate = args.info_rate;
+    if args.linearizable {
+        return linearizable(&args);
+    }
     let result = match &args.out {
         Some(p) => {
             let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;
@@ -83,4 +115,53 @@ pub fn run(args: GenHistoryArgs) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// `--linearizable`: a lin-kv-shaped history of a linearizable store.
+fn linearizable(args: &GenHistoryArgs) -> Result<u8> {
+    use ladon_checker::synth::linreg::{generate_lin_kv, LinGenOptions};
+    if args.inject.is_some() {
+        anyhow::bail!("--inject cannot be combined with --linearizable");
+    }
+    let keys = args.keys.unwrap_or(10);
+    let o = LinGenOptions {
+        ops: args.ops,
+        keys,
+        clients: args.processes,
+        nodes: args.nodes,
+        info_rate: args.info_rate,
+        seed: args.seed,
+    };
+    match &args.out {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("failed to create {}", p.display()))?;
+            let events = generate_lin_kv(&o, f)
+                .with_context(|| format!("failed to write {}", p.display()))?;
+            let _ = writeln!(
+                io::stderr(),
+                "wrote {events} events ({} operations, {} keys) to {}",
+                args.ops,
+                keys,
+                p.display()
+            );
+        }
+        None => match generate_lin_kv(&o, io::stdout().lock()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+            r => {
+                r.context("failed to write the history to standard output")?;
+            }
+        },
+    }
+    Ok(0)
+}
+
+/// `--max-writes-per-key`: a positive number (0 reads as 1, as before), or
+/// `unbounded`.
+fn parse_max_writes(s: &str) -> Result<u32, String> {
+    if s == "unbounded" {
+        return Ok(u32::MAX);
+    }
+    s.parse::<u32>()
+        .map(|n| n.max(1))
+        .map_err(|_| format!("expected a number or `unbounded`, got {s:?}"))
 }

@@ -29,7 +29,20 @@ pub struct Cli {
 pub enum Command {
     /// List adapters, strategies with their declared guarantees, and bug variants.
     Adapters(adapters::AdaptersArgs),
-    /// Run one test (a deterministic simulation by default) and check it.
+    /// Run one test and check it: a deterministic simulation by default, or
+    /// live processes (`--adapter process --bin PATH`).
+    ///
+    /// Simulated (adapters reference, toy): every choice comes from --seed;
+    /// the run lands in results/<test>/<time>-seed<seed>/ and `ladon replay`
+    /// repeats it byte for byte.
+    ///
+    /// Live (`ladon run --adapter process --bin PATH --workload W`): one
+    /// process per node speaking the Maelstrom protocol on stdin/stdout, its
+    /// messages routed through Ladon's network (partitions, loss, ...), the
+    /// history checked the same way; `ladon run --adapter process --help`
+    /// lists its own flags.
+    ///
+    /// Exit code: 0 valid, 1 invalid, 2 unknown or error.
     Run(run::RunArgs),
     /// Re-run a stored simulated run and fail if its history differs.
     Replay(replay::ReplayArgs),

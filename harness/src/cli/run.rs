@@ -9,7 +9,7 @@ use ladon_checker::report::Verdict;
 use crate::options::RunOptions;
 use crate::store::{self, StoredRun};
 
-/// Run one test (simulated or live) and check it.
+/// `ladon run`: the options of a simulated run (see the `Run` command).
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -152,8 +152,10 @@ pub fn user_args(subcommand: &str) -> Vec<String> {
     }
 }
 
-/// Prints the options that matter before a run.
+/// Prints the options that matter before a run (durations for people, in
+/// the reports' one format; `run.json` keeps the flags' own spelling).
 pub fn print_header(o: &RunOptions) {
+    use ladon_checker::explain::duration;
     eprintln!(
         "ladon run: test {} adapter {} workload {} nodes {} seed {}",
         o.test_name(),
@@ -165,13 +167,13 @@ pub fn print_header(o: &RunOptions) {
     eprintln!(
         "  nemesis {} every ~{} ({} partitions), time limit {}, rate {}/s, {} {} clients, latency {}{}",
         o.nemesis,
-        o.nemesis_interval,
+        duration(o.nemesis_interval.0),
         serde_json::to_value(o.net.partition_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        o.time_limit,
+        duration(o.time_limit.0),
         o.rate,
         o.concurrency,
         serde_json::to_value(o.clients).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        o.net.latency,
+        o.net.latency.describe(),
         if o.swarm { ", swarm" } else { "" }
     );
 }
@@ -192,14 +194,22 @@ pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Resul
     } else {
         let mut last = 0u64;
         let mut cb = |now: u64, total: u64| {
-            let pct = now.min(total) * 10 / total.max(1);
-            if pct > last {
-                last = pct;
-                eprintln!("  {}0% of virtual time", pct);
+            for tenth in tenths_passed(&mut last, now, total) {
+                eprintln!("  {tenth}0% of virtual time");
             }
         };
         store::execute(o, reproduce, true, Some(&mut cb))
     }
+}
+
+/// The tenths of `total` reached since the last call, every one of them
+/// (a callback that comes rarely must not skip a line): `last` is the last
+/// tenth printed.
+pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
+    let reached = now.min(total) * 10 / total.max(1);
+    let from = *last + 1;
+    *last = (*last).max(reached);
+    from..=reached
 }
 
 /// Prints where a run went and its verdict; the reproduce command if it failed.
@@ -261,6 +271,16 @@ mod tests {
             reproduce_command(&args, 42, &["--seeds", "--jobs"]),
             "ladon run --nodes 5 --bug no-anti-entropy --seed 42"
         );
+    }
+
+    #[test]
+    fn progress_prints_every_tenth_once_even_when_called_rarely() {
+        let mut last = 0;
+        let mut printed = Vec::new();
+        for now in [50, 250, 260, 700, 1000, 1000] {
+            printed.extend(tenths_passed(&mut last, now, 1000));
+        }
+        assert_eq!(printed, (1..=10).collect::<Vec<u64>>());
     }
 
     #[test]

@@ -108,8 +108,9 @@ pub struct ProcessRunArgs {
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s")]
     pub init_timeout: Dur,
-    /// Final reads stop when nodes agree or this long after the heal.
-    #[arg(long, default_value = "5s")]
+    /// Final reads repeat until every node returns the same state, or this
+    /// long after the heal (Maelstrom waits 10 s too).
+    #[arg(long, default_value = "10s")]
     pub converge_timeout: Dur,
     /// Up to this many micro-operations per transaction (txn-* workloads).
     #[arg(long, default_value_t = 3)]
@@ -123,7 +124,8 @@ pub struct ProcessRunArgs {
     /// Test name (results/<test>/...); defaults to the workload and binary name.
     #[arg(long)]
     pub test: Option<String>,
-    /// What the node promises (comma-separated, or none); default convergence,no-lost-writes.
+    /// What the node promises (comma-separated, or none); default convergence,no-lost-writes
+    /// (plus linearizable for lin-kv).
     #[arg(long, value_parser = Guarantee::parse_list)]
     pub guarantees: Option<std::vec::Vec<Guarantee>>,
     /// Write JUnit XML here: one test case per anomaly class.
@@ -227,6 +229,37 @@ fn link_latest(store: &Path, test_dir: &Path, run_dir: &Path) {
     }
 }
 
+/// When the final reads did not converge, says in the explanation of
+/// every `divergence` and `lost-write` example whether states were still
+/// changing when the window ended (and when they last changed), naming
+/// `--converge-timeout`; the report also carries the final phase's figures.
+fn annotate_window(
+    report: &mut ladon_checker::report::Report,
+    finals: &live::final_phase::FinalReads,
+) {
+    use ladon_checker::report::Anomaly;
+    report.extra.insert(
+        "final_phase".into(),
+        json!({
+            "rounds": finals.rounds,
+            "window_ns": finals.window_ns,
+            "time_to_converge_ns": finals.converged_ns.map(|t| t.saturating_sub(finals.started_ns)),
+            "last_change_ns": finals.last_change.as_ref().map(|(t, _)| t.saturating_sub(finals.started_ns)),
+            "last_change_nodes": finals.last_change.as_ref().map(|(_, n)| n.clone()),
+        }),
+    );
+    let Some(note) = finals.window_note() else {
+        return;
+    };
+    for (anomaly, finding) in report.anomalies.iter_mut() {
+        if matches!(anomaly, Anomaly::Divergence | Anomaly::LostWrite) {
+            for ex in &mut finding.examples {
+                ex.explanation.push_str(&format!(" ({note})"));
+            }
+        }
+    }
+}
+
 pub fn run(args: ProcessRunArgs) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,
@@ -268,7 +301,7 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     let guarantees = args
         .guarantees
         .clone()
-        .unwrap_or_else(Guarantee::default_for_check);
+        .unwrap_or_else(|| args.workload.guarantees());
 
     let opts = live_options(&args, seed, run_dir.clone());
     let reproduce = reproduce(&args, seed, &test, &guarantees);
@@ -299,25 +332,48 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let outcome = rt.block_on(async {
-        tokio::select! {
-            r = live::run(&opts) => r,
-            _ = tokio::signal::ctrl_c() => {
-                ladon_adapters::process::child::kill_all();
-                Err(anyhow::anyhow!("interrupted: every node was killed; the history so far is in {}", run_dir.join("history.jsonl").display()))
-            }
-        }
+        // SIGTERM is handled as SIGINT (Ctrl-C): kill every node and its
+        // descendants, reap them, keep the files whole.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let signal = tokio::select! {
+            r = live::run(&opts) => return r,
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        ladon_adapters::process::child::kill_all();
+        Err(anyhow::anyhow!(
+            "interrupted by {signal}: every node was killed; the history so far is in {}",
+            run_dir.join("history.jsonl").display()
+        ))
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     let outcome = outcome?;
+    let converged = match outcome.finals.time_to_converge_s() {
+        Some(t) => format!(
+            "converged {t:.3}s after the heal ({} rounds of final reads)",
+            outcome.finals.rounds
+        ),
+        None => format!(
+            "did not converge within --converge-timeout {} ({} rounds of final reads)",
+            args.converge_timeout, outcome.finals.rounds
+        ),
+    };
+    let drops: Vec<String> = outcome
+        .router
+        .drops
+        .iter()
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
     eprintln!(
-        "ladon: {} events, {} node-to-node messages ({} dropped), converged: {}",
+        "ladon: {} events, {} node-to-node messages ({} dropped{}), {converged}",
         outcome.events.len(),
         outcome.router.sent,
         outcome.router.dropped,
-        outcome
-            .converged_ns
-            .map(|t| format!("at {:.3}s", t as f64 / 1e9))
-            .unwrap_or_else(|| "no".into())
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", drops.join(", "))
+        }
     );
     let check = CheckOptions {
         guarantees,
@@ -334,17 +390,30 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
             )
         })?
         .with_context(|| format!("cannot check {}", outcome.history.display()))?;
+    let mut report = report;
+    annotate_window(&mut report, &outcome.finals);
     std::fs::write(
         run_dir.join("report.json"),
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
     let verdict = report.verdict;
-    let mut summary = format!("verdict: {}\n", verdict.as_str());
-    for (a, f) in &report.anomalies {
+    // The same summary and "reproduce with:" as a simulated run.
+    let head = format!(
+        "events {}  node-to-node messages {} ({} dropped, per write {})\nfinal phase: {converged}\n",
+        outcome.events.len(),
+        outcome.router.sent,
+        outcome.router.dropped,
+        outcome
+            .messages_per_write
+            .map(|m| format!("{m:.2}"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    let mut summary = crate::store::run_summary(&test, seed, "live", &head, Some(&report), None);
+    for (node, pauses) in &outcome.backpressure {
         summary.push_str(&format!(
-            "  {a}: {} ({})\n",
-            f.count,
-            if f.forbidden { "forbidden" } else { "allowed" }
+            "backpressure: Ladon paused reading {node}'s stdout {pauses} time(s) \
+             (over {} MiB of its messages awaited delivery; see nodes/{node}.log)\n",
+            crate::live::budget::NODE_BUDGET >> 20
         ));
     }
     std::fs::write(run_dir.join("summary.txt"), &summary)?;
@@ -354,9 +423,10 @@ fn run_inner(args: ProcessRunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         crate::report::junit::write_for_report(path, &test, &report, Some(&reproduce))?;
     }
+    eprintln!("stored in {}", run_dir.display());
     print!("{summary}");
     if verdict != ladon_checker::Verdict::Valid {
-        println!("reproduce: {reproduce}");
+        eprintln!("reproduce with: {reproduce}");
     }
     Ok(ExitCode::from(verdict.exit_code()))
 }
@@ -594,7 +664,7 @@ mod tests {
              --rate 100 --time-limit 10s --nemesis none --nemesis-interval 2s --partition-mode drop \
              --partition-shapes one,halves --latency constant:0ms --loss 0 --duplicate 0 --reorder 0 \
              --nemesis-loss 0.3 --nemesis-dup 0.3 --max-clock-skew 2s --topology grid --op-timeout 1s \
-             --init-timeout 10s --converge-timeout 5s --txn-size 3 --max-writes-per-key 32 \
+             --init-timeout 10s --converge-timeout 10s --txn-size 3 --max-writes-per-key 32 \
              --store results --test g-set-n --guarantees convergence,no-lost-writes --seed 9"
         );
     }

@@ -2,19 +2,29 @@
 //! the runs under `DIR` (default `results`) with their verdicts, and serving
 //! each run's files (`report.html`, `summary.txt`, `report.json`, ...).
 //!
-//! Deliberately small: std's `TcpListener`, one connection at a time, GET and
-//! HEAD only, request heads capped at 8 KiB with a 5 s read timeout, and only
-//! regular files inside `DIR` are served.
+//! Built on hyper (HTTP/1.1) over tokio: every connection is served by a
+//! task of its own, so idle or slow clients never delay another's request.
+//! Each connection carries one request (`Connection: close`); its head must
+//! arrive within 5 s and whole exchange end within 30 s. GET and HEAD only,
+//! and only regular files inside `DIR` are served.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::report::escape::esc;
+
+/// How long a client may take to send a request's head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection (one request and its response) may last.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,22 +48,102 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         root.display(),
         listener.local_addr()?
     );
-    serve(&listener, &root, None);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(listener, root, None))?;
     Ok(0)
 }
 
-/// Answers connections until `max` have been handled (forever with `None`).
-pub fn serve(listener: &TcpListener, root: &Path, max: Option<usize>) {
-    for (n, stream) in listener.incoming().enumerate() {
-        if let Ok(s) = stream {
-            if let Err(e) = handle(s, root) {
+/// Answers connections, each on its own task, until `max` have been
+/// accepted (forever with `None`); then waits for those still open.
+pub async fn serve(
+    listener: TcpListener,
+    root: PathBuf,
+    max: Option<usize>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let root = Arc::new(root);
+    let mut open = tokio::task::JoinSet::new();
+    let mut accepted = 0usize;
+    while max.is_none_or(|m| accepted < m) {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
                 eprintln!("serve: {e}");
+                continue;
             }
-        }
-        if max.is_some_and(|m| n + 1 >= m) {
-            break;
-        }
+        };
+        accepted += 1;
+        let root = root.clone();
+        open.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let root = root.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(root, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .keep_alive(false)
+                .max_buf_size(8 * 1024)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Ok(Err(e)) = tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
+                if !e.is_timeout() && !e.is_incomplete_message() {
+                    eprintln!("serve: {e}");
+                }
+            }
+        });
+        // Forget finished connections as we go.
+        while open.try_join_next().is_some() {}
     }
+    while open.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One request's response: [`respond`] on a blocking thread (it reads the
+/// file system), then the file's bytes.
+async fn answer(
+    root: Arc<PathBuf>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let method = req.method().as_str().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let head = method == "HEAD";
+    let resp = tokio::task::spawn_blocking(move || {
+        let r = respond(&root, &method, &target);
+        let bytes = match r.body {
+            Body::Bytes(b) => Ok(b),
+            Body::File(ref p) => std::fs::read(p),
+        };
+        (r.status, r.content_type, bytes)
+    })
+    .await;
+    let (status, content_type, body) = match resp {
+        Ok((s, ct, Ok(b))) => (s, ct, b),
+        _ => (
+            500,
+            "text/plain; charset=utf-8",
+            b"cannot read the file\n".to_vec(),
+        ),
+    };
+    let len = body.len();
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    hyper::Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .header("Content-Length", len)
+        .header("X-Content-Type-Options", "nosniff")
+        .body(Full::new(body))
+        .expect("a valid response")
 }
 
 /// What to send back.
@@ -76,64 +166,6 @@ fn text(status: u16, msg: &str) -> Response {
         content_type: "text/plain; charset=utf-8",
         body: Body::Bytes(msg.as_bytes().to_vec()),
     }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    }
-}
-
-fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = Vec::new();
-    let mut reader = BufReader::new((&stream).take(8 * 1024));
-    loop {
-        let mut line = Vec::new();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let end = line == b"\r\n" || line == b"\n";
-        head.extend_from_slice(&line);
-        if end {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let complete = head.ends_with("\r\n\r\n") || head.ends_with("\n\n");
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let resp = if !complete {
-        text(431, "request head too large or incomplete\n")
-    } else {
-        respond(root, method, target)
-    };
-    let len = match &resp.body {
-        Body::Bytes(b) => b.len() as u64,
-        Body::File(p) => std::fs::metadata(p)?.len(),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {len}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-        resp.status,
-        reason(resp.status),
-        resp.content_type
-    )?;
-    if method != "HEAD" {
-        match resp.body {
-            Body::Bytes(b) => stream.write_all(&b)?,
-            Body::File(p) => {
-                std::io::copy(&mut std::fs::File::open(p)?, &mut stream)?;
-            }
-        }
-    }
-    stream.flush()
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -337,6 +369,8 @@ body{font:14px system-ui,sans-serif;margin:20px}table{border-collapse:collapse}t
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
 
     fn results() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -383,23 +417,74 @@ mod tests {
         assert_eq!(respond(&root, "GET", "/etc/passwd").status, 404);
     }
 
-    #[test]
-    fn answers_over_loopback() {
+    /// Starts the server on a free loopback port in a thread of its own.
+    fn start(
+        max: usize,
+    ) -> (
+        std::net::SocketAddr,
+        std::thread::JoinHandle<()>,
+        tempfile::TempDir,
+    ) {
         let dir = results();
         let root = dir.path().canonicalize().unwrap();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || serve(&listener, &root, Some(1)));
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(listener, root, Some(max))).unwrap();
+        });
+        (addr, server, dir)
+    }
+
+    fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(
-            b"GET /runs/lww/20260101T000000Z-seed7/report.html HTTP/1.1\r\nHost: x\r\n\r\n",
-        )
-        .unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
+        resp
+    }
+
+    #[test]
+    fn answers_over_loopback() {
+        let (addr, server, _dir) = start(1);
+        let resp = get(addr, "/runs/lww/20260101T000000Z-seed7/report.html");
         server.join().unwrap();
         assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
-        assert!(resp.contains("Content-Length: 13\r\n"));
+        let lower = resp.to_ascii_lowercase();
+        assert!(lower.contains("content-length: 13\r\n"), "{resp}");
+        assert!(
+            lower.contains("x-content-type-options: nosniff\r\n"),
+            "{resp}"
+        );
         assert!(resp.ends_with("\r\n\r\n<p>report</p>"));
+    }
+
+    #[test]
+    fn idle_and_trickling_clients_do_not_delay_a_real_request() {
+        let (addr, server, _dir) = start(5);
+        // Three connections that send nothing, one that trickles a request.
+        let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut trickle = TcpStream::connect(addr).unwrap();
+        trickle.write_all(b"GET / HT").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The real request is answered while the others are still open
+        // (their 5 s head timeout has not passed: the server did not wait
+        // for them to end first).
+        let resp = get(addr, "/");
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert!(resp.contains("20260101T000000Z-seed7"), "{resp}");
+        trickle.write_all(b"TP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut slow = String::new();
+        trickle.read_to_string(&mut slow).unwrap();
+        assert!(slow.starts_with("HTTP/1.1 200 OK\r\n"), "{slow}");
+        drop(idle);
+        server.join().unwrap();
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::suite::spec::Require;
 use crate::suite::{judge, matrix, runner, spec};
 
 #[derive(Debug, clap::Args)]
@@ -75,15 +74,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         let j = judge::judge_one(case, out);
         // In a `require = "any"` cell one seed missing the expectation is not
         // a failure yet: the cell is judged when all its seeds are in.
-        let label = match (&j, &case.require) {
-            (judge::Judgement::Fail(_), Require::Any) => "miss (cell needs any seed)",
-            _ => j.label(),
-        };
-        eprintln!(
-            "[{n}/{total}] {label} {} ({:.1}s)",
-            case.name,
-            out.duration.as_secs_f64()
-        );
+        eprintln!("{}", judge::progress_line(n, total, case, out.duration, &j));
     });
     let js = judge::judge_all(&cases, &outs);
     print!("{}", judge::table(&suite.name, &cases, &outs, &js));

@@ -88,9 +88,56 @@ fn state(kind: KeyKind, ops: &[Mop]) -> Vec<ReadValue> {
         .collect()
 }
 
-/// Reads every node until they agree; returns the harness time at which
-/// they first agreed, or `None`.
-pub async fn final_reads(ctx: &FinalCtx) -> Option<u64> {
+/// What the final reads saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalReads {
+    /// Harness time at which all nodes' final reads first agreed.
+    pub converged_ns: Option<u64>,
+    /// Harness time the final reads started (right after the heal).
+    pub started_ns: u64,
+    /// Rounds of reads (every node read every key once per round).
+    pub rounds: u32,
+    /// The window (`--converge-timeout`).
+    pub window_ns: u64,
+    /// The last time a node's state differed from its previous round, and
+    /// which node(s): states were still changing then.
+    pub last_change: Option<(u64, Vec<String>)>,
+}
+
+impl FinalReads {
+    /// Seconds from the start of the final reads to agreement.
+    pub fn time_to_converge_s(&self) -> Option<f64> {
+        self.converged_ns
+            .map(|t| t.saturating_sub(self.started_ns) as f64 / 1e9)
+    }
+
+    /// For a run that did not converge: whether states were still changing
+    /// during the window, said for an anomaly's explanation.
+    pub fn window_note(&self) -> Option<String> {
+        if self.converged_ns.is_some() {
+            return None;
+        }
+        let window = self.window_ns as f64 / 1e9;
+        Some(match &self.last_change {
+            Some((t, nodes)) => format!(
+                "the final reads were still changing when the {window}s window \
+                 (--converge-timeout) ended: the last change was seen on {} {:.1}s into \
+                 the window; a longer --converge-timeout may let the nodes agree",
+                nodes.join(", "),
+                t.saturating_sub(self.started_ns) as f64 / 1e9
+            ),
+            None => format!(
+                "no node's state changed during the {window}s final window (--converge-timeout) \
+                 after the first round of final reads ({} rounds)",
+                self.rounds
+            ),
+        })
+    }
+}
+
+/// Reads every node, round after round, until they agree or the window
+/// (`converge_timeout`) ends.
+pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
     let n = ctx.names.len();
     let mut eps = Vec::with_capacity(n);
     for i in 0..n {
@@ -104,6 +151,12 @@ pub async fn final_reads(ctx: &FinalCtx) -> Option<u64> {
         .iter()
         .map(|k| Mop::Read(k.clone(), ReadValue::Null))
         .collect();
+    let mut out = FinalReads {
+        started_ns: ctx.recorder.now_ns(),
+        window_ns: ctx.converge_timeout.as_nanos() as u64,
+        ..FinalReads::default()
+    };
+    let mut previous: Vec<Option<Vec<ReadValue>>> = vec![None; n];
     let deadline = tokio::time::Instant::now() + ctx.converge_timeout;
     loop {
         let mut futs = Vec::new();
@@ -131,18 +184,30 @@ pub async fn final_reads(ctx: &FinalCtx) -> Option<u64> {
             });
         }
         let results = futures_join_all(futs).await;
+        out.rounds += 1;
+        let now = ctx.recorder.now_ns();
         let mut states = Vec::new();
+        let mut changed = Vec::new();
         for (i, (c, next)) in results.into_iter().enumerate() {
             processes[i] = next;
             if let Completion::Ok(ops) = c {
-                states.push(state(ctx.workload.kind(), &ops));
+                let st = state(ctx.workload.kind(), &ops);
+                if previous[i].as_ref().is_some_and(|p| *p != st) {
+                    changed.push(ctx.names[i].clone());
+                }
+                previous[i] = Some(st.clone());
+                states.push(st);
             }
         }
+        if !changed.is_empty() {
+            out.last_change = Some((now, changed));
+        }
         if states.len() == n && states.windows(2).all(|w| w[0] == w[1]) {
-            return Some(ctx.recorder.now_ns());
+            out.converged_ns = Some(now);
+            return out;
         }
         if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline {
-            return None;
+            return out;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -9,6 +9,7 @@
 //!    └──────replies───────┘ └──────stdout──────┘   (node↔node via net::Network)
 //! ```
 
+pub mod budget;
 pub mod client;
 pub mod final_phase;
 pub mod generator;
@@ -97,7 +98,7 @@ impl LiveOptions {
             time_limit: Duration::from_secs(10),
             op_timeout: Duration::from_secs(1),
             init_timeout: Duration::from_secs(10),
-            converge_timeout: Duration::from_secs(5),
+            converge_timeout: Duration::from_secs(10),
             seed: 0,
             net: NetConfig::default(),
             nemesis: FaultList::default(),
@@ -127,12 +128,19 @@ pub struct LiveOutcome {
     pub messages_per_write: Option<f64>,
     /// Process ids of every node process the run started (all reaped by now).
     pub pids: Vec<i32>,
+    /// Times Ladon paused reading each node's stdout (backpressure), by node.
+    pub backpressure: Vec<(String, u64)>,
+    /// Final reads: the rounds, and whether states were still changing when
+    /// the window ended (see [`final_phase::FinalReads`]).
+    pub finals: final_phase::FinalReads,
 }
 
 /// Runs one live test. Every child is killed and reaped before this returns,
 /// on success and on error; dropping the future (Ctrl-C) kills them too.
 pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     check_executable(&opts.bin).map_err(anyhow::Error::msg)?;
+    // Daemonized grandchildren of nodes are reparented to us, to be killed and reaped.
+    ladon_adapters::process::child::become_subreaper();
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
     let clocks = opts.nemesis.0.contains(&FaultKind::Clock);
     let nodes_dir = opts.run_dir.join("nodes");
@@ -203,10 +211,17 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
         clocks,
     )
     .await;
-    let pids = {
+    let (pids, backpressure) = {
         let mut set = nodes.lock().await;
         set.shutdown().await;
-        set.spawned.clone()
+        let pauses = set
+            .names
+            .iter()
+            .zip(&set.budgets)
+            .filter(|(_, b)| b.pauses() > 0)
+            .map(|(n, b)| (n.clone(), b.pauses()))
+            .collect();
+        (set.spawned.clone(), pauses)
     };
     let (tx, rx) = oneshot::channel();
     let _ = router_tx
@@ -214,7 +229,8 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
         .await;
     let stats = rx.await.unwrap_or_default();
     let _ = router_task.await;
-    let converged_ns = result?;
+    let finals = result?;
+    let converged_ns = finals.converged_ns;
     if let Some(e) = recorder.write_error() {
         anyhow::bail!("{e} ({})", history.display());
     }
@@ -231,6 +247,8 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
         router: stats,
         messages_per_write,
         pids,
+        backpressure,
+        finals,
     })
 }
 
@@ -242,7 +260,7 @@ async fn drive(
     nodes: &nodes::SharedNodes,
     exit_rx: &mut mpsc::UnboundedReceiver<(usize, u64, String)>,
     clocks: bool,
-) -> anyhow::Result<Option<u64>> {
+) -> anyhow::Result<final_phase::FinalReads> {
     {
         let mut set = nodes.lock().await;
         for (i, name) in names.iter().enumerate() {

@@ -18,9 +18,11 @@ use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::router::{Control, Lines, RouterIn};
+use super::budget::{Budget, NODE_BUDGET};
+use super::router::{Control, Lines, Payload, RouterIn};
 
-/// Longest line a node may print (longer ones are reported and skipped).
+/// Longest line a node may print: 16 MiB (longer ones are reported as
+/// "over the 16 MiB limit" in the node's log and skipped).
 pub const MAX_LINE: usize = 16 << 20;
 
 pub struct NodeSet {
@@ -34,6 +36,8 @@ pub struct NodeSet {
     exits: mpsc::UnboundedSender<(usize, u64, String)>,
     /// Every process id started, in order (so callers can verify reaping).
     pub spawned: Vec<i32>,
+    /// Each node's backpressure budget (kept across restarts).
+    pub budgets: Vec<Arc<Budget>>,
 }
 
 #[derive(Default)]
@@ -55,6 +59,7 @@ impl NodeSet {
         router: mpsc::Sender<RouterIn>,
         exits: mpsc::UnboundedSender<(usize, u64, String)>,
     ) -> NodeSet {
+        let n = specs.len();
         let names = specs.iter().map(|s| s.node.clone()).collect();
         let slots = specs.iter().map(|_| Slot::default()).collect();
         NodeSet {
@@ -66,6 +71,7 @@ impl NodeSet {
             slots,
             exits,
             spawned: Vec::new(),
+            budgets: (0..n).map(|_| Budget::new(NODE_BUDGET)).collect(),
         }
     }
 
@@ -97,12 +103,15 @@ impl NodeSet {
         self.slots[i].generation
     }
 
-    /// Starts node `i`: spawns it, performs the handshake, connects it to the router.
+    /// Starts node `i`: spawns it, performs the handshake, connects it to
+    /// the router. During the handshake the router already knows the node
+    /// as starting: what it sends is routed (services answer it), and what
+    /// peers send it waits until it answers.
     pub async fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let spec = &self.specs[i];
         let mut proc = NodeProcess::spawn(spec)?;
         self.spawned.push(proc.pid);
-        let mut stdin = proc.stdin.take().expect("piped stdin");
+        let stdin = proc.stdin.take().expect("piped stdin");
         let mut reader = LineReader::new(proc.stdout.take().expect("piped stdout"), MAX_LINE);
         let mut bodies = vec![init_body(&spec.node, &self.names, 1)];
         for (k, b) in self.setup[i].iter().enumerate() {
@@ -110,19 +119,48 @@ impl NodeSet {
             b["msg_id"] = Json::from(k as u64 + 2);
             bodies.push(b);
         }
+        let (tx, rx) = mpsc::unbounded_channel::<Lines>();
+        let writer = tokio::spawn(pump_stdin(stdin, rx));
+        self.router
+            .send(RouterIn::Control(Control::NodeStarting(i, tx.clone())))
+            .await?;
+        let (early_tx, mut early_rx) = mpsc::channel::<Vec<u8>>(64);
+        let relay = {
+            let router = self.router.clone();
+            tokio::spawn(async move {
+                while let Some(line) = early_rx.recv().await {
+                    if router
+                        .send(RouterIn::FromNode { node: i, line })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
         let log = spec.log.display().to_string();
-        let ignored = match handshake(
+        let result = handshake(
             &spec.node,
             &log,
-            &mut stdin,
+            &mut ChanWriter::new(tx.clone()),
             &mut reader,
             bodies,
             self.init_timeout,
+            &early_tx,
         )
-        .await
-        {
+        .await;
+        drop(early_tx);
+        // Every early message reaches the router before the node is ready.
+        let _ = relay.await;
+        let ignored = match result {
             Ok(ig) => ig,
             Err(e) => {
+                let _ = self
+                    .router
+                    .send(RouterIn::Control(Control::NodeDown(i)))
+                    .await;
+                writer.abort();
                 let status =
                     match tokio::time::timeout(Duration::from_millis(200), proc.wait()).await {
                         Ok(Ok(st)) => format!(" (it exited: {})", describe_exit(&st)),
@@ -146,17 +184,22 @@ impl NodeSet {
         slot.generation += 1;
         slot.paused = false;
         let generation = slot.generation;
-        let (tx, rx) = mpsc::unbounded_channel::<Lines>();
-        slot.writer = Some(tokio::spawn(pump_stdin(stdin, rx)));
+        slot.writer = Some(writer);
         let router = self.router.clone();
         let exits = self.exits.clone();
+        let pump = StdoutPump {
+            node: i,
+            name: spec.node.clone(),
+            log: spec.log.clone(),
+            budget: self.budgets[i].clone(),
+        };
         slot.reader = Some(tokio::spawn(async move {
-            let why = pump_stdout(i, reader, &router).await;
+            let why = pump.run(reader, &router).await;
             let _ = exits.send((i, generation, why));
         }));
         slot.proc = Some(proc);
         self.router
-            .send(RouterIn::Control(Control::NodeUp(i, tx)))
+            .send(RouterIn::Control(Control::NodeReady(i)))
             .await?;
         Ok(())
     }
@@ -273,54 +316,143 @@ async fn write_lines(w: &mut BufWriter<ChildStdin>, lines: &Lines) -> std::io::R
 /// Most lines passed to the router in one batch.
 const MAX_BATCH: usize = 256;
 
-/// What the router gets for one item read from stdout (`None`: skip it).
-fn routed(item: ReadLine) -> Option<Vec<u8>> {
-    match item {
-        ReadLine::Line(line) if line.is_empty() => None,
-        ReadLine::Line(line) => Some(line),
-        ReadLine::TooLong { head, len } => {
-            let mut line = b"[over-long line, ".to_vec();
-            line.extend_from_slice(format!("{len} bytes without a newline] ").as_bytes());
-            line.extend_from_slice(&head);
-            Some(line)
+/// The handshake's writes, as lines into the node's stdin pump (so the
+/// router can write service replies to the same stdin meanwhile).
+struct ChanWriter {
+    tx: mpsc::UnboundedSender<Lines>,
+    buf: Vec<u8>,
+}
+
+impl ChanWriter {
+    fn new(tx: mpsc::UnboundedSender<Lines>) -> ChanWriter {
+        ChanWriter {
+            tx,
+            buf: Vec::new(),
         }
     }
 }
 
-/// Forwards stdout lines to the router until end of stream; returns why it
-/// ended. Every whole line one read returned goes to the router as one batch.
-async fn pump_stdout<R>(
+impl tokio::io::AsyncWrite for ChanWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.buf.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut lines = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            lines.push(Payload::new(
+                &line[..line.len() - 1],
+                super::budget::Credit::none(),
+            ));
+        }
+        if lines.is_empty() || self.tx.send(lines).is_ok() {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// Forwards one node's stdout to the router, charging every line to the
+/// node's budget and pausing while the budget is spent.
+struct StdoutPump {
     node: usize,
-    mut reader: LineReader<R>,
-    router: &mpsc::Sender<RouterIn>,
-) -> String
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    loop {
-        let first = match reader.next().await {
-            Ok(Some(item)) => item,
-            Ok(None) => return "closed stdout".into(),
-            Err(e) => return format!("stdout read error: {e}"),
-        };
-        let mut lines: Vec<Vec<u8>> = routed(first).into_iter().collect();
-        while lines.len() < MAX_BATCH {
-            match reader.next_buffered() {
-                Some(item) => lines.extend(routed(item)),
-                None => break,
+    name: String,
+    log: PathBuf,
+    budget: Arc<Budget>,
+}
+
+impl StdoutPump {
+    /// Forwards stdout lines to the router until end of stream; returns why
+    /// it ended. Every whole line one read returned goes to the router as
+    /// one batch.
+    async fn run<R>(&self, mut reader: LineReader<R>, router: &mpsc::Sender<RouterIn>) -> String
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        loop {
+            let first = match reader.next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => return "closed stdout".into(),
+                Err(e) => return format!("stdout read error: {e}"),
+            };
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            let mut oversize = Vec::new();
+            let mut item = Some(first);
+            while let Some(it) = item.take() {
+                match it {
+                    ReadLine::Line(line) if line.is_empty() => {}
+                    ReadLine::Line(line) => lines.push(line),
+                    ReadLine::TooLong { len, .. } => oversize.push(len),
+                }
+                if lines.len() < MAX_BATCH {
+                    item = reader.next_buffered();
+                }
+            }
+            for len in oversize {
+                if router
+                    .send(RouterIn::Oversize {
+                        node: self.node,
+                        len,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return "router stopped".into();
+                }
+            }
+            if lines.is_empty() {
+                continue;
+            }
+            self.wait_for_room().await;
+            let bytes = lines.iter().map(Vec::len).sum();
+            let credit = self.budget.charge(bytes);
+            let msg = RouterIn::FromNodeCharged {
+                node: self.node,
+                lines,
+                credit,
+            };
+            if router.send(msg).await.is_err() {
+                return "router stopped".into();
             }
         }
-        let msg = match lines.len() {
-            0 => continue,
-            1 => RouterIn::FromNode {
-                node,
-                line: lines.pop().expect("one line"),
-            },
-            _ => RouterIn::FromNodeBatch { node, lines },
-        };
-        if router.send(msg).await.is_err() {
-            return "router stopped".into();
-        }
+    }
+
+    /// Backpressure: while the node's messages fill its budget, stop reading.
+    async fn wait_for_room(&self) {
+        let first = self.budget.pauses() == 0;
+        self.budget
+            .room(|| {
+                if first {
+                    append_log(
+                        &self.log,
+                        &format!(
+                            "[ladon] {}: over {} MiB of its messages are waiting for delivery; \
+                             Ladon paused reading its stdout until they drain (backpressure; \
+                             later pauses are only counted in the summary)",
+                            self.name,
+                            self.budget.cap() >> 20
+                        ),
+                    );
+                }
+            })
+            .await;
     }
 }
 

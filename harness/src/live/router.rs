@@ -13,7 +13,7 @@
 //! node's stdin pump as one [`Lines`] batch (one wake-up, one flush).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -26,11 +26,35 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::budget::Credit;
 use super::services::Services;
 use crate::net::{Arrival, Cut, Delivery, NetConfig, Network, Shape};
 
-/// A line on its way to a node's stdin (newline not included).
-pub type Line = Arc<[u8]>;
+/// A line on its way to a node's stdin (newline not included), with the
+/// credit of the node that printed it (returned once the last copy is
+/// written or dropped).
+pub type Line = Arc<Payload>;
+
+pub struct Payload {
+    bytes: Box<[u8]>,
+    _credit: Credit,
+}
+
+impl Payload {
+    pub fn new(bytes: impl Into<Box<[u8]>>, credit: Credit) -> Line {
+        Arc::new(Payload {
+            bytes: bytes.into(),
+            _credit: credit,
+        })
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
 
 /// Lines for one node's stdin, in order.
 pub type Lines = Vec<Line>;
@@ -47,6 +71,17 @@ pub enum RouterIn {
     FromNodeBatch {
         node: usize,
         lines: Vec<Vec<u8>>,
+    },
+    /// Lines node `node` printed, with their bytes charged to its budget.
+    FromNodeCharged {
+        node: usize,
+        lines: Vec<Vec<u8>>,
+        credit: Credit,
+    },
+    /// Node `node` printed a line over the length limit (skipped).
+    Oversize {
+        node: usize,
+        len: usize,
     },
     /// A client request for node `node` (clients are not behind the faulty
     /// network). If the node is down, the client gets a definite error.
@@ -75,6 +110,11 @@ pub enum Control {
     Unclog(usize),
     /// The node's stdin, after a (re)start and handshake.
     NodeUp(usize, mpsc::UnboundedSender<Lines>),
+    /// The node's stdin while it handshakes: service replies reach it,
+    /// messages from peers wait until [`Control::NodeReady`].
+    NodeStarting(usize, mpsc::UnboundedSender<Lines>),
+    /// The node answered its handshake: what waited for it is delivered.
+    NodeReady(usize),
     /// The node crashed, exited or is being stopped: messages to it are dropped.
     NodeDown(usize),
     /// Replies addressed to `name` go to `tx`.
@@ -98,6 +138,22 @@ pub struct RouterStats {
     pub client_replies: u64,
     /// Message copies on the wire or held by a partition or clog right now.
     pub in_flight: u64,
+    /// Drops by reason (`partition`, `loss`, `unknown destination`, `peer
+    /// crashed`, `queue full`).
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// Most messages (and bytes) waiting for one node to answer its handshake;
+/// more are dropped with reason `queue full`.
+pub const WAITING_MAX_MESSAGES: usize = 10_000;
+pub const WAITING_MAX_BYTES: usize = 8 << 20;
+
+/// Where a node is in its life, for routing messages to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Down,
+    Starting,
+    Up,
 }
 
 #[derive(Clone)]
@@ -142,6 +198,9 @@ pub struct Router {
     rng: ChaCha8Rng,
     start: Instant,
     stdin: Vec<Option<mpsc::UnboundedSender<Lines>>>,
+    state: Vec<NodeState>,
+    /// Messages for a node that is starting, with their senders, and their bytes.
+    waiting: Vec<(VecDeque<(usize, Packet)>, usize)>,
     /// Lines routed to each node since the last [`Router::flush`].
     pending: Vec<Lines>,
     /// Nodes with pending lines, in the order they got their first one.
@@ -177,6 +236,9 @@ impl Router {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x726f_7574_6572),
             start: cfg.start,
             stdin: vec![None; n],
+            // Before its first start a node is as good as starting: messages wait.
+            state: vec![NodeState::Starting; n],
+            waiting: (0..n).map(|_| (VecDeque::new(), 0)).collect(),
             pending: vec![Vec::new(); n],
             dirty: Vec::new(),
             kinds: Vec::new(),
@@ -297,6 +359,26 @@ impl Router {
                     self.on_node_line(node, line);
                 }
             }
+            RouterIn::FromNodeCharged {
+                node,
+                lines,
+                mut credit,
+            } => {
+                for line in lines {
+                    let c = credit.take(line.len());
+                    self.on_node_line_charged(node, line, c);
+                }
+            }
+            RouterIn::Oversize { node, len } => {
+                self.stats.malformed += 1;
+                self.complain(
+                    node,
+                    &format!(
+                        "printed a line over the {} MiB limit ({len} bytes so far); it was skipped",
+                        crate::live::nodes::MAX_LINE >> 20
+                    ),
+                );
+            }
             RouterIn::FromClient {
                 node,
                 client,
@@ -331,8 +413,29 @@ impl Router {
             Control::Duplicate(p) => self.net.set_fault_duplicate(p),
             Control::Clog(n) => self.net.clog(n),
             Control::Unclog(n) => self.net.unclog(now, n, &mut self.rng, &mut wire),
-            Control::NodeUp(n, tx) => self.stdin[n] = Some(tx),
-            Control::NodeDown(n) => self.stdin[n] = None,
+            Control::NodeUp(n, tx) => {
+                self.stdin[n] = Some(tx);
+                self.state[n] = NodeState::Up;
+            }
+            Control::NodeStarting(n, tx) => {
+                self.stdin[n] = Some(tx);
+                self.state[n] = NodeState::Starting;
+            }
+            Control::NodeReady(n) => {
+                self.state[n] = NodeState::Up;
+                let (queue, _) = std::mem::take(&mut self.waiting[n]);
+                for (from, p) in queue {
+                    self.deliver(now, from, n, p);
+                }
+            }
+            Control::NodeDown(n) => {
+                self.stdin[n] = None;
+                self.state[n] = NodeState::Down;
+                let (queue, _) = std::mem::take(&mut self.waiting[n]);
+                for (from, p) in queue {
+                    self.drop_packet(now, from, n, &p, "peer crashed");
+                }
+            }
             Control::RegisterClient(name, tx) => {
                 self.clients.insert(name, tx);
             }
@@ -382,6 +485,10 @@ impl Router {
     }
 
     fn on_node_line(&mut self, from: usize, line: Vec<u8>) {
+        self.on_node_line_charged(from, line, Credit::none())
+    }
+
+    fn on_node_line_charged(&mut self, from: usize, line: Vec<u8>, credit: Credit) {
         let env = match Envelope::peek_ref(&line) {
             Ok(e) => e,
             Err(e) => {
@@ -407,18 +514,18 @@ impl Router {
             let pkt = Packet {
                 id: self.next_id,
                 kind,
-                line: Arc::from(line),
+                line: Payload::new(line, credit),
             };
             self.stats.sent += 1;
-            self.record(now, "send", pkt.id, from, to, &pkt.kind);
+            self.record(now, "send", pkt.id, from, to, &pkt.kind, None);
             let mut wire = std::mem::take(&mut self.wire);
             let id = pkt.id;
             let kind = pkt.kind.clone();
             if let crate::net::SendFate::Lost =
                 self.net.send(now, from, to, pkt, &mut self.rng, &mut wire)
             {
-                self.stats.dropped += 1;
-                self.record(now, "drop", id, from, to, &kind);
+                self.count_drop("loss");
+                self.record(now, "drop", id, from, to, &kind, Some("loss"));
             }
             self.schedule(now, &mut wire);
             self.wire = wire;
@@ -442,8 +549,10 @@ impl Router {
                     let reply =
                         self.services
                             .handle(&dest, &self.names[from], &m.body, now, &mut self.rng);
-                    let out = Message::new(dest.clone(), self.names[from].clone(), reply).encode();
-                    self.write_to(from, Arc::from(&out[..out.len() - 1]));
+                    let mut out =
+                        Message::new(dest.clone(), self.names[from].clone(), reply).encode();
+                    out.pop();
+                    self.write_to(from, Payload::new(out, Credit::none()));
                 }
                 Err(e) => {
                     self.complain(from, &format!("request to {} is not a message: {e}", dest))
@@ -453,6 +562,18 @@ impl Router {
             // A reply to a client that has gone (e.g. a setup client): nothing to do.
         } else {
             self.stats.malformed += 1;
+            self.next_id += 1;
+            let (now, id) = (self.now(), self.next_id);
+            self.count_drop("unknown destination");
+            self.record_to(
+                now,
+                "drop",
+                id,
+                from,
+                &serde_json::to_string(&dest).expect("a string serialises"),
+                &kind,
+                Some("unknown destination"),
+            );
             self.complain(
                 from,
                 &format!(
@@ -464,8 +585,9 @@ impl Router {
     }
 
     fn on_client_request(&mut self, node: usize, client: String, msg_id: u64, line: Vec<u8>) {
-        if self.stdin[node].is_some() {
-            self.write_to(node, Arc::from(line));
+        if self.state[node] == NodeState::Up
+            && self.write_to(node, Payload::new(line, Credit::none()))
+        {
             return;
         }
         if let Some(tx) = self.clients.get(&client) {
@@ -515,35 +637,98 @@ impl Router {
     fn arrive(&mut self, now: u64, d: Delivery<Packet>) {
         let (from, to) = (d.from, d.to);
         match self.net.arrive(now, d) {
-            Arrival::Deliver(p) => {
-                if self.write_to(to, p.line.clone()) {
-                    self.stats.delivered += 1;
-                    self.record(now, "deliver", p.id, from, to, &p.kind);
-                } else {
-                    self.stats.dropped += 1;
-                    self.record(now, "drop", p.id, from, to, &p.kind);
+            Arrival::Deliver(p) => match self.state[to] {
+                NodeState::Up => self.deliver(now, from, to, p),
+                NodeState::Starting => {
+                    let (queue, bytes) = &mut self.waiting[to];
+                    if queue.len() >= WAITING_MAX_MESSAGES
+                        || *bytes + p.line.len() > WAITING_MAX_BYTES
+                    {
+                        self.drop_packet(now, from, to, &p, "queue full");
+                    } else {
+                        *bytes += p.line.len();
+                        queue.push_back((from, p));
+                    }
                 }
-            }
-            Arrival::Dropped(p) => {
-                self.stats.dropped += 1;
-                self.record(now, "drop", p.id, from, to, &p.kind);
-            }
+                NodeState::Down => self.drop_packet(now, from, to, &p, "peer crashed"),
+            },
+            Arrival::Dropped(p) => self.drop_packet(now, from, to, &p, "partition"),
             Arrival::Held => {}
         }
     }
 
-    fn record(&mut self, now: u64, event: &str, id: u64, from: usize, to: usize, kind: &str) {
-        let Some(out) = &mut self.messages else {
-            return;
-        };
-        let _ = write!(
-            out,
-            "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":{},\"to\":{},\"summary\":",
-            self.quoted[from], self.quoted[to]
-        );
-        let _ = serde_json::to_writer(&mut *out, kind);
-        let _ = out.write_all(b",\"writes\":[]}\n");
+    /// Hands `p` to node `to`'s stdin (or drops it if the node is gone).
+    fn deliver(&mut self, now: u64, from: usize, to: usize, p: Packet) {
+        if self.write_to(to, p.line.clone()) {
+            self.stats.delivered += 1;
+            self.record(now, "deliver", p.id, from, to, &p.kind, None);
+        } else {
+            self.drop_packet(now, from, to, &p, "peer crashed");
+        }
     }
+
+    fn drop_packet(&mut self, now: u64, from: usize, to: usize, p: &Packet, reason: &'static str) {
+        self.count_drop(reason);
+        self.record(now, "drop", p.id, from, to, &p.kind, Some(reason));
+    }
+
+    fn count_drop(&mut self, reason: &'static str) {
+        self.stats.dropped += 1;
+        *self.stats.drops.entry(reason).or_default() += 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        now: u64,
+        event: &str,
+        id: u64,
+        from: usize,
+        to: usize,
+        kind: &str,
+        reason: Option<&str>,
+    ) {
+        if let Some(out) = &mut self.messages {
+            let e = (now, event, id, &self.quoted[from][..], &self.quoted[to][..]);
+            write_event(out, e, kind, reason);
+        }
+    }
+
+    /// An event whose `to` is not a node (already a JSON string).
+    #[allow(clippy::too_many_arguments)]
+    fn record_to(
+        &mut self,
+        now: u64,
+        event: &str,
+        id: u64,
+        from: usize,
+        to: &str,
+        kind: &str,
+        reason: Option<&str>,
+    ) {
+        if let Some(out) = &mut self.messages {
+            write_event(out, (now, event, id, &self.quoted[from], to), kind, reason);
+        }
+    }
+}
+
+/// One `messages.jsonl` line: `(time, event, id, from, to)` with `from` and
+/// `to` already JSON strings.
+fn write_event(
+    out: &mut BufWriter<File>,
+    (now, event, id, from, to): (u64, &str, u64, &str, &str),
+    kind: &str,
+    reason: Option<&str>,
+) {
+    let _ = write!(
+        out,
+        "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":{from},\"to\":{to},\"summary\":"
+    );
+    let _ = serde_json::to_writer(&mut *out, kind);
+    if let Some(r) = reason {
+        let _ = write!(out, ",\"reason\":\"{r}\"");
+    }
+    let _ = out.write_all(b",\"writes\":[]}\n");
 }
 
 #[cfg(test)]

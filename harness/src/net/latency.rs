@@ -103,6 +103,21 @@ pub fn format_duration_ns(ns: u64) -> String {
     }
 }
 
+impl Latency {
+    /// For people, in the one duration format of every report:
+    /// "uniform 1.000 ms to 10.000 ms", "exponential, mean 7.623 ms".
+    pub fn describe(&self) -> String {
+        use ladon_checker::explain::duration;
+        match *self {
+            Latency::Constant(ns) => format!("constant {}", duration(ns)),
+            Latency::Uniform { min, max } => {
+                format!("uniform {} to {}", duration(min), duration(max))
+            }
+            Latency::Exponential { mean } => format!("exponential, mean {}", duration(mean)),
+        }
+    }
+}
+
 impl fmt::Display for Latency {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match *self {
@@ -169,6 +184,17 @@ mod tests {
 
     #[test]
     fn parses_and_prints_round_trip() {
+        assert_eq!(
+            "exponential:7623351ns"
+                .parse::<Latency>()
+                .unwrap()
+                .describe(),
+            "exponential, mean 7.623 ms"
+        );
+        assert_eq!(
+            "uniform:1ms..10ms".parse::<Latency>().unwrap().describe(),
+            "uniform 1.000 ms to 10.000 ms"
+        );
         for s in ["constant:5ms", "uniform:1ms..20ms", "exponential:250us"] {
             let l: Latency = s.parse().unwrap();
             assert_eq!(l.to_string(), s);

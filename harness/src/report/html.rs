@@ -280,7 +280,8 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
     if !facts.is_empty() {
         let _ = write!(h, "<p class=\"facts\">{}</p>", esc(&facts.join(" · ")));
     }
-    h.push_str("<nav><a href=\"#anomalies\">Anomalies</a> <a href=\"#timeline\">Timeline</a> <a href=\"#plots\">Plots</a></nav></header>");
+    toc(h, report, run.is_some());
+    h.push_str("</header>");
     // Guarantees.
     h.push_str("<section id=\"guarantees\"><h2>Guarantees checked</h2>");
     if report.guarantees.is_empty() {
@@ -294,6 +295,31 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
     }
     h.push_str("</section>");
     figures(h, report);
+}
+
+/// The table of contents: every section, and every anomaly with its count.
+fn toc(h: &mut String, report: &Report, has_run: bool) {
+    h.push_str("<nav id=\"toc\"><b>Contents</b><ol><li><a href=\"#guarantees\">Guarantees checked</a></li><li><a href=\"#figures\">Figures</a></li><li><a href=\"#anomalies\">Anomalies</a>");
+    if !report.anomalies.is_empty() {
+        h.push_str("<ol>");
+        for (a, f) in &report.anomalies {
+            let _ = write!(
+                h,
+                "<li><a href=\"#anomaly-{}\">{a}</a> × {} ({})</li>",
+                id_fragment(a.as_str()),
+                f.count,
+                if f.forbidden { "forbidden" } else { "allowed" }
+            );
+        }
+        h.push_str("</ol>");
+    }
+    h.push_str(
+        "</li><li><a href=\"#timeline\">Timeline</a></li><li><a href=\"#plots\">Plots</a></li>",
+    );
+    if has_run {
+        h.push_str("<li><a href=\"#run\">Run (run.json)</a></li>");
+    }
+    h.push_str("</ol></nav>");
 }
 
 fn figures(h: &mut String, report: &Report) {
@@ -320,10 +346,11 @@ fn figures(h: &mut String, report: &Report) {
         ("convergence after the heal", conv),
         ("concurrent pairs", c.concurrent_pairs.to_string()),
         (
-            "keys per conflict class",
+            "conflict resolution (keys per class)",
             format!(
-                "none {} · lww {} · siblings {} · merged {} · diverged {} · lost {}",
-                c.none, c.lww, c.siblings, c.merged, c.diverged, c.lost
+                "{} — {}",
+                ladon_checker::summary::conflict_classes(c),
+                ladon_checker::summary::CONFLICT_CLASSES_HELP
             ),
         ),
     ];
@@ -350,10 +377,10 @@ fn figures(h: &mut String, report: &Report) {
         let _ = write!(h, "<tr><th>messages per write</th><td>{m:.2}</td></tr>");
     }
     if let Some(lat) = report.extra.get("latency_ns").and_then(|l| l.as_object()) {
-        h.push_str("<tr><th>latency of ok operations</th><td><table class=\"latency\"><tr><th>node</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+        h.push_str("<tr><th>latency of ok operations (invoke to completion, as the client saw it)</th><td><table class=\"latency\"><tr><th>node</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
         let ms = |v: &Json| {
-            v.as_f64()
-                .map(|x| format!("{:.3} ms", x / 1e6))
+            v.as_u64()
+                .map(ladon_checker::explain::duration)
                 .unwrap_or_default()
         };
         for (node, q) in lat {
@@ -422,6 +449,14 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
             );
         }
         for (n, ex) in f.examples.iter().enumerate() {
+            // The first example is open; the others wait behind one disclosure.
+            if n == 1 {
+                let _ = write!(
+                    h,
+                    "<details class=\"more-examples\"><summary>{} more example(s) of {a}</summary>",
+                    f.examples.len() - 1
+                );
+            }
             let _ = write!(
                 h,
                 "<div class=\"example\"><h4>Example {}{}</h4><p class=\"explanation\">{}</p>",
@@ -480,6 +515,11 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
                     let _ = write!(h, "<p class=\"note\">{}</p>", esc(&note));
                 }
             }
+            if let Some(svg) = super::lin_window::render(ex) {
+                h.push_str("<div class=\"diagram\"><p class=\"note\">The key's operations over time; ✗ marks the one no order can place.</p>");
+                h.push_str(&svg);
+                h.push_str("</div>");
+            }
             if !ex.detail.is_null() {
                 let pretty = serde_json::to_string_pretty(&ex.detail).unwrap_or_default();
                 let _ = write!(
@@ -489,6 +529,9 @@ fn anomalies(h: &mut String, report: &Report, t: &Timeline, messages: Option<&[M
                 );
             }
             h.push_str("</div>");
+        }
+        if f.examples.len() > 1 {
+            h.push_str("</details>");
         }
         h.push_str("</article>");
     }

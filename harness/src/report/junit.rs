@@ -77,6 +77,15 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
         if a == Anomaly::InvalidHistory && found.is_none() {
             continue;
         }
+        // Searched for only under `linearizable`: no case when not promised.
+        if a == Anomaly::Nonlinearizable
+            && found.is_none()
+            && !report
+                .guarantees
+                .contains(&ladon_checker::report::Guarantee::Linearizable)
+        {
+            continue;
+        }
         let (status, text) = match found {
             None => (Status::Passed, String::new()),
             Some(f) => {
@@ -109,17 +118,7 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
         });
     }
     if report.verdict == Verdict::Unknown {
-        let why = report
-            .extra
-            .get("unknown_reason")
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .unwrap_or_else(|| {
-                "invalid history, no final phase, or no final read from some node".into()
-            });
+        let why = unknown_reason(report);
         out.push(Case {
             name: "verdict".into(),
             classname: classname.to_string(),
@@ -131,6 +130,21 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
         });
     }
     out
+}
+
+/// Why the verdict is unknown, from the report.
+pub fn unknown_reason(report: &Report) -> String {
+    report
+        .extra
+        .get("unknown_reason")
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .unwrap_or_else(|| {
+            "invalid history, no final phase, or no final read from some node".into()
+        })
 }
 
 /// One case for a whole run: passes when the verdict is valid.
@@ -156,7 +170,7 @@ pub fn case_for_run(
             }
         }
         Verdict::Unknown => Status::Error {
-            message: "verdict unknown".into(),
+            message: format!("verdict unknown: {}", unknown_reason(report)),
         },
     };
     Case {

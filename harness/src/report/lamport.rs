@@ -15,7 +15,12 @@ use super::messages::{flights, Flight, Message};
 use super::model::Timeline;
 use super::timeline::{describe_for, fmt_secs};
 
+/// The narrowest lane; lanes widen to fill [`PAGE_W`].
 const LANE_W: f64 = 220.0;
+/// The width drawings aim at: the page's 1160 px content (report.css) less an anomaly box's border and padding.
+pub const PAGE_W: f64 = 1120.0;
+/// Room right of the last lane for its operations' labels (30 characters).
+const LABEL_ROOM: f64 = 190.0;
 const GUTTER: f64 = 80.0;
 const TOP: f64 = 40.0;
 const ROW: f64 = 22.0;
@@ -198,10 +203,13 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
         lanes.insert(f.from.clone());
         lanes.insert(f.to.clone());
     }
+    // Lanes fill the page; labels of the last lane keep LABEL_ROOM.
+    let lanes_n = lanes.len().max(1) as f64;
+    let lane_w = ((PAGE_W - GUTTER - LABEL_ROOM) / (lanes_n - 0.5)).max(LANE_W);
     let lane_x: BTreeMap<&str, f64> = lanes
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.as_str(), GUTTER + LANE_W * (i as f64 + 0.5)))
+        .map(|(i, n)| (n.as_str(), GUTTER + lane_w * (i as f64 + 0.5)))
         .collect();
     // Rows: every distinct instant.
     let mut instants: BTreeSet<u64> = BTreeSet::new();
@@ -218,20 +226,27 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
     let rank: BTreeMap<u64, usize> = instants.iter().enumerate().map(|(i, &t)| (t, i)).collect();
     let y = |ns: u64| TOP + 12.0 + rank[&ns] as f64 * ROW;
     let bottom = TOP + 12.0 + instants.len() as f64 * ROW + 10.0;
-    let width = GUTTER + LANE_W * lanes.len().max(1) as f64;
+    let width = GUTTER + lane_w * (lanes_n - 0.5) + LABEL_ROOM;
     let mut s = String::new();
     let _ = write!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="lamport" width="{width:.0}" height="{h:.0}" viewBox="0 0 {width:.0} {h:.0}">"#,
         h = bottom + 10.0
     );
+    // Rows are distinct instants, often closer than the labels' millisecond:
+    // a row whose label would repeat the one above stays unlabelled.
+    let mut last_label = String::new();
     for (ns, r) in &rank {
+        let label = fmt_secs(*ns);
+        if label == last_label {
+            continue;
+        }
         let _ = write!(
             s,
-            r#"<text x="4" y="{:.1}" class="tick">{}</text>"#,
+            r#"<text x="4" y="{:.1}" class="tick">{label}</text>"#,
             TOP + 16.0 + *r as f64 * ROW,
-            fmt_secs(*ns)
         );
+        last_label = label;
     }
     for (n, x) in &lane_x {
         let _ = write!(
@@ -264,17 +279,18 @@ pub fn render(t: &Timeline, ex: &Example, messages: Option<&[Message]>) -> (Stri
                 );
             }
             Some((at, false)) => {
+                // The ✕ sits where the message would have arrived: on the
+                // receiver's lane, at the time it was dropped.
                 let (x1, y1) = (lane_x[f.to.as_str()], y(at));
-                let (mx, my) = (x0 + (x1 - x0) * 0.6, y0 + (y1 - y0) * 0.6);
                 let _ = write!(
                     s,
-                    r#"<line class="msg dropped" x1="{x0:.1}" y1="{y0:.1}" x2="{mx:.1}" y2="{my:.1}"><title>{}</title></line><text class="drop-mark" x="{mx:.1}" y="{:.1}" text-anchor="middle">✕</text>"#,
+                    r#"<line class="msg dropped" x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}"><title>{}</title></line><text class="drop-mark" x="{x1:.1}" y="{:.1}" text-anchor="middle">✕</text>"#,
                     title(&format!(
                         "sent {}, DROPPED {}",
                         fmt_secs(f.sent),
                         fmt_secs(at)
                     )),
-                    my + 5.0
+                    y1 + 5.0
                 );
             }
             None => {

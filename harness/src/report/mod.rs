@@ -10,6 +10,7 @@ pub mod escape;
 pub mod html;
 pub mod junit;
 pub mod lamport;
+pub mod lin_window;
 pub mod messages;
 pub mod model;
 pub mod plots;

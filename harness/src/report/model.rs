@@ -226,25 +226,35 @@ impl Timeline {
             });
             return;
         }
+        // A partition of arbitrary links (ring cuts, bridges, one-way cuts)
+        // is a partition like any other: shaded, labelled, ended by `heal`.
+        let kind = if e.f == "partition-links" {
+            "partition".to_string()
+        } else {
+            e.f.clone()
+        };
         let interval = FaultInterval {
-            kind: e.f.clone(),
+            kind: kind.clone(),
             start: e.time,
             end: self.end,
             start_index: e.index,
             nodes,
             value: value.to_string(),
         };
-        if matches!(e.f.as_str(), "partition" | "clock-skew" | "crash" | "pause") {
-            let list = open.entry(e.f.clone()).or_default();
+        if matches!(
+            kind.as_str(),
+            "partition" | "clock-skew" | "crash" | "pause"
+        ) {
+            let list = open.entry(kind.clone()).or_default();
             // A new partition or skew replaces the one in force.
-            if matches!(e.f.as_str(), "partition" | "clock-skew") {
+            if matches!(kind.as_str(), "partition" | "clock-skew") {
                 for &i in list.iter() {
                     self.faults[i].end = e.time;
                 }
                 list.clear();
             }
             // Crashes and pauses end node by node: one interval per node.
-            if matches!(e.f.as_str(), "crash" | "pause") && interval.nodes.len() > 1 {
+            if matches!(kind.as_str(), "crash" | "pause") && interval.nodes.len() > 1 {
                 for n in interval.nodes.clone() {
                     let mut one = interval.clone();
                     one.nodes = vec![n];
@@ -324,6 +334,24 @@ pub(crate) mod tests {
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn partition_links_is_a_partition_ended_by_heal() {
+        let t = Timeline::from_events(&events(
+            r#"{"index":0,"time":10,"type":"info","process":"nemesis","f":"partition-links","value":[["n1","n2"],["n2","n3"]]}
+{"index":1,"time":40,"type":"info","process":"nemesis","f":"heal","value":null}
+{"index":2,"time":50,"type":"invoke","process":1,"node":"n2","f":"txn","value":[["r","x",null]]}
+{"index":3,"time":60,"type":"ok","process":1,"node":"n2","f":"txn","value":[["r","x",null]]}"#,
+        ));
+        let spans: Vec<_> = t
+            .faults
+            .iter()
+            .map(|f| (f.kind.as_str(), f.start, f.end))
+            .collect();
+        assert_eq!(spans, vec![("partition", 10, 40)]);
+        assert!(t.instants.is_empty());
+        assert_eq!(t.heal_time(), Some(40));
     }
 
     #[test]

@@ -13,7 +13,8 @@ use plotters::prelude::*;
 
 use super::model::{Outcome, Timeline};
 
-const W: u32 = 760;
+/// The page's content width (report.css).
+const W: u32 = 1120;
 const H: u32 = 300;
 /// Points drawn per scatter series at most (evenly sampled beyond that).
 const MAX_POINTS: usize = 4000;
@@ -44,9 +45,14 @@ type Drawn<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Draws into an SVG string; a drawing error becomes a short message.
 fn svg(draw: impl FnOnce(&Area) -> Drawn<()>) -> String {
+    svg_sized((W, H), draw)
+}
+
+/// Like [`svg`], at a given size.
+fn svg_sized(size: (u32, u32), draw: impl FnOnce(&Area) -> Drawn<()>) -> String {
     let mut buf = String::new();
     let result = {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|_| {
             draw(&root).map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())
@@ -139,10 +145,13 @@ fn bands<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Latency of completed client operations over time, one colour per node.
+/// Latency of completed client operations over time: one panel per node
+/// (so no node's points hide another's), each with its own scale and its
+/// quantiles in its caption, so even a constant latency says what it is.
 pub fn latency(t: &Timeline) -> String {
     let nodes = &t.nodes;
     let mut by_node: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut ns_by_node: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for op in t
         .ops
         .iter()
@@ -152,35 +161,67 @@ pub fn latency(t: &Timeline) -> String {
             .entry(op.node.as_str())
             .or_default()
             .push((secs(op.start), (op.end - op.start) as f64 / 1e6));
+        ns_by_node
+            .entry(op.node.as_str())
+            .or_default()
+            .push(op.end - op.start);
     }
-    let ymax = by_node
-        .values()
-        .flatten()
-        .map(|p| p.1)
-        .fold(1.0f64, f64::max)
-        * 1.05;
+    if by_node.is_empty() {
+        return "<p class=\"note\">No completed client operation: no latency to plot.</p>".into();
+    }
     let xmax = secs(t.end).max(1e-3);
-    svg(|root| {
-        let mut chart = xy_chart(
-            root,
-            "Latency by node (nemesis shaded)",
-            (xmax, ymax),
-            "time (s)",
-            "latency (ms)",
+    let panel_h = 150u32;
+    let height = 30 + panel_h * by_node.len() as u32;
+    svg_sized((W, height), |root| {
+        let (title, rest) = root.split_vertically(30);
+        title.titled(
+            "Latency of ok operations by node, invoke to completion (nemesis shaded)",
+            ("sans-serif", 16),
         )?;
-        bands(t, &mut chart, ymax)?;
-        for (n, pts) in &by_node {
-            let c = node_colour(nodes.iter().position(|x| x == n).unwrap_or(0));
+        let panels = rest.split_evenly((by_node.len(), 1));
+        for (panel, (n, pts)) in panels.iter().zip(&by_node) {
+            let i = nodes.iter().position(|x| x == n).unwrap_or(0);
+            let c = node_colour(i);
+            let mut ns = ns_by_node[n].clone();
+            ns.sort_unstable();
+            let q = |p: f64| ns[((ns.len() - 1) as f64 * p).round() as usize];
+            let d = ladon_checker::explain::duration;
+            let constant = ns.first() == ns.last();
+            let caption = format!(
+                "{}: {} operation{}, p50 {}, p99 {}, max {}{}",
+                if n.is_empty() { "?" } else { n },
+                ns.len(),
+                if ns.len() == 1 { "" } else { "s" },
+                d(q(0.5)),
+                d(q(0.99)),
+                d(q(1.0)),
+                if constant {
+                    " (every one the same)"
+                } else {
+                    ""
+                }
+            );
+            let ymax = pts.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.15;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(caption, ("sans-serif", 13))
+                .margin(4)
+                .x_label_area_size(22)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)?;
             chart
-                .draw_series(
-                    sample(pts)
-                        .into_iter()
-                        .map(|p| Circle::new(p, 2, c.filled())),
-                )?
-                .label(if n.is_empty() { "?" } else { n })
-                .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+                .configure_mesh()
+                .y_desc("ms")
+                .y_labels(4)
+                .x_labels(10)
+                .draw()?;
+            bands(t, &mut chart, ymax)?;
+            chart.draw_series(
+                sample(pts)
+                    .into_iter()
+                    .map(|p| Circle::new(p, 2, c.mix(0.6).filled())),
+            )?;
         }
-        legend(&mut chart, SeriesLabelPosition::MiddleRight)
+        Ok(())
     })
 }
 
@@ -432,17 +473,17 @@ pub fn convergence(t: &Timeline, report: &Report) -> String {
 pub fn conflicts(report: &Report) -> String {
     let c = &report.conflicts;
     let classes = [
-        ("none", c.none),
-        ("lww", c.lww),
-        ("siblings", c.siblings),
+        ("without conflict", c.none),
+        ("one winner (lww)", c.lww),
+        ("siblings kept", c.siblings),
         ("merged", c.merged),
         ("diverged", c.diverged),
-        ("lost", c.lost),
+        ("no concurrent value kept", c.lost),
     ];
     let ymax = classes.iter().map(|x| x.1).max().unwrap_or(0).max(1) + 1;
     svg(|root| {
         let caption = format!(
-            "Keys by conflict class ({} concurrent pairs)",
+            "Keys by how their concurrent writes ended ({} concurrent pairs; keys, not lost writes)",
             c.concurrent_pairs
         );
         let mut chart = frame(root, &caption)
@@ -509,6 +550,18 @@ mod tests {
             convergence_series(&history()),
             vec![(2_000_000, 0), (3_000_000, 1), (6_000_000, 0)]
         );
+    }
+
+    #[test]
+    fn latency_has_a_panel_per_node_with_its_quantiles() {
+        let s = latency(&history());
+        assert!(
+            s.contains(
+                "n1: 1 operation, p50 1.000 ms, p99 1.000 ms, max 1.000 ms (every one the same)"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("n2: 1 operation, p50 1.000 ms"), "{s}");
     }
 
     #[test]

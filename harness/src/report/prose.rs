@@ -21,6 +21,7 @@ pub fn anomaly(a: Anomaly) -> &'static str {
         Anomaly::ReadYourWrites => "A client did not see its own earlier write.",
         Anomaly::MonotonicReads => "A client saw a write, then a later read of the same key no longer reflected it.",
         Anomaly::CausalVisibility => "A read missed a write in its causal past (a dependency arrived late).",
+        Anomaly::Nonlinearizable => "A key's operations cannot be put in any one order that respects real time: a read returned a value already overwritten, or two updates both replaced the same value.",
     }
 }
 
@@ -30,5 +31,6 @@ pub fn guarantee(g: Guarantee) -> &'static str {
         Guarantee::NoLostWrites => "acknowledged writes survive (forbids lost-write)",
         Guarantee::NoConflictLoss => "concurrent writes are both kept or merged (forbids conflict-loss)",
         Guarantee::Causal => "causal consistency (forbids causal-overwrite, causal-order, read-your-writes, monotonic-reads, causal-visibility)",
+        Guarantee::Linearizable => "every register key behaves as one atomic register in real time (forbids nonlinearizable)",
     }
 }

@@ -32,8 +32,9 @@ pub fn fault_colour(kind: &str) -> &'static str {
     }
 }
 
+/// A point in time, "4.940 s" (durations use the checker's `duration`).
 pub fn fmt_secs(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
+    ladon_checker::explain::secs(ns)
 }
 
 /// A one-line description of an operation, for tooltips and lists.
@@ -117,7 +118,10 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
     for (n, v) in columns.values_mut().enumerate() {
         *v = n;
     }
-    let width = GUTTER + COL_W * columns.len().max(1) as f64 + RIGHT;
+    // Columns widen to fill the page's width.
+    let col_w =
+        ((super::lamport::PAGE_W - GUTTER - RIGHT) / columns.len().max(1) as f64).max(COL_W);
+    let width = GUTTER + col_w * columns.len().max(1) as f64 + RIGHT;
     let t0 = chosen.iter().map(|&i| t.ops[i].start).min().unwrap_or(0);
     let t1 = chosen
         .iter()
@@ -171,8 +175,8 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
             for c in cols {
                 let _ = write!(
                     s,
-                    r#"<rect class="band" x="{:.1}" y="{y0:.1}" width="{COL_W}" height="{:.1}" fill="{}" opacity="0.5"><title>{title}</title></rect>"#,
-                    GUTTER + c as f64 * COL_W,
+                    r#"<rect class="band" x="{:.1}" y="{y0:.1}" width="{col_w:.1}" height="{:.1}" fill="{}" opacity="0.5"><title>{title}</title></rect>"#,
+                    GUTTER + c as f64 * col_w,
                     (y1 - y0).max(1.0),
                     fault_colour(&f.kind)
                 );
@@ -202,7 +206,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         let _ = write!(
             s,
             r##"<line x1="{GUTTER}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#757575" stroke-dasharray="3 3"><title>{}</title></line>"##,
-            width,
+            width - RIGHT,
             esc(&format!(
                 "{} {} at {}",
                 ins.kind,
@@ -212,9 +216,14 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
             y = y(ins.start)
         );
     }
-    // Time axis: ten ticks.
+    // Time axis: ten ticks, none repeating the label above it.
+    let mut last_label = String::new();
     for k in 0..=10u64 {
         let ns = t0 + (t1 - t0) * k / 10;
+        if fmt_secs(ns) == last_label {
+            continue;
+        }
+        last_label = fmt_secs(ns);
         let yy = y(ns);
         let _ = write!(
             s,
@@ -233,8 +242,8 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         g.1 = g.1.max(c);
     }
     for (&(_, _, n), (a, b)) in &groups {
-        let x0 = GUTTER + *a as f64 * COL_W;
-        let x1 = GUTTER + (*b + 1) as f64 * COL_W;
+        let x0 = GUTTER + *a as f64 * col_w;
+        let x1 = GUTTER + (*b + 1) as f64 * col_w;
         let _ = write!(
             s,
             r##"<text x="{:.1}" y="14" class="node-label" text-anchor="middle">{}</text><line x1="{x0:.1}" x2="{x1:.1}" y1="18" y2="18" stroke="#333"/><line x1="{x1:.1}" x2="{x1:.1}" y1="18" y2="{:.0}" stroke="#ddd"/>"##,
@@ -247,7 +256,7 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="36" class="proc-label" text-anchor="middle">{p}</text>"#,
-            GUTTER + c as f64 * COL_W + COL_W / 2.0
+            GUTTER + c as f64 * col_w + col_w / 2.0
         );
     }
     for &i in chosen {
@@ -265,8 +274,8 @@ pub fn render(t: &Timeline, chosen: &[usize], named: &BTreeSet<u64>) -> String {
             s,
             r#"<rect id="op-{}" class="op {class}{fin}{hl}" x="{:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" rx="2"><title>{}</title></rect>"#,
             op.index(),
-            GUTTER + c as f64 * COL_W + 2.0,
-            COL_W - 4.0,
+            GUTTER + c as f64 * col_w + 2.0,
+            col_w - 4.0,
             (y1 - y0).max(2.5),
             esc(&describe(op))
         );

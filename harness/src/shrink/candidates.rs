@@ -80,18 +80,11 @@ fn operations(t: &Trial) -> Vec<RunOptions> {
         .collect()
 }
 
-/// Fewer final rounds, then the first round sooner after the heal.
 fn final_reads(t: &Trial) -> Vec<RunOptions> {
-    let mut out: Vec<RunOptions> = smaller_dur(t.options.converge_timeout, 0)
+    smaller_dur(t.options.converge_timeout, 0)
         .into_iter()
         .map(|d| with(t, |o| o.converge_timeout = d))
-        .collect();
-    out.extend(
-        smaller_dur(t.options.final_interval, 1)
-            .into_iter()
-            .map(|d| with(t, |o| o.final_interval = d)),
-    );
-    out
+        .collect()
 }
 
 fn clients(t: &Trial) -> Vec<RunOptions> {
@@ -247,12 +240,6 @@ fn workload(t: &Trial) -> Vec<RunOptions> {
         smaller(t.options.txn_size as u64, 1)
             .into_iter()
             .map(|k| with(t, |o| o.txn_size = k as usize)),
-    );
-    // Keys rotate sooner: a late key is reached in fewer writes.
-    out.extend(
-        smaller(t.options.max_writes_per_key as u64, 1)
-            .into_iter()
-            .map(|k| with(t, |o| o.max_writes_per_key = k as u32)),
     );
     out
 }

@@ -117,30 +117,63 @@ fn anomalies_text(out: &RunOutput) -> String {
         .join(" ")
 }
 
+/// One progress line per finished run. A seed of a `require = "any"` cell
+/// that does not show the expectation is not a failure (the cell is judged
+/// when all its seeds are in), and the line says so.
+pub fn progress_line(
+    n: usize,
+    total: usize,
+    case: &Case,
+    took: std::time::Duration,
+    j: &Judgement,
+) -> String {
+    let how = match (j, &case.require) {
+        (Judgement::Fail(_), Require::Any) => {
+            "ran; not shown by this seed (the cell passes if any of its seeds shows it)"
+        }
+        (Judgement::Pass | Judgement::PassByCell { .. }, _) => "ran; as expected",
+        (Judgement::Fail(_), _) => "ran; FAIL (not as expected)",
+        (Judgement::Error(_), _) => "ERROR (no verdict)",
+    };
+    format!("[{n}/{total}] {} in {}: {how}", case.name, wall(took))
+}
+
+/// A wall-clock duration, in the checker's one format ("1.204 s").
+fn wall(d: std::time::Duration) -> String {
+    ladon_checker::explain::duration(d.as_nanos().min(u64::MAX as u128) as u64)
+}
+
 /// The summary table, then each failure's reason and reproduce command,
-/// then one totals line.
+/// then one totals line. Columns stay aligned whatever the run names' length.
 pub fn table(suite: &str, cases: &[Case], outs: &[RunOutput], js: &[Judgement]) -> String {
     let name_w = cases
         .iter()
-        .map(|c| c.name.len())
+        .map(|c| c.name.chars().count())
         .max()
-        .unwrap_or(4)
-        .clamp(4, 90);
+        .unwrap_or(0)
+        .max(3);
+    let times: Vec<String> = outs.iter().map(|o| wall(o.duration)).collect();
+    let time_w = times
+        .iter()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<6} {:<name_w$} {:<8} {:>7}  ANOMALIES",
+        "{:<6} {:<name_w$} {:<8} {:>time_w$}  ANOMALIES",
         "RESULT", "RUN", "VERDICT", "TIME"
     );
-    for ((c, o), j) in cases.iter().zip(outs).zip(js) {
+    for (((c, o), j), t) in cases.iter().zip(outs).zip(js).zip(&times) {
         let verdict = o.verdict.map(|v| v.as_str()).unwrap_or("-");
         let _ = writeln!(
             s,
-            "{:<6} {:<name_w$} {:<8} {:>6.1}s  {}",
+            "{:<6} {:<name_w$} {:<8} {:>time_w$}  {}",
             j.label(),
             c.name,
             verdict,
-            o.duration.as_secs_f64(),
+            t,
             anomalies_text(o)
         );
     }
@@ -303,7 +336,7 @@ require = "any"
         assert_eq!(exit_code(&js), 1);
         let t = table("s", &cs, &outs, &js);
         assert!(
-            t.contains("FAIL   ok / seed 2  invalid     1.5s  divergence(1)"),
+            t.contains("FAIL   ok / seed 2  invalid  1.500 s  divergence(1)"),
             "{t}"
         );
         assert!(
@@ -339,5 +372,46 @@ require = "any"
             2
         );
         assert_eq!(exit_code(&[Judgement::Pass]), 0);
+    }
+
+    #[test]
+    fn the_table_stays_aligned_with_long_run_names() {
+        let mut cs = cases();
+        cs[0].name = "x".repeat(140);
+        let outs: Vec<RunOutput> = (0..cs.len())
+            .map(|i| {
+                let mut o = out(Some(Verdict::Valid), &[]);
+                o.duration = Duration::from_millis(10u64.pow(i as u32 % 4) * 7);
+                o
+            })
+            .collect();
+        let js = judge_all(&cs, &outs);
+        let t = table("s", &cs, &outs, &js);
+        let rows: Vec<&str> = t.lines().take(1 + cs.len()).collect();
+        let col = |row: &str, word: &str| row.find(word).unwrap_or_else(|| panic!("{row}"));
+        let verdict_at = col(rows[0], "VERDICT");
+        let anomalies_at = col(rows[0], "ANOMALIES");
+        for row in &rows[1..] {
+            assert_eq!(col(row, "valid"), verdict_at, "{t}");
+            assert_eq!(col(row, "-"), anomalies_at, "{t}");
+        }
+    }
+
+    #[test]
+    fn progress_lines_read_as_progress() {
+        let cs = cases();
+        let d = Duration::from_millis(1500);
+        assert_eq!(
+            progress_line(3, 5, &cs[2], d, &Judgement::Fail("x".into())),
+            "[3/5] bug / seed 1 in 1.500 s: ran; not shown by this seed (the cell passes if any of its seeds shows it)"
+        );
+        assert_eq!(
+            progress_line(1, 5, &cs[0], d, &Judgement::Pass),
+            "[1/5] ok / seed 1 in 1.500 s: ran; as expected"
+        );
+        assert_eq!(
+            progress_line(2, 5, &cs[1], d, &Judgement::Fail("x".into())),
+            "[2/5] ok / seed 2 in 1.500 s: ran; FAIL (not as expected)"
+        );
     }
 }

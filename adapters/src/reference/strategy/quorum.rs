@@ -44,6 +44,11 @@ impl Locks {
         self.by_key.retain(|_, p| *p != pid);
     }
 
+    /// Whether an undecided proposal holds `key`.
+    pub fn locked(&self, key: &Key) -> bool {
+        self.by_key.contains_key(key)
+    }
+
     pub fn held(&self) -> usize {
         self.by_key.len()
     }
