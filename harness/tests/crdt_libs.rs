@@ -93,9 +93,54 @@ fn run_all(cells: &[(String, u64)]) -> BTreeMap<(String, u64), Outcome> {
     out.into_inner().unwrap()
 }
 
-/// Findings: cells whose declared guarantees do not hold, with the
-/// anomalies found (docs/crdt-libraries.md, "What Ladon found").
-const FINDINGS: &[(&str, u64, &[&str])] = &[];
+/// Findings: cells whose declared guarantees do not hold, with the exact
+/// forbidden anomalies found (docs/crdt-libraries.md, "What Ladon found").
+/// automerge registers: a `put` supersedes every value its node holds,
+/// including values its client never read, so by client causality a
+/// concurrent write disappears (conflict-loss) and sibling reads miss writes
+/// in their causal past.
+const FINDINGS: &[(&str, u64, &[&str])] = &[
+    (
+        "--adapter automerge --workload register --nemesis clock",
+        1,
+        &["conflict-loss"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis clock",
+        2,
+        &["causal-visibility", "conflict-loss", "read-your-writes"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis crash",
+        1,
+        &["causal-visibility", "conflict-loss"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis crash",
+        2,
+        &["causal-visibility", "conflict-loss", "read-your-writes"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis dup --reorder 0.3",
+        1,
+        &["conflict-loss", "monotonic-reads", "read-your-writes"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis dup --reorder 0.3",
+        2,
+        &["causal-visibility", "conflict-loss"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis partition",
+        1,
+        &["causal-visibility", "conflict-loss", "read-your-writes"],
+    ),
+    (
+        "--adapter automerge --workload register --nemesis partition",
+        2,
+        &["causal-visibility", "conflict-loss", "read-your-writes"],
+    ),
+];
 
 #[test]
 fn every_library_keeps_its_declared_guarantees_under_every_fault_package() {

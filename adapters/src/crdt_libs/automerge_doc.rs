@@ -21,7 +21,9 @@ use std::collections::BTreeSet;
 
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    ActorId, AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT,
+};
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
 
 use super::{obj_name, Persist, Replica, Saved, Wire, WireKind};
