@@ -3,6 +3,7 @@
 
 #[cfg(feature = "crdt-libs")]
 pub mod crdt_libs;
+pub mod db;
 pub mod node;
 pub mod process;
 pub mod reference;

@@ -75,6 +75,7 @@ fn one<R: Replica>(flags: &str, seed: u64, row: &mut Row) {
         guarantees: Guarantee::parse_list(&guarantees.join(",")).unwrap(),
         max_examples: 1,
         messages_per_write: outcome.messages_per_write,
+        ..CheckOptions::default()
     };
     let report = ladon_checker::check_events(&events, &opts);
     row.runs += 1;

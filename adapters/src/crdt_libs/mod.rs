@@ -124,7 +124,7 @@ impl fmt::Debug for Wire {
 pub type Saved = Arc<[u8]>;
 
 /// One library's document behind a node.
-pub trait Replica: Sized {
+pub trait Replica: Sized + 'static {
     /// The adapter name, e.g. `"automerge"`.
     const NAME: &'static str;
 

@@ -750,17 +750,28 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         return count;
     }
     // Large keys: count ordered pairs with clocks; each process's
-    // acknowledged writes on `k` form sorted runs of seqs.
-    let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    // acknowledged writes on `k` form sorted runs of seqs, kept per group
+    // of the key (its index in `idx.groups(k)`, which holds every process
+    // with a write on `k`), and only the groups with some are visited per
+    // write (a map lookup per write and group made this quadratic with a
+    // large constant on keys written by thousands of short-lived processes).
+    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
+    let group_of: crate::fxhash::FxHashMap<u32, usize> = key_groups
+        .iter()
+        .enumerate()
+        .map(|(gi, &p)| (p, gi))
+        .collect();
+    let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); key_groups.len()];
     for &w in &acked {
         let op = h.mops[w as usize].op;
-        groups
-            .entry(x.c.process_of(op))
-            .or_default()
-            .push(x.c.seq[op as usize]);
+        seqs[group_of[&x.c.process_of(op)]].push(x.c.seq[op as usize]);
     }
-    for g in groups.values_mut() {
-        g.sort_unstable();
+    let mut runs: Vec<(usize, u32, Vec<u32>)> = Vec::new();
+    for (gi, mut g) in seqs.into_iter().enumerate() {
+        if !g.is_empty() {
+            g.sort_unstable();
+            runs.push((gi, key_groups[gi], g));
+        }
     }
     let mut ordered = 0u64;
     let mut same_op = 0u64;
@@ -770,18 +781,17 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let r = run.len() as u64;
         same_op += r * (r - 1) / 2;
     }
-    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
     for &b in &acked {
         let ob = h.mops[b as usize].op;
         let Some(proj) = idx.projection(b) else {
             continue;
         };
-        for (gi, &p) in key_groups.iter().enumerate() {
-            let Some(seqs) = groups.get(&p) else { continue };
-            let bound = if p == x.c.process_of(ob) {
+        let pb = x.c.process_of(ob);
+        for (gi, p, seqs) in &runs {
+            let bound = if *p == pb {
                 x.c.seq[ob as usize] - 1
             } else {
-                proj[gi]
+                proj[*gi]
             };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }

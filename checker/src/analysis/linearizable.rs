@@ -17,7 +17,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::lin_search::{search, LinOp, Outcome, Step, EMPTY};
+use super::lin_search::{search, search_plain, LinOp, Outcome, Step, EMPTY};
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
 use crate::model::{History, ObsKind, Outcome as OpOutcome, NONE};
@@ -46,33 +46,9 @@ pub struct LinOut {
 /// Checks every register key and reports `nonlinearizable` per key.
 pub fn check(x: &Explain, budget: u64, f: &mut Findings) -> LinOut {
     let h = x.h;
-    let per_key = gather(h);
-    let keys: Vec<u32> = (0..h.keys.len() as u32)
-        .filter(|&k| h.key_kind[k as usize] == Some(KeyKind::Register))
-        .collect();
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = keys.len().div_ceil(cores).max(1);
-    let results: Vec<(u32, KeyResult)> = std::thread::scope(|s| {
-        let handles: Vec<_> = keys
-            .chunks(chunk)
-            .map(|ks| {
-                let per_key = &per_key;
-                s.spawn(move || {
-                    ks.iter()
-                        .map(|&k| (k, check_key(&per_key[k as usize], budget)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|t| t.join().expect("linearizability search"))
-            .collect()
-    });
+    let Searched { per_key, results } = search_keys(h, budget);
     let mut out = LinOut {
-        keys: keys.len() as u64,
+        keys: results.len() as u64,
         ops: per_key.iter().map(|v| v.len() as u64).sum(),
         ..LinOut::default()
     };
@@ -98,6 +74,57 @@ pub fn check(x: &Explain, budget: u64, f: &mut Findings) -> LinOut {
     out
 }
 
+/// Every register key's operations and verdict (in key order).
+struct Searched {
+    per_key: Vec<Vec<LinOp>>,
+    results: Vec<(u32, KeyResult)>,
+}
+
+/// The search alone, for benchmarks: (register keys, operations searched,
+/// keys without an order, keys over the budget).
+pub fn search_only(h: &History, budget: u64) -> (u64, u64, u64, u64) {
+    let s = search_keys(h, budget);
+    let bad =
+        |want: fn(&KeyResult) -> bool| s.results.iter().filter(|(_, r)| want(r)).count() as u64;
+    (
+        s.results.len() as u64,
+        s.per_key.iter().map(|v| v.len() as u64).sum(),
+        bad(|r| matches!(r, KeyResult::Violation(_))),
+        bad(|r| matches!(r, KeyResult::Budget(_))),
+    )
+}
+
+/// Gathers every register key's operations and searches each key, on all
+/// cores (in contiguous chunks of keys).
+fn search_keys(h: &History, budget: u64) -> Searched {
+    let per_key = gather(h);
+    let keys: Vec<u32> = (0..h.keys.len() as u32)
+        .filter(|&k| h.key_kind[k as usize] == Some(KeyKind::Register))
+        .collect();
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = keys.len().div_ceil(cores).max(1);
+    let results: Vec<(u32, KeyResult)> = std::thread::scope(|s| {
+        let handles: Vec<_> = keys
+            .chunks(chunk)
+            .map(|ks| {
+                let per_key = &per_key;
+                s.spawn(move || {
+                    ks.iter()
+                        .map(|&k| (k, check_key(&per_key[k as usize], budget)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|t| t.join().expect("linearizability search"))
+            .collect()
+    });
+    Searched { per_key, results }
+}
+
 /// A key's verdict.
 enum KeyResult {
     Linearizable,
@@ -118,7 +145,9 @@ fn check_key(ops: &[LinOp], budget: u64) -> KeyResult {
     match search(ops, budget) {
         Outcome::Linearizable { .. } => KeyResult::Linearizable,
         Outcome::Budget { steps } => KeyResult::Budget(steps),
-        Outcome::NotLinearizable { stuck, .. } => KeyResult::Violation(shrink(ops, stuck, budget)),
+        Outcome::NotLinearizable { stuck, depth } => {
+            KeyResult::Violation(shrink(ops, (stuck, depth), budget))
+        }
     }
 }
 
@@ -255,37 +284,53 @@ fn drop_closure(ops: &[LinOp], keep: &mut [bool], i: usize) {
 }
 
 /// Whether the kept operations still have no order (a budget stop counts
-/// as "has one": a window must be proven).
-fn still_broken(ops: &[LinOp], keep: &[bool], budget: u64) -> Option<(usize, usize, Vec<usize>)> {
+/// as "has one": a window must be proven): their positions.
+fn still_broken(ops: &[LinOp], keep: &[bool], budget: u64) -> Option<Vec<usize>> {
     let idx: Vec<usize> = (0..ops.len()).filter(|&i| keep[i]).collect();
     let sub: Vec<LinOp> = idx.iter().map(|&i| ops[i].clone()).collect();
     match search(&sub, budget) {
-        Outcome::NotLinearizable { stuck, depth } => Some((idx[stuck], depth, idx)),
+        Outcome::NotLinearizable { .. } => Some(idx),
         _ => None,
+    }
+}
+
+/// The operation of `idx` (positions in `ops`) that the plain search's
+/// deepest partial order could not get past, and that depth; when the
+/// plain search runs out of budget, the reduced search's, else `fallback`.
+fn blame(ops: &[LinOp], idx: &[usize], budget: u64, fallback: (usize, usize)) -> (usize, usize) {
+    let sub: Vec<LinOp> = idx.iter().map(|&i| ops[i].clone()).collect();
+    match search_plain(&sub, budget) {
+        Outcome::NotLinearizable { stuck, depth } => (idx[stuck], depth),
+        _ => match search(&sub, budget) {
+            Outcome::NotLinearizable { stuck, depth } => (idx[stuck], depth),
+            _ => fallback,
+        },
     }
 }
 
 /// Shrinks a key's violation: cut everything invoked after the stuck
 /// operation's deadline, then the longest prefix that can go, then single
-/// operations, keeping every cut that still has no order.
-fn shrink(ops: &[LinOp], stuck: usize, budget: u64) -> Window {
+/// operations, keeping every cut that still has no order. `found` is the
+/// reduced search's (stuck operation, depth) on the whole key; the plain
+/// search names the stuck operation, of the whole key and of the window.
+fn shrink(ops: &[LinOp], found: (usize, usize), budget: u64) -> Window {
     let n = ops.len();
     let mut keep = vec![true; n];
-    let mut best = still_broken(ops, &keep, budget).expect("the whole key has no order");
+    let all: Vec<usize> = (0..n).collect();
+    let (stuck, _) = blame(ops, &all, budget, found);
+    let mut best = all;
     let mut searches = 1usize;
-    let try_keep = |keep: &mut Vec<bool>,
-                    cand: Vec<bool>,
-                    best: &mut (usize, usize, Vec<usize>),
-                    searches: &mut usize| {
-        *searches += 1;
-        if let Some(b) = still_broken(ops, &cand, budget) {
-            *keep = cand;
-            *best = b;
-            true
-        } else {
-            false
-        }
-    };
+    let try_keep =
+        |keep: &mut Vec<bool>, cand: Vec<bool>, best: &mut Vec<usize>, searches: &mut usize| {
+            *searches += 1;
+            if let Some(b) = still_broken(ops, &cand, budget) {
+                *keep = cand;
+                *best = b;
+                true
+            } else {
+                false
+            }
+        };
     // 1. Nothing invoked after the stuck operation's deadline matters to it.
     let end = ops[stuck].ret;
     let mut cand = keep.clone();
@@ -312,7 +357,7 @@ fn shrink(ops: &[LinOp], stuck: usize, budget: u64) -> Window {
         }
     }
     // 3. Single operations, latest first, while the window is small.
-    if best.2.len() <= 64 {
+    if best.len() <= 64 {
         for i in (0..n).rev() {
             if searches >= SHRINK_SEARCHES {
                 break;
@@ -327,7 +372,8 @@ fn shrink(ops: &[LinOp], stuck: usize, budget: u64) -> Window {
             }
         }
     }
-    let (stuck, depth, ops_in) = best;
+    let (stuck, depth) = blame(ops, &best, budget, found);
+    let ops_in = best;
     Window {
         ops: ops_in,
         stuck,

@@ -200,28 +200,43 @@ pub fn write_fixture(
 }
 
 /// Records the new fixture's insta snapshots by running the checker's
-/// fixture test for that file only. `INSTA_UPDATE=unseen` writes new
-/// snapshots and leaves a changed existing one as `.snap.new` for review.
+/// fixture test for that file only: `INSTA_GLOB_FILTER` is matched against
+/// the path below the glob's base (`checker/tests`), so it names
+/// `fixtures/shrunk/NAME.jsonl`, and `INSTA_UPDATE=always` writes the new
+/// snapshots in place (`unseen` would leave a brand-new snapshot as
+/// `.snap.new`). The fixture's name is new (`write_fixture` refuses an
+/// existing one), so no reviewed snapshot is overwritten.
 fn record_snapshot(history: &Path, dir: &Path) {
-    let fixtures_root = dir.parent().unwrap_or(dir);
+    let tests_root = dir.parent().and_then(Path::parent).unwrap_or(dir);
     let filter = history
-        .strip_prefix(fixtures_root)
+        .strip_prefix(tests_root)
         .unwrap_or(history)
         .display()
         .to_string();
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
         .args(["test", "-q", "-p", "ladon-checker", "--test", "fixtures"])
-        .env("INSTA_UPDATE", "unseen")
+        .env("INSTA_UPDATE", "always")
         .env("INSTA_GLOB_FILTER", &filter)
         .status();
+    let stem = filter
+        .strip_prefix("fixtures/")
+        .unwrap_or(&filter)
+        .replace('/', "__");
+    // A passing test run proves nothing by itself: a filter that matches
+    // no file passes too. The snapshot files must be there.
+    let written = ["report", "summary"].iter().all(|what| {
+        tests_root
+            .join("snapshots")
+            .join(format!("fixtures__{what}@{stem}.snap"))
+            .is_file()
+    });
     match status {
-        Ok(s) if s.success() => println!(
-            "snapshots recorded: checker/tests/snapshots/fixtures__{{report,summary}}@{}.snap",
-            filter.replace('/', "__")
+        Ok(s) if s.success() && written => println!(
+            "snapshots recorded: checker/tests/snapshots/fixtures__{{report,summary}}@{stem}.snap"
         ),
         _ => eprintln!(
             "warning: the snapshots were not recorded; run \
-             `INSTA_UPDATE=unseen cargo test -p ladon-checker --test fixtures`"
+             `INSTA_UPDATE=always INSTA_GLOB_FILTER={filter} cargo test -p ladon-checker --test fixtures`"
         ),
     }
 }

@@ -1,0 +1,103 @@
+//! Real databases as systems under test: each node is a server process that
+//! Ladon creates, configures, starts, faults and removes, in the spirit of
+//! Jepsen's `db` protocol. [`Database`] is the seam a system implements; the
+//! harness decides *when* a node is killed or paused, the implementation
+//! *how*.
+//!
+//! Every server runs in its own process group, so a crash (SIGKILL) or a
+//! pause (SIGSTOP) reaches its worker processes too, and never as root: when
+//! Ladon runs as root the servers run as the system's own user (`postgres`).
+//! Each cluster records itself in a registry directory
+//! ([`registry::Registry`]); a cluster left behind by a Ladon that was killed
+//! with SIGKILL is found and removed before the next one starts.
+
+pub mod postgres;
+pub mod process_group;
+pub mod proxy;
+pub mod registry;
+#[cfg(feature = "postgres")]
+pub mod sql;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong driving a database's nodes. Every message names the
+/// node, the command or the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A binary the system needs is missing; carries the install command.
+    #[error("{what} not found ({path}); install it with: {install}")]
+    Missing {
+        what: String,
+        path: String,
+        install: String,
+    },
+    /// A command exited unsuccessfully.
+    #[error("{node}: `{command}` failed: {output}")]
+    Command {
+        node: String,
+        command: String,
+        output: String,
+    },
+    /// A node did not become ready in time.
+    #[error("{node}: not ready after {secs} s; its log is {log}")]
+    NotReady {
+        node: String,
+        secs: u64,
+        log: PathBuf,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl DbError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DbError {
+        let context = context.into();
+        move |source| DbError::Io { context, source }
+    }
+}
+
+/// How the nodes replicate to each other.
+pub use crate::reference::config::Topology;
+
+/// One cluster's shape and where it lives.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Node count (`n1` … `nN`).
+    pub nodes: usize,
+    pub topology: Topology,
+    /// Where the data directories and logs go (created if absent).
+    pub dir: PathBuf,
+}
+
+/// The node lifecycle of a real multi-leader database.
+pub trait Database {
+    /// The adapter's name, as on the command line (`postgres-pglogical`).
+    fn name(&self) -> &'static str;
+    /// Node names, `n1` … `nN`.
+    fn nodes(&self) -> Vec<String>;
+    /// Creates, configures and starts every node, then sets up replication
+    /// between them; returns once every node accepts connections and
+    /// replication is running.
+    fn setup(&mut self) -> Result<(), DbError>;
+    /// The address clients of node `i` connect to.
+    fn addr(&self, i: usize) -> SocketAddr;
+    /// Crash: SIGKILL to the node's whole process group.
+    fn kill(&mut self, i: usize) -> Result<(), DbError>;
+    /// Starts a killed node again on the same data directory.
+    fn restart(&mut self, i: usize) -> Result<(), DbError>;
+    /// SIGSTOP to the node's process group.
+    fn pause(&mut self, i: usize) -> Result<(), DbError>;
+    /// SIGCONT to the node's process group.
+    fn resume(&mut self, i: usize) -> Result<(), DbError>;
+    /// Copies every node's server log into `into/<name>.log`.
+    fn collect_logs(&self, into: &Path) -> Result<(), DbError>;
+    /// Stops every node and removes what setup created. Idempotent; also
+    /// run on drop.
+    fn teardown(&mut self) -> Result<(), DbError>;
+}

@@ -1,0 +1,512 @@
+//! PostgreSQL with pglogical as a multi-leader system: every node a
+//! PostgreSQL server on loopback, replicating to the others through
+//! pglogical subscriptions, conflicts resolved by
+//! `pglogical.conflict_resolution = 'last_update_wins'` (commit timestamps).
+//!
+//! Setup initialises one data directory (`initdb`) and copies it for every
+//! node, which is much faster than one `initdb` per node; each server is
+//! started directly (`postgres -D`, no `pg_ctl`), in its own process group.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::process_group::{signal_tree, RunAs, Server};
+use super::registry::Registry;
+use super::{ClusterSpec, Database, DbError, Topology};
+
+/// The install command printed when a binary is missing (Debian).
+pub const INSTALL: &str = "apt-get install postgresql-15 postgresql-15-pglogical";
+
+/// Tables for Ladon's workloads, created on every node before replication
+/// starts: a register row per key, a counter row per key, a row per set
+/// element, a list (array) per key.
+pub const WORKLOAD_SCHEMA: &[&str] = &[
+    "CREATE TABLE registers (k text PRIMARY KEY, v bigint)",
+    "CREATE TABLE counters (k text PRIMARY KEY, v bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE sets (k text, e bigint, PRIMARY KEY (k, e))",
+    "CREATE TABLE lists (k text PRIMARY KEY, v bigint[] NOT NULL DEFAULT '{}')",
+];
+
+/// Settings every node gets (besides its port and socket directory).
+const SETTINGS: &[(&str, &str)] = &[
+    ("listen_addresses", "'127.0.0.1'"),
+    ("wal_level", "logical"),
+    ("max_worker_processes", "16"),
+    ("max_replication_slots", "16"),
+    ("max_wal_senders", "16"),
+    ("shared_preload_libraries", "'pglogical'"),
+    ("track_commit_timestamp", "on"),
+    ("pglogical.conflict_resolution", "'last_update_wins'"),
+    // Without it, replication lags by wal_writer_delay (200 ms).
+    ("synchronous_commit", "on"),
+    // A cut link is noticed, and healed, within seconds.
+    ("wal_sender_timeout", "5s"),
+    ("wal_receiver_timeout", "5s"),
+    ("tcp_keepalives_idle", "1"),
+    ("tcp_keepalives_interval", "1"),
+    ("tcp_keepalives_count", "3"),
+    ("shared_buffers", "16MB"),
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    ("log_line_prefix", "'%m [%p] '"),
+];
+
+/// Where PostgreSQL's binaries are: `LADON_PG_BIN`, else the newest of
+/// Debian's `/usr/lib/postgresql/<version>/bin` that has pglogical.
+pub fn find_bin() -> Result<PathBuf, DbError> {
+    if let Some(p) = std::env::var_os("LADON_PG_BIN") {
+        let p = PathBuf::from(p);
+        return check_bin(&p).map(|()| p);
+    }
+    let mut first_err = None;
+    for v in ["17", "16", "15"] {
+        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"));
+        if !p.exists() {
+            continue;
+        }
+        match check_bin(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or(DbError::Missing {
+        what: "PostgreSQL's server binaries".into(),
+        path: "/usr/lib/postgresql/*/bin".into(),
+        install: INSTALL.into(),
+    }))
+}
+
+fn check_bin(bin: &Path) -> Result<(), DbError> {
+    for b in ["initdb", "postgres", "pg_isready", "psql"] {
+        if !bin.join(b).is_file() {
+            return Err(DbError::Missing {
+                what: format!("PostgreSQL's `{b}`"),
+                path: bin.join(b).display().to_string(),
+                install: INSTALL.into(),
+            });
+        }
+    }
+    let lib = bin.with_file_name("lib").join("pglogical.so");
+    if !lib.is_file() {
+        return Err(DbError::Missing {
+            what: "the pglogical extension".into(),
+            path: lib.display().to_string(),
+            install: INSTALL.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Free loopback ports, one per node.
+fn free_ports(n: usize) -> Result<Vec<u16>, DbError> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()
+        .map_err(DbError::io("pick a free loopback port"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(DbError::io("pick a free loopback port"))
+}
+
+/// A PostgreSQL + pglogical cluster.
+pub struct Postgres {
+    spec: ClusterSpec,
+    bin: PathBuf,
+    run_as: Option<RunAs>,
+    registry: Registry,
+    /// Data directories and sockets: a temporary directory readable by the
+    /// server user (the run directory may not be).
+    root: Option<tempfile::TempDir>,
+    ports: Vec<u16>,
+    servers: Vec<Option<Server>>,
+    /// Extra SQL run on every node before replication starts.
+    pub schema: Vec<String>,
+}
+
+impl Postgres {
+    /// A cluster of `spec.nodes` nodes; nothing starts until [`setup`].
+    ///
+    /// [`setup`]: Database::setup
+    pub fn new(spec: ClusterSpec) -> Result<Postgres, DbError> {
+        if spec.topology != Topology::Mesh {
+            return Err(DbError::Refused(format!(
+                "--topology {}: postgres-pglogical runs all-to-all (mesh) subscriptions only; \
+                 ring and star need forwarding of other origins, which is not built yet",
+                spec.topology.as_str()
+            )));
+        }
+        if spec.nodes == 0 {
+            return Err(DbError::Refused("--nodes must be at least 1".into()));
+        }
+        Ok(Postgres {
+            bin: find_bin()?,
+            run_as: RunAs::for_root("postgres")?,
+            registry: Registry::open(Registry::default_dir())?,
+            root: None,
+            ports: Vec::new(),
+            servers: (0..spec.nodes).map(|_| None).collect(),
+            schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
+            spec,
+        })
+    }
+
+    fn name_of(i: usize) -> String {
+        format!("n{}", i + 1)
+    }
+
+    fn root(&self) -> &Path {
+        self.root
+            .as_ref()
+            .map(|t| t.path())
+            .unwrap_or(Path::new("/"))
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.root().join(Self::name_of(i))
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.root().join(format!("{}.log", Self::name_of(i)))
+    }
+
+    /// Runs a server-side binary (`initdb`) as the server user.
+    fn run_tool(&self, node: &str, tool: &str, args: &[&str]) -> Result<(), DbError> {
+        let mut cmd = Command::new(self.bin.join(tool));
+        cmd.args(args);
+        RunAs::apply(self.run_as, &mut cmd);
+        let out = cmd
+            .output()
+            .map_err(DbError::io(format!("{node}: run {tool}")))?;
+        if !out.status.success() {
+            return Err(DbError::Command {
+                node: node.into(),
+                command: format!("{tool} {}", args.join(" ")),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs SQL on node `i` through `psql` over loopback TCP.
+    pub fn sql(&self, i: usize, sql: &str) -> Result<String, DbError> {
+        let port = self.ports[i].to_string();
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtX",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .map_err(DbError::io(format!("{}: run psql", Self::name_of(i))))?;
+        if !out.status.success() {
+            return Err(DbError::Command {
+                node: Self::name_of(i),
+                command: format!("psql -c {sql:?}"),
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    fn start(&mut self, i: usize) -> Result<(), DbError> {
+        let node = Self::name_of(i);
+        let data = self.data_dir(i);
+        let mut cmd = Command::new(self.bin.join("postgres"));
+        cmd.arg("-D").arg(&data);
+        RunAs::apply(self.run_as, &mut cmd);
+        let server = Server::spawn(cmd, &self.log_path(i), &node)?;
+        self.registry.add(server.pgid(), &data)?;
+        self.servers[i] = Some(server);
+        self.wait_ready(i, Duration::from_secs(30))
+    }
+
+    fn wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), DbError> {
+        let node = Self::name_of(i);
+        let port = self.ports[i].to_string();
+        let t0 = Instant::now();
+        loop {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(());
+            }
+            let exited = self.servers[i].as_mut().is_none_or(|s| s.exited());
+            if exited || t0.elapsed() > limit {
+                return Err(DbError::NotReady {
+                    node,
+                    secs: t0.elapsed().as_secs(),
+                    log: self.log_path(i),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn configure(&self, i: usize) -> Result<(), DbError> {
+        let data = self.data_dir(i);
+        let mut conf = format!(
+            "\n# Ladon\nport = {}\nunix_socket_directories = '{}'\n",
+            self.ports[i],
+            self.root().display()
+        );
+        for (k, v) in SETTINGS {
+            conf.push_str(&format!("{k} = {v}\n"));
+        }
+        append(&data.join("postgresql.conf"), &conf)?;
+        append(
+            &data.join("pg_hba.conf"),
+            "host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+        )
+    }
+
+    fn dsn(&self, i: usize) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname=postgres user=postgres",
+            self.ports[i]
+        )
+    }
+
+    fn replicate(&self) -> Result<(), DbError> {
+        let n = self.spec.nodes;
+        for i in 0..n {
+            self.sql(i, "CREATE EXTENSION pglogical")?;
+            self.sql(
+                i,
+                &format!(
+                    "SELECT pglogical.create_node(node_name := '{}', dsn := '{}')",
+                    Self::name_of(i),
+                    self.dsn(i)
+                ),
+            )?;
+            for s in &self.schema {
+                self.sql(i, s)?;
+            }
+            self.sql(
+                i,
+                "SELECT pglogical.replication_set_add_all_tables('default', ARRAY['public'])",
+            )?;
+        }
+        // All-to-all: each node subscribes to every other node's own
+        // changes only (forward_origins empty), so a write never loops.
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                self.sql(
+                    i,
+                    &format!(
+                        "SELECT pglogical.create_subscription(subscription_name := '{}', \
+                         provider_dsn := '{}', replication_sets := ARRAY['default'], \
+                         synchronize_structure := false, synchronize_data := false, \
+                         forward_origins := '{{}}')",
+                        subscription(j, i),
+                        self.dsn(j)
+                    ),
+                )?;
+            }
+        }
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                self.sql(
+                    i,
+                    &format!(
+                        "SELECT pglogical.wait_for_subscription_sync_complete('{}')",
+                        subscription(j, i)
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The subscription on `to` that pulls `from`'s changes.
+fn subscription(from: usize, to: usize) -> String {
+    format!("from_n{}_to_n{}", from + 1, to + 1)
+}
+
+fn append(path: &Path, text: &str) -> Result<(), DbError> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(DbError::io(format!("append to {}", path.display())))
+}
+
+impl Database for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres-pglogical"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        (0..self.spec.nodes).map(Self::name_of).collect()
+    }
+
+    fn setup(&mut self) -> Result<(), DbError> {
+        let swept = self.registry.sweep()?;
+        if !swept.killed.is_empty() {
+            tracing::warn!(
+                "removed {} PostgreSQL server(s) left behind by a killed run",
+                swept.killed.len()
+            );
+        }
+        let root = tempfile::Builder::new()
+            .prefix("ladon-postgres-")
+            .tempdir()
+            .map_err(DbError::io("create a temporary directory for the data"))?;
+        RunAs::chown(self.run_as, root.path())?;
+        self.root = Some(root);
+        self.ports = free_ports(self.spec.nodes)?;
+        let template = self.root().join("template");
+        self.run_tool(
+            "n1",
+            "initdb",
+            &[
+                "-D",
+                template.to_str().unwrap_or_default(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        for i in 0..self.spec.nodes {
+            let to = self.data_dir(i);
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(&template)
+                .arg(&to)
+                .output()
+                .map_err(DbError::io("run cp"))?;
+            if !out.status.success() {
+                return Err(DbError::Command {
+                    node: Self::name_of(i),
+                    command: format!("cp -a {} {}", template.display(), to.display()),
+                    output: String::from_utf8_lossy(&out.stderr).into(),
+                });
+            }
+            self.configure(i)?;
+        }
+        let _ = std::fs::remove_dir_all(&template);
+        for i in 0..self.spec.nodes {
+            self.start(i)?;
+        }
+        self.replicate()
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports[i]))
+    }
+
+    fn kill(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = self.servers[i].take() {
+            let pgid = s.pgid();
+            s.kill();
+            self.registry.remove(pgid);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), DbError> {
+        if self.servers[i].is_some() {
+            return Ok(());
+        }
+        self.start(i)
+    }
+
+    fn pause(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = &self.servers[i] {
+            signal_tree(s.pgid(), libc::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = &self.servers[i] {
+            signal_tree(s.pgid(), libc::SIGCONT);
+        }
+        Ok(())
+    }
+
+    fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
+        std::fs::create_dir_all(into).map_err(DbError::io(format!("create {}", into.display())))?;
+        for i in 0..self.spec.nodes {
+            let from = self.log_path(i);
+            if from.exists() {
+                let to = into.join(format!("{}.log", Self::name_of(i)));
+                std::fs::copy(&from, &to).map_err(DbError::io(format!(
+                    "copy {} to {}",
+                    from.display(),
+                    to.display()
+                )))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn teardown(&mut self) -> Result<(), DbError> {
+        for slot in &mut self.servers {
+            if let Some(s) = slot.take() {
+                let pgid = s.pgid();
+                // SIGQUIT: PostgreSQL's immediate shutdown.
+                s.stop(libc::SIGQUIT, Duration::from_secs(5));
+                self.registry.remove(pgid);
+            }
+        }
+        if let Some(root) = self.root.take() {
+            root.close()
+                .map_err(DbError::io("remove the data directories"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+/// The directory this cluster's data lives in while it runs (for tests).
+impl Postgres {
+    pub fn data_root(&self) -> Option<&Path> {
+        self.root.as_ref().map(|t| t.path())
+    }
+
+    /// Process group ids of the running servers (for tests).
+    pub fn pgids(&self) -> Vec<i32> {
+        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+    }
+
+    /// Leaks the servers and their data, as a Ladon killed with SIGKILL
+    /// would (for tests of the registry sweep).
+    pub fn abandon(mut self) {
+        for s in self.servers.iter_mut() {
+            std::mem::forget(s.take());
+        }
+        if let Some(root) = self.root.take() {
+            let _ = root.keep();
+        }
+    }
+}
