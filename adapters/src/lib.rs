@@ -1,6 +1,8 @@
 //! Ladon's adapters: the interfaces between the harness and a system under
 //! test, and their implementations.
 
+#[cfg(feature = "crdt-libs")]
+pub mod crdt_libs;
 pub mod db;
 pub mod node;
 pub mod process;

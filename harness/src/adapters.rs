@@ -104,9 +104,99 @@ pub const LIVE_ONLY: &str = "--adapter process runs real processes live, not in 
      use `ladon run --adapter process --bin PATH --workload NAME` \
      (explore, suite and replay take simulated adapters only)";
 
+/// A cluster of one CRDT library's documents (`--adapter automerge|yrs|loro`).
+#[cfg(feature = "crdt-libs")]
+pub fn crdt_lib_cluster<R: ladon_adapters::crdt_libs::Replica>(
+    o: &RunOptions,
+) -> anyhow::Result<ladon_adapters::crdt_libs::LibCluster<R>> {
+    use crate::options::PersistMode;
+    use ladon_adapters::crdt_libs::{LibCluster, Persist};
+    let a = &o.adapter_options;
+    if let Some(b) = &a.bug {
+        anyhow::bail!("--bug {b:?}: --adapter {} has no planted bugs", R::NAME);
+    }
+    let persist = match a.persist {
+        None => Persist::default(),
+        Some(PersistMode::EveryOp) => Persist::EveryOp,
+        Some(PersistMode::EverySync) => Persist::EverySync,
+        Some(PersistMode::Never) => Persist::Never,
+    };
+    let workload = o.workload.sim().map_err(anyhow::Error::msg)?;
+    Ok(LibCluster::new(o.nodes, workload, persist))
+}
+
+/// Why `--adapter automerge|yrs|loro` cannot run in a build without the
+/// libraries.
+#[cfg(not(feature = "crdt-libs"))]
+pub const NEEDS_CRDT_LIBS: &str = "this ladon was built without the CRDT libraries: \
+     build it with `cargo build --release --features crdt-libs` (see docs/crdt-libraries.md)";
+
+/// The automerge, yrs and loro adapters in a build without the cargo
+/// feature `crdt-libs`: listed, and refused with the command that builds them.
+#[cfg(not(feature = "crdt-libs"))]
+fn crdt_lib_entries() -> Vec<AdapterEntry> {
+    [
+        (AdapterKind::Automerge, "automerge"),
+        (AdapterKind::Yrs, "yrs"),
+        (AdapterKind::Loro, "loro"),
+    ]
+    .into_iter()
+    .map(|(kind, name)| AdapterEntry {
+        kind,
+        name,
+        about: "a CRDT library's documents (needs a build with --features crdt-libs)",
+        mode: Mode::Simulation,
+        guarantees: |o| anyhow::bail!("--adapter {}: {NEEDS_CRDT_LIBS}", o.adapter),
+        run: |ctx| anyhow::bail!("--adapter {}: {NEEDS_CRDT_LIBS}", ctx.options.adapter),
+    })
+    .collect()
+}
+
+/// The automerge, yrs and loro adapters (cargo feature `crdt-libs`).
+#[cfg(feature = "crdt-libs")]
+fn crdt_lib_entries() -> Vec<AdapterEntry> {
+    use ladon_adapters::crdt_libs::{AutomergeDoc, LoroDoc, YrsDoc};
+    vec![
+        AdapterEntry {
+            kind: AdapterKind::Automerge,
+            name: "automerge",
+            about: "automerge documents synced with automerge's sync protocol; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<AutomergeDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<AutomergeDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
+            kind: AdapterKind::Yrs,
+            name: "yrs",
+            about: "yrs (Yjs) documents synced by state vectors and diffs; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<YrsDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<YrsDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+        AdapterEntry {
+            kind: AdapterKind::Loro,
+            name: "loro",
+            about: "loro documents synced by version vectors and exports; --persist every-op|every-sync|never",
+            mode: Mode::Simulation,
+            guarantees: |o| Ok(crdt_lib_cluster::<LoroDoc>(o)?.guarantees()),
+            run: |ctx| {
+                let cluster = crdt_lib_cluster::<LoroDoc>(&ctx.options)?;
+                crate::runner::simulate(cluster, ctx)
+            },
+        },
+    ]
+}
+
 /// Every adapter `ladon run --adapter NAME` knows. Register new ones here.
 pub fn registry() -> Vec<AdapterEntry> {
-    vec![
+    #[allow(unused_mut)]
+    let mut all = vec![
         AdapterEntry {
             kind: AdapterKind::Reference,
             name: "reference",
@@ -139,7 +229,9 @@ pub fn registry() -> Vec<AdapterEntry> {
             // (`live::process_run`); the simulator's callers cannot run it.
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
-    ]
+    ];
+    all.extend(crdt_lib_entries());
+    all
 }
 
 /// The registry entry of `kind`.

@@ -94,13 +94,22 @@ pub enum AdapterKind {
     Toy,
     /// Any program speaking Maelstrom's protocol, run live.
     Process,
+    /// automerge documents, simulated (cargo feature `crdt-libs`).
+    Automerge,
+    /// yrs (Yjs) documents, simulated (cargo feature `crdt-libs`).
+    Yrs,
+    /// loro documents, simulated (cargo feature `crdt-libs`).
+    Loro,
 }
 
 impl AdapterKind {
-    pub const ALL: [AdapterKind; 3] = [
+    pub const ALL: [AdapterKind; 6] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
+        AdapterKind::Automerge,
+        AdapterKind::Yrs,
+        AdapterKind::Loro,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,8 +117,23 @@ impl AdapterKind {
             AdapterKind::Reference => "reference",
             AdapterKind::Toy => "toy",
             AdapterKind::Process => "process",
+            AdapterKind::Automerge => "automerge",
+            AdapterKind::Yrs => "yrs",
+            AdapterKind::Loro => "loro",
         }
     }
+}
+
+/// `--persist`: when a CRDT library's node saves its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PersistMode {
+    /// After every operation (the default): nothing acknowledged is lost.
+    EveryOp,
+    /// After each sync round: a crash loses what came since.
+    EverySync,
+    /// Never: a crash loses everything since the start.
+    Never,
 }
 
 impl fmt::Display for AdapterKind {
@@ -284,20 +308,24 @@ mod guarantees_opt {
 /// an option under one of them given with another adapter is refused.
 pub mod heading {
     use super::AdapterKind;
-    pub const SIMULATED: &str = "Simulated runs only (--adapter reference, toy)";
+    pub const SIMULATED: &str =
+        "Simulated runs only (--adapter reference, toy, automerge, yrs, loro)";
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
     pub const REFERENCE_PROCESS: &str = "Options of --adapter reference and process";
     pub const PROCESS: &str = "Options of --adapter process";
+    pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
     pub fn adapters(heading: Option<&str>) -> Option<&'static [AdapterKind]> {
         use AdapterKind::*;
         Some(match heading? {
-            SIMULATED | REFERENCE_TOY => &[Reference, Toy],
+            SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
+            REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
             REFERENCE_PROCESS => &[Reference, Process],
             PROCESS => &[Process],
+            CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
     }
@@ -472,6 +500,11 @@ pub struct AdapterOptions {
     #[arg(long, help_heading = heading::REFERENCE)]
     #[serde(default)]
     pub lww_resolution: Option<Dur>,
+    /// When a node saves its document (default every-op). Lazy saving loses
+    /// acknowledged writes on a crash (see docs/crdt-libraries.md).
+    #[arg(long, value_enum, help_heading = heading::CRDT_LIBS)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<PersistMode>,
 }
 
 impl Default for AdapterOptions {
@@ -485,6 +518,7 @@ impl Default for AdapterOptions {
             priority: None,
             causal_delivery: None,
             lww_resolution: None,
+            persist: None,
         }
     }
 }

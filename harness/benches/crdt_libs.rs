@@ -1,0 +1,68 @@
+//! Simulated client operations per second of CPU with each CRDT library
+//! (automerge, yrs, loro) as the nodes: 3 nodes, list-append, partitions +
+//! crashes (nemesis every 1 s), 2,000 ops per virtual second for 5 virtual
+//! seconds, history discarded.
+//!
+//!     cargo bench -p ladon-harness --features crdt-libs --bench crdt_libs
+//!
+//! Throughput is printed in Kops/cpu-s (CPU time of the benchmark thread).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ladon_adapters::crdt_libs::{AutomergeDoc, LibCluster, LoroDoc, Persist, Replica, YrsDoc};
+use ladon_harness::options::{Dur, RunOptions};
+use ladon_harness::runner::{simulate, CountingSink, RunContext};
+use ladon_workloads::WorkloadKind;
+
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::ThreadCpu;
+
+fn options(adapter: &str) -> RunOptions {
+    RunOptions {
+        adapter: <ladon_harness::options::AdapterKind as clap::ValueEnum>::from_str(adapter, false)
+            .expect("a CRDT library adapter"),
+        seed: Some(1),
+        time_limit: Dur::secs(5),
+        rate: 2_000.0,
+        concurrency: 30,
+        nemesis: "partition,crash".parse().unwrap(),
+        nemesis_interval: Dur::secs(1),
+        ..RunOptions::default()
+    }
+}
+
+fn run<R: Replica>() -> u64 {
+    let o = options(R::NAME);
+    let mut sink = CountingSink::default();
+    let mut ctx = RunContext {
+        options: o.clone(),
+        seed: 1,
+        history: &mut sink,
+        run_dir: None,
+        progress: None,
+    };
+    let cluster = LibCluster::<R>::new(o.nodes, WorkloadKind::ListAppend, Persist::EveryOp);
+    simulate(cluster, &mut ctx).unwrap().completed_ops
+}
+
+fn lib<R: Replica>(c: &mut Criterion<ThreadCpu>) {
+    let ops = run::<R>();
+    let mut g = c.benchmark_group(format!("simulate-{}-3-nodes-cpu", R::NAME));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ops));
+    g.bench_function("list-append", |b| b.iter(run::<R>));
+    g.finish();
+}
+
+fn cpu(c: &mut Criterion<ThreadCpu>) {
+    lib::<AutomergeDoc>(c);
+    lib::<YrsDoc>(c);
+    lib::<LoroDoc>(c);
+}
+
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = cpu
+}
+criterion_main!(cpu_time);
