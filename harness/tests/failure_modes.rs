@@ -186,7 +186,7 @@ fn out_of_range_durations_are_refused_naming_the_flag() {
     for flag in [
         "--time-limit",
         "--nemesis-interval",
-        "--max-clock-skew",
+        "--clock-skew",
         "--op-timeout",
         "--init-timeout",
         "--converge-timeout",

@@ -474,7 +474,7 @@ fn options_of_another_adapter_are_refused_naming_the_option() {
         ),
         (
             vec!["run", "--adapter", "process", "--bin", "n.py", "--workload", "g-set", "--swarm"],
-            "ladon: --swarm does not apply to --adapter process (only to --adapter reference, toy)\n",
+            "ladon: --swarm does not apply to --adapter process (only to --adapter reference, toy, automerge, yrs, loro)\n",
         ),
         (
             vec!["run", "--adapter", "process", "--workload", "g-set"],

@@ -5,7 +5,8 @@
 use ladon_adapters::node::Cluster;
 use serde_json::{json, Value as Json};
 
-use super::{Recorder, Tick};
+use super::record::Recorder;
+use super::tick::Tick;
 use crate::nemesis::Action;
 use crate::sim::World;
 

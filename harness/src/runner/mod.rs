@@ -5,6 +5,7 @@
 mod faults;
 mod final_phase;
 pub mod record;
+mod tick;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::sim::{
 use faults::apply_fault;
 use final_phase::agree;
 pub use record::{CountingSink, FileObserver, HistorySink, Recorder};
+pub(crate) use tick::Tick;
 
 /// Everything a run needs besides the cluster.
 pub struct RunContext<'h, 'p> {
@@ -65,16 +67,6 @@ pub struct RunOutcome {
     /// faults and clients stopped where they were, no final phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
-}
-
-#[derive(Debug)]
-pub(crate) enum Tick {
-    Client(usize),
-    Timeout(ReqId),
-    Nemesis,
-    Fault(Action),
-    EndFaulty,
-    FinalRound,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
