@@ -13,6 +13,14 @@ use ladon_checker::reader::read_history;
 use ladon_checker::synth::{generate_vec, GenOptions, Workload};
 use ladon_checker::CheckOptions;
 
+/// One measured iteration: read the history's bytes, then check it.
+fn read_and_check(bytes: &[u8]) -> ladon_checker::Report {
+    let h = read_history(bytes)
+        .map_err(|_| "invalid")
+        .expect("valid history");
+    check_history(&h, &CheckOptions::default())
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("check list-append");
     g.sample_size(10);
@@ -20,12 +28,7 @@ fn bench(c: &mut Criterion) {
         let bytes = generate_vec(&GenOptions::new(Workload::ListAppend, ops, 30, 3, 1));
         g.throughput(Throughput::Elements(ops));
         g.bench_with_input(BenchmarkId::from_parameter(ops), &bytes, |b, bytes| {
-            b.iter(|| {
-                let h = read_history(&bytes[..])
-                    .map_err(|_| "invalid")
-                    .expect("valid history");
-                check_history(&h, &CheckOptions::default())
-            })
+            b.iter(|| read_and_check(bytes))
         });
     }
     g.finish();
@@ -53,12 +56,7 @@ fn bench(c: &mut Criterion) {
         };
         g.throughput(Throughput::Elements(ops));
         g.bench_with_input(BenchmarkId::from_parameter(name), &bytes, |b, bytes| {
-            b.iter(|| {
-                let h = read_history(&bytes[..])
-                    .map_err(|_| "invalid")
-                    .expect("valid history");
-                check_history(&h, &CheckOptions::default())
-            })
+            b.iter(|| read_and_check(bytes))
         });
     }
     g.finish();

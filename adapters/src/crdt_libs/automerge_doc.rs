@@ -27,7 +27,7 @@ use automerge::{
 };
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
 
-use super::{obj_name, Persist, Replica, Saved, Wire, WireKind};
+use super::{err, obj_name, Persist, Replica, Saved, Wire, WireKind};
 
 /// The change that creates key `name`'s object: the same bytes on every
 /// node (fixed actor, no dependencies, time 0), hence one change.
@@ -51,10 +51,6 @@ pub struct AutomergeDoc {
     kind: KeyKind,
     peers: Vec<State>,
     saved_heads: Vec<ChangeHash>,
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 impl AutomergeDoc {

@@ -16,17 +16,13 @@ use std::collections::BTreeSet;
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
 use loro::{CommitOptions, ExportMode, LoroValue, VersionVector};
 
-use super::{obj_name, Persist, Replica, Saved, Wire, WireKind};
+use super::{err, obj_name, Persist, Replica, Saved, Wire, WireKind};
 
 pub struct LoroDoc {
     doc: loro::LoroDoc,
     kind: KeyKind,
     last_update: Option<Wire>,
     saved: VersionVector,
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 fn int(v: &LoroValue) -> Option<i64> {

@@ -368,6 +368,11 @@ impl<R: Replica> Cluster for LibCluster<R> {
     }
 }
 
+/// A library error as the text a node reports.
+pub(crate) fn err(e: impl fmt::Display) -> String {
+    e.to_string()
+}
+
 /// The name of the object holding `key` in documents with named roots.
 pub(crate) fn obj_name(kind: KeyKind, key: &ladon_checker::history::Key) -> String {
     let p = match kind {

@@ -22,7 +22,7 @@ use yrs::{
     TransactionMut, Update, WriteTxn,
 };
 
-use super::{obj_name, Persist, Replica, Saved, Wire, WireKind};
+use super::{err, obj_name, Persist, Replica, Saved, Wire, WireKind};
 
 pub struct YrsDoc {
     doc: Doc,
@@ -31,10 +31,6 @@ pub struct YrsDoc {
     /// The update of the last local commit, pushed to every peer.
     last_update: Option<Wire>,
     saved: StateVector,
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 fn int(o: &Out) -> Option<i64> {
