@@ -63,24 +63,36 @@ impl Execution for Simulation {
         run_dir: &Path,
         progress: Option<&mut dyn FnMut(u64, u64)>,
     ) -> anyhow::Result<RunOutcome> {
-        use anyhow::Context;
-        let seed = self
-            .options
-            .seed
-            .context("internal: a simulation needs a resolved seed")?;
         let adapter = adapters::find(self.options.adapter);
-        let path = run_dir.join("history.jsonl");
-        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        // Unbuffered: one write per whole line.
-        let mut writer = HistoryWriter::new(file);
-        let sink: &mut dyn HistorySink = &mut writer;
-        let mut ctx = RunContext {
-            options: self.options.clone(),
-            seed,
-            history: sink,
-            run_dir: Some(run_dir.to_path_buf()),
-            progress,
-        };
-        (adapter.run)(&mut ctx)
+        simulate_into(&self.options, run_dir, progress, &|ctx| (adapter.run)(ctx))
     }
+}
+
+/// Runs a simulated test with resolved options (seed set) into `run_dir`
+/// (`history.jsonl`, `messages.jsonl`, node logs): the body of
+/// [`Simulation`], for any way of running a simulated adapter (e.g. one a
+/// library user supplies, `adapters::DynAdapter`).
+pub fn simulate_into(
+    options: &RunOptions,
+    run_dir: &Path,
+    progress: Option<&mut dyn FnMut(u64, u64)>,
+    run: &dyn Fn(&mut RunContext<'_, '_>) -> anyhow::Result<RunOutcome>,
+) -> anyhow::Result<RunOutcome> {
+    use anyhow::Context;
+    let seed = options
+        .seed
+        .context("internal: a simulation needs a resolved seed")?;
+    let path = run_dir.join("history.jsonl");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // Unbuffered: one write per whole line.
+    let mut writer = HistoryWriter::new(file);
+    let sink: &mut dyn HistorySink = &mut writer;
+    let mut ctx = RunContext {
+        options: options.clone(),
+        seed,
+        history: sink,
+        run_dir: Some(run_dir.to_path_buf()),
+        progress,
+    };
+    run(&mut ctx)
 }

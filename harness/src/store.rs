@@ -82,6 +82,21 @@ pub fn shell_quote(s: &str) -> String {
         .unwrap_or_else(|_| format!("{s:?}"))
 }
 
+/// The program a reproduce command starts with: `ladon`, or the program
+/// that runs Ladon's CLI with adapters of its own (`cli::main_with`).
+static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first word of reproduce commands (see [`set_program`]).
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("ladon", String::as_str)
+}
+
+/// Makes reproduce commands start with `name` (once per process; later
+/// calls are ignored).
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
 /// The current git commit, if the working directory is in a repository.
 pub fn git_revision() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -124,7 +139,9 @@ pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
     }
 }
 
-fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
+/// The checker's options for a run: its guarantees, five examples per
+/// anomaly, the run's messages per write.
+pub fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
     CheckOptions {
         guarantees: guarantees.to_vec(),
         max_examples: 5,

@@ -47,10 +47,11 @@ pub fn refuse_foreign_options(
         if !given.contains(arg.get_id().as_str()) {
             continue;
         }
-        let Some(applies) = crate::options::heading::adapters(arg.get_help_heading()) else {
+        let heading = arg.get_help_heading();
+        let Some(applies) = crate::options::heading::adapters(heading) else {
             continue;
         };
-        if !applies.contains(&adapter) {
+        if !crate::options::heading::applies(heading, adapter) {
             let names: Vec<&str> = applies.iter().map(|a| a.as_str()).collect();
             anyhow::bail!(
                 "--{} does not apply to --adapter {adapter} (only to --adapter {})",
@@ -224,7 +225,7 @@ pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
 /// The command that repeats a run: the user's flags without `--seed` (and
 /// without the listed explore-only flags), then `--seed S`.
 pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
-    let mut out = vec!["ladon".to_string(), "run".to_string()];
+    let mut out = vec![store::program().to_string(), "run".to_string()];
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -249,7 +250,7 @@ pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Pa
     let cur = serde_json::to_value(o).unwrap_or_default();
     let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
     let mut out: Vec<String> = [
-        "ladon",
+        store::program(),
         "run",
         "--adapter",
         o.adapter.as_str(),
