@@ -14,6 +14,7 @@ pub mod pool;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod shard;
 pub mod shrink;
 pub mod sim;
 pub mod store;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod explore;
 pub mod gen_history;
+pub mod merge;
 pub mod replay;
 pub mod report;
 pub mod run;
@@ -57,6 +58,9 @@ pub enum Command {
     GenHistory(gen_history::GenHistoryArgs),
     /// Run a matrix of runs with expectations from a TOML file, in parallel.
     Suite(suite::Args),
+    /// Combine the shards of an `explore --shard` or `suite --shard` run:
+    /// one summary, one JUnit file, one exit code.
+    Merge(merge::Args),
     /// Serve the results directory on loopback: runs, verdicts, reports.
     Serve(serve::Args),
     /// (Re)render report.html for a run directory.
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args).map(ExitCode::from),
         Command::GenHistory(args) => gen_history::run(args).map(ExitCode::from),
         Command::Suite(a) => suite::main(a).map(ExitCode::from),
+        Command::Merge(a) => merge::main(a).map(ExitCode::from),
         Command::Serve(a) => serve::main(a).map(ExitCode::from),
         Command::Report(a) => report::main(a).map(ExitCode::from),
     };
