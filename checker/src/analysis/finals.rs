@@ -884,7 +884,7 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
             let bound = if *p == pb {
                 x.c.seq[ob as usize] - 1
             } else {
-                proj[*gi]
+                proj.get(*gi).copied().unwrap_or(0)
             };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }
