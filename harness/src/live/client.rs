@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ladon_adapters::process::codec::Message;
+use ladon_adapters::process::workload::invoked;
 use ladon_adapters::process::{Outcome, Workload};
 use ladon_checker::history::{EventType, Mop};
 use serde_json::{Map, Value as Json};
@@ -118,12 +119,14 @@ pub async fn run_op(
     timeout: Duration,
     fresh: &AtomicU64,
 ) -> (Completion, u64) {
+    // Reads carry `null` until they complete (a compare-and-set's read
+    // holds its expected value only for the request).
     rec.client(
         EventType::Invoke,
         process,
         node.1,
         f,
-        ops.clone(),
+        invoked(&ops),
         None,
         None,
     );
@@ -139,7 +142,7 @@ pub async fn run_op(
                 process,
                 node.1,
                 f,
-                ops,
+                invoked(&ops),
                 Some(why.clone()),
                 None,
             );
@@ -151,7 +154,7 @@ pub async fn run_op(
                 process,
                 node.1,
                 f,
-                ops,
+                invoked(&ops),
                 Some(why.clone()),
                 None,
             );

@@ -1,7 +1,10 @@
 //! Operations for live clients, shaped for what each Maelstrom workload can
 //! express: single-key adds/increments and reads for broadcast, g-set and
 //! counters; multi-micro-op transactions over rotating keys for
-//! txn-list-append and txn-rw-register; single reads and writes for lin-kv.
+//! txn-list-append and txn-rw-register; single reads, writes and
+//! compare-and-sets for lin-kv (a third of its writes are compare-and-sets
+//! from the key's latest generated value, `[Read(k, from), Write(k, to)]`:
+//! see `ladon_adapters::process::workload`).
 //! Written values are unique per key (a per-key counter), and a key retires
 //! after `max_writes_per_key` writes.
 
@@ -19,6 +22,9 @@ pub struct Generator {
     max_writes_per_key: u64,
     /// Keys currently written to, with how many writes each has had.
     active: Vec<(i64, u64)>,
+    /// lin-kv: per key, the latest value generated for it (the expected
+    /// value of the next compare-and-set).
+    last_value: std::collections::BTreeMap<i64, i64>,
     next_key: i64,
     next_value: i64,
     written: BTreeSet<Key>,
@@ -39,6 +45,7 @@ impl Generator {
             txn_size: txn_size.max(1),
             max_writes_per_key: max_writes_per_key.max(1),
             active: (0..active_keys).map(|k| (k, 0)).collect(),
+            last_value: Default::default(),
             next_key: active_keys,
             next_value: 1,
             written: BTreeSet::new(),
@@ -86,6 +93,13 @@ impl Generator {
             }
             let v = self.fresh_value();
             self.written.insert(key.clone());
+            let k = self.active[slot].0;
+            if self.workload == Workload::LinKv {
+                let from = self.last_value.insert(k, v);
+                if let Some(from) = from.filter(|_| self.rng.random_bool(1.0 / 3.0)) {
+                    ops.push(Mop::Read(key.clone(), ReadValue::Int(from)));
+                }
+            }
             ops.push(match self.workload.kind() {
                 KeyKind::List => Mop::Append(key, v),
                 _ => Mop::Write(key, v),
@@ -141,6 +155,29 @@ mod tests {
             }
         }
         assert!(g.written_keys().len() > 10, "{:?}", g.written_keys());
+    }
+
+    #[test]
+    fn lin_kv_compare_and_sets_expect_the_keys_latest_value() {
+        let mut g = Generator::new(Workload::LinKv, ChaCha8Rng::seed_from_u64(1), 1, 1000, 3);
+        let mut latest: std::collections::BTreeMap<Key, i64> = Default::default();
+        let (mut cas, mut plain) = (0, 0);
+        for _ in 0..300 {
+            match g.next_op().as_slice() {
+                [Mop::Read(k, ReadValue::Int(from)), Mop::Write(k2, to)] => {
+                    assert_eq!(k, k2);
+                    assert_eq!(latest.insert(k.clone(), *to), Some(*from));
+                    cas += 1;
+                }
+                [Mop::Write(k, v)] => {
+                    latest.insert(k.clone(), *v);
+                    plain += 1;
+                }
+                [Mop::Read(_, ReadValue::Null)] => {}
+                other => panic!("unexpected lin-kv operation {other:?}"),
+            }
+        }
+        assert!(cas > 20 && plain > 2 * cas / 3, "{cas} cas, {plain} writes");
     }
 
     #[test]
