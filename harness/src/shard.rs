@@ -16,10 +16,18 @@ use std::str::FromStr;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::explore::Failure;
 use crate::suite::judge::Judgement;
 use crate::suite::matrix::Case;
 use crate::suite::runner::RunOutput;
+
+/// One failing seed of an exploration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub seed: u64,
+    pub verdict: ladon_checker::report::Verdict,
+    pub anomalies: Vec<String>,
+    pub reproduce: String,
+}
 
 /// The file each shard writes into its output directory.
 pub const FILE: &str = "shard.json";
@@ -84,7 +92,7 @@ pub struct ShardFile {
     /// The test's name (explore) or the suite's name.
     pub name: String,
     /// The subcommand's arguments without the per-shard ones (`--shard`,
-    /// `--out`, `--jobs`, `--junit`): equal in every shard of one run.
+    /// `--out`, `--jobs`, `--junit`, `--store`): equal in every shard of one run.
     pub args: Vec<String>,
     #[serde(flatten)]
     pub part: Part,
@@ -115,7 +123,7 @@ pub enum Part {
 
 /// Arguments without the flags that differ between the shards of one run.
 pub fn shared_args(args: &[String]) -> Vec<String> {
-    const PER_SHARD: [&str; 4] = ["--shard", "--out", "--jobs", "--junit"];
+    const PER_SHARD: [&str; 5] = ["--shard", "--out", "--jobs", "--junit", "--store"];
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {

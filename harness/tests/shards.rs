@@ -62,8 +62,10 @@ fn junit_cases(path: &Path) -> Vec<String> {
 fn four_explore_shards_merge_into_the_unsharded_run() {
     let tmp = tempfile::tempdir().unwrap();
     let whole_junit = tmp.path().join("whole.xml");
+    // One store for all (as each CI machine has its own `results/`): the
+    // reproduce commands name it.
     let whole = explore(
-        &tmp.path().join("whole"),
+        &tmp.path().join("store"),
         &["--junit", whole_junit.to_str().unwrap()],
     );
     let whole_code = whole.status.code();

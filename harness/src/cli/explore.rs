@@ -94,14 +94,8 @@ pub struct ExploreArgs {
     pub out: Option<std::path::PathBuf>,
 }
 
-/// One failing seed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Failure {
-    pub seed: u64,
-    pub verdict: Verdict,
-    pub anomalies: Vec<String>,
-    pub reproduce: String,
-}
+/// One failing seed (defined with the shard files that carry it).
+pub use crate::shard::Failure;
 
 /// Runs seeds `first..first+count` in memory; returns the failures in seed order.
 pub fn explore(
