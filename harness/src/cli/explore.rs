@@ -61,6 +61,16 @@ pub fn failure_listing(failures: &[Failure], seeds: u64, listed: usize) -> Strin
     s
 }
 
+/// What `explore` (and `merge` of its shards) prints: one line when every
+/// seed was valid, else [`failure_listing`].
+pub fn result_text(failures: &[Failure], seeds: u64) -> String {
+    if failures.is_empty() {
+        format!("all {seeds} seeds valid\n")
+    } else {
+        failure_listing(failures, seeds, LISTED)
+    }
+}
+
 /// Failing seeds whose runs are stored in full after exploring.
 const STORED_FAILURES: usize = 5;
 
@@ -232,11 +242,10 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         write_junit(&dir.join("junit.xml"), &test, ran, &failures)?;
         eprintln!("results of shard {shard} in {}", path.display());
     }
+    print!("{}", result_text(&failures, ran));
     if failures.is_empty() {
-        println!("all {ran} seeds valid");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", failure_listing(&failures, ran, LISTED));
     // Store the first failing runs in full, for the report and replay.
     for f in failures.iter().take(STORED_FAILURES) {
         let o = crate::cli::run::resolve(RunOptions {

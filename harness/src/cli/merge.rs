@@ -42,18 +42,7 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             if let Some(path) = &args.junit {
                 crate::cli::explore::write_junit(path, &merged.name, *seeds, failures)?;
             }
-            if failures.is_empty() {
-                println!("all {seeds} seeds valid");
-            } else {
-                print!(
-                    "{}",
-                    crate::cli::explore::failure_listing(
-                        failures,
-                        *seeds,
-                        crate::cli::explore::LISTED
-                    )
-                );
-            }
+            print!("{}", crate::cli::explore::result_text(failures, *seeds));
             Ok(crate::cli::explore::exit_code(failures))
         }
         Part::Suite {

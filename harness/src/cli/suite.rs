@@ -107,8 +107,8 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     let js = judge::judge_all(&cases, &outs);
     print!("{}", judge::table(&suite.name, &cases, &outs, &js));
     let title = format!("ladon suite {}", suite.name);
+    let groups = judge::junit_cases(&cases, &outs, &js);
     if let Some(path) = &args.junit {
-        let groups = judge::junit_cases(&cases, &outs, &js);
         crate::report::junit::write(path, &title, &groups)?;
     }
     let out = args
@@ -116,7 +116,6 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .clone()
         .or_else(|| args.shard.map(|s| store.join(s.dir_name())));
     if let Some(dir) = &out {
-        let groups = judge::junit_cases(&cases, &outs, &js);
         let exit = judge::exit_code(&js);
         let file = ShardFile {
             format: crate::shard::FORMAT,
