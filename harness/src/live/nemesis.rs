@@ -47,7 +47,7 @@ async fn sleep_until_or_stop(t: Instant, stop: &mut watch::Receiver<bool>) -> bo
 }
 
 /// Runs the schedule until `stop`. What is still in force then is healed by
-/// the final phase ([`super::final_phase::heal_all`]).
+/// the final phase (`heal_all` in the final phase's module).
 pub async fn run(ctx: NemesisCtx, seed: u64, mut stop: watch::Receiver<bool>) {
     let mut schedule = Nemesis::new(NemesisConfig {
         kinds: ctx.kinds.clone(),
