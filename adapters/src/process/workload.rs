@@ -98,6 +98,18 @@ impl Workload {
         self == Workload::PnCounter
     }
 
+    /// What this workload's operations can look like, for its generator
+    /// (`ladon_workloads::rpc::RpcGenerator`).
+    pub fn shape(self) -> ladon_workloads::rpc::RpcShape {
+        ladon_workloads::rpc::RpcShape {
+            single_key: self.single_key(),
+            kind: self.kind(),
+            transactional: self.transactional(),
+            decrements: self.allows_decrements(),
+            compare_and_set: self == Workload::LinKv,
+        }
+    }
+
     /// The RPC bodies (without `msg_id`) that perform `ops`, each with the
     /// indices of the micro-ops it covers. Non-transactional workloads need
     /// one RPC per micro-op; the harness only sends those one at a time.

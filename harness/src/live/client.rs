@@ -16,9 +16,9 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::generator::Generator;
 use super::recorder::Recorder;
 use super::router::{Control, RouterIn};
+use ladon_workloads::rpc::RpcGenerator;
 
 /// How one operation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +124,7 @@ pub async fn run_op(
     rec.client(
         EventType::Invoke,
         process,
-        node.1,
+        node.0,
         f,
         invoked(&ops),
         None,
@@ -133,14 +133,14 @@ pub async fn run_op(
     let c = ep.perform(workload, node, &ops, timeout).await;
     match &c {
         Completion::Ok(done) => {
-            rec.client(EventType::Ok, process, node.1, f, done.clone(), None, None);
+            rec.client(EventType::Ok, process, node.0, f, done.clone(), None, None);
             (c, process)
         }
         Completion::Fail(why) => {
             rec.client(
                 EventType::Fail,
                 process,
-                node.1,
+                node.0,
                 f,
                 invoked(&ops),
                 Some(why.clone()),
@@ -152,7 +152,7 @@ pub async fn run_op(
             rec.client(
                 EventType::Info,
                 process,
-                node.1,
+                node.0,
                 f,
                 invoked(&ops),
                 Some(why.clone()),
@@ -167,7 +167,7 @@ pub struct ClientCtx {
     pub index: usize,
     pub workload: Workload,
     pub node: (usize, String),
-    pub generator: Arc<Mutex<Generator>>,
+    pub generator: Arc<Mutex<RpcGenerator>>,
     pub recorder: Recorder,
     pub router: mpsc::Sender<RouterIn>,
     pub timeout: Duration,

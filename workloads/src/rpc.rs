@@ -1,22 +1,40 @@
-//! Operations for live clients, shaped for what each Maelstrom workload can
-//! express: single-key adds/increments and reads for broadcast, g-set and
-//! counters; multi-micro-op transactions over rotating keys for
-//! txn-list-append and txn-rw-register; single reads, writes and
-//! compare-and-sets for lin-kv (a third of its writes are compare-and-sets
-//! from the key's latest generated value, `[Read(k, from), Write(k, to)]`:
-//! see `ladon_adapters::process::workload`).
-//! Written values are unique per key (a per-key counter), and a key retires
-//! after `max_writes_per_key` writes.
+//! Operations for process workloads (Maelstrom's RPC workloads), shaped by
+//! what each can express ([`RpcShape`]): single-key adds/increments and
+//! reads for broadcast, g-set and counters; multi-micro-op transactions over
+//! rotating keys for txn-list-append and txn-rw-register; single reads,
+//! writes and compare-and-sets for lin-kv (with [`RpcShape::compare_and_set`],
+//! a third of writes are compare-and-sets from the key's latest generated
+//! value, `[Read(k, from), Write(k, to)]`: see
+//! `ladon_adapters::process::workload`). Written values are unique per key (a per-key counter),
+//! and a key retires after `max_writes_per_key` writes.
 
 use std::collections::BTreeSet;
 
-use ladon_adapters::process::Workload;
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub struct Generator {
-    workload: Workload,
+/// What a process workload's operations can look like (the process
+/// adapter's `Workload::shape` says it for each workload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcShape {
+    /// The one key every operation touches (sets, counters), or `None`:
+    /// keys rotate.
+    pub single_key: Option<Key>,
+    pub kind: KeyKind,
+    /// Whether one RPC carries a whole multi-micro-op transaction.
+    pub transactional: bool,
+    /// Whether increments may be negative.
+    pub decrements: bool,
+    /// Whether a third of writes are compare-and-sets from the key's latest
+    /// generated value (lin-kv).
+    pub compare_and_set: bool,
+}
+
+/// A seeded generator for one process workload (shared by the clients of
+/// a live run under a lock).
+pub struct RpcGenerator {
+    shape: RpcShape,
     rng: ChaCha8Rng,
     txn_size: usize,
     max_writes_per_key: u64,
@@ -30,18 +48,19 @@ pub struct Generator {
     written: BTreeSet<Key>,
 }
 
-impl Generator {
+impl RpcGenerator {
+    /// A generator for `shape` drawing from `seed`.
     pub fn new(
-        workload: Workload,
-        rng: ChaCha8Rng,
+        shape: RpcShape,
+        seed: u64,
         txn_size: usize,
         max_writes_per_key: u64,
         active_keys: usize,
     ) -> Self {
         let active_keys = active_keys.max(1) as i64;
-        Generator {
-            workload,
-            rng,
+        RpcGenerator {
+            shape,
+            rng: ChaCha8Rng::seed_from_u64(seed),
             txn_size: txn_size.max(1),
             max_writes_per_key: max_writes_per_key.max(1),
             active: (0..active_keys).map(|k| (k, 0)).collect(),
@@ -54,12 +73,12 @@ impl Generator {
 
     /// The next client transaction (reads carry `null`).
     pub fn next_op(&mut self) -> Vec<Mop> {
-        if let Some(key) = self.workload.single_key() {
+        if let Some(key) = self.shape.single_key.clone() {
             let op = if self.rng.random_bool(0.5) {
                 self.written.insert(key.clone());
-                match self.workload.kind() {
+                match self.shape.kind {
                     KeyKind::Counter => {
-                        let d = if self.workload.allows_decrements() {
+                        let d = if self.shape.decrements {
                             let d = self.rng.random_range(1..=5);
                             if self.rng.random_bool(0.3) {
                                 -d
@@ -78,7 +97,7 @@ impl Generator {
             };
             return vec![op];
         }
-        let size = if self.workload.transactional() {
+        let size = if self.shape.transactional {
             self.rng.random_range(1..=self.txn_size)
         } else {
             1
@@ -94,13 +113,13 @@ impl Generator {
             let v = self.fresh_value();
             self.written.insert(key.clone());
             let k = self.active[slot].0;
-            if self.workload == Workload::LinKv {
+            if self.shape.compare_and_set {
                 let from = self.last_value.insert(k, v);
                 if let Some(from) = from.filter(|_| self.rng.random_bool(1.0 / 3.0)) {
                     ops.push(Mop::Read(key.clone(), ReadValue::Int(from)));
                 }
             }
-            ops.push(match self.workload.kind() {
+            ops.push(match self.shape.kind {
                 KeyKind::List => Mop::Append(key, v),
                 _ => Mop::Write(key, v),
             });
@@ -135,17 +154,20 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
+
+    fn list() -> RpcShape {
+        RpcShape {
+            single_key: None,
+            kind: KeyKind::List,
+            transactional: true,
+            decrements: false,
+            compare_and_set: false,
+        }
+    }
 
     #[test]
     fn values_are_unique_and_keys_rotate() {
-        let mut g = Generator::new(
-            Workload::TxnListAppend,
-            ChaCha8Rng::seed_from_u64(1),
-            3,
-            4,
-            2,
-        );
+        let mut g = RpcGenerator::new(list(), 1, 3, 4, 2);
         let mut seen = BTreeSet::new();
         for _ in 0..200 {
             for m in g.next_op() {
@@ -159,7 +181,14 @@ mod tests {
 
     #[test]
     fn lin_kv_compare_and_sets_expect_the_keys_latest_value() {
-        let mut g = Generator::new(Workload::LinKv, ChaCha8Rng::seed_from_u64(1), 1, 1000, 3);
+        let lin_kv = RpcShape {
+            single_key: None,
+            kind: KeyKind::Register,
+            transactional: false,
+            decrements: false,
+            compare_and_set: true,
+        };
+        let mut g = RpcGenerator::new(lin_kv, 1, 1, 1000, 3);
         let mut latest: std::collections::BTreeMap<Key, i64> = Default::default();
         let (mut cas, mut plain) = (0, 0);
         for _ in 0..300 {
@@ -182,7 +211,14 @@ mod tests {
 
     #[test]
     fn single_key_workloads_use_one_key() {
-        let mut g = Generator::new(Workload::GCounter, ChaCha8Rng::seed_from_u64(1), 3, 4, 2);
+        let counter = RpcShape {
+            single_key: Some(Key::from("counter")),
+            kind: KeyKind::Counter,
+            transactional: false,
+            decrements: false,
+            compare_and_set: false,
+        };
+        let mut g = RpcGenerator::new(counter, 1, 3, 4, 2);
         for _ in 0..50 {
             let ops = g.next_op();
             assert_eq!(ops.len(), 1);
