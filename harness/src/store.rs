@@ -61,8 +61,17 @@ impl StoredRun {
 
 /// `YYYYMMDDTHHMMSSZ` for the current UTC time.
 pub fn utc_stamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    stamp_of(secs)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for `secs` seconds after the Unix epoch.
+pub fn stamp_of(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ")
         .to_string()
 }
 
@@ -486,3 +495,16 @@ pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow
 }
 
 pub use crate::listeners::tenths_passed;
+
+#[cfg(test)]
+mod tests {
+    use super::stamp_of;
+
+    #[test]
+    fn run_directory_stamps_are_utc_calendar_times() {
+        assert_eq!(stamp_of(0), "19700101T000000Z");
+        // A leap day's last second, and a time of this session.
+        assert_eq!(stamp_of(951_782_400 + 86_399), "20000229T235959Z");
+        assert_eq!(stamp_of(1_795_971_945), "20261129T170545Z");
+    }
+}
