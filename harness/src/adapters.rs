@@ -196,11 +196,40 @@ fn crdt_lib_entries() -> Vec<AdapterEntry> {
 /// A simulated adapter supplied at run time by a program that uses Ladon
 /// as a library (its own cluster, under its own name), without an entry in
 /// [`registry`]'s list: see [`register`] and docs/write-a-rust-adapter.md.
+/// The registry's own entries are one too, so every simulated run, of a
+/// built-in adapter or of one a program holds, goes through the same
+/// functions (`cli::run::resolve_with`, `store::execute_with`,
+/// `store::execute_in_memory_with`).
 pub trait DynAdapter: Send + Sync {
     /// The guarantees this configuration declares (`--guarantees` absent).
     fn guarantees(&self, options: &RunOptions) -> anyhow::Result<Vec<Guarantee>>;
-    /// Runs one simulated test, as an [`AdapterEntry`]'s `run` does.
-    fn run(&self, ctx: &mut RunContext<'_, '_>) -> anyhow::Result<RunOutcome>;
+    /// Runs one simulated test, as an [`AdapterEntry`]'s `run` does: the
+    /// context carries the resolved options and the run's listeners.
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome>;
+    /// Simulated (the default) or live.
+    fn mode(&self) -> Mode {
+        Mode::Simulation
+    }
+}
+
+impl DynAdapter for AdapterEntry {
+    fn guarantees(&self, options: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
+        (self.guarantees)(options)
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome> {
+        (self.run)(ctx)
+    }
+
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// The adapter `--adapter` names, as a [`DynAdapter`] (the registry's
+/// entry; for a name registered at run time, one that looks it up).
+pub fn named(kind: AdapterKind) -> std::sync::Arc<dyn DynAdapter> {
+    std::sync::Arc::new(find(kind))
 }
 
 /// A [`DynAdapter`] of any [`Cluster`]: `build` makes the cluster of a run
@@ -217,7 +246,7 @@ where
         Ok((self.0)(options)?.guarantees())
     }
 
-    fn run(&self, ctx: &mut RunContext<'_, '_>) -> anyhow::Result<RunOutcome> {
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome> {
         let cluster = (self.0)(&ctx.options)?;
         crate::runner::simulate(cluster, ctx)
     }

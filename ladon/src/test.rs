@@ -2,17 +2,13 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ladon_adapters::node::Cluster;
-use ladon_checker::report::{Guarantee, Report, Verdict};
-use ladon_harness::adapters::{DynAdapter, Mode};
-use ladon_harness::execution::{simulate_into, Execution};
+use ladon_checker::report::{Guarantee, Verdict};
 use ladon_harness::nemesis::{FaultKind, FaultList};
 use ladon_harness::options::{AdapterKind, Dur, RunOptions};
-use ladon_harness::runner::{RunContext, RunOutcome};
-use ladon_harness::store::{self, RunInfo};
+use ladon_harness::store::{self, MemoryRun};
 use ladon_workloads::WorkloadKind;
 
 use crate::adapter::{kebab, short_type_name};
@@ -157,21 +153,16 @@ impl Test {
         self
     }
 
-    /// The options a seed runs with: this test's, the seed set, swarm
-    /// applied, validated; then the guarantees it checks.
-    fn resolve(&self, seed: u64) -> Result<(RunOptions, Vec<Guarantee>), crate::Error> {
-        let mut o = self.options.clone();
-        o.seed = Some(seed);
-        if o.swarm {
-            o.apply_swarm(seed);
-        }
-        o.validate().map_err(anyhow::Error::msg)?;
-        o.workload.sim().map_err(anyhow::Error::msg)?;
-        let guarantees = match &o.guarantees {
-            Some(g) => g.clone(),
-            None => self.adapter.inner.guarantees(&o)?,
+    /// The run spec of `seed`: this test's options with the seed set,
+    /// swarm applied and validated, resolved as `ladon run` resolves its
+    /// flags (`cli::run::resolve`), so the seed runs the same here as
+    /// there.
+    pub fn spec(&self, seed: u64) -> Result<RunOptions, crate::Error> {
+        let o = RunOptions {
+            seed: Some(seed),
+            ..self.options.clone()
         };
-        Ok((o, guarantees))
+        ladon_harness::cli::run::resolve_with(&*self.adapter.inner, o)
     }
 
     /// The command that reproduces `o`'s run with your binary.
@@ -198,11 +189,13 @@ impl Test {
 
     /// Runs every seed in memory on [`Test::jobs`] threads, checks each
     /// history, then runs the first failing seed again into a run
-    /// directory (the same history: a seed decides everything).
+    /// directory (the same history: a seed decides everything). Both go
+    /// through the pipeline of `ladon explore` and `ladon run`
+    /// (`store::execute_in_memory_with`, `store::execute_with`).
     pub fn try_run(self) -> Result<Outcome, crate::Error> {
         let seeds: Vec<u64> = self.seeds.clone().collect();
         if let Some(&first) = seeds.first() {
-            self.resolve(first)?;
+            self.spec(first)?;
         }
         let jobs = self.jobs.unwrap_or_else(ladon_harness::pool::default_jobs);
         let results = ladon_harness::pool::map(&seeds, jobs, |&seed| self.run_in_memory(seed));
@@ -220,24 +213,19 @@ impl Test {
 
     /// One seed, in memory: its verdict and anomalies.
     fn run_in_memory(&self, seed: u64) -> SeedResult {
-        let run = || -> Result<Report, crate::Error> {
-            let (o, guarantees) = self.resolve(seed)?;
-            let mut events: Vec<ladon_checker::Event> = Vec::new();
-            let outcome = {
-                let mut ctx = RunContext {
-                    options: o.clone(),
-                    seed,
-                    history: &mut events,
-                    run_dir: None,
-                    progress: None,
-                };
-                self.adapter.inner.run(&mut ctx)?
-            };
-            let opts = store::check_options(&guarantees, outcome.messages_per_write);
-            store::check_events(&events, &opts).map_err(anyhow::Error::msg)
+        let run = || -> Result<_, crate::Error> {
+            let o = self.spec(seed)?;
+            store::execute_in_memory_with(&*self.adapter.inner, &o, None)
         };
         match run() {
-            Ok(report) => SeedResult::of_report(seed, &report),
+            Ok(MemoryRun {
+                report: Some(report),
+                ..
+            }) => SeedResult::of_report(seed, &report),
+            Ok(MemoryRun { check_error, .. }) => SeedResult::of_error(
+                seed,
+                check_error.unwrap_or_else(|| "the history could not be checked".into()),
+            ),
             Err(e) => SeedResult::of_error(seed, format!("{e:#}")),
         }
     }
@@ -245,28 +233,17 @@ impl Test {
     /// Runs `seed` into a run directory under the store and reads back
     /// what it found.
     fn store_run(&self, seed: u64) -> Result<Failure, crate::Error> {
-        let (mut o, guarantees) = self.resolve(seed)?;
+        let mut o = self.spec(seed)?;
         let store_dir = self.store.clone().unwrap_or_else(default_store);
         o.store = store_dir.clone();
         let reproduce = self.reproduce(&o);
-        let info = RunInfo {
-            test: o.test_name(),
-            seed,
-            mode: Mode::Simulation.as_str().to_string(),
-            options: o.clone(),
-            reproduce: reproduce.clone(),
-            ladon_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_revision: store::git_revision(),
-            guarantees,
-            started_at: store::utc_stamp(),
-            outcome: None,
-            process: None,
-        };
-        let mut exec = AdapterSimulation {
-            options: o.clone(),
-            adapter: self.adapter.inner.clone(),
-        };
-        let run = store::run_stored(info, &mut exec, &store_dir, None)?;
+        let run = store::execute_with(
+            self.adapter.inner.clone(),
+            &o,
+            reproduce.clone(),
+            true,
+            None,
+        )?;
         let dir = run.dir.clone().unwrap_or(store_dir);
         Ok(Failure {
             seed,
@@ -310,27 +287,4 @@ fn default_store() -> PathBuf {
         })
         .map(|t| t.join("ladon"))
         .unwrap_or_else(|| PathBuf::from("target/ladon"))
-}
-
-/// A simulated run of an adapter a test holds (not registered by name).
-struct AdapterSimulation {
-    options: RunOptions,
-    adapter: Arc<dyn DynAdapter>,
-}
-
-impl Execution for AdapterSimulation {
-    fn mode(&self) -> Mode {
-        Mode::Simulation
-    }
-
-    fn execute(
-        &mut self,
-        run_dir: &Path,
-        progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome> {
-        let adapter = self.adapter.clone();
-        simulate_into(&self.options, run_dir, progress, &move |ctx| {
-            adapter.run(ctx)
-        })
-    }
 }

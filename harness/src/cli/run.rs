@@ -171,22 +171,31 @@ pub fn process_spec(
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
 /// applied, values validated.
-pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
+pub fn resolve(o: RunOptions) -> anyhow::Result<RunOptions> {
+    let adapter = crate::adapters::find(o.adapter);
+    resolve_with(&adapter, o)
+}
+
+/// [`resolve`] for a run of `adapter` (the one `o.adapter` names, or one
+/// a program holds: `ladon::Test`).
+pub fn resolve_with(
+    adapter: &dyn crate::adapters::DynAdapter,
+    mut o: RunOptions,
+) -> anyhow::Result<RunOptions> {
     let seed = o.seed.unwrap_or_else(random_seed);
     o.seed = Some(seed);
     if o.swarm {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = crate::adapters::find(o.adapter);
     // Only `ladon run` itself drives live adapters (see `live::process_run`).
     anyhow::ensure!(
-        adapter.mode == crate::adapters::Mode::Simulation,
+        adapter.mode() == crate::adapters::Mode::Simulation,
         "{}",
         crate::adapters::LIVE_ONLY
     );
     o.workload.sim().map_err(anyhow::Error::msg)?;
-    store::resolve_guarantees(&o)?;
+    store::resolve_guarantees_with(adapter, &o)?;
     Ok(o)
 }
 
@@ -327,12 +336,11 @@ pub fn print_header(o: &RunOptions) {
 
 /// Runs with a progress bar on a terminal, plain lines otherwise.
 pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
-    store::with_progress(o.time_limit.ns(), "virtual", |p| {
-        store::execute(o, reproduce, true, p)
-    })
+    let progress = crate::listeners::Progress::new(o.time_limit.ns(), "virtual");
+    store::execute(o, reproduce, true, Some(progress))
 }
 
-pub use crate::store::tenths_passed;
+pub use crate::listeners::tenths_passed;
 
 /// `ladon run`; `given` holds the ids of the options on the command line
 /// (see [`given_ids`]).
