@@ -211,3 +211,35 @@ fn the_command_line_lists_and_refuses_adapters_by_name() {
         "{stderr}"
     );
 }
+
+/// docs/write-a-rust-adapter.md shows the panic message of
+/// `the_planted_bug_is_found_with_a_readable_panic_message`'s outcome: the
+/// real one, line for line, the run directory written as the guide writes
+/// it; a guide line ending in `...` shows the start of the real line.
+#[test]
+fn the_guide_shows_the_real_panic_message() {
+    let outcome = test(true).seeds(0..20).run();
+    let failure = outcome.expect_failure();
+    let shown = format!(
+        ".../target/ladon/my-store-buggy-list-append/<UTC time>-seed{}",
+        failure.seed
+    );
+    let real = outcome
+        .message()
+        .expect("a failing seed")
+        .replace(&failure.run_dir.display().to_string(), &shown);
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/write-a-rust-adapter.md");
+    let guide = std::fs::read_to_string(&guide).unwrap();
+    let marker = "message like this one (the first failing seed of the buggy store):\n\n```text\n";
+    let start = guide.find(marker).expect("the guide's panic message") + marker.len();
+    let len = guide[start..].find("```\n").expect("the block's end");
+    let shown: Vec<&str> = guide[start..start + len].lines().collect();
+    let real: Vec<&str> = real.lines().collect();
+    assert_eq!(shown.len(), real.len(), "{real:#?}");
+    for (s, r) in shown.iter().zip(&real) {
+        match s.strip_suffix("...") {
+            Some(head) => assert!(r.starts_with(head), "guide: {s}\nreal:  {r}"),
+            None => assert_eq!(s, r),
+        }
+    }
+}
