@@ -382,7 +382,11 @@ impl Causality {
         if r != NONE && clock[EPOCH] as u32 >= r {
             let rule = self.rule[p].load(Ordering::Relaxed);
             let m = u32::MAX - clock[MINPOS] as u32;
-            return if m < (rule >> 32) as u32 { rule as u32 } else { 0 };
+            return if m < (rule >> 32) as u32 {
+                rule as u32
+            } else {
+                0
+            };
         }
         slot_entry(clock, self.slot_gen[p].load(Ordering::Relaxed))
     }
@@ -1150,7 +1154,11 @@ fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
     let all = live_list
         .iter()
         .filter_map(|&p| live[p as usize].as_deref())
-        .chain(stored_list.iter().filter_map(|&v| stored[v as usize].as_deref()));
+        .chain(
+            stored_list
+                .iter()
+                .filter_map(|&v| stored[v as usize].as_deref()),
+        );
     for x in all {
         let m = u32::MAX - x[MINPOS] as u32;
         for (s, &sg) in st.iter_mut().zip(&sgs) {
@@ -1272,7 +1280,14 @@ fn sweep(
                 if joins_v[v as usize] {
                     join_preds(c, &mut scc_clock, v, refcount, &mut clocks.stored);
                 }
-                stamp(&mut scc_clock, s, p, v as usize, (ga + i) as u32, slots.epoch);
+                stamp(
+                    &mut scc_clock,
+                    s,
+                    p,
+                    v as usize,
+                    (ga + i) as u32,
+                    slots.epoch,
+                );
             }
             for &v in members {
                 if refcount[v as usize] > 0 {

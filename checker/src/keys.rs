@@ -44,7 +44,16 @@ pub struct KeyIndex {
     /// any other group is 0 (its process had not started).
     proj_start: Vec<u32>,
     proj_len: Vec<u32>,
+    proj_group_start: Vec<u32>,
     proj_group: Vec<u32>,
+    /// Per slot (bit set): whether its projected clock is stored densely
+    /// instead (one entry per group of the key, trailing zeros dropped,
+    /// epoch 0), which is smaller when most of the key's processes are
+    /// known to it (long-lived processes).
+    dense: Vec<u64>,
+    /// `0, 1, 2, …` up to the most groups of a key, for [`Sparse`] views
+    /// of dense clocks.
+    iota: Vec<u32>,
     proj: Vec<u32>,
     proj_m: Vec<u32>,
     proj_epoch: Vec<u32>,
@@ -63,6 +72,19 @@ pub struct KeyIndex {
     rule: Vec<(u32, u32)>,
     /// Scratch for `record`.
     scratch: Vec<(u32, u32)>,
+}
+
+/// A large key's write's projected clock as stored: the entries (`entries`,
+/// by index of group in the key: `groups`, sorted) of the processes not
+/// retired when it was recorded; a process retired by then (by epoch
+/// `epoch`, see [`KeyIndex::retirement`]) has entry `full` if `m < tau`,
+/// else 0; any other process 0. A clock stored densely lists every group
+/// up to its last nonzero entry, with `epoch` 0 (before any retirement).
+pub struct Sparse<'a> {
+    pub epoch: u32,
+    pub m: u32,
+    pub groups: &'a [u32],
+    pub entries: &'a [u32],
 }
 
 /// A run of one process's writes on one key.
@@ -93,7 +115,10 @@ impl KeyIndex {
             done: Vec::new(),
             proj_start: Vec::new(),
             proj_len: Vec::new(),
+            proj_group_start: Vec::new(),
             proj_group: Vec::new(),
+            dense: Vec::new(),
+            iota: Vec::new(),
             proj: Vec::new(),
             proj_m: Vec::new(),
             proj_epoch: Vec::new(),
@@ -143,6 +168,13 @@ impl KeyIndex {
         idx.proj_start = vec![NONE; idx.writes.len()];
         idx.proj_len = vec![0; idx.writes.len()];
         idx.proj_m = vec![0; idx.writes.len()];
+        idx.proj_group_start = vec![0; idx.writes.len()];
+        idx.dense = vec![0; idx.writes.len().div_ceil(64)];
+        let most = (0..h.keys.len())
+            .map(|k| idx.group_start[k + 1] - idx.group_start[k])
+            .max()
+            .unwrap_or(0);
+        idx.iota = (0..most).collect();
         idx.proj_epoch = vec![0; idx.writes.len()];
         // Per process, its groups on large keys.
         let mut count = vec![0u32; h.processes.len() + 1];
@@ -302,23 +334,44 @@ impl KeyIndex {
                         _ => true,
                     }
                 });
+                let ge = self.group_start[k as usize + 1];
+                // Most of the key's processes active (long-lived ones):
+                // one entry per group (retired processes' too, from the
+                // rule) takes less room and time than pairs.
+                let dense = (ge - gs) as usize <= 2 * active.len();
                 self.scratch.clear();
-                for &g in &active {
-                    let e = c.entry(clock, self.groups[g as usize].0);
-                    if e != 0 {
-                        self.scratch.push((g - gs, e));
+                if !dense {
+                    for &g in &active {
+                        let e = c.entry(clock, self.groups[g as usize].0);
+                        if e != 0 {
+                            self.scratch.push((g - gs, e));
+                        }
                     }
                 }
                 self.active[k as usize] = active;
-                self.scratch.sort_unstable();
                 let sv = sv as usize;
                 self.proj_start[sv] = self.proj.len() as u32;
-                self.proj_len[sv] = self.scratch.len() as u32;
-                self.proj_m[sv] = c.min_pos(clock);
-                self.proj_epoch[sv] = epoch;
-                for &(g, e) in &self.scratch {
-                    self.proj_group.push(g);
-                    self.proj.push(e);
+                if dense {
+                    self.dense[sv / 64] |= 1 << (sv % 64);
+                    for g in gs..ge {
+                        self.proj.push(c.entry(clock, self.groups[g as usize].0));
+                    }
+                    while self.proj.len() > self.proj_start[sv] as usize
+                        && self.proj.last() == Some(&0)
+                    {
+                        self.proj.pop();
+                    }
+                    self.proj_len[sv] = self.proj.len() as u32 - self.proj_start[sv];
+                } else {
+                    self.scratch.sort_unstable();
+                    self.proj_len[sv] = self.scratch.len() as u32;
+                    self.proj_m[sv] = c.min_pos(clock);
+                    self.proj_epoch[sv] = epoch;
+                    self.proj_group_start[sv] = self.proj_group.len() as u32;
+                    for &(g, e) in &self.scratch {
+                        self.proj_group.push(g);
+                        self.proj.push(e);
+                    }
                 }
             }
         }
@@ -467,22 +520,34 @@ impl KeyIndex {
                 .collect();
         }
         let g = (self.group_start[k as usize + 1] - self.group_start[k as usize]) as usize;
-        // Per group: (largest entry, its write's index in `ws`, second largest).
+        // Per group: (largest stored entry, its write's index in `ws`,
+        // second largest).
         let mut top = vec![(0u32, u32::MAX, 0u32); g];
-        let mut dense = Vec::new();
+        // Per write with a projected clock: (epoch, earliest position), for
+        // the entries of retired processes.
+        let mut em: Vec<(u32, u32)> = Vec::new();
         for (j, &b) in ws.iter().enumerate() {
-            let sb = self.slot[b as usize];
-            if sb == NONE || self.proj_start[sb as usize] == NONE {
+            let Some(sp) = self.sparse(b) else {
                 continue;
-            }
-            self.proj_into(k, sb as usize, &mut dense);
-            for (t, &x) in top.iter_mut().zip(&dense) {
+            };
+            em.push((sp.epoch, sp.m));
+            for (&gi, &x) in sp.groups.iter().zip(sp.entries) {
+                let t = &mut top[gi as usize];
                 if x > t.0 {
                     *t = (x, j as u32, t.0);
                 } else if x > t.2 {
                     t.2 = x;
                 }
             }
+        }
+        // The least earliest position among the writes of each epoch or
+        // later: a retired process's entry is `full` in some other write
+        // exactly when one recorded at or after its epoch has `m < tau`
+        // (never the write's own: a process is retired after its writes).
+        em.sort_unstable();
+        let mut suffix_min = vec![u32::MAX; em.len() + 1];
+        for i in (0..em.len()).rev() {
+            suffix_min[i] = suffix_min[i + 1].min(em[i].1);
         }
         ws.iter()
             .enumerate()
@@ -491,9 +556,18 @@ impl KeyIndex {
                 if sa == NONE {
                     return false;
                 }
+                let seq = self.slot_seq[sa as usize];
                 let t = top[self.slot_group[sa as usize] as usize];
                 let best = if t.1 == i as u32 { t.2 } else { t.0 };
-                best >= self.slot_seq[sa as usize]
+                if best >= seq {
+                    return true;
+                }
+                match self.retirement(self.slot_proc[sa as usize]) {
+                    Some((r, tau, full)) if full >= seq => {
+                        suffix_min[em.partition_point(|&(e, _)| e < r)] < tau
+                    }
+                    _ => false,
+                }
             })
             .collect()
     }
@@ -512,16 +586,28 @@ impl KeyIndex {
             self.group_start[k as usize + 1] as usize,
         );
         out.clear();
+        let ps = self.proj_start[b] as usize;
+        let pe = ps + self.proj_len[b] as usize;
+        if self.is_dense(b) {
+            out.extend_from_slice(&self.proj[ps..pe]);
+            out.resize(ge - gs, 0);
+            return;
+        }
         out.extend(
             self.groups[gs..ge]
                 .iter()
                 .map(|&(p, _, _)| self.retired_entry(b, p).unwrap_or(0)),
         );
-        let ps = self.proj_start[b] as usize;
-        let pe = ps + self.proj_len[b] as usize;
-        for (&g, &e) in self.proj_group[ps..pe].iter().zip(&self.proj[ps..pe]) {
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + (pe - ps)];
+        for (&g, &e) in groups.iter().zip(&self.proj[ps..pe]) {
             out[g as usize] = e;
         }
+    }
+
+    #[inline]
+    fn is_dense(&self, b: usize) -> bool {
+        self.dense[b / 64] & (1 << (b % 64)) != 0
     }
 
     /// Slot `b`'s projected entry for process `p`, when `p` was retired by
@@ -544,32 +630,58 @@ impl KeyIndex {
         if ps == NONE {
             return 0;
         }
+        let g = self.slot_group[a];
+        if self.is_dense(b) {
+            return if g < self.proj_len[b] {
+                self.proj[(ps + g) as usize]
+            } else {
+                0
+            };
+        }
         if let Some(e) = self.retired_entry(b, self.slot_proc[a]) {
             return e;
         }
-        let g = self.slot_group[a];
-        let (ps, pe) = (ps as usize, (ps + self.proj_len[b]) as usize);
-        match self.proj_group[ps..pe].binary_search(&g) {
-            Ok(i) => self.proj[ps + i],
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + self.proj_len[b] as usize];
+        match groups.binary_search(&g) {
+            Ok(i) => self.proj[ps as usize + i],
             Err(_) => 0,
         }
     }
 
-    /// For large keys: the projected clock of write `b` on its key's
-    /// groups (one entry per group).
-    pub fn projection(&self, b: u32) -> Option<Vec<u32>> {
+    /// For large keys: the projected clock of write `b` as stored (see
+    /// [`Sparse`]).
+    pub fn sparse(&self, b: u32) -> Option<Sparse<'_>> {
         let sb = self.slot[b as usize];
         if sb == NONE || self.proj_start[sb as usize] == NONE {
             return None;
         }
-        let mut out = Vec::new();
-        self.proj_into(self.slot_key(sb as usize), sb as usize, &mut out);
-        Some(out)
+        let sb = sb as usize;
+        let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
+        let groups = if self.is_dense(sb) {
+            &self.iota[..len]
+        } else {
+            let qs = self.proj_group_start[sb] as usize;
+            &self.proj_group[qs..qs + len]
+        };
+        Some(Sparse {
+            epoch: self.proj_epoch[sb],
+            m: self.proj_m[sb],
+            groups,
+            entries: &self.proj[ps..ps + len],
+        })
     }
 
-    /// The key of slot `j`.
-    fn slot_key(&self, j: usize) -> u32 {
-        (self.start.partition_point(|&s| s as usize <= j) - 1) as u32
+    /// Process `p`'s retirement `(epoch, tau, full)` as the projected
+    /// clocks see it: a write recorded at an epoch at or after `epoch`
+    /// has entry `full` for `p` when its earliest position is below `tau`,
+    /// else 0 (see `causality::retire`).
+    pub fn retirement(&self, p: u32) -> Option<(u32, u32, u32)> {
+        let r = self.retired[p as usize];
+        (r != NONE).then(|| {
+            let (tau, full) = self.rule[p as usize];
+            (r, tau, full)
+        })
     }
 }
 
