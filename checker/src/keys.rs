@@ -64,6 +64,9 @@ pub struct KeyIndex {
     /// keys, CSR.
     proc_groups_start: Vec<u32>,
     proc_groups: Vec<u32>,
+    /// Per key: the retirement epoch at which its active list was last
+    /// pruned.
+    pruned_at: Vec<u32>,
     /// Per cycle of the graph: whether its processes' groups are active.
     cycle_active: Vec<bool>,
     /// Per process: the retirement epoch and `(tau, full)` rule, copied
@@ -126,6 +129,7 @@ impl KeyIndex {
             proc_groups_start: Vec::new(),
             proc_groups: Vec::new(),
             cycle_active: Vec::new(),
+            pruned_at: Vec::new(),
             retired: vec![NONE; h.processes.len()],
             rule: vec![(0, 0); h.processes.len()],
             scratch: Vec::new(),
@@ -198,6 +202,18 @@ impl KeyIndex {
         }
         idx.proc_groups_start = count;
         idx.proc_groups = pg;
+        idx.pruned_at = vec![0; h.keys.len()];
+        // Every write of a large key records at most one entry per group of
+        // its key: reserved at once (untouched capacity costs no memory),
+        // so the array is never grown and copied while the sweep fills it.
+        let proj_len: usize = (0..h.keys.len())
+            .filter(|&k| large(k))
+            .map(|k| {
+                let writes = (idx.start[k + 1] - idx.start[k]) as usize;
+                writes * (idx.group_start[k + 1] - idx.group_start[k]) as usize
+            })
+            .sum();
+        idx.proj = Vec::with_capacity(proj_len);
         idx.val_slot = h
             .resolved
             .iter()
@@ -323,7 +339,13 @@ impl KeyIndex {
             } else {
                 let gs = self.group_start[k as usize];
                 let mut active = std::mem::take(&mut self.active[k as usize]);
+                // Nothing retired since the last pruning: nothing to drop.
+                let prune = self.pruned_at[k as usize] != epoch;
+                self.pruned_at[k as usize] = epoch;
                 active.retain(|&g| {
+                    if !prune {
+                        return true;
+                    }
                     let p = self.groups[g as usize].0 as usize;
                     match c.retired_at(p as u32) {
                         Some((r, tau, full)) if r <= epoch => {
