@@ -78,7 +78,7 @@ pub struct Causality {
     pub width: usize,
     /// Slots the clocks actually used: processes are also retired from
     /// their slots while something may still ask about them (see
-    /// [`retire`]), so short-lived processes share few slots.
+    /// `retire`), so short-lived processes share few slots.
     pub clock_slots: usize,
     pub edge_count: usize,
 }
@@ -86,9 +86,9 @@ pub struct Causality {
 /// A vector clock: a header of [`HEADER`] words, then per slot
 /// `generation << 32 | seq`, so joining is an element-wise maximum and a
 /// recycled slot's newer process wins. Slots past a clock's end are 0.
-/// Header word [`MINPOS`] holds `u32::MAX - m`, where `m` is the earliest
+/// Header word `MINPOS` holds `u32::MAX - m`, where `m` is the earliest
 /// topological position in the clock's causal past (a maximum of it is a
-/// minimum of `m`); word [`EPOCH`] is the retirement epoch at which the
+/// minimum of `m`); word `EPOCH` is the retirement epoch at which the
 /// clock was made.
 pub type Clock = [u64];
 
@@ -374,7 +374,7 @@ impl Causality {
     /// (exact for every process that wrote a key the clock's operation
     /// touches, see [`Causality::build`]): from `p`'s slot, or, once `p` is
     /// retired (and the clock made after that), from the clock's earliest
-    /// position (see [`retire`]).
+    /// position (see `retire`).
     #[inline]
     pub fn entry(&self, clock: &Clock, p: u32) -> u32 {
         let p = p as usize;
@@ -391,7 +391,7 @@ impl Causality {
         slot_entry(clock, self.slot_gen[p].load(Ordering::Relaxed))
     }
 
-    /// The retirement epoch at which `clock` was made (see [`retire`]).
+    /// The retirement epoch at which `clock` was made (see `retire`).
     #[inline]
     pub fn epoch_of(&self, clock: &Clock) -> u32 {
         clock[EPOCH] as u32
@@ -407,7 +407,7 @@ impl Causality {
     /// Whether process `p` has been retired from its slot so far, with
     /// the epoch and its rule `(tau, full)`: a clock made at or after the
     /// epoch knows `full` of `p` when its earliest position is below
-    /// `tau`, else nothing (see [`retire`]).
+    /// `tau`, else nothing (see `retire`).
     #[inline]
     pub fn retired_at(&self, p: u32) -> Option<(u32, u32, u32)> {
         let r = self.retired[p as usize].load(Ordering::Acquire);
