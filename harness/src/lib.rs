@@ -3,6 +3,7 @@
 pub mod adapters;
 pub mod cli;
 pub mod clock;
+pub mod db_run;
 pub mod dur;
 pub mod execution;
 pub mod interrupt;

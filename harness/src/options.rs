@@ -100,16 +100,22 @@ pub enum AdapterKind {
     Yrs,
     /// loro documents, simulated (cargo feature `crdt-libs`).
     Loro,
+    /// PostgreSQL servers replicating with pglogical, run live (cargo
+    /// feature `postgres`).
+    #[serde(rename = "postgres-pglogical")]
+    #[value(name = "postgres-pglogical")]
+    PostgresPglogical,
 }
 
 impl AdapterKind {
-    pub const ALL: [AdapterKind; 6] = [
+    pub const ALL: [AdapterKind; 7] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
         AdapterKind::Automerge,
         AdapterKind::Yrs,
         AdapterKind::Loro,
+        AdapterKind::PostgresPglogical,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +126,7 @@ impl AdapterKind {
             AdapterKind::Automerge => "automerge",
             AdapterKind::Yrs => "yrs",
             AdapterKind::Loro => "loro",
+            AdapterKind::PostgresPglogical => "postgres-pglogical",
         }
     }
 }
@@ -312,8 +319,11 @@ pub mod heading {
         "Simulated runs only (--adapter reference, toy, automerge, yrs, loro)";
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
-    pub const REFERENCE_PROCESS: &str = "Options of --adapter reference and process";
+    pub const REFERENCE_PROCESS: &str =
+        "Options of --adapter reference, process and postgres-pglogical";
     pub const PROCESS: &str = "Options of --adapter process";
+    pub const PROCESS_DB: &str = "Options of --adapter process and postgres-pglogical";
+    pub const DB: &str = "Options of --adapter postgres-pglogical";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
@@ -323,8 +333,10 @@ pub mod heading {
             SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
             REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
-            REFERENCE_PROCESS => &[Reference, Process],
+            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical],
             PROCESS => &[Process],
+            PROCESS_DB => &[Process, PostgresPglogical],
+            DB => &[PostgresPglogical],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
@@ -443,11 +455,21 @@ pub struct ProcessFlags {
     #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = heading::PROCESS)]
     pub bin_args: Vec<String>,
     /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
-    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS_DB)]
     pub faketime_library: Option<PathBuf>,
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
     pub init_timeout: Dur,
+}
+
+/// `ladon run`'s flags of the real-database adapters
+/// (`--adapter postgres-pglogical`), under their own heading.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct DbFlags {
+    /// Share of register writes that are deletes (`["d", k, null]`),
+    /// 0 to 1; --workload register only.
+    #[arg(long, default_value_t = 0.0, help_heading = heading::DB)]
+    pub delete_share: f64,
 }
 
 /// Options only some adapters read. Flattened into [`RunOptions`]: every

@@ -34,6 +34,9 @@ pub struct RunInfo {
     /// `--adapter process`'s own flags (absent for simulated runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<crate::options::ProcessFlags>,
+    /// The real-database adapters' own flags (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<crate::options::DbFlags>,
 }
 
 /// A finished run.
@@ -320,6 +323,7 @@ pub fn execute(
         started_at: utc_stamp(),
         outcome: None,
         process: None,
+        db: None,
     };
     if !store {
         let mem = execute_in_memory(options, progress)?;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::process_group::{group_alive, signal_tree, wait_group_gone};
+use super::process_group::{group_alive, remove_faketime_shm, signal_tree, wait_group_gone};
 use super::DbError;
 
 #[derive(Debug, Clone)]
@@ -87,9 +87,25 @@ impl Registry {
                 wait_group_gone(pgid, Duration::from_secs(10));
                 out.killed.push(pgid);
             }
+            // Its group is gone: so is any use of libfaketime's files.
+            remove_faketime_shm(pgid);
             if let Some(d) = data {
                 if d.exists() && std::fs::remove_dir_all(&d).is_ok() {
-                    out.removed.push(d);
+                    out.removed.push(d.clone());
+                }
+                // The cluster's own temporary directory (logs, sockets,
+                // clock files), once its last node's entry is swept.
+                if let Some(root) = d.parent().filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("ladon-"))
+                }) {
+                    let empty_of_nodes = std::fs::read_dir(root).is_ok_and(|rd| {
+                        rd.flatten().all(|e| !e.path().join("PG_VERSION").exists())
+                    });
+                    if empty_of_nodes && std::fs::remove_dir_all(root).is_ok() {
+                        out.removed.push(root.to_path_buf());
+                    }
                 }
             }
             let _ = std::fs::remove_file(entry.path());

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::live::process_run::ProcessSpec;
-use crate::options::{AdapterKind, ProcessFlags, RunOptions};
+use crate::options::{AdapterKind, DbFlags, ProcessFlags, RunOptions};
 use crate::store::{self, StoredRun};
 
 /// `ladon run`: every adapter's options (see the `Run` command); those of
@@ -16,6 +16,8 @@ pub struct RunArgs {
     pub options: RunOptions,
     #[command(flatten)]
     pub process: ProcessFlags,
+    #[command(flatten)]
+    pub db: DbFlags,
     /// Write JUnit XML here: one test case per anomaly class.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<std::path::PathBuf>,
@@ -189,7 +191,7 @@ pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
     Ok(o)
 }
 
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -340,6 +342,9 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     if args.options.adapter == AdapterKind::Process {
         let spec = process_spec(&args, given)?;
         return Ok(crate::live::process_run::run(spec));
+    }
+    if args.options.adapter == AdapterKind::PostgresPglogical {
+        return crate::db_run::main(args, given);
     }
     let o = resolve(args.options).context("invalid options")?;
     let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);

@@ -72,7 +72,7 @@ pub async fn heal_all(ctx: &FinalCtx) {
 
 /// Normalises a read for comparing nodes: sets and registers' siblings as
 /// sorted sets, lists as sequences, counters as integers.
-fn state(kind: KeyKind, ops: &[Mop]) -> Vec<ReadValue> {
+pub fn state(kind: KeyKind, ops: &[Mop]) -> Vec<ReadValue> {
     ops.iter()
         .map(|m| match m {
             Mop::Read(_, ReadValue::List(v)) if v.is_empty() => ReadValue::Null,
@@ -214,7 +214,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
 }
 
 /// Runs futures concurrently on this task, in order.
-async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+pub async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     let mut handles: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = (0..handles.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {

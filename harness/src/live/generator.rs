@@ -22,6 +22,8 @@ pub struct Generator {
     next_key: i64,
     next_value: i64,
     written: BTreeSet<Key>,
+    /// Share of register writes that are deletes (`["d", k, null]`).
+    delete_share: f64,
 }
 
 impl Generator {
@@ -42,7 +44,16 @@ impl Generator {
             next_key: active_keys,
             next_value: 1,
             written: BTreeSet::new(),
+            delete_share: 0.0,
         }
+    }
+
+    /// Makes a share `p` (0 to 1) of register writes deletes. With 0 (the
+    /// default) the generator draws exactly what it drew before deletes
+    /// existed, so a seed's operations stay the same.
+    pub fn with_delete_share(mut self, p: f64) -> Self {
+        self.delete_share = p.clamp(0.0, 1.0);
+        self
     }
 
     /// The next client transaction (reads carry `null`).
@@ -84,11 +95,14 @@ impl Generator {
                 ops.push(Mop::Read(key, ReadValue::Null));
                 continue;
             }
-            let v = self.fresh_value();
+            let delete = self.workload.kind() == KeyKind::Register
+                && self.delete_share > 0.0
+                && self.rng.random_bool(self.delete_share);
             self.written.insert(key.clone());
             ops.push(match self.workload.kind() {
-                KeyKind::List => Mop::Append(key, v),
-                _ => Mop::Write(key, v),
+                _ if delete => Mop::Delete(key),
+                KeyKind::List => Mop::Append(key, self.fresh_value()),
+                _ => Mop::Write(key, self.fresh_value()),
             });
             self.active[slot].1 += 1;
             if self.active[slot].1 >= self.max_writes_per_key {
@@ -141,6 +155,37 @@ mod tests {
             }
         }
         assert!(g.written_keys().len() > 10, "{:?}", g.written_keys());
+    }
+
+    #[test]
+    fn register_deletes_come_at_the_share_asked_and_only_when_asked() {
+        let count = |share: f64| {
+            let mut g = Generator::new(
+                Workload::TxnRwRegister,
+                ChaCha8Rng::seed_from_u64(3),
+                3,
+                8,
+                2,
+            )
+            .with_delete_share(share);
+            let (mut deletes, mut writes) = (0, 0);
+            for _ in 0..2000 {
+                for m in g.next_op() {
+                    match m {
+                        Mop::Delete(_) => deletes += 1,
+                        Mop::Write(..) => writes += 1,
+                        _ => {}
+                    }
+                }
+            }
+            (deletes, writes)
+        };
+        let (d0, w0) = count(0.0);
+        assert_eq!(d0, 0);
+        let (d, w) = count(0.25);
+        let share = d as f64 / (d + w) as f64;
+        assert!((0.2..0.3).contains(&share), "{d} deletes, {w} writes");
+        assert!(w0 > 0);
     }
 
     #[test]
