@@ -927,7 +927,7 @@ fn sweep_clocks(
         let mut emit = |v: u32, clock: &[u64]| {
             batch.vertices.push(v);
             batch.clocks.extend_from_slice(clock);
-            if batch.vertices.len() == BATCH {
+            if batch.vertices.len() == BATCH || batch.clocks.len() >= BATCH_WORDS {
                 let mut next = back_rx.try_recv().unwrap_or_default();
                 next.vertices.clear();
                 next.clocks.clear();
@@ -955,6 +955,11 @@ fn sweep_clocks(
 }
 
 const BATCH: usize = 2048;
+/// A batch also ends once its clocks fill this many entries (1 MiB): with
+/// thousands of process ids a clock is tens of KB, and batches of
+/// [`BATCH`] such clocks (hundreds of MB each) were grown, copied and
+/// faulted in afresh, which took most of the sweep's time.
+const BATCH_WORDS: usize = 1 << 17;
 
 #[derive(Default)]
 struct Batch {

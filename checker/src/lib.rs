@@ -7,6 +7,7 @@ pub mod causality;
 pub mod check;
 pub mod dot;
 pub mod explain;
+pub mod extras;
 pub mod fastparse;
 pub mod history;
 pub mod keys;

@@ -37,9 +37,7 @@ fn run<R: Replica>() -> u64 {
     let mut ctx = RunContext {
         options: o.clone(),
         seed: 1,
-        history: &mut sink,
-        run_dir: None,
-        progress: None,
+        events: &mut sink,
     };
     let cluster = LibCluster::<R>::new(o.nodes, WorkloadKind::ListAppend, Persist::EveryOp);
     simulate(cluster, &mut ctx).unwrap().completed_ops

@@ -148,7 +148,8 @@ pub trait Database: Send {
     fn pause(&mut self, i: usize) -> Result<(), DbError>;
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
-    /// Copies every node's server log into `into/<name>.log`.
+    /// Appends every node's server log to `into/<name>.log` (the run's
+    /// node log, which holds Ladon's own lines about the node too).
     fn collect_logs(&self, into: &Path) -> Result<(), DbError>;
     /// Stops every node and removes what setup created. Idempotent; also
     /// run on drop.

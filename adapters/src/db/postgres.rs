@@ -127,6 +127,8 @@ pub struct Postgres {
     /// Data directories and sockets: a temporary directory readable by the
     /// server user (the run directory may not be).
     root: Option<tempfile::TempDir>,
+    /// The root's registry entry (see [`Registry::add_root`]).
+    root_entry: Option<PathBuf>,
     ports: Vec<u16>,
     servers: Vec<Option<Server>>,
     /// Extra SQL run on every node before replication starts.
@@ -157,6 +159,7 @@ impl Postgres {
             run_as: RunAs::for_root("postgres")?,
             registry: Registry::open(Registry::default_dir())?,
             root: None,
+            root_entry: None,
             ports: Vec::new(),
             servers: (0..spec.nodes).map(|_| None).collect(),
             schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
@@ -449,8 +452,9 @@ impl Database for Postgres {
             .prefix("ladon-postgres-")
             .tempdir()
             .map_err(DbError::io("create a temporary directory for the data"))?;
-        RunAs::chown(self.run_as, root.path())?;
+        self.root_entry = Some(self.registry.add_root(root.path())?);
         self.root = Some(root);
+        RunAs::chown(self.run_as, self.root())?;
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
         self.run_tool(
@@ -542,8 +546,16 @@ impl Database for Postgres {
             let from = self.log_path(i);
             if from.exists() {
                 let to = into.join(format!("{}.log", Self::name_of(i)));
-                std::fs::copy(&from, &to).map_err(DbError::io(format!(
-                    "copy {} to {}",
+                let copy = || -> std::io::Result<u64> {
+                    let mut src = std::fs::File::open(&from)?;
+                    let mut dst = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&to)?;
+                    std::io::copy(&mut src, &mut dst)
+                };
+                copy().map_err(DbError::io(format!(
+                    "append {} to {}",
                     from.display(),
                     to.display()
                 )))?;
@@ -565,6 +577,9 @@ impl Database for Postgres {
         if let Some(root) = self.root.take() {
             root.close()
                 .map_err(DbError::io("remove the data directories"))?;
+        }
+        if let Some(entry) = self.root_entry.take() {
+            self.registry.remove_root(&entry);
         }
         Ok(())
     }
@@ -596,5 +611,6 @@ impl Postgres {
         if let Some(root) = self.root.take() {
             let _ = root.keep();
         }
+        self.root_entry = None;
     }
 }

@@ -773,17 +773,18 @@ fn register_frontier(h: &History, idx: &KeyIndex, k: u32, eligible: &[u32]) -> V
             lasts.push((last, other));
         }
     }
+    // Writes of different processes are different operations, so
+    // `superseded_by` between two of `lasts` is `hb`.
+    let last: Vec<u32> = lasts.iter().map(|&(a, _)| a).collect();
+    let before = idx.before_another(h, k, &last);
     lasts
         .iter()
-        .enumerate()
-        .filter(|&(i, &(a, other))| {
+        .zip(before)
+        .filter(|&(&(a, other), before)| {
             let own = other != NONE && superseded_by(h, idx, a, other);
-            !own && !lasts
-                .iter()
-                .enumerate()
-                .any(|(j, &(b, _))| j != i && superseded_by(h, idx, a, b))
+            !own && !before
         })
-        .map(|(_, &(a, _))| a)
+        .map(|(&(a, _), _)| a)
         .collect()
 }
 
@@ -883,7 +884,7 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
             let bound = if *p == pb {
                 x.c.seq[ob as usize] - 1
             } else {
-                proj[*gi]
+                proj.get(*gi).copied().unwrap_or(0)
             };
             ordered += seqs.partition_point(|&s| s <= bound) as u64;
         }

@@ -328,12 +328,11 @@ pub fn print_header(o: &RunOptions) {
 
 /// Runs with a progress bar on a terminal, plain lines otherwise.
 pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
-    store::with_progress(o.time_limit.ns(), "virtual", |p| {
-        store::execute(o, reproduce, true, p)
-    })
+    let progress = crate::listeners::Progress::new(o.time_limit.ns(), "virtual");
+    store::execute(o, reproduce, true, Some(progress))
 }
 
-pub use crate::store::tenths_passed;
+pub use crate::listeners::tenths_passed;
 
 /// `ladon run`; `given` holds the ids of the options on the command line
 /// (see [`given_ids`]).

@@ -318,8 +318,8 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     let (store, junit) = (spec.store.clone(), spec.junit.clone());
     let total = spec.time_limit.ns();
     let mut exec = execution::DatabaseExecution::new(spec, db);
-    let run = crate::store::with_progress(total, "wall-clock", |p| {
-        crate::store::run_stored(info, &mut exec, &store, p)
-    })?;
+    let mut progress = crate::events::Listeners::new();
+    progress.push(crate::listeners::Progress::new(total, "wall-clock"));
+    let run = crate::store::run_stored(info, &mut exec, &store, progress)?;
     crate::store::report_result(&run, junit.as_deref())
 }

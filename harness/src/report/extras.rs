@@ -53,11 +53,11 @@ impl HarnessExtra {
     }
 }
 
-const UNKNOWN_REASON: &str = "unknown_reason";
+const UNKNOWN_REASON: &str = ladon_checker::extras::key::UNKNOWN_REASON;
 
 /// Why `report`'s verdict is unknown, if it says.
 pub fn unknown_reason(report: &Report) -> Option<&str> {
-    report.extra.get(UNKNOWN_REASON).and_then(|v| v.as_str())
+    report.extras().unknown_reason
 }
 
 /// A live run's final phase, if `report` has one.

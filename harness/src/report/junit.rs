@@ -135,13 +135,9 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
 /// Why the verdict is unknown, from the report.
 pub fn unknown_reason(report: &Report) -> String {
     report
-        .extra
-        .get("unknown_reason")
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string())
-        })
+        .extras()
+        .unknown_reason
+        .map(str::to_string)
         .unwrap_or_else(|| {
             "invalid history, no final phase, or no final read from some node".into()
         })

@@ -3,7 +3,7 @@
 use super::spec::{Expect, Require, Suite};
 
 /// One run of the suite.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Case {
     /// Position in the suite, from 0.
     pub id: usize,
