@@ -163,7 +163,10 @@ impl Registry {
             for pid in processes_under(&root) {
                 signal_tree(pid, libc::SIGCONT);
                 signal_tree(pid, libc::SIGKILL);
-                wait_group_gone(pid, Duration::from_secs(10));
+                // SAFETY: a process running on this dead owner's directory
+                // (a server, or an `initdb` caught mid-setup).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_gone(pid, Duration::from_secs(10));
                 remove_faketime_shm(pid);
                 out.killed.push(pid);
             }
@@ -176,8 +179,23 @@ impl Registry {
     }
 }
 
-/// Group leaders whose command line has an argument naming a path under
-/// `root` (a server started as `postgres -D <root>/<node>`).
+/// Polls until process `pid` is gone (reaped if it was our child) or
+/// `limit` passes.
+fn wait_gone(pid: i32, limit: Duration) {
+    let t0 = std::time::Instant::now();
+    loop {
+        // SAFETY: WNOHANG never blocks; it reaps only our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if !super::process_group::running(pid) || t0.elapsed() > limit {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line has an argument naming a path under
+/// `root` (a server started as `postgres -D <root>/<node>`, an `initdb
+/// -D <root>/template`).
 fn processes_under(root: &Path) -> Vec<i32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -192,8 +210,7 @@ fn processes_under(root: &Path) -> Vec<i32> {
                 })
             })
         })
-        // SAFETY: getpgid only reads the process table.
-        .filter(|&pid| unsafe { libc::getpgid(pid) } == pid)
+        .filter(|&pid| pid != std::process::id() as i32)
         .collect()
 }
 
