@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(swept.killed, vec![pid]);
         assert_eq!(swept.removed, vec![root.clone()]);
         assert!(!root.exists());
-        assert!(!group_alive(pid));
+        assert!(
+            !super::super::process_group::running(pid),
+            "{pid} still runs"
+        );
         assert!(!entry.exists());
     }
 }
