@@ -17,6 +17,8 @@ use std::collections::BinaryHeap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use crate::model::{History, Outcome, NONE};
 use crate::parts;
 use rustc_hash::FxHashMap;
@@ -61,17 +63,39 @@ pub struct Causality {
     pub cycle_of: FxHashMap<u32, u32>,
     /// Per op: its process.
     procs_of: Vec<u32>,
-    /// Per process: its clock slot and the slot's generation when it held it.
-    slot_of: Vec<u32>,
-    gen_of: Vec<u32>,
-    /// Clock width: slots are recycled once nothing can ask about their process.
+    /// Per process: its clock slot and the slot's generation when it took
+    /// it (`slot << 32 | generation`; `u64::MAX` before its first vertex).
+    /// Assigned during the sweep (see [`sweep`]); atomic because the
+    /// vertex consumer reads it while the sweep assigns later processes.
+    slot_gen: Vec<AtomicU64>,
+    /// Per process: the retirement epoch from which clocks answer for it
+    /// by [`Causality::entry`]'s rule instead of a slot (`NONE`: never
+    /// retired), and the rule, `tau << 32 | full` (see [`retire`]).
+    retired: Vec<AtomicU32>,
+    rule: Vec<AtomicU64>,
+    /// Clock width over processes whose slots are freed only when nothing
+    /// can ask about them any more (reported as `graph.clock_width`).
     pub width: usize,
+    /// Slots the clocks actually used: processes are also retired from
+    /// their slots while something may still ask about them (see
+    /// `retire`), so short-lived processes share few slots.
+    pub clock_slots: usize,
     pub edge_count: usize,
 }
 
-/// A vector clock: per slot, `generation << 32 | seq`, so joining is an
-/// element-wise maximum and a recycled slot's newer process wins.
+/// A vector clock: a header of [`HEADER`] words, then per slot
+/// `generation << 32 | seq`, so joining is an element-wise maximum and a
+/// recycled slot's newer process wins. Slots past a clock's end are 0.
+/// Header word `MINPOS` holds `u32::MAX - m`, where `m` is the earliest
+/// topological position in the clock's causal past (a maximum of it is a
+/// minimum of `m`); word `EPOCH` is the retirement epoch at which the
+/// clock was made.
 pub type Clock = [u64];
+
+/// Header words of a [`Clock`].
+pub const HEADER: usize = 2;
+const MINPOS: usize = 0;
+const EPOCH: usize = 1;
 
 #[inline]
 fn pack(gen: u32, seq: u32) -> u64 {
@@ -274,8 +298,7 @@ impl Causality {
             .collect();
         let (refcount, read_by) = edges.readers(&joins_v);
         let last_use = clock_lifetimes(h, &seq, &pos);
-        let slots = assign_slots(h, &order, &groups, &count, &last_use);
-        drop(last_use);
+        let width = assign_slots(h, &order, &groups, &count, &last_use);
 
         let c = Causality {
             seq,
@@ -289,12 +312,18 @@ impl Causality {
             cycles,
             cycle_of,
             procs_of: h.ops.iter().map(|op| op.process).collect(),
-            slot_of: slots.slot_of,
-            gen_of: slots.gen_of,
-            width: slots.width,
+            slot_gen: (0..procs).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            retired: (0..procs).map(|_| AtomicU32::new(NONE)).collect(),
+            rule: (0..procs).map(|_| AtomicU64::new(0)).collect(),
+            width,
+            clock_slots: 0,
             edge_count,
         };
-        sweep_clocks(h, &c, &order, &groups, count, refcount, &joins_v, on_vertex);
+        let used = sweep_clocks(
+            h, &c, &order, &groups, count, refcount, &joins_v, &last_use, on_vertex,
+        );
+        let mut c = c;
+        c.clock_slots = used;
         c
     }
 
@@ -326,16 +355,14 @@ impl Causality {
     }
 
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
-    fn join_from(&self, clock: &mut [u64], w: u32, stored: &[Option<Box<[u64]>>]) {
+    fn join_from(&self, clock: &mut Vec<u64>, w: u32, stored: &[Option<Vec<u64>>]) {
         let Some(src) = &stored[w as usize] else {
             return;
         };
         if self.in_past(w, clock) {
             return;
         }
-        for (a, b) in clock.iter_mut().zip(src.iter()) {
-            *a = (*a).max(*b);
-        }
+        join(clock, src);
     }
 
     /// The process (dense id) of an op.
@@ -344,19 +371,51 @@ impl Causality {
     }
 
     /// The highest seq of process `p` in the causal past given by `clock`
-    /// (exact while `p`'s slot is live, see [`Causality::build`]).
+    /// (exact for every process that wrote a key the clock's operation
+    /// touches, see [`Causality::build`]): from `p`'s slot, or, once `p` is
+    /// retired (and the clock made after that), from the clock's earliest
+    /// position (see `retire`).
     #[inline]
     pub fn entry(&self, clock: &Clock, p: u32) -> u32 {
-        let s = self.slot_of[p as usize];
-        if s == NONE {
-            return 0;
+        let p = p as usize;
+        let r = self.retired[p].load(Ordering::Acquire);
+        if r != NONE && clock[EPOCH] as u32 >= r {
+            let rule = self.rule[p].load(Ordering::Relaxed);
+            let m = u32::MAX - clock[MINPOS] as u32;
+            return if m < (rule >> 32) as u32 {
+                rule as u32
+            } else {
+                0
+            };
         }
-        let e = clock[s as usize];
-        if (e >> 32) as u32 == self.gen_of[p as usize] {
-            e as u32
-        } else {
-            0
+        slot_entry(clock, self.slot_gen[p].load(Ordering::Relaxed))
+    }
+
+    /// The retirement epoch at which `clock` was made (see `retire`).
+    #[inline]
+    pub fn epoch_of(&self, clock: &Clock) -> u32 {
+        clock[EPOCH] as u32
+    }
+
+    /// The earliest topological position in the causal past given by
+    /// `clock` (`u32::MAX` for an empty past).
+    #[inline]
+    pub fn min_pos(&self, clock: &Clock) -> u32 {
+        u32::MAX - clock[MINPOS] as u32
+    }
+
+    /// Whether process `p` has been retired from its slot so far, with
+    /// the epoch and its rule `(tau, full)`: a clock made at or after the
+    /// epoch knows `full` of `p` when its earliest position is below
+    /// `tau`, else nothing (see `retire`).
+    #[inline]
+    pub fn retired_at(&self, p: u32) -> Option<(u32, u32, u32)> {
+        let r = self.retired[p as usize].load(Ordering::Acquire);
+        if r == NONE {
+            return None;
         }
+        let rule = self.rule[p as usize].load(Ordering::Relaxed);
+        Some((r, (rule >> 32) as u32, rule as u32))
     }
 
     /// Whether op `a` (a vertex) is in the causal past given by `clock`.
@@ -840,57 +899,77 @@ fn clock_lifetimes(h: &History, seq: &[u32], pos: &[u32]) -> Vec<u32> {
     last_use
 }
 
-/// Clock slots: each process gets a slot at its first vertex and frees it
-/// after its last use, so processes that never overlap share one.
-struct Slots {
-    slot_of: Vec<u32>,
-    /// Per process: the slot's generation when the process took it.
-    gen_of: Vec<u32>,
-    width: usize,
-}
-
-/// Slot assignment, group by group in topological order.
+/// The clock width with one slot per process, each taken at its first
+/// vertex and freed after its last use (group by group in topological
+/// order), so processes that never overlap share one: the figure reported
+/// as `graph.clock_width`. The sweep frees slots earlier still (see
+/// [`retire`]).
 fn assign_slots(
     h: &History,
     order: &[u32],
     groups: &[u32],
     count: &[u32],
     last_use: &[u32],
-) -> Slots {
+) -> usize {
     let procs = h.processes.len();
-    let mut slot_of = vec![NONE; procs];
-    let mut gen_of = vec![0u32; procs];
-    let mut slot_gen: Vec<u32> = Vec::new();
-    let mut free: Vec<u32> = Vec::new();
-    let mut release: Vec<(u32, u32)> = (0..procs as u32)
-        .filter(|&p| count[p as usize] > 0)
-        .map(|p| (last_use[p as usize], p))
-        .collect();
-    release.sort_unstable();
+    let mut has = vec![false; procs];
+    let mut free = 0usize;
+    let mut width = 0usize;
+    let release = release_order(count, last_use);
     let mut rp = 0;
     for gi in 0..groups.len() - 1 {
         let (a, b) = (groups[gi] as usize, groups[gi + 1] as usize);
         for &v in &order[a..b] {
             let p = h.ops[v as usize].process as usize;
-            if slot_of[p] == NONE {
-                let s = free.pop().unwrap_or_else(|| {
-                    slot_gen.push(0);
-                    slot_gen.len() as u32 - 1
-                });
-                slot_gen[s as usize] += 1;
-                slot_of[p] = s;
-                gen_of[p] = slot_gen[s as usize];
+            if !has[p] {
+                has[p] = true;
+                if free > 0 {
+                    free -= 1;
+                } else {
+                    width += 1;
+                }
             }
         }
         while rp < release.len() && (release[rp].0 as usize) < b {
-            free.push(slot_of[release[rp].1 as usize]);
+            free += 1;
             rp += 1;
         }
     }
-    Slots {
-        slot_of,
-        gen_of,
-        width: slot_gen.len(),
+    width
+}
+
+/// Processes with vertices as `(last use, process)`, sorted.
+fn release_order(count: &[u32], last_use: &[u32]) -> Vec<(u32, u32)> {
+    let mut release: Vec<(u32, u32)> = (0..count.len() as u32)
+        .filter(|&p| count[p as usize] > 0)
+        .map(|p| (last_use[p as usize], p))
+        .collect();
+    release.sort_unstable();
+    release
+}
+
+/// `p`'s entry in `clock` from its slot (`slot_gen` as in
+/// [`Causality::slot_gen`]).
+#[inline]
+fn slot_entry(clock: &Clock, slot_gen: u64) -> u32 {
+    if slot_gen == u64::MAX {
+        return 0;
+    }
+    let (s, g) = ((slot_gen >> 32) as usize, slot_gen as u32);
+    match clock.get(HEADER + s) {
+        Some(&e) if (e >> 32) as u32 == g => e as u32,
+        _ => 0,
+    }
+}
+
+/// Element-wise maximum of `src` into `dst` (grown to `src`'s length).
+#[inline]
+fn join(dst: &mut Vec<u64>, src: &[u64]) {
+    if src.len() > dst.len() {
+        dst.resize(src.len(), 0);
+    }
+    for (a, b) in dst.iter_mut().zip(src.iter()) {
+        *a = (*a).max(*b);
     }
 }
 
@@ -898,7 +977,7 @@ fn assign_slots(
 /// (its latest vertex's); a write's clock is kept only until its last
 /// reader has joined it. `on_vertex` runs on a second thread, fed batches
 /// of (vertex, clock) in the same order, so the callers' per-vertex work
-/// overlaps the sweep.
+/// overlaps the sweep. Returns the number of slots the clocks used.
 #[allow(clippy::too_many_arguments)]
 fn sweep_clocks(
     h: &History,
@@ -908,16 +987,18 @@ fn sweep_clocks(
     count: Vec<u32>,
     mut refcount: Vec<u32>,
     joins_v: &[bool],
+    last_use: &[u32],
     mut on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
-) {
-    let width = c.width;
+) -> usize {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
         let consumer = scope.spawn(move || {
             for b in rx {
-                for (i, &v) in b.vertices.iter().enumerate() {
-                    on_vertex(v, &b.clocks[i * width..(i + 1) * width], c);
+                let mut from = 0;
+                for (&v, &end) in b.vertices.iter().zip(&b.ends) {
+                    on_vertex(v, &b.clocks[from..end], c);
+                    from = end;
                 }
                 // The sweep may have finished: then the batch is dropped.
                 let _ = back_tx.send(b);
@@ -927,15 +1008,17 @@ fn sweep_clocks(
         let mut emit = |v: u32, clock: &[u64]| {
             batch.vertices.push(v);
             batch.clocks.extend_from_slice(clock);
+            batch.ends.push(batch.clocks.len());
             if batch.vertices.len() == BATCH || batch.clocks.len() >= BATCH_WORDS {
                 let mut next = back_rx.try_recv().unwrap_or_default();
                 next.vertices.clear();
+                next.ends.clear();
                 next.clocks.clear();
                 let full = std::mem::replace(&mut batch, next);
                 tx.send(full).expect("vertex consumer");
             }
         };
-        sweep(
+        let used = sweep(
             h,
             c,
             order,
@@ -943,6 +1026,7 @@ fn sweep_clocks(
             count,
             &mut refcount,
             joins_v,
+            last_use,
             &mut emit,
         );
         if !batch.vertices.is_empty() {
@@ -951,7 +1035,8 @@ fn sweep_clocks(
         }
         drop(tx);
         consumer.join().expect("vertex consumer");
-    });
+        used
+    })
 }
 
 const BATCH: usize = 2048;
@@ -964,13 +1049,152 @@ const BATCH_WORDS: usize = 1 << 17;
 #[derive(Default)]
 struct Batch {
     vertices: Vec<u32>,
-    /// `vertices.len()` clocks of `width` entries, back to back.
+    /// Per vertex: the end of its clock in `clocks`.
+    ends: Vec<usize>,
+    /// The vertices' clocks, back to back.
     clocks: Vec<u64>,
+}
+
+/// Retirement candidates gathered before a scan (at least; see
+/// [`Slots::dead`]). Small in unit tests, so that their histories retire
+/// processes.
+const RETIRE_BATCH: usize = if cfg!(test) { 2 } else { 64 };
+
+/// The sweep's clock slots: taken by a process at its first vertex, freed
+/// after its last use (nothing asks about it any more) or when it is
+/// retired (see [`retire`]).
+struct Slots {
+    /// Per slot: its generation (bumped each time a process takes it).
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    /// Per process: whether its slot has been freed.
+    freed: Vec<bool>,
+    /// Processes with no vertex left whose slots are held: candidates for
+    /// retirement.
+    dead: Vec<u32>,
+    /// Scan for retirements once `dead` is this long.
+    scan_at: usize,
+    /// Retirement epochs so far.
+    epoch: u32,
+}
+
+impl Slots {
+    fn take(&mut self, c: &Causality, p: usize) -> usize {
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        if sg != u64::MAX {
+            return (sg >> 32) as usize;
+        }
+        let s = self.free.pop().unwrap_or_else(|| {
+            self.gens.push(0);
+            self.gens.len() as u32 - 1
+        });
+        self.gens[s as usize] += 1;
+        c.slot_gen[p].store(
+            ((s as u64) << 32) | self.gens[s as usize] as u64,
+            Ordering::Relaxed,
+        );
+        s as usize
+    }
+
+    fn release(&mut self, c: &Causality, p: usize) {
+        if std::mem::replace(&mut self.freed[p], true) {
+            return;
+        }
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        if sg != u64::MAX {
+            self.free.push((sg >> 32) as u32);
+        }
+    }
+}
+
+/// The clocks that can still be joined into later ones: each process's
+/// live clock and the stored clocks of writes awaiting readers.
+struct Clocks {
+    live: Vec<Option<Vec<u64>>>,
+    stored: Vec<Option<Vec<u64>>>,
+    /// Processes that may hold a live clock, and ops that may hold a
+    /// stored one (pruned at each retirement scan).
+    live_list: Vec<u32>,
+    stored_list: Vec<u32>,
+}
+
+/// Retires what it can of the dead processes that hold slots. A process
+/// `p` with no vertex left can be retired when every clock that can still
+/// be joined (live and stored ones) either knows all of what will ever be
+/// known of `p` (the same entry `full` in each) or nothing of it, and each
+/// that knows has an earlier earliest position `m` (see [`Clock`]) than
+/// each that does not. Then, with `tau` between the two (the least `m` of
+/// those that do not know, or the next position if all know), every clock
+/// made from now on knows `full` of `p` exactly when its `m < tau`: a
+/// later clock joins live and stored clocks (the invariant holds for a
+/// maximum of entries and a minimum of `m`) or starts fresh at a position
+/// at or after `tau` (knowing nothing). So `p`'s slot can go to a new
+/// process, and [`Causality::entry`] answers for `p` from the rule in
+/// clocks made at or after the retirement epoch, exactly: nothing about
+/// happens-before is approximated. `next` is the position of the next
+/// vertex to be placed.
+fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
+    slots.dead.retain(|&p| !slots.freed[p as usize]);
+    let Clocks {
+        live,
+        stored,
+        live_list,
+        stored_list,
+    } = clocks;
+    live_list.retain(|&p| live[p as usize].is_some());
+    stored_list.retain(|&v| stored[v as usize].is_some());
+    // Per candidate: (full, max m of those that know, min m of those that
+    // do not, consistent).
+    let mut st: Vec<(u32, u32, u32, bool)> = vec![(0, 0, u32::MAX, true); slots.dead.len()];
+    let sgs: Vec<u64> = slots
+        .dead
+        .iter()
+        .map(|&p| c.slot_gen[p as usize].load(Ordering::Relaxed))
+        .collect();
+    let all = live_list
+        .iter()
+        .filter_map(|&p| live[p as usize].as_deref())
+        .chain(
+            stored_list
+                .iter()
+                .filter_map(|&v| stored[v as usize].as_deref()),
+        );
+    for x in all {
+        let m = u32::MAX - x[MINPOS] as u32;
+        for (s, &sg) in st.iter_mut().zip(&sgs) {
+            let e = slot_entry(x, sg);
+            if e == 0 {
+                s.2 = s.2.min(m);
+            } else if s.0 == 0 || s.0 == e {
+                s.0 = e;
+                s.1 = s.1.max(m);
+            } else {
+                s.3 = false;
+            }
+        }
+    }
+    let mut any = false;
+    for (i, &(full, max_know, min_not, ok)) in st.iter().enumerate() {
+        if !ok || (full != 0 && max_know >= min_not) {
+            continue;
+        }
+        if !any {
+            any = true;
+            slots.epoch += 1;
+        }
+        let tau = if min_not == u32::MAX { next } else { min_not };
+        let p = slots.dead[i] as usize;
+        c.rule[p].store(((tau as u64) << 32) | full as u64, Ordering::Relaxed);
+        c.retired[p].store(slots.epoch, Ordering::Release);
+        slots.release(c, p);
+    }
+    slots.dead.retain(|&p| !slots.freed[p as usize]);
+    slots.scan_at = RETIRE_BATCH.max(2 * slots.dead.len());
 }
 
 /// The clock sweep of [`Causality::build`]: every vertex in topological
 /// order (singletons, then whole strongly connected components), its clock
-/// handed to `emit`.
+/// handed to `emit`. Returns the number of slots used.
 #[allow(clippy::too_many_arguments)]
 fn sweep(
     h: &History,
@@ -980,77 +1204,128 @@ fn sweep(
     mut remaining: Vec<u32>,
     refcount: &mut [u32],
     joins_v: &[bool],
+    last_use: &[u32],
     emit: &mut impl FnMut(u32, &[u64]),
-) {
-    let width = c.width;
+) -> usize {
     let procs = h.processes.len();
     let n = h.ops.len();
-    let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
-    let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
-    let mut scc_clock = vec![0u64; width];
+    let mut clocks = Clocks {
+        live: (0..procs).map(|_| None).collect(),
+        stored: (0..n).map(|_| None).collect(),
+        live_list: Vec::new(),
+        stored_list: Vec::new(),
+    };
+    let mut slots = Slots {
+        gens: Vec::new(),
+        free: Vec::new(),
+        freed: vec![false; procs],
+        dead: Vec::new(),
+        scan_at: RETIRE_BATCH,
+        epoch: 0,
+    };
+    let release = release_order(&remaining, last_use);
+    let mut rp = 0;
+    let mut scc_clock: Vec<u64> = Vec::new();
+    // A vertex's own entry, earliest position and epoch.
+    let stamp = |clock: &mut Vec<u64>, s: usize, p: usize, v: usize, pos: u32, epoch: u32| {
+        if clock.len() < HEADER + s + 1 {
+            clock.resize(HEADER + s + 1, 0);
+        }
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        clock[HEADER + s] = clock[HEADER + s].max(pack(sg as u32, c.seq[v]));
+        clock[MINPOS] = clock[MINPOS].max((u32::MAX - pos) as u64);
+        clock[EPOCH] = epoch as u64;
+    };
     for gi in 0..groups.len() - 1 {
-        let members = &order[groups[gi] as usize..groups[gi + 1] as usize];
+        let (ga, gb) = (groups[gi] as usize, groups[gi + 1] as usize);
+        let members = &order[ga..gb];
         if members.len() == 1 {
             let v = members[0] as usize;
             let p = h.ops[v].process as usize;
-            let mut clock = live[p]
-                .take()
-                .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+            let s = slots.take(c, p);
+            let mut clock = match clocks.live[p].take() {
+                Some(l) => l,
+                None => {
+                    clocks.live_list.push(p as u32);
+                    vec![0u64; HEADER]
+                }
+            };
+            clock[EPOCH] = slots.epoch as u64;
             if joins_v[v] {
-                join_preds(c, &mut clock, v as u32, refcount, &mut stored);
+                join_preds(c, &mut clock, v as u32, refcount, &mut clocks.stored);
             }
-            let s = c.slot_of[p] as usize;
-            clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
+            stamp(&mut clock, s, p, v, ga as u32, slots.epoch);
             emit(v as u32, &clock);
             if refcount[v] > 0 {
-                stored[v] = Some(clock.clone());
+                clocks.stored[v] = Some(clock.clone());
+                clocks.stored_list.push(v as u32);
             }
             remaining[p] -= 1;
             if remaining[p] > 0 {
-                live[p] = Some(clock);
+                clocks.live[p] = Some(clock);
+            } else {
+                slots.dead.push(p as u32);
             }
         } else {
-            scc_clock.iter_mut().for_each(|x| *x = 0);
-            for &v in members {
+            scc_clock.clear();
+            scc_clock.resize(HEADER, 0);
+            scc_clock[EPOCH] = slots.epoch as u64;
+            for (i, &v) in members.iter().enumerate() {
                 let p = h.ops[v as usize].process as usize;
-                if let Some(l) = &live[p] {
-                    for (a, b) in scc_clock.iter_mut().zip(l.iter()) {
-                        *a = (*a).max(*b);
-                    }
+                let s = slots.take(c, p);
+                match &clocks.live[p] {
+                    Some(l) => join(&mut scc_clock, l),
+                    None => clocks.live_list.push(p as u32),
                 }
                 if joins_v[v as usize] {
-                    join_preds(c, &mut scc_clock, v, refcount, &mut stored);
+                    join_preds(c, &mut scc_clock, v, refcount, &mut clocks.stored);
                 }
-                let s = c.slot_of[p] as usize;
-                scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
+                stamp(
+                    &mut scc_clock,
+                    s,
+                    p,
+                    v as usize,
+                    (ga + i) as u32,
+                    slots.epoch,
+                );
             }
             for &v in members {
                 if refcount[v as usize] > 0 {
-                    stored[v as usize] = Some(scc_clock.clone().into_boxed_slice());
+                    clocks.stored[v as usize] = Some(scc_clock.clone());
+                    clocks.stored_list.push(v);
                 }
             }
             for &v in members {
                 emit(v, &scc_clock);
                 let p = h.ops[v as usize].process as usize;
                 remaining[p] -= 1;
-                live[p] = if remaining[p] > 0 {
-                    Some(scc_clock.clone().into_boxed_slice())
+                clocks.live[p] = if remaining[p] > 0 {
+                    Some(scc_clock.clone())
                 } else {
+                    slots.dead.push(p as u32);
                     None
                 };
             }
         }
+        while rp < release.len() && (release[rp].0 as usize) < gb {
+            slots.release(c, release[rp].1 as usize);
+            rp += 1;
+        }
+        if slots.dead.len() >= slots.scan_at {
+            retire(c, &mut slots, &mut clocks, gb as u32);
+        }
     }
+    slots.gens.len()
 }
 
 /// Joins the stored clocks of `v`'s reads-from predecessors into `clock`,
 /// releasing each once its last reader has joined it.
 fn join_preds(
     c: &Causality,
-    clock: &mut [u64],
+    clock: &mut Vec<u64>,
     v: u32,
     refcount: &mut [u32],
-    stored: &mut [Option<Box<[u64]>>],
+    stored: &mut [Option<Vec<u64>>],
 ) {
     for &w in c.rf_preds(v) {
         c.join_from(clock, w, stored);

@@ -146,8 +146,9 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     lap("graph and clocks");
     if timing {
         eprintln!(
-            "[timing] clocks {} wide ({} process ids), {} projected clock entries",
+            "[timing] clocks {} wide ({} slots used, {} process ids), {} projected clock entries",
             c.width,
+            c.clock_slots,
             h.processes.len(),
             idx.projected_entries()
         );

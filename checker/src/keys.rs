@@ -34,13 +34,60 @@ pub struct KeyIndex {
     pub succ: Vec<u64>,
     /// Per slot (bit set): whether its write's clock has been recorded.
     done: Vec<u64>,
-    /// Per slot (large keys): offset of its projected clock in `proj`, and
-    /// its length: entries past it are 0 (trailing zeros are not stored;
-    /// groups are in process order, and processes that start after a
-    /// write, fresh ids after `info`, come last).
+    /// Per slot (large keys): its projected clock, i.e. per group of its
+    /// key the entry of the write's clock for the group's process. Stored
+    /// sparsely: the nonzero entries of the groups active when it was
+    /// recorded (`proj_group`, sorted, and `proj` from `proj_start`,
+    /// `proj_len` of them); a group whose process was retired by then
+    /// (see `causality::retire`) is answered by the retirement rule from
+    /// the clock's earliest position and epoch (`proj_m`, `proj_epoch`);
+    /// any other group is 0 (its process had not started).
     proj_start: Vec<u32>,
     proj_len: Vec<u32>,
+    proj_group_start: Vec<u32>,
+    proj_group: Vec<u32>,
+    /// Per slot (bit set): whether its projected clock is stored densely
+    /// instead (one entry per group of the key, trailing zeros dropped,
+    /// epoch 0), which is smaller when most of the key's processes are
+    /// known to it (long-lived processes).
+    dense: Vec<u64>,
+    /// `0, 1, 2, …` up to the most groups of a key, for [`Sparse`] views
+    /// of dense clocks.
+    iota: Vec<u32>,
     proj: Vec<u32>,
+    proj_m: Vec<u32>,
+    proj_epoch: Vec<u32>,
+    /// Per large key: its groups (indices into `groups`) whose process
+    /// has started and was not retired at the last recorded write.
+    active: Vec<Vec<u32>>,
+    /// Per process: the groups (indices into `groups`) it has on large
+    /// keys, CSR.
+    proc_groups_start: Vec<u32>,
+    proc_groups: Vec<u32>,
+    /// Per key: the retirement epoch at which its active list was last
+    /// pruned.
+    pruned_at: Vec<u32>,
+    /// Per cycle of the graph: whether its processes' groups are active.
+    cycle_active: Vec<bool>,
+    /// Per process: the retirement epoch and `(tau, full)` rule, copied
+    /// from the `Causality` when its group leaves a key's active list.
+    retired: Vec<u32>,
+    rule: Vec<(u32, u32)>,
+    /// Scratch for `record`.
+    scratch: Vec<(u32, u32)>,
+}
+
+/// A large key's write's projected clock as stored: the entries (`entries`,
+/// by index of group in the key: `groups`, sorted) of the processes not
+/// retired when it was recorded; a process retired by then (by epoch
+/// `epoch`, see [`KeyIndex::retirement`]) has entry `full` if `m < tau`,
+/// else 0; any other process 0. A clock stored densely lists every group
+/// up to its last nonzero entry, with `epoch` 0 (before any retirement).
+pub struct Sparse<'a> {
+    pub epoch: u32,
+    pub m: u32,
+    pub groups: &'a [u32],
+    pub entries: &'a [u32],
 }
 
 /// A run of one process's writes on one key.
@@ -71,7 +118,21 @@ impl KeyIndex {
             done: Vec::new(),
             proj_start: Vec::new(),
             proj_len: Vec::new(),
+            proj_group_start: Vec::new(),
+            proj_group: Vec::new(),
+            dense: Vec::new(),
+            iota: Vec::new(),
             proj: Vec::new(),
+            proj_m: Vec::new(),
+            proj_epoch: Vec::new(),
+            active: vec![Vec::new(); h.keys.len()],
+            proc_groups_start: Vec::new(),
+            proc_groups: Vec::new(),
+            cycle_active: Vec::new(),
+            pruned_at: Vec::new(),
+            retired: vec![NONE; h.processes.len()],
+            rule: vec![(0, 0); h.processes.len()],
+            scratch: Vec::new(),
         };
         idx.start.push(0);
         idx.group_start.push(0);
@@ -110,18 +171,46 @@ impl KeyIndex {
         idx.done = vec![0; idx.writes.len().div_ceil(64)];
         idx.proj_start = vec![NONE; idx.writes.len()];
         idx.proj_len = vec![0; idx.writes.len()];
-        // Every write of a large key records one projected clock over its
-        // key's groups: reserved at once, so the array is never grown (and
-        // copied) while the sweep fills it.
+        idx.proj_m = vec![0; idx.writes.len()];
+        idx.proj_group_start = vec![0; idx.writes.len()];
+        idx.dense = vec![0; idx.writes.len().div_ceil(64)];
+        let most = (0..h.keys.len())
+            .map(|k| idx.group_start[k + 1] - idx.group_start[k])
+            .max()
+            .unwrap_or(0);
+        idx.iota = (0..most).collect();
+        idx.proj_epoch = vec![0; idx.writes.len()];
+        // Per process, its groups on large keys.
+        let mut count = vec![0u32; h.processes.len() + 1];
+        let large = |k: usize| idx.start[k + 1] - idx.start[k] > SMALL as u32;
+        for k in (0..h.keys.len()).filter(|&k| large(k)) {
+            for g in idx.group_start[k]..idx.group_start[k + 1] {
+                count[idx.groups[g as usize].0 as usize + 1] += 1;
+            }
+        }
+        for p in 0..h.processes.len() {
+            count[p + 1] += count[p];
+        }
+        let mut fill = count.clone();
+        let mut pg = vec![0u32; count[h.processes.len()] as usize];
+        for k in (0..h.keys.len()).filter(|&k| large(k)) {
+            for g in idx.group_start[k]..idx.group_start[k + 1] {
+                let p = idx.groups[g as usize].0 as usize;
+                pg[fill[p] as usize] = g;
+                fill[p] += 1;
+            }
+        }
+        idx.proc_groups_start = count;
+        idx.proc_groups = pg;
+        idx.pruned_at = vec![0; h.keys.len()];
+        // Every write of a large key records at most one entry per group of
+        // its key: reserved at once (untouched capacity costs no memory),
+        // so the array is never grown and copied while the sweep fills it.
         let proj_len: usize = (0..h.keys.len())
+            .filter(|&k| large(k))
             .map(|k| {
                 let writes = (idx.start[k + 1] - idx.start[k]) as usize;
-                let groups = (idx.group_start[k + 1] - idx.group_start[k]) as usize;
-                if writes > SMALL {
-                    writes * groups
-                } else {
-                    0
-                }
+                writes * (idx.group_start[k + 1] - idx.group_start[k]) as usize
             })
             .sum();
         idx.proj = Vec::with_capacity(proj_len);
@@ -178,9 +267,56 @@ impl KeyIndex {
             })
     }
 
+    /// The key of group `g` (an index into `groups`).
+    fn group_key(&self, g: u32) -> usize {
+        self.group_start.partition_point(|&s| s <= g) - 1
+    }
+
+    /// Makes the large-key groups of process `p` active (its first vertex
+    /// is being recorded).
+    fn activate(&mut self, p: u32) {
+        let (a, b) = (
+            self.proc_groups_start[p as usize] as usize,
+            self.proc_groups_start[p as usize + 1] as usize,
+        );
+        for i in a..b {
+            let g = self.proc_groups[i];
+            let k = self.group_key(g);
+            self.active[k].push(g);
+        }
+    }
+
     /// Records what op `v`'s writes know, from its clock (called during the
-    /// sweep).
+    /// sweep, for every vertex in topological order).
     pub fn record(&mut self, h: &History, c: &Causality, v: u32, clock: &Clock) {
+        // A process's groups become active at its first vertex (or, in a
+        // cycle, at the cycle's first vertex: its members share a clock).
+        let cycle = if c.cycles.is_empty() {
+            None
+        } else {
+            c.cycle_of.get(&v).copied()
+        };
+        match cycle {
+            None if c.seq[v as usize] == 1 => self.activate(h.ops[v as usize].process),
+            None => {}
+            Some(ci) => {
+                let ci = ci as usize;
+                if self.cycle_active.len() <= ci {
+                    self.cycle_active.resize(c.cycles.len(), false);
+                }
+                if !std::mem::replace(&mut self.cycle_active[ci], true) {
+                    let ps: Vec<u32> = c.cycles[ci]
+                        .iter()
+                        .filter(|&&u| c.seq[u as usize] == 1)
+                        .map(|&u| h.ops[u as usize].process)
+                        .collect();
+                    for p in ps {
+                        self.activate(p);
+                    }
+                }
+            }
+        }
+        let epoch = c.epoch_of(clock);
         for mi in h.ops[v as usize].mops() {
             let sv = self.slot[mi];
             if sv == NONE {
@@ -201,20 +337,64 @@ impl KeyIndex {
                 }
                 self.pred[sv as usize] = mask;
             } else {
-                self.proj_start[sv as usize] = self.proj.len() as u32;
-                let (gs, ge) = (
-                    self.group_start[k as usize] as usize,
-                    self.group_start[k as usize + 1] as usize,
-                );
-                for g in gs..ge {
-                    let p = self.groups[g].0;
-                    self.proj.push(c.entry(clock, p));
+                let gs = self.group_start[k as usize];
+                let mut active = std::mem::take(&mut self.active[k as usize]);
+                // Nothing retired since the last pruning: nothing to drop.
+                let prune = self.pruned_at[k as usize] != epoch;
+                self.pruned_at[k as usize] = epoch;
+                active.retain(|&g| {
+                    if !prune {
+                        return true;
+                    }
+                    let p = self.groups[g as usize].0 as usize;
+                    match c.retired_at(p as u32) {
+                        Some((r, tau, full)) if r <= epoch => {
+                            self.retired[p] = r;
+                            self.rule[p] = (tau, full);
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+                let ge = self.group_start[k as usize + 1];
+                // Most of the key's processes active (long-lived ones):
+                // one entry per group (retired processes' too, from the
+                // rule) takes less room and time than pairs.
+                let dense = (ge - gs) as usize <= 2 * active.len();
+                self.scratch.clear();
+                if !dense {
+                    for &g in &active {
+                        let e = c.entry(clock, self.groups[g as usize].0);
+                        if e != 0 {
+                            self.scratch.push((g - gs, e));
+                        }
+                    }
                 }
-                let start = self.proj_start[sv as usize] as usize;
-                while self.proj.len() > start && self.proj.last() == Some(&0) {
-                    self.proj.pop();
+                self.active[k as usize] = active;
+                let sv = sv as usize;
+                self.proj_start[sv] = self.proj.len() as u32;
+                if dense {
+                    self.dense[sv / 64] |= 1 << (sv % 64);
+                    for g in gs..ge {
+                        self.proj.push(c.entry(clock, self.groups[g as usize].0));
+                    }
+                    while self.proj.len() > self.proj_start[sv] as usize
+                        && self.proj.last() == Some(&0)
+                    {
+                        self.proj.pop();
+                    }
+                    self.proj_len[sv] = self.proj.len() as u32 - self.proj_start[sv];
+                } else {
+                    self.scratch.sort_unstable();
+                    self.proj_len[sv] = self.scratch.len() as u32;
+                    self.proj_m[sv] = c.min_pos(clock);
+                    self.proj_epoch[sv] = epoch;
+                    self.proj_group_start[sv] = self.proj_group.len() as u32;
+                    for &(g, e) in &self.scratch {
+                        self.proj_group.push(g);
+                        self.proj.push(e);
+                    }
                 }
-                self.proj_len[sv as usize] = (self.proj.len() - start) as u32;
             }
         }
     }
@@ -319,6 +499,7 @@ impl KeyIndex {
         let g = (self.group_start[k + 1] - self.group_start[k]) as usize;
         max.clear();
         max.resize(g, 0);
+        let mut dense = Vec::new();
         let mut any = false;
         for (j, &(wj, _)) in elems.iter().enumerate() {
             let sj = self.slot[wj as usize];
@@ -334,8 +515,8 @@ impl KeyIndex {
                 }
             }
             if self.proj_start[sj] != NONE {
-                let p = self.proj_of(sj);
-                for (m, &x) in max.iter_mut().zip(p) {
+                self.proj_into(k as u32, sj, &mut dense);
+                for (m, &x) in max.iter_mut().zip(&dense) {
                     *m = (*m).max(x);
                 }
                 any = true;
@@ -361,20 +542,34 @@ impl KeyIndex {
                 .collect();
         }
         let g = (self.group_start[k as usize + 1] - self.group_start[k as usize]) as usize;
-        // Per group: (largest entry, its write's index in `ws`, second largest).
+        // Per group: (largest stored entry, its write's index in `ws`,
+        // second largest).
         let mut top = vec![(0u32, u32::MAX, 0u32); g];
+        // Per write with a projected clock: (epoch, earliest position), for
+        // the entries of retired processes.
+        let mut em: Vec<(u32, u32)> = Vec::new();
         for (j, &b) in ws.iter().enumerate() {
-            let sb = self.slot[b as usize];
-            if sb == NONE || self.proj_start[sb as usize] == NONE {
+            let Some(sp) = self.sparse(b) else {
                 continue;
-            }
-            for (t, &x) in top.iter_mut().zip(self.proj_of(sb as usize)) {
+            };
+            em.push((sp.epoch, sp.m));
+            for (&gi, &x) in sp.groups.iter().zip(sp.entries) {
+                let t = &mut top[gi as usize];
                 if x > t.0 {
                     *t = (x, j as u32, t.0);
                 } else if x > t.2 {
                     t.2 = x;
                 }
             }
+        }
+        // The least earliest position among the writes of each epoch or
+        // later: a retired process's entry is `full` in some other write
+        // exactly when one recorded at or after its epoch has `m < tau`
+        // (never the write's own: a process is retired after its writes).
+        em.sort_unstable();
+        let mut suffix_min = vec![u32::MAX; em.len() + 1];
+        for i in (0..em.len()).rev() {
+            suffix_min[i] = suffix_min[i + 1].min(em[i].1);
         }
         ws.iter()
             .enumerate()
@@ -383,28 +578,83 @@ impl KeyIndex {
                 if sa == NONE {
                     return false;
                 }
+                let seq = self.slot_seq[sa as usize];
                 let t = top[self.slot_group[sa as usize] as usize];
                 let best = if t.1 == i as u32 { t.2 } else { t.0 };
-                best >= self.slot_seq[sa as usize]
+                if best >= seq {
+                    return true;
+                }
+                match self.retirement(self.slot_proc[sa as usize]) {
+                    Some((r, tau, full)) if full >= seq => {
+                        suffix_min[em.partition_point(|&(e, _)| e < r)] < tau
+                    }
+                    _ => false,
+                }
             })
             .collect()
     }
 
-    /// Entries of the projected clocks of large keys' writes (one per
-    /// write and writer process of its key), for `LADON_TIMING`.
+    /// Write `b`'s projected clock on its key's groups, one entry per group
+    /// (retired processes' entries included), for tests.
+    #[cfg(test)]
+    fn projection(&self, h: &History, b: u32) -> Option<Vec<u32>> {
+        let sb = self.slot[b as usize];
+        if sb == NONE || self.proj_start[sb as usize] == NONE {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.proj_into(h.mops[b as usize].key, sb as usize, &mut out);
+        Some(out)
+    }
+
+    /// Entries stored for the projected clocks of large keys' writes (the
+    /// nonzero ones of processes not retired), for `LADON_TIMING`.
     pub fn projected_entries(&self) -> usize {
         self.proj.len()
     }
 
-    /// Slot `b`'s projected clock without its trailing zeros (empty when
-    /// it has none).
-    #[inline]
-    fn proj_of(&self, b: usize) -> &[u32] {
-        let ps = self.proj_start[b];
-        if ps == NONE {
-            return &[];
+    /// Slot `b`'s (of key `k`, large) projected clock, one entry per group
+    /// of the key, into `out`.
+    fn proj_into(&self, k: u32, b: usize, out: &mut Vec<u32>) {
+        let (gs, ge) = (
+            self.group_start[k as usize] as usize,
+            self.group_start[k as usize + 1] as usize,
+        );
+        out.clear();
+        let ps = self.proj_start[b] as usize;
+        let pe = ps + self.proj_len[b] as usize;
+        if self.is_dense(b) {
+            out.extend_from_slice(&self.proj[ps..pe]);
+            out.resize(ge - gs, 0);
+            return;
         }
-        &self.proj[ps as usize..(ps + self.proj_len[b]) as usize]
+        out.extend(
+            self.groups[gs..ge]
+                .iter()
+                .map(|&(p, _, _)| self.retired_entry(b, p).unwrap_or(0)),
+        );
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + (pe - ps)];
+        for (&g, &e) in groups.iter().zip(&self.proj[ps..pe]) {
+            out[g as usize] = e;
+        }
+    }
+
+    #[inline]
+    fn is_dense(&self, b: usize) -> bool {
+        self.dense[b / 64] & (1 << (b % 64)) != 0
+    }
+
+    /// Slot `b`'s projected entry for process `p`, when `p` was retired by
+    /// the time `b` was recorded (see `causality::retire`).
+    #[inline]
+    fn retired_entry(&self, b: usize, p: u32) -> Option<u32> {
+        let r = self.retired[p as usize];
+        if r == NONE || r > self.proj_epoch[b] {
+            return None;
+        }
+        let (tau, full) = self.rule[p as usize];
+        Some(if self.proj_m[b] < tau { full } else { 0 })
     }
 
     /// Slot `b`'s projected clock entry for slot `a`'s group (0 when `b`
@@ -412,21 +662,61 @@ impl KeyIndex {
     #[inline]
     fn proj_entry(&self, b: usize, a: usize) -> u32 {
         let ps = self.proj_start[b];
-        let g = self.slot_group[a];
-        if ps == NONE || g >= self.proj_len[b] {
+        if ps == NONE {
             return 0;
         }
-        self.proj[(ps + g) as usize]
+        let g = self.slot_group[a];
+        if self.is_dense(b) {
+            return if g < self.proj_len[b] {
+                self.proj[(ps + g) as usize]
+            } else {
+                0
+            };
+        }
+        if let Some(e) = self.retired_entry(b, self.slot_proc[a]) {
+            return e;
+        }
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + self.proj_len[b] as usize];
+        match groups.binary_search(&g) {
+            Ok(i) => self.proj[ps as usize + i],
+            Err(_) => 0,
+        }
     }
 
-    /// For large keys: the projected clock of write `b` on its key's groups,
-    /// without its trailing zeros (a group past its end is 0).
-    pub fn projection(&self, b: u32) -> Option<&[u32]> {
+    /// For large keys: the projected clock of write `b` as stored (see
+    /// [`Sparse`]).
+    pub fn sparse(&self, b: u32) -> Option<Sparse<'_>> {
         let sb = self.slot[b as usize];
         if sb == NONE || self.proj_start[sb as usize] == NONE {
             return None;
         }
-        Some(self.proj_of(sb as usize))
+        let sb = sb as usize;
+        let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
+        let groups = if self.is_dense(sb) {
+            &self.iota[..len]
+        } else {
+            let qs = self.proj_group_start[sb] as usize;
+            &self.proj_group[qs..qs + len]
+        };
+        Some(Sparse {
+            epoch: self.proj_epoch[sb],
+            m: self.proj_m[sb],
+            groups,
+            entries: &self.proj[ps..ps + len],
+        })
+    }
+
+    /// Process `p`'s retirement `(epoch, tau, full)` as the projected
+    /// clocks see it: a write recorded at an epoch at or after `epoch`
+    /// has entry `full` for `p` when its earliest position is below `tau`,
+    /// else 0 (see `causality::retire`).
+    pub fn retirement(&self, p: u32) -> Option<(u32, u32, u32)> {
+        let r = self.retired[p as usize];
+        (r != NONE).then(|| {
+            let (tau, full) = self.rule[p as usize];
+            (r, tau, full)
+        })
     }
 }
 
@@ -588,9 +878,8 @@ mod tests {
         assert!(
             !idx.hb(&h, after, other) && !idx.hb(&h, other, after) && !idx.hb(&h, first, other)
         );
-        // p0's 70 appends and p1's two operations; p2's group (0) is past
-        // the stored end.
-        assert_eq!(idx.projection(after), Some(&[70, 2][..]));
-        assert_eq!(idx.projection(other), Some(&[0, 0, 1][..]));
+        // p0's 70 appends and p1's two operations, nothing of p2.
+        assert_eq!(idx.projection(&h, after), Some(vec![70, 2, 0]));
+        assert_eq!(idx.projection(&h, other), Some(vec![0, 0, 1]));
     }
 }

@@ -121,7 +121,7 @@ pub struct History {
     pub mops: Vec<MopRec>,
     pub vals: Vec<i64>,
     /// For each observed value in `vals`, the write micro-operation that wrote
-    /// it, or `NONE` (phantom, or a counter value). Filled by [`History::resolve`].
+    /// it, or `NONE` (phantom, or a counter value). Filled by `History::resolve`.
     pub resolved: Vec<u32>,
     pub keys: Vec<Key>,
     pub key_kind: Vec<Option<KeyKind>>,

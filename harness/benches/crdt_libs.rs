@@ -19,8 +19,7 @@ use cpu_time::ThreadCpu;
 
 fn options(adapter: &str) -> RunOptions {
     RunOptions {
-        adapter: <ladon_harness::options::AdapterKind as clap::ValueEnum>::from_str(adapter, false)
-            .expect("a CRDT library adapter"),
+        adapter: adapter.parse().expect("a CRDT library adapter"),
         seed: Some(1),
         time_limit: Dur::secs(5),
         rate: 2_000.0,

@@ -9,10 +9,11 @@
 //! implementing this trait alone; see docs/architecture.md.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ladon_checker::report::Report;
 
-use crate::adapters::{self, Mode};
+use crate::adapters::{self, DynAdapter, Mode};
 use crate::events::Listeners;
 use crate::options::RunOptions;
 use crate::runner::{RunContext, RunOutcome};
@@ -46,10 +47,23 @@ pub trait Execution {
     }
 }
 
-/// A deterministic simulation of an in-process adapter (reference, toy).
+/// A deterministic simulation of an in-process adapter: Ladon's own
+/// (reference, toy, CRDT libraries) or one a program brings
+/// (`adapters::DynAdapter`, e.g. through the `ladon` facade crate).
 pub struct Simulation {
     /// Resolved options (seed set).
     pub options: RunOptions,
+    /// The adapter that builds and runs the cluster (see `adapters::named`
+    /// for the one `options.adapter` names).
+    pub adapter: Arc<dyn DynAdapter>,
+}
+
+impl Simulation {
+    /// A simulation of the adapter `options.adapter` names.
+    pub fn new(options: RunOptions) -> Simulation {
+        let adapter = adapters::named(options.adapter);
+        Simulation { options, adapter }
+    }
 }
 
 impl Execution for Simulation {
@@ -63,12 +77,11 @@ impl Execution for Simulation {
             .options
             .seed
             .context("internal: a simulation needs a resolved seed")?;
-        let adapter = adapters::find(self.options.adapter);
         let mut ctx = RunContext {
             options: self.options.clone(),
             seed,
             events,
         };
-        (adapter.run)(&mut ctx)
+        self.adapter.run(&mut ctx)
     }
 }

@@ -1,5 +1,9 @@
 //! Ladon's harness: running tests and the `ladon` CLI.
 
+// The CLI's doc comments are also its `--help` text, where placeholders
+// such as `results/<test>/<time>-seed<seed>/` are written the usual way.
+#![allow(rustdoc::invalid_html_tags)]
+
 pub mod adapters;
 pub mod cli;
 pub mod clock;

@@ -81,11 +81,10 @@ pub enum ClientMode {
     Roaming,
 }
 
-/// `--adapter`: the system under test (see `ladon adapters`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
+/// `--adapter`: the system under test (see `ladon adapters`): one of
+/// Ladon's own adapters, or one a program registered under its own name
+/// (`ladon::cli::main_with`, see docs/write-a-rust-adapter.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AdapterKind {
     /// The reference multi-leader store, simulated.
     #[default]
@@ -102,12 +101,19 @@ pub enum AdapterKind {
     Loro,
     /// PostgreSQL servers replicating with pglogical, run live (cargo
     /// feature `postgres`).
-    #[serde(rename = "postgres-pglogical")]
-    #[value(name = "postgres-pglogical")]
     PostgresPglogical,
+    /// A simulated adapter registered at run time under this name (see
+    /// `adapters::register`); names are interned, so the kind stays `Copy`.
+    Custom(&'static str),
 }
 
+/// The names of the adapters registered at run time, in registration
+/// order. Kept here, below both the options and the adapter registry, so
+/// that `--adapter NAME` and `run.json` can name them.
+static CUSTOM_NAMES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+
 impl AdapterKind {
+    /// Ladon's own adapters.
     pub const ALL: [AdapterKind; 7] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
@@ -118,6 +124,7 @@ impl AdapterKind {
         AdapterKind::PostgresPglogical,
     ];
 
+    /// The adapter's name, as `--adapter` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             AdapterKind::Reference => "reference",
@@ -127,7 +134,113 @@ impl AdapterKind {
             AdapterKind::Yrs => "yrs",
             AdapterKind::Loro => "loro",
             AdapterKind::PostgresPglogical => "postgres-pglogical",
+            AdapterKind::Custom(name) => name,
         }
+    }
+
+    /// The kind naming `name` as an adapter registered at run time,
+    /// interning the name (once per distinct name). Refuses Ladon's own
+    /// names and names `--adapter` could not spell (lowercase letters,
+    /// digits and `-`, starting with a letter).
+    pub fn custom(name: &str) -> Result<AdapterKind, String> {
+        if Self::ALL.iter().any(|k| k.as_str() == name) {
+            return Err(format!(
+                "adapter name {name:?} is one of Ladon's own adapters; pick another"
+            ));
+        }
+        let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(format!(
+                "adapter name {name:?}: use lowercase letters, digits and '-', starting with a letter"
+            ));
+        }
+        let mut names = CUSTOM_NAMES.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&known) = names.iter().find(|&&n| n == name) {
+            return Ok(AdapterKind::Custom(known));
+        }
+        let interned: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.push(interned);
+        Ok(AdapterKind::Custom(interned))
+    }
+
+    /// The adapters registered at run time (see [`AdapterKind::custom`]).
+    pub fn customs() -> Vec<AdapterKind> {
+        let names = CUSTOM_NAMES.read().unwrap_or_else(|e| e.into_inner());
+        names.iter().map(|&n| AdapterKind::Custom(n)).collect()
+    }
+
+    /// Every adapter `--adapter` accepts: Ladon's own, then the registered ones.
+    pub fn every() -> Vec<AdapterKind> {
+        let mut all = Self::ALL.to_vec();
+        all.extend(Self::customs());
+        all
+    }
+
+    /// One line on the adapter for `--help`.
+    pub fn about(self) -> &'static str {
+        match self {
+            AdapterKind::Reference => "The reference multi-leader store, simulated",
+            AdapterKind::Toy => "The harness's small op-based store, simulated",
+            AdapterKind::Process => "Any program speaking Maelstrom's protocol, run live",
+            AdapterKind::Automerge => "automerge documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::Yrs => "yrs (Yjs) documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::Loro => "loro documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::PostgresPglogical => {
+                "PostgreSQL servers replicating with pglogical, run live (cargo feature `postgres`)"
+            }
+            AdapterKind::Custom(_) => "A simulated adapter of this program",
+        }
+    }
+
+    /// Whether the adapter was registered at run time.
+    pub fn is_custom(self) -> bool {
+        matches!(self, AdapterKind::Custom(_))
+    }
+
+    /// `--adapter`'s parser: the names of [`AdapterKind::every`] at the
+    /// time the command is built (so after a program registered its own),
+    /// listed with a line each in `--help`.
+    pub fn parser() -> impl clap::builder::TypedValueParser<Value = AdapterKind> {
+        use clap::builder::{PossibleValue, TypedValueParser};
+        let values = Self::every()
+            .into_iter()
+            .map(|k| PossibleValue::new(k.as_str()).help(k.about()));
+        clap::builder::PossibleValuesParser::new(values)
+            .map(|s: String| s.parse::<AdapterKind>().expect("every listed name parses"))
+    }
+}
+
+impl FromStr for AdapterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::every()
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::every().iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown adapter {s:?}: expected one of {} (an adapter of your own is \
+                     known only to the program that registers it: see docs/write-a-rust-adapter.md)",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl Serialize for AdapterKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AdapterKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -340,6 +453,17 @@ pub mod heading {
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
+    }
+
+    /// Whether an option under `heading` applies to `adapter`. An adapter
+    /// registered at run time is simulated: it takes every option but those
+    /// of one of Ladon's own adapters.
+    pub fn applies(heading: Option<&str>, adapter: AdapterKind) -> bool {
+        match adapters(heading) {
+            None => true,
+            Some(_) if adapter.is_custom() => heading == Some(SIMULATED),
+            Some(kinds) => kinds.contains(&adapter),
+        }
     }
 }
 
@@ -624,7 +748,7 @@ fn default_read_from() -> ReadFrom {
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
     /// System under test (see `ladon adapters`).
-    #[arg(long, value_enum, default_value_t = AdapterKind::Reference)]
+    #[arg(long, default_value = "reference", value_parser = AdapterKind::parser())]
     pub adapter: AdapterKind,
     /// Simulated: register, list-append, set or counter; --adapter process:
     /// a Maelstrom workload (required).

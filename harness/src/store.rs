@@ -96,6 +96,21 @@ pub fn shell_quote(s: &str) -> String {
         .unwrap_or_else(|_| format!("{s:?}"))
 }
 
+/// The program a reproduce command starts with: `ladon`, or the program
+/// that runs Ladon's CLI with adapters of its own (`cli::main_with`).
+static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first word of reproduce commands (see [`set_program`]).
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("ladon", String::as_str)
+}
+
+/// Makes reproduce commands start with `name` (once per process; later
+/// calls are ignored).
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
 /// The current git commit, if the working directory is in a repository.
 pub fn git_revision() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -132,13 +147,23 @@ pub fn update_latest(store: &Path, dir: &Path) -> io::Result<()> {
 
 /// The guarantees to check: `--guarantees`, else the adapter's.
 pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
+    resolve_guarantees_with(&adapters::find(o.adapter), o)
+}
+
+/// [`resolve_guarantees`] of a run of `adapter`.
+pub fn resolve_guarantees_with(
+    adapter: &dyn adapters::DynAdapter,
+    o: &RunOptions,
+) -> anyhow::Result<Vec<Guarantee>> {
     match &o.guarantees {
         Some(g) => Ok(g.clone()),
-        None => (adapters::find(o.adapter).guarantees)(o),
+        None => adapter.guarantees(o),
     }
 }
 
-fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
+/// The checker's options for a run: its guarantees, five examples per
+/// anomaly, the run's messages per write.
+pub fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
     CheckOptions {
         guarantees: guarantees.to_vec(),
         max_examples: 5,
@@ -300,11 +325,20 @@ pub fn execute_in_memory(
     options: &RunOptions,
     progress: Option<Progress>,
 ) -> anyhow::Result<MemoryRun> {
+    execute_in_memory_with(&adapters::find(options.adapter), options, progress)
+}
+
+/// [`execute_in_memory`] of a simulated run of `adapter` (the one
+/// `options.adapter` names, or one a program holds: `ladon::Test`).
+pub fn execute_in_memory_with(
+    adapter: &dyn adapters::DynAdapter,
+    options: &RunOptions,
+    progress: Option<Progress>,
+) -> anyhow::Result<MemoryRun> {
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(options.adapter);
-    let guarantees = resolve_guarantees(options)?;
+    let guarantees = resolve_guarantees_with(adapter, options)?;
     let mut events: Vec<ladon_checker::Event> = Vec::new();
     let outcome = {
         let mut listeners = Listeners::new();
@@ -317,7 +351,7 @@ pub fn execute_in_memory(
             seed,
             events: &mut both,
         };
-        let outcome = (adapter.run)(&mut ctx)?;
+        let outcome = adapter.run(&mut ctx)?;
         both.1.finish()?;
         outcome
     };
@@ -342,16 +376,34 @@ pub fn execute(
     store: bool,
     progress: Option<Progress>,
 ) -> anyhow::Result<StoredRun> {
+    execute_with(
+        adapters::named(options.adapter),
+        options,
+        reproduce,
+        store,
+        progress,
+    )
+}
+
+/// [`execute`] of a simulated run of `adapter` (the one `options.adapter`
+/// names, or one a program holds: `ladon::Test`): the same run directory,
+/// files, check and reports.
+pub fn execute_with(
+    adapter: std::sync::Arc<dyn adapters::DynAdapter>,
+    options: &RunOptions,
+    reproduce: String,
+    store: bool,
+    progress: Option<Progress>,
+) -> anyhow::Result<StoredRun> {
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(options.adapter);
-    let guarantees = resolve_guarantees(options)?;
+    let guarantees = resolve_guarantees_with(&*adapter, options)?;
     let test = options.test_name();
     let mut info = RunInfo {
         test: test.clone(),
         seed,
-        mode: adapter.mode.as_str().to_string(),
+        mode: adapter.mode().as_str().to_string(),
         options: options.clone(),
         reproduce,
         ladon_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -363,7 +415,7 @@ pub fn execute(
         db: None,
     };
     if !store {
-        let mem = execute_in_memory(options, progress)?;
+        let mem = execute_in_memory_with(&*adapter, options, progress)?;
         info.outcome = Some(mem.outcome.clone());
         return Ok(StoredRun {
             dir: None,
@@ -382,6 +434,7 @@ pub fn execute(
         info,
         &mut crate::execution::Simulation {
             options: options.clone(),
+            adapter,
         },
         &options.store,
         listeners,

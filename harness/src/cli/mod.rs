@@ -77,6 +77,69 @@ pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::filter::Targets {
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown or error.
 pub fn main() -> ExitCode {
+    main_with(Vec::new())
+}
+
+/// One adapter a program brings to [`main_with`]: its `--adapter` name, a
+/// line for `ladon adapters`, and the adapter.
+pub type NamedAdapter = (
+    String,
+    String,
+    std::sync::Arc<dyn crate::adapters::DynAdapter>,
+);
+
+/// The whole `ladon` CLI, with `adapters` registered besides Ladon's own
+/// (see `adapters::register`): `run`, `explore`, `replay`, `shrink`,
+/// `suite` and `adapters` know them by name. With adapters given,
+/// `--adapter` defaults to the first, and reproduce commands start with
+/// this program's name instead of `ladon`.
+pub fn main_with(adapters: Vec<NamedAdapter>) -> ExitCode {
+    let mut first = None;
+    for (name, about, adapter) in adapters {
+        match crate::adapters::register(&name, &about, adapter) {
+            Ok(kind) => {
+                first.get_or_insert(kind);
+            }
+            Err(e) => {
+                eprintln!("ladon: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut command = {
+        use clap::CommandFactory;
+        Cli::command()
+    };
+    if let Some(kind) = first {
+        let program = std::env::args_os()
+            .next()
+            .as_deref()
+            .map(std::path::Path::new)
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| kind.as_str().to_string());
+        crate::store::set_program(&program);
+        // Once per process: clap keeps a command's name as `&'static str`.
+        let name: &'static str = Box::leak(program.into_boxed_str());
+        command = with_default_adapter(command.name(name), kind.as_str());
+    }
+    run_command_line(command)
+}
+
+/// `command` with `--adapter` defaulting to `name` in every subcommand that has it.
+fn with_default_adapter(command: clap::Command, name: &'static str) -> clap::Command {
+    let subs: Vec<String> = command
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_id() == "adapter"))
+        .map(|c| c.get_name().to_string())
+        .collect();
+    subs.into_iter().fold(command, |cmd, sub| {
+        cmd.mut_subcommand(sub, |c| c.mut_arg("adapter", |a| a.default_value(name)))
+    })
+}
+
+/// Parses the command line with `command` and runs the subcommand.
+fn run_command_line(command: clap::Command) -> ExitCode {
     // Warnings (and errors) of every module reach the user on stderr;
     // LADON_LOG=info (or `target=level,...` directives) shows more.
     {
@@ -90,8 +153,8 @@ pub fn main() -> ExitCode {
             .with(log_filter(std::env::var("LADON_LOG").ok().as_deref()))
             .try_init();
     }
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
+    use clap::FromArgMatches;
+    let matches = command.get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Adapters(a) => adapters::run(a),

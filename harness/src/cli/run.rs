@@ -49,10 +49,11 @@ pub fn refuse_foreign_options(
         if !given.contains(arg.get_id().as_str()) {
             continue;
         }
-        let Some(applies) = crate::options::heading::adapters(arg.get_help_heading()) else {
+        let heading = arg.get_help_heading();
+        let Some(applies) = crate::options::heading::adapters(heading) else {
             continue;
         };
-        if !applies.contains(&adapter) {
+        if !crate::options::heading::applies(heading, adapter) {
             let names: Vec<&str> = applies.iter().map(|a| a.as_str()).collect();
             anyhow::bail!(
                 "--{} does not apply to --adapter {adapter} (only to --adapter {})",
@@ -172,22 +173,31 @@ pub fn process_spec(
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
 /// applied, values validated.
-pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
+pub fn resolve(o: RunOptions) -> anyhow::Result<RunOptions> {
+    let adapter = crate::adapters::find(o.adapter);
+    resolve_with(&adapter, o)
+}
+
+/// [`resolve`] for a run of `adapter` (the one `o.adapter` names, or one
+/// a program holds: `ladon::Test`).
+pub fn resolve_with(
+    adapter: &dyn crate::adapters::DynAdapter,
+    mut o: RunOptions,
+) -> anyhow::Result<RunOptions> {
     let seed = o.seed.unwrap_or_else(random_seed);
     o.seed = Some(seed);
     if o.swarm {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = crate::adapters::find(o.adapter);
     // Only `ladon run` itself drives live adapters (see `live::process_run`).
     anyhow::ensure!(
-        adapter.mode == crate::adapters::Mode::Simulation,
+        adapter.mode() == crate::adapters::Mode::Simulation,
         "{}",
         crate::adapters::LIVE_ONLY
     );
     o.workload.sim().map_err(anyhow::Error::msg)?;
-    store::resolve_guarantees(&o)?;
+    store::resolve_guarantees_with(adapter, &o)?;
     Ok(o)
 }
 
@@ -226,7 +236,7 @@ pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
 /// The command that repeats a run: the user's flags without `--seed` (and
 /// without the listed explore-only flags), then `--seed S`.
 pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
-    let mut out = vec!["ladon".to_string(), "run".to_string()];
+    let mut out = vec![store::program().to_string(), "run".to_string()];
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -251,7 +261,7 @@ pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Pa
     let cur = serde_json::to_value(o).unwrap_or_default();
     let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
     let mut out: Vec<String> = [
-        "ladon",
+        store::program(),
         "run",
         "--adapter",
         o.adapter.as_str(),

@@ -4,7 +4,7 @@
 //! - `run` / `check`: [`write_for_report`] — one test case per anomaly class,
 //!   failing for the forbidden ones found, with the reproduce command.
 //! - `explore` / `suite`: build one [`Case`] per run (see [`case_for_run`])
-//!   and [`write`] them.
+//!   and [`write()`] them.
 
 use std::path::Path;
 use std::time::Duration;
