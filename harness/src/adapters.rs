@@ -362,7 +362,7 @@ pub fn registry() -> Vec<AdapterEntry> {
             "PostgreSQL servers replicating with pglogical, run live (needs a build with --features ladon-harness/postgres)"
         },
         mode: Mode::Live,
-        guarantees: |_| Ok(crate::db_run::default_guarantees()),
+        guarantees: |_| Ok(database_default_guarantees()),
         // `ladon run --adapter postgres-pglogical` has its own execution
         // (`db_run`); the simulator's callers cannot run it.
         run: |_| anyhow::bail!("{LIVE_ONLY}"),
@@ -393,4 +393,10 @@ pub fn find(kind: AdapterKind) -> AdapterEntry {
         .into_iter()
         .find(|a| a.kind == kind)
         .expect("every adapter kind is registered")
+}
+
+/// What a database adapter declares by default: pglogical's last update
+/// wins promises that nodes agree, nothing about which write survives.
+pub fn database_default_guarantees() -> Vec<Guarantee> {
+    vec![Guarantee::Convergence]
 }

@@ -988,3 +988,33 @@ mod tests {
         assert_eq!(l.to_string(), "one,groups:0,1/2,hub");
     }
 }
+
+/// `ladon run`: every adapter's options (see the `Run` command); those of
+/// one adapter only are grouped under a heading naming it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+    #[command(flatten)]
+    pub process: ProcessFlags,
+    #[command(flatten)]
+    pub db: DbFlags,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+/// A fresh seed for a run given none (printed with the run, so it can be
+/// repeated).
+pub fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64 of time and pid: a seed, printed, never needed again.
+    let mut z = t ^ ((std::process::id() as u64) << 32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

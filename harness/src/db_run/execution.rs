@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use super::faults::{DbTarget, Links, SharedDb};
 use super::final_reads::{self, FinalCtx};
-use super::DbSpec;
+use super::spec::DbSpec;
 use crate::adapters::Mode;
 use crate::events::{EventBus, Listeners, RunEvent};
 use crate::final_phase::FinalReads;
