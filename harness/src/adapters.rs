@@ -100,9 +100,10 @@ fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
 }
 
 /// Why the simulator's callers (explore, suite, replay) refuse `process`.
-pub const LIVE_ONLY: &str = "--adapter process runs real processes live, not in the simulator: \
-     use `ladon run --adapter process --bin PATH --workload NAME` \
-     (explore, suite and replay take simulated adapters only)";
+pub const LIVE_ONLY: &str = "--adapter process and postgres-pglogical run real processes live, \
+     not in the simulator: use `ladon run --adapter process --bin PATH --workload NAME` or \
+     `ladon run --adapter postgres-pglogical --workload NAME` \
+     (explore, shrink and replay take simulated adapters only)";
 
 /// A cluster of one CRDT library's documents (`--adapter automerge|yrs|loro`).
 #[cfg(feature = "crdt-libs")]
@@ -352,6 +353,20 @@ pub fn registry() -> Vec<AdapterEntry> {
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
     ];
+    all.push(AdapterEntry {
+        kind: AdapterKind::PostgresPglogical,
+        name: "postgres-pglogical",
+        about: if cfg!(feature = "postgres") {
+            "PostgreSQL servers replicating all-to-all with pglogical (last update wins), run live on loopback"
+        } else {
+            "PostgreSQL servers replicating with pglogical, run live (needs a build with --features ladon-harness/postgres)"
+        },
+        mode: Mode::Live,
+        guarantees: |_| Ok(database_default_guarantees()),
+        // `ladon run --adapter postgres-pglogical` has its own execution
+        // (`db_run`); the simulator's callers cannot run it.
+        run: |_| anyhow::bail!("{LIVE_ONLY}"),
+    });
     all.extend(crdt_lib_entries());
     let registered: Vec<&'static str> = REGISTERED
         .read()
@@ -378,4 +393,10 @@ pub fn find(kind: AdapterKind) -> AdapterEntry {
         .into_iter()
         .find(|a| a.kind == kind)
         .expect("every adapter kind is registered")
+}
+
+/// What a database adapter declares by default: pglogical's last update
+/// wins promises that nodes agree, nothing about which write survives.
+pub fn database_default_guarantees() -> Vec<Guarantee> {
+    vec![Guarantee::Convergence]
 }

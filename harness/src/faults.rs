@@ -57,6 +57,11 @@ pub trait FaultTarget {
     async fn down(&mut self) -> Vec<usize>;
     /// Nodes that are paused.
     async fn paused(&mut self) -> Vec<usize>;
+    /// The node that has sent the most messages (the `hub` partition
+    /// shape cuts it off); node 0 when the target does not count them.
+    async fn busiest(&mut self) -> usize {
+        0
+    }
 }
 
 fn names_json(names: &[String], nodes: &[usize]) -> Json {
@@ -201,6 +206,56 @@ pub async fn heal_all<T: FaultTarget>(t: &mut T) -> io::Result<()> {
         apply(t, Action::Resume(paused)).await?;
     }
     Ok(())
+}
+
+/// Sleeps until `t`; `false` if told to stop first.
+async fn sleep_until_or_stop(
+    t: tokio::time::Instant,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(t) => !*stop.borrow(),
+        _ = stop.changed() => false,
+    }
+}
+
+/// Plays the schedule of `config` on the wall clock against a live target
+/// (processes, a database) until `stop` turns true, applying and recording
+/// each step with [`apply`]. What is in force when it stops is healed by
+/// [`heal_all`]. A target's write errors are its own to keep (the live
+/// recorder does).
+pub async fn play<T: FaultTarget>(
+    t: &mut T,
+    config: crate::nemesis::NemesisConfig,
+    seed: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use rand::SeedableRng;
+    use std::time::Duration;
+    use tokio::time::Instant;
+    let mut schedule = crate::nemesis::Nemesis::new(config);
+    if schedule.is_empty() {
+        return;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6e656d);
+    let mut next = Instant::now();
+    loop {
+        next += Duration::from_nanos(schedule.next_delay(&mut rng));
+        if !sleep_until_or_stop(next, &mut stop).await {
+            return;
+        }
+        let step_start = Instant::now();
+        let busiest = t.busiest().await;
+        for (offset, action) in schedule.step(t.names().len(), busiest, &mut rng) {
+            if !sleep_until_or_stop(step_start + Duration::from_nanos(offset), &mut stop).await {
+                return;
+            }
+            let _ = apply(t, action).await;
+        }
+    }
 }
 
 /// Runs a future that never waits (a simulated target's) to its end.

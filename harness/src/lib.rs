@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod cli;
 pub mod clock;
+pub mod db_run;
 pub mod dur;
 pub mod events;
 pub mod execution;

@@ -99,6 +99,9 @@ pub enum AdapterKind {
     Yrs,
     /// loro documents, simulated (cargo feature `crdt-libs`).
     Loro,
+    /// PostgreSQL servers replicating with pglogical, run live (cargo
+    /// feature `postgres`).
+    PostgresPglogical,
     /// A simulated adapter registered at run time under this name (see
     /// `adapters::register`); names are interned, so the kind stays `Copy`.
     Custom(&'static str),
@@ -111,13 +114,14 @@ static CUSTOM_NAMES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::n
 
 impl AdapterKind {
     /// Ladon's own adapters.
-    pub const ALL: [AdapterKind; 6] = [
+    pub const ALL: [AdapterKind; 7] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
         AdapterKind::Automerge,
         AdapterKind::Yrs,
         AdapterKind::Loro,
+        AdapterKind::PostgresPglogical,
     ];
 
     /// The adapter's name, as `--adapter` spells it.
@@ -129,6 +133,7 @@ impl AdapterKind {
             AdapterKind::Automerge => "automerge",
             AdapterKind::Yrs => "yrs",
             AdapterKind::Loro => "loro",
+            AdapterKind::PostgresPglogical => "postgres-pglogical",
             AdapterKind::Custom(name) => name,
         }
     }
@@ -183,6 +188,9 @@ impl AdapterKind {
             AdapterKind::Automerge => "automerge documents, simulated (cargo feature `crdt-libs`)",
             AdapterKind::Yrs => "yrs (Yjs) documents, simulated (cargo feature `crdt-libs`)",
             AdapterKind::Loro => "loro documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::PostgresPglogical => {
+                "PostgreSQL servers replicating with pglogical, run live (cargo feature `postgres`)"
+            }
             AdapterKind::Custom(_) => "A simulated adapter of this program",
         }
     }
@@ -424,8 +432,11 @@ pub mod heading {
         "Simulated runs only (--adapter reference, toy, automerge, yrs, loro)";
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
-    pub const REFERENCE_PROCESS: &str = "Options of --adapter reference and process";
+    pub const REFERENCE_PROCESS: &str =
+        "Options of --adapter reference, process and postgres-pglogical";
     pub const PROCESS: &str = "Options of --adapter process";
+    pub const PROCESS_DB: &str = "Options of --adapter process and postgres-pglogical";
+    pub const DB: &str = "Options of --adapter postgres-pglogical";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
@@ -435,8 +446,10 @@ pub mod heading {
             SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
             REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
-            REFERENCE_PROCESS => &[Reference, Process],
+            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical],
             PROCESS => &[Process],
+            PROCESS_DB => &[Process, PostgresPglogical],
+            DB => &[PostgresPglogical],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
@@ -566,11 +579,21 @@ pub struct ProcessFlags {
     #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = heading::PROCESS)]
     pub bin_args: Vec<String>,
     /// libfaketime's `libfaketime.so.1` for the clock nemesis (default: searched for).
-    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS)]
+    #[arg(long, value_name = "PATH", help_heading = heading::PROCESS_DB)]
     pub faketime_library: Option<PathBuf>,
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
     pub init_timeout: Dur,
+}
+
+/// `ladon run`'s flags of the real-database adapters
+/// (`--adapter postgres-pglogical`), under their own heading.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct DbFlags {
+    /// Share of register writes that are deletes (`["d", k, null]`),
+    /// 0 to 1; --workload register only.
+    #[arg(long, default_value_t = 0.0, help_heading = heading::DB)]
+    pub delete_share: f64,
 }
 
 /// Options only some adapters read. Flattened into [`RunOptions`]: every
@@ -964,4 +987,34 @@ mod tests {
         assert_eq!(l.0.len(), 3);
         assert_eq!(l.to_string(), "one,groups:0,1/2,hub");
     }
+}
+
+/// `ladon run`: every adapter's options (see the `Run` command); those of
+/// one adapter only are grouped under a heading naming it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+    #[command(flatten)]
+    pub process: ProcessFlags,
+    #[command(flatten)]
+    pub db: DbFlags,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+/// A fresh seed for a run given none (printed with the run, so it can be
+/// repeated).
+pub fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64 of time and pid: a seed, printed, never needed again.
+    let mut z = t ^ ((std::process::id() as u64) << 32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

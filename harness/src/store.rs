@@ -36,6 +36,9 @@ pub struct RunInfo {
     /// `--adapter process`'s own flags (absent for simulated runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<crate::options::ProcessFlags>,
+    /// The real-database adapters' own flags (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<crate::options::DbFlags>,
 }
 
 /// A finished run.
@@ -409,6 +412,7 @@ pub fn execute_with(
         started_at: utc_stamp(),
         outcome: None,
         process: None,
+        db: None,
     };
     if !store {
         let mem = execute_in_memory_with(&*adapter, options, progress)?;

@@ -184,6 +184,7 @@ fn a_fixture_is_the_minimal_history_with_its_guarantees() {
         started_at: String::new(),
         outcome: None,
         process: None,
+        db: None,
     };
     let fixtures = tmp.path().join("fixtures").join("shrunk");
     let err = ladon_harness::cli::shrink::write_fixture(&run_dir, &info, &fixtures, "x")

@@ -46,6 +46,8 @@ pub struct RpcGenerator {
     next_key: i64,
     next_value: i64,
     written: BTreeSet<Key>,
+    /// Share of register writes that are deletes (`["d", k, null]`).
+    delete_share: f64,
 }
 
 impl RpcGenerator {
@@ -68,7 +70,17 @@ impl RpcGenerator {
             next_key: active_keys,
             next_value: 1,
             written: BTreeSet::new(),
+            delete_share: 0.0,
         }
+    }
+
+    /// Makes a share `p` (0 to 1) of register writes deletes
+    /// (`["d", k, null]`, a database run's `--delete-share`). With 0 (the
+    /// default) the generator draws exactly what it drew before deletes
+    /// existed, so a seed's operations stay the same.
+    pub fn with_delete_share(mut self, p: f64) -> Self {
+        self.delete_share = p.clamp(0.0, 1.0);
+        self
     }
 
     /// The next client transaction (reads carry `null`).
@@ -110,9 +122,17 @@ impl RpcGenerator {
                 ops.push(Mop::Read(key, ReadValue::Null));
                 continue;
             }
-            let v = self.fresh_value();
+            let delete = self.shape.kind == KeyKind::Register
+                && self.delete_share > 0.0
+                && self.rng.random_bool(self.delete_share);
             self.written.insert(key.clone());
             let k = self.active[slot].0;
+            if delete {
+                ops.push(Mop::Delete(key));
+                self.wrote(slot);
+                continue;
+            }
+            let v = self.fresh_value();
             if self.shape.compare_and_set {
                 let from = self.last_value.insert(k, v);
                 if let Some(from) = from.filter(|_| self.rng.random_bool(1.0 / 3.0)) {
@@ -123,13 +143,19 @@ impl RpcGenerator {
                 KeyKind::List => Mop::Append(key, v),
                 _ => Mop::Write(key, v),
             });
-            self.active[slot].1 += 1;
-            if self.active[slot].1 >= self.max_writes_per_key {
-                self.active[slot] = (self.next_key, 0);
-                self.next_key += 1;
-            }
+            self.wrote(slot);
         }
         ops
+    }
+
+    /// Counts a write to the key in `slot`; retires the key after
+    /// `max_writes_per_key` writes.
+    fn wrote(&mut self, slot: usize) {
+        self.active[slot].1 += 1;
+        if self.active[slot].1 >= self.max_writes_per_key {
+            self.active[slot] = (self.next_key, 0);
+            self.next_key += 1;
+        }
     }
 
     fn fresh_value(&mut self) -> i64 {
@@ -207,6 +233,42 @@ mod tests {
             }
         }
         assert!(cas > 20 && plain > 2 * cas / 3, "{cas} cas, {plain} writes");
+    }
+
+    #[test]
+    fn register_deletes_come_at_the_share_asked_and_only_when_asked() {
+        let register = RpcShape {
+            single_key: None,
+            kind: KeyKind::Register,
+            transactional: true,
+            decrements: false,
+            compare_and_set: false,
+        };
+        let count = |share: f64| {
+            let mut g = RpcGenerator::new(register.clone(), 3, 3, 8, 2).with_delete_share(share);
+            let (mut deletes, mut writes) = (0, 0);
+            for _ in 0..2000 {
+                for m in g.next_op() {
+                    match m {
+                        Mop::Delete(_) => deletes += 1,
+                        Mop::Write(..) => writes += 1,
+                        _ => {}
+                    }
+                }
+            }
+            (deletes, writes)
+        };
+        let (d0, w0) = count(0.0);
+        assert_eq!(d0, 0);
+        assert!(w0 > 0);
+        let (d, w) = count(0.25);
+        let share = d as f64 / (d + w) as f64;
+        assert!((0.2..0.3).contains(&share), "{d} deletes, {w} writes");
+        // Lists never delete.
+        let mut l = RpcGenerator::new(list(), 3, 3, 8, 2).with_delete_share(1.0);
+        for _ in 0..100 {
+            assert!(l.next_op().iter().all(|m| !matches!(m, Mop::Delete(_))));
+        }
     }
 
     #[test]

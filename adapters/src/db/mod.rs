@@ -18,8 +18,13 @@ pub mod registry;
 #[cfg(feature = "postgres")]
 pub mod sql;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use ladon_checker::history::{KeyKind, Mop};
 
 /// What can go wrong driving a database's nodes. Every message names the
 /// node, the command or the file concerned.
@@ -75,27 +80,76 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
 }
 
+/// A boxed future (the client seam is object-safe: one execution drives
+/// any system's clients).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How one client transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Committed; reads carry what they saw.
+    Ok(Vec<Mop>),
+    /// Definitely not applied.
+    Fail(String),
+    /// May or may not have been applied.
+    Info(String),
+}
+
+/// One logical client's connection to one node.
+pub trait DbClient: Send {
+    /// Runs `ops` (of key kind `kind`) as one transaction.
+    fn txn<'a>(&'a mut self, kind: KeyKind, ops: &'a [Mop]) -> BoxFuture<'a, TxnOutcome>;
+}
+
+/// Where node `to` reaches node `from` for replication (a link proxy's
+/// address, or `from`'s own).
+pub type LinkAddr<'a> = &'a dyn Fn(usize, usize) -> SocketAddr;
+
 /// The node lifecycle of a real multi-leader database.
-pub trait Database {
+pub trait Database: Send {
     /// The adapter's name, as on the command line (`postgres-pglogical`).
     fn name(&self) -> &'static str;
     /// Node names, `n1` … `nN`.
     fn nodes(&self) -> Vec<String>;
-    /// Creates, configures and starts every node, then sets up replication
-    /// between them; returns once every node accepts connections and
-    /// replication is running.
-    fn setup(&mut self) -> Result<(), DbError>;
+    /// Runs every server under libfaketime from now on (call before
+    /// [`start_nodes`](Database::start_nodes)); each node's clock is then
+    /// moved by [`set_clock`](Database::set_clock).
+    fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError>;
+    /// Sets node `i`'s clock to true time plus `offset_ns`.
+    fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError>;
+    /// Creates, configures and starts every node; returns once every node
+    /// accepts connections ([`addr`](Database::addr) is known from here).
+    fn start_nodes(&mut self) -> Result<(), DbError>;
+    /// Sets up replication between the running nodes, node `to` reaching
+    /// node `from` at `via(from, to)`; returns once it runs.
+    fn replicate(&mut self, via: LinkAddr<'_>) -> Result<(), DbError>;
+    /// [`start_nodes`](Database::start_nodes), then replication over
+    /// direct links.
+    fn setup(&mut self) -> Result<(), DbError> {
+        self.start_nodes()?;
+        let addrs: Vec<SocketAddr> = (0..self.nodes().len()).map(|i| self.addr(i)).collect();
+        self.replicate(&|from, _to| addrs[from])
+    }
     /// The address clients of node `i` connect to.
     fn addr(&self, i: usize) -> SocketAddr;
+    /// Connects one client to node `i`; every statement limited to `timeout`.
+    fn connect(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Box<dyn DbClient>, String>>;
     /// Crash: SIGKILL to the node's whole process group.
     fn kill(&mut self, i: usize) -> Result<(), DbError>;
     /// Starts a killed node again on the same data directory.
     fn restart(&mut self, i: usize) -> Result<(), DbError>;
+    /// Whether node `i` is running (not killed).
+    fn is_up(&self, i: usize) -> bool;
     /// SIGSTOP to the node's process group.
     fn pause(&mut self, i: usize) -> Result<(), DbError>;
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
-    /// Copies every node's server log into `into/<name>.log`.
+    /// Appends every node's server log to `into/<name>.log` (the run's
+    /// node log, which holds Ladon's own lines about the node too).
     fn collect_logs(&self, into: &Path) -> Result<(), DbError>;
     /// Stops every node and removes what setup created. Idempotent; also
     /// run on drop.

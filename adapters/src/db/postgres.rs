@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::process_group::{signal_tree, RunAs, Server};
+use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
 use super::registry::Registry;
-use super::{ClusterSpec, Database, DbError, Topology};
+use super::{BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr, Topology};
+use crate::process::clock::Faketime;
 
 /// The install command printed when a binary is missing (Debian).
 pub const INSTALL: &str = "apt-get install postgresql-15 postgresql-15-pglogical";
@@ -49,6 +50,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("tcp_keepalives_count", "3"),
     ("shared_buffers", "16MB"),
     ("fsync", "off"),
+    // Dynamic shared memory in the data directory (pg_dynshmem), not
+    // /dev/shm: a server killed with SIGKILL leaves nothing outside it.
+    ("dynamic_shared_memory_type", "mmap"),
     ("full_page_writes", "off"),
     ("log_line_prefix", "'%m [%p] '"),
 ];
@@ -123,10 +127,16 @@ pub struct Postgres {
     /// Data directories and sockets: a temporary directory readable by the
     /// server user (the run directory may not be).
     root: Option<tempfile::TempDir>,
+    /// The root's registry entry (see [`Registry::add_root`]).
+    root_entry: Option<PathBuf>,
     ports: Vec<u16>,
     servers: Vec<Option<Server>>,
     /// Extra SQL run on every node before replication starts.
     pub schema: Vec<String>,
+    /// libfaketime, when clock faults are on.
+    faketime_library: Option<PathBuf>,
+    /// Each node's clock control (with clock faults on).
+    clocks: Vec<Faketime>,
 }
 
 impl Postgres {
@@ -149,9 +159,12 @@ impl Postgres {
             run_as: RunAs::for_root("postgres")?,
             registry: Registry::open(Registry::default_dir())?,
             root: None,
+            root_entry: None,
             ports: Vec::new(),
             servers: (0..spec.nodes).map(|_| None).collect(),
             schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
+            faketime_library: None,
+            clocks: Vec::new(),
             spec,
         })
     }
@@ -229,6 +242,12 @@ impl Postgres {
         let data = self.data_dir(i);
         let mut cmd = Command::new(self.bin.join("postgres"));
         cmd.arg("-D").arg(&data);
+        if let Some(ft) = self.clocks.get(i) {
+            cmd.envs(ft.env());
+            // Timeouts and waits keep true time; only wall-clock time
+            // (commit timestamps) moves.
+            cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         RunAs::apply(self.run_as, &mut cmd);
         let server = Server::spawn(cmd, &self.log_path(i), &node)?;
         self.registry.add(server.pgid(), &data)?;
@@ -278,13 +297,10 @@ impl Postgres {
     }
 
     fn dsn(&self, i: usize) -> String {
-        format!(
-            "host=127.0.0.1 port={} dbname=postgres user=postgres",
-            self.ports[i]
-        )
+        dsn(self.addr(i))
     }
 
-    fn replicate(&self) -> Result<(), DbError> {
+    fn replicate_via(&self, via: LinkAddr<'_>) -> Result<(), DbError> {
         let n = self.spec.nodes;
         for i in 0..n {
             self.sql(i, "CREATE EXTENSION pglogical")?;
@@ -316,7 +332,7 @@ impl Postgres {
                          synchronize_structure := false, synchronize_data := false, \
                          forward_origins := '{{}}')",
                         subscription(j, i),
-                        self.dsn(j)
+                        dsn(via(j, i))
                     ),
                 )?;
             }
@@ -334,6 +350,14 @@ impl Postgres {
         }
         Ok(())
     }
+}
+
+fn dsn(addr: SocketAddr) -> String {
+    format!(
+        "host={} port={} dbname=postgres user=postgres",
+        addr.ip(),
+        addr.port()
+    )
 }
 
 /// The subscription on `to` that pulls `from`'s changes.
@@ -359,7 +383,64 @@ impl Database for Postgres {
         (0..self.spec.nodes).map(Self::name_of).collect()
     }
 
-    fn setup(&mut self) -> Result<(), DbError> {
+    fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
+        if !library.is_file() {
+            return Err(DbError::Missing {
+                what: "libfaketime (for --nemesis clock)".into(),
+                path: library.display().to_string(),
+                install: "apt-get install faketime libfaketime".into(),
+            });
+        }
+        self.faketime_library = Some(library.to_path_buf());
+        Ok(())
+    }
+
+    fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
+        let ft = self.clocks.get(i).ok_or_else(|| {
+            DbError::Refused(format!(
+                "{}: clock faults are not enabled",
+                Self::name_of(i)
+            ))
+        })?;
+        ft.set_offset_ns(offset_ns).map_err(DbError::io(format!(
+            "{}: write {}",
+            Self::name_of(i),
+            ft.timestamp_file.display()
+        )))
+    }
+
+    fn replicate(&mut self, via: LinkAddr<'_>) -> Result<(), DbError> {
+        self.replicate_via(via)
+    }
+
+    fn connect(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Box<dyn DbClient>, String>> {
+        let addr = self.addr(i);
+        #[cfg(feature = "postgres")]
+        return Box::pin(async move {
+            super::sql::SqlClient::connect(addr, timeout)
+                .await
+                .map(|c| Box::new(c) as Box<dyn DbClient>)
+        });
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = timeout;
+            Box::pin(async move {
+                Err(format!(
+                    "connect to {addr}: ladon-adapters was built without its `postgres` feature"
+                ))
+            })
+        }
+    }
+
+    fn is_up(&self, i: usize) -> bool {
+        self.servers.get(i).is_some_and(|s| s.is_some())
+    }
+
+    fn start_nodes(&mut self) -> Result<(), DbError> {
         let swept = self.registry.sweep()?;
         if !swept.killed.is_empty() {
             tracing::warn!(
@@ -371,8 +452,9 @@ impl Database for Postgres {
             .prefix("ladon-postgres-")
             .tempdir()
             .map_err(DbError::io("create a temporary directory for the data"))?;
-        RunAs::chown(self.run_as, root.path())?;
+        self.root_entry = Some(self.registry.add_root(root.path())?);
         self.root = Some(root);
+        RunAs::chown(self.run_as, self.root())?;
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
         self.run_tool(
@@ -409,10 +491,18 @@ impl Database for Postgres {
             self.configure(i)?;
         }
         let _ = std::fs::remove_dir_all(&template);
+        if let Some(lib) = self.faketime_library.clone() {
+            for i in 0..self.spec.nodes {
+                let file = self.root().join(format!("{}.faketime", Self::name_of(i)));
+                let ft = Faketime::new(Some(&lib), file)
+                    .map_err(DbError::io(format!("{}: faketime", Self::name_of(i))))?;
+                self.clocks.push(ft);
+            }
+        }
         for i in 0..self.spec.nodes {
             self.start(i)?;
         }
-        self.replicate()
+        Ok(())
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
@@ -423,6 +513,7 @@ impl Database for Postgres {
         if let Some(s) = self.servers[i].take() {
             let pgid = s.pgid();
             s.kill();
+            remove_faketime_shm(pgid);
             self.registry.remove(pgid);
         }
         Ok(())
@@ -455,8 +546,16 @@ impl Database for Postgres {
             let from = self.log_path(i);
             if from.exists() {
                 let to = into.join(format!("{}.log", Self::name_of(i)));
-                std::fs::copy(&from, &to).map_err(DbError::io(format!(
-                    "copy {} to {}",
+                let copy = || -> std::io::Result<u64> {
+                    let mut src = std::fs::File::open(&from)?;
+                    let mut dst = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&to)?;
+                    std::io::copy(&mut src, &mut dst)
+                };
+                copy().map_err(DbError::io(format!(
+                    "append {} to {}",
                     from.display(),
                     to.display()
                 )))?;
@@ -471,12 +570,16 @@ impl Database for Postgres {
                 let pgid = s.pgid();
                 // SIGQUIT: PostgreSQL's immediate shutdown.
                 s.stop(libc::SIGQUIT, Duration::from_secs(5));
+                remove_faketime_shm(pgid);
                 self.registry.remove(pgid);
             }
         }
         if let Some(root) = self.root.take() {
             root.close()
                 .map_err(DbError::io("remove the data directories"))?;
+        }
+        if let Some(entry) = self.root_entry.take() {
+            self.registry.remove_root(&entry);
         }
         Ok(())
     }
@@ -508,5 +611,6 @@ impl Postgres {
         if let Some(root) = self.root.take() {
             let _ = root.keep();
         }
+        self.root_entry = None;
     }
 }

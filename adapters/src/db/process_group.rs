@@ -240,3 +240,16 @@ pub fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
     }
     true
 }
+
+/// Removes the shared-memory files libfaketime creates for a process it
+/// was preloaded into (`/dev/shm/faketime_shm_<pid>`,
+/// `/dev/shm/sem.faketime_sem_<pid>`): it removes them at exit, but not
+/// after a SIGKILL.
+pub fn remove_faketime_shm(pid: i32) {
+    for f in [
+        format!("/dev/shm/faketime_shm_{pid}"),
+        format!("/dev/shm/sem.faketime_sem_{pid}"),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+}

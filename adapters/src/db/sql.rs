@@ -24,16 +24,8 @@ use std::time::Duration;
 use ladon_checker::history::{Key, KeyKind, Mop, ReadValue};
 use tokio_postgres::{Client, NoTls};
 
-/// How one transaction ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlOutcome {
-    /// Committed; reads carry what they saw.
-    Ok(Vec<Mop>),
-    /// Definitely not applied.
-    Fail(String),
-    /// May or may not have been applied.
-    Info(String),
-}
+/// How one transaction ended (the name this module had first).
+pub use super::TxnOutcome as SqlOutcome;
 
 /// One logical client's connection to one node.
 pub struct SqlClient {
@@ -55,6 +47,16 @@ fn key_text(k: &Key) -> String {
     match k {
         Key::Int(i) => i.to_string(),
         Key::Str(s) => s.clone(),
+    }
+}
+
+impl super::DbClient for SqlClient {
+    fn txn<'a>(
+        &'a mut self,
+        kind: KeyKind,
+        ops: &'a [Mop],
+    ) -> super::BoxFuture<'a, super::TxnOutcome> {
+        Box::pin(SqlClient::txn(self, kind, ops))
     }
 }
 

@@ -5,21 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::live::process_run::ProcessSpec;
-use crate::options::{AdapterKind, ProcessFlags, RunOptions};
+use crate::options::{AdapterKind, RunOptions};
 use crate::store::{self, StoredRun};
 
-/// `ladon run`: every adapter's options (see the `Run` command); those of
-/// one adapter only are grouped under a heading naming it.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub options: RunOptions,
-    #[command(flatten)]
-    pub process: ProcessFlags,
-    /// Write JUnit XML here: one test case per anomaly class.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<std::path::PathBuf>,
-}
+pub use crate::options::RunArgs;
 
 /// The ids of the `ladon run` arguments given on the command line (not
 /// defaulted), from clap's matches of the `run` subcommand.
@@ -199,18 +188,7 @@ pub fn resolve_with(
     Ok(o)
 }
 
-fn random_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    // splitmix64 of time and pid: a seed, printed, never needed again.
-    let mut z = t ^ ((std::process::id() as u64) << 32);
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::options::random_seed;
 
 /// The reproduce command for resolved options `o`: the user's flags, with
 /// `--adapter` and `--workload` spelled out when they were defaults (so the
@@ -349,6 +327,9 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     if args.options.adapter == AdapterKind::Process {
         let spec = process_spec(&args, given)?;
         return Ok(crate::live::process_run::run(spec));
+    }
+    if args.options.adapter == AdapterKind::PostgresPglogical {
+        return crate::db_run::main(args, given);
     }
     let o = resolve(args.options).context("invalid options")?;
     let reproduce = reproduce_for(&o, &user_args("run"), &["--junit"]);

@@ -117,7 +117,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
 }
 
 /// Runs futures concurrently on this task, in order.
-async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     let mut handles: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = (0..handles.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -5,18 +5,15 @@
 
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::nodes::SharedNodes;
 use super::recorder::Recorder;
 use super::router::{Control, RouterIn};
 use crate::faults::{self, FaultTarget};
-use crate::nemesis::{Action, FaultKind, Nemesis, NemesisConfig};
+use crate::nemesis::{FaultKind, NemesisConfig};
 use crate::net::{Cut, Shape};
 
 /// Everything the nemesis task needs.
@@ -35,59 +32,29 @@ pub struct NemesisCtx {
     pub duplicate: f64,
 }
 
-/// Sleeps until `t`; `false` if told to stop first.
-async fn sleep_until_or_stop(t: Instant, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return false;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep_until(t) => !*stop.borrow(),
-        _ = stop.changed() => false,
-    }
-}
-
-/// Runs the schedule until `stop`. What is still in force then is healed by
-/// the final phase (`heal_all` in the final phase's module).
-pub async fn run(ctx: NemesisCtx, seed: u64, mut stop: watch::Receiver<bool>) {
-    let mut schedule = Nemesis::new(NemesisConfig {
+/// Runs the schedule until `stop` (`faults::play`). What is still in
+/// force then is healed by the final phase (`heal_all` in the final
+/// phase's module).
+pub async fn run(ctx: NemesisCtx, seed: u64, stop: watch::Receiver<bool>) {
+    let config = NemesisConfig {
         kinds: ctx.kinds.clone(),
         interval_ns: ctx.interval.as_nanos() as u64,
         shapes: ctx.shapes.clone(),
         clock_skew_ns: ctx.clock_skew_ns,
         loss: ctx.loss,
         dup: ctx.duplicate,
-    });
-    if schedule.is_empty() {
-        return;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e656d);
+    };
     let mut strobes: Vec<JoinHandle<()>> = Vec::new();
-    let mut next = Instant::now();
-    'schedule: loop {
-        next += Duration::from_nanos(schedule.next_delay(&mut rng));
-        if !sleep_until_or_stop(next, &mut stop).await {
-            break;
-        }
-        let step_start = Instant::now();
-        let busiest = busiest(&ctx).await;
-        for (offset, action) in schedule.step(ctx.names.len(), busiest, &mut rng) {
-            if !sleep_until_or_stop(step_start + Duration::from_nanos(offset), &mut stop).await {
-                break 'schedule;
-            }
-            apply(&ctx, action, &mut strobes).await;
-        }
-    }
+    let mut t = LiveTarget {
+        names: &ctx.names,
+        router: &ctx.router,
+        nodes: &ctx.nodes,
+        recorder: &ctx.recorder,
+        strobes: &mut strobes,
+        clocks: ctx.kinds.contains(&FaultKind::Clock),
+    };
+    faults::play(&mut t, config, seed, stop).await;
     strobes.iter().for_each(JoinHandle::abort);
-}
-
-/// The node that has sent the most messages (the `hub` shape cuts it off).
-async fn busiest(ctx: &NemesisCtx) -> usize {
-    let (tx, rx) = oneshot::channel();
-    let _ = ctx
-        .router
-        .send(RouterIn::Control(Control::Busiest(tx)))
-        .await;
-    rx.await.unwrap_or(0)
 }
 
 /// Live processes and the router as the nemesis applier's target
@@ -245,6 +212,12 @@ impl FaultTarget for LiveTarget<'_> {
         let nodes = self.nodes.lock().await;
         (0..nodes.len()).filter(|&i| nodes.is_paused(i)).collect()
     }
+
+    async fn busiest(&mut self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        self.control(Control::Busiest(tx)).await;
+        rx.await.unwrap_or(0)
+    }
 }
 
 /// Sets node `i`'s libfaketime offset; `false` when it has none (no clock
@@ -254,18 +227,4 @@ async fn set_offset(nodes: &SharedNodes, i: usize, offset_ns: i64) -> bool {
     nodes
         .faketime(i)
         .is_some_and(|ft| ft.set_offset_ns(offset_ns).is_ok())
-}
-
-/// Applies one step of the schedule to the processes and the router.
-async fn apply(ctx: &NemesisCtx, action: Action, strobes: &mut Vec<JoinHandle<()>>) {
-    let mut t = LiveTarget {
-        names: &ctx.names,
-        router: &ctx.router,
-        nodes: &ctx.nodes,
-        recorder: &ctx.recorder,
-        strobes,
-        clocks: ctx.kinds.contains(&FaultKind::Clock),
-    };
-    // The live recorder keeps its own write errors (see `Recorder::write_error`).
-    let _ = faults::apply(&mut t, action).await;
 }

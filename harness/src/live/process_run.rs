@@ -144,7 +144,7 @@ pub fn live_options(args: &ProcessSpec, run_dir: PathBuf) -> LiveOptions {
     opts
 }
 
-fn annotate_window(
+pub fn annotate_window(
     report: &mut ladon_checker::report::Report,
     finals: &live::final_phase::FinalReads,
 ) {
@@ -337,6 +337,7 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
         started_at: crate::store::utc_stamp(),
         outcome: None,
         process: Some(args.flags.clone()),
+        db: None,
     };
     eprintln!(
         "ladon: live run of {} ({} nodes, workload {}, seed {}) into {}",

@@ -1,0 +1,450 @@
+//! The database execution: one run of a real database behind the
+//! [`Execution`](crate::execution::Execution) seam.
+//!
+//! 1. setup: the nodes start ([`Database::start_nodes`]), a
+//!    [`LinkProxy`] opens for every directed replication link, and
+//!    replication is set up through the proxies ([`Database::replicate`]);
+//! 2. the faulty phase: one SQL client per logical client, bound to a node
+//!    (`k mod nodes`), runs the shared generator's transactions
+//!    (`ladon_workloads::rpc`) one at a time; the shared schedule
+//!    (`crate::faults::play`) runs alongside on the servers and proxies
+//!    ([`super::faults::DbTarget`]);
+//! 3. the final phase: the shared heal (`crate::faults::heal_all`), then
+//!    final reads on every node until they agree ([`super::final_reads`],
+//!    the shared `crate::final_phase::FinalRounds`);
+//! 4. on every exit path (error, SIGINT/SIGTERM, success): the servers'
+//!    logs are appended to `nodes/<id>.log` and the cluster is torn down.
+//!
+//! Everything is recorded through the shared live recorder into the run's
+//! listeners (`crate::events`): the history, the node logs, the progress.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ladon_adapters::db::postgres::Postgres;
+use ladon_adapters::db::proxy::LinkProxy;
+use ladon_adapters::db::{ClusterSpec, Database, DbClient, TxnOutcome};
+use ladon_adapters::process::Workload;
+use ladon_checker::history::{EventType, F_TXN};
+use ladon_workloads::rpc::RpcGenerator;
+use tokio::sync::watch;
+
+use super::faults::{DbTarget, Links, SharedDb};
+use super::final_reads::{self, FinalCtx};
+use super::spec::DbSpec;
+use crate::adapters::Mode;
+use crate::events::{EventBus, Listeners, RunEvent};
+use crate::final_phase::FinalReads;
+use crate::live::recorder::Recorder;
+use crate::nemesis::{FaultKind, NemesisConfig};
+use crate::options::AdapterKind;
+use crate::runner::RunOutcome;
+
+/// The cluster of `spec`'s system, not started yet.
+pub fn build(spec: &DbSpec) -> anyhow::Result<Box<dyn Database>> {
+    let cluster = ClusterSpec {
+        nodes: spec.nodes,
+        topology: spec.topology,
+        dir: std::env::temp_dir(),
+    };
+    let mut db: Box<dyn Database> = match spec.adapter {
+        AdapterKind::PostgresPglogical => Box::new(Postgres::new(cluster)?),
+        other => anyhow::bail!("internal: --adapter {other} is not a database"),
+    };
+    if spec.nemesis.0.contains(&FaultKind::Clock) {
+        let lib = spec.faketime_library.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
+        });
+        db.enable_clock_faults(&lib)?;
+    }
+    Ok(db)
+}
+
+/// What a finished (not interrupted) run adds to its report and summary.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    setup: Duration,
+    finals: Option<FinalReads>,
+    /// Completion minus invoke of every `ok` client transaction, as the
+    /// clients measured it.
+    latencies_ns: Vec<u64>,
+    faulty_phase: Duration,
+}
+
+/// A live run of a real database.
+pub struct DatabaseExecution {
+    pub spec: DbSpec,
+    db: SharedDb,
+    figures: Figures,
+}
+
+/// How the faulty and final phases ended.
+enum Ended {
+    Done(FinalReads),
+    Interrupted(&'static str),
+}
+
+impl DatabaseExecution {
+    pub fn new(spec: DbSpec, db: Box<dyn Database>) -> DatabaseExecution {
+        DatabaseExecution {
+            spec,
+            db: Arc::new(Mutex::new(db)),
+            figures: Figures::default(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        crate::live::node_names(self.spec.nodes)
+    }
+
+    /// Setup: nodes, link proxies, replication through them. `None` when
+    /// interrupted on the way.
+    fn setup(&mut self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Option<Arc<Links>>> {
+        let started = Instant::now();
+        let name = self.spec.adapter;
+        let n = self.spec.nodes;
+        {
+            let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            db.start_nodes()
+                .with_context(|| format!("--adapter {name}: starting the nodes"))?;
+        }
+        if crate::interrupt::requested().is_some() {
+            return Ok(None);
+        }
+        let addrs: Vec<_> = {
+            let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            (0..n).map(|i| db.addr(i)).collect()
+        };
+        let latency = Duration::from_nanos(self.spec.latency_ns);
+        let proxies = rt.block_on(async {
+            let mut proxies = std::collections::BTreeMap::new();
+            for to in 0..n {
+                for from in (0..n).filter(|&f| f != to) {
+                    let p = LinkProxy::start(addrs[from]).await?;
+                    if !latency.is_zero() {
+                        p.set(ladon_adapters::db::proxy::LinkState { cut: None, latency });
+                    }
+                    proxies.insert((from, to), p);
+                }
+            }
+            std::io::Result::Ok(proxies)
+        });
+        let links = Arc::new(Links {
+            proxies: proxies.context("starting the link proxies on loopback")?,
+            mode: self.spec.partition_mode,
+        });
+        {
+            let via: std::collections::BTreeMap<(usize, usize), std::net::SocketAddr> =
+                links.proxies.iter().map(|(k, p)| (*k, p.addr())).collect();
+            let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            db.replicate(&|from, to| via[&(from, to)])
+                .with_context(|| format!("--adapter {name}: setting up replication"))?;
+        }
+        self.figures.setup = started.elapsed();
+        eprintln!(
+            "ladon: {n} nodes up and replicating in {:.1} s",
+            self.figures.setup.as_secs_f64()
+        );
+        if crate::interrupt::requested().is_some() {
+            return Ok(None);
+        }
+        Ok(Some(links))
+    }
+
+    fn run(&mut self, rt: &tokio::runtime::Runtime, bus: &EventBus) -> anyhow::Result<RunOutcome> {
+        let names = self.names();
+        bus.emit(&RunEvent::Start {
+            nodes: &names,
+            messages: false,
+        })
+        .context("cannot create the node logs")?;
+        let setup_started = Instant::now();
+        let links = self.setup(rt)?;
+        // Time 0 of the history is the end of setup (the first operation).
+        let rec = Recorder::new(bus.clone(), names.clone(), Instant::now());
+        let Some(links) = links else {
+            let signal = crate::interrupt::requested().unwrap_or("SIGINT");
+            return Ok(RunOutcome {
+                end_ns: setup_started.elapsed().as_nanos() as u64,
+                interrupted: Some(signal.to_string()),
+                ..RunOutcome::default()
+            });
+        };
+        let total = self.spec.time_limit.ns();
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let ended = rt.block_on(async {
+            let run = drive(&self.spec, &names, &self.db, &links, &rec, &latencies);
+            tokio::pin!(run);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    r = &mut run => return r.map(Ended::Done),
+                    signal = crate::interrupt::wait() => return Ok(Ended::Interrupted(signal)),
+                    _ = tick.tick() => rec.progress(total),
+                }
+            }
+        });
+        drop(links);
+        let tally = rec.tally();
+        let finals = match ended? {
+            Ended::Done(finals) => finals,
+            Ended::Interrupted(signal) => {
+                return Ok(RunOutcome {
+                    events: tally.events,
+                    completed_ops: tally.completed_ops,
+                    writes: tally.writes,
+                    end_ns: rec.now_ns(),
+                    interrupted: Some(signal.to_string()),
+                    ..RunOutcome::default()
+                });
+            }
+        };
+        if let Some(e) = rec.write_error() {
+            anyhow::bail!("{e}");
+        }
+        self.figures.latencies_ns =
+            std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        self.figures.faulty_phase = Duration::from_nanos(total);
+        self.figures.finals = Some(finals.clone());
+        Ok(RunOutcome {
+            events: tally.events,
+            completed_ops: tally.completed_ops,
+            writes: tally.writes,
+            heal_ns: finals.started_ns,
+            converged_ns: finals.converged_ns,
+            end_ns: tally.end_ns,
+            finals: Some(finals),
+            ..RunOutcome::default()
+        })
+    }
+}
+
+/// The faulty phase, then the final phase; the final reads.
+async fn drive(
+    spec: &DbSpec,
+    names: &[String],
+    db: &SharedDb,
+    links: &Arc<Links>,
+    recorder: &Recorder,
+    latencies: &Arc<Mutex<Vec<u64>>>,
+) -> anyhow::Result<FinalReads> {
+    let fresh = Arc::new(AtomicU64::new(spec.concurrency as u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = Arc::new(Mutex::new(
+        RpcGenerator::new(
+            spec.workload.shape(),
+            spec.seed,
+            spec.txn_size,
+            spec.max_writes_per_key,
+            spec.concurrency.max(2),
+        )
+        .with_delete_share(spec.delete_share),
+    ));
+    let think = Duration::from_secs_f64(spec.concurrency as f64 / spec.rate);
+    let timeout = Duration::from_nanos(spec.op_timeout.ns());
+    let mut clients = Vec::new();
+    for k in 0..spec.concurrency {
+        clients.push(tokio::spawn(client_loop(ClientCtx {
+            index: k,
+            workload: spec.workload,
+            node: k % names.len(),
+            db: db.clone(),
+            generator: generator.clone(),
+            recorder: recorder.clone(),
+            timeout,
+            think,
+            stop: stop.clone(),
+            fresh: fresh.clone(),
+            latencies: latencies.clone(),
+        })));
+    }
+    let clocks = spec.nemesis.0.contains(&FaultKind::Clock);
+    let mut target = DbTarget::new(names.to_vec(), db.clone(), links.clone(), recorder.clone());
+    target.clocks = clocks;
+    let config = NemesisConfig {
+        kinds: spec.nemesis.0.clone(),
+        interval_ns: spec.nemesis_interval.ns(),
+        shapes: spec.shapes.clone(),
+        clock_skew_ns: spec.clock_skew.ns(),
+        loss: 0.0,
+        dup: 0.0,
+    };
+    let (stop_faults, stop_rx) = watch::channel(false);
+    let seed = spec.seed;
+    let nemesis = tokio::spawn(async move {
+        crate::faults::play(&mut target, config, seed, stop_rx).await;
+        target.stop_strobes();
+        target
+    });
+    tokio::time::sleep(Duration::from_nanos(spec.time_limit.ns())).await;
+    let _ = stop_faults.send(true);
+    let mut target = nemesis.await.context("internal: the nemesis task failed")?;
+    stop.store(true, Ordering::SeqCst);
+    for h in clients {
+        let _ = h.await;
+    }
+    // The live recorder keeps its own write errors.
+    let _ = crate::faults::heal_all(&mut target).await;
+    let keys = generator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .written_keys();
+    Ok(final_reads::final_reads(&FinalCtx {
+        workload: spec.workload,
+        names: names.to_vec(),
+        db: db.clone(),
+        recorder: recorder.clone(),
+        keys,
+        timeout,
+        converge_timeout: Duration::from_nanos(spec.converge_timeout.ns()),
+        fresh,
+    })
+    .await)
+}
+
+struct ClientCtx {
+    index: usize,
+    workload: Workload,
+    node: usize,
+    db: SharedDb,
+    generator: Arc<Mutex<RpcGenerator>>,
+    recorder: Recorder,
+    timeout: Duration,
+    think: Duration,
+    stop: Arc<AtomicBool>,
+    fresh: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<u64>>>,
+}
+
+/// One logical client: connects to its node (again after any error),
+/// runs one transaction at a time, records invoke and completion; after
+/// `info` it continues under a fresh process id.
+async fn client_loop(ctx: ClientCtx) {
+    let mut process = ctx.index as u64;
+    let mut conn: Option<Box<dyn DbClient>> = None;
+    let node = ctx.node;
+    let rec = &ctx.recorder;
+    let mut latencies = Vec::new();
+    while !ctx.stop.load(Ordering::SeqCst) {
+        let client = match conn.as_mut() {
+            Some(c) => c,
+            None => match final_reads::connect(&ctx.db, node, ctx.timeout).await {
+                Ok(c) => conn.insert(c),
+                // Nothing was sent: no operation to record. The node is
+                // down, paused or cut off; try again shortly.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let ops = ctx
+            .generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_op();
+        let invoked = Instant::now();
+        rec.client(
+            EventType::Invoke,
+            process,
+            node,
+            F_TXN,
+            ops.clone(),
+            None,
+            None,
+        );
+        match client.txn(ctx.workload.kind(), &ops).await {
+            TxnOutcome::Ok(done) => {
+                latencies.push(invoked.elapsed().as_nanos() as u64);
+                rec.client(EventType::Ok, process, node, F_TXN, done, None, None);
+            }
+            TxnOutcome::Fail(why) => {
+                rec.client(EventType::Fail, process, node, F_TXN, ops, Some(why), None);
+                conn = None;
+            }
+            TxnOutcome::Info(why) => {
+                rec.client(EventType::Info, process, node, F_TXN, ops, Some(why), None);
+                conn = None;
+                process = ctx.fresh.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if !ctx.think.is_zero() {
+            tokio::time::sleep(ctx.think).await;
+        }
+    }
+    ctx.latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(latencies);
+}
+
+impl crate::execution::Execution for DatabaseExecution {
+    fn mode(&self) -> Mode {
+        Mode::Live
+    }
+
+    fn execute(&mut self, run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        // The clients, the nemesis and the final readers share the listeners.
+        let bus = EventBus::new(std::mem::take(events));
+        let result = self.run(&rt, &bus);
+        // Clients and proxies stop with the runtime; then the servers.
+        rt.shutdown_timeout(Duration::from_secs(1));
+        *events = bus.take();
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let nodes_dir = run_dir.join("nodes");
+        let logs = db.collect_logs(&nodes_dir);
+        let down = db.teardown();
+        let outcome = result?;
+        logs.with_context(|| format!("copying the servers' logs into {}", nodes_dir.display()))?;
+        down.context("tearing the cluster down")?;
+        Ok(outcome)
+    }
+
+    fn annotate(&self, report: &mut ladon_checker::report::Report) {
+        if let Some(finals) = &self.figures.finals {
+            crate::live::process_run::annotate_window(report, finals);
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let f = &self.figures;
+        let mut out = vec![format!(
+            "setup: {} nodes up and replicating in {:.1} s; partitions through a TCP proxy per directed link",
+            self.spec.nodes,
+            f.setup.as_secs_f64()
+        )];
+        if !f.latencies_ns.is_empty() {
+            let mut l = f.latencies_ns.clone();
+            l.sort_unstable();
+            let ms = |ns: u64| ns as f64 / 1e6;
+            out.push(format!(
+                "clients: {} ok transactions, {:.1}/s over the {:.0} s faulty phase; latency median {:.2} ms, p99 {:.2} ms",
+                l.len(),
+                l.len() as f64 / f.faulty_phase.as_secs_f64().max(1e-9),
+                f.faulty_phase.as_secs_f64(),
+                ms(l[l.len() / 2]),
+                ms(l[(l.len() * 99 / 100).min(l.len() - 1)])
+            ));
+        }
+        if let Some(fin) = &f.finals {
+            out.push(match fin.time_to_converge_s() {
+                Some(t) => format!(
+                    "final phase: nodes agreed {t:.2} s after the heal ({} rounds of final reads)",
+                    fin.rounds
+                ),
+                None => format!(
+                    "final phase: {} rounds of final reads, no agreement within --converge-timeout {}",
+                    fin.rounds, self.spec.converge_timeout
+                ),
+            });
+        }
+        out
+    }
+}
