@@ -1,7 +1,8 @@
 //! Typed ids for the model's flat arrays: operations ([`OpId`]),
-//! micro-operations ([`MopId`]), keys ([`KeyId`]) and processes
-//! ([`ProcId`]), each a `u32` index (`#[repr(transparent)]`: the same size,
-//! layout and code as the bare `u32` they replace), with a named
+//! micro-operations ([`MopId`]), keys ([`KeyId`]), processes ([`ProcId`])
+//! and the key index's write slots ([`Slot`]), each a `u32` index
+//! (`#[repr(transparent)]`: the same size, layout and code as the bare
+//! `u32` they replace), with a named
 //! [`OpId::NONE`]-style sentinel (`u32::MAX`) for "no such thing" where a
 //! table keeps one per entry. [`IdVec`] is a `Vec` indexed by one kind of
 //! id, so `ops[mop_id]` is a type error instead of a wrong answer; it still
@@ -118,6 +119,11 @@ id! {
 id! {
     /// An interned (dense) process id: an index into `History::processes`.
     ProcId
+}
+id! {
+    /// A vertex write's slot in the key index (`KeyIndex::writes`: each
+    /// key's writes contiguous, grouped by process).
+    Slot
 }
 
 /// A `Vec` indexed by ids of one kind `I` (and, like any `Vec`, by

@@ -6,33 +6,33 @@
 //! projected onto the key's writer processes for larger keys.
 
 use crate::causality::{Causality, Clock};
-use crate::ids::{IdVec, KeyId, MopId, OpId, ProcId};
+use crate::ids::{IdVec, KeyId, MopId, OpId, ProcId, Slot};
 use crate::model::{History, NONE};
 
 pub struct KeyIndex {
     start: IdVec<KeyId, u32>,
     /// Vertex write micro-operations, per key sorted by (process, seq, mop).
-    pub writes: Vec<MopId>,
+    pub writes: IdVec<Slot, MopId>,
     /// Per slot: the write's op, process and seq.
-    pub slot_op: Vec<OpId>,
-    pub slot_proc: Vec<ProcId>,
-    pub slot_seq: Vec<u32>,
+    pub slot_op: IdVec<Slot, OpId>,
+    pub slot_proc: IdVec<Slot, ProcId>,
+    pub slot_seq: IdVec<Slot, u32>,
     /// Per slot: index of its process's group within the key.
-    slot_group: Vec<u32>,
+    slot_group: IdVec<Slot, u32>,
     /// Per key: its groups (runs of one process), as slot ranges.
     group_start: IdVec<KeyId, u32>,
     groups: Vec<(ProcId, u32, u32)>,
-    /// Per mop: its slot in `writes`, or `NONE`.
-    pub slot: IdVec<MopId, u32>,
+    /// Per mop: its slot in `writes`, or `Slot::NONE`.
+    pub slot: IdVec<MopId, Slot>,
     /// Per stored observed value (`History::vals`): the slot of the write
-    /// that produced it, or `NONE`.
-    val_slot: Vec<u32>,
+    /// that produced it, or `Slot::NONE`.
+    val_slot: Vec<Slot>,
     /// Per slot (small keys): bit `j` set when the key's `j`th write happens
     /// before this one.
-    pub pred: Vec<u64>,
+    pub pred: IdVec<Slot, u64>,
     /// Per slot (small keys): bit `j` set when this write happens before the
     /// key's `j`th write. Filled by [`KeyIndex::finish`].
-    pub succ: Vec<u64>,
+    pub succ: IdVec<Slot, u64>,
     /// Per slot (bit set): whether its write's clock has been recorded.
     done: Vec<u64>,
     /// Per slot (large keys): its projected clock, i.e. per group of its
@@ -43,9 +43,9 @@ pub struct KeyIndex {
     /// (see `causality::retire`) is answered by the retirement rule from
     /// the clock's earliest position and epoch (`proj_m`, `proj_epoch`);
     /// any other group is 0 (its process had not started).
-    proj_start: Vec<u32>,
-    proj_len: Vec<u32>,
-    proj_group_start: Vec<u32>,
+    proj_start: IdVec<Slot, u32>,
+    proj_len: IdVec<Slot, u32>,
+    proj_group_start: IdVec<Slot, u32>,
     proj_group: Vec<u32>,
     /// Per slot (bit set): whether its projected clock is stored densely
     /// instead (one entry per group of the key, trailing zeros dropped,
@@ -56,8 +56,8 @@ pub struct KeyIndex {
     /// of dense clocks.
     iota: Vec<u32>,
     proj: Vec<u32>,
-    proj_m: Vec<u32>,
-    proj_epoch: Vec<u32>,
+    proj_m: IdVec<Slot, u32>,
+    proj_epoch: IdVec<Slot, u32>,
     /// Per large key: its groups (indices into `groups`) whose process
     /// has started and was not retired at the last recorded write.
     active: IdVec<KeyId, Vec<u32>>,
@@ -105,27 +105,27 @@ impl KeyIndex {
     pub fn new(h: &History, seq: &IdVec<OpId, u32>) -> KeyIndex {
         let mut idx = KeyIndex {
             start: IdVec::from_vec(Vec::with_capacity(h.keys.len() + 1)),
-            writes: Vec::new(),
-            slot_op: Vec::new(),
-            slot_proc: Vec::new(),
-            slot_seq: Vec::new(),
-            slot_group: Vec::new(),
+            writes: IdVec::new(),
+            slot_op: IdVec::new(),
+            slot_proc: IdVec::new(),
+            slot_seq: IdVec::new(),
+            slot_group: IdVec::new(),
             group_start: IdVec::from_vec(Vec::with_capacity(h.keys.len() + 1)),
             groups: Vec::new(),
-            slot: IdVec::filled(NONE, h.mops.len()),
+            slot: IdVec::filled(Slot::NONE, h.mops.len()),
             val_slot: Vec::new(),
-            pred: Vec::new(),
-            succ: Vec::new(),
+            pred: IdVec::new(),
+            succ: IdVec::new(),
             done: Vec::new(),
-            proj_start: Vec::new(),
-            proj_len: Vec::new(),
-            proj_group_start: Vec::new(),
+            proj_start: IdVec::new(),
+            proj_len: IdVec::new(),
+            proj_group_start: IdVec::new(),
             proj_group: Vec::new(),
             dense: Vec::new(),
             iota: Vec::new(),
             proj: Vec::new(),
-            proj_m: Vec::new(),
-            proj_epoch: Vec::new(),
+            proj_m: IdVec::new(),
+            proj_epoch: IdVec::new(),
             active: IdVec::filled(Vec::new(), h.keys.len()),
             proc_groups_start: IdVec::new(),
             proc_groups: Vec::new(),
@@ -149,13 +149,13 @@ impl KeyIndex {
             tmp.sort_unstable();
             let key_groups_start = idx.groups.len() as u32;
             for &(p, s, w) in &tmp {
-                let slot = idx.writes.len() as u32;
+                let slot = idx.writes.next_id();
                 let last = idx.groups.last().copied();
                 match last {
                     Some((gp, _, _)) if gp == p && idx.groups.len() as u32 > key_groups_start => {
-                        idx.groups.last_mut().expect("a group").2 = slot + 1;
+                        idx.groups.last_mut().expect("a group").2 = slot.0 + 1;
                     }
-                    _ => idx.groups.push((p, slot, slot + 1)),
+                    _ => idx.groups.push((p, slot.0, slot.0 + 1)),
                 }
                 idx.slot_group
                     .push(idx.groups.len() as u32 - 1 - key_groups_start);
@@ -168,19 +168,20 @@ impl KeyIndex {
             idx.start.push(idx.writes.len() as u32);
             idx.group_start.push(idx.groups.len() as u32);
         }
-        idx.pred = vec![0; idx.writes.len()];
-        idx.done = vec![0; idx.writes.len().div_ceil(64)];
-        idx.proj_start = vec![NONE; idx.writes.len()];
-        idx.proj_len = vec![0; idx.writes.len()];
-        idx.proj_m = vec![0; idx.writes.len()];
-        idx.proj_group_start = vec![0; idx.writes.len()];
+        let n = idx.writes.len();
+        idx.pred = IdVec::filled(0, n);
+        idx.done = vec![0; n.div_ceil(64)];
+        idx.proj_start = IdVec::filled(NONE, n);
+        idx.proj_len = IdVec::filled(0, n);
+        idx.proj_m = IdVec::filled(0, n);
+        idx.proj_group_start = IdVec::filled(0, n);
         idx.dense = vec![0; idx.writes.len().div_ceil(64)];
         let most = (0..h.keys.len())
             .map(|k| idx.group_start[k + 1] - idx.group_start[k])
             .max()
             .unwrap_or(0);
         idx.iota = (0..most).collect();
-        idx.proj_epoch = vec![0; idx.writes.len()];
+        idx.proj_epoch = IdVec::filled(0, n);
         // Per process, its groups on large keys.
         let mut count: IdVec<ProcId, u32> = IdVec::filled(0, h.processes.len() + 1);
         let large = |k: usize| idx.start[k + 1] - idx.start[k] > SMALL as u32;
@@ -218,14 +219,14 @@ impl KeyIndex {
         idx.val_slot = h
             .resolved
             .iter()
-            .map(|&w| if w.is_none() { NONE } else { idx.slot[w] })
+            .map(|&w| if w.is_none() { Slot::NONE } else { idx.slot[w] })
             .collect();
         idx
     }
 
     /// The slots of the writes `m` observed, parallel to `History::obs(m)`
     /// (`NONE` for a value no vertex wrote).
-    pub fn observed_slots(&self, m: &crate::model::MopRec) -> &[u32] {
+    pub fn observed_slots(&self, m: &crate::model::MopRec) -> &[Slot] {
         &self.val_slot[m.obs_range()]
     }
 
@@ -325,10 +326,10 @@ impl KeyIndex {
         let epoch = c.epoch_of(clock);
         for mi in h.ops[v].mops() {
             let sv = self.slot[mi];
-            if sv == NONE {
+            if sv.is_none() {
                 continue;
             }
-            self.done[sv as usize / 64] |= 1 << (sv % 64);
+            self.done[sv.index() / 64] |= 1 << (sv.0 % 64);
             let k = h.mops[mi].key;
             let (s, e) = (self.start[k] as usize, self.start[k.index() + 1] as usize);
             if e - s <= SMALL {
@@ -338,7 +339,7 @@ impl KeyIndex {
                         mask |= 1 << (j - s);
                     }
                 }
-                self.pred[sv as usize] = mask;
+                self.pred[sv] = mask;
             } else {
                 let gs = self.group_start[k];
                 let mut active = std::mem::take(&mut self.active[k]);
@@ -374,10 +375,9 @@ impl KeyIndex {
                     }
                 }
                 self.active[k] = active;
-                let sv = sv as usize;
                 self.proj_start[sv] = self.proj.len() as u32;
                 if dense {
-                    self.dense[sv / 64] |= 1 << (sv % 64);
+                    self.dense[sv.index() / 64] |= 1 << (sv.0 % 64);
                     for g in gs..ge {
                         self.proj.push(c.entry(clock, self.groups[g as usize].0));
                     }
@@ -404,7 +404,7 @@ impl KeyIndex {
 
     /// Derives successor masks once every write is recorded.
     pub fn finish(&mut self, h: &History) {
-        self.succ = vec![0; self.writes.len()];
+        self.succ = IdVec::filled(0, self.writes.len());
         for k in 0..h.keys.len() {
             let (s, e) = (self.start[k] as usize, self.start[k + 1] as usize);
             if e - s > SMALL {
@@ -425,16 +425,16 @@ impl KeyIndex {
     /// of one transaction are never ordered.
     pub fn hb(&self, h: &History, a: MopId, b: MopId) -> bool {
         let (sa, sb) = (self.slot[a], self.slot[b]);
-        if sa == NONE || sb == NONE || self.slot_op[sa as usize] == self.slot_op[sb as usize] {
+        if sa.is_none() || sb.is_none() || self.slot_op[sa] == self.slot_op[sb] {
             return false;
         }
         let k = h.mops[a].key;
         debug_assert_eq!(k, h.mops[b].key);
         let base = self.start[k];
         if self.small(k) {
-            return self.pred[sb as usize] & (1u64 << (sa - base)) != 0;
+            return self.pred[sb] & (1u64 << (sa.0 - base)) != 0;
         }
-        self.proj_entry(sb as usize, sa as usize) >= self.slot_seq[sa as usize]
+        self.proj_entry(sb, sa) >= self.slot_seq[sa]
     }
 
     /// Whether slot `j`'s write has been recorded (its happens-before
@@ -457,7 +457,7 @@ impl KeyIndex {
         if self.small(k) {
             return self.pred[b] & (1u64 << (a - self.start[k] as usize)) != 0;
         }
-        self.proj_entry(b, a) >= self.slot_seq[a]
+        self.proj_entry(Slot::new(b), Slot::new(a)) >= self.slot_seq[a]
     }
 
     /// The first slot of `start..end` (one group of key `k`) whose write
@@ -477,7 +477,7 @@ impl KeyIndex {
         let knows = |j: usize| {
             observed
                 .iter()
-                .any(|&o| self.known_at(k, self.slot[o] as usize, j))
+                .any(|&o| self.known_at(k, self.slot[o].index(), j))
         };
         let mut j = first_true(start, end, knows);
         while j < end && !observed.iter().any(|&o| self.hb(h, o, self.writes[j])) {
@@ -505,10 +505,9 @@ impl KeyIndex {
         let mut any = false;
         for (j, &(wj, _)) in elems.iter().enumerate() {
             let sj = self.slot[wj];
-            if sj == NONE {
+            if sj.is_none() {
                 continue;
             }
-            let sj = sj as usize;
             if any && max[self.slot_group[sj] as usize] >= self.slot_seq[sj] {
                 // Some earlier element has `wj` in its past; the first one
                 // (unless that is `wj`'s own transaction, which hb excludes).
@@ -577,16 +576,16 @@ impl KeyIndex {
             .enumerate()
             .map(|(i, &a)| {
                 let sa = self.slot[a];
-                if sa == NONE {
+                if sa.is_none() {
                     return false;
                 }
-                let seq = self.slot_seq[sa as usize];
-                let t = top[self.slot_group[sa as usize] as usize];
+                let seq = self.slot_seq[sa];
+                let t = top[self.slot_group[sa] as usize];
                 let best = if t.1 == i as u32 { t.2 } else { t.0 };
                 if best >= seq {
                     return true;
                 }
-                match self.retirement(self.slot_proc[sa as usize]) {
+                match self.retirement(self.slot_proc[sa]) {
                     Some((r, tau, full)) if full >= seq => {
                         suffix_min[em.partition_point(|&(e, _)| e < r)] < tau
                     }
@@ -601,11 +600,11 @@ impl KeyIndex {
     #[cfg(test)]
     fn projection(&self, h: &History, b: MopId) -> Option<Vec<u32>> {
         let sb = self.slot[b];
-        if sb == NONE || self.proj_start[sb as usize] == NONE {
+        if sb.is_none() || self.proj_start[sb] == NONE {
             return None;
         }
         let mut out = Vec::new();
-        self.proj_into(h.mops[b].key, sb as usize, &mut out);
+        self.proj_into(h.mops[b].key, sb, &mut out);
         Some(out)
     }
 
@@ -617,7 +616,7 @@ impl KeyIndex {
 
     /// Slot `b`'s (of key `k`, large) projected clock, one entry per group
     /// of the key, into `out`.
-    fn proj_into(&self, k: KeyId, b: usize, out: &mut Vec<u32>) {
+    fn proj_into(&self, k: KeyId, b: Slot, out: &mut Vec<u32>) {
         let gr = self.key_groups(k);
         let (gs, ge) = (gr.start, gr.end);
         out.clear();
@@ -641,14 +640,14 @@ impl KeyIndex {
     }
 
     #[inline]
-    fn is_dense(&self, b: usize) -> bool {
-        self.dense[b / 64] & (1 << (b % 64)) != 0
+    fn is_dense(&self, b: Slot) -> bool {
+        self.dense[b.index() / 64] & (1 << (b.0 % 64)) != 0
     }
 
     /// Slot `b`'s projected entry for process `p`, when `p` was retired by
     /// the time `b` was recorded (see `causality::retire`).
     #[inline]
-    fn retired_entry(&self, b: usize, p: ProcId) -> Option<u32> {
+    fn retired_entry(&self, b: Slot, p: ProcId) -> Option<u32> {
         let r = self.retired[p];
         if r == NONE || r > self.proj_epoch[b] {
             return None;
@@ -660,7 +659,7 @@ impl KeyIndex {
     /// Slot `b`'s projected clock entry for slot `a`'s group (0 when `b`
     /// has no projected clock).
     #[inline]
-    fn proj_entry(&self, b: usize, a: usize) -> u32 {
+    fn proj_entry(&self, b: Slot, a: Slot) -> u32 {
         let ps = self.proj_start[b];
         if ps == NONE {
             return 0;
@@ -688,10 +687,9 @@ impl KeyIndex {
     /// [`Sparse`]).
     pub fn sparse(&self, b: MopId) -> Option<Sparse<'_>> {
         let sb = self.slot[b];
-        if sb == NONE || self.proj_start[sb as usize] == NONE {
+        if sb.is_none() || self.proj_start[sb] == NONE {
             return None;
         }
-        let sb = sb as usize;
         let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
         let groups = if self.is_dense(sb) {
             &self.iota[..len]

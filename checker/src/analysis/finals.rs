@@ -528,7 +528,7 @@ impl Judge<'_, '_> {
                 h.obs_writes(&h.mops[mop])
                     .iter()
                     .copied()
-                    .filter(|&w| !w.is_none() && idx.slot[w] != NONE)
+                    .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
                     .collect()
             };
             for &w in acked {
@@ -685,7 +685,7 @@ impl Judge<'_, '_> {
                 held.contains(&a)
                     || !state.iter().any(|&s| {
                         !s.is_none()
-                            && idx.slot[s] != NONE
+                            && !idx.slot[s].is_none()
                             && unknown_reads.may_supersede(a, s).is_some()
                     })
             })
@@ -761,7 +761,7 @@ fn register_frontier(h: &History, idx: &KeyIndex, k: KeyId, eligible: &[MopId]) 
     for g in idx.groups(k) {
         let mut last = MopId::NONE;
         let mut other = MopId::NONE;
-        while e < eligible.len() && (idx.slot[eligible[e]] as usize) < g.end {
+        while e < eligible.len() && idx.slot[eligible[e]].index() < g.end {
             let w = eligible[e];
             if !last.is_none() && h.mops[last].op != h.mops[w].op {
                 other = last;
@@ -795,7 +795,7 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> u
     let acked: Vec<MopId> = acked
         .iter()
         .copied()
-        .filter(|&w| idx.slot[w] != NONE)
+        .filter(|&w| !idx.slot[w].is_none())
         .collect();
     let n = acked.len() as u64;
     if n < 2 {
@@ -805,18 +805,18 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> u
         let base = idx.key_start(k) as u32;
         let mut mask = 0u64;
         for &a in &acked {
-            mask |= 1u64 << (idx.slot[a] - base);
+            mask |= 1u64 << (idx.slot[a].0 - base);
         }
         let mut count = 0u64;
         for &a in &acked {
             let sa = idx.slot[a];
-            let bit = sa - base;
+            let bit = sa.0 - base;
             let later = if bit == 63 {
                 0
             } else {
                 !((1u64 << (bit + 1)) - 1)
             };
-            let related = idx.pred[sa as usize] | idx.succ[sa as usize];
+            let related = idx.pred[sa] | idx.succ[sa];
             count += (mask & later & !related).count_ones() as u64;
         }
         // two writes of one transaction are not a pair
@@ -946,7 +946,7 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[MopId]) -> bool {
     let acked: Vec<MopId> = acked
         .iter()
         .copied()
-        .filter(|&w| idx.slot[w] != NONE)
+        .filter(|&w| !idx.slot[w].is_none())
         .collect();
     acked.iter().enumerate().any(|(i, &a)| {
         acked[i + 1..]

@@ -8,7 +8,7 @@ use crate::causality::Writers;
 use crate::explain::{secs, Explain, Findings};
 use crate::history::{Key, KeyKind};
 use crate::keys::KeyIndex;
-use crate::model::{KeyId, MopId, MopRec, ObsKind, Op, OpId, Outcome, ProcId, NONE};
+use crate::model::{KeyId, MopId, MopRec, ObsKind, Op, OpId, Outcome, ProcId};
 use crate::parts;
 use crate::report::{Anomaly, Example};
 
@@ -231,8 +231,8 @@ fn list_duplicate(
         if w.is_none() {
             continue;
         }
-        if sl != NONE {
-            let j = sl as usize - base;
+        if !sl.is_none() {
+            let j = sl.index() - base;
             let (word, bit) = (j / 64, 1u64 << (j % 64));
             if seen[word] & bit != 0 {
                 dups.push(v);
@@ -284,7 +284,7 @@ fn ordered_pair(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f:
     let elems = &mut scratch.elems;
     elems.clear();
     for (i, (&w, &(wo, _))) in r.ws.iter().zip(r.wr).enumerate() {
-        if !w.is_none() && wo != oi && idx.slot[w] != NONE {
+        if !w.is_none() && wo != oi && !idx.slot[w].is_none() {
             elems.push((w, i));
         }
     }
@@ -355,15 +355,15 @@ fn find_ordered_pair(
         let mut seen = 0u64;
         for &(w, _) in elems {
             let s = idx.slot[w];
-            let bit = 1u64 << (s - base);
+            let bit = 1u64 << (s.0 - base);
             // an earlier-listed element that `w` happens before
-            let later_than_w = idx.succ[s as usize] & seen;
+            let later_than_w = idx.succ[s] & seen;
             if later_than_w != 0 {
                 let j = later_than_w.trailing_zeros();
                 return Some((w, idx.writes[(base + j) as usize]));
             }
             if !is_list {
-                let earlier_than_w = idx.pred[s as usize] & seen;
+                let earlier_than_w = idx.pred[s] & seen;
                 if earlier_than_w != 0 {
                     let j = earlier_than_w.trailing_zeros();
                     return Some((idx.writes[(base + j) as usize], w));

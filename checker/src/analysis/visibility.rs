@@ -11,7 +11,7 @@ use crate::explain::{Explain, Findings};
 use crate::history::{KeyKind, MopFn};
 use crate::ids::IdVec;
 use crate::keys::{first_true, KeyIndex};
-use crate::model::{History, KeyId, MopId, ObsKind, OpId, Outcome, ProcId, NONE};
+use crate::model::{History, KeyId, MopId, ObsKind, OpId, Outcome, ProcId};
 use crate::report::{Anomaly, Example};
 use rustc_hash::FxHashMap;
 
@@ -106,8 +106,8 @@ impl Visibility {
         self.seen.clear();
         self.seen.resize(ws.len().div_ceil(64), 0);
         for &sl in idx.observed_slots(m) {
-            if sl != NONE {
-                let j = sl as usize - s;
+            if !sl.is_none() {
+                let j = sl.index() - s;
                 self.seen[j / 64] |= 1u64 << (j % 64);
             }
         }
@@ -140,7 +140,7 @@ impl Visibility {
             .obs_writes(m)
             .iter()
             .copied()
-            .filter(|&w| !w.is_none() && idx.slot[w] != NONE)
+            .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
             .collect();
         // A read after its own transaction's write sees that write.
         if observed.iter().any(|&w| h.mops[w].op == r) {
