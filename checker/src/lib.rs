@@ -10,6 +10,7 @@ pub mod explain;
 pub mod extras;
 pub mod fastparse;
 pub mod history;
+pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod parts;

@@ -2,7 +2,8 @@
 //! recorded as per-key masks or projected clocks) agrees with plain
 //! reachability in the causality graph, for small keys and large ones.
 
-use ladon_checker::causality::{session, Causality, ReadsFrom, Writers};
+use ladon_checker::causality::{bit, session, Causality, ReadsFrom, Writers};
+use ladon_checker::ids::OpId;
 use ladon_checker::keys::KeyIndex;
 use ladon_checker::reader::read_history;
 use ladon_checker::synth::{generate_vec, GenOptions, Workload};
@@ -31,18 +32,18 @@ fn check_agreement(workload: Workload, ops: u64, max_writes: u32, seed: u64) -> 
     );
     if max_writes > 64 {
         assert!(
-            (0..h.keys.len() as u32).any(|k| !idx.small(k)),
+            h.keys.ids().any(|k| !idx.small(k)),
             "some key has more than 64 writes"
         );
     }
     let mut checked = 0;
-    for k in 0..h.keys.len() as u32 {
+    for k in h.keys.ids() {
         let ws = idx.key_writes(k);
         for (i, &a) in ws.iter().enumerate() {
             // every pair on small keys; a stride on large ones
             let step = if ws.len() > 64 { 7 } else { 1 };
             for &b in ws.iter().skip(i % step).step_by(step) {
-                let (oa, ob) = (h.mops[a as usize].op, h.mops[b as usize].op);
+                let (oa, ob) = (h.mops[a].op, h.mops[b].op);
                 if oa == ob {
                     continue;
                 }
@@ -92,7 +93,7 @@ fn first_after_agrees_with_a_scan(keys: u32, max_writes: u32, seed: u64) -> usiz
     );
     idx.finish(&h);
     let mut checked = 0;
-    for k in 0..h.keys.len() as u32 {
+    for k in h.keys.ids() {
         let groups: Vec<_> = idx.groups(k).collect();
         for (i, &o) in idx.key_writes(k).iter().enumerate().step_by(3) {
             for g in &groups {
@@ -137,11 +138,11 @@ fn retired_slots_agree_with_reachability(ops: u64, keys: u32, seed: u64) -> (usi
     let (seq, prev) = session(&h);
     let mut idx = KeyIndex::new(&h, &seq);
     // Per key, the write ops (vertices) of it.
-    let mut key_ops: Vec<Vec<u32>> = vec![Vec::new(); h.keys.len()];
+    let mut key_ops: Vec<Vec<OpId>> = vec![Vec::new(); h.keys.len()];
     for (k, ws) in h.key_writes.iter().enumerate() {
         for &w in ws {
-            let o = h.mops[w as usize].op;
-            if seq[o as usize] != 0 {
+            let o = h.mops[w].op;
+            if seq[o] != 0 {
                 key_ops[k].push(o);
             }
         }
@@ -154,12 +155,12 @@ fn retired_slots_agree_with_reachability(ops: u64, keys: u32, seed: u64) -> (usi
         ReadsFrom::new(&h, &Writers::new(&h, &seq)),
         |op, clock, c| {
             idx.record(&h, c, op, clock);
-            let o = &h.ops[op as usize];
+            let o = &h.ops[op];
             if o.is_final {
                 return;
             }
             for m in &h.mops[o.mops()] {
-                for &w in key_ops[m.key as usize].iter().step_by(3) {
+                for &w in key_ops[m.key.index()].iter().step_by(3) {
                     if w != op {
                         during.push((w, op, c.in_past(w, clock)));
                     }
@@ -175,20 +176,20 @@ fn retired_slots_agree_with_reachability(ops: u64, keys: u32, seed: u64) -> (usi
         c.width
     );
     // Reachability: each operation's ancestors, one backward pass each.
-    let mut anc: std::collections::HashMap<u32, Vec<u64>> = Default::default();
-    let mut reaches = |a: u32, b: u32| {
+    let mut anc: std::collections::HashMap<OpId, Vec<u64>> = Default::default();
+    let mut reaches = |a: OpId, b: OpId| {
         let bits = anc.entry(b).or_insert_with(|| c.ancestors(b));
-        bits[a as usize / 64] & (1 << (a % 64)) != 0
+        bit(bits, a)
     };
     for &(w, op, known) in &during {
         assert_eq!(known, reaches(w, op), "op {w} -> op {op}");
     }
     let mut checked = 0;
-    for k in 0..h.keys.len() as u32 {
+    for k in h.keys.ids() {
         let ws = idx.key_writes(k);
         for (i, &a) in ws.iter().enumerate().step_by(5) {
             for &b in ws.iter().skip(i % 3).step_by(3) {
-                let (oa, ob) = (h.mops[a as usize].op, h.mops[b as usize].op);
+                let (oa, ob) = (h.mops[a].op, h.mops[b].op);
                 if oa == ob {
                     continue;
                 }
