@@ -1,13 +1,13 @@
 //! Live runs against real multi-leader databases
 //! (`ladon run --adapter postgres-pglogical`): the database execution.
 //!
-//! The execution ([`execution::DatabaseExecution`], cargo feature
+//! The execution (`execution::DatabaseExecution`, cargo feature
 //! `postgres`) is generic over `ladon_adapters::db::Database`: it sets the
-//! cluster up with a [`proxy`](ladon_adapters::db::proxy::LinkProxy) on
+//! cluster up with a proxy (`ladon_adapters::db::proxy::LinkProxy`) on
 //! every directed replication link, drives one SQL client per logical
 //! client (the live runner's generator and recorder), plays the simulator's
-//! fault schedule on the real servers ([`faults`]), heals, polls every node
-//! until they agree ([`final_reads`]) and tears the cluster down on every
+//! fault schedule on the real servers (`faults`), heals, polls every node
+//! until they agree (`final_reads`) and tears the cluster down on every
 //! exit path. A MariaDB or CouchDB adapter implements `Database` (and its
 //! client) and reuses all of it.
 //!
