@@ -15,8 +15,17 @@ pub struct AdaptersArgs {}
 pub fn render() -> String {
     let mut s = String::new();
     let _ = writeln!(s, "adapters (ladon run --adapter NAME):");
-    for a in crate::adapters::registry() {
-        let _ = writeln!(s, "  {:<10} {:<10} {}", a.name, a.mode.as_str(), a.about);
+    let adapters = crate::adapters::registry();
+    // One column width for every name, so the modes and lines stay aligned.
+    let width = adapters.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for a in &adapters {
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:<10} {}",
+            a.name,
+            a.mode.as_str(),
+            a.about
+        );
     }
     let _ = writeln!(s);
     s.push_str(&render_reference());
@@ -218,10 +227,30 @@ mod tests {
         let out = super::render();
         for a in crate::adapters::registry() {
             assert!(
-                out.contains(&format!("  {:<10} ", a.name)),
+                out.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{} ", a.name))),
                 "{} missing:\n{out}",
                 a.name
             );
         }
+    }
+
+    #[test]
+    fn the_listing_keeps_its_columns_aligned_for_long_names() {
+        let out = super::render();
+        let rows: Vec<&str> = out.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+        assert_eq!(rows.len(), crate::adapters::registry().len(), "{out}");
+        // The mode column ("simulation" or "live") starts at the same place
+        // on every row, whatever the longest name (postgres-pglogical).
+        let starts: Vec<usize> = rows
+            .iter()
+            .map(|l| {
+                l.find(" simulation ")
+                    .or_else(|| l.find(" live "))
+                    .unwrap_or_else(|| panic!("no mode in {l:?}"))
+            })
+            .collect();
+        assert!(starts.iter().all(|&c| c == starts[0]), "{out}");
+        assert!(out.contains("  postgres-pglogical live "), "{out}");
     }
 }
