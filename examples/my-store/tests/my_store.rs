@@ -197,11 +197,21 @@ fn the_command_line_lists_and_refuses_adapters_by_name() {
     let out = my_store(&["adapters"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(
-        stdout.contains("  my-store   simulation my store (examples/my-store)"),
+    // A row is the name, its mode and its line, in aligned columns.
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.first() == Some(&name))
+    };
+    let mine = row("my-store").unwrap_or_else(|| panic!("no my-store row:\n{stdout}"));
+    assert_eq!(
+        mine[1..].join(" "),
+        "simulation my store (examples/my-store)",
         "{stdout}"
     );
-    assert!(stdout.contains("  my-store-buggy simulation "), "{stdout}");
+    let buggy = row("my-store-buggy").unwrap_or_else(|| panic!("no my-store-buggy row:\n{stdout}"));
+    assert_eq!(buggy[1], "simulation", "{stdout}");
 
     let out = my_store(&["run", "--adapter", "my-store", "--bug", "no-anti-entropy"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
