@@ -1018,3 +1018,31 @@ pub fn random_seed() -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+/// Applies a run mode's own defaults (`what`: "process", "database") to
+/// the options not given on the command line (`given`: their clap ids).
+/// `defaults` are `(id, value)` pairs in the flags' own syntax.
+pub fn apply_defaults(
+    o: &mut RunOptions,
+    defaults: &[(&str, &str)],
+    given: &std::collections::BTreeSet<String>,
+    what: &str,
+) -> anyhow::Result<()> {
+    for (id, value) in defaults {
+        if given.contains(*id) {
+            continue;
+        }
+        let bad = |e: String| anyhow::anyhow!("internal: {what} default {id}={value}: {e}");
+        match *id {
+            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
+            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
+            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
+            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "latency" => o.net.latency = value.parse().map_err(bad)?,
+            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
+            other => anyhow::bail!("internal: no {what} default for {other}"),
+        }
+    }
+    Ok(())
+}

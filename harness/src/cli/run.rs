@@ -86,22 +86,7 @@ pub fn process_spec(
     given: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<ProcessSpec> {
     let mut o = args.options.clone();
-    for (id, value) in PROCESS_DEFAULTS {
-        if given.contains(*id) {
-            continue;
-        }
-        let bad = |e: String| anyhow::anyhow!("internal: process default {id}={value}: {e}");
-        match *id {
-            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
-            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
-            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
-            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "latency" => o.net.latency = value.parse().map_err(bad)?,
-            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
-            other => anyhow::bail!("internal: no process default for {other}"),
-        }
-    }
+    crate::options::apply_defaults(&mut o, PROCESS_DEFAULTS, given, "process")?;
     anyhow::ensure!(
         given.contains("workload"),
         "--adapter process needs --workload NAME (one of {})",

@@ -191,16 +191,7 @@ impl DatabaseExecution {
         let tally = rec.tally();
         let finals = match ended? {
             Ended::Done(finals) => finals,
-            Ended::Interrupted(signal) => {
-                return Ok(RunOutcome {
-                    events: tally.events,
-                    completed_ops: tally.completed_ops,
-                    writes: tally.writes,
-                    end_ns: rec.now_ns(),
-                    interrupted: Some(signal.to_string()),
-                    ..RunOutcome::default()
-                });
-            }
+            Ended::Interrupted(signal) => return Ok(rec.interrupted_outcome(signal)),
         };
         if let Some(e) = rec.write_error() {
             anyhow::bail!("{e}");
@@ -288,16 +279,16 @@ async fn drive(
     }
     // The live recorder keeps its own write errors.
     let _ = crate::faults::heal_all(&mut target).await;
-    let keys = generator
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .written_keys();
+    let reads = {
+        let g = generator.lock().unwrap_or_else(|p| p.into_inner());
+        g.final_reads(&g.written_keys())
+    };
     Ok(final_reads::final_reads(&FinalCtx {
         workload: spec.workload,
         names: names.to_vec(),
         db: db.clone(),
         recorder: recorder.clone(),
-        keys,
+        reads,
         timeout,
         converge_timeout: Duration::from_nanos(spec.converge_timeout.ns()),
         fresh,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ladon_adapters::db::{DbClient, TxnOutcome};
 use ladon_adapters::process::Workload;
-use ladon_checker::history::{EventType, Key, Mop, ReadValue, F_FINAL};
+use ladon_checker::history::{EventType, Mop, F_FINAL};
 
 use super::faults::SharedDb;
 use crate::final_phase::{Compare, FinalReads, FinalRounds};
@@ -21,7 +21,8 @@ pub struct FinalCtx {
     pub names: Vec<String>,
     pub db: SharedDb,
     pub recorder: Recorder,
-    pub keys: Vec<Key>,
+    /// The final read: every written key (`RpcGenerator::final_reads`).
+    pub reads: Vec<Mop>,
     pub timeout: Duration,
     pub converge_timeout: Duration,
     pub fresh: std::sync::Arc<AtomicU64>,
@@ -122,11 +123,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
             process: ctx.fresh.fetch_add(1, Ordering::SeqCst),
         })
         .collect();
-    let reads: Vec<Mop> = ctx
-        .keys
-        .iter()
-        .map(|k| Mop::Read(k.clone(), ReadValue::Null))
-        .collect();
+    let reads = &ctx.reads;
     let mut rounds = FinalRounds::new(
         ctx.names.clone(),
         Compare::Canonical(ctx.workload.kind()),
@@ -136,7 +133,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
     let deadline = tokio::time::Instant::now() + ctx.converge_timeout;
     loop {
         let results = crate::live::final_phase::futures_join_all(
-            readers.iter_mut().map(|r| r.read(ctx, &reads)).collect(),
+            readers.iter_mut().map(|r| r.read(ctx, reads)).collect(),
         )
         .await;
         if rounds.round(ctx.recorder.now_ns(), &results)

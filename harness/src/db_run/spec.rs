@@ -82,21 +82,7 @@ pub use crate::adapters::database_default_guarantees as default_guarantees;
 /// Resolves `ladon run --adapter postgres-pglogical`.
 pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpec> {
     let mut o = args.options.clone();
-    for (id, value) in DB_DEFAULTS {
-        if given.contains(*id) {
-            continue;
-        }
-        let bad = |e: String| anyhow::anyhow!("internal: database default {id}={value}: {e}");
-        match *id {
-            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
-            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
-            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
-            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "latency" => o.net.latency = value.parse().map_err(bad)?,
-            other => anyhow::bail!("internal: no database default for {other}"),
-        }
-    }
+    crate::options::apply_defaults(&mut o, DB_DEFAULTS, given, "database")?;
     o.validate().map_err(anyhow::Error::msg)?;
     let adapter = o.adapter;
     let workload_name = o.workload.sim().map_err(|_| {

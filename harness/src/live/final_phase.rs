@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ladon_adapters::process::Workload;
-use ladon_checker::history::{Key, Mop, ReadValue};
+use ladon_checker::history::Mop;
 
 pub use crate::final_phase::FinalReads;
 use crate::final_phase::{Compare, FinalRounds};
@@ -24,7 +24,8 @@ pub struct FinalCtx {
     pub router: mpsc::Sender<RouterIn>,
     pub nodes: SharedNodes,
     pub recorder: Recorder,
-    pub keys: Vec<Key>,
+    /// The final read: every written key (`RpcGenerator::final_reads`).
+    pub reads: Vec<Mop>,
     pub timeout: Duration,
     pub converge_timeout: Duration,
     pub fresh: Arc<AtomicU64>,
@@ -60,11 +61,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
     let mut processes: Vec<u64> = (0..n)
         .map(|_| ctx.fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
         .collect();
-    let reads: Vec<Mop> = ctx
-        .keys
-        .iter()
-        .map(|k| Mop::Read(k.clone(), ReadValue::Null))
-        .collect();
+    let reads = &ctx.reads;
     let mut rounds = FinalRounds::new(
         ctx.names.clone(),
         Compare::Canonical(ctx.workload.kind()),

@@ -395,10 +395,10 @@ async fn drive(
         router: router_tx.clone(),
         nodes: nodes.clone(),
         recorder: recorder.clone(),
-        keys: generator
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .written_keys(),
+        reads: {
+            let g = generator.lock().unwrap_or_else(|p| p.into_inner());
+            g.final_reads(&g.written_keys())
+        },
         timeout: opts.op_timeout,
         converge_timeout: opts.converge_timeout,
         fresh,

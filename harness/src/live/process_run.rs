@@ -239,16 +239,7 @@ impl crate::execution::Execution for ProcessExecution {
         let tally = rec.tally();
         let outcome = match ended? {
             Ok(outcome) => outcome,
-            Err(signal) => {
-                return Ok(RunOutcome {
-                    events: tally.events,
-                    completed_ops: tally.completed_ops,
-                    writes: tally.writes,
-                    end_ns: rec.now_ns(),
-                    interrupted: Some(signal.to_string()),
-                    ..RunOutcome::default()
-                });
-            }
+            Err(signal) => return Ok(rec.interrupted_outcome(signal)),
         };
         let run = RunOutcome {
             events: tally.events,

@@ -138,6 +138,20 @@ impl Recorder {
         self.lock().tally.clone()
     }
 
+    /// The outcome of a live run a signal stopped (`signal`): what was
+    /// recorded so far, no final phase.
+    pub fn interrupted_outcome(&self, signal: &str) -> crate::runner::RunOutcome {
+        let tally = self.tally();
+        crate::runner::RunOutcome {
+            events: tally.events,
+            completed_ops: tally.completed_ops,
+            writes: tally.writes,
+            end_ns: self.now_ns(),
+            interrupted: Some(signal.to_string()),
+            ..crate::runner::RunOutcome::default()
+        }
+    }
+
     /// The first write error, if any (the history file is then incomplete).
     pub fn write_error(&self) -> Option<String> {
         self.lock().error.clone()
