@@ -11,6 +11,7 @@
 //! ([`registry::Registry`]); a cluster left behind by a Ladon that was killed
 //! with SIGKILL is found and removed before the next one starts.
 
+pub mod error;
 pub mod netns;
 pub mod postgres;
 pub mod process_group;
@@ -27,46 +28,7 @@ use std::time::Duration;
 
 use ladon_checker::history::{KeyKind, Mop};
 
-/// What can go wrong driving a database's nodes. Every message names the
-/// node, the command or the file concerned.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// A binary the system needs is missing; carries the install command.
-    #[error("{what} not found ({path}); install it with: {install}")]
-    Missing {
-        what: String,
-        path: String,
-        install: String,
-    },
-    /// A command exited unsuccessfully.
-    #[error("{node}: `{command}` failed: {output}")]
-    Command {
-        node: String,
-        command: String,
-        output: String,
-    },
-    /// A node did not become ready in time.
-    #[error("{node}: not ready after {secs} s; its log is {log}")]
-    NotReady {
-        node: String,
-        secs: u64,
-        log: PathBuf,
-    },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl DbError {
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DbError {
-        let context = context.into();
-        move |source| DbError::Io { context, source }
-    }
-}
+pub use error::DbError;
 
 /// How the nodes replicate to each other.
 pub use crate::reference::config::Topology;

@@ -47,6 +47,17 @@ use crate::runner::RunOutcome;
 /// The cluster of `spec`'s system, not started yet, and with
 /// `--network netns` its network (made now: the servers start inside it).
 pub fn build(spec: &DbSpec) -> anyhow::Result<(Box<dyn Database>, Option<Arc<Network>>)> {
+    // Networks of killed runs go whichever mode this run uses.
+    if ladon_adapters::db::netns::unavailable().is_none() {
+        let swept = ladon_adapters::db::netns::sweep()
+            .context("removing the network namespaces of killed runs")?;
+        if !swept.is_empty() {
+            tracing::warn!(
+                "removed {} network namespace(s) left behind by a killed run",
+                swept.len()
+            );
+        }
+    }
     let network = match spec.network {
         NetworkMode::Netns => Some(Arc::new(
             Network::create(spec.nodes).context("--network netns: creating the namespaces")?,
@@ -99,9 +110,8 @@ pub fn network_line(spec: &DbSpec) -> String {
 struct Figures {
     setup: Duration,
     finals: Option<FinalReads>,
-    /// Completion minus invoke of every `ok` client transaction, as the
-    /// clients measured it.
-    latencies_ns: Vec<u64>,
+    /// What the clients measured.
+    times: ClientTimes,
     faulty_phase: Duration,
 }
 
@@ -219,9 +229,9 @@ impl DatabaseExecution {
             });
         };
         let total = self.spec.time_limit.ns();
-        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let times = Arc::new(Mutex::new(ClientTimes::default()));
         let ended = rt.block_on(async {
-            let run = drive(&self.spec, &names, &self.db, &links, &rec, &latencies);
+            let run = drive(&self.spec, &names, &self.db, &links, &rec, &times);
             tokio::pin!(run);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -241,8 +251,7 @@ impl DatabaseExecution {
         if let Some(e) = rec.write_error() {
             anyhow::bail!("{e}");
         }
-        self.figures.latencies_ns =
-            std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        self.figures.times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
         self.figures.faulty_phase = Duration::from_nanos(total);
         self.figures.finals = Some(finals.clone());
         Ok(RunOutcome {
@@ -265,7 +274,7 @@ async fn drive(
     db: &SharedDb,
     links: &Arc<Links>,
     recorder: &Recorder,
-    latencies: &Arc<Mutex<Vec<u64>>>,
+    times: &Arc<Mutex<ClientTimes>>,
 ) -> anyhow::Result<FinalReads> {
     let fresh = Arc::new(AtomicU64::new(spec.concurrency as u64));
     let stop = Arc::new(AtomicBool::new(false));
@@ -294,7 +303,7 @@ async fn drive(
             think,
             stop: stop.clone(),
             fresh: fresh.clone(),
-            latencies: latencies.clone(),
+            times: times.clone(),
         })));
     }
     let clocks = spec.nemesis.0.contains(&FaultKind::Clock);
@@ -352,7 +361,17 @@ struct ClientCtx {
     think: Duration,
     stop: Arc<AtomicBool>,
     fresh: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<u64>>>,
+    times: Arc<Mutex<ClientTimes>>,
+}
+
+/// What the clients measured, in nanoseconds.
+#[derive(Debug, Clone, Default)]
+struct ClientTimes {
+    /// The round trip of every `ok` transaction (sent to answered).
+    latencies: Vec<u64>,
+    /// The harness's own time around every transaction: generating it and
+    /// recording its invoke and completion.
+    overheads: Vec<u64>,
 }
 
 /// One logical client: connects to its node (again after any error),
@@ -363,7 +382,7 @@ async fn client_loop(ctx: ClientCtx) {
     let mut conn: Option<Box<dyn DbClient>> = None;
     let node = ctx.node;
     let rec = &ctx.recorder;
-    let mut latencies = Vec::new();
+    let mut times = ClientTimes::default();
     while !ctx.stop.load(Ordering::SeqCst) {
         let client = match conn.as_mut() {
             Some(c) => c,
@@ -377,12 +396,15 @@ async fn client_loop(ctx: ClientCtx) {
                 }
             },
         };
+        // The harness's own time per transaction: generating it and
+        // recording its invoke and completion (the history, node logs and
+        // progress listeners), measured around the client's round trip.
+        let begun = Instant::now();
         let ops = ctx
             .generator
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_op();
-        let invoked = Instant::now();
         rec.client(
             EventType::Invoke,
             process,
@@ -392,9 +414,12 @@ async fn client_loop(ctx: ClientCtx) {
             None,
             None,
         );
-        match client.txn(ctx.workload.kind(), &ops).await {
+        let sent = Instant::now();
+        let outcome = client.txn(ctx.workload.kind(), &ops).await;
+        let answered = Instant::now();
+        match outcome {
             TxnOutcome::Ok(done) => {
-                latencies.push(invoked.elapsed().as_nanos() as u64);
+                times.latencies.push((answered - sent).as_nanos() as u64);
                 rec.client(EventType::Ok, process, node, F_TXN, done, None, None);
             }
             TxnOutcome::Fail(why) => {
@@ -407,14 +432,16 @@ async fn client_loop(ctx: ClientCtx) {
                 process = ctx.fresh.fetch_add(1, Ordering::SeqCst);
             }
         }
+        times
+            .overheads
+            .push(((sent - begun) + answered.elapsed()).as_nanos() as u64);
         if !ctx.think.is_zero() {
             tokio::time::sleep(ctx.think).await;
         }
     }
-    ctx.latencies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(latencies);
+    let mut all = ctx.times.lock().unwrap_or_else(|p| p.into_inner());
+    all.latencies.extend(times.latencies);
+    all.overheads.extend(times.overheads);
 }
 
 impl crate::execution::Execution for DatabaseExecution {
@@ -462,18 +489,30 @@ impl crate::execution::Execution for DatabaseExecution {
             f.setup.as_secs_f64(),
             network_line(&self.spec)
         )];
-        if !f.latencies_ns.is_empty() {
-            let mut l = f.latencies_ns.clone();
+        if !f.times.latencies.is_empty() {
+            let mut l = f.times.latencies.clone();
             l.sort_unstable();
             let ms = |ns: u64| ns as f64 / 1e6;
+            let median = l[l.len() / 2];
             out.push(format!(
                 "clients: {} ok transactions, {:.1}/s over the {:.0} s faulty phase; latency median {:.2} ms, p99 {:.2} ms",
                 l.len(),
                 l.len() as f64 / f.faulty_phase.as_secs_f64().max(1e-9),
                 f.faulty_phase.as_secs_f64(),
-                ms(l[l.len() / 2]),
+                ms(median),
                 ms(l[(l.len() * 99 / 100).min(l.len() - 1)])
             ));
+            let mut o = f.times.overheads.clone();
+            o.sort_unstable();
+            if let Some(&om) = o.get(o.len() / 2) {
+                out.push(format!(
+                    "harness overhead: median {:.1} µs per transaction (generating and recording it), \
+                     {:.1}% of the median client latency; p99 {:.1} µs",
+                    om as f64 / 1e3,
+                    100.0 * om as f64 / median.max(1) as f64,
+                    o[(o.len() * 99 / 100).min(o.len() - 1)] as f64 / 1e3
+                ));
+            }
         }
         if let Some(fin) = &f.finals {
             out.push(match fin.time_to_converge_s() {
