@@ -83,6 +83,94 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<(Box<dyn Database>, Option<Arc<Net
     Ok((db, network))
 }
 
+/// A failed run keeps its nodes' data directories in `RUN_DIR/data/<node>`
+/// (the nodes are killed first, so each is as a crash left it; the
+/// teardown then removes the originals). Best effort: what cannot be
+/// copied is said on stderr.
+fn keep_data(db: &mut dyn Database, run_dir: &Path) {
+    let mut dirs = Vec::new();
+    for (i, name) in db.nodes().into_iter().enumerate() {
+        if let Some(dir) = db.data_dir(i).filter(|d| d.exists()) {
+            let _ = db.kill(i);
+            dirs.push((name, dir));
+        }
+    }
+    for (name, kept) in copy_data(&dirs, run_dir) {
+        match kept {
+            Ok(to) => eprintln!(
+                "ladon: the run failed; {name}'s data is kept in {}",
+                to.display()
+            ),
+            Err(e) => eprintln!("ladon: the run failed; could not keep {name}'s data: {e}"),
+        }
+    }
+}
+
+/// Copies each `(node, dir)` to `run_dir/data/<node>` (`cp -a`: owners and
+/// modes kept); where each went, or why not.
+fn copy_data(
+    dirs: &[(String, std::path::PathBuf)],
+    run_dir: &Path,
+) -> Vec<(String, Result<std::path::PathBuf, String>)> {
+    dirs.iter()
+        .map(|(name, dir)| {
+            let to = run_dir.join("data").join(name);
+            let copied = std::fs::create_dir_all(run_dir.join("data"))
+                .map_err(|e| format!("create {}: {e}", run_dir.join("data").display()))
+                .and_then(|()| {
+                    let out = std::process::Command::new("cp")
+                        .arg("-a")
+                        .arg(dir)
+                        .arg(&to)
+                        .output()
+                        .map_err(|e| format!("run cp: {e}"))?;
+                    if out.status.success() {
+                        Ok(to.clone())
+                    } else {
+                        Err(format!(
+                            "cp -a {} {}: {}",
+                            dir.display(),
+                            to.display(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ))
+                    }
+                });
+            (name.clone(), copied)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_runs_data_directories_are_copied_into_the_run_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n1 = tmp.path().join("cluster/n1");
+        std::fs::create_dir_all(n1.join("base")).unwrap();
+        std::fs::write(n1.join("base/PG_VERSION"), "15\n").unwrap();
+        let run = tmp.path().join("run");
+        let missing = tmp.path().join("cluster/n2");
+        let out = copy_data(
+            &[("n1".into(), n1.clone()), ("n2".into(), missing.clone())],
+            &run,
+        );
+        assert_eq!(out[0], ("n1".to_string(), Ok(run.join("data/n1"))));
+        assert_eq!(
+            std::fs::read_to_string(run.join("data/n1/base/PG_VERSION")).unwrap(),
+            "15\n"
+        );
+        let (name, err) = &out[1];
+        assert_eq!(name, "n2");
+        let err = err.clone().unwrap_err();
+        assert!(
+            err.starts_with(&format!("cp -a {}", missing.display())),
+            "{err}"
+        );
+    }
+}
+
 /// How partitions are made in this run, in a line.
 pub fn network_line(spec: &DbSpec) -> String {
     match spec.network {
@@ -463,6 +551,9 @@ impl crate::execution::Execution for DatabaseExecution {
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         let nodes_dir = run_dir.join("nodes");
         let logs = db.collect_logs(&nodes_dir);
+        if result.is_err() {
+            keep_data(&mut **db, run_dir);
+        }
         let down = db.teardown();
         drop(db);
         // The servers are gone: now the namespaces, bridge and rules.
