@@ -44,9 +44,13 @@ use crate::nemesis::{FaultKind, NemesisConfig};
 use crate::options::{AdapterKind, NetworkMode};
 use crate::runner::RunOutcome;
 
+/// A cluster not started yet, and its network namespaces (`--network
+/// netns`).
+pub type Built = (Box<dyn Database>, Option<Arc<Network>>);
+
 /// The cluster of `spec`'s system, not started yet, and with
 /// `--network netns` its network (made now: the servers start inside it).
-pub fn build(spec: &DbSpec) -> anyhow::Result<(Box<dyn Database>, Option<Arc<Network>>)> {
+pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
     // Networks of killed runs go whichever mode this run uses.
     if ladon_adapters::db::netns::unavailable().is_none() {
         let swept = ladon_adapters::db::netns::sweep()
