@@ -18,9 +18,9 @@
 //! node's copy has the same hash and automerge sees one change, one object.
 
 use ladon_checker::report::Guarantee;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
-use automerge::sync::{Message, State, SyncDoc};
+use automerge::sync::{Capability, Message, MessageFlags, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, AutoCommit, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT,
@@ -172,6 +172,120 @@ impl AutomergeDoc {
     }
 }
 
+/// automerge's `receive_sync_message`, step for step (automerge 0.12,
+/// `sync.rs`), with one step computed differently: forgetting the sent
+/// changes the peer's heads already cover. The library walks every ancestor
+/// of those heads for that, the whole history on every message, which made
+/// a run quadratic in its length (docs/performance.md). Here the changes
+/// *not* covered by the heads come from the change graph's clock
+/// (`get_changes_meta`, proportional to what the heads lack) and the sent
+/// hashes keep exactly those: the same set, so the same messages.
+fn receive_sync_message(
+    doc: &mut AutoCommit,
+    st: &mut State,
+    message: Message,
+    before_heads: &[ChangeHash],
+) -> Result<(), String> {
+    st.in_flight = false;
+    let Message {
+        heads: message_heads,
+        changes: message_changes,
+        need: message_need,
+        have: message_have,
+        flags: message_flags,
+        ..
+    } = message;
+
+    if let Some(flags) = message_flags {
+        let mut caps = vec![Capability::MessageV2];
+        if flags.contains(MessageFlags::SUPPORTS_SYNC_RESET) {
+            caps.push(Capability::SyncReset);
+        }
+        st.their_capabilities = Some(caps);
+        if flags.contains(MessageFlags::SYNC_RESET) {
+            st.sent_hashes.clear();
+        }
+        st.peer_read_only = flags.contains(MessageFlags::READ_ONLY);
+    }
+
+    let changes_is_empty = message_changes.is_empty();
+    if !changes_is_empty && !st.read_only {
+        let mut joined = Vec::new();
+        for c in message_changes.iter() {
+            joined.extend_from_slice(c);
+        }
+        doc.load_incremental(&joined).map_err(err)?;
+        let old: HashSet<&ChangeHash> = before_heads.iter().collect();
+        let new: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
+        st.shared_heads = advance_heads(&old, &new, &st.shared_heads);
+    }
+
+    let known_heads: Vec<ChangeHash> = message_heads
+        .iter()
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .copied()
+        .collect();
+    // The library's `filter_changes`: drop every sent hash that is an
+    // ancestor of the known heads (none when there are no known heads).
+    if !known_heads.is_empty() && !st.sent_hashes.is_empty() {
+        let missing: HashSet<ChangeHash> = doc
+            .get_changes_meta(&known_heads)
+            .into_iter()
+            .map(|c| c.hash)
+            .collect();
+        st.sent_hashes.retain(|h| missing.contains(h));
+    }
+
+    if changes_is_empty && message_heads == before_heads {
+        st.last_sent_heads.clone_from(&message_heads);
+    }
+
+    if known_heads.len() == message_heads.len() {
+        st.shared_heads.clone_from(&message_heads);
+        if message_heads.is_empty() {
+            st.last_sent_heads = Default::default();
+            st.sent_hashes = Default::default();
+        }
+    } else {
+        let mut shared: Vec<ChangeHash> = st
+            .shared_heads
+            .iter()
+            .chain(&known_heads)
+            .copied()
+            .collect();
+        shared.sort();
+        shared.dedup();
+        st.shared_heads = shared;
+    }
+
+    st.their_have = Some(message_have);
+    st.their_heads = Some(message_heads);
+    st.their_need = Some(message_need);
+    Ok(())
+}
+
+/// automerge's `advance_heads` (private in `sync.rs`).
+fn advance_heads(
+    my_old_heads: &HashSet<&ChangeHash>,
+    my_new_heads: &HashSet<ChangeHash>,
+    our_old_shared_heads: &[ChangeHash],
+) -> Vec<ChangeHash> {
+    let mut advanced: Vec<ChangeHash> = my_new_heads
+        .iter()
+        .filter(|h| !my_old_heads.contains(h))
+        .chain(
+            our_old_shared_heads
+                .iter()
+                .filter(|h| my_new_heads.contains(h)),
+        )
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    advanced.sort();
+    advanced
+}
+
 impl Replica for AutomergeDoc {
     const NAME: &'static str = "automerge";
 
@@ -233,10 +347,7 @@ impl Replica for AutomergeDoc {
         }
         let m = Message::decode(&msg.bytes).map_err(err)?;
         let before = self.doc.get_heads();
-        self.doc
-            .sync()
-            .receive_sync_message(&mut self.peers[peer], m)
-            .map_err(err)?;
+        receive_sync_message(&mut self.doc, &mut self.peers[peer], m, &before)?;
         let changed = self.doc.get_heads() != before;
         if let Some(w) = self.push(peer) {
             replies.push(w);
