@@ -1,6 +1,7 @@
 //! automerge: one `AutoCommit` document per node, synced with automerge's
 //! sync protocol (a `sync::State` per peer, `generate_sync_message` /
-//! `receive_sync_message`).
+//! `receive_sync_message`, the latter's steps run here: see
+//! `receive_sync_message` below).
 //!
 //! Mapping, every key an entry of the root map:
 //! - register `r:K` → a scalar; concurrent values are automerge conflicts,
