@@ -65,7 +65,12 @@ fn end_to_end(c: &mut Criterion) {
         guarantees: vec![Guarantee::Linearizable],
         ..CheckOptions::default()
     };
-    for (ops, keys, clients) in [(10_000u64, 10u32, 10u32), (10_000, 1, 10)] {
+    // The last is issue 13's target shape (under 1 s end to end).
+    for (ops, keys, clients) in [
+        (10_000u64, 10u32, 10u32),
+        (10_000, 1, 10),
+        (100_000, 10, 10),
+    ] {
         let (bytes, _) = history(ops, keys, clients);
         g.throughput(Throughput::Elements(ops));
         let id = format!("{ops}-ops-{keys}-keys-{clients}-clients");

@@ -17,6 +17,9 @@ use std::collections::BinaryHeap;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::ids::{IdVec, OpId, ProcId};
 use crate::model::{History, Outcome, NONE};
 use crate::parts;
 use rustc_hash::FxHashMap;
@@ -39,39 +42,61 @@ impl EdgeKind {
 
 pub struct Causality {
     /// Per op: 1-based position among its process's vertices; 0 = not a vertex.
-    pub seq: Vec<u32>,
-    /// Per op: the previous vertex of its process, or `NONE`.
-    pub prev: Vec<u32>,
-    /// Per op: the next vertex of its process, or `NONE`.
-    next: Vec<u32>,
+    pub seq: IdVec<OpId, u32>,
+    /// Per op: the previous vertex of its process, or `OpId::NONE`.
+    pub prev: IdVec<OpId, OpId>,
+    /// Per op: the next vertex of its process, or `OpId::NONE`.
+    next: IdVec<OpId, OpId>,
     /// Reduced reads-from predecessors, CSR by reader op.
-    pred_start: Vec<u32>,
-    preds: Vec<u32>,
+    pred_start: IdVec<OpId, u32>,
+    preds: Vec<OpId>,
     /// The same edges by writer op (CSR: start per op, readers), built
     /// only when a reachability search needs them.
-    succ: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
+    succ: std::sync::OnceLock<(IdVec<OpId, u32>, Vec<OpId>)>,
     /// Per op (bit set): whether some op reads from it, so a search that
     /// only meets unread ops never needs the successor index.
     read_by: Vec<u64>,
     /// Per op: position in the topological order (`NONE` if not a vertex).
-    pub pos: Vec<u32>,
+    pub pos: IdVec<OpId, u32>,
     /// Non-trivial strongly connected components (cycles), as op ids.
-    pub cycles: Vec<Vec<u32>>,
+    pub cycles: Vec<Vec<OpId>>,
     /// Per op: which entry of `cycles` it belongs to, if any.
-    pub cycle_of: FxHashMap<u32, u32>,
+    pub cycle_of: FxHashMap<OpId, u32>,
     /// Per op: its process.
-    procs_of: Vec<u32>,
-    /// Per process: its clock slot and the slot's generation when it held it.
-    slot_of: Vec<u32>,
-    gen_of: Vec<u32>,
-    /// Clock width: slots are recycled once nothing can ask about their process.
+    procs_of: IdVec<OpId, ProcId>,
+    /// Per process: its clock slot and the slot's generation when it took
+    /// it (`slot << 32 | generation`; `u64::MAX` before its first vertex).
+    /// Assigned during the sweep (see [`sweep`]); atomic because the
+    /// vertex consumer reads it while the sweep assigns later processes.
+    slot_gen: IdVec<ProcId, AtomicU64>,
+    /// Per process: the retirement epoch from which clocks answer for it
+    /// by [`Causality::entry`]'s rule instead of a slot (`NONE`: never
+    /// retired), and the rule, `tau << 32 | full` (see [`retire`]).
+    retired: IdVec<ProcId, AtomicU32>,
+    rule: IdVec<ProcId, AtomicU64>,
+    /// Clock width over processes whose slots are freed only when nothing
+    /// can ask about them any more (reported as `graph.clock_width`).
     pub width: usize,
+    /// Slots the clocks actually used: processes are also retired from
+    /// their slots while something may still ask about them (see
+    /// `retire`), so short-lived processes share few slots.
+    pub clock_slots: usize,
     pub edge_count: usize,
 }
 
-/// A vector clock: per slot, `generation << 32 | seq`, so joining is an
-/// element-wise maximum and a recycled slot's newer process wins.
+/// A vector clock: a header of [`HEADER`] words, then per slot
+/// `generation << 32 | seq`, so joining is an element-wise maximum and a
+/// recycled slot's newer process wins. Slots past a clock's end are 0.
+/// Header word `MINPOS` holds `u32::MAX - m`, where `m` is the earliest
+/// topological position in the clock's causal past (a maximum of it is a
+/// minimum of `m`); word `EPOCH` is the retirement epoch at which the
+/// clock was made.
 pub type Clock = [u64];
+
+/// Header words of a [`Clock`].
+pub const HEADER: usize = 2;
+const MINPOS: usize = 0;
+const EPOCH: usize = 1;
 
 #[inline]
 fn pack(gen: u32, seq: u32) -> u64 {
@@ -79,22 +104,22 @@ fn pack(gen: u32, seq: u32) -> u64 {
 }
 
 /// Session order: per op its 1-based position among its process's vertices
-/// (0 if not a vertex), and its previous vertex (`NONE` if first).
-pub fn session(h: &History) -> (Vec<u32>, Vec<u32>) {
+/// (0 if not a vertex), and its previous vertex (`OpId::NONE` if first).
+pub fn session(h: &History) -> (IdVec<OpId, u32>, IdVec<OpId, OpId>) {
     let n = h.ops.len();
-    let mut seq = vec![0u32; n];
-    let mut prev = vec![NONE; n];
-    let mut last = vec![NONE; h.processes.len()];
-    let mut count = vec![0u32; h.processes.len()];
-    for (i, op) in h.ops.iter().enumerate() {
+    let mut seq = IdVec::filled(0u32, n);
+    let mut prev = IdVec::filled(OpId::NONE, n);
+    let mut last: IdVec<ProcId, OpId> = IdVec::filled(OpId::NONE, h.processes.len());
+    let mut count: IdVec<ProcId, u32> = IdVec::filled(0, h.processes.len());
+    for (i, op) in h.ops.iter_enumerated() {
         if !op.is_vertex() {
             continue;
         }
-        let p = op.process as usize;
+        let p = op.process;
         count[p] += 1;
         seq[i] = count[p];
         prev[i] = last[p];
-        last[p] = i as u32;
+        last[p] = i;
     }
     (seq, prev)
 }
@@ -102,34 +127,34 @@ pub fn session(h: &History) -> (Vec<u32>, Vec<u32>) {
 /// The reduced reads-from edges, CSR by reader op: per reader, the latest
 /// observed write op of each process (earlier ones reach it by session).
 pub struct ReadsFrom {
-    pred_start: Vec<u32>,
-    preds: Vec<u32>,
+    pred_start: IdVec<OpId, u32>,
+    preds: Vec<OpId>,
 }
 
 /// Per stored observed value (`History::vals` slot): the writing op and
-/// its process, the process `NONE` when the write is not a vertex (it
-/// failed); `(NONE, NONE)` when no write produced the value. Looked up once
+/// its process, the process `ProcId::NONE` when the write is not a vertex
+/// (it failed); both `NONE` when no write produced the value. Looked up once
 /// per slot rather than once per read, since list reads share their slots
 /// (see `model::Builder`). A process's ops are numbered in its session
 /// order, so the op also orders the writes of one process.
 pub struct Writers {
-    pub slot: Vec<(u32, u32)>,
+    pub slot: Vec<(OpId, ProcId)>,
 }
 
 impl Writers {
-    pub fn new(h: &History, seq: &[u32]) -> Writers {
+    pub fn new(h: &History, seq: &IdVec<OpId, u32>) -> Writers {
         let slot = h
             .resolved
             .iter()
             .map(|&w| {
-                if w == NONE {
-                    return (NONE, NONE);
+                if w.is_none() {
+                    return (OpId::NONE, ProcId::NONE);
                 }
-                let wo = h.mops[w as usize].op;
-                let wp = if seq[wo as usize] == 0 {
-                    NONE
+                let wo = h.mops[w].op;
+                let wp = if seq[wo] == 0 {
+                    ProcId::NONE
                 } else {
-                    h.ops[wo as usize].process
+                    h.ops[wo].process
                 };
                 (wo, wp)
             })
@@ -138,7 +163,7 @@ impl Writers {
     }
 
     /// The writers of what `m` observed, parallel to `History::obs(m)`.
-    pub fn of(&self, m: &crate::model::MopRec) -> &[(u32, u32)] {
+    pub fn of(&self, m: &crate::model::MopRec) -> &[(OpId, ProcId)] {
         &self.slot[m.obs_range()]
     }
 }
@@ -157,12 +182,12 @@ impl ReadsFrom {
         let observed: usize = parts.iter().map(|p| p.observed).sum();
         let mut pieces = parts::run(&parts, |i, p| {
             let (mut ends, mut preds) = if i == 0 {
-                let mut start = Vec::with_capacity(n + 1);
+                let mut start = IdVec::from_vec(Vec::with_capacity(n + 1));
                 start.push(0);
                 (start, Vec::with_capacity(observed))
             } else {
                 (
-                    Vec::with_capacity(p.ops.len()),
+                    IdVec::from_vec(Vec::with_capacity(p.ops.len())),
                     Vec::with_capacity(p.observed),
                 )
             };
@@ -184,31 +209,32 @@ impl ReadsFrom {
 /// to `preds`, with the end of each reader's edges appended to `ends`.
 fn reduce(
     h: &History,
-    slot: &[(u32, u32)],
+    slot: &[(OpId, ProcId)],
     ops: std::ops::Range<usize>,
     ends: &mut Vec<u32>,
-    preds: &mut Vec<u32>,
+    preds: &mut Vec<OpId>,
 ) {
     // Per process: (reader stamp, latest op), so picking the latest write
     // per process costs O(1) per observed value.
-    let mut best: Vec<(u32, u32)> = vec![(NONE, 0); h.processes.len()];
-    let mut touched: Vec<u32> = Vec::new();
-    for r in ops {
+    let mut best: IdVec<ProcId, (OpId, OpId)> =
+        IdVec::filled((OpId::NONE, OpId(0)), h.processes.len());
+    let mut touched: Vec<ProcId> = Vec::new();
+    for r in ops.map(OpId::new) {
         let op = &h.ops[r];
         if op.outcome == Outcome::Ok {
             touched.clear();
             for m in &h.mops[op.mops()] {
                 for &(wo, wp) in &slot[m.obs_range()] {
-                    if wp == NONE || wo as usize == r {
+                    if wp.is_none() || wo == r {
                         continue;
                     }
                     // Earlier ops of the reader's own process reach it by session.
-                    if wp == op.process && wo < r as u32 {
+                    if wp == op.process && wo < r {
                         continue;
                     }
-                    let b = &mut best[wp as usize];
-                    if b.0 != r as u32 {
-                        *b = (r as u32, wo);
+                    let b = &mut best[wp];
+                    if b.0 != r {
+                        *b = (r, wo);
                         touched.push(wp);
                     } else if wo > b.1 {
                         b.1 = wo;
@@ -217,7 +243,7 @@ fn reduce(
             }
             touched.sort_unstable();
             for &p in &touched {
-                preds.push(best[p as usize].1);
+                preds.push(best[p].1);
             }
         }
         ends.push(preds.len() as u32);
@@ -232,25 +258,25 @@ impl Causality {
     /// reachability instead, see [`Causality::reaches`]).
     pub fn build(
         h: &History,
-        seq: Vec<u32>,
-        prev: Vec<u32>,
+        seq: IdVec<OpId, u32>,
+        prev: IdVec<OpId, OpId>,
         rf: ReadsFrom,
-        on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
+        on_vertex: impl FnMut(OpId, &Clock, &Causality) + Send,
     ) -> Causality {
         let n = h.ops.len();
         let procs = h.processes.len();
-        let mut count = vec![0u32; procs];
-        for (i, op) in h.ops.iter().enumerate() {
+        let mut count: IdVec<ProcId, u32> = IdVec::filled(0, procs);
+        for (i, op) in h.ops.iter_enumerated() {
             if seq[i] != 0 {
-                count[op.process as usize] += 1;
+                count[op.process] += 1;
             }
         }
         let ReadsFrom { pred_start, preds } = rf;
-        let edge_count = preds.len() + prev.iter().filter(|&&p| p != NONE).count();
-        let mut next = vec![NONE; n];
-        for (i, &p) in prev.iter().enumerate() {
-            if p != NONE {
-                next[p as usize] = i as u32;
+        let edge_count = preds.len() + prev.iter().filter(|p| !p.is_none()).count();
+        let mut next = IdVec::filled(OpId::NONE, n);
+        for (i, &p) in prev.iter_enumerated() {
+            if !p.is_none() {
+                next[p] = i;
             }
         }
         let edges = Edges {
@@ -263,19 +289,20 @@ impl Causality {
         let mut topo = edges.kahn_order();
         let (cycles, cycle_of) = edges.order_the_rest(&mut topo);
         let Topo { order, groups, .. } = topo;
-        let mut pos = vec![NONE; n];
+        let mut pos = IdVec::filled(NONE, n);
         for (i, &v) in order.iter().enumerate() {
-            pos[v as usize] = i as u32;
+            pos[v] = i as u32;
         }
         // Which ops join their readers-from clocks: all but final reads
         // that end their process (finals are checked by reachability).
-        let joins_v: Vec<bool> = (0..n)
-            .map(|v| !(h.ops[v].is_final && next[v] == NONE))
+        let joins_v: IdVec<OpId, bool> = h
+            .ops
+            .ids()
+            .map(|v| !(h.ops[v].is_final && next[v].is_none()))
             .collect();
         let (refcount, read_by) = edges.readers(&joins_v);
         let last_use = clock_lifetimes(h, &seq, &pos);
-        let slots = assign_slots(h, &order, &groups, &count, &last_use);
-        drop(last_use);
+        let width = assign_slots(h, &order, &groups, &count, &last_use);
 
         let c = Causality {
             seq,
@@ -289,90 +316,124 @@ impl Causality {
             cycles,
             cycle_of,
             procs_of: h.ops.iter().map(|op| op.process).collect(),
-            slot_of: slots.slot_of,
-            gen_of: slots.gen_of,
-            width: slots.width,
+            slot_gen: (0..procs).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            retired: (0..procs).map(|_| AtomicU32::new(NONE)).collect(),
+            rule: (0..procs).map(|_| AtomicU64::new(0)).collect(),
+            width,
+            clock_slots: 0,
             edge_count,
         };
-        sweep_clocks(h, &c, &order, &groups, count, refcount, &joins_v, on_vertex);
+        let used = sweep_clocks(
+            h, &c, &order, &groups, count, refcount, &joins_v, &last_use, on_vertex,
+        );
+        let mut c = c;
+        c.clock_slots = used;
         c
     }
 
-    fn rf_preds(&self, v: u32) -> &[u32] {
-        &self.preds[self.pred_start[v as usize] as usize..self.pred_start[v as usize + 1] as usize]
+    fn rf_preds(&self, v: OpId) -> &[OpId] {
+        csr(&self.pred_start, &self.preds, v)
     }
 
-    fn rf_succs(&self, v: u32) -> &[u32] {
+    fn rf_succs(&self, v: OpId) -> &[OpId] {
         let (start, succs) = self.succ.get_or_init(|| {
             let n = self.pred_start.len() - 1;
-            let mut start = vec![0u32; n + 1];
+            let mut start: IdVec<OpId, u32> = IdVec::filled(0, n + 1);
             for &w in &self.preds {
-                start[w as usize + 1] += 1;
+                start[w.index() + 1] += 1;
             }
             for i in 0..n {
                 start[i + 1] += start[i];
             }
             let mut fill = start.clone();
-            let mut succs = vec![0u32; self.preds.len()];
-            for r in 0..n {
-                for &w in self.rf_preds(r as u32) {
-                    succs[fill[w as usize] as usize] = r as u32;
-                    fill[w as usize] += 1;
+            let mut succs = vec![OpId(0); self.preds.len()];
+            for r in (0..n).map(OpId::new) {
+                for &w in self.rf_preds(r) {
+                    succs[fill[w] as usize] = r;
+                    fill[w] += 1;
                 }
             }
             (start, succs)
         });
-        &succs[start[v as usize] as usize..start[v as usize + 1] as usize]
+        csr(start, succs, v)
     }
 
     /// Joins `w`'s stored clock into `clock`, unless `clock` already knows `w`.
-    fn join_from(&self, clock: &mut [u64], w: u32, stored: &[Option<Box<[u64]>>]) {
-        let Some(src) = &stored[w as usize] else {
+    fn join_from(&self, clock: &mut Vec<u64>, w: OpId, stored: &IdVec<OpId, Option<Vec<u64>>>) {
+        let Some(src) = &stored[w] else {
             return;
         };
         if self.in_past(w, clock) {
             return;
         }
-        for (a, b) in clock.iter_mut().zip(src.iter()) {
-            *a = (*a).max(*b);
-        }
+        join(clock, src);
     }
 
     /// The process (dense id) of an op.
-    pub fn process_of(&self, op: u32) -> u32 {
-        self.procs_of[op as usize]
+    pub fn process_of(&self, op: OpId) -> ProcId {
+        self.procs_of[op]
     }
 
     /// The highest seq of process `p` in the causal past given by `clock`
-    /// (exact while `p`'s slot is live, see [`Causality::build`]).
+    /// (exact for every process that wrote a key the clock's operation
+    /// touches, see [`Causality::build`]): from `p`'s slot, or, once `p` is
+    /// retired (and the clock made after that), from the clock's earliest
+    /// position (see `retire`).
     #[inline]
-    pub fn entry(&self, clock: &Clock, p: u32) -> u32 {
-        let s = self.slot_of[p as usize];
-        if s == NONE {
-            return 0;
+    pub fn entry(&self, clock: &Clock, p: ProcId) -> u32 {
+        let r = self.retired[p].load(Ordering::Acquire);
+        if r != NONE && clock[EPOCH] as u32 >= r {
+            let rule = self.rule[p].load(Ordering::Relaxed);
+            let m = u32::MAX - clock[MINPOS] as u32;
+            return if m < (rule >> 32) as u32 {
+                rule as u32
+            } else {
+                0
+            };
         }
-        let e = clock[s as usize];
-        if (e >> 32) as u32 == self.gen_of[p as usize] {
-            e as u32
-        } else {
-            0
+        slot_entry(clock, self.slot_gen[p].load(Ordering::Relaxed))
+    }
+
+    /// The retirement epoch at which `clock` was made (see `retire`).
+    #[inline]
+    pub fn epoch_of(&self, clock: &Clock) -> u32 {
+        clock[EPOCH] as u32
+    }
+
+    /// The earliest topological position in the causal past given by
+    /// `clock` (`u32::MAX` for an empty past).
+    #[inline]
+    pub fn min_pos(&self, clock: &Clock) -> u32 {
+        u32::MAX - clock[MINPOS] as u32
+    }
+
+    /// Whether process `p` has been retired from its slot so far, with
+    /// the epoch and its rule `(tau, full)`: a clock made at or after the
+    /// epoch knows `full` of `p` when its earliest position is below
+    /// `tau`, else nothing (see `retire`).
+    #[inline]
+    pub fn retired_at(&self, p: ProcId) -> Option<(u32, u32, u32)> {
+        let r = self.retired[p].load(Ordering::Acquire);
+        if r == NONE {
+            return None;
         }
+        let rule = self.rule[p].load(Ordering::Relaxed);
+        Some((r, (rule >> 32) as u32, rule as u32))
     }
 
     /// Whether op `a` (a vertex) is in the causal past given by `clock`.
     #[inline]
-    pub fn in_past(&self, a: u32, clock: &Clock) -> bool {
-        let sa = self.seq[a as usize];
-        sa != 0 && self.entry(clock, self.procs_of[a as usize]) >= sa
+    pub fn in_past(&self, a: OpId, clock: &Clock) -> bool {
+        let sa = self.seq[a];
+        sa != 0 && self.entry(clock, self.procs_of[a]) >= sa
     }
 
     /// The direct predecessors of `r`, for [`Causality::reaches`].
-    pub fn direct_preds(&self, r: u32) -> rustc_hash::FxHashSet<u32> {
-        let prev = self.prev[r as usize];
+    pub fn direct_preds(&self, r: OpId) -> rustc_hash::FxHashSet<OpId> {
         self.rf_preds(r)
             .iter()
             .copied()
-            .chain((prev != NONE).then_some(prev))
+            .chain(self.prev[r].get())
             .collect()
     }
 
@@ -383,8 +444,8 @@ impl Causality {
     /// its visited set in a hash set; one that grows past
     /// [`SMALL_SEARCH`] vertices moves to a bit set over all ops, so a
     /// search costs at most one pass over the graph.
-    pub fn reaches(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> bool {
-        if self.seq[a as usize] == 0 || self.seq[r as usize] == 0 || a == r {
+    pub fn reaches(&self, a: OpId, r: OpId, direct: &rustc_hash::FxHashSet<OpId>) -> bool {
+        if self.seq[a] == 0 || self.seq[r] == 0 || a == r {
             return false;
         }
         self.search(a, r, direct).0
@@ -392,15 +453,15 @@ impl Causality {
 
     /// The search of [`Causality::reaches`]; also whether it outgrew
     /// [`SMALL_SEARCH`].
-    fn search(&self, a: u32, r: u32, direct: &rustc_hash::FxHashSet<u32>) -> (bool, bool) {
+    fn search(&self, a: OpId, r: OpId, direct: &rustc_hash::FxHashSet<OpId>) -> (bool, bool) {
         // Every vertex on a path to `r` is placed before `r`, or with it in
         // its strongly connected component (placed together).
         let ceiling = match self.cycle_of.get(&r) {
             Some(&ci) => {
                 let scc = &self.cycles[ci as usize];
-                scc.iter().map(|&v| self.pos[v as usize]).max().unwrap_or(0) + 1
+                scc.iter().map(|&v| self.pos[v]).max().unwrap_or(0) + 1
             }
-            None => self.pos[r as usize],
+            None => self.pos[r],
         };
         let mut seen = Visited::default();
         let mut stack = vec![a];
@@ -409,14 +470,17 @@ impl Causality {
             if direct.contains(&v) {
                 return (true, !seen.bits.is_empty());
             }
-            let nx = self.next[v as usize];
-            let read = self.read_by[v as usize / 64] & (1 << (v % 64)) != 0;
-            let rf: &[u32] = if read { self.rf_succs(v) } else { &[] };
-            for &u in rf.iter().chain((nx != NONE).then_some(&nx)) {
+            let nx = self.next[v].get();
+            let rf: &[OpId] = if bit(&self.read_by, v) {
+                self.rf_succs(v)
+            } else {
+                &[]
+            };
+            for &u in rf.iter().chain(nx.as_ref()) {
                 if u == r {
                     return (true, !seen.bits.is_empty());
                 }
-                if self.pos[u as usize] < ceiling && seen.insert(u, self.seq.len()) {
+                if self.pos[u] < ceiling && seen.insert(u, self.seq.len()) {
                     stack.push(u);
                 }
             }
@@ -426,18 +490,12 @@ impl Causality {
 
     /// Every op that reaches `r` (its causal past), as a bit set over ops:
     /// one backward pass over `r`'s ancestors.
-    pub fn ancestors(&self, r: u32) -> Vec<u64> {
+    pub fn ancestors(&self, r: OpId) -> Vec<u64> {
         let mut bits = vec![0u64; self.seq.len().div_ceil(64)];
         let mut stack = vec![r];
         while let Some(v) = stack.pop() {
-            let prev = self.prev[v as usize];
-            for &u in std::iter::once(&prev).chain(self.rf_preds(v)) {
-                if u == NONE {
-                    continue;
-                }
-                let (w, b) = (u as usize / 64, 1u64 << (u % 64));
-                if bits[w] & b == 0 {
-                    bits[w] |= b;
+            for &u in self.prev[v].get().iter().chain(self.rf_preds(v)) {
+                if set_bit(&mut bits, u) {
                     stack.push(u);
                 }
             }
@@ -448,8 +506,8 @@ impl Causality {
     /// The kind of a step `from → to` of a path: session when both are of
     /// one process, `from` first (a stored edge, or a run of them that
     /// [`Causality::path`] shortened), else reads-from.
-    pub fn edge_kind(&self, from: u32, to: u32) -> EdgeKind {
-        let (f, t) = (from as usize, to as usize);
+    pub fn edge_kind(&self, from: OpId, to: OpId) -> EdgeKind {
+        let (f, t) = (from, to);
         if self.prev[t] == from
             || (self.procs_of[f] == self.procs_of[t]
                 && self.seq[f] != 0
@@ -464,29 +522,29 @@ impl Causality {
     /// A shortest path `a → … → b` of stored edges, searched backwards from
     /// `b` (over vertices not before `a` in the topological order when the
     /// graph is acyclic); `None` exactly when `a` does not reach `b`.
-    pub fn path(&self, a: u32, b: u32) -> Option<Vec<u32>> {
+    pub fn path(&self, a: OpId, b: OpId) -> Option<Vec<OpId>> {
         self.path_within(a, b, |_| true)
     }
 
     /// [`Causality::path`] through vertices `inside` accepts only.
-    fn path_within(&self, a: u32, b: u32, inside: impl Fn(u32) -> bool) -> Option<Vec<u32>> {
-        if self.seq[a as usize] == 0 || self.seq[b as usize] == 0 {
+    fn path_within(&self, a: OpId, b: OpId, inside: impl Fn(OpId) -> bool) -> Option<Vec<OpId>> {
+        if self.seq[a] == 0 || self.seq[b] == 0 {
             return None;
         }
-        let floor = self.pos[a as usize];
-        let mut parent: FxHashMap<u32, u32> = FxHashMap::default();
+        let floor = self.pos[a];
+        let mut parent: FxHashMap<OpId, OpId> = FxHashMap::default();
         let mut queue = std::collections::VecDeque::new();
-        parent.insert(b, NONE);
+        parent.insert(b, OpId::NONE);
         queue.push_back(b);
         let cyclic = !self.cycles.is_empty();
         while let Some(v) = queue.pop_front() {
-            let prev = self.prev[v as usize];
+            let prev = self.prev[v];
             let rf = self.rf_preds(v);
             for &u in std::iter::once(&prev).chain(rf.iter()) {
-                if u == NONE || parent.contains_key(&u) || !inside(u) {
+                if u.is_none() || parent.contains_key(&u) || !inside(u) {
                     continue;
                 }
-                if !cyclic && self.pos[u as usize] < floor {
+                if !cyclic && self.pos[u] < floor {
                     continue;
                 }
                 parent.insert(u, v);
@@ -508,11 +566,11 @@ impl Causality {
     /// A path of more than [`LONG_PATH`] steps with its runs of session
     /// edges (one process's consecutive operations) cut to their ends, so
     /// an explanation names what matters however far back it reaches.
-    fn shorten(&self, path: Vec<u32>) -> Vec<u32> {
+    fn shorten(&self, path: Vec<OpId>) -> Vec<OpId> {
         if path.len() <= LONG_PATH {
             return path;
         }
-        let same = |a: u32, b: u32| self.prev[b as usize] == a;
+        let same = |a: OpId, b: OpId| self.prev[b] == a;
         let mut out = vec![path[0]];
         for i in 1..path.len() {
             let v = path[i];
@@ -526,15 +584,15 @@ impl Causality {
 
     /// A cycle through the given strongly connected component, as ops
     /// `[v0, v1, …, v0]`.
-    pub fn cycle_path(&self, scc: &[u32]) -> Vec<u32> {
+    pub fn cycle_path(&self, scc: &[OpId]) -> Vec<OpId> {
         let start = scc[0];
         // Find a predecessor of `start` inside the component, then a path
         // from `start` to it.
-        let inside = |u: u32| self.cycle_of.get(&u) == self.cycle_of.get(&start);
-        let prev = self.prev[start as usize];
+        let inside = |u: OpId| self.cycle_of.get(&u) == self.cycle_of.get(&start);
+        let prev = self.prev[start];
         let pred = std::iter::once(prev)
             .chain(self.rf_preds(start).iter().copied())
-            .find(|&u| u != NONE && inside(u))
+            .find(|&u| !u.is_none() && inside(u))
             .expect("a vertex of a cycle has a predecessor on it");
         // A strongly connected component holds a path between any two of
         // its vertices, and the search stays inside it.
@@ -554,13 +612,13 @@ impl Causality {
 /// is computed once and answers the rest.
 pub struct PastOf<'c> {
     c: &'c Causality,
-    r: u32,
-    direct: rustc_hash::FxHashSet<u32>,
+    r: OpId,
+    direct: rustc_hash::FxHashSet<OpId>,
     ancestors: std::cell::RefCell<Option<Vec<u64>>>,
 }
 
 impl<'c> PastOf<'c> {
-    pub fn new(c: &'c Causality, r: u32) -> Self {
+    pub fn new(c: &'c Causality, r: OpId) -> Self {
         PastOf {
             c,
             r,
@@ -570,14 +628,14 @@ impl<'c> PastOf<'c> {
     }
 
     /// Whether op `a` happens before `r` (exact).
-    pub fn contains(&self, a: u32) -> bool {
+    pub fn contains(&self, a: OpId) -> bool {
         let (c, r) = (self.c, self.r);
-        if c.seq[a as usize] == 0 || c.seq[r as usize] == 0 || a == r {
+        if c.seq[a] == 0 || c.seq[r] == 0 || a == r {
             return false;
         }
         let mut anc = self.ancestors.borrow_mut();
         if let Some(bits) = anc.as_ref() {
-            return bits[a as usize / 64] & (1 << (a % 64)) != 0;
+            return bit(bits, a);
         }
         let (found, big) = c.search(a, r, &self.direct);
         if big {
@@ -598,18 +656,15 @@ pub const SMALL_SEARCH: usize = 1 << 14;
 /// a bit set over all ops.
 #[derive(Default)]
 struct Visited {
-    small: rustc_hash::FxHashSet<u32>,
+    small: rustc_hash::FxHashSet<OpId>,
     bits: Vec<u64>,
 }
 
 impl Visited {
     /// Inserts `v` (an op of `n`); whether it was new.
-    fn insert(&mut self, v: u32, n: usize) -> bool {
+    fn insert(&mut self, v: OpId, n: usize) -> bool {
         if !self.bits.is_empty() {
-            let (w, b) = (v as usize / 64, 1u64 << (v % 64));
-            let new = self.bits[w] & b == 0;
-            self.bits[w] |= b;
-            return new;
+            return set_bit(&mut self.bits, v);
         }
         if !self.small.insert(v) {
             return false;
@@ -617,38 +672,59 @@ impl Visited {
         if self.small.len() > SMALL_SEARCH {
             self.bits = vec![0; n.div_ceil(64)];
             for x in self.small.drain() {
-                self.bits[x as usize / 64] |= 1 << (x % 64);
+                set_bit(&mut self.bits, x);
             }
         }
         true
     }
 }
 
+/// Whether op `v`'s bit is set in a bit set over ops.
+#[inline]
+pub fn bit(bits: &[u64], v: OpId) -> bool {
+    bits[v.index() / 64] & (1 << (v.0 % 64)) != 0
+}
+
+/// Sets op `v`'s bit in a bit set over ops; whether it was clear.
+#[inline]
+fn set_bit(bits: &mut [u64], v: OpId) -> bool {
+    let (w, b) = (v.index() / 64, 1u64 << (v.0 % 64));
+    let new = bits[w] & b == 0;
+    bits[w] |= b;
+    new
+}
+
+/// Op `v`'s entries of a CSR table (`start` per op, then one past the last).
+#[inline]
+fn csr<'a>(start: &IdVec<OpId, u32>, items: &'a [OpId], v: OpId) -> &'a [OpId] {
+    &items[start[v] as usize..start[v.index() + 1] as usize]
+}
+
 /// Vertices (with their clocks) handed to `on_vertex` at a time.
 /// The graph's edges while it is being ordered (borrowed from the
 /// [`Causality`] under construction).
 struct Edges<'a> {
-    seq: &'a [u32],
-    prev: &'a [u32],
-    next: &'a [u32],
-    pred_start: &'a [u32],
-    preds: &'a [u32],
+    seq: &'a IdVec<OpId, u32>,
+    prev: &'a IdVec<OpId, OpId>,
+    next: &'a IdVec<OpId, OpId>,
+    pred_start: &'a IdVec<OpId, u32>,
+    preds: &'a [OpId],
 }
 
 /// A topological order in progress: vertices in order, and the group
 /// boundaries (Kahn vertices are singletons; the rest are SCCs).
 struct Topo {
-    order: Vec<u32>,
+    order: Vec<OpId>,
     groups: Vec<u32>,
     /// Per op: whether Kahn placed it.
-    placed: Vec<bool>,
+    placed: IdVec<OpId, bool>,
     /// Vertices in all.
     vertices: usize,
 }
 
 impl Edges<'_> {
-    fn rf_preds(&self, v: usize) -> &[u32] {
-        &self.preds[self.pred_start[v] as usize..self.pred_start[v + 1] as usize]
+    fn rf_preds(&self, v: OpId) -> &[OpId] {
+        csr(self.pred_start, self.preds, v)
     }
 
     /// Kahn's order without a successor index: vertices are scanned in
@@ -661,43 +737,40 @@ impl Edges<'_> {
     /// source.
     fn kahn_order(&self) -> Topo {
         let n = self.seq.len();
-        let mut placed = vec![false; n];
-        let mut wait_head = vec![NONE; n];
-        let mut waits: Vec<(u32, u32)> = Vec::new(); // (waiter, next entry)
+        let mut placed = IdVec::filled(false, n);
+        let mut wait_head: IdVec<OpId, u32> = IdVec::filled(NONE, n);
+        let mut waits: Vec<(OpId, u32)> = Vec::new(); // (waiter, next entry)
         let mut vertices = 0usize;
-        let mut order: Vec<u32> = Vec::with_capacity(n);
-        let mut woken: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-        let blocker = |v: usize, placed: &[bool]| -> Option<u32> {
+        let mut order: Vec<OpId> = Vec::with_capacity(n);
+        let mut woken: BinaryHeap<Reverse<OpId>> = BinaryHeap::new();
+        let blocker = |v: OpId, placed: &IdVec<OpId, bool>| -> Option<OpId> {
             let p = self.prev[v];
-            if p != NONE && !placed[p as usize] {
+            if !p.is_none() && !placed[p] {
                 return Some(p);
             }
-            self.rf_preds(v)
-                .iter()
-                .copied()
-                .find(|&u| !placed[u as usize])
+            self.rf_preds(v).iter().copied().find(|&u| !placed[u])
         };
-        for (v, &sv) in self.seq.iter().enumerate() {
+        for (v, &sv) in self.seq.iter_enumerated() {
             if sv == 0 {
                 continue;
             }
             vertices += 1;
             if let Some(u) = blocker(v, &placed) {
-                waits.push((v as u32, wait_head[u as usize]));
-                wait_head[u as usize] = waits.len() as u32 - 1;
+                waits.push((v, wait_head[u]));
+                wait_head[u] = waits.len() as u32 - 1;
                 continue;
             }
-            woken.push(Reverse(v as u32));
+            woken.push(Reverse(v));
             while let Some(Reverse(x)) = woken.pop() {
-                placed[x as usize] = true;
+                placed[x] = true;
                 order.push(x);
-                let mut e = std::mem::replace(&mut wait_head[x as usize], NONE);
+                let mut e = std::mem::replace(&mut wait_head[x], NONE);
                 while e != NONE {
                     let (w, nx) = waits[e as usize];
-                    match blocker(w as usize, &placed) {
+                    match blocker(w, &placed) {
                         Some(u) => {
-                            waits[e as usize] = (w, wait_head[u as usize]);
-                            wait_head[u as usize] = e;
+                            waits[e as usize] = (w, wait_head[u]);
+                            wait_head[u] = e;
                         }
                         None => woken.push(Reverse(w)),
                     }
@@ -718,25 +791,27 @@ impl Edges<'_> {
     /// strongly connected components (petgraph's Tarjan) in topological
     /// order, one group each, and returns the cycles (SCCs of more than one
     /// vertex) with each member's cycle.
-    fn order_the_rest(&self, topo: &mut Topo) -> (Vec<Vec<u32>>, FxHashMap<u32, u32>) {
+    fn order_the_rest(&self, topo: &mut Topo) -> (Vec<Vec<OpId>>, FxHashMap<OpId, u32>) {
         let mut cycles = Vec::new();
         let mut cycle_of = FxHashMap::default();
         if topo.order.len() == topo.vertices {
             return (cycles, cycle_of);
         }
-        let rest: Vec<u32> = (0..self.seq.len() as u32)
-            .filter(|&i| self.seq[i as usize] != 0 && !topo.placed[i as usize])
+        let rest: Vec<OpId> = self
+            .seq
+            .ids()
+            .filter(|&i| self.seq[i] != 0 && !topo.placed[i])
             .collect();
         let mut local = FxHashMap::default();
-        let mut g: DiGraph<u32, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
+        let mut g: DiGraph<OpId, ()> = DiGraph::with_capacity(rest.len(), rest.len() * 2);
         for &v in &rest {
             local.insert(v, g.add_node(v));
         }
         // Reads-from edges among them, by source then reader (the order a
         // successor index would list them in).
-        let mut rf_edges: Vec<(u32, u32)> = Vec::new();
+        let mut rf_edges: Vec<(OpId, OpId)> = Vec::new();
         for &v in &rest {
-            for &u in self.rf_preds(v as usize) {
+            for &u in self.rf_preds(v) {
                 if local.contains_key(&u) {
                     rf_edges.push((u, v));
                 }
@@ -746,8 +821,8 @@ impl Edges<'_> {
         let mut e = 0;
         for &v in &rest {
             let a = local[&v];
-            if self.next[v as usize] != NONE {
-                if let Some(&b) = local.get(&self.next[v as usize]) {
+            if !self.next[v].is_none() {
+                if let Some(&b) = local.get(&self.next[v]) {
                     g.add_edge(a, b, ());
                 }
             }
@@ -761,7 +836,7 @@ impl Edges<'_> {
         let sccs = std::thread::Builder::new()
             .stack_size(stack)
             .spawn(move || {
-                let mut sccs: Vec<Vec<u32>> = tarjan_scc(&g)
+                let mut sccs: Vec<Vec<OpId>> = tarjan_scc(&g)
                     .into_iter()
                     .map(|c| c.into_iter().map(|x| g[x]).collect())
                     .collect();
@@ -788,18 +863,18 @@ impl Edges<'_> {
     /// Per op: how many joining vertices read from it (its clock is kept
     /// until the last has joined), and whether any op reads from it at all
     /// (a bit set).
-    fn readers(&self, joins_v: &[bool]) -> (Vec<u32>, Vec<u64>) {
+    fn readers(&self, joins_v: &IdVec<OpId, bool>) -> (IdVec<OpId, u32>, Vec<u64>) {
         let n = self.seq.len();
-        let mut refcount = vec![0u32; n];
+        let mut refcount = IdVec::filled(0u32, n);
         let mut read_by = vec![0u64; n.div_ceil(64)];
-        for (r, &joins) in joins_v.iter().enumerate() {
+        for (r, &joins) in joins_v.iter_enumerated() {
             let rf = self.rf_preds(r);
             for &w in rf {
-                read_by[w as usize / 64] |= 1 << (w % 64);
+                set_bit(&mut read_by, w);
             }
             if self.seq[r] != 0 && joins {
                 for &w in rf {
-                    refcount[w as usize] += 1;
+                    refcount[w] += 1;
                 }
             }
         }
@@ -810,29 +885,32 @@ impl Edges<'_> {
 /// Liveness of each process's clock component, as a position in the
 /// topological order: until the last non-final vertex touching a key it
 /// wrote, or its own last vertex.
-fn clock_lifetimes(h: &History, seq: &[u32], pos: &[u32]) -> Vec<u32> {
-    let mut key_last = vec![0u32; h.keys.len()];
-    for (i, op) in h.ops.iter().enumerate() {
+fn clock_lifetimes(
+    h: &History,
+    seq: &IdVec<OpId, u32>,
+    pos: &IdVec<OpId, u32>,
+) -> IdVec<ProcId, u32> {
+    let mut key_last = IdVec::filled(0u32, h.keys.len());
+    for (i, op) in h.ops.iter_enumerated() {
         if seq[i] == 0 || op.is_final {
             continue;
         }
         for m in &h.mops[op.mops()] {
-            let k = m.key as usize;
-            key_last[k] = key_last[k].max(pos[i]);
+            key_last[m.key] = key_last[m.key].max(pos[i]);
         }
     }
-    let mut last_use = vec![0u32; h.processes.len()];
-    for (i, op) in h.ops.iter().enumerate() {
+    let mut last_use = IdVec::filled(0u32, h.processes.len());
+    for (i, op) in h.ops.iter_enumerated() {
         if seq[i] != 0 {
-            let p = op.process as usize;
+            let p = op.process;
             last_use[p] = last_use[p].max(pos[i]);
         }
     }
-    for (k, ws) in h.key_writes.iter().enumerate() {
+    for (k, ws) in h.key_writes.iter_enumerated() {
         for &w in ws {
-            let o = h.mops[w as usize].op as usize;
+            let o = h.mops[w].op;
             if seq[o] != 0 {
-                let p = h.ops[o].process as usize;
+                let p = h.ops[o].process;
                 last_use[p] = last_use[p].max(key_last[k]);
             }
         }
@@ -840,57 +918,78 @@ fn clock_lifetimes(h: &History, seq: &[u32], pos: &[u32]) -> Vec<u32> {
     last_use
 }
 
-/// Clock slots: each process gets a slot at its first vertex and frees it
-/// after its last use, so processes that never overlap share one.
-struct Slots {
-    slot_of: Vec<u32>,
-    /// Per process: the slot's generation when the process took it.
-    gen_of: Vec<u32>,
-    width: usize,
-}
-
-/// Slot assignment, group by group in topological order.
+/// The clock width with one slot per process, each taken at its first
+/// vertex and freed after its last use (group by group in topological
+/// order), so processes that never overlap share one: the figure reported
+/// as `graph.clock_width`. The sweep frees slots earlier still (see
+/// [`retire`]).
 fn assign_slots(
     h: &History,
-    order: &[u32],
+    order: &[OpId],
     groups: &[u32],
-    count: &[u32],
-    last_use: &[u32],
-) -> Slots {
+    count: &IdVec<ProcId, u32>,
+    last_use: &IdVec<ProcId, u32>,
+) -> usize {
     let procs = h.processes.len();
-    let mut slot_of = vec![NONE; procs];
-    let mut gen_of = vec![0u32; procs];
-    let mut slot_gen: Vec<u32> = Vec::new();
-    let mut free: Vec<u32> = Vec::new();
-    let mut release: Vec<(u32, u32)> = (0..procs as u32)
-        .filter(|&p| count[p as usize] > 0)
-        .map(|p| (last_use[p as usize], p))
-        .collect();
-    release.sort_unstable();
+    let mut has = IdVec::filled(false, procs);
+    let mut free = 0usize;
+    let mut width = 0usize;
+    let release = release_order(count, last_use);
     let mut rp = 0;
     for gi in 0..groups.len() - 1 {
         let (a, b) = (groups[gi] as usize, groups[gi + 1] as usize);
         for &v in &order[a..b] {
-            let p = h.ops[v as usize].process as usize;
-            if slot_of[p] == NONE {
-                let s = free.pop().unwrap_or_else(|| {
-                    slot_gen.push(0);
-                    slot_gen.len() as u32 - 1
-                });
-                slot_gen[s as usize] += 1;
-                slot_of[p] = s;
-                gen_of[p] = slot_gen[s as usize];
+            let p = h.ops[v].process;
+            if !has[p] {
+                has[p] = true;
+                if free > 0 {
+                    free -= 1;
+                } else {
+                    width += 1;
+                }
             }
         }
         while rp < release.len() && (release[rp].0 as usize) < b {
-            free.push(slot_of[release[rp].1 as usize]);
+            free += 1;
             rp += 1;
         }
     }
-    Slots {
-        slot_of,
-        gen_of,
-        width: slot_gen.len(),
+    width
+}
+
+/// Processes with vertices as `(last use, process)`, sorted.
+fn release_order(count: &IdVec<ProcId, u32>, last_use: &IdVec<ProcId, u32>) -> Vec<(u32, ProcId)> {
+    let mut release: Vec<(u32, ProcId)> = count
+        .ids()
+        .filter(|&p| count[p] > 0)
+        .map(|p| (last_use[p], p))
+        .collect();
+    release.sort_unstable();
+    release
+}
+
+/// `p`'s entry in `clock` from its slot (`slot_gen` as in
+/// [`Causality::slot_gen`]).
+#[inline]
+fn slot_entry(clock: &Clock, slot_gen: u64) -> u32 {
+    if slot_gen == u64::MAX {
+        return 0;
+    }
+    let (s, g) = ((slot_gen >> 32) as usize, slot_gen as u32);
+    match clock.get(HEADER + s) {
+        Some(&e) if (e >> 32) as u32 == g => e as u32,
+        _ => 0,
+    }
+}
+
+/// Element-wise maximum of `src` into `dst` (grown to `src`'s length).
+#[inline]
+fn join(dst: &mut Vec<u64>, src: &[u64]) {
+    if src.len() > dst.len() {
+        dst.resize(src.len(), 0);
+    }
+    for (a, b) in dst.iter_mut().zip(src.iter()) {
+        *a = (*a).max(*b);
     }
 }
 
@@ -898,44 +997,48 @@ fn assign_slots(
 /// (its latest vertex's); a write's clock is kept only until its last
 /// reader has joined it. `on_vertex` runs on a second thread, fed batches
 /// of (vertex, clock) in the same order, so the callers' per-vertex work
-/// overlaps the sweep.
+/// overlaps the sweep. Returns the number of slots the clocks used.
 #[allow(clippy::too_many_arguments)]
 fn sweep_clocks(
     h: &History,
     c: &Causality,
-    order: &[u32],
+    order: &[OpId],
     groups: &[u32],
-    count: Vec<u32>,
-    mut refcount: Vec<u32>,
-    joins_v: &[bool],
-    mut on_vertex: impl FnMut(u32, &Clock, &Causality) + Send,
-) {
-    let width = c.width;
+    count: IdVec<ProcId, u32>,
+    mut refcount: IdVec<OpId, u32>,
+    joins_v: &IdVec<OpId, bool>,
+    last_use: &IdVec<ProcId, u32>,
+    mut on_vertex: impl FnMut(OpId, &Clock, &Causality) + Send,
+) -> usize {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
         let consumer = scope.spawn(move || {
             for b in rx {
-                for (i, &v) in b.vertices.iter().enumerate() {
-                    on_vertex(v, &b.clocks[i * width..(i + 1) * width], c);
+                let mut from = 0;
+                for (&v, &end) in b.vertices.iter().zip(&b.ends) {
+                    on_vertex(v, &b.clocks[from..end], c);
+                    from = end;
                 }
                 // The sweep may have finished: then the batch is dropped.
                 let _ = back_tx.send(b);
             }
         });
         let mut batch = Batch::default();
-        let mut emit = |v: u32, clock: &[u64]| {
+        let mut emit = |v: OpId, clock: &[u64]| {
             batch.vertices.push(v);
             batch.clocks.extend_from_slice(clock);
-            if batch.vertices.len() == BATCH {
+            batch.ends.push(batch.clocks.len());
+            if batch.vertices.len() == BATCH || batch.clocks.len() >= BATCH_WORDS {
                 let mut next = back_rx.try_recv().unwrap_or_default();
                 next.vertices.clear();
+                next.ends.clear();
                 next.clocks.clear();
                 let full = std::mem::replace(&mut batch, next);
                 tx.send(full).expect("vertex consumer");
             }
         };
-        sweep(
+        let used = sweep(
             h,
             c,
             order,
@@ -943,6 +1046,7 @@ fn sweep_clocks(
             count,
             &mut refcount,
             joins_v,
+            last_use,
             &mut emit,
         );
         if !batch.vertices.is_empty() {
@@ -951,107 +1055,292 @@ fn sweep_clocks(
         }
         drop(tx);
         consumer.join().expect("vertex consumer");
-    });
+        used
+    })
 }
 
 const BATCH: usize = 2048;
+/// A batch also ends once its clocks fill this many entries (1 MiB): with
+/// thousands of process ids a clock is tens of KB, and batches of
+/// [`BATCH`] such clocks (hundreds of MB each) were grown, copied and
+/// faulted in afresh, which took most of the sweep's time.
+const BATCH_WORDS: usize = 1 << 17;
 
 #[derive(Default)]
 struct Batch {
-    vertices: Vec<u32>,
-    /// `vertices.len()` clocks of `width` entries, back to back.
+    vertices: Vec<OpId>,
+    /// Per vertex: the end of its clock in `clocks`.
+    ends: Vec<usize>,
+    /// The vertices' clocks, back to back.
     clocks: Vec<u64>,
+}
+
+/// Retirement candidates gathered before a scan (at least; see
+/// [`Slots::dead`]). Small in unit tests, so that their histories retire
+/// processes.
+const RETIRE_BATCH: usize = if cfg!(test) { 2 } else { 64 };
+
+/// The sweep's clock slots: taken by a process at its first vertex, freed
+/// after its last use (nothing asks about it any more) or when it is
+/// retired (see [`retire`]).
+struct Slots {
+    /// Per slot: its generation (bumped each time a process takes it).
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    /// Per process: whether its slot has been freed.
+    freed: IdVec<ProcId, bool>,
+    /// Processes with no vertex left whose slots are held: candidates for
+    /// retirement.
+    dead: Vec<ProcId>,
+    /// Scan for retirements once `dead` is this long.
+    scan_at: usize,
+    /// Retirement epochs so far.
+    epoch: u32,
+}
+
+impl Slots {
+    fn take(&mut self, c: &Causality, p: ProcId) -> usize {
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        if sg != u64::MAX {
+            return (sg >> 32) as usize;
+        }
+        let s = self.free.pop().unwrap_or_else(|| {
+            self.gens.push(0);
+            self.gens.len() as u32 - 1
+        });
+        self.gens[s as usize] += 1;
+        c.slot_gen[p].store(
+            ((s as u64) << 32) | self.gens[s as usize] as u64,
+            Ordering::Relaxed,
+        );
+        s as usize
+    }
+
+    fn release(&mut self, c: &Causality, p: ProcId) {
+        if std::mem::replace(&mut self.freed[p], true) {
+            return;
+        }
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        if sg != u64::MAX {
+            self.free.push((sg >> 32) as u32);
+        }
+    }
+}
+
+/// The clocks that can still be joined into later ones: each process's
+/// live clock and the stored clocks of writes awaiting readers.
+struct Clocks {
+    live: IdVec<ProcId, Option<Vec<u64>>>,
+    stored: IdVec<OpId, Option<Vec<u64>>>,
+    /// Processes that may hold a live clock, and ops that may hold a
+    /// stored one (pruned at each retirement scan).
+    live_list: Vec<ProcId>,
+    stored_list: Vec<OpId>,
+}
+
+/// Retires what it can of the dead processes that hold slots. A process
+/// `p` with no vertex left can be retired when every clock that can still
+/// be joined (live and stored ones) either knows all of what will ever be
+/// known of `p` (the same entry `full` in each) or nothing of it, and each
+/// that knows has an earlier earliest position `m` (see [`Clock`]) than
+/// each that does not. Then, with `tau` between the two (the least `m` of
+/// those that do not know, or the next position if all know), every clock
+/// made from now on knows `full` of `p` exactly when its `m < tau`: a
+/// later clock joins live and stored clocks (the invariant holds for a
+/// maximum of entries and a minimum of `m`) or starts fresh at a position
+/// at or after `tau` (knowing nothing). So `p`'s slot can go to a new
+/// process, and [`Causality::entry`] answers for `p` from the rule in
+/// clocks made at or after the retirement epoch, exactly: nothing about
+/// happens-before is approximated. `next` is the position of the next
+/// vertex to be placed.
+fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
+    slots.dead.retain(|&p| !slots.freed[p]);
+    let Clocks {
+        live,
+        stored,
+        live_list,
+        stored_list,
+    } = clocks;
+    live_list.retain(|&p| live[p].is_some());
+    stored_list.retain(|&v| stored[v].is_some());
+    // Per candidate: (full, max m of those that know, min m of those that
+    // do not, consistent).
+    let mut st: Vec<(u32, u32, u32, bool)> = vec![(0, 0, u32::MAX, true); slots.dead.len()];
+    let sgs: Vec<u64> = slots
+        .dead
+        .iter()
+        .map(|&p| c.slot_gen[p].load(Ordering::Relaxed))
+        .collect();
+    let all = live_list
+        .iter()
+        .filter_map(|&p| live[p].as_deref())
+        .chain(stored_list.iter().filter_map(|&v| stored[v].as_deref()));
+    for x in all {
+        let m = u32::MAX - x[MINPOS] as u32;
+        for (s, &sg) in st.iter_mut().zip(&sgs) {
+            let e = slot_entry(x, sg);
+            if e == 0 {
+                s.2 = s.2.min(m);
+            } else if s.0 == 0 || s.0 == e {
+                s.0 = e;
+                s.1 = s.1.max(m);
+            } else {
+                s.3 = false;
+            }
+        }
+    }
+    let mut any = false;
+    for (i, &(full, max_know, min_not, ok)) in st.iter().enumerate() {
+        if !ok || (full != 0 && max_know >= min_not) {
+            continue;
+        }
+        if !any {
+            any = true;
+            slots.epoch += 1;
+        }
+        let tau = if min_not == u32::MAX { next } else { min_not };
+        let p = slots.dead[i];
+        c.rule[p].store(((tau as u64) << 32) | full as u64, Ordering::Relaxed);
+        c.retired[p].store(slots.epoch, Ordering::Release);
+        slots.release(c, p);
+    }
+    slots.dead.retain(|&p| !slots.freed[p]);
+    slots.scan_at = RETIRE_BATCH.max(2 * slots.dead.len());
 }
 
 /// The clock sweep of [`Causality::build`]: every vertex in topological
 /// order (singletons, then whole strongly connected components), its clock
-/// handed to `emit`.
+/// handed to `emit`. Returns the number of slots used.
 #[allow(clippy::too_many_arguments)]
 fn sweep(
     h: &History,
     c: &Causality,
-    order: &[u32],
+    order: &[OpId],
     groups: &[u32],
-    mut remaining: Vec<u32>,
-    refcount: &mut [u32],
-    joins_v: &[bool],
-    emit: &mut impl FnMut(u32, &[u64]),
-) {
-    let width = c.width;
+    mut remaining: IdVec<ProcId, u32>,
+    refcount: &mut IdVec<OpId, u32>,
+    joins_v: &IdVec<OpId, bool>,
+    last_use: &IdVec<ProcId, u32>,
+    emit: &mut impl FnMut(OpId, &[u64]),
+) -> usize {
     let procs = h.processes.len();
     let n = h.ops.len();
-    let mut live: Vec<Option<Box<[u64]>>> = (0..procs).map(|_| None).collect();
-    let mut stored: Vec<Option<Box<[u64]>>> = (0..n).map(|_| None).collect();
-    let mut scc_clock = vec![0u64; width];
+    let mut clocks = Clocks {
+        live: (0..procs).map(|_| None).collect(),
+        stored: (0..n).map(|_| None).collect(),
+        live_list: Vec::new(),
+        stored_list: Vec::new(),
+    };
+    let mut slots = Slots {
+        gens: Vec::new(),
+        free: Vec::new(),
+        freed: IdVec::filled(false, procs),
+        dead: Vec::new(),
+        scan_at: RETIRE_BATCH,
+        epoch: 0,
+    };
+    let release = release_order(&remaining, last_use);
+    let mut rp = 0;
+    let mut scc_clock: Vec<u64> = Vec::new();
+    // A vertex's own entry, earliest position and epoch.
+    let stamp = |clock: &mut Vec<u64>, s: usize, p: ProcId, v: OpId, pos: u32, epoch: u32| {
+        if clock.len() < HEADER + s + 1 {
+            clock.resize(HEADER + s + 1, 0);
+        }
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        clock[HEADER + s] = clock[HEADER + s].max(pack(sg as u32, c.seq[v]));
+        clock[MINPOS] = clock[MINPOS].max((u32::MAX - pos) as u64);
+        clock[EPOCH] = epoch as u64;
+    };
     for gi in 0..groups.len() - 1 {
-        let members = &order[groups[gi] as usize..groups[gi + 1] as usize];
+        let (ga, gb) = (groups[gi] as usize, groups[gi + 1] as usize);
+        let members = &order[ga..gb];
         if members.len() == 1 {
-            let v = members[0] as usize;
-            let p = h.ops[v].process as usize;
-            let mut clock = live[p]
-                .take()
-                .unwrap_or_else(|| vec![0u64; width].into_boxed_slice());
+            let v = members[0];
+            let p = h.ops[v].process;
+            let s = slots.take(c, p);
+            let mut clock = match clocks.live[p].take() {
+                Some(l) => l,
+                None => {
+                    clocks.live_list.push(p);
+                    vec![0u64; HEADER]
+                }
+            };
+            clock[EPOCH] = slots.epoch as u64;
             if joins_v[v] {
-                join_preds(c, &mut clock, v as u32, refcount, &mut stored);
+                join_preds(c, &mut clock, v, refcount, &mut clocks.stored);
             }
-            let s = c.slot_of[p] as usize;
-            clock[s] = clock[s].max(pack(c.gen_of[p], c.seq[v]));
-            emit(v as u32, &clock);
+            stamp(&mut clock, s, p, v, ga as u32, slots.epoch);
+            emit(v, &clock);
             if refcount[v] > 0 {
-                stored[v] = Some(clock.clone());
+                clocks.stored[v] = Some(clock.clone());
+                clocks.stored_list.push(v);
             }
             remaining[p] -= 1;
             if remaining[p] > 0 {
-                live[p] = Some(clock);
+                clocks.live[p] = Some(clock);
+            } else {
+                slots.dead.push(p);
             }
         } else {
-            scc_clock.iter_mut().for_each(|x| *x = 0);
-            for &v in members {
-                let p = h.ops[v as usize].process as usize;
-                if let Some(l) = &live[p] {
-                    for (a, b) in scc_clock.iter_mut().zip(l.iter()) {
-                        *a = (*a).max(*b);
-                    }
+            scc_clock.clear();
+            scc_clock.resize(HEADER, 0);
+            scc_clock[EPOCH] = slots.epoch as u64;
+            for (i, &v) in members.iter().enumerate() {
+                let p = h.ops[v].process;
+                let s = slots.take(c, p);
+                match &clocks.live[p] {
+                    Some(l) => join(&mut scc_clock, l),
+                    None => clocks.live_list.push(p),
                 }
-                if joins_v[v as usize] {
-                    join_preds(c, &mut scc_clock, v, refcount, &mut stored);
+                if joins_v[v] {
+                    join_preds(c, &mut scc_clock, v, refcount, &mut clocks.stored);
                 }
-                let s = c.slot_of[p] as usize;
-                scc_clock[s] = scc_clock[s].max(pack(c.gen_of[p], c.seq[v as usize]));
+                stamp(&mut scc_clock, s, p, v, (ga + i) as u32, slots.epoch);
             }
             for &v in members {
-                if refcount[v as usize] > 0 {
-                    stored[v as usize] = Some(scc_clock.clone().into_boxed_slice());
+                if refcount[v] > 0 {
+                    clocks.stored[v] = Some(scc_clock.clone());
+                    clocks.stored_list.push(v);
                 }
             }
             for &v in members {
                 emit(v, &scc_clock);
-                let p = h.ops[v as usize].process as usize;
+                let p = h.ops[v].process;
                 remaining[p] -= 1;
-                live[p] = if remaining[p] > 0 {
-                    Some(scc_clock.clone().into_boxed_slice())
+                clocks.live[p] = if remaining[p] > 0 {
+                    Some(scc_clock.clone())
                 } else {
+                    slots.dead.push(p);
                     None
                 };
             }
         }
+        while rp < release.len() && (release[rp].0 as usize) < gb {
+            slots.release(c, release[rp].1);
+            rp += 1;
+        }
+        if slots.dead.len() >= slots.scan_at {
+            retire(c, &mut slots, &mut clocks, gb as u32);
+        }
     }
+    slots.gens.len()
 }
 
 /// Joins the stored clocks of `v`'s reads-from predecessors into `clock`,
 /// releasing each once its last reader has joined it.
 fn join_preds(
     c: &Causality,
-    clock: &mut [u64],
-    v: u32,
-    refcount: &mut [u32],
-    stored: &mut [Option<Box<[u64]>>],
+    clock: &mut Vec<u64>,
+    v: OpId,
+    refcount: &mut IdVec<OpId, u32>,
+    stored: &mut IdVec<OpId, Option<Vec<u64>>>,
 ) {
     for &w in c.rf_preds(v) {
         c.join_from(clock, w, stored);
-        refcount[w as usize] -= 1;
-        if refcount[w as usize] == 0 {
-            stored[w as usize] = None;
+        refcount[w] -= 1;
+        if refcount[w] == 0 {
+            stored[w] = None;
         }
     }
 }
@@ -1069,7 +1358,12 @@ mod tests {
     }
 
     fn reaches(c: &Causality, a: u32, b: u32) -> bool {
+        let (a, b) = (OpId(a), OpId(b));
         c.reaches(a, b, &c.direct_preds(b))
+    }
+
+    fn op_ids(v: &[u32]) -> Vec<OpId> {
+        v.iter().map(|&i| OpId(i)).collect()
     }
 
     #[test]
@@ -1087,15 +1381,16 @@ mod tests {
         assert!(reaches(&c, 0, 1) && reaches(&c, 0, 2) && reaches(&c, 1, 2));
         assert!(!reaches(&c, 2, 0) && !reaches(&c, 0, 3) && !reaches(&c, 3, 2));
         assert!(!reaches(&c, 0, 0));
-        assert_eq!(c.path(0, 2), Some(vec![0, 1, 2]));
-        assert_eq!(c.path(2, 0), None);
-        assert_eq!(c.edge_kind(0, 1), EdgeKind::ReadsFrom);
-        assert_eq!(c.edge_kind(1, 2), EdgeKind::Session);
-        let anc = c.ancestors(2);
+        assert_eq!(c.path(OpId(0), OpId(2)), Some(op_ids(&[0, 1, 2])));
+        assert_eq!(c.path(OpId(2), OpId(0)), None);
+        assert_eq!(c.edge_kind(OpId(0), OpId(1)), EdgeKind::ReadsFrom);
+        assert_eq!(c.edge_kind(OpId(1), OpId(2)), EdgeKind::Session);
+        let anc = c.ancestors(OpId(2));
         let has = |v: u32| anc[v as usize / 64] & (1 << (v % 64)) != 0;
         assert!(has(0) && has(1) && !has(2) && !has(3));
-        let past = PastOf::new(&c, 2);
-        assert!(past.contains(0) && past.contains(1) && !past.contains(3) && !past.contains(2));
+        let past = PastOf::new(&c, OpId(2));
+        let has_past = |v: u32| past.contains(OpId(v));
+        assert!(has_past(0) && has_past(1) && !has_past(3) && !has_past(2));
     }
 
     #[test]
@@ -1117,7 +1412,7 @@ mod tests {
         }
         let h = crate::reader::read_history(text.as_bytes()).expect("valid");
         let c = build(&h);
-        assert_eq!(c.cycles, vec![vec![0, 1]]);
+        assert_eq!(c.cycles, vec![op_ids(&[0, 1])]);
         let cycle = c.cycle_path(&c.cycles[0]);
         assert_eq!(cycle.first(), cycle.last());
         assert_eq!(cycle.len(), 3);
@@ -1145,14 +1440,14 @@ mod tests {
         let last = n as u32;
         assert!(reaches(&c, 0, last));
         assert!(!reaches(&c, 0, last + 1));
-        let (found, big) = c.search(0, last, &c.direct_preds(last));
+        let (found, big) = c.search(OpId(0), OpId(last), &c.direct_preds(OpId(last)));
         assert!(found && big, "the search outgrew the hash set");
-        let past = PastOf::new(&c, last);
-        assert!(past.contains(0));
-        assert!(past.contains(1), "answered from the ancestors");
-        assert!(!past.contains(last + 1));
+        let past = PastOf::new(&c, OpId(last));
+        assert!(past.contains(OpId(0)));
+        assert!(past.contains(OpId(1)), "answered from the ancestors");
+        assert!(!past.contains(OpId(last + 1)));
         // A long session run is cut to its ends for explanations.
-        assert_eq!(c.path(0, last), Some(vec![0, last]));
-        assert_eq!(c.edge_kind(0, last), EdgeKind::Session);
+        assert_eq!(c.path(OpId(0), OpId(last)), Some(op_ids(&[0, last])));
+        assert_eq!(c.edge_kind(OpId(0), OpId(last)), EdgeKind::Session);
     }
 }

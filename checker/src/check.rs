@@ -144,6 +144,15 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
         idx.record(h, c, op, clock);
     });
     lap("graph and clocks");
+    if timing {
+        eprintln!(
+            "[timing] clocks {} wide ({} slots used, {} process ids), {} projected clock entries",
+            c.width,
+            c.clock_slots,
+            h.processes.len(),
+            idx.projected_entries()
+        );
+    }
     idx.finish(h);
     vis.check_finals(h, &idx, &c);
     lap("masks and final reads");

@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use crate::causality::{Causality, EdgeKind};
 use crate::history::{KeyKind, MopFn};
-use crate::model::{History, MopRec, ObsKind, Outcome, NONE};
+use crate::model::{History, KeyId, MopId, MopRec, ObsKind, OpId, Outcome};
 use crate::report::{Anomaly, Example};
 
 /// Nanoseconds as seconds with millisecond precision: "1.204 s".
@@ -80,8 +80,8 @@ pub struct Explain<'a> {
 
 impl<'a> Explain<'a> {
     /// "process 2 on n2, op 14, acknowledged at 1.204 s"
-    pub fn op_where(&self, op: u32) -> String {
-        let o = &self.h.ops[op as usize];
+    pub fn op_where(&self, op: OpId) -> String {
+        let o = &self.h.ops[op];
         let when = match (o.outcome, o.completed) {
             (Outcome::Ok, _) => format!("acknowledged at {}", secs(o.complete_time)),
             (Outcome::Fail, _) => format!("failed at {}", secs(o.complete_time)),
@@ -99,8 +99,8 @@ impl<'a> Explain<'a> {
     }
 
     /// "op 14 (process 2 on n2)"
-    pub fn op_short(&self, op: u32) -> String {
-        let o = &self.h.ops[op as usize];
+    pub fn op_short(&self, op: OpId) -> String {
+        let o = &self.h.ops[op];
         format!(
             "op {} (process {} on {})",
             o.index(),
@@ -110,8 +110,8 @@ impl<'a> Explain<'a> {
     }
 
     /// What a write does, without where: "append 3 to key x".
-    pub fn write_what(&self, mop: u32) -> String {
-        let m = &self.h.mops[mop as usize];
+    pub fn write_what(&self, mop: MopId) -> String {
+        let m = &self.h.mops[mop];
         let k = self.h.key(m.key);
         match m.f {
             MopFn::Write => format!("write {} to key {k}", m.arg),
@@ -124,11 +124,11 @@ impl<'a> Explain<'a> {
     }
 
     /// "append 3 to key x (process 2 on n2, op 14, acknowledged at 1.204 s)"
-    pub fn write(&self, mop: u32) -> String {
+    pub fn write(&self, mop: MopId) -> String {
         format!(
             "{} ({})",
             self.write_what(mop),
-            self.op_where(self.h.mops[mop as usize].op)
+            self.op_where(self.h.mops[mop].op)
         )
     }
 
@@ -146,9 +146,9 @@ impl<'a> Explain<'a> {
     }
 
     /// "the read of key x by process 5 on n1 (op 20, acknowledged at 0.900 s), which observed [1, 2]"
-    pub fn read(&self, mop: u32) -> String {
-        let m = &self.h.mops[mop as usize];
-        let op = &self.h.ops[m.op as usize];
+    pub fn read(&self, mop: MopId) -> String {
+        let m = &self.h.mops[mop];
+        let op = &self.h.ops[m.op];
         let what = if op.is_final {
             "the final read"
         } else {
@@ -163,16 +163,16 @@ impl<'a> Explain<'a> {
     }
 
     /// Why `from → to` is an edge, Elle-style.
-    pub fn edge(&self, from: u32, to: u32) -> (EdgeKind, String) {
+    pub fn edge(&self, from: OpId, to: OpId) -> (EdgeKind, String) {
         let kind = self.c.edge_kind(from, to);
         let text = match kind {
             EdgeKind::Session => format!(
                 "op {} < op {}: process {} ran op {} after op {}",
-                self.h.ops[from as usize].index(),
-                self.h.ops[to as usize].index(),
-                self.h.process_id(self.h.ops[to as usize].process),
-                self.h.ops[to as usize].index(),
-                self.h.ops[from as usize].index()
+                self.h.ops[from].index(),
+                self.h.ops[to].index(),
+                self.h.process_id(self.h.ops[to].process),
+                self.h.ops[to].index(),
+                self.h.ops[from].index()
             ),
             EdgeKind::ReadsFrom => {
                 let seen = self.observed_write(to, from);
@@ -181,10 +181,10 @@ impl<'a> Explain<'a> {
                     .unwrap_or_else(|| "write".into());
                 format!(
                     "op {} < op {}: op {} observed op {}'s {what}",
-                    self.h.ops[from as usize].index(),
-                    self.h.ops[to as usize].index(),
-                    self.h.ops[to as usize].index(),
-                    self.h.ops[from as usize].index()
+                    self.h.ops[from].index(),
+                    self.h.ops[to].index(),
+                    self.h.ops[to].index(),
+                    self.h.ops[from].index()
                 )
             }
         };
@@ -192,23 +192,23 @@ impl<'a> Explain<'a> {
     }
 
     /// A write of op `writer` that op `reader` observed.
-    pub fn observed_write(&self, reader: u32, writer: u32) -> Option<u32> {
-        let r = &self.h.ops[reader as usize];
+    pub fn observed_write(&self, reader: OpId, writer: OpId) -> Option<MopId> {
+        let r = &self.h.ops[reader];
         self.h.mops[r.mops()]
             .iter()
             .flat_map(|m| self.h.obs_writes(m).iter().copied())
-            .find(|&w| w != NONE && self.h.mops[w as usize].op == writer)
+            .find(|&w| !w.is_none() && self.h.mops[w].op == writer)
     }
 
     /// A path explained edge by edge, and its JSON form.
-    pub fn path(&self, path: &[u32]) -> (String, Json) {
+    pub fn path(&self, path: &[OpId]) -> (String, Json) {
         let mut texts = Vec::new();
         let mut edges = Vec::new();
         for pair in path.windows(2) {
             let (kind, text) = self.edge(pair[0], pair[1]);
             edges.push(json!({
-                "from": self.h.ops[pair[0] as usize].index(),
-                "to": self.h.ops[pair[1] as usize].index(),
+                "from": self.h.ops[pair[0]].index(),
+                "to": self.h.ops[pair[1]].index(),
                 "kind": kind.as_str(),
                 "why": text,
             }));
@@ -218,8 +218,8 @@ impl<'a> Explain<'a> {
     }
 
     /// A one-line label for a DOT vertex.
-    pub fn label(&self, op: u32) -> String {
-        let o = &self.h.ops[op as usize];
+    pub fn label(&self, op: OpId) -> String {
+        let o = &self.h.ops[op];
         let mops: Vec<String> = self.h.mops[o.mops()]
             .iter()
             .map(|m| match m.f {
@@ -240,27 +240,24 @@ impl<'a> Explain<'a> {
 
     /// The `graph` detail every example carries, for DOT export and HTML:
     /// the ops involved (including every op on `edges`), and the edges.
-    pub fn graph(&self, ops: &[u32], edges: &Json) -> Json {
-        let mut seen: Vec<u32> = Vec::new();
+    pub fn graph(&self, ops: &[OpId], edges: &Json) -> Json {
+        let mut seen: Vec<OpId> = Vec::new();
         let mut vertices = Vec::new();
         for &op in ops {
             if !seen.contains(&op) {
                 seen.push(op);
-                vertices
-                    .push(json!({"op": self.h.ops[op as usize].index(), "label": self.label(op)}));
+                vertices.push(json!({"op": self.h.ops[op].index(), "label": self.label(op)}));
             }
         }
         json!({"vertices": vertices, "edges": edges})
     }
 
-    pub fn kind_of(&self, k: u32) -> Option<KeyKind> {
-        self.h.key_kind[k as usize]
+    pub fn kind_of(&self, k: KeyId) -> Option<KeyKind> {
+        self.h.key_kind[k]
     }
 
     /// History indices of ops, for `Example::ops`.
-    pub fn indices(&self, ops: &[u32]) -> Vec<u64> {
-        ops.iter()
-            .map(|&o| self.h.ops[o as usize].index())
-            .collect()
+    pub fn indices(&self, ops: &[OpId]) -> Vec<u64> {
+        ops.iter().map(|&o| self.h.ops[o].index()).collect()
     }
 }

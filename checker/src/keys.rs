@@ -6,42 +6,94 @@
 //! projected onto the key's writer processes for larger keys.
 
 use crate::causality::{Causality, Clock};
+use crate::ids::{IdVec, KeyId, MopId, OpId, ProcId, Slot};
 use crate::model::{History, NONE};
 
 pub struct KeyIndex {
-    start: Vec<u32>,
+    start: IdVec<KeyId, u32>,
     /// Vertex write micro-operations, per key sorted by (process, seq, mop).
-    pub writes: Vec<u32>,
+    pub writes: IdVec<Slot, MopId>,
     /// Per slot: the write's op, process and seq.
-    pub slot_op: Vec<u32>,
-    pub slot_proc: Vec<u32>,
-    pub slot_seq: Vec<u32>,
+    pub slot_op: IdVec<Slot, OpId>,
+    pub slot_proc: IdVec<Slot, ProcId>,
+    pub slot_seq: IdVec<Slot, u32>,
     /// Per slot: index of its process's group within the key.
-    slot_group: Vec<u32>,
+    slot_group: IdVec<Slot, u32>,
     /// Per key: its groups (runs of one process), as slot ranges.
-    group_start: Vec<u32>,
-    groups: Vec<(u32, u32, u32)>,
-    /// Per mop: its slot in `writes`, or `NONE`.
-    pub slot: Vec<u32>,
+    group_start: IdVec<KeyId, u32>,
+    groups: Vec<(ProcId, u32, u32)>,
+    /// Per mop: its slot in `writes`, or `Slot::NONE`.
+    pub slot: IdVec<MopId, Slot>,
     /// Per stored observed value (`History::vals`): the slot of the write
-    /// that produced it, or `NONE`.
-    val_slot: Vec<u32>,
+    /// that produced it, or `Slot::NONE`.
+    val_slot: Vec<Slot>,
     /// Per slot (small keys): bit `j` set when the key's `j`th write happens
     /// before this one.
-    pub pred: Vec<u64>,
+    pub pred: IdVec<Slot, u64>,
     /// Per slot (small keys): bit `j` set when this write happens before the
     /// key's `j`th write. Filled by [`KeyIndex::finish`].
-    pub succ: Vec<u64>,
+    pub succ: IdVec<Slot, u64>,
     /// Per slot (bit set): whether its write's clock has been recorded.
     done: Vec<u64>,
-    /// Per slot (large keys): offset of its projected clock in `proj`.
-    proj_start: Vec<u32>,
+    /// Per slot (large keys): its projected clock, i.e. per group of its
+    /// key the entry of the write's clock for the group's process. Stored
+    /// sparsely: the nonzero entries of the groups active when it was
+    /// recorded (`proj_group`, sorted, and `proj` from `proj_start`,
+    /// `proj_len` of them); a group whose process was retired by then
+    /// (see `causality::retire`) is answered by the retirement rule from
+    /// the clock's earliest position and epoch (`proj_m`, `proj_epoch`);
+    /// any other group is 0 (its process had not started).
+    proj_start: IdVec<Slot, u32>,
+    proj_len: IdVec<Slot, u32>,
+    proj_group_start: IdVec<Slot, u32>,
+    proj_group: Vec<u32>,
+    /// Per slot (bit set): whether its projected clock is stored densely
+    /// instead (one entry per group of the key, trailing zeros dropped,
+    /// epoch 0), which is smaller when most of the key's processes are
+    /// known to it (long-lived processes).
+    dense: Vec<u64>,
+    /// `0, 1, 2, …` up to the most groups of a key, for [`Sparse`] views
+    /// of dense clocks.
+    iota: Vec<u32>,
     proj: Vec<u32>,
+    proj_m: IdVec<Slot, u32>,
+    proj_epoch: IdVec<Slot, u32>,
+    /// Per large key: its groups (indices into `groups`) whose process
+    /// has started and was not retired at the last recorded write.
+    active: IdVec<KeyId, Vec<u32>>,
+    /// Per process: the groups (indices into `groups`) it has on large
+    /// keys, CSR.
+    proc_groups_start: IdVec<ProcId, u32>,
+    proc_groups: Vec<u32>,
+    /// Per key: the retirement epoch at which its active list was last
+    /// pruned.
+    pruned_at: IdVec<KeyId, u32>,
+    /// Per cycle of the graph: whether its processes' groups are active.
+    cycle_active: Vec<bool>,
+    /// Per process: the retirement epoch and `(tau, full)` rule, copied
+    /// from the `Causality` when its group leaves a key's active list.
+    retired: IdVec<ProcId, u32>,
+    rule: IdVec<ProcId, (u32, u32)>,
+    /// Scratch for `record`.
+    scratch: Vec<(u32, u32)>,
+}
+
+/// A large key's write's projected clock as stored: the entries (`entries`,
+/// by index of group in the key: `groups`, sorted) of the processes not
+/// retired when it was recorded; a process retired by then (by epoch
+/// `epoch`, see [`KeyIndex::retirement`]) has entry `full` if `m < tau`,
+/// else 0; any other process 0. A clock stored densely lists every group
+/// up to its last nonzero entry, with `epoch` 0 (before any retirement).
+pub struct Sparse<'a> {
+    pub epoch: u32,
+    pub m: u32,
+    pub groups: &'a [u32],
+    pub entries: &'a [u32],
 }
 
 /// A run of one process's writes on one key.
 pub struct Group {
-    pub process: u32,
+    pub process: ProcId,
     pub start: usize,
     pub end: usize,
 }
@@ -50,31 +102,46 @@ const SMALL: usize = 64;
 
 impl KeyIndex {
     /// Groups writes; `seq` is the session position of each op.
-    pub fn new(h: &History, seq: &[u32]) -> KeyIndex {
+    pub fn new(h: &History, seq: &IdVec<OpId, u32>) -> KeyIndex {
         let mut idx = KeyIndex {
-            start: Vec::with_capacity(h.keys.len() + 1),
-            writes: Vec::new(),
-            slot_op: Vec::new(),
-            slot_proc: Vec::new(),
-            slot_seq: Vec::new(),
-            slot_group: Vec::new(),
-            group_start: Vec::with_capacity(h.keys.len() + 1),
+            start: IdVec::from_vec(Vec::with_capacity(h.keys.len() + 1)),
+            writes: IdVec::new(),
+            slot_op: IdVec::new(),
+            slot_proc: IdVec::new(),
+            slot_seq: IdVec::new(),
+            slot_group: IdVec::new(),
+            group_start: IdVec::from_vec(Vec::with_capacity(h.keys.len() + 1)),
             groups: Vec::new(),
-            slot: vec![NONE; h.mops.len()],
+            slot: IdVec::filled(Slot::NONE, h.mops.len()),
             val_slot: Vec::new(),
-            pred: Vec::new(),
-            succ: Vec::new(),
+            pred: IdVec::new(),
+            succ: IdVec::new(),
             done: Vec::new(),
-            proj_start: Vec::new(),
+            proj_start: IdVec::new(),
+            proj_len: IdVec::new(),
+            proj_group_start: IdVec::new(),
+            proj_group: Vec::new(),
+            dense: Vec::new(),
+            iota: Vec::new(),
             proj: Vec::new(),
+            proj_m: IdVec::new(),
+            proj_epoch: IdVec::new(),
+            active: IdVec::filled(Vec::new(), h.keys.len()),
+            proc_groups_start: IdVec::new(),
+            proc_groups: Vec::new(),
+            cycle_active: Vec::new(),
+            pruned_at: IdVec::new(),
+            retired: IdVec::filled(NONE, h.processes.len()),
+            rule: IdVec::filled((0, 0), h.processes.len()),
+            scratch: Vec::new(),
         };
         idx.start.push(0);
         idx.group_start.push(0);
-        let mut tmp: Vec<(u32, u32, u32)> = Vec::new();
+        let mut tmp: Vec<(ProcId, u32, MopId)> = Vec::new();
         for ws in &h.key_writes {
             tmp.clear();
             for &w in ws {
-                let op = h.mops[w as usize].op as usize;
+                let op = h.mops[w].op;
                 if seq[op] != 0 {
                     tmp.push((h.ops[op].process, seq[op], w));
                 }
@@ -82,45 +149,84 @@ impl KeyIndex {
             tmp.sort_unstable();
             let key_groups_start = idx.groups.len() as u32;
             for &(p, s, w) in &tmp {
-                let slot = idx.writes.len() as u32;
+                let slot = idx.writes.next_id();
                 let last = idx.groups.last().copied();
                 match last {
                     Some((gp, _, _)) if gp == p && idx.groups.len() as u32 > key_groups_start => {
-                        idx.groups.last_mut().expect("a group").2 = slot + 1;
+                        idx.groups.last_mut().expect("a group").2 = slot.0 + 1;
                     }
-                    _ => idx.groups.push((p, slot, slot + 1)),
+                    _ => idx.groups.push((p, slot.0, slot.0 + 1)),
                 }
                 idx.slot_group
                     .push(idx.groups.len() as u32 - 1 - key_groups_start);
-                idx.slot[w as usize] = slot;
+                idx.slot[w] = slot;
                 idx.writes.push(w);
-                idx.slot_op.push(h.mops[w as usize].op);
+                idx.slot_op.push(h.mops[w].op);
                 idx.slot_proc.push(p);
                 idx.slot_seq.push(s);
             }
             idx.start.push(idx.writes.len() as u32);
             idx.group_start.push(idx.groups.len() as u32);
         }
-        idx.pred = vec![0; idx.writes.len()];
-        idx.done = vec![0; idx.writes.len().div_ceil(64)];
-        idx.proj_start = vec![NONE; idx.writes.len()];
+        let n = idx.writes.len();
+        idx.pred = IdVec::filled(0, n);
+        idx.done = vec![0; n.div_ceil(64)];
+        idx.proj_start = IdVec::filled(NONE, n);
+        idx.proj_len = IdVec::filled(0, n);
+        idx.proj_m = IdVec::filled(0, n);
+        idx.proj_group_start = IdVec::filled(0, n);
+        idx.dense = vec![0; idx.writes.len().div_ceil(64)];
+        let most = (0..h.keys.len())
+            .map(|k| idx.group_start[k + 1] - idx.group_start[k])
+            .max()
+            .unwrap_or(0);
+        idx.iota = (0..most).collect();
+        idx.proj_epoch = IdVec::filled(0, n);
+        // Per process, its groups on large keys.
+        let mut count: IdVec<ProcId, u32> = IdVec::filled(0, h.processes.len() + 1);
+        let large = |k: usize| idx.start[k + 1] - idx.start[k] > SMALL as u32;
+        for k in (0..h.keys.len()).filter(|&k| large(k)) {
+            for g in idx.group_start[k]..idx.group_start[k + 1] {
+                count[idx.groups[g as usize].0.index() + 1] += 1;
+            }
+        }
+        for p in 0..h.processes.len() {
+            count[p + 1] += count[p];
+        }
+        let mut fill = count.clone();
+        let mut pg = vec![0u32; count[h.processes.len()] as usize];
+        for k in (0..h.keys.len()).filter(|&k| large(k)) {
+            for g in idx.group_start[k]..idx.group_start[k + 1] {
+                let p = idx.groups[g as usize].0;
+                pg[fill[p] as usize] = g;
+                fill[p] += 1;
+            }
+        }
+        idx.proc_groups_start = count;
+        idx.proc_groups = pg;
+        idx.pruned_at = IdVec::filled(0, h.keys.len());
+        // Every write of a large key records at most one entry per group of
+        // its key: reserved at once (untouched capacity costs no memory),
+        // so the array is never grown and copied while the sweep fills it.
+        let proj_len: usize = (0..h.keys.len())
+            .filter(|&k| large(k))
+            .map(|k| {
+                let writes = (idx.start[k + 1] - idx.start[k]) as usize;
+                writes * (idx.group_start[k + 1] - idx.group_start[k]) as usize
+            })
+            .sum();
+        idx.proj = Vec::with_capacity(proj_len);
         idx.val_slot = h
             .resolved
             .iter()
-            .map(|&w| {
-                if w == NONE {
-                    NONE
-                } else {
-                    idx.slot[w as usize]
-                }
-            })
+            .map(|&w| if w.is_none() { Slot::NONE } else { idx.slot[w] })
             .collect();
         idx
     }
 
     /// The slots of the writes `m` observed, parallel to `History::obs(m)`
     /// (`NONE` for a value no vertex wrote).
-    pub fn observed_slots(&self, m: &crate::model::MopRec) -> &[u32] {
+    pub fn observed_slots(&self, m: &crate::model::MopRec) -> &[Slot] {
         &self.val_slot[m.obs_range()]
     }
 
@@ -132,23 +238,34 @@ impl KeyIndex {
         c.entry(clock, self.slot_proc[j]) >= self.slot_seq[j]
     }
 
-    pub fn key_writes(&self, k: u32) -> &[u32] {
-        &self.writes[self.start[k as usize] as usize..self.start[k as usize + 1] as usize]
+    pub fn key_writes(&self, k: KeyId) -> &[MopId] {
+        &self.writes[self.key_slots(k)]
     }
 
-    pub fn key_start(&self, k: u32) -> usize {
-        self.start[k as usize] as usize
+    /// Key `k`'s slots.
+    #[inline]
+    fn key_slots(&self, k: KeyId) -> std::ops::Range<usize> {
+        self.start[k] as usize..self.start[k.index() + 1] as usize
+    }
+
+    /// Key `k`'s groups (indices into `groups`).
+    #[inline]
+    fn key_groups(&self, k: KeyId) -> std::ops::Range<usize> {
+        self.group_start[k] as usize..self.group_start[k.index() + 1] as usize
+    }
+
+    pub fn key_start(&self, k: KeyId) -> usize {
+        self.start[k] as usize
     }
 
     /// Whether key `k` has hb masks.
-    pub fn small(&self, k: u32) -> bool {
+    pub fn small(&self, k: KeyId) -> bool {
         self.key_writes(k).len() <= SMALL
     }
 
     /// The writes of key `k` split by process, as slot ranges.
-    pub fn groups(&self, k: u32) -> impl Iterator<Item = Group> + '_ {
-        self.groups
-            [self.group_start[k as usize] as usize..self.group_start[k as usize + 1] as usize]
+    pub fn groups(&self, k: KeyId) -> impl Iterator<Item = Group> + '_ {
+        self.groups[self.key_groups(k)]
             .iter()
             .map(|&(p, s, e)| Group {
                 process: p,
@@ -157,20 +274,64 @@ impl KeyIndex {
             })
     }
 
+    /// The key of group `g` (an index into `groups`).
+    fn group_key(&self, g: u32) -> usize {
+        self.group_start.partition_point(|&s| s <= g) - 1
+    }
+
+    /// Makes the large-key groups of process `p` active (its first vertex
+    /// is being recorded).
+    fn activate(&mut self, p: ProcId) {
+        let (a, b) = (
+            self.proc_groups_start[p] as usize,
+            self.proc_groups_start[p.index() + 1] as usize,
+        );
+        for i in a..b {
+            let g = self.proc_groups[i];
+            let k = self.group_key(g);
+            self.active[k].push(g);
+        }
+    }
+
     /// Records what op `v`'s writes know, from its clock (called during the
-    /// sweep).
-    pub fn record(&mut self, h: &History, c: &Causality, v: u32, clock: &Clock) {
-        for mi in h.ops[v as usize].mops() {
+    /// sweep, for every vertex in topological order).
+    pub fn record(&mut self, h: &History, c: &Causality, v: OpId, clock: &Clock) {
+        // A process's groups become active at its first vertex (or, in a
+        // cycle, at the cycle's first vertex: its members share a clock).
+        let cycle = if c.cycles.is_empty() {
+            None
+        } else {
+            c.cycle_of.get(&v).copied()
+        };
+        match cycle {
+            None if c.seq[v] == 1 => self.activate(h.ops[v].process),
+            None => {}
+            Some(ci) => {
+                let ci = ci as usize;
+                if self.cycle_active.len() <= ci {
+                    self.cycle_active.resize(c.cycles.len(), false);
+                }
+                if !std::mem::replace(&mut self.cycle_active[ci], true) {
+                    let ps: Vec<ProcId> = c.cycles[ci]
+                        .iter()
+                        .filter(|&&u| c.seq[u] == 1)
+                        .map(|&u| h.ops[u].process)
+                        .collect();
+                    for p in ps {
+                        self.activate(p);
+                    }
+                }
+            }
+        }
+        let epoch = c.epoch_of(clock);
+        for mi in h.ops[v].mops() {
             let sv = self.slot[mi];
-            if sv == NONE {
+            if sv.is_none() {
                 continue;
             }
-            self.done[sv as usize / 64] |= 1 << (sv % 64);
+            self.done[sv.index() / 64] |= 1 << (sv.0 % 64);
             let k = h.mops[mi].key;
-            let (s, e) = (
-                self.start[k as usize] as usize,
-                self.start[k as usize + 1] as usize,
-            );
+            let (s, e) = (self.start[k] as usize, self.start[k.index() + 1] as usize);
             if e - s <= SMALL {
                 let mut mask = 0u64;
                 for j in s..e {
@@ -178,16 +339,64 @@ impl KeyIndex {
                         mask |= 1 << (j - s);
                     }
                 }
-                self.pred[sv as usize] = mask;
+                self.pred[sv] = mask;
             } else {
-                self.proj_start[sv as usize] = self.proj.len() as u32;
-                let (gs, ge) = (
-                    self.group_start[k as usize] as usize,
-                    self.group_start[k as usize + 1] as usize,
-                );
-                for g in gs..ge {
-                    let p = self.groups[g].0;
-                    self.proj.push(c.entry(clock, p));
+                let gs = self.group_start[k];
+                let mut active = std::mem::take(&mut self.active[k]);
+                // Nothing retired since the last pruning: nothing to drop.
+                let prune = self.pruned_at[k] != epoch;
+                self.pruned_at[k] = epoch;
+                active.retain(|&g| {
+                    if !prune {
+                        return true;
+                    }
+                    let p = self.groups[g as usize].0;
+                    match c.retired_at(p) {
+                        Some((r, tau, full)) if r <= epoch => {
+                            self.retired[p] = r;
+                            self.rule[p] = (tau, full);
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+                let ge = self.group_start[k.index() + 1];
+                // Most of the key's processes active (long-lived ones):
+                // one entry per group (retired processes' too, from the
+                // rule) takes less room and time than pairs.
+                let dense = (ge - gs) as usize <= 2 * active.len();
+                self.scratch.clear();
+                if !dense {
+                    for &g in &active {
+                        let e = c.entry(clock, self.groups[g as usize].0);
+                        if e != 0 {
+                            self.scratch.push((g - gs, e));
+                        }
+                    }
+                }
+                self.active[k] = active;
+                self.proj_start[sv] = self.proj.len() as u32;
+                if dense {
+                    self.dense[sv.index() / 64] |= 1 << (sv.0 % 64);
+                    for g in gs..ge {
+                        self.proj.push(c.entry(clock, self.groups[g as usize].0));
+                    }
+                    while self.proj.len() > self.proj_start[sv] as usize
+                        && self.proj.last() == Some(&0)
+                    {
+                        self.proj.pop();
+                    }
+                    self.proj_len[sv] = self.proj.len() as u32 - self.proj_start[sv];
+                } else {
+                    self.scratch.sort_unstable();
+                    self.proj_len[sv] = self.scratch.len() as u32;
+                    self.proj_m[sv] = c.min_pos(clock);
+                    self.proj_epoch[sv] = epoch;
+                    self.proj_group_start[sv] = self.proj_group.len() as u32;
+                    for &(g, e) in &self.scratch {
+                        self.proj_group.push(g);
+                        self.proj.push(e);
+                    }
                 }
             }
         }
@@ -195,7 +404,7 @@ impl KeyIndex {
 
     /// Derives successor masks once every write is recorded.
     pub fn finish(&mut self, h: &History) {
-        self.succ = vec![0; self.writes.len()];
+        self.succ = IdVec::filled(0, self.writes.len());
         for k in 0..h.keys.len() {
             let (s, e) = (self.start[k] as usize, self.start[k + 1] as usize);
             if e - s > SMALL {
@@ -214,20 +423,18 @@ impl KeyIndex {
 
     /// Whether write `a` happens before write `b` (both on one key); writes
     /// of one transaction are never ordered.
-    pub fn hb(&self, h: &History, a: u32, b: u32) -> bool {
-        let (sa, sb) = (self.slot[a as usize], self.slot[b as usize]);
-        if sa == NONE || sb == NONE || self.slot_op[sa as usize] == self.slot_op[sb as usize] {
+    pub fn hb(&self, h: &History, a: MopId, b: MopId) -> bool {
+        let (sa, sb) = (self.slot[a], self.slot[b]);
+        if sa.is_none() || sb.is_none() || self.slot_op[sa] == self.slot_op[sb] {
             return false;
         }
-        let k = h.mops[a as usize].key;
-        debug_assert_eq!(k, h.mops[b as usize].key);
-        let base = self.start[k as usize];
+        let k = h.mops[a].key;
+        debug_assert_eq!(k, h.mops[b].key);
+        let base = self.start[k];
         if self.small(k) {
-            return self.pred[sb as usize] & (1u64 << (sa - base)) != 0;
+            return self.pred[sb] & (1u64 << (sa.0 - base)) != 0;
         }
-        let ps = self.proj_start[sb as usize];
-        ps != NONE
-            && self.proj[(ps + self.slot_group[sa as usize]) as usize] >= self.slot_seq[sa as usize]
+        self.proj_entry(sb, sa) >= self.slot_seq[sa]
     }
 
     /// Whether slot `j`'s write has been recorded (its happens-before
@@ -243,15 +450,14 @@ impl KeyIndex {
     /// a slot of a group it is true for every later slot of that group
     /// (clocks only grow along session order), so it can be binary-searched.
     #[inline]
-    pub fn known_at(&self, k: u32, a: usize, b: usize) -> bool {
+    pub fn known_at(&self, k: KeyId, a: usize, b: usize) -> bool {
         if self.slot_op[a] == self.slot_op[b] {
             return true;
         }
         if self.small(k) {
-            return self.pred[b] & (1u64 << (a - self.start[k as usize] as usize)) != 0;
+            return self.pred[b] & (1u64 << (a - self.start[k] as usize)) != 0;
         }
-        let ps = self.proj_start[b];
-        ps != NONE && self.proj[(ps + self.slot_group[a]) as usize] >= self.slot_seq[a]
+        self.proj_entry(Slot::new(b), Slot::new(a)) >= self.slot_seq[a]
     }
 
     /// The first slot of `start..end` (one group of key `k`) whose write
@@ -263,15 +469,15 @@ impl KeyIndex {
     pub fn first_after(
         &self,
         h: &History,
-        k: u32,
-        observed: &[u32],
+        k: KeyId,
+        observed: &[MopId],
         start: usize,
         end: usize,
     ) -> usize {
         let knows = |j: usize| {
             observed
                 .iter()
-                .any(|&o| self.known_at(k, self.slot[o as usize] as usize, j))
+                .any(|&o| self.known_at(k, self.slot[o].index(), j))
         };
         let mut j = first_true(start, end, knows);
         while j < end && !observed.iter().any(|&o| self.hb(h, o, self.writes[j])) {
@@ -288,21 +494,20 @@ impl KeyIndex {
     pub fn first_inverted(
         &self,
         h: &History,
-        key: u32,
-        elems: &[(u32, usize)],
+        key: KeyId,
+        elems: &[(MopId, usize)],
         max: &mut Vec<u32>,
-    ) -> Option<(u32, u32)> {
-        let k = key as usize;
-        let g = (self.group_start[k + 1] - self.group_start[k]) as usize;
+    ) -> Option<(MopId, MopId)> {
+        let g = self.key_groups(key).len();
         max.clear();
         max.resize(g, 0);
+        let mut dense = Vec::new();
         let mut any = false;
         for (j, &(wj, _)) in elems.iter().enumerate() {
-            let sj = self.slot[wj as usize];
-            if sj == NONE {
+            let sj = self.slot[wj];
+            if sj.is_none() {
                 continue;
             }
-            let sj = sj as usize;
             if any && max[self.slot_group[sj] as usize] >= self.slot_seq[sj] {
                 // Some earlier element has `wj` in its past; the first one
                 // (unless that is `wj`'s own transaction, which hb excludes).
@@ -310,10 +515,9 @@ impl KeyIndex {
                     return Some((wj, wi));
                 }
             }
-            let ps = self.proj_start[sj];
-            if ps != NONE {
-                let p = &self.proj[ps as usize..ps as usize + g];
-                for (m, &x) in max.iter_mut().zip(p) {
+            if self.proj_start[sj] != NONE {
+                self.proj_into(key, sj, &mut dense);
+                for (m, &x) in max.iter_mut().zip(&dense) {
                     *m = (*m).max(x);
                 }
                 any = true;
@@ -322,23 +526,195 @@ impl KeyIndex {
         None
     }
 
-    /// For large keys: the projected clock of write `b` on its key's groups.
-    pub fn projection(&self, b: u32) -> Option<&[u32]> {
-        let sb = self.slot[b as usize];
-        if sb == NONE || self.proj_start[sb as usize] == NONE {
+    /// For writes `ws` of key `k`, one per group (process) at most: per
+    /// write, whether it happens before ([`KeyIndex::hb`]) another of
+    /// `ws`. For a large key this is one comparison per write with the
+    /// element-wise maximum of the others' projected clocks (kept as the
+    /// two largest entries per group, so a write's own clock is left out):
+    /// O(|ws| × groups) sequential reads instead of |ws|² `hb` queries.
+    pub fn before_another(&self, h: &History, k: KeyId, ws: &[MopId]) -> Vec<bool> {
+        if self.small(k) || ws.len() <= SMALL {
+            return (0..ws.len())
+                .map(|i| {
+                    ws.iter()
+                        .enumerate()
+                        .any(|(j, &b)| j != i && self.hb(h, ws[i], b))
+                })
+                .collect();
+        }
+        let g = self.key_groups(k).len();
+        // Per group: (largest stored entry, its write's index in `ws`,
+        // second largest).
+        let mut top = vec![(0u32, u32::MAX, 0u32); g];
+        // Per write with a projected clock: (epoch, earliest position), for
+        // the entries of retired processes.
+        let mut em: Vec<(u32, u32)> = Vec::new();
+        for (j, &b) in ws.iter().enumerate() {
+            let Some(sp) = self.sparse(b) else {
+                continue;
+            };
+            em.push((sp.epoch, sp.m));
+            for (&gi, &x) in sp.groups.iter().zip(sp.entries) {
+                let t = &mut top[gi as usize];
+                if x > t.0 {
+                    *t = (x, j as u32, t.0);
+                } else if x > t.2 {
+                    t.2 = x;
+                }
+            }
+        }
+        // The least earliest position among the writes of each epoch or
+        // later: a retired process's entry is `full` in some other write
+        // exactly when one recorded at or after its epoch has `m < tau`
+        // (never the write's own: a process is retired after its writes).
+        em.sort_unstable();
+        let mut suffix_min = vec![u32::MAX; em.len() + 1];
+        for i in (0..em.len()).rev() {
+            suffix_min[i] = suffix_min[i + 1].min(em[i].1);
+        }
+        ws.iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let sa = self.slot[a];
+                if sa.is_none() {
+                    return false;
+                }
+                let seq = self.slot_seq[sa];
+                let t = top[self.slot_group[sa] as usize];
+                let best = if t.1 == i as u32 { t.2 } else { t.0 };
+                if best >= seq {
+                    return true;
+                }
+                match self.retirement(self.slot_proc[sa]) {
+                    Some((r, tau, full)) if full >= seq => {
+                        suffix_min[em.partition_point(|&(e, _)| e < r)] < tau
+                    }
+                    _ => false,
+                }
+            })
+            .collect()
+    }
+
+    /// Write `b`'s projected clock on its key's groups, one entry per group
+    /// (retired processes' entries included), for tests.
+    #[cfg(test)]
+    fn projection(&self, h: &History, b: MopId) -> Option<Vec<u32>> {
+        let sb = self.slot[b];
+        if sb.is_none() || self.proj_start[sb] == NONE {
             return None;
         }
-        let k_groups = {
-            let mut k = 0;
-            // the key of slot sb: binary search over starts
-            let i = self.start.partition_point(|&s| s <= sb);
-            if i > 0 {
-                k = i - 1;
-            }
-            (self.group_start[k + 1] - self.group_start[k]) as usize
+        let mut out = Vec::new();
+        self.proj_into(h.mops[b].key, sb, &mut out);
+        Some(out)
+    }
+
+    /// Entries stored for the projected clocks of large keys' writes (the
+    /// nonzero ones of processes not retired), for `LADON_TIMING`.
+    pub fn projected_entries(&self) -> usize {
+        self.proj.len()
+    }
+
+    /// Slot `b`'s (of key `k`, large) projected clock, one entry per group
+    /// of the key, into `out`.
+    fn proj_into(&self, k: KeyId, b: Slot, out: &mut Vec<u32>) {
+        let gr = self.key_groups(k);
+        let (gs, ge) = (gr.start, gr.end);
+        out.clear();
+        let ps = self.proj_start[b] as usize;
+        let pe = ps + self.proj_len[b] as usize;
+        if self.is_dense(b) {
+            out.extend_from_slice(&self.proj[ps..pe]);
+            out.resize(ge - gs, 0);
+            return;
+        }
+        out.extend(
+            self.groups[gs..ge]
+                .iter()
+                .map(|&(p, _, _)| self.retired_entry(b, p).unwrap_or(0)),
+        );
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + (pe - ps)];
+        for (&g, &e) in groups.iter().zip(&self.proj[ps..pe]) {
+            out[g as usize] = e;
+        }
+    }
+
+    #[inline]
+    fn is_dense(&self, b: Slot) -> bool {
+        self.dense[b.index() / 64] & (1 << (b.0 % 64)) != 0
+    }
+
+    /// Slot `b`'s projected entry for process `p`, when `p` was retired by
+    /// the time `b` was recorded (see `causality::retire`).
+    #[inline]
+    fn retired_entry(&self, b: Slot, p: ProcId) -> Option<u32> {
+        let r = self.retired[p];
+        if r == NONE || r > self.proj_epoch[b] {
+            return None;
+        }
+        let (tau, full) = self.rule[p];
+        Some(if self.proj_m[b] < tau { full } else { 0 })
+    }
+
+    /// Slot `b`'s projected clock entry for slot `a`'s group (0 when `b`
+    /// has no projected clock).
+    #[inline]
+    fn proj_entry(&self, b: Slot, a: Slot) -> u32 {
+        let ps = self.proj_start[b];
+        if ps == NONE {
+            return 0;
+        }
+        let g = self.slot_group[a];
+        if self.is_dense(b) {
+            return if g < self.proj_len[b] {
+                self.proj[(ps + g) as usize]
+            } else {
+                0
+            };
+        }
+        if let Some(e) = self.retired_entry(b, self.slot_proc[a]) {
+            return e;
+        }
+        let qs = self.proj_group_start[b] as usize;
+        let groups = &self.proj_group[qs..qs + self.proj_len[b] as usize];
+        match groups.binary_search(&g) {
+            Ok(i) => self.proj[ps as usize + i],
+            Err(_) => 0,
+        }
+    }
+
+    /// For large keys: the projected clock of write `b` as stored (see
+    /// [`Sparse`]).
+    pub fn sparse(&self, b: MopId) -> Option<Sparse<'_>> {
+        let sb = self.slot[b];
+        if sb.is_none() || self.proj_start[sb] == NONE {
+            return None;
+        }
+        let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
+        let groups = if self.is_dense(sb) {
+            &self.iota[..len]
+        } else {
+            let qs = self.proj_group_start[sb] as usize;
+            &self.proj_group[qs..qs + len]
         };
-        let ps = self.proj_start[sb as usize] as usize;
-        Some(&self.proj[ps..ps + k_groups])
+        Some(Sparse {
+            epoch: self.proj_epoch[sb],
+            m: self.proj_m[sb],
+            groups,
+            entries: &self.proj[ps..ps + len],
+        })
+    }
+
+    /// Process `p`'s retirement `(epoch, tau, full)` as the projected
+    /// clocks see it: a write recorded at an epoch at or after `epoch`
+    /// has entry `full` for `p` when its earliest position is below `tau`,
+    /// else 0 (see `causality::retire`).
+    pub fn retirement(&self, p: ProcId) -> Option<(u32, u32, u32)> {
+        let r = self.retired[p];
+        (r != NONE).then(|| {
+            let (tau, full) = self.rule[p];
+            (r, tau, full)
+        })
     }
 }
 
@@ -359,8 +735,8 @@ pub fn first_true(mut lo: usize, mut hi: usize, f: impl Fn(usize) -> bool) -> us
 /// Whether write `b` replaces write `a` in a register: `a →hb b`, or both are
 /// in one transaction and `b` comes later in it (transactions are atomic and
 /// apply their micro-operations in order).
-pub fn superseded_by(h: &History, idx: &KeyIndex, a: u32, b: u32) -> bool {
-    if h.mops[a as usize].op == h.mops[b as usize].op {
+pub fn superseded_by(h: &History, idx: &KeyIndex, a: MopId, b: MopId) -> bool {
+    if h.mops[a].op == h.mops[b].op {
         return b > a;
     }
     idx.hb(h, a, b)
@@ -382,11 +758,12 @@ mod tests {
     }
 
     /// The write micro-operation of value `v` on key `k` (by its name).
-    fn w(h: &History, k: &str, v: i64) -> u32 {
+    fn w(h: &History, k: &str, v: i64) -> MopId {
         h.mops
-            .iter()
-            .position(|m| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
-            .expect("the write") as u32
+            .iter_enumerated()
+            .find(|(_, m)| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
+            .expect("the write")
+            .0
     }
 
     #[test]
@@ -406,7 +783,7 @@ mod tests {
             w(&h, "x", 5),
             w(&h, "x", 6),
         );
-        assert!(idx.small(h.mops[w1 as usize].key));
+        assert!(idx.small(h.mops[w1].key));
         assert!(idx.hb(&h, w1, w2) && !idx.hb(&h, w2, w1));
         assert!(!idx.hb(&h, w1, w3) && !idx.hb(&h, w3, w1) && !idx.hb(&h, w3, w2));
         // One transaction's writes are never ordered by hb; the later one
@@ -415,10 +792,55 @@ mod tests {
         assert!(superseded_by(&h, &idx, w5, w6) && !superseded_by(&h, &idx, w6, w5));
         assert!(superseded_by(&h, &idx, w1, w2) && !superseded_by(&h, &idx, w1, w3));
         // Groups: one run per writing process, in process order.
-        let k = h.mops[w1 as usize].key;
+        let k = h.mops[w1].key;
         let sizes: Vec<usize> = idx.groups(k).map(|g| g.end - g.start).collect();
         assert_eq!(sizes, vec![1, 1, 1, 2]);
         assert_eq!(idx.key_writes(k).len(), 5);
+    }
+
+    #[test]
+    fn before_another_agrees_with_pairwise_hb() {
+        // 150 processes write x once each, most after reading an earlier
+        // process's write (a partial order over many writer processes):
+        // the projection path (more than 64 writes and 64 writers) against
+        // `hb` pair by pair, on every write and on a subset.
+        let vals: Vec<String> = (0..150u64)
+            .map(|p| {
+                if p % 5 == 0 {
+                    format!(r#"[["w","x",{p}]]"#)
+                } else {
+                    let q = ((p * 2_654_435_761) >> 7) % p;
+                    format!(r#"[["r","x",{q}],["w","x",{p}]]"#)
+                }
+            })
+            .collect();
+        let ops: Vec<(u64, &str, &str, &str)> = vals
+            .iter()
+            .enumerate()
+            .map(|(p, v)| (p as u64, "n1", "txn", v.as_str()))
+            .collect();
+        let h = history(&ops);
+        let idx = index(&h);
+        let all: Vec<MopId> = (0..150).map(|v| w(&h, "x", v)).collect();
+        let k = h.mops[all[0]].key;
+        assert!(!idx.small(k));
+        for ws in [all.clone(), all.iter().copied().step_by(2).collect()] {
+            let want: Vec<bool> = ws
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| {
+                    ws.iter()
+                        .enumerate()
+                        .any(|(j, &b)| j != i && idx.hb(&h, a, b))
+                })
+                .collect();
+            assert_eq!(idx.before_another(&h, k, &ws), want);
+            let (yes, no) = (
+                want.iter().filter(|&&b| b).count(),
+                want.iter().filter(|&&b| !b).count(),
+            );
+            assert!(yes > 10 && no > 10, "{yes} before another, {no} not");
+        }
     }
 
     #[test]
@@ -449,12 +871,14 @@ mod tests {
             w(&h, "x", 100),
             w(&h, "x", 200),
         );
-        assert!(!idx.small(h.mops[first as usize].key));
+        assert!(!idx.small(h.mops[first].key));
         assert!(idx.hb(&h, first, last) && !idx.hb(&h, last, first));
         assert!(idx.hb(&h, first, after) && idx.hb(&h, last, after));
         assert!(
             !idx.hb(&h, after, other) && !idx.hb(&h, other, after) && !idx.hb(&h, first, other)
         );
-        assert_eq!(idx.projection(after).map(|p| p.len()), Some(3));
+        // p0's 70 appends and p1's two operations, nothing of p2.
+        assert_eq!(idx.projection(&h, after), Some(vec![70, 2, 0]));
+        assert_eq!(idx.projection(&h, other), Some(vec![0, 0, 1]));
     }
 }

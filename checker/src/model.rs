@@ -8,11 +8,14 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
+pub use crate::ids::{IdVec, KeyId, MopId, OpId, ProcId};
+
 use crate::history::{Event, EventType, Key, KeyKind, MopFn, Process, F_FINAL, F_TXN};
 use crate::view::{ClientEvent, KeyRef, MopView, ReadRef};
 use rustc_hash::FxHashMap;
 
-/// "No such thing" for `u32` indices.
+/// "No such thing" for the `u32` indices that are not ids (see
+/// [`crate::ids`] for the ids' own `NONE`s).
 pub const NONE: u32 = u32::MAX;
 
 /// Integer keys below this are interned through a table indexed by value.
@@ -30,7 +33,7 @@ pub enum Outcome {
 /// One client operation: an invoke and its completion.
 #[derive(Debug, Clone)]
 pub struct Op {
-    pub process: u32,
+    pub process: ProcId,
     pub node: u16,
     pub outcome: Outcome,
     pub is_final: bool,
@@ -39,8 +42,8 @@ pub struct Op {
     pub complete_index: u64,
     pub invoke_time: u64,
     pub complete_time: u64,
-    pub mops_start: u32,
-    pub mops_end: u32,
+    pub mops_start: MopId,
+    pub mops_end: MopId,
     /// `meta.ts` of the completion (or the invoke), when it is an integer;
     /// [`NO_TS`] when not (see [`Op::ts`]; kept unboxed to keep `Op` small).
     ts: i64,
@@ -63,7 +66,12 @@ impl Op {
     }
 
     pub fn mops(&self) -> std::ops::Range<usize> {
-        self.mops_start as usize..self.mops_end as usize
+        self.mops_start.index()..self.mops_end.index()
+    }
+
+    /// Its micro-operations' ids.
+    pub fn mop_ids(&self) -> impl DoubleEndedIterator<Item = MopId> + ExactSizeIterator {
+        self.mops().map(MopId::new)
     }
 
     /// `meta.ts` of the completion (or the invoke), when it is an integer.
@@ -85,8 +93,8 @@ pub enum ObsKind {
 /// One micro-operation.
 #[derive(Debug, Clone)]
 pub struct MopRec {
-    pub op: u32,
-    pub key: u32,
+    pub op: OpId,
+    pub key: KeyId,
     pub f: MopFn,
     /// The written value or delta (writes only).
     pub arg: i64,
@@ -117,58 +125,58 @@ pub struct NemesisEvent {
 /// A validated history in compact form.
 #[derive(Debug, Default)]
 pub struct History {
-    pub ops: Vec<Op>,
-    pub mops: Vec<MopRec>,
+    pub ops: IdVec<OpId, Op>,
+    pub mops: IdVec<MopId, MopRec>,
     pub vals: Vec<i64>,
     /// For each observed value in `vals`, the write micro-operation that wrote
-    /// it, or `NONE` (phantom, or a counter value). Filled by [`History::resolve`].
-    pub resolved: Vec<u32>,
-    pub keys: Vec<Key>,
-    pub key_kind: Vec<Option<KeyKind>>,
+    /// it, or `MopId::NONE` (phantom, or a counter value). Filled by `History::resolve`.
+    pub resolved: Vec<MopId>,
+    pub keys: IdVec<KeyId, Key>,
+    pub key_kind: IdVec<KeyId, Option<KeyKind>>,
     /// Every write micro-operation per key (any outcome), in history order.
-    pub key_writes: Vec<Vec<u32>>,
+    pub key_writes: IdVec<KeyId, Vec<MopId>>,
     /// The original process ids.
-    pub processes: Vec<u64>,
+    pub processes: IdVec<ProcId, u64>,
     pub nodes: Vec<String>,
     pub nemesis: Vec<NemesisEvent>,
     pub events: u64,
 }
 
 impl History {
-    pub fn key(&self, k: u32) -> &Key {
-        &self.keys[k as usize]
+    pub fn key(&self, k: KeyId) -> &Key {
+        &self.keys[k]
     }
     pub fn node(&self, n: u16) -> &str {
         &self.nodes[n as usize]
     }
-    pub fn process_id(&self, p: u32) -> u64 {
-        self.processes[p as usize]
+    pub fn process_id(&self, p: ProcId) -> u64 {
+        self.processes[p]
     }
-    pub fn op_of(&self, mop: u32) -> &Op {
-        &self.ops[self.mops[mop as usize].op as usize]
+    pub fn op_of(&self, mop: MopId) -> &Op {
+        &self.ops[self.mops[mop].op]
     }
     pub fn obs(&self, m: &MopRec) -> &[i64] {
         &self.vals[m.obs_range()]
     }
-    pub fn obs_writes(&self, m: &MopRec) -> &[u32] {
+    pub fn obs_writes(&self, m: &MopRec) -> &[MopId] {
         &self.resolved[m.obs_range()]
     }
 
     /// Per key, its written values sorted with their write
     /// micro-operations (`(start, table)`: key `k` owns
     /// `table[start[k]..start[k + 1]]`). Counters have none.
-    fn write_tables(&self) -> (Vec<u32>, Vec<(i64, u32)>) {
-        let mut start = Vec::with_capacity(self.keys.len() + 1);
-        let mut table: Vec<(i64, u32)> = Vec::with_capacity(self.mops.len() / 2);
+    fn write_tables(&self) -> (IdVec<KeyId, u32>, Vec<(i64, MopId)>) {
+        let mut start = IdVec::from_vec(Vec::with_capacity(self.keys.len() + 1));
+        let mut table: Vec<(i64, MopId)> = Vec::with_capacity(self.mops.len() / 2);
         start.push(0u32);
-        for (k, ws) in self.key_writes.iter().enumerate() {
+        for (k, ws) in self.key_writes.iter_enumerated() {
             if self.key_kind[k] != Some(KeyKind::Counter) {
                 let s = table.len();
                 // Deletes write no value: a read never resolves to one.
                 table.extend(
                     ws.iter()
-                        .filter(|&&w| self.mops[w as usize].f != MopFn::Delete)
-                        .map(|&w| (self.mops[w as usize].arg, w)),
+                        .filter(|&&w| self.mops[w].f != MopFn::Delete)
+                        .map(|&w| (self.mops[w].arg, w)),
                 );
                 table[s..].sort_unstable();
             }
@@ -179,8 +187,8 @@ impl History {
 
     /// The first write (in history order) of a value its key already had:
     /// `(second write, first write)`, from the sorted tables.
-    fn first_duplicate(&self, start: &[u32], table: &[(i64, u32)]) -> Option<(u32, u32)> {
-        let mut first: Option<(u32, u32)> = None;
+    fn first_duplicate(&self, start: &[u32], table: &[(i64, MopId)]) -> Option<(MopId, MopId)> {
+        let mut first: Option<(MopId, MopId)> = None;
         for k in 0..self.keys.len() {
             let t = &table[start[k] as usize..start[k + 1] as usize];
             for pair in t.windows(2) {
@@ -197,25 +205,28 @@ impl History {
     /// holds few writes, so a binary search in one small slice beats
     /// hashing). List reads share stored values, so each stored value is
     /// looked up once: the first read that covers it resolves it.
-    fn resolve(&mut self, start: &[u32], table: &[(i64, u32)]) {
-        const UNSET: u32 = NONE - 1;
+    fn resolve(&mut self, start: &[u32], table: &[(i64, MopId)]) {
+        const UNSET: MopId = MopId(u32::MAX - 1);
         let mut resolved = vec![UNSET; self.vals.len()];
         for m in &self.mops {
-            if m.obs_len == 0 || start[m.key as usize] == start[m.key as usize + 1] {
+            let k = m.key.index();
+            if m.obs_len == 0 || start[k] == start[k + 1] {
                 continue;
             }
-            let t = &table[start[m.key as usize] as usize..start[m.key as usize + 1] as usize];
+            let t = &table[start[k] as usize..start[k + 1] as usize];
             let r = m.obs_range();
             for (slot, &v) in resolved[r.clone()].iter_mut().zip(&self.vals[r]) {
                 if *slot == UNSET {
-                    *slot = t.binary_search_by_key(&v, |e| e.0).map_or(NONE, |j| t[j].1);
+                    *slot = t
+                        .binary_search_by_key(&v, |e| e.0)
+                        .map_or(MopId::NONE, |j| t[j].1);
                 }
             }
         }
         // Slots no read covers (room kept for a list to grow): no write.
         for slot in &mut resolved {
             if *slot == UNSET {
-                *slot = NONE;
+                *slot = MopId::NONE;
             }
         }
         self.resolved = resolved;
@@ -255,7 +266,7 @@ fn invalid<T>(line: u64, message: impl Into<String>) -> Result<T, InvalidHistory
 
 struct ProcState {
     /// The outstanding operation.
-    pending: u32,
+    pending: OpId,
     /// Line of the info completion that retired this id, or 0.
     retired_at: u64,
 }
@@ -264,18 +275,18 @@ struct ProcState {
 #[derive(Default)]
 pub struct Builder {
     h: History,
-    /// Integer keys 0.. below `DENSE_KEYS`, by value (`NONE` when unseen).
-    dense_keys: Vec<u32>,
-    int_keys: FxHashMap<i64, u32>,
-    str_keys: FxHashMap<String, u32>,
-    proc_ids: FxHashMap<u64, u32>,
-    procs: Vec<ProcState>,
+    /// Integer keys 0.. below `DENSE_KEYS`, by value (`KeyId::NONE` when unseen).
+    dense_keys: Vec<KeyId>,
+    int_keys: FxHashMap<i64, KeyId>,
+    str_keys: FxHashMap<String, KeyId>,
+    proc_ids: FxHashMap<u64, ProcId>,
+    procs: IdVec<ProcId, ProcState>,
     node_ids: FxHashMap<String, u16>,
     last_time: u64,
     /// The line of each key's first write, for error messages.
-    key_first_write: Vec<u64>,
+    key_first_write: IdVec<KeyId, u64>,
     /// Per key, the lists its reads share (at most [`MAX_BRANCHES`]).
-    branches: Vec<Vec<Branch>>,
+    branches: IdVec<KeyId, Vec<Branch>>,
     /// Counts list reads, to find the least recently used branch.
     tick: u32,
 }
@@ -297,17 +308,17 @@ impl Builder {
         b
     }
 
-    fn intern_key(&mut self, k: KeyRef) -> u32 {
+    fn intern_key(&mut self, k: KeyRef) -> KeyId {
         match k {
             KeyRef::Int(i) if (0..DENSE_KEYS).contains(&i) => {
                 let i = i as usize;
                 if let Some(&id) = self.dense_keys.get(i) {
-                    if id != NONE {
+                    if !id.is_none() {
                         return id;
                     }
                 } else {
                     let len = (i + 1).max(self.dense_keys.len() * 2);
-                    self.dense_keys.resize(len, NONE);
+                    self.dense_keys.resize(len, KeyId::NONE);
                 }
                 let id = self.new_key(k);
                 self.dense_keys[i] = id;
@@ -332,9 +343,8 @@ impl Builder {
         }
     }
 
-    fn new_key(&mut self, k: KeyRef) -> u32 {
-        let id = self.h.keys.len() as u32;
-        self.h.keys.push(k.to_key());
+    fn new_key(&mut self, k: KeyRef) -> KeyId {
+        let id = self.h.keys.push_id(k.to_key());
         self.h.key_kind.push(None);
         self.h.key_writes.push(Vec::new());
         self.key_first_write.push(0);
@@ -351,10 +361,10 @@ impl Builder {
     /// branch least recently used. The values take memory in proportion to
     /// the distinct lists, not to every read's length, and never much more
     /// than the reads themselves.
-    fn place_list(&mut self, key: u32, xs: &[i64]) -> u32 {
+    fn place_list(&mut self, key: KeyId, xs: &[i64]) -> u32 {
         self.tick = self.tick.wrapping_add(1);
         let vals = &mut self.h.vals;
-        let branches = &mut self.branches[key as usize];
+        let branches = &mut self.branches[key];
         for b in branches.iter_mut() {
             let (start, len) = (b.start as usize, b.len as usize);
             let common = xs.len().min(len);
@@ -410,14 +420,13 @@ impl Builder {
         id
     }
 
-    fn intern_process(&mut self, p: u64) -> u32 {
+    fn intern_process(&mut self, p: u64) -> ProcId {
         if let Some(&id) = self.proc_ids.get(&p) {
             return id;
         }
-        let id = self.h.processes.len() as u32;
-        self.h.processes.push(p);
+        let id = self.h.processes.push_id(p);
         self.procs.push(ProcState {
-            pending: NONE,
+            pending: OpId::NONE,
             retired_at: 0,
         });
         self.proc_ids.insert(p, id);
@@ -529,14 +538,14 @@ impl Builder {
         &mut self,
         line: u64,
         p: u64,
-        pid: u32,
+        pid: ProcId,
         node: u16,
         is_final: bool,
         ev: &ClientEvent,
     ) -> Result<(), InvalidHistory> {
         self.check_process_free(line, p, pid)?;
-        let op_id = self.h.ops.len() as u32;
-        let mops_start = self.h.mops.len() as u32;
+        let op_id = self.h.ops.next_id();
+        let mops_start = self.h.mops.next_id();
         for m in ev.mops {
             let rec = self.invoked_mop(line, op_id, is_final, m)?;
             self.h.mops.push(rec);
@@ -552,17 +561,17 @@ impl Builder {
             invoke_time: ev.time,
             complete_time: ev.time,
             mops_start,
-            mops_end: self.h.mops.len() as u32,
+            mops_end: self.h.mops.next_id(),
             ts: ev.ts.unwrap_or(NO_TS),
         });
-        self.procs[pid as usize].pending = op_id;
+        self.procs[pid].pending = op_id;
         Ok(())
     }
 
     /// A process may invoke when its last operation completed and no
     /// `info` completion retired it.
-    fn check_process_free(&self, line: u64, p: u64, pid: u32) -> Result<(), InvalidHistory> {
-        let st = &self.procs[pid as usize];
+    fn check_process_free(&self, line: u64, p: u64, pid: ProcId) -> Result<(), InvalidHistory> {
+        let st = &self.procs[pid];
         if st.retired_at != 0 {
             return invalid(
                 line,
@@ -572,8 +581,8 @@ impl Builder {
                 ),
             );
         }
-        if st.pending != NONE {
-            let prev = &self.h.ops[st.pending as usize];
+        if let Some(pending) = st.pending.get() {
+            let prev = &self.h.ops[pending];
             return invalid(
                 line,
                 format!(
@@ -590,7 +599,7 @@ impl Builder {
     fn invoked_mop(
         &mut self,
         line: u64,
-        op_id: u32,
+        op_id: OpId,
         is_final: bool,
         m: &MopView,
     ) -> Result<MopRec, InvalidHistory> {
@@ -628,7 +637,7 @@ impl Builder {
                         ),
                     );
                 }
-                self.record_write(line, key, m, self.h.mops.len() as u32)?;
+                self.record_write(line, key, m, self.h.mops.next_id())?;
             }
         }
         Ok(rec)
@@ -640,13 +649,13 @@ impl Builder {
         &mut self,
         line: u64,
         p: u64,
-        pid: u32,
+        pid: ProcId,
         node: Option<u16>,
         is_final: bool,
         ev: &ClientEvent,
     ) -> Result<(), InvalidHistory> {
-        let op_id = self.procs[pid as usize].pending;
-        if op_id == NONE {
+        let op_id = self.procs[pid].pending;
+        if op_id.is_none() {
             return invalid(
                 line,
                 format!(
@@ -656,7 +665,7 @@ impl Builder {
             );
         }
         let (inv_line, inv_final, inv_node, range) = {
-            let op = &self.h.ops[op_id as usize];
+            let op = &self.h.ops[op_id];
             (op.invoke_index + 1, op.is_final, op.node, op.mops())
         };
         if inv_final != is_final {
@@ -682,7 +691,7 @@ impl Builder {
         if !(ev.mops.is_empty() && ev.kind != EventType::Ok) {
             self.complete_mops(line, p, inv_line, range, ev)?;
         }
-        let op = &mut self.h.ops[op_id as usize];
+        let op = &mut self.h.ops[op_id];
         op.completed = true;
         op.complete_index = ev.index;
         op.complete_time = ev.time;
@@ -694,8 +703,8 @@ impl Builder {
             EventType::Fail => Outcome::Fail,
             _ => Outcome::Info,
         };
-        let st = &mut self.procs[pid as usize];
-        st.pending = NONE;
+        let st = &mut self.procs[pid];
+        st.pending = OpId::NONE;
         if ev.kind == EventType::Info {
             st.retired_at = line;
         }
@@ -727,7 +736,7 @@ impl Builder {
         for (i, m) in ops.iter().enumerate() {
             let mi = range.start + i;
             let rec = &self.h.mops[mi];
-            let same_key = m.key.is(&self.h.keys[rec.key as usize]);
+            let same_key = m.key.is(&self.h.keys[rec.key]);
             if m.f != rec.f || !same_key || (m.is_write() && m.write_arg() != Some(rec.arg)) {
                 return invalid(
                     line,
@@ -769,12 +778,12 @@ impl Builder {
     fn record_write(
         &mut self,
         line: u64,
-        key: u32,
+        key: KeyId,
         m: &MopView,
-        mop_id: u32,
+        mop_id: MopId,
     ) -> Result<(), InvalidHistory> {
         let kind = KeyKind::of_write(m.f).expect("a write");
-        let k = key as usize;
+        let k = key;
         match self.h.key_kind[k] {
             None => {
                 self.h.key_kind[k] = Some(kind);
@@ -814,41 +823,43 @@ impl Builder {
         let h = &mut self.h;
         // A final must read every key written by an `ok` or `info`
         // operation (a key written only by failed ones need not be read).
-        let written: Vec<u32> = (0..h.keys.len() as u32)
+        let written: Vec<KeyId> = h
+            .keys
+            .ids()
             .filter(|&k| {
-                h.key_writes[k as usize]
+                h.key_writes[k]
                     .iter()
-                    .any(|&w| h.ops[h.mops[w as usize].op as usize].outcome != Outcome::Fail)
+                    .any(|&w| h.ops[h.mops[w].op].outcome != Outcome::Fail)
             })
             .collect();
-        let mut must = vec![false; h.keys.len()];
+        let mut must: IdVec<KeyId, bool> = IdVec::filled(false, h.keys.len());
         for &k in &written {
-            must[k as usize] = true;
+            must[k] = true;
         }
-        let mut stamp = vec![NONE; h.keys.len()];
-        for (oi, op) in h.ops.iter().enumerate() {
+        let mut stamp: IdVec<KeyId, OpId> = IdVec::filled(OpId::NONE, h.keys.len());
+        for (oi, op) in h.ops.iter_enumerated() {
             if !op.is_final || op.outcome != Outcome::Ok {
                 continue;
             }
             let mut n = 0usize;
             for m in &h.mops[op.mops()] {
-                let k = m.key as usize;
-                if must[k] && stamp[k] != oi as u32 {
-                    stamp[k] = oi as u32;
+                let k = m.key;
+                if must[k] && stamp[k] != oi {
+                    stamp[k] = oi;
                     n += 1;
                 }
             }
             if n < written.len() {
                 let missing = written
                     .iter()
-                    .find(|&&k| stamp[k as usize] != oi as u32)
+                    .find(|&&k| stamp[k] != oi)
                     .expect("one is missing");
                 return invalid(
                     op.complete_index + 1,
                     format!(
                         "final operation of node {} does not read key {} (a final reads every written key; {} of {} missing)",
                         h.nodes[op.node as usize],
-                        h.keys[*missing as usize],
+                        h.keys[*missing],
                         written.len() - n,
                         written.len()
                     ),
@@ -857,7 +868,7 @@ impl Builder {
         }
         // Read values must fit the key's kind.
         for m in &h.mops {
-            let Some(kind) = h.key_kind[m.key as usize] else {
+            let Some(kind) = h.key_kind[m.key] else {
                 continue;
             };
             let bad = match (kind, m.obs) {
@@ -866,13 +877,13 @@ impl Builder {
                 _ => None,
             };
             if let Some(what) = bad {
-                let op = &h.ops[m.op as usize];
+                let op = &h.ops[m.op];
                 return invalid(
                     op.complete_index + 1,
                     format!(
                         "read of {} key {} observed {what}",
                         kind.as_str(),
-                        h.keys[m.key as usize]
+                        h.keys[m.key]
                     ),
                 );
             }
@@ -895,15 +906,15 @@ impl Builder {
 
     /// The first write of a value its key already had, as the violation the
     /// streaming check would have reported on its line.
-    fn duplicate(&self, start: &[u32], table: &[(i64, u32)]) -> Option<InvalidHistory> {
+    fn duplicate(&self, start: &[u32], table: &[(i64, MopId)]) -> Option<InvalidHistory> {
         let (second, first) = self.h.first_duplicate(start, table)?;
-        let m = &self.h.mops[second as usize];
+        let m = &self.h.mops[second];
         Some(InvalidHistory {
             line: self.h.op_of(second).invoke_index + 1,
             message: format!(
                 "value {} is written to key {} twice (also at line {}); written values must be unique per key",
                 m.arg,
-                self.h.keys[m.key as usize],
+                self.h.keys[m.key],
                 self.h.op_of(first).invoke_index + 1
             ),
         })
@@ -930,8 +941,8 @@ fn describe_mop(m: &MopView) -> String {
     }
 }
 
-fn describe_rec(m: &MopRec, keys: &[Key]) -> String {
-    let k = KeyJson(&keys[m.key as usize]);
+fn describe_rec(m: &MopRec, keys: &IdVec<KeyId, Key>) -> String {
+    let k = KeyJson(&keys[m.key]);
     if m.f == MopFn::Delete {
         format!("[\"d\", {k}, null]")
     } else if m.is_write() {
@@ -1022,7 +1033,7 @@ mod tests {
         assert_eq!(observed, expected);
         for m in h.mops.iter().filter(|m| m.obs == super::ObsKind::List) {
             for (&v, &w) in h.obs(m).iter().zip(h.obs_writes(m)) {
-                assert_eq!(h.mops[w as usize].arg, v);
+                assert_eq!(h.mops[w].arg, v);
             }
         }
         // Shared: far fewer stored values than the reads' total length.

@@ -2,6 +2,10 @@
 //! operations holding about equal numbers of observed values, run on scoped
 //! threads, with results returned in history order (so whatever is built
 //! from them is the same as one thread's).
+//!
+//! Not a thread pool: at most eight parts, each one scoped thread, and the
+//! checker's dependencies stay serde, serde_json and petgraph (the harness's
+//! job pool, `ladon_harness::pool`, is rayon).
 
 use std::ops::Range;
 

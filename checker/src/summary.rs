@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::explain::duration;
+use crate::extras::ConvergenceFrom;
 use crate::report::{Anomaly, Conflicts, Report, Verdict};
 
 /// One sentence on what each anomaly means.
@@ -51,6 +52,7 @@ impl Report {
     /// The summary printed by `ladon check` and saved as `summary.txt`.
     pub fn summary_text(&self) -> String {
         let mut s = String::new();
+        let extras = self.extras();
         let gs: Vec<&str> = self.guarantees.iter().map(|g| g.as_str()).collect();
         let gs = if gs.is_empty() {
             "none".to_string()
@@ -70,10 +72,7 @@ impl Report {
             }
             Verdict::Unknown => format!(
                 "UNKNOWN: {}",
-                self.extra
-                    .get("unknown_reason")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("the history cannot decide")
+                extras.unknown_reason.unwrap_or("the history cannot decide")
             ),
         };
         let _ = writeln!(s, "Verdict: {verdict}");
@@ -117,12 +116,7 @@ impl Report {
             self.conflicts.concurrent_pairs
         );
         let _ = writeln!(s, "  ({CONFLICT_CLASSES_HELP})");
-        if let Some(p) = self
-            .extra
-            .get("policy")
-            .and_then(|p| p.get("description"))
-            .and_then(|d| d.as_str())
-        {
+        if let Some(p) = extras.policy_description {
             let _ = writeln!(s, "Resolution policy observed: {p}");
         }
         let _ = writeln!(
@@ -132,8 +126,8 @@ impl Report {
             st.acknowledged_writes,
             st.lost_write_share * 100.0
         );
-        let from = match self.extra.get("convergence_from").and_then(|v| v.as_str()) {
-            Some("heal") => "the last heal",
+        let from = match extras.convergence_from {
+            Some(ConvergenceFrom::Heal) => "the last heal",
             _ => "the final phase began (no heal in the history)",
         };
         match st.convergence_ns {
@@ -144,38 +138,29 @@ impl Report {
                     duration(ns)
                 );
             }
-            None if self.extra.contains_key("final_phase_problem") => {
+            None if extras.final_phase_problem.is_some() => {
                 let _ = writeln!(
                     s,
                     "Convergence: not measured ({})",
-                    self.extra["final_phase_problem"]
-                        .as_str()
-                        .unwrap_or("final states missing")
+                    extras.final_phase_problem.unwrap_or_default()
                 );
             }
             None => {
                 let _ = writeln!(s, "Convergence: the nodes' final states never agreed");
             }
         }
-        if let Some(m) = self
-            .extra
-            .get("messages_per_write")
-            .and_then(|m| m.as_f64())
-        {
+        if let Some(m) = extras.messages_per_write {
             let _ = writeln!(s, "Messages per write: {m:.2}");
         }
-        if let Some(lat) = self.extra.get("latency_ns").and_then(|l| l.as_object()) {
-            for (node, q) in lat {
-                let ms = |k: &str| duration(q[k].as_u64().unwrap_or(0));
-                let _ = writeln!(
-                    s,
-                    "Latency on {node} (ok transactions): p50 {}, p90 {}, p99 {}, max {}",
-                    ms("p50"),
-                    ms("p90"),
-                    ms("p99"),
-                    ms("max")
-                );
-            }
+        for (node, q) in &extras.latency {
+            let _ = writeln!(
+                s,
+                "Latency on {node} (ok transactions): p50 {}, p90 {}, p99 {}, max {}",
+                duration(q.p50),
+                duration(q.p90),
+                duration(q.p99),
+                duration(q.max)
+            );
         }
         s
     }

@@ -19,8 +19,7 @@ use cpu_time::ThreadCpu;
 
 fn options(adapter: &str) -> RunOptions {
     RunOptions {
-        adapter: <ladon_harness::options::AdapterKind as clap::ValueEnum>::from_str(adapter, false)
-            .expect("a CRDT library adapter"),
+        adapter: adapter.parse().expect("a CRDT library adapter"),
         seed: Some(1),
         time_limit: Dur::secs(5),
         rate: 2_000.0,
@@ -37,9 +36,7 @@ fn run<R: Replica>() -> u64 {
     let mut ctx = RunContext {
         options: o.clone(),
         seed: 1,
-        history: &mut sink,
-        run_dir: None,
-        progress: None,
+        events: &mut sink,
     };
     let cluster = LibCluster::<R>::new(o.nodes, WorkloadKind::ListAppend, Persist::EveryOp);
     simulate(cluster, &mut ctx).unwrap().completed_ops

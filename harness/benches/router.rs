@@ -22,6 +22,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ladon_harness::events::{EventBus, Listeners};
+use ladon_harness::listeners::MessagesFile;
 use ladon_harness::live::router::{Control, Lines, Router, RouterConfig, RouterIn, RouterStats};
 use ladon_harness::net::{Latency, NetConfig, PartitionMode, Shape};
 use tokio::sync::{mpsc, oneshot};
@@ -145,14 +147,21 @@ async fn stats(tx: &mpsc::Sender<RouterIn>) -> RouterStats {
     srx.await.expect("router answers")
 }
 
+/// The run's listeners as a live run has them for messages:
+/// `messages.jsonl` only.
+fn messages_only(path: &std::path::Path) -> EventBus {
+    let mut l = Listeners::new();
+    l.push(MessagesFile::create(path).expect("messages.jsonl"));
+    EventBus::new(l)
+}
+
 /// Routes `MESSAGES` messages under `sc`; returns the time taken and the final figures.
 async fn route(sc: &Scenario, dir: &std::path::Path) -> (Duration, RouterStats) {
     let router = Router::new(RouterConfig {
         nodes: names(),
         net: sc.net.clone(),
         seed: 1,
-        messages: Some(dir.join("messages.jsonl")),
-        log_dir: None,
+        events: Some(messages_only(&dir.join("messages.jsonl"))),
         start: Instant::now(),
     })
     .expect("messages.jsonl");

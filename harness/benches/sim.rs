@@ -12,8 +12,9 @@ use criterion::measurement::Measurement;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ladon_adapters::toy::ToyCluster;
 use ladon_checker::writer::HistoryWriter;
+use ladon_harness::events::RunListener;
 use ladon_harness::options::{Dur, RunOptions};
-use ladon_harness::runner::{simulate, CountingSink, HistorySink, RunContext};
+use ladon_harness::runner::{simulate, CountingSink, RunContext};
 
 fn options() -> RunOptions {
     RunOptions {
@@ -28,14 +29,12 @@ fn options() -> RunOptions {
     }
 }
 
-fn run(sink: &mut dyn HistorySink) -> u64 {
+fn run(sink: &mut dyn RunListener) -> u64 {
     let o = options();
     let mut ctx = RunContext {
         options: o.clone(),
         seed: 1,
-        history: sink,
-        run_dir: None,
-        progress: None,
+        events: sink,
     };
     simulate(ToyCluster::new(o.nodes, None), &mut ctx)
         .unwrap()

@@ -59,9 +59,7 @@ fn one<R: Replica>(flags: &str, seed: u64, row: &mut Row) {
         let mut ctx = RunContext {
             options: o.clone(),
             seed,
-            history: &mut events,
-            run_dir: None,
-            progress: None,
+            events: &mut events,
         };
         simulate(cluster, &mut ctx).unwrap()
     };

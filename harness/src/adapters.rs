@@ -100,9 +100,9 @@ fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
 }
 
 /// Why the simulator's callers (explore, suite, replay) refuse `process`.
-pub const LIVE_ONLY: &str = "--adapter process and postgres-pglogical run real processes live, \
-     not in the simulator: use `ladon run --adapter process --bin PATH --workload NAME` or \
-     `ladon run --adapter postgres-pglogical --workload NAME` \
+pub const LIVE_ONLY: &str = "--adapter process, postgres-pglogical and mariadb run real processes \
+     live, not in the simulator: use `ladon run --adapter process --bin PATH --workload NAME` or \
+     `ladon run --adapter postgres-pglogical|mariadb --workload NAME` \
      (explore, shrink and replay take simulated adapters only)";
 
 /// A cluster of one CRDT library's documents (`--adapter automerge|yrs|loro`).
@@ -194,7 +194,129 @@ fn crdt_lib_entries() -> Vec<AdapterEntry> {
     ]
 }
 
-/// Every adapter `ladon run --adapter NAME` knows. Register new ones here.
+/// A simulated adapter supplied at run time by a program that uses Ladon
+/// as a library (its own cluster, under its own name), without an entry in
+/// [`registry`]'s list: see [`register`] and docs/write-a-rust-adapter.md.
+/// The registry's own entries are one too, so every simulated run, of a
+/// built-in adapter or of one a program holds, goes through the same
+/// functions (`cli::run::resolve_with`, `store::execute_with`,
+/// `store::execute_in_memory_with`).
+pub trait DynAdapter: Send + Sync {
+    /// The guarantees this configuration declares (`--guarantees` absent).
+    fn guarantees(&self, options: &RunOptions) -> anyhow::Result<Vec<Guarantee>>;
+    /// Runs one simulated test, as an [`AdapterEntry`]'s `run` does: the
+    /// context carries the resolved options and the run's listeners.
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome>;
+    /// Simulated (the default) or live.
+    fn mode(&self) -> Mode {
+        Mode::Simulation
+    }
+}
+
+impl DynAdapter for AdapterEntry {
+    fn guarantees(&self, options: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
+        (self.guarantees)(options)
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome> {
+        (self.run)(ctx)
+    }
+
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// The adapter `--adapter` names, as a [`DynAdapter`] (the registry's
+/// entry; for a name registered at run time, one that looks it up).
+pub fn named(kind: AdapterKind) -> std::sync::Arc<dyn DynAdapter> {
+    std::sync::Arc::new(find(kind))
+}
+
+/// A [`DynAdapter`] of any [`Cluster`]: `build` makes the cluster of a run
+/// from its options (e.g. `|o| Ok(MyCluster::new(o.nodes))`).
+pub struct ClusterAdapter<F>(pub F);
+
+impl<F, C> DynAdapter for ClusterAdapter<F>
+where
+    F: Fn(&RunOptions) -> anyhow::Result<C> + Send + Sync,
+    C: Cluster,
+    C::Node: 'static,
+{
+    fn guarantees(&self, options: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
+        Ok((self.0)(options)?.guarantees())
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome> {
+        let cluster = (self.0)(&ctx.options)?;
+        crate::runner::simulate(cluster, ctx)
+    }
+}
+
+/// One adapter registered at run time.
+#[derive(Clone)]
+struct Registered {
+    about: &'static str,
+    adapter: std::sync::Arc<dyn DynAdapter>,
+}
+
+/// The adapters registered at run time, by name.
+static REGISTERED: std::sync::RwLock<std::collections::BTreeMap<&'static str, Registered>> =
+    std::sync::RwLock::new(std::collections::BTreeMap::new());
+
+/// Registers `adapter` under `name` for this process: `--adapter NAME`,
+/// `run.json`, `ladon adapters`, `run`, `explore`, `replay`, `suite` and
+/// `shrink` then know it as a simulated adapter. Registering a name again
+/// replaces its adapter. Refuses Ladon's own names and names `--adapter`
+/// cannot spell.
+pub fn register(
+    name: &str,
+    about: &str,
+    adapter: std::sync::Arc<dyn DynAdapter>,
+) -> anyhow::Result<AdapterKind> {
+    let kind = AdapterKind::custom(name).map_err(anyhow::Error::msg)?;
+    let about: &'static str = Box::leak(about.to_string().into_boxed_str());
+    REGISTERED
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(kind.as_str(), Registered { about, adapter });
+    Ok(kind)
+}
+
+/// The adapter registered under `kind`'s name, or an error saying it is not.
+pub fn registered(kind: AdapterKind) -> anyhow::Result<std::sync::Arc<dyn DynAdapter>> {
+    REGISTERED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(kind.as_str())
+        .map(|r| r.adapter.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--adapter {kind}: not registered in this program (see docs/write-a-rust-adapter.md)"
+            )
+        })
+}
+
+/// The entry of an adapter registered at run time: its `run` and
+/// `guarantees` look the adapter up by the options' `--adapter`.
+fn custom_entry(kind: AdapterKind) -> AdapterEntry {
+    let about = REGISTERED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(kind.as_str())
+        .map_or("not registered in this program", |r| r.about);
+    AdapterEntry {
+        kind,
+        name: kind.as_str(),
+        about,
+        mode: Mode::Simulation,
+        guarantees: |o| registered(o.adapter)?.guarantees(o),
+        run: |ctx| registered(ctx.options.adapter)?.run(ctx),
+    }
+}
+
+/// Every adapter `ladon run --adapter NAME` knows: Ladon's own (register
+/// new ones here), then those registered at run time ([`register`]).
 pub fn registry() -> Vec<AdapterEntry> {
     #[allow(unused_mut)]
     let mut all = vec![
@@ -240,19 +362,54 @@ pub fn registry() -> Vec<AdapterEntry> {
             "PostgreSQL servers replicating with pglogical, run live (needs a build with --features ladon-harness/postgres)"
         },
         mode: Mode::Live,
-        guarantees: |_| Ok(crate::db_run::default_guarantees()),
+        guarantees: |_| Ok(database_default_guarantees()),
         // `ladon run --adapter postgres-pglogical` has its own execution
         // (`db_run`); the simulator's callers cannot run it.
         run: |_| anyhow::bail!("{LIVE_ONLY}"),
     });
+    all.push(AdapterEntry {
+        kind: AdapterKind::MariaDb,
+        name: "mariadb",
+        about: if cfg!(feature = "mariadb") {
+            "MariaDB servers in multi-source replication (no conflict resolution), run live on loopback"
+        } else {
+            "MariaDB servers in multi-source replication, run live (needs a build with --features ladon-harness/mariadb)"
+        },
+        mode: Mode::Live,
+        guarantees: |_| Ok(database_default_guarantees()),
+        // `ladon run --adapter mariadb` runs in `db_run`, as postgres-pglogical.
+        run: |_| anyhow::bail!("{LIVE_ONLY}"),
+    });
     all.extend(crdt_lib_entries());
+    let registered: Vec<&'static str> = REGISTERED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    all.extend(
+        AdapterKind::customs()
+            .into_iter()
+            .filter(|k| registered.contains(&k.as_str()))
+            .map(custom_entry),
+    );
     all
 }
 
-/// The registry entry of `kind`.
+/// The registry entry of `kind` (for a name registered at run time, an
+/// entry that says so when used if the adapter is not registered).
 pub fn find(kind: AdapterKind) -> AdapterEntry {
+    if kind.is_custom() {
+        return custom_entry(kind);
+    }
     registry()
         .into_iter()
         .find(|a| a.kind == kind)
         .expect("every adapter kind is registered")
+}
+
+/// What a database adapter declares by default: pglogical's last update
+/// wins promises that nodes agree, nothing about which write survives.
+pub fn database_default_guarantees() -> Vec<Guarantee> {
+    vec![Guarantee::Convergence]
 }

@@ -8,15 +8,15 @@
 //! JUnit. A new kind of system (a database, remote hosts) plugs in by
 //! implementing this trait alone; see docs/architecture.md.
 
-use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use ladon_checker::report::Report;
-use ladon_checker::writer::HistoryWriter;
 
-use crate::adapters::{self, Mode};
+use crate::adapters::{self, DynAdapter, Mode};
+use crate::events::Listeners;
 use crate::options::RunOptions;
-use crate::runner::{HistorySink, RunContext, RunOutcome};
+use crate::runner::{RunContext, RunOutcome};
 
 /// Runs one test into a run directory.
 pub trait Execution {
@@ -24,18 +24,18 @@ pub trait Execution {
     /// whether times are virtual or wall-clock.
     fn mode(&self) -> Mode;
 
-    /// Runs the test. Writes `history.jsonl` into `run_dir` in whole lines
-    /// (flushed on line boundaries), and its sidecars there when it has
-    /// them (`messages.jsonl`, `nodes/<name>.log`); calls `progress(now,
-    /// end of the faulty phase)` now and then. When
-    /// `interrupt::requested` turns `Some`, stops its faults and
-    /// clients, writes what it has and returns with
+    /// Runs the test, emitting its run events to `events` (see
+    /// `crate::events`): first `Start` with the node names, then every
+    /// operation invoked and completed and every nemesis step through the
+    /// shared `crate::record::Recorder`, messages and node log lines if it
+    /// has them, and `Progress` now and then (at least every 100 ms of
+    /// wall-clock time in a live run: sidecar files flush on it). The
+    /// listeners write the run's files (`history.jsonl`, `messages.jsonl`,
+    /// `nodes/<name>.log`); `run_dir` is for what only the execution writes
+    /// (a live node's stderr). When `interrupt::requested` turns `Some`,
+    /// stops its faults and clients and returns with
     /// [`RunOutcome::interrupted`] set (no final phase).
-    fn execute(
-        &mut self,
-        run_dir: &Path,
-        progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome>;
+    fn execute(&mut self, run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome>;
 
     /// Adds what only this execution knows to the checker's report (e.g.
     /// the live final phase's window); default nothing.
@@ -47,10 +47,23 @@ pub trait Execution {
     }
 }
 
-/// A deterministic simulation of an in-process adapter (reference, toy).
+/// A deterministic simulation of an in-process adapter: Ladon's own
+/// (reference, toy, CRDT libraries) or one a program brings
+/// (`adapters::DynAdapter`, e.g. through the `ladon` facade crate).
 pub struct Simulation {
     /// Resolved options (seed set).
     pub options: RunOptions,
+    /// The adapter that builds and runs the cluster (see `adapters::named`
+    /// for the one `options.adapter` names).
+    pub adapter: Arc<dyn DynAdapter>,
+}
+
+impl Simulation {
+    /// A simulation of the adapter `options.adapter` names.
+    pub fn new(options: RunOptions) -> Simulation {
+        let adapter = adapters::named(options.adapter);
+        Simulation { options, adapter }
+    }
 }
 
 impl Execution for Simulation {
@@ -58,29 +71,17 @@ impl Execution for Simulation {
         Mode::Simulation
     }
 
-    fn execute(
-        &mut self,
-        run_dir: &Path,
-        progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome> {
+    fn execute(&mut self, _run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome> {
         use anyhow::Context;
         let seed = self
             .options
             .seed
             .context("internal: a simulation needs a resolved seed")?;
-        let adapter = adapters::find(self.options.adapter);
-        let path = run_dir.join("history.jsonl");
-        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        // Unbuffered: one write per whole line.
-        let mut writer = HistoryWriter::new(file);
-        let sink: &mut dyn HistorySink = &mut writer;
         let mut ctx = RunContext {
             options: self.options.clone(),
             seed,
-            history: sink,
-            run_dir: Some(run_dir.to_path_buf()),
-            progress,
+            events,
         };
-        (adapter.run)(&mut ctx)
+        self.adapter.run(&mut ctx)
     }
 }

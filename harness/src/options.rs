@@ -81,11 +81,10 @@ pub enum ClientMode {
     Roaming,
 }
 
-/// `--adapter`: the system under test (see `ladon adapters`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
+/// `--adapter`: the system under test (see `ladon adapters`): one of
+/// Ladon's own adapters, or one a program registered under its own name
+/// (`ladon::cli::main_with`, see docs/write-a-rust-adapter.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AdapterKind {
     /// The reference multi-leader store, simulated.
     #[default]
@@ -102,13 +101,23 @@ pub enum AdapterKind {
     Loro,
     /// PostgreSQL servers replicating with pglogical, run live (cargo
     /// feature `postgres`).
-    #[serde(rename = "postgres-pglogical")]
-    #[value(name = "postgres-pglogical")]
     PostgresPglogical,
+    /// MariaDB servers in multi-source replication, run live (cargo
+    /// feature `mariadb`).
+    MariaDb,
+    /// A simulated adapter registered at run time under this name (see
+    /// `adapters::register`); names are interned, so the kind stays `Copy`.
+    Custom(&'static str),
 }
 
+/// The names of the adapters registered at run time, in registration
+/// order. Kept here, below both the options and the adapter registry, so
+/// that `--adapter NAME` and `run.json` can name them.
+static CUSTOM_NAMES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+
 impl AdapterKind {
-    pub const ALL: [AdapterKind; 7] = [
+    /// Ladon's own adapters.
+    pub const ALL: [AdapterKind; 8] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
@@ -116,8 +125,10 @@ impl AdapterKind {
         AdapterKind::Yrs,
         AdapterKind::Loro,
         AdapterKind::PostgresPglogical,
+        AdapterKind::MariaDb,
     ];
 
+    /// The adapter's name, as `--adapter` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             AdapterKind::Reference => "reference",
@@ -127,7 +138,117 @@ impl AdapterKind {
             AdapterKind::Yrs => "yrs",
             AdapterKind::Loro => "loro",
             AdapterKind::PostgresPglogical => "postgres-pglogical",
+            AdapterKind::MariaDb => "mariadb",
+            AdapterKind::Custom(name) => name,
         }
+    }
+
+    /// The kind naming `name` as an adapter registered at run time,
+    /// interning the name (once per distinct name). Refuses Ladon's own
+    /// names and names `--adapter` could not spell (lowercase letters,
+    /// digits and `-`, starting with a letter).
+    pub fn custom(name: &str) -> Result<AdapterKind, String> {
+        if Self::ALL.iter().any(|k| k.as_str() == name) {
+            return Err(format!(
+                "adapter name {name:?} is one of Ladon's own adapters; pick another"
+            ));
+        }
+        let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(format!(
+                "adapter name {name:?}: use lowercase letters, digits and '-', starting with a letter"
+            ));
+        }
+        let mut names = CUSTOM_NAMES.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&known) = names.iter().find(|&&n| n == name) {
+            return Ok(AdapterKind::Custom(known));
+        }
+        let interned: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.push(interned);
+        Ok(AdapterKind::Custom(interned))
+    }
+
+    /// The adapters registered at run time (see [`AdapterKind::custom`]).
+    pub fn customs() -> Vec<AdapterKind> {
+        let names = CUSTOM_NAMES.read().unwrap_or_else(|e| e.into_inner());
+        names.iter().map(|&n| AdapterKind::Custom(n)).collect()
+    }
+
+    /// Every adapter `--adapter` accepts: Ladon's own, then the registered ones.
+    pub fn every() -> Vec<AdapterKind> {
+        let mut all = Self::ALL.to_vec();
+        all.extend(Self::customs());
+        all
+    }
+
+    /// One line on the adapter for `--help`.
+    pub fn about(self) -> &'static str {
+        match self {
+            AdapterKind::Reference => "The reference multi-leader store, simulated",
+            AdapterKind::Toy => "The harness's small op-based store, simulated",
+            AdapterKind::Process => "Any program speaking Maelstrom's protocol, run live",
+            AdapterKind::Automerge => "automerge documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::Yrs => "yrs (Yjs) documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::Loro => "loro documents, simulated (cargo feature `crdt-libs`)",
+            AdapterKind::PostgresPglogical => {
+                "PostgreSQL servers replicating with pglogical, run live (cargo feature `postgres`)"
+            }
+            AdapterKind::MariaDb => {
+                "MariaDB servers in multi-source replication, run live (cargo feature `mariadb`)"
+            }
+            AdapterKind::Custom(_) => "A simulated adapter of this program",
+        }
+    }
+
+    /// Whether the adapter was registered at run time.
+    pub fn is_custom(self) -> bool {
+        matches!(self, AdapterKind::Custom(_))
+    }
+
+    /// `--adapter`'s parser: the names of [`AdapterKind::every`] at the
+    /// time the command is built (so after a program registered its own),
+    /// listed with a line each in `--help`.
+    pub fn parser() -> impl clap::builder::TypedValueParser<Value = AdapterKind> {
+        use clap::builder::{PossibleValue, TypedValueParser};
+        let values = Self::every()
+            .into_iter()
+            .map(|k| PossibleValue::new(k.as_str()).help(k.about()));
+        clap::builder::PossibleValuesParser::new(values)
+            .map(|s: String| s.parse::<AdapterKind>().expect("every listed name parses"))
+    }
+}
+
+impl FromStr for AdapterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::every()
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::every().iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown adapter {s:?}: expected one of {} (an adapter of your own is \
+                     known only to the program that registers it: see docs/write-a-rust-adapter.md)",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl Serialize for AdapterKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AdapterKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -320,10 +441,11 @@ pub mod heading {
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
     pub const REFERENCE_PROCESS: &str =
-        "Options of --adapter reference, process and postgres-pglogical";
+        "Options of --adapter reference, process, postgres-pglogical and mariadb";
     pub const PROCESS: &str = "Options of --adapter process";
-    pub const PROCESS_DB: &str = "Options of --adapter process and postgres-pglogical";
-    pub const DB: &str = "Options of --adapter postgres-pglogical";
+    pub const PROCESS_DB: &str = "Options of --adapter process, postgres-pglogical and mariadb";
+    pub const DB: &str = "Options of --adapter postgres-pglogical and mariadb";
+    pub const MARIADB: &str = "Options of --adapter mariadb";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
@@ -333,13 +455,25 @@ pub mod heading {
             SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
             REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
-            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical],
+            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical, MariaDb],
             PROCESS => &[Process],
-            PROCESS_DB => &[Process, PostgresPglogical],
-            DB => &[PostgresPglogical],
+            PROCESS_DB => &[Process, PostgresPglogical, MariaDb],
+            DB => &[PostgresPglogical, MariaDb],
+            MARIADB => &[MariaDb],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
+    }
+
+    /// Whether an option under `heading` applies to `adapter`. An adapter
+    /// registered at run time is simulated: it takes every option but those
+    /// of one of Ladon's own adapters.
+    pub fn applies(heading: Option<&str>, adapter: AdapterKind) -> bool {
+        match adapters(heading) {
+            None => true,
+            Some(_) if adapter.is_custom() => heading == Some(SIMULATED),
+            Some(kinds) => kinds.contains(&adapter),
+        }
     }
 }
 
@@ -462,14 +596,39 @@ pub struct ProcessFlags {
     pub init_timeout: Dur,
 }
 
+/// `--slave-exec-mode`: what a MariaDB replica does with a row event that
+/// does not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SlaveExecMode {
+    /// Stop the replication connection with the server's error (MariaDB's
+    /// default).
+    #[default]
+    Strict,
+    /// Skip duplicate-key and missing-row errors silently.
+    Idempotent,
+}
+
 /// `ladon run`'s flags of the real-database adapters
-/// (`--adapter postgres-pglogical`), under their own heading.
+/// (`--adapter postgres-pglogical`, `mariadb`), under their own headings.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct DbFlags {
     /// Share of register writes that are deletes (`["d", k, null]`),
     /// 0 to 1; --workload register only.
     #[arg(long, default_value_t = 0.0, help_heading = heading::DB)]
     pub delete_share: f64,
+    /// What a replica does with a row event that does not apply: strict
+    /// stops that replication connection with the server's error,
+    /// idempotent skips duplicate-key and missing-row errors silently.
+    #[arg(long, value_enum, default_value = "strict", help_heading = heading::MARIADB)]
+    #[serde(default)]
+    pub slave_exec_mode: SlaveExecMode,
+    /// Replicas write what they apply to their own binary log, so their
+    /// downstream nodes get it too (needed for --topology ring and star;
+    /// in a mesh it relays writes around a partial partition).
+    #[arg(long, help_heading = heading::MARIADB)]
+    #[serde(default)]
+    pub log_slave_updates: bool,
 }
 
 /// Options only some adapters read. Flattened into [`RunOptions`]: every
@@ -624,7 +783,7 @@ fn default_read_from() -> ReadFrom {
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct RunOptions {
     /// System under test (see `ladon adapters`).
-    #[arg(long, value_enum, default_value_t = AdapterKind::Reference)]
+    #[arg(long, default_value = "reference", value_parser = AdapterKind::parser())]
     pub adapter: AdapterKind,
     /// Simulated: register, list-append, set or counter; --adapter process:
     /// a Maelstrom workload (required).
@@ -863,4 +1022,62 @@ mod tests {
         assert_eq!(l.0.len(), 3);
         assert_eq!(l.to_string(), "one,groups:0,1/2,hub");
     }
+}
+
+/// `ladon run`: every adapter's options (see the `Run` command); those of
+/// one adapter only are grouped under a heading naming it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+    #[command(flatten)]
+    pub process: ProcessFlags,
+    #[command(flatten)]
+    pub db: DbFlags,
+    /// Write JUnit XML here: one test case per anomaly class.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+/// A fresh seed for a run given none (printed with the run, so it can be
+/// repeated).
+pub fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64 of time and pid: a seed, printed, never needed again.
+    let mut z = t ^ ((std::process::id() as u64) << 32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Applies a run mode's own defaults (`what`: "process", "database") to
+/// the options not given on the command line (`given`: their clap ids).
+/// `defaults` are `(id, value)` pairs in the flags' own syntax.
+pub fn apply_defaults(
+    o: &mut RunOptions,
+    defaults: &[(&str, &str)],
+    given: &std::collections::BTreeSet<String>,
+    what: &str,
+) -> anyhow::Result<()> {
+    for (id, value) in defaults {
+        if given.contains(*id) {
+            continue;
+        }
+        let bad = |e: String| anyhow::anyhow!("internal: {what} default {id}={value}: {e}");
+        match *id {
+            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
+            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
+            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
+            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
+            "latency" => o.net.latency = value.parse().map_err(bad)?,
+            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
+            other => anyhow::bail!("internal: no {what} default for {other}"),
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! Independent jobs on a fixed number of worker threads (`ladon explore`'s
-//! seeds, `ladon suite`'s runs).
+//! seeds, `ladon suite`'s runs, `ladon shrink`'s attempts): a rayon pool of
+//! `--jobs` threads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use rayon::prelude::*;
 
 /// Worker threads when the user names none: one per core.
 pub fn default_jobs() -> usize {
@@ -12,26 +12,21 @@ pub fn default_jobs() -> usize {
 }
 
 /// Calls `work` on every item, on `jobs` threads (at least one, at most one
-/// per item) that take the items in order. Results are in item order.
+/// per item). Results are in item order.
 pub fn map<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let out = work(item);
-                results.lock().expect("no worker panics holding the lock")[i] = Some(out);
-            });
+    let threads = jobs.max(1).min(items.len().max(1));
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        // Each item is its own task: runs are long, so no batching.
+        Ok(pool) => pool.install(|| items.par_iter().with_max_len(1).map(&work).collect()),
+        // No threads to be had: run them here, in order.
+        Err(e) => {
+            tracing::warn!(
+                "no worker threads ({e}); running {} jobs on one",
+                items.len()
+            );
+            items.iter().map(work).collect()
         }
-    });
-    results
-        .into_inner()
-        .expect("workers finished")
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +45,19 @@ mod tests {
             assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
         }
         assert_eq!(map(&[] as &[u8], 4, |&x| x), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn at_most_jobs_threads_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let items: Vec<u32> = (0..24).collect();
+        map(&items, 3, |_| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            now.fetch_sub(1, Ordering::SeqCst);
+        });
+        assert!(peak.load(Ordering::SeqCst) <= 3, "{peak:?}");
     }
 }

@@ -14,6 +14,8 @@ use ladon_checker::CheckOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::{self, Mode};
+use crate::events::{Listeners, RunListener};
+use crate::listeners::Progress;
 use crate::options::RunOptions;
 use crate::runner::{RunContext, RunOutcome};
 
@@ -62,8 +64,17 @@ impl StoredRun {
 
 /// `YYYYMMDDTHHMMSSZ` for the current UTC time.
 pub fn utc_stamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    stamp_of(secs)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for `secs` seconds after the Unix epoch.
+pub fn stamp_of(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ")
         .to_string()
 }
 
@@ -83,6 +94,21 @@ pub fn shell_quote(s: &str) -> String {
     shlex::try_quote(s)
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// The program a reproduce command starts with: `ladon`, or the program
+/// that runs Ladon's CLI with adapters of its own (`cli::main_with`).
+static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The first word of reproduce commands (see [`set_program`]).
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("ladon", String::as_str)
+}
+
+/// Makes reproduce commands start with `name` (once per process; later
+/// calls are ignored).
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
 }
 
 /// The current git commit, if the working directory is in a repository.
@@ -121,13 +147,23 @@ pub fn update_latest(store: &Path, dir: &Path) -> io::Result<()> {
 
 /// The guarantees to check: `--guarantees`, else the adapter's.
 pub fn resolve_guarantees(o: &RunOptions) -> anyhow::Result<Vec<Guarantee>> {
+    resolve_guarantees_with(&adapters::find(o.adapter), o)
+}
+
+/// [`resolve_guarantees`] of a run of `adapter`.
+pub fn resolve_guarantees_with(
+    adapter: &dyn adapters::DynAdapter,
+    o: &RunOptions,
+) -> anyhow::Result<Vec<Guarantee>> {
     match &o.guarantees {
         Some(g) => Ok(g.clone()),
-        None => (adapters::find(o.adapter).guarantees)(o),
+        None => adapter.guarantees(o),
     }
 }
 
-fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
+/// The checker's options for a run: its guarantees, five examples per
+/// anomaly, the run's messages per write.
+pub fn check_options(guarantees: &[Guarantee], messages_per_write: Option<f64>) -> CheckOptions {
     CheckOptions {
         guarantees: guarantees.to_vec(),
         max_examples: 5,
@@ -205,6 +241,12 @@ pub fn summary_text(
             .map(|m| format!("{m:.2}"))
             .unwrap_or_else(|| "-".into())
     );
+    if outcome.messages_sent > 0 {
+        head.push_str(&format!(
+            "messages delivered {}  dropped {}  duplicated {}\n",
+            outcome.messages_delivered, outcome.messages_dropped, outcome.messages_duplicated
+        ));
+    }
     match (&outcome.interrupted, outcome.converged_ns) {
         (Some(signal), _) => head.push_str(&format!(
             "interrupted by {signal} at {} of {} time: faults and clients stopped, no final phase\n",
@@ -216,6 +258,21 @@ pub fn summary_text(
             ladon_checker::explain::duration(t.saturating_sub(outcome.heal_ns))
         )),
         (None, None) => head.push_str("final reads never agreed before --converge-timeout\n"),
+    }
+    if let (None, Some(f)) = (&outcome.interrupted, &outcome.finals) {
+        head.push_str(&format!(
+            "final phase: {} round(s) of final reads in a {} window",
+            f.rounds,
+            ladon_checker::explain::duration(f.window_ns)
+        ));
+        if let Some((t, nodes)) = &f.last_change {
+            head.push_str(&format!(
+                ", last change on {} {} after the heal",
+                nodes.join(", "),
+                ladon_checker::explain::duration(t.saturating_sub(f.started_ns))
+            ));
+        }
+        head.push('\n');
     }
     let mut s = run_summary(&info.test, info.seed, &info.mode, &head, report, err);
     if info.mode == Mode::Simulation.as_str() && report.is_some() {
@@ -266,23 +323,37 @@ pub struct MemoryRun {
 /// Runs one test with resolved options (seed set) in memory and checks it.
 pub fn execute_in_memory(
     options: &RunOptions,
-    progress: Option<&mut dyn FnMut(u64, u64)>,
+    progress: Option<Progress>,
+) -> anyhow::Result<MemoryRun> {
+    execute_in_memory_with(&adapters::find(options.adapter), options, progress)
+}
+
+/// [`execute_in_memory`] of a simulated run of `adapter` (the one
+/// `options.adapter` names, or one a program holds: `ladon::Test`).
+pub fn execute_in_memory_with(
+    adapter: &dyn adapters::DynAdapter,
+    options: &RunOptions,
+    progress: Option<Progress>,
 ) -> anyhow::Result<MemoryRun> {
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(options.adapter);
-    let guarantees = resolve_guarantees(options)?;
+    let guarantees = resolve_guarantees_with(adapter, options)?;
     let mut events: Vec<ladon_checker::Event> = Vec::new();
     let outcome = {
+        let mut listeners = Listeners::new();
+        if let Some(p) = progress {
+            listeners.push(p);
+        }
+        let mut both = (&mut events, listeners);
         let mut ctx = RunContext {
             options: options.clone(),
             seed,
-            history: &mut events,
-            run_dir: None,
-            progress,
+            events: &mut both,
         };
-        (adapter.run)(&mut ctx)?
+        let outcome = adapter.run(&mut ctx)?;
+        both.1.finish()?;
+        outcome
     };
     let opts = check_options(&guarantees, outcome.messages_per_write);
     let (report, check_error) = match check_events(&events, &opts) {
@@ -303,18 +374,36 @@ pub fn execute(
     options: &RunOptions,
     reproduce: String,
     store: bool,
-    progress: Option<&mut dyn FnMut(u64, u64)>,
+    progress: Option<Progress>,
+) -> anyhow::Result<StoredRun> {
+    execute_with(
+        adapters::named(options.adapter),
+        options,
+        reproduce,
+        store,
+        progress,
+    )
+}
+
+/// [`execute`] of a simulated run of `adapter` (the one `options.adapter`
+/// names, or one a program holds: `ladon::Test`): the same run directory,
+/// files, check and reports.
+pub fn execute_with(
+    adapter: std::sync::Arc<dyn adapters::DynAdapter>,
+    options: &RunOptions,
+    reproduce: String,
+    store: bool,
+    progress: Option<Progress>,
 ) -> anyhow::Result<StoredRun> {
     let seed = options
         .seed
         .context("internal: execute needs a resolved seed")?;
-    let adapter = adapters::find(options.adapter);
-    let guarantees = resolve_guarantees(options)?;
+    let guarantees = resolve_guarantees_with(&*adapter, options)?;
     let test = options.test_name();
     let mut info = RunInfo {
         test: test.clone(),
         seed,
-        mode: adapter.mode.as_str().to_string(),
+        mode: adapter.mode().as_str().to_string(),
         options: options.clone(),
         reproduce,
         ladon_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -326,7 +415,7 @@ pub fn execute(
         db: None,
     };
     if !store {
-        let mem = execute_in_memory(options, progress)?;
+        let mem = execute_in_memory_with(&*adapter, options, progress)?;
         info.outcome = Some(mem.outcome.clone());
         return Ok(StoredRun {
             dir: None,
@@ -337,27 +426,33 @@ pub fn execute(
             notes: Vec::new(),
         });
     }
+    let mut listeners = Listeners::new();
+    if let Some(p) = progress {
+        listeners.push(p);
+    }
     run_stored(
         info,
         &mut crate::execution::Simulation {
             options: options.clone(),
+            adapter,
         },
         &options.store,
-        progress,
+        listeners,
     )
 }
 
 /// Runs `exec` into a new run directory under `store` and writes
 /// everything around it, the same for every execution: `run.json` (before
-/// and after), the check, `report.json` (marked when a signal interrupted
-/// the run), `summary.txt`, `report.html`, then `latest` (only once every
-/// file is written). `info` carries the resolved run (seed, guarantees,
-/// reproduce command).
+/// and after), the run's events through the shared listeners
+/// (`listeners::for_run_dir`, plus `extra`), the check, `report.json` (marked
+/// when a signal interrupted the run), `summary.txt`, `report.html`, then
+/// `latest` (only once every file is written). `info` carries the
+/// resolved run (seed, guarantees, reproduce command).
 pub fn run_stored(
     mut info: RunInfo,
     exec: &mut dyn crate::execution::Execution,
     store: &Path,
-    progress: Option<&mut dyn FnMut(u64, u64)>,
+    extra: Listeners,
 ) -> anyhow::Result<StoredRun> {
     let dir = create_run_dir(store, &info.test, info.seed)
         .with_context(|| format!("creating a run directory under {}", store.display()))?;
@@ -367,7 +462,13 @@ pub fn run_stored(
         Ok(())
     };
     write_info(&info)?;
-    let outcome = exec.execute(&dir, progress)?;
+    let mut listeners = crate::listeners::for_run_dir(&dir, extra)
+        .with_context(|| format!("creating the run's files in {}", dir.display()))?;
+    let outcome = exec.execute(&dir, &mut listeners);
+    // Whatever happened, the files hold whole lines up to here.
+    let finished = listeners.finish();
+    let outcome = outcome?;
+    finished.context("writing the run's files")?;
     info.outcome = Some(outcome.clone());
     write_info(&info)?;
     let history_path = dir.join("history.jsonl");
@@ -450,44 +551,17 @@ pub fn report_result(run: &StoredRun, junit: Option<&std::path::Path>) -> anyhow
     Ok(ExitCode::from(run.verdict().exit_code()))
 }
 
-/// Runs `run` with a progress callback over the faulty phase (`total_ns`
-/// of `clock` time, "virtual" or "wall-clock"): a bar on a terminal, a
-/// line per tenth otherwise. The same for every execution.
-pub fn with_progress<T>(
-    total_ns: u64,
-    clock: &str,
-    run: impl FnOnce(Option<&mut dyn FnMut(u64, u64)>) -> T,
-) -> T {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(total_ns / 1_000_000);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{pos}}/{{len}} {clock} ms {{msg}}"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let mut cb = |now: u64, _total: u64| bar.set_position(now.min(total_ns) / 1_000_000);
-        let r = run(Some(&mut cb));
-        bar.finish_and_clear();
-        r
-    } else {
-        let mut last = 0u64;
-        let mut cb = |now: u64, total: u64| {
-            for tenth in tenths_passed(&mut last, now, total) {
-                eprintln!("  {tenth}0% of {clock} time");
-            }
-        };
-        run(Some(&mut cb))
-    }
-}
+pub use crate::listeners::tenths_passed;
 
-/// The tenths of `total` reached since the last call, every one of them
-/// (a callback that comes rarely must not skip a line): `last` is the last
-/// tenth printed.
-pub fn tenths_passed(last: &mut u64, now: u64, total: u64) -> std::ops::RangeInclusive<u64> {
-    let reached = now.min(total) * 10 / total.max(1);
-    let from = *last + 1;
-    *last = (*last).max(reached);
-    from..=reached
+#[cfg(test)]
+mod tests {
+    use super::stamp_of;
+
+    #[test]
+    fn run_directory_stamps_are_utc_calendar_times() {
+        assert_eq!(stamp_of(0), "19700101T000000Z");
+        // A leap day's last second, and a time of this session.
+        assert_eq!(stamp_of(951_782_400 + 86_399), "20000229T235959Z");
+        assert_eq!(stamp_of(1_795_971_945), "20261129T170545Z");
+    }
 }

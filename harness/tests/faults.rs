@@ -88,7 +88,7 @@ impl Cluster for TinyCluster {
 
 type Replies = Vec<(usize, ReqId, Result<ReplyOk, ClientError>)>;
 
-fn world(mode: PartitionMode) -> World<TinyCluster, ()> {
+fn world(mode: PartitionMode) -> World<'static, TinyCluster, ()> {
     let net = NetConfig {
         latency: Latency::Constant(1_000_000),
         partition_mode: mode,
@@ -98,7 +98,7 @@ fn world(mode: PartitionMode) -> World<TinyCluster, ()> {
 }
 
 /// Runs until virtual time `t`, collecting client replies.
-fn run_until(w: &mut World<TinyCluster, ()>, t: u64) -> Replies {
+fn run_until(w: &mut World<'static, TinyCluster, ()>, t: u64) -> Replies {
     w.schedule(t, ());
     let mut replies = Vec::new();
     loop {
@@ -111,7 +111,7 @@ fn run_until(w: &mut World<TinyCluster, ()>, t: u64) -> Replies {
     }
 }
 
-fn write(w: &mut World<TinyCluster, ()>, node: usize, id: u64, v: i64) {
+fn write(w: &mut World<'static, TinyCluster, ()>, node: usize, id: u64, v: i64) {
     w.request(
         node,
         Request {
@@ -122,7 +122,7 @@ fn write(w: &mut World<TinyCluster, ()>, node: usize, id: u64, v: i64) {
     );
 }
 
-fn split(w: &mut World<TinyCluster, ()>) {
+fn split(w: &mut World<'static, TinyCluster, ()>) {
     w.partition(Cut::from_groups(2, vec![vec![0], vec![1]]));
 }
 

@@ -339,6 +339,40 @@ async fn single_leader_lin_kv_is_linearizable_through_partitions() {
         .count();
     assert!(acked > 30, "only {acked} acknowledged operations");
     assert!(out.events.iter().any(|e| e.f == "partition"));
+    // Compare-and-sets: invoked with the read unknown, acknowledged with
+    // the expected value observed.
+    let cas = |e: &&Event| matches!(e.ops(), [Mop::Read(..), Mop::Write(..)]);
+    let invoked_cas = out
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::Invoke)
+        .filter(cas)
+        .inspect(|e| assert!(matches!(e.ops()[0], Mop::Read(_, ReadValue::Null)), "{e:?}"))
+        .count();
+    let ok_cas = out
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::Ok)
+        .filter(cas)
+        .inspect(|e| {
+            assert!(
+                matches!(e.ops()[0], Mop::Read(_, ReadValue::Int(_))),
+                "{e:?}"
+            )
+        })
+        .count();
+    let failed_cas = out
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::Fail)
+        .filter(cas)
+        .filter(|e| e.error.as_deref() == Some("precondition-failed: precondition failed"))
+        .count();
+    // (Refusals depend on timing: the adapter's unit test covers them.)
+    assert!(
+        ok_cas > 3 && invoked_cas >= ok_cas + failed_cas,
+        "{invoked_cas} cas invoked, {ok_cas} ok, {failed_cas} failed"
+    );
     assert_eq!(lin_verdict(&out), ("valid", vec![]));
 }
 

@@ -62,6 +62,13 @@ fn registry_entries(registry: &Path) -> Vec<(i32, PathBuf)> {
         .collect()
 }
 
+/// Every file in the registry (server and cluster-root entries).
+fn registry_files(registry: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(registry)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 fn stderr_of(store: &Path) -> String {
     std::fs::read_to_string(store.join("stderr.txt")).unwrap_or_default()
 }
@@ -112,7 +119,7 @@ fn a_no_fault_register_run_is_valid_stores_the_logs_and_leaves_nothing() {
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("nodes up and replicating in"), "{summary}");
     assert!(summary.contains("final phase: nodes agreed"), "{summary}");
-    assert_eq!(registry_entries(&registry), Vec::new());
+    assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -204,5 +211,82 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
             assert!(!Path::new(&f).exists(), "{f} left behind");
         }
     }
-    assert_eq!(registry_entries(&registry), Vec::new());
+    // The killed run's cluster root was swept with its servers.
+    assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_ladon_killed_during_setup_leaves_nothing_after_the_next_run() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, registry) = (tmp.path().join("store"), tmp.path().join("registry"));
+    let mut child = ladon(
+        &[
+            "--adapter",
+            "postgres-pglogical",
+            "--workload",
+            "set",
+            "--time-limit",
+            "30s",
+            "--seed",
+            "4",
+            "--test",
+            "setup",
+        ],
+        &store,
+        &registry,
+    )
+    .spawn()
+    .unwrap();
+    // Kill it as soon as its cluster root exists: nodes are being
+    // initialised, copied or started, and no server may be recorded yet.
+    let t0 = Instant::now();
+    let root = loop {
+        let entry = registry_files(&registry).into_iter().find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("root."))
+        });
+        if let Some(root) = entry
+            .and_then(|e| std::fs::read_to_string(e).ok())
+            .and_then(|t| t.lines().nth(1).map(PathBuf::from))
+        {
+            break root;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{}", stderr_of(&store));
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            stderr_of(&store)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(root.exists(), "{}", root.display());
+    let store2 = tmp.path().join("store2");
+    let status = ladon(
+        &[
+            "--adapter",
+            "postgres-pglogical",
+            "--workload",
+            "set",
+            "--time-limit",
+            "1s",
+            "--seed",
+            "5",
+            "--test",
+            "next",
+        ],
+        &store2,
+        &registry,
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr_of(&store2));
+    assert!(!root.exists(), "{} left behind", root.display());
+    assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
 }

@@ -1,4 +1,6 @@
-//! Seeded operation generators for Ladon's workloads.
+//! Seeded operation generators for Ladon's workloads, every mode's: the
+//! simulated workloads' [`Generator`] here, the process (Maelstrom RPC)
+//! workloads' in [`rpc`].
 //!
 //! A [`Generator`] produces client transactions (lists of micro-operations)
 //! for one workload kind: `register` (`w`), `list-append` (`append`), `set`
@@ -15,6 +17,8 @@
 //! let final_read = g.final_read();
 //! assert_eq!(final_read.len(), g.written_keys().len());
 //! ```
+
+pub mod rpc;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -133,6 +133,8 @@ pub struct MariaDb {
     /// Data directories, sockets and configuration: a temporary directory
     /// owned by the server user.
     root: Option<tempfile::TempDir>,
+    /// The root's registry entry (see [`Registry::add_root`]).
+    root_entry: Option<PathBuf>,
     ports: Vec<u16>,
     servers: Vec<Option<Server>>,
     /// libfaketime, when clock faults are on.
@@ -161,6 +163,7 @@ impl MariaDb {
             run_as: RunAs::for_root("mysql")?,
             registry: Registry::open(Registry::default_dir())?,
             root: None,
+            root_entry: None,
             ports: Vec::new(),
             servers: (0..spec.nodes).map(|_| None).collect(),
             faketime_library: None,
@@ -186,6 +189,10 @@ impl MariaDb {
         self.root().join(Self::name_of(i))
     }
 
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("data")
+    }
+
     fn config_path(&self, i: usize) -> PathBuf {
         self.root().join(format!("{}.cnf", Self::name_of(i)))
     }
@@ -200,7 +207,6 @@ impl MariaDb {
         let d = dir.display();
         let mut c = format!(
             "[mysqld]\n\
-             datadir={d}/data\n\
              socket={d}/mysqld.sock\n\
              pid-file={d}/mysqld.pid\n\
              port={port}\n\
@@ -270,7 +276,12 @@ impl MariaDb {
     fn start(&mut self, i: usize) -> Result<(), DbError> {
         let node = Self::name_of(i);
         let mut cmd = Command::new(&self.bins.server);
-        cmd.arg(format!("--defaults-file={}", self.config_path(i).display()));
+        let data = self.data_dir(i);
+        // The data directory as an argument of its own: the registry's
+        // sweep recognises a left-behind server by it.
+        cmd.arg(format!("--defaults-file={}", self.config_path(i).display()))
+            .arg("--datadir")
+            .arg(&data);
         if let Some(ft) = self.clocks.get(i) {
             cmd.envs(ft.env());
             cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
@@ -280,7 +291,7 @@ impl MariaDb {
         // it prints before it opens that log.
         let early = self.node_dir(i).join("stdout.log");
         let server = Server::spawn(cmd, &early, &node)?;
-        self.registry.add(server.pgid(), &self.node_dir(i))?;
+        self.registry.add(server.pgid(), &data)?;
         self.servers[i] = Some(server);
         self.wait_ready(i, Duration::from_secs(30))
     }
@@ -434,6 +445,7 @@ impl Database for MariaDb {
             .prefix("ladon-mariadb-")
             .tempdir()
             .map_err(DbError::io("create a temporary directory for the data"))?;
+        self.root_entry = Some(self.registry.add_root(root.path())?);
         self.root = Some(root);
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
@@ -471,7 +483,7 @@ impl Database for MariaDb {
             });
         }
         for i in 0..self.spec.nodes {
-            let to = self.node_dir(i).join("data");
+            let to = self.data_dir(i);
             let out = Command::new("cp")
                 .arg("-a")
                 .arg(&template)
@@ -636,16 +648,16 @@ impl Database for MariaDb {
                         (r.last_io_errno, r.last_io_error.as_str())
                     };
                     format!(
-                        "{}: replication connection {} stopped (IO thread {}, SQL thread {}): \
-                         error {errno}: {error}",
+                        "replication stopped on {} from {}: error {errno}: {error} \
+                         (IO thread {}, SQL thread {})",
                         Self::name_of(i),
-                        r.connection,
+                        r.connection.trim_start_matches("from_"),
                         r.io_running,
                         r.sql_running
                     )
                 })),
                 Err(e) => out.push(format!(
-                    "{}: replication status unknown: {e}",
+                    "replication status of {} unknown: {e}",
                     Self::name_of(i)
                 )),
             }
@@ -674,6 +686,9 @@ impl Database for MariaDb {
             root.close()
                 .map_err(DbError::io("remove the data directories"))?;
         }
+        if let Some(entry) = self.root_entry.take() {
+            self.registry.remove_root(&entry);
+        }
         Ok(())
     }
 }
@@ -688,6 +703,23 @@ impl MariaDb {
     /// The directory this cluster's data lives in while it runs (for tests).
     pub fn data_root(&self) -> Option<&Path> {
         self.root.as_ref().map(|t| t.path())
+    }
+
+    /// Process group ids of the running servers (for tests).
+    pub fn pgids(&self) -> Vec<i32> {
+        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+    }
+
+    /// Leaks the servers and their data, as a Ladon killed with SIGKILL
+    /// would (for tests of the registry sweep).
+    pub fn abandon(mut self) {
+        for s in self.servers.iter_mut() {
+            std::mem::forget(s.take());
+        }
+        if let Some(root) = self.root.take() {
+            let _ = root.keep();
+        }
+        self.root_entry = None;
     }
 }
 

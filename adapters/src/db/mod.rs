@@ -152,13 +152,16 @@ pub trait Database: Send {
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
     /// Replication that has stopped and will not resume by itself, one
-    /// line per node and link with the server's own error (MariaDB's
-    /// `SHOW ALL SLAVES STATUS`); read after the final phase and put in
-    /// the report. Systems whose replication cannot stop say nothing.
+    /// line per stopped link with the server's own error
+    /// (`replication stopped on n2 from n1: error 1062: …`, read from
+    /// MariaDB's `SHOW ALL SLAVES STATUS`); read after the final phase and
+    /// put in the report and the run summary. Systems whose replication
+    /// cannot stop say nothing.
     fn replication_problems(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Copies every node's server log into `into/<name>.log`.
+    /// Appends every node's server log to `into/<name>.log` (the run's
+    /// node log, which holds Ladon's own lines about the node too).
     fn collect_logs(&self, into: &Path) -> Result<(), DbError>;
     /// Stops every node and removes what setup created. Idempotent; also
     /// run on drop.

@@ -117,6 +117,8 @@ pub struct Postgres {
     /// Data directories and sockets: a temporary directory readable by the
     /// server user (the run directory may not be).
     root: Option<tempfile::TempDir>,
+    /// The root's registry entry (see [`Registry::add_root`]).
+    root_entry: Option<PathBuf>,
     ports: Vec<u16>,
     servers: Vec<Option<Server>>,
     /// Extra SQL run on every node before replication starts.
@@ -147,6 +149,7 @@ impl Postgres {
             run_as: RunAs::for_root("postgres")?,
             registry: Registry::open(Registry::default_dir())?,
             root: None,
+            root_entry: None,
             ports: Vec::new(),
             servers: (0..spec.nodes).map(|_| None).collect(),
             schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
@@ -439,8 +442,9 @@ impl Database for Postgres {
             .prefix("ladon-postgres-")
             .tempdir()
             .map_err(DbError::io("create a temporary directory for the data"))?;
-        RunAs::chown(self.run_as, root.path())?;
+        self.root_entry = Some(self.registry.add_root(root.path())?);
         self.root = Some(root);
+        RunAs::chown(self.run_as, self.root())?;
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
         self.run_tool(
@@ -547,6 +551,9 @@ impl Database for Postgres {
             root.close()
                 .map_err(DbError::io("remove the data directories"))?;
         }
+        if let Some(entry) = self.root_entry.take() {
+            self.registry.remove_root(&entry);
+        }
         Ok(())
     }
 }
@@ -577,5 +584,6 @@ impl Postgres {
         if let Some(root) = self.root.take() {
             let _ = root.keep();
         }
+        self.root_entry = None;
     }
 }

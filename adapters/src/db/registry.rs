@@ -6,6 +6,13 @@
 //! holding the node's data directory. An entry whose group is gone is
 //! stale and removed; one whose group is alive but belongs to no running
 //! Ladon is killed, with its data directory.
+//!
+//! Each cluster's root directory (data, logs, sockets, clock files) has an
+//! entry too (`root.<owner pid>.<n>`), written before anything is created
+//! in it: a Ladon killed while a node was being copied or started (no
+//! server entry yet) still leaves nothing once the root's owner is gone.
+//! Any process still running a server on a directory under that root is
+//! killed first.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +57,22 @@ impl Registry {
             format!("{}\n{}\n", std::process::id(), data_dir.display()),
         )
         .map_err(DbError::io(format!("write {}", f.display())))
+    }
+
+    /// Records a cluster root directory owned by this process; returns the
+    /// entry, for [`Registry::remove_root`].
+    pub fn add_root(&self, root: &Path) -> Result<PathBuf, DbError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let f = self.dir.join(format!("root.{}.{n}", std::process::id()));
+        std::fs::write(&f, format!("{}\n{}\n", std::process::id(), root.display()))
+            .map_err(DbError::io(format!("write {}", f.display())))?;
+        Ok(f)
+    }
+
+    /// Forgets a cluster root (it was removed).
+    pub fn remove_root(&self, entry: &Path) {
+        let _ = std::fs::remove_file(entry);
     }
 
     /// Forgets group `pgid` (it was stopped).
@@ -110,8 +133,85 @@ impl Registry {
             }
             let _ = std::fs::remove_file(entry.path());
         }
+        self.sweep_roots(&mut out)?;
         Ok(out)
     }
+
+    /// Removes the cluster roots whose owner is gone, killing any server
+    /// still running on a directory under one.
+    fn sweep_roots(&self, out: &mut Swept) -> Result<(), DbError> {
+        let rd = std::fs::read_dir(&self.dir)
+            .map_err(DbError::io(format!("read {}", self.dir.display())))?;
+        for entry in rd.flatten() {
+            if !entry
+                .file_name()
+                .to_str()
+                .is_some_and(|s| s.starts_with("root."))
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let mut lines = text.lines();
+            let owner: i32 = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+            let Some(root) = lines.next().map(PathBuf::from) else {
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            };
+            if owner > 0 && process_alive(owner) {
+                continue; // a running Ladon's (or ours)
+            }
+            for pid in processes_under(&root) {
+                signal_tree(pid, libc::SIGCONT);
+                signal_tree(pid, libc::SIGKILL);
+                // SAFETY: a process running on this dead owner's directory
+                // (a server, or an `initdb` caught mid-setup).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_gone(pid, Duration::from_secs(10));
+                remove_faketime_shm(pid);
+                out.killed.push(pid);
+            }
+            if root.exists() && std::fs::remove_dir_all(&root).is_ok() {
+                out.removed.push(root);
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(())
+    }
+}
+
+/// Polls until process `pid` is gone (reaped if it was our child) or
+/// `limit` passes.
+fn wait_gone(pid: i32, limit: Duration) {
+    let t0 = std::time::Instant::now();
+    loop {
+        // SAFETY: WNOHANG never blocks; it reaps only our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if !super::process_group::running(pid) || t0.elapsed() > limit {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line has an argument naming a path under
+/// `root` (a server started as `postgres -D <root>/<node>`, an `initdb
+/// -D <root>/template`).
+fn processes_under(root: &Path) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let prefix = root.as_os_str().as_encoded_bytes();
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|&b| b == 0).any(|arg| {
+                    arg.starts_with(prefix) && arg.get(prefix.len()).is_none_or(|&b| b == b'/')
+                })
+            })
+        })
+        .filter(|&pid| pid != std::process::id() as i32)
+        .collect()
 }
 
 fn process_alive(pid: i32) -> bool {
@@ -130,4 +230,53 @@ fn group_uses(pgid: i32, data_dir: &Path) -> bool {
             c.split(|&b| b == 0).any(|arg| arg == needle)
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_whose_owner_is_gone_is_removed_with_what_runs_under_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = Registry::open(tmp.path().join("registry")).unwrap();
+        let root = tmp.path().join("ladon-postgres-x");
+        std::fs::create_dir_all(root.join("n3")).unwrap();
+        // A "server" on a node directory that no server entry names (its
+        // Ladon died before registering it), in a process group of its own.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "setsid sh -c 'sleep 60' {}/n3 >/dev/null 2>&1 & echo $!",
+                root.display()
+            ))
+            .output()
+            .unwrap();
+        let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let t0 = std::time::Instant::now();
+        while !group_alive(pid) || processes_under(&root).is_empty() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "{pid} never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Ours while we live: kept.
+        let entry = reg.add_root(&root).unwrap();
+        assert_eq!(reg.sweep().unwrap(), Swept::default());
+        assert!(root.exists());
+        // Its owner gone: the process is killed, the root removed.
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
+        };
+        std::fs::write(&entry, format!("{dead}\n{}\n", root.display())).unwrap();
+        let swept = reg.sweep().unwrap();
+        assert_eq!(swept.killed, vec![pid]);
+        assert_eq!(swept.removed, vec![root.clone()]);
+        assert!(!root.exists());
+        assert!(
+            !super::super::process_group::running(pid),
+            "{pid} still runs"
+        );
+        assert!(!entry.exists());
+    }
 }

@@ -8,7 +8,14 @@
 //! | `g-counter`, `pn-counter` | counter (one key) | `add`, `read` |
 //! | `txn-list-append` | list-append | `txn` |
 //! | `txn-rw-register` | register | `txn` |
-//! | `lin-kv` | register | `write`, `read` (one per micro-op) |
+//! | `lin-kv` | register | `write`, `read` (one per micro-op), `cas` |
+//!
+//! A `lin-kv` compare-and-set is the two micro-operations
+//! `[Read(k, from), Write(k, to)]`: before the request the read holds the
+//! expected value `from` (the only read that carries a value before its
+//! reply; the history's invoke records it as `null`, see [`invoked`]), and a
+//! `cas_ok` keeps it as what the operation observed. A failed precondition
+//! (error 22) or a missing key (error 20) is a definite failure: `fail`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -91,6 +98,18 @@ impl Workload {
         self == Workload::PnCounter
     }
 
+    /// What this workload's operations can look like, for its generator
+    /// (`ladon_workloads::rpc::RpcGenerator`).
+    pub fn shape(self) -> ladon_workloads::rpc::RpcShape {
+        ladon_workloads::rpc::RpcShape {
+            single_key: self.single_key(),
+            kind: self.kind(),
+            transactional: self.transactional(),
+            decrements: self.allows_decrements(),
+            compare_and_set: self == Workload::LinKv,
+        }
+    }
+
     /// The RPC bodies (without `msg_id`) that perform `ops`, each with the
     /// indices of the micro-ops it covers. Non-transactional workloads need
     /// one RPC per micro-op; the harness only sends those one at a time.
@@ -112,6 +131,14 @@ impl Workload {
                 json!({"type": "txn", "txn": txn}),
                 (0..ops.len()).collect(),
             )]);
+        }
+        if self == Workload::LinKv {
+            if let Some((k, from, to)) = as_cas(ops) {
+                return Ok(vec![(
+                    json!({"type": "cas", "key": k, "from": from, "to": to}),
+                    vec![0, 1],
+                )]);
+            }
         }
         ops.iter()
             .enumerate()
@@ -197,6 +224,14 @@ impl Workload {
             }
             return Ok(());
         }
+        if self == Workload::LinKv && as_cas(ops).is_some() {
+            // The read keeps the expected value: that is what it found.
+            return if kind == "cas_ok" {
+                Ok(())
+            } else {
+                Err(bad(format!("type {kind:?}, expected \"cas_ok\"")))
+            };
+        }
         let [m] = ops else {
             return Err(bad(format!("{} micro-ops in one RPC", ops.len())));
         };
@@ -230,6 +265,29 @@ impl Workload {
             }
         }
     }
+}
+
+/// A `lin-kv` compare-and-set: `[Read(k, from), Write(k, to)]` with an
+/// expected integer `from`, as (key, from, to).
+fn as_cas(ops: &[Mop]) -> Option<(&Key, i64, i64)> {
+    match ops {
+        [Mop::Read(k, ReadValue::Int(from)), Mop::Write(k2, to)] if k == k2 => {
+            Some((k, *from, *to))
+        }
+        _ => None,
+    }
+}
+
+/// The micro-operations as an `invoke` (and a `fail` or `info` completion)
+/// records them: reads carry `null` (history.md), so a compare-and-set's
+/// expected value is known only from its `ok`.
+pub fn invoked(ops: &[Mop]) -> Vec<Mop> {
+    ops.iter()
+        .map(|m| match m {
+            Mop::Read(k, _) => Mop::Read(k.clone(), ReadValue::Null),
+            other => other.clone(),
+        })
+        .collect()
 }
 
 /// Parses an observed value for a key of `kind`.
@@ -383,6 +441,52 @@ mod tests {
             .apply_reply(&mut r, &body(json!({"type":"error","code":20})))
             .unwrap();
         assert_eq!(r[0], Mop::Read(Key::Int(1), ReadValue::Null));
+    }
+
+    #[test]
+    fn lin_kv_compare_and_set_round_trip() {
+        let k = Key::Int(4);
+        let ops = vec![
+            Mop::Read(k.clone(), ReadValue::Int(7)),
+            Mop::Write(k.clone(), 9),
+        ];
+        let reqs = Workload::LinKv.requests(&ops).unwrap();
+        assert_eq!(
+            reqs,
+            vec![(json!({"type":"cas","key":4,"from":7,"to":9}), vec![0, 1])]
+        );
+        // Recorded at invoke with the read's value unknown.
+        assert_eq!(
+            invoked(&ops),
+            vec![
+                Mop::Read(k.clone(), ReadValue::Null),
+                Mop::Write(k.clone(), 9)
+            ]
+        );
+        let mut done = ops.clone();
+        Workload::LinKv
+            .apply_reply(&mut done, &body(json!({"type":"cas_ok","in_reply_to":1})))
+            .unwrap();
+        assert_eq!(done, ops, "the read observed the expected value");
+        for (code, why) in [(22, "precondition-failed"), (20, "key-does-not-exist")] {
+            let e = Workload::LinKv
+                .apply_reply(&mut done, &body(json!({"type":"error","code":code})))
+                .unwrap_err();
+            assert!(
+                matches!(e, Outcome::Failed(w) if w.starts_with(why)),
+                "{code}"
+            );
+        }
+        let e = Workload::LinKv
+            .apply_reply(&mut done, &body(json!({"type":"write_ok"})))
+            .unwrap_err();
+        assert!(matches!(e, Outcome::Indeterminate(_)));
+        // A plain read with a value and a write of another key are no cas.
+        let two = vec![
+            Mop::Read(k.clone(), ReadValue::Int(7)),
+            Mop::Write(Key::Int(5), 9),
+        ];
+        assert_eq!(Workload::LinKv.requests(&two).unwrap().len(), 2);
     }
 
     #[test]

@@ -2,18 +2,20 @@
 //! final read agreed, and kept agreeing.
 
 use super::final_reads::{needs_final, normalize};
-use crate::model::{History, Outcome};
+use crate::model::{History, KeyId, MopId, OpId, Outcome};
 
 /// Time from the last heal (or the start of the final phase, without one)
 /// to the moment every node's latest final read agreed and kept agreeing.
 pub fn convergence(h: &History) -> Option<u64> {
-    let mut finals: Vec<u32> = (0..h.ops.len() as u32)
-        .filter(|&i| h.ops[i as usize].is_final && h.ops[i as usize].outcome == Outcome::Ok)
+    let mut finals: Vec<OpId> = h
+        .ops
+        .ids()
+        .filter(|&i| h.ops[i].is_final && h.ops[i].outcome == Outcome::Ok)
         .collect();
     if finals.is_empty() {
         return None;
     }
-    finals.sort_by_key(|&i| h.ops[i as usize].complete_index);
+    finals.sort_by_key(|&i| h.ops[i].complete_index);
     let heal = h
         .nemesis
         .iter()
@@ -32,21 +34,21 @@ pub fn convergence(h: &History) -> Option<u64> {
     // those that gave one.
     let mut need = needs_final(h);
     for &fi in &finals {
-        need[h.ops[fi as usize].node as usize] = true;
+        need[h.ops[fi].node as usize] = true;
     }
-    type State = Vec<(u32, Vec<i64>)>;
+    type State = Vec<(KeyId, Vec<i64>)>;
     let mut latest: Vec<Option<State>> = vec![None; h.nodes.len()];
     let mut since: Option<u64> = None;
     for &fi in &finals {
-        let op = &h.ops[fi as usize];
-        let mut state: Vec<(u32, Vec<i64>)> = h.mops[op.mops()]
+        let op = &h.ops[fi];
+        let mut state: State = h.mops[op.mops()]
             .iter()
             .enumerate()
-            .filter(|(_, m)| h.key_kind[m.key as usize].is_some())
+            .filter(|(_, m)| h.key_kind[m.key].is_some())
             .map(|(i, m)| {
                 (
                     m.key,
-                    normalize(h, h.key_kind[m.key as usize], op.mops_start + i as u32),
+                    normalize(h, h.key_kind[m.key], MopId::new(op.mops_start.index() + i)),
                 )
             })
             .collect();

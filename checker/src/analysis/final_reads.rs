@@ -3,7 +3,7 @@
 //! final-state analyses (`finals`) and the convergence time (`convergence`).
 
 use crate::history::KeyKind;
-use crate::model::{History, ObsKind, Outcome, NONE};
+use crate::model::{History, MopId, ObsKind, OpId, Outcome};
 
 /// Per node: whether it needs a final read, i.e. some transaction (not a
 /// final) that completed `ok` or `info` named it (anomalies.md,
@@ -19,14 +19,14 @@ pub fn needs_final(h: &History) -> Vec<bool> {
     need
 }
 
-/// The last `ok` final op of each node (`NONE` when a node has none).
-pub fn last_finals(h: &History) -> Vec<u32> {
-    let mut last = vec![NONE; h.nodes.len()];
-    for (i, op) in h.ops.iter().enumerate() {
+/// The last `ok` final op of each node (`OpId::NONE` when a node has none).
+pub fn last_finals(h: &History) -> Vec<OpId> {
+    let mut last = vec![OpId::NONE; h.nodes.len()];
+    for (i, op) in h.ops.iter_enumerated() {
         if op.is_final && op.outcome == Outcome::Ok {
             let n = op.node as usize;
-            if last[n] == NONE || h.ops[last[n] as usize].complete_index < op.complete_index {
-                last[n] = i as u32;
+            if last[n].is_none() || h.ops[last[n]].complete_index < op.complete_index {
+                last[n] = i;
             }
         }
     }
@@ -35,15 +35,15 @@ pub fn last_finals(h: &History) -> Vec<u32> {
 
 /// A key's state as compared between nodes: registers and sets as sorted
 /// sets, lists as sequences, counters as one integer.
-pub fn normalize(h: &History, kind: Option<KeyKind>, mop: u32) -> Vec<i64> {
-    if mop == NONE {
+pub fn normalize(h: &History, kind: Option<KeyKind>, mop: MopId) -> Vec<i64> {
+    if mop.is_none() {
         return if kind == Some(KeyKind::Counter) {
             vec![0]
         } else {
             Vec::new()
         };
     }
-    let m = &h.mops[mop as usize];
+    let m = &h.mops[mop];
     let vals = if m.obs == ObsKind::Null {
         &[][..]
     } else {
@@ -90,7 +90,7 @@ mod tests {
                 r#"[["r","s",[]],["r","c",0],["r","r",[]]]"#,
             ),
         ]);
-        let reads = |op: usize| -> Vec<u32> { h.ops[op].mops().map(|m| m as u32).collect() };
+        let reads = |op: usize| -> Vec<MopId> { h.ops[op].mop_ids().collect() };
         let (a, b) = (reads(1), reads(2));
         for (i, kind) in [KeyKind::Set, KeyKind::Counter, KeyKind::Register]
             .into_iter()
@@ -103,8 +103,8 @@ mod tests {
             );
         }
         assert_eq!(normalize(&h, Some(KeyKind::Counter), a[1]), vec![0]);
-        assert_eq!(normalize(&h, Some(KeyKind::Counter), NONE), vec![0]);
-        assert!(normalize(&h, Some(KeyKind::Set), NONE).is_empty());
+        assert_eq!(normalize(&h, Some(KeyKind::Counter), MopId::NONE), vec![0]);
+        assert!(normalize(&h, Some(KeyKind::Set), MopId::NONE).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::unknown_reads::UnknownReads;
 use crate::explain::{Explain, Findings};
 use crate::history::{KeyKind, MopFn};
 use crate::keys::{superseded_by, KeyIndex};
-use crate::model::{History, Outcome, NONE};
+use crate::model::{History, IdVec, KeyId, MopId, OpId, Outcome, ProcId, NONE};
 use crate::report::{Anomaly, Conflicts, Example};
 
 /// Class of one key, as named in the report.
@@ -59,10 +59,10 @@ pub struct FinalsOut {
 
 /// Whether register write `w` is followed by another write of its key in
 /// its own transaction (which replaces it: it is never lost).
-fn overwritten_in_txn(h: &History, w: u32) -> bool {
-    let m = &h.mops[w as usize];
-    let op = &h.ops[m.op as usize];
-    (w as usize + 1..op.mops().end).any(|j| h.mops[j].key == m.key && h.mops[j].is_write())
+fn overwritten_in_txn(h: &History, w: MopId) -> bool {
+    let m = &h.mops[w];
+    let op = &h.ops[m.op];
+    (w.index() + 1..op.mops().end).any(|j| h.mops[j].key == m.key && h.mops[j].is_write())
 }
 
 fn show(kind: Option<KeyKind>, state: &[i64]) -> String {
@@ -147,14 +147,14 @@ fn describe_difference(
 }
 
 /// Per node the mop of its last final that read key k.
-fn final_reads(h: &History, finals: &[u32]) -> Vec<Vec<u32>> {
+fn final_reads(h: &History, finals: &[OpId]) -> Vec<IdVec<KeyId, MopId>> {
     finals
         .iter()
         .map(|&f| {
-            let mut v = vec![NONE; h.keys.len()];
-            if f != NONE {
-                for mi in h.ops[f as usize].mops() {
-                    v[h.mops[mi].key as usize] = mi as u32;
+            let mut v = IdVec::filled(MopId::NONE, h.keys.len());
+            if !f.is_none() {
+                for mi in h.ops[f].mop_ids() {
+                    v[h.mops[mi].key] = mi;
                 }
             }
             v
@@ -165,8 +165,8 @@ fn final_reads(h: &History, finals: &[u32]) -> Vec<Vec<u32>> {
 #[derive(Default)]
 struct RegisterLoss {
     lost: Vec<String>,
-    conflict: Vec<(String, Vec<u32>)>,
-    causal: Vec<(String, u32)>,
+    conflict: Vec<(String, Vec<MopId>)>,
+    causal: Vec<(String, MopId)>,
     /// Missing from some node without being overwritten there, in
     /// happens-before or in real time: counts in the lost-writes figure.
     counted: bool,
@@ -174,19 +174,19 @@ struct RegisterLoss {
 
 /// Whether write `w` completed (acknowledged) before write `s` was invoked:
 /// `s` overwrote it in real time, whatever happens-before says.
-fn overwritten_in_real_time(h: &History, w: u32, s: u32) -> bool {
+fn overwritten_in_real_time(h: &History, w: MopId, s: MopId) -> bool {
     let (a, b) = (h.op_of(w), h.op_of(s));
     a.outcome == Outcome::Ok && a.complete_time < b.invoke_time
 }
 
 /// The nodes' last final reads, and whether they can decide.
 struct FinalNodes {
-    /// Per node its last `ok` final op (`NONE` without one).
-    finals: Vec<u32>,
+    /// Per node its last `ok` final op (`OpId::NONE` without one).
+    finals: Vec<OpId>,
     /// Nodes with a final read, in name order (as examples list them).
     with_final: Vec<usize>,
     /// Per node, per key: the mop of its last final that read the key.
-    reads: Vec<Vec<u32>>,
+    reads: Vec<IdVec<KeyId, MopId>>,
     /// Why the final states cannot decide, if they cannot.
     unknown: Option<String>,
 }
@@ -195,11 +195,13 @@ struct FinalNodes {
 /// did (anomalies.md, Clarifications).
 fn final_nodes(h: &History) -> FinalNodes {
     let finals = last_finals(h);
-    let mut with_final: Vec<usize> = (0..h.nodes.len()).filter(|&n| finals[n] != NONE).collect();
+    let mut with_final: Vec<usize> = (0..h.nodes.len())
+        .filter(|&n| !finals[n].is_none())
+        .collect();
     with_final.sort_by(|&a, &b| h.nodes[a].cmp(&h.nodes[b]));
     let need = needs_final(h);
     let mut without: Vec<&str> = (0..h.nodes.len())
-        .filter(|&n| finals[n] == NONE && need[n])
+        .filter(|&n| finals[n].is_none() && need[n])
         .map(|n| h.nodes[n].as_str())
         .collect();
     without.sort_unstable();
@@ -231,9 +233,9 @@ struct Totals {
     conflicts: Conflicts,
     /// Acknowledged writes (lists, sets, registers) missing without being
     /// superseded; deduplicated at the end.
-    lost_set: Vec<u32>,
+    lost_set: Vec<MopId>,
     /// List and set writes missing, with the nodes missing them.
-    list_losses: Vec<(u32, Vec<usize>)>,
+    list_losses: Vec<(MopId, Vec<usize>)>,
     classes: BTreeMap<&'static str, Vec<Json>>,
     policy: Policy,
     counter_deficit: i128,
@@ -252,7 +254,7 @@ struct Judge<'a, 'x> {
     real_time: bool,
     nodes: &'a FinalNodes,
     /// Writes some read observed.
-    observed: Vec<bool>,
+    observed: IdVec<MopId, bool>,
     unknown_reads: UnknownReads<'a>,
 }
 
@@ -264,10 +266,10 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
     // Only `ok` reads store values, and every stored value belongs to one
     // (reads share them), so the stored values' writers are exactly the
     // observed writes.
-    let mut observed = vec![false; h.mops.len()];
+    let mut observed = IdVec::filled(false, h.mops.len());
     for &w in &h.resolved {
-        if w != NONE {
-            observed[w as usize] = true;
+        if !w.is_none() {
+            observed[w] = true;
         }
     }
     let mut judge = Judge {
@@ -280,8 +282,8 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
         unknown_reads: UnknownReads::new(h, x.c),
     };
     let mut t = Totals::default();
-    for k in 0..h.keys.len() as u32 {
-        if h.key_kind[k as usize].is_some() {
+    for k in h.keys.ids() {
+        if h.key_kind[k].is_some() {
             judge.key(k, &mut t, f);
         }
     }
@@ -326,10 +328,10 @@ fn sorted(s: &[i64]) -> Vec<i64> {
 
 impl Judge<'_, '_> {
     /// Judges key `k`: divergence, losses of its kind, and its class.
-    fn key(&mut self, k: u32, t: &mut Totals, f: &mut Findings) {
+    fn key(&mut self, k: KeyId, t: &mut Totals, f: &mut Findings) {
         let h = self.h;
-        let kind = h.key_kind[k as usize];
-        let acked: Vec<u32> = h.key_writes[k as usize]
+        let kind = h.key_kind[k];
+        let acked: Vec<MopId> = h.key_writes[k]
             .iter()
             .copied()
             .filter(|&w| h.op_of(w).outcome == Outcome::Ok)
@@ -368,13 +370,13 @@ impl Judge<'_, '_> {
         self.tally(k, class, t);
     }
 
-    fn states(&self, k: u32, kind: Option<KeyKind>) -> KeyStates {
+    fn states(&self, k: KeyId, kind: Option<KeyKind>) -> KeyStates {
         let h = self.h;
         let n = self.nodes;
         let states: Vec<Vec<i64>> = n
             .with_final
             .iter()
-            .map(|&node| normalize(h, kind, n.reads[node][k as usize]))
+            .map(|&node| normalize(h, kind, n.reads[node][k]))
             .collect();
         let mut distinct: Vec<(Vec<i64>, Vec<String>)> = Vec::new();
         for (i, s) in states.iter().enumerate() {
@@ -388,7 +390,7 @@ impl Judge<'_, '_> {
     }
 
     /// `divergence`: the nodes' final states of `k` differ.
-    fn divergence(&self, k: u32, kind: Option<KeyKind>, st: &KeyStates, f: &mut Findings) {
+    fn divergence(&self, k: KeyId, kind: Option<KeyKind>, st: &KeyStates, f: &mut Findings) {
         let (h, x, n) = (self.h, self.x, self.nodes);
         let distinct = &st.distinct;
         let order = kind == Some(KeyKind::List) && {
@@ -399,7 +401,7 @@ impl Judge<'_, '_> {
         f.add(Anomaly::Divergence, || {
             let parts = describe_difference(kind, distinct, order);
             let nodes: Vec<String> = distinct.iter().flat_map(|(_, ns)| ns.clone()).collect();
-            let mut ops: Vec<u32> = n.with_final.iter().map(|&node| n.finals[node]).collect();
+            let mut ops: Vec<OpId> = n.with_final.iter().map(|&node| n.finals[node]).collect();
             ops.sort_unstable();
             Example {
                 explanation: format!(
@@ -423,12 +425,12 @@ impl Judge<'_, '_> {
 
     /// Lists and sets: every acknowledged element missing from some node's
     /// final state is lost (reported together at the end). Whether any was.
-    fn set_losses(&self, st: &KeyStates, acked: &[u32], t: &mut Totals) -> bool {
+    fn set_losses(&self, st: &KeyStates, acked: &[MopId], t: &mut Totals) -> bool {
         let with_final = &self.nodes.with_final;
         let sorted: Vec<Vec<i64>> = st.states.iter().map(|s| sorted(s)).collect();
         let mut lost_here = false;
         for &w in acked {
-            let v = self.h.mops[w as usize].arg;
+            let v = self.h.mops[w].arg;
             let missing: Vec<usize> = (0..with_final.len())
                 .filter(|&i| sorted[i].binary_search(&v).is_err())
                 .map(|i| with_final[i])
@@ -444,7 +446,7 @@ impl Judge<'_, '_> {
 
     /// Lists, sets and counters: a key that lost nothing, did not diverge
     /// and had concurrent writes was merged.
-    fn merged_unless(&self, lost_here: bool, st: &KeyStates, acked: &[u32]) -> Class {
+    fn merged_unless(&self, lost_here: bool, st: &KeyStates, acked: &[MopId]) -> Class {
         if !lost_here && !st.diverged() && has_concurrency(self.x, self.idx, acked) {
             Class::Merged
         } else {
@@ -458,17 +460,17 @@ impl Judge<'_, '_> {
     /// (anomalies.md, Clarifications: integers). Whether writes were lost.
     fn counter_bounds(
         &self,
-        k: u32,
+        k: KeyId,
         st: &KeyStates,
-        acked: &[u32],
+        acked: &[MopId],
         t: &mut Totals,
         f: &mut Findings,
     ) -> bool {
         let (h, x) = (self.h, self.x);
         let (with_final, finals) = (&self.nodes.with_final, &self.nodes.finals);
         let (mut lo, mut hi) = (0i128, 0i128);
-        for &w in &h.key_writes[k as usize] {
-            let d = h.mops[w as usize].arg as i128;
+        for &w in &h.key_writes[k] {
+            let d = h.mops[w].arg as i128;
             match h.op_of(w).outcome {
                 Outcome::Ok => {
                     lo += d;
@@ -508,25 +510,25 @@ impl Judge<'_, '_> {
     /// state, how it went — rightly gone (superseded, deleted, possibly
     /// superseded through an unknown read), lost, lost to a concurrent
     /// write (conflict) or to a causally older one.
-    fn register_losses(&mut self, k: u32, acked: &[u32]) -> BTreeMap<u32, RegisterLoss> {
+    fn register_losses(&mut self, k: KeyId, acked: &[MopId]) -> BTreeMap<MopId, RegisterLoss> {
         let (h, idx, real_time) = (self.h, self.idx, self.real_time);
-        let mut losses: BTreeMap<u32, RegisterLoss> = BTreeMap::new();
+        let mut losses: BTreeMap<MopId, RegisterLoss> = BTreeMap::new();
         // Acknowledged deletes of the key (each the last write of the key
         // in its transaction).
-        let deletes: Vec<u32> = acked
+        let deletes: Vec<MopId> = acked
             .iter()
             .copied()
-            .filter(|&d| h.mops[d as usize].f == MopFn::Delete && !overwritten_in_txn(h, d))
+            .filter(|&d| h.mops[d].f == MopFn::Delete && !overwritten_in_txn(h, d))
             .collect();
         for &n in &self.nodes.with_final {
-            let mop = self.nodes.reads[n][k as usize];
-            let state: Vec<u32> = if mop == NONE {
+            let mop = self.nodes.reads[n][k];
+            let state: Vec<MopId> = if mop.is_none() {
                 Vec::new()
             } else {
-                h.obs_writes(&h.mops[mop as usize])
+                h.obs_writes(&h.mops[mop])
                     .iter()
                     .copied()
-                    .filter(|&w| w != NONE && idx.slot[w as usize] != NONE)
+                    .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
                     .collect()
             };
             for &w in acked {
@@ -535,7 +537,7 @@ impl Judge<'_, '_> {
                 if overwritten_in_txn(h, w) || state.contains(&w) {
                     continue;
                 }
-                let is_delete = |d: u32| h.mops[d as usize].f == MopFn::Delete;
+                let is_delete = |d: MopId| h.mops[d].f == MopFn::Delete;
                 // An empty state holds the deletes; a write that happens
                 // before an acknowledged delete is gone rightly.
                 if (state.is_empty() && is_delete(w))
@@ -550,10 +552,8 @@ impl Judge<'_, '_> {
                     // the conflict; else the write is lost. A delete
                     // invoked after `w` completed replaced it in real time:
                     // not counted, and superseded under `linearizable`.
-                    let concurrent = |d: u32| {
-                        h.mops[d as usize].op != h.mops[w as usize].op
-                            && !idx.hb(h, d, w)
-                            && !idx.hb(h, w, d)
+                    let concurrent = |d: MopId| {
+                        h.mops[d].op != h.mops[w].op && !idx.hb(h, d, w) && !idx.hb(h, w, d)
                     };
                     let rt_del = deletes.iter().any(|&d| overwritten_in_real_time(h, w, d));
                     if real_time && rt_del {
@@ -597,8 +597,8 @@ impl Judge<'_, '_> {
     /// empty, `conflict-loss`, `causal-overwrite`.
     fn report_register_losses(
         &self,
-        k: u32,
-        losses: BTreeMap<u32, RegisterLoss>,
+        k: KeyId,
+        losses: BTreeMap<MopId, RegisterLoss>,
         t: &mut Totals,
         f: &mut Findings,
     ) {
@@ -619,9 +619,9 @@ impl Judge<'_, '_> {
                         if e.lost.len() == 1 { "is" } else { "are" }
                     ),
                     key: Some(h.key(k).clone()),
-                    ops: x.indices(&[h.mops[w as usize].op]),
+                    ops: x.indices(&[h.mops[w].op]),
                     nodes: e.lost.clone(),
-                    detail: json!({"graph": x.graph(&[h.mops[w as usize].op], &json!([]))}),
+                    detail: json!({"graph": x.graph(&[h.mops[w].op], &json!([]))}),
                 });
             }
             if !e.conflict.is_empty() {
@@ -639,15 +639,15 @@ impl Judge<'_, '_> {
     /// other supersedes) and what the first node's final state holds of it:
     /// nothing (lost), one of several (lww, feeding the policy), several
     /// (siblings), or no contest.
-    fn register_class(&mut self, k: u32, st: &KeyStates, policy: &mut Policy) -> Class {
+    fn register_class(&mut self, k: KeyId, st: &KeyStates, policy: &mut Policy) -> Class {
         let (h, idx) = (self.h, self.idx);
-        let eligible: Vec<u32> = idx
+        let eligible: Vec<MopId> = idx
             .key_writes(k)
             .iter()
             .copied()
             .filter(|&w| match h.op_of(w).outcome {
                 Outcome::Ok => true,
-                Outcome::Info => self.observed[w as usize],
+                Outcome::Info => self.observed[w],
                 Outcome::Fail => false,
             })
             .collect();
@@ -655,13 +655,13 @@ impl Judge<'_, '_> {
         if st.diverged() || frontier.is_empty() {
             return Class::None;
         }
-        let mop = self.nodes.reads[self.nodes.with_final[0]][k as usize];
-        let state: Vec<u32> = if mop == NONE {
+        let mop = self.nodes.reads[self.nodes.with_final[0]][k];
+        let state: Vec<MopId> = if mop.is_none() {
             Vec::new()
         } else {
-            h.obs_writes(&h.mops[mop as usize]).to_vec()
+            h.obs_writes(&h.mops[mop]).to_vec()
         };
-        let mut held: Vec<u32> = state
+        let mut held: Vec<MopId> = state
             .iter()
             .copied()
             .filter(|w| frontier.contains(w))
@@ -672,20 +672,20 @@ impl Judge<'_, '_> {
                 frontier
                     .iter()
                     .copied()
-                    .filter(|&d| h.mops[d as usize].f == MopFn::Delete),
+                    .filter(|&d| h.mops[d].f == MopFn::Delete),
             );
         }
         // Discarded frontier writes that a held write may have superseded
         // through an unknown read are no conflict.
         let unknown_reads = &mut self.unknown_reads;
-        let contested: Vec<u32> = frontier
+        let contested: Vec<MopId> = frontier
             .iter()
             .copied()
             .filter(|&a| {
                 held.contains(&a)
                     || !state.iter().any(|&s| {
-                        s != NONE
-                            && idx.slot[s as usize] != NONE
+                        !s.is_none()
+                            && !idx.slot[s].is_none()
                             && unknown_reads.may_supersede(a, s).is_some()
                     })
             })
@@ -705,7 +705,7 @@ impl Judge<'_, '_> {
     }
 
     /// Counts key `k` in its class (and names it, up to 20 keys a class).
-    fn tally(&self, k: u32, class: Class, t: &mut Totals) {
+    fn tally(&self, k: KeyId, class: Class, t: &mut Totals) {
         let c = &mut t.conflicts;
         match class {
             Class::None => c.none += 1,
@@ -726,10 +726,10 @@ impl Judge<'_, '_> {
 
 /// The fewest acknowledged increments of `acked` whose loss explains
 /// `deficit` (at least one): which ones were lost is unknowable.
-fn fewest_increments_for(h: &History, acked: &[u32], deficit: i128) -> u64 {
+fn fewest_increments_for(h: &History, acked: &[MopId], deficit: i128) -> u64 {
     let mut incs: Vec<i64> = acked
         .iter()
-        .map(|&w| h.mops[w as usize].arg)
+        .map(|&w| h.mops[w].arg)
         .filter(|&d| d > 0)
         .collect();
     incs.sort_unstable_by(|a, b| b.cmp(a));
@@ -753,48 +753,49 @@ fn fewest_increments_for(h: &History, acked: &[u32], deficit: i128) -> u64 {
 /// write (clocks grow along session order), or, for its own process, the
 /// last one of another transaction. So O(writer processes²) hb queries per
 /// key instead of one per pair of writes.
-fn register_frontier(h: &History, idx: &KeyIndex, k: u32, eligible: &[u32]) -> Vec<u32> {
+fn register_frontier(h: &History, idx: &KeyIndex, k: KeyId, eligible: &[MopId]) -> Vec<MopId> {
     // Per group with an eligible write: its last one, and the last one of
-    // another transaction (`NONE` if none).
-    let mut lasts: Vec<(u32, u32)> = Vec::new();
+    // another transaction (`MopId::NONE` if none).
+    let mut lasts: Vec<(MopId, MopId)> = Vec::new();
     let mut e = 0;
     for g in idx.groups(k) {
-        let mut last = NONE;
-        let mut other = NONE;
-        while e < eligible.len() && (idx.slot[eligible[e] as usize] as usize) < g.end {
+        let mut last = MopId::NONE;
+        let mut other = MopId::NONE;
+        while e < eligible.len() && idx.slot[eligible[e]].index() < g.end {
             let w = eligible[e];
-            if last != NONE && h.mops[last as usize].op != h.mops[w as usize].op {
+            if !last.is_none() && h.mops[last].op != h.mops[w].op {
                 other = last;
             }
             last = w;
             e += 1;
         }
-        if last != NONE {
+        if !last.is_none() {
             lasts.push((last, other));
         }
     }
+    // Writes of different processes are different operations, so
+    // `superseded_by` between two of `lasts` is `hb`.
+    let last: Vec<MopId> = lasts.iter().map(|&(a, _)| a).collect();
+    let before = idx.before_another(h, k, &last);
     lasts
         .iter()
-        .enumerate()
-        .filter(|&(i, &(a, other))| {
-            let own = other != NONE && superseded_by(h, idx, a, other);
-            !own && !lasts
-                .iter()
-                .enumerate()
-                .any(|(j, &(b, _))| j != i && superseded_by(h, idx, a, b))
+        .zip(before)
+        .filter(|&(&(a, other), before)| {
+            let own = !other.is_none() && superseded_by(h, idx, a, other);
+            !own && !before
         })
-        .map(|(_, &(a, _))| a)
+        .map(|(&(a, _), _)| a)
         .collect()
 }
 
 /// Pairs of acknowledged writes on key `k` that are concurrent (neither
 /// happens before the other; two writes of one transaction are not a pair).
-fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
+fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> u64 {
     let h = x.h;
-    let acked: Vec<u32> = acked
+    let acked: Vec<MopId> = acked
         .iter()
         .copied()
-        .filter(|&w| idx.slot[w as usize] != NONE)
+        .filter(|&w| !idx.slot[w].is_none())
         .collect();
     let n = acked.len() as u64;
     if n < 2 {
@@ -804,22 +805,22 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let base = idx.key_start(k) as u32;
         let mut mask = 0u64;
         for &a in &acked {
-            mask |= 1u64 << (idx.slot[a as usize] - base);
+            mask |= 1u64 << (idx.slot[a].0 - base);
         }
         let mut count = 0u64;
         for &a in &acked {
-            let sa = idx.slot[a as usize];
-            let bit = sa - base;
+            let sa = idx.slot[a];
+            let bit = sa.0 - base;
             let later = if bit == 63 {
                 0
             } else {
                 !((1u64 << (bit + 1)) - 1)
             };
-            let related = idx.pred[sa as usize] | idx.succ[sa as usize];
+            let related = idx.pred[sa] | idx.succ[sa];
             count += (mask & later & !related).count_ones() as u64;
         }
         // two writes of one transaction are not a pair
-        let mut ops: Vec<u32> = acked.iter().map(|&w| h.mops[w as usize].op).collect();
+        let mut ops: Vec<OpId> = acked.iter().map(|&w| h.mops[w].op).collect();
         ops.sort_unstable();
         for run in ops.chunk_by(|a, b| a == b) {
             let r = run.len() as u64;
@@ -831,10 +832,7 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
         let mut count = 0;
         for (i, &a) in acked.iter().enumerate() {
             for &b in &acked[i + 1..] {
-                if h.mops[a as usize].op != h.mops[b as usize].op
-                    && !idx.hb(h, a, b)
-                    && !idx.hb(h, b, a)
-                {
+                if h.mops[a].op != h.mops[b].op && !idx.hb(h, a, b) && !idx.hb(h, b, a) {
                     count += 1;
                 }
             }
@@ -847,18 +845,18 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     // with a write on `k`), and only the groups with some are visited per
     // write (a map lookup per write and group made this quadratic with a
     // large constant on keys written by thousands of short-lived processes).
-    let key_groups: Vec<u32> = idx.groups(k).map(|g| g.process).collect();
-    let group_of: rustc_hash::FxHashMap<u32, usize> = key_groups
+    let key_groups: Vec<ProcId> = idx.groups(k).map(|g| g.process).collect();
+    let group_of: rustc_hash::FxHashMap<ProcId, usize> = key_groups
         .iter()
         .enumerate()
         .map(|(gi, &p)| (p, gi))
         .collect();
     let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); key_groups.len()];
     for &w in &acked {
-        let op = h.mops[w as usize].op;
-        seqs[group_of[&x.c.process_of(op)]].push(x.c.seq[op as usize]);
+        let op = h.mops[w].op;
+        seqs[group_of[&x.c.process_of(op)]].push(x.c.seq[op]);
     }
-    let mut runs: Vec<(usize, u32, Vec<u32>)> = Vec::new();
+    let mut runs: Vec<(usize, ProcId, Vec<u32>)> = Vec::new();
     for (gi, mut g) in seqs.into_iter().enumerate() {
         if !g.is_empty() {
             g.sort_unstable();
@@ -867,41 +865,93 @@ fn concurrent_pairs(x: &Explain, idx: &KeyIndex, k: u32, acked: &[u32]) -> u64 {
     }
     let mut ordered = 0u64;
     let mut same_op = 0u64;
-    let mut ops: Vec<u32> = acked.iter().map(|&w| h.mops[w as usize].op).collect();
+    let mut ops: Vec<OpId> = acked.iter().map(|&w| h.mops[w].op).collect();
     ops.sort_unstable();
     for run in ops.chunk_by(|a, b| a == b) {
         let r = run.len() as u64;
         same_op += r * (r - 1) / 2;
     }
+    // Per write `b`, the acknowledged writes of each run at or below `b`'s
+    // projected entry for the run's process (its own process: the ones
+    // before it). Stored entries are visited per write; the runs of
+    // processes retired by the time `b` was recorded have entry `full`
+    // when `b`'s earliest position is below `tau`, else 0 (see
+    // `KeyIndex::sparse`), and are summed for every `b` at once: runs by
+    // retirement epoch into a Fenwick tree over `tau`, writes by epoch.
+    let mut run_of = vec![NONE; key_groups.len()];
+    for (ri, (gi, _, _)) in runs.iter().enumerate() {
+        run_of[*gi] = ri as u32;
+    }
+    let mut retired: Vec<(u32, u32, u64)> = runs
+        .iter()
+        .filter_map(|(_, p, seqs)| {
+            let (r, tau, full) = idx.retirement(*p)?;
+            Some((r, tau, seqs.partition_point(|&s| s <= full) as u64))
+        })
+        .collect();
+    retired.sort_unstable();
+    let mut taus: Vec<u32> = retired.iter().map(|&(_, tau, _)| tau).collect();
+    taus.sort_unstable();
+    taus.dedup();
+    let mut queries: Vec<(u32, u32)> = Vec::new();
     for &b in &acked {
-        let ob = h.mops[b as usize].op;
-        let Some(proj) = idx.projection(b) else {
+        let ob = h.mops[b].op;
+        let Some(sp) = idx.sparse(b) else {
             continue;
         };
-        let pb = x.c.process_of(ob);
-        for (gi, p, seqs) in &runs {
-            let bound = if *p == pb {
-                x.c.seq[ob as usize] - 1
-            } else {
-                proj[*gi]
-            };
-            ordered += seqs.partition_point(|&s| s <= bound) as u64;
+        queries.push((sp.epoch, sp.m));
+        let own = group_of[&x.c.process_of(ob)];
+        for (&gi, &e) in sp.groups.iter().zip(sp.entries) {
+            let ri = run_of[gi as usize];
+            if ri != NONE && gi as usize != own {
+                ordered += runs[ri as usize].2.partition_point(|&s| s <= e) as u64;
+            }
         }
+        let seqs = &runs[run_of[own] as usize].2;
+        ordered += seqs.partition_point(|&s| s < x.c.seq[ob]) as u64;
+    }
+    queries.sort_unstable();
+    let mut fenwick = vec![0u64; taus.len() + 1];
+    let mut next = 0;
+    for &(epoch, m) in &queries {
+        while next < retired.len() && retired[next].0 <= epoch {
+            let (_, tau, cnt) = retired[next];
+            let mut i = taus.partition_point(|&t| t < tau) + 1;
+            while i < fenwick.len() {
+                fenwick[i] += cnt;
+                i += i & i.wrapping_neg();
+            }
+            next += 1;
+        }
+        // the runs added so far with `tau > m`: all minus those `tau <= m`
+        let mut at_most = 0u64;
+        let mut i = taus.partition_point(|&t| t <= m);
+        while i > 0 {
+            at_most += fenwick[i];
+            i -= i & i.wrapping_neg();
+        }
+        let mut all = 0u64;
+        let mut i = taus.len();
+        while i > 0 {
+            all += fenwick[i];
+            i -= i & i.wrapping_neg();
+        }
+        ordered += all - at_most;
     }
     (n * (n - 1) / 2).saturating_sub(ordered + same_op)
 }
 
-fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[u32]) -> bool {
+fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[MopId]) -> bool {
     let h = x.h;
-    let acked: Vec<u32> = acked
+    let acked: Vec<MopId> = acked
         .iter()
         .copied()
-        .filter(|&w| idx.slot[w as usize] != NONE)
+        .filter(|&w| !idx.slot[w].is_none())
         .collect();
     acked.iter().enumerate().any(|(i, &a)| {
-        acked[i + 1..].iter().any(|&b| {
-            h.mops[a as usize].op != h.mops[b as usize].op && !idx.hb(h, a, b) && !idx.hb(h, b, a)
-        })
+        acked[i + 1..]
+            .iter()
+            .any(|&b| h.mops[a].op != h.mops[b].op && !idx.hb(h, a, b) && !idx.hb(h, b, a))
     })
 }
 
@@ -911,6 +961,60 @@ mod tests {
     use crate::report::Verdict;
     use crate::testutil::{check, found, history};
 
+    /// `concurrent_pairs` on large keys (stored and retired projected
+    /// entries, a Fenwick sum over retired processes) counts what a
+    /// comparison of every pair counts, on `lin-kv` histories where most
+    /// writer processes are retired from their clock slots.
+    #[test]
+    fn concurrent_pairs_agree_with_every_pair_under_retirement() {
+        use crate::causality::{session, Causality, ReadsFrom, Writers};
+        use crate::synth::linreg::{generate_lin_kv_vec, LinGenOptions};
+        for (seed, keys, clients) in [(1u64, 1u32, 5u32), (2, 2, 8), (3, 3, 40)] {
+            let bytes = generate_lin_kv_vec(&LinGenOptions {
+                ops: 3000,
+                keys,
+                clients,
+                nodes: 3,
+                info_rate: 0.25,
+                seed,
+            });
+            let h = crate::reader::read_history(&bytes[..])
+                .map_err(|_| "invalid")
+                .expect("valid");
+            let (seq, prev) = session(&h);
+            let mut idx = KeyIndex::new(&h, &seq);
+            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
+            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
+                idx.record(&h, c, op, clock)
+            });
+            idx.finish(&h);
+            assert!(c.clock_slots * 2 < c.width, "{} {}", c.clock_slots, c.width);
+            let x = Explain { h: &h, c: &c };
+            for k in h.keys.ids() {
+                let acked: Vec<MopId> = h.key_writes[k]
+                    .iter()
+                    .copied()
+                    .filter(|&w| h.op_of(w).outcome == Outcome::Ok)
+                    .collect();
+                assert!(!idx.small(k) && acked.len() > 256);
+                let mut want = 0u64;
+                for (i, &a) in acked.iter().enumerate() {
+                    for &b in &acked[i + 1..] {
+                        if h.mops[a].op != h.mops[b].op && !idx.hb(&h, a, b) && !idx.hb(&h, b, a) {
+                            want += 1;
+                        }
+                    }
+                }
+                assert!(want > 0);
+                assert_eq!(
+                    concurrent_pairs(&x, &idx, k, &acked),
+                    want,
+                    "seed {seed} key {k}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_write_replaced_in_its_own_transaction_is_not_judged() {
         let h = history(&[(
@@ -919,7 +1023,7 @@ mod tests {
             "txn",
             r#"[["w","x",1],["r","x",1],["w","x",2],["w","y",3]]"#,
         )]);
-        let m = |i: usize| (h.ops[0].mops_start as usize + i) as u32;
+        let m = |i: usize| MopId::new(h.ops[0].mops_start.index() + i);
         assert!(overwritten_in_txn(&h, m(0)));
         assert!(!overwritten_in_txn(&h, m(2)) && !overwritten_in_txn(&h, m(3)));
     }

@@ -8,6 +8,7 @@
 //! indeterminate operations that need not, and gives the others the return
 //! by which they must have happened).
 
+use crate::ids::OpId;
 use rustc_hash::FxHashMap;
 
 /// "The register holds nothing" (never written), as a state.
@@ -29,8 +30,8 @@ pub enum Step {
 /// One operation of the search.
 #[derive(Debug, Clone)]
 pub struct LinOp {
-    /// Index of the operation in the history's `ops`.
-    pub op: u32,
+    /// The operation in the history's `ops`.
+    pub op: OpId,
     pub call: u64,
     /// Time by which it must have taken effect.
     pub ret: u64,
@@ -348,7 +349,7 @@ mod tests {
 
     fn w(op: u32, call: u64, ret: u64, v: u32) -> LinOp {
         LinOp {
-            op,
+            op: OpId(op),
             call,
             ret,
             steps: vec![Step::Write(v)],
@@ -356,7 +357,7 @@ mod tests {
     }
     fn r(op: u32, call: u64, ret: u64, v: u32) -> LinOp {
         LinOp {
-            op,
+            op: OpId(op),
             call,
             ret,
             steps: vec![Step::Read(v)],
@@ -364,7 +365,7 @@ mod tests {
     }
     fn cas(op: u32, call: u64, ret: u64, from: u32, to: u32) -> LinOp {
         LinOp {
-            op,
+            op: OpId(op),
             call,
             ret,
             steps: vec![Step::Read(from), Step::Write(to)],
@@ -506,7 +507,7 @@ mod tests {
                     }
                 };
                 LinOp {
-                    op: i as u32,
+                    op: OpId::new(i),
                     call,
                     ret,
                     steps,

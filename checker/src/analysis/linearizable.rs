@@ -20,7 +20,7 @@ use serde_json::{json, Value as Json};
 use super::lin_search::{search, search_plain, LinOp, Outcome, Step, EMPTY};
 use crate::explain::{secs, Explain, Findings};
 use crate::history::KeyKind;
-use crate::model::{History, ObsKind, Outcome as OpOutcome, NONE};
+use crate::model::{History, IdVec, KeyId, MopId, ObsKind, Outcome as OpOutcome};
 use crate::report::{Anomaly, Example};
 
 /// Default `--lin-budget`: placements tried per key before giving up.
@@ -65,9 +65,7 @@ pub fn check(x: &Explain, budget: u64, f: &mut Findings) -> LinOut {
                 }
             }
             KeyResult::Violation(v) => {
-                f.add(Anomaly::Nonlinearizable, || {
-                    example(x, k, &per_key[k as usize], &v)
-                });
+                f.add(Anomaly::Nonlinearizable, || example(x, k, &per_key[k], &v));
             }
         }
     }
@@ -76,8 +74,8 @@ pub fn check(x: &Explain, budget: u64, f: &mut Findings) -> LinOut {
 
 /// Every register key's operations and verdict (in key order).
 struct Searched {
-    per_key: Vec<Vec<LinOp>>,
-    results: Vec<(u32, KeyResult)>,
+    per_key: IdVec<KeyId, Vec<LinOp>>,
+    results: Vec<(KeyId, KeyResult)>,
 }
 
 /// The search alone, for benchmarks: (register keys, operations searched,
@@ -98,21 +96,23 @@ pub fn search_only(h: &History, budget: u64) -> (u64, u64, u64, u64) {
 /// cores (in contiguous chunks of keys).
 fn search_keys(h: &History, budget: u64) -> Searched {
     let per_key = gather(h);
-    let keys: Vec<u32> = (0..h.keys.len() as u32)
-        .filter(|&k| h.key_kind[k as usize] == Some(KeyKind::Register))
+    let keys: Vec<KeyId> = h
+        .keys
+        .ids()
+        .filter(|&k| h.key_kind[k] == Some(KeyKind::Register))
         .collect();
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let chunk = keys.len().div_ceil(cores).max(1);
-    let results: Vec<(u32, KeyResult)> = std::thread::scope(|s| {
+    let results: Vec<(KeyId, KeyResult)> = std::thread::scope(|s| {
         let handles: Vec<_> = keys
             .chunks(chunk)
             .map(|ks| {
                 let per_key = &per_key;
                 s.spawn(move || {
                     ks.iter()
-                        .map(|&k| (k, check_key(&per_key[k as usize], budget)))
+                        .map(|&k| (k, check_key(&per_key[k], budget)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -152,25 +152,25 @@ fn check_key(ops: &[LinOp], budget: u64) -> KeyResult {
 }
 
 /// Per key, its operations for the search, sorted by invocation.
-fn gather(h: &History) -> Vec<Vec<LinOp>> {
-    let mut per_key: Vec<Vec<LinOp>> = vec![Vec::new(); h.keys.len()];
-    let mut mine: Vec<(u32, Step)> = Vec::new();
-    for (i, op) in h.ops.iter().enumerate() {
+fn gather(h: &History) -> IdVec<KeyId, Vec<LinOp>> {
+    let mut per_key: IdVec<KeyId, Vec<LinOp>> = IdVec::filled(Vec::new(), h.keys.len());
+    let mut mine: Vec<(KeyId, Step)> = Vec::new();
+    for (i, op) in h.ops.iter_enumerated() {
         if op.outcome == OpOutcome::Fail {
             continue;
         }
         let info = op.outcome == OpOutcome::Info;
         mine.clear();
-        for j in op.mops() {
+        for j in op.mop_ids() {
             let m = &h.mops[j];
-            if h.key_kind[m.key as usize] != Some(KeyKind::Register) {
+            if h.key_kind[m.key] != Some(KeyKind::Register) {
                 continue;
             }
             let step = if m.f == crate::history::MopFn::Delete {
                 Step::Write(EMPTY)
             } else if m.is_write() {
                 // Writes are named by their micro-operation's index.
-                Step::Write(j as u32)
+                Step::Write(j.0)
             } else if info {
                 continue; // an indeterminate read observed nothing we can use
             } else {
@@ -180,8 +180,8 @@ fn gather(h: &History) -> Vec<Vec<LinOp>> {
         }
         mine.sort_by_key(|&(k, _)| k);
         for g in mine.chunk_by(|a, b| a.0 == b.0) {
-            per_key[g[0].0 as usize].push(LinOp {
-                op: i as u32,
+            per_key[g[0].0].push(LinOp {
+                op: i,
                 call: op.invoke_time,
                 ret: if info { u64::MAX } else { op.complete_time },
                 steps: g.iter().map(|&(_, s)| s).collect(),
@@ -204,8 +204,8 @@ fn read_step(h: &History, m: &crate::model::MopRec) -> Step {
             let vs = h.obs(m);
             if vs.is_empty() {
                 Step::Read(EMPTY)
-            } else if vs.iter().all(|&v| v == vs[0]) && ws[0] != NONE {
-                Step::Read(ws[0])
+            } else if vs.iter().all(|&v| v == vs[0]) && !ws[0].is_none() {
+                Step::Read(ws[0].0)
             } else {
                 Step::Never
             }
@@ -387,14 +387,14 @@ fn value(x: &Explain, v: u32) -> String {
     if v == EMPTY {
         "nothing (null)".into()
     } else {
-        x.h.mops[v as usize].arg.to_string()
+        x.h.mops[MopId(v)].arg.to_string()
     }
 }
 
 /// What an operation did to the key: "write 2", "read 1", "compare-and-set
 /// from 1 to 3", "transaction read 1, write 2".
 fn what(x: &Explain, o: &LinOp) -> String {
-    let info = x.h.ops[o.op as usize].outcome == OpOutcome::Info;
+    let info = x.h.ops[o.op].outcome == OpOutcome::Info;
     match o.steps.as_slice() {
         [Step::Write(EMPTY)] => "delete".into(),
         [Step::Write(v)] => format!("write {}", value(x, *v)),
@@ -441,7 +441,7 @@ fn subject(x: &Explain, o: &LinOp) -> String {
 
 /// "by process 1 on n2 (op 7, 0.300 s to 0.400 s)"
 fn who(x: &Explain, o: &LinOp) -> String {
-    let op = &x.h.ops[o.op as usize];
+    let op = &x.h.ops[o.op];
     let span = match op.outcome {
         OpOutcome::Ok => format!("{} to {}", secs(op.invoke_time), secs(op.complete_time)),
         _ => format!(
@@ -492,7 +492,7 @@ fn reason(x: &Explain, ops: &[LinOp], w: &Window) -> String {
     let between = others().find(|&i| {
         Some(i) != writer
             && ops[i].written().is_some_and(|u| u != v)
-            && x.h.ops[ops[i].op as usize].outcome == OpOutcome::Ok
+            && x.h.ops[ops[i].op].outcome == OpOutcome::Ok
             && ops[i].ret < s.call
             && writer.is_none_or(|wv| ops[wv].ret < ops[i].call)
     });
@@ -541,7 +541,7 @@ fn reason(x: &Explain, ops: &[LinOp], w: &Window) -> String {
     )
 }
 
-fn example(x: &Explain, k: u32, ops: &[LinOp], w: &Window) -> Example {
+fn example(x: &Explain, k: KeyId, ops: &[LinOp], w: &Window) -> Example {
     let h = x.h;
     let list: Vec<String> = w.ops.iter().map(|&i| describe(x, &ops[i])).collect();
     let explanation = format!(
@@ -557,7 +557,7 @@ fn example(x: &Explain, k: u32, ops: &[LinOp], w: &Window) -> Example {
         .iter()
         .map(|&i| {
             let o = &ops[i];
-            let op = &h.ops[o.op as usize];
+            let op = &h.ops[o.op];
             json!({
                 "index": op.index(),
                 "process": h.process_id(op.process),
@@ -571,11 +571,7 @@ fn example(x: &Explain, k: u32, ops: &[LinOp], w: &Window) -> Example {
             })
         })
         .collect();
-    let mut indices: Vec<u64> = w
-        .ops
-        .iter()
-        .map(|&i| h.ops[ops[i].op as usize].index())
-        .collect();
+    let mut indices: Vec<u64> = w.ops.iter().map(|&i| h.ops[ops[i].op].index()).collect();
     indices.dedup();
     Example {
         explanation,
@@ -584,7 +580,7 @@ fn example(x: &Explain, k: u32, ops: &[LinOp], w: &Window) -> Example {
         nodes: Vec::new(),
         detail: json!({
             "window": window,
-            "impossible": h.ops[ops[w.stuck].op as usize].index(),
+            "impossible": h.ops[ops[w.stuck].op].index(),
             "placed": w.depth,
             "key_operations": w.key_ops,
         }),

@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::explain::{secs, Explain, Findings};
 use crate::history::MopFn;
-use crate::model::Outcome;
+use crate::model::{KeyId, MopId, OpId, Outcome};
 use crate::report::{Anomaly, Example};
 
 pub fn counter_example(
     x: &Explain,
-    k: u32,
-    finals: &[u32],
+    k: KeyId,
+    finals: &[OpId],
     bad: &[(usize, i64)],
     lo: i128,
     hi: i128,
@@ -25,7 +25,7 @@ pub fn counter_example(
         .iter()
         .map(|&(n, v)| format!("{} ends at {v}", h.nodes[n]))
         .collect();
-    let ops: Vec<u32> = bad.iter().map(|&(n, _)| finals[n]).collect();
+    let ops: Vec<OpId> = bad.iter().map(|&(n, _)| finals[n]).collect();
     let explanation = if low {
         format!(
             "counter {}: {} — below the least possible value {lo} (every acknowledged increment plus every negative indeterminate one); {} lost",
@@ -67,14 +67,14 @@ pub fn wide(v: i128) -> serde_json::Value {
     }
 }
 
-fn ts_note(x: &Explain, w: u32) -> String {
+fn ts_note(x: &Explain, w: MopId) -> String {
     match x.h.op_of(w).ts() {
         Some(ts) => format!(" [meta.ts {ts}]"),
         None => String::new(),
     }
 }
 
-pub fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Example {
+pub fn conflict_example(x: &Explain, w: MopId, at: &[(String, Vec<MopId>)]) -> Example {
     let h = x.h;
     let survivors = &at[0].1;
     let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
@@ -82,9 +82,9 @@ pub fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Examp
         .iter()
         .map(|&s| format!("{}{}", x.write(s), ts_note(x, s)))
         .collect();
-    let wo = h.mops[w as usize].op;
+    let wo = h.mops[w].op;
     let mut ops = vec![wo];
-    ops.extend(survivors.iter().map(|&s| h.mops[s as usize].op));
+    ops.extend(survivors.iter().map(|&s| h.mops[s].op));
     Example {
         explanation: format!(
             "the {}{} is missing from the final state of {}, which holds the {}; they are concurrent (no path of session or reads-from edges leads from either to the other), so conflict resolution discarded an acknowledged write",
@@ -93,25 +93,25 @@ pub fn conflict_example(x: &Explain, w: u32, at: &[(String, Vec<u32>)]) -> Examp
             nodes.join(", "),
             surv.join(" and the ")
         ),
-        key: Some(h.key(h.mops[w as usize].key).clone()),
+        key: Some(h.key(h.mops[w].key).clone()),
         ops: x.indices(&ops),
         nodes,
         detail: json!({
             "survivors": x.indices(&ops[1..]),
-            "ts": ops.iter().map(|&o| h.ops[o as usize].ts()).collect::<Vec<_>>(),
+            "ts": ops.iter().map(|&o| h.ops[o].ts()).collect::<Vec<_>>(),
             "graph": x.graph(&ops, &json!([])),
         }),
     }
 }
 
-pub fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
+pub fn causal_example(x: &Explain, w: MopId, at: &[(String, MopId)]) -> Example {
     let h = x.h;
     let s = at[0].1;
     let nodes: Vec<String> = at.iter().map(|(n, _)| n.clone()).collect();
-    let (so, wo) = (h.mops[s as usize].op, h.mops[w as usize].op);
+    let (so, wo) = (h.mops[s].op, h.mops[w].op);
     let path = x.c.path(so, wo).unwrap_or_else(|| vec![so, wo]);
     let (ptext, edges) = x.path(&path);
-    let (ts_s, ts_w) = (h.ops[so as usize].ts(), h.ops[wo as usize].ts());
+    let (ts_s, ts_w) = (h.ops[so].ts(), h.ops[wo].ts());
     let ts = match (ts_s, ts_w) {
         (Some(a), Some(b)) => format!(
             " Timestamps: the surviving write has meta.ts {a}, the lost one {b}{}.",
@@ -130,7 +130,7 @@ pub fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
             nodes.join(", "),
             x.write(s)
         ),
-        key: Some(h.key(h.mops[w as usize].key).clone()),
+        key: Some(h.key(h.mops[w].key).clone()),
         ops: x.indices(&[wo, so]),
         nodes,
         detail: json!({
@@ -143,14 +143,14 @@ pub fn causal_example(x: &Explain, w: u32, at: &[(String, u32)]) -> Example {
 
 /// Reports list and set losses, naming for each node missing the write the
 /// last read on that node that still showed it.
-pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Findings) {
+pub fn report_list_losses(x: &Explain, losses: &[(MopId, Vec<usize>)], f: &mut Findings) {
     let h = x.h;
     let shown = losses.len().min(f.max_examples);
     // (write, node) → last op on that node whose read showed the write.
-    let mut last_seen: BTreeMap<(u32, u16), u32> = BTreeMap::new();
+    let mut last_seen: BTreeMap<(MopId, u16), OpId> = BTreeMap::new();
     if shown > 0 {
-        let wanted: Vec<u32> = losses[..shown].iter().map(|(w, _)| *w).collect();
-        for (oi, op) in h.ops.iter().enumerate() {
+        let wanted: Vec<MopId> = losses[..shown].iter().map(|(w, _)| *w).collect();
+        for (oi, op) in h.ops.iter_enumerated() {
             if op.outcome != Outcome::Ok || op.is_final {
                 continue;
             }
@@ -160,9 +160,9 @@ pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Fin
                 }
                 for &w in h.obs_writes(m) {
                     if wanted.contains(&w) {
-                        let e = last_seen.entry((w, op.node)).or_insert(oi as u32);
-                        if h.ops[*e as usize].complete_index < op.complete_index {
-                            *e = oi as u32;
+                        let e = last_seen.entry((w, op.node)).or_insert(oi);
+                        if h.ops[*e].complete_index < op.complete_index {
+                            *e = oi;
                         }
                     }
                 }
@@ -171,7 +171,7 @@ pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Fin
     }
     for (w, missing) in losses {
         f.add(Anomaly::LostWrite, || {
-            let wo = h.mops[*w as usize].op;
+            let wo = h.mops[*w].op;
             let mut ops = vec![wo];
             let mut notes: Vec<String> = Vec::new();
             let mut never: Vec<&str> = Vec::new();
@@ -182,8 +182,8 @@ pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Fin
                         notes.push(format!(
                             "{} last showed it in op {} at {}",
                             h.nodes[n],
-                            h.ops[r as usize].index(),
-                            secs(h.ops[r as usize].complete_time)
+                            h.ops[r].index(),
+                            secs(h.ops[r].complete_time)
                         ));
                     }
                     None => never.push(&h.nodes[n]),
@@ -204,7 +204,7 @@ pub fn report_list_losses(x: &Explain, losses: &[(u32, Vec<usize>)], f: &mut Fin
                     x.write(*w),
                     notes.join("; ")
                 ),
-                key: Some(h.key(h.mops[*w as usize].key).clone()),
+                key: Some(h.key(h.mops[*w].key).clone()),
                 ops: x.indices(&ops),
                 nodes,
                 detail: json!({"graph": x.graph(&ops, &json!([]))}),

@@ -4,6 +4,7 @@
 use serde_json::{json, Value as Json};
 
 use crate::explain::Explain;
+use crate::ids::MopId;
 
 /// What the register conflicts say about the resolution policy.
 #[derive(Default)]
@@ -19,10 +20,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn lww(&mut self, x: &Explain, winner: u32, frontier: &[u32]) {
+    pub fn lww(&mut self, x: &Explain, winner: MopId, frontier: &[MopId]) {
         let h = x.h;
         self.lww += 1;
-        let ts = |w: u32| h.op_of(w).ts();
+        let ts = |w: MopId| h.op_of(w).ts();
         let Some(wts) = ts(winner) else { return };
         let others: Vec<(i64, &str)> = frontier
             .iter()

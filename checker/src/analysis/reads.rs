@@ -8,7 +8,7 @@ use crate::causality::Writers;
 use crate::explain::{secs, Explain, Findings};
 use crate::history::{Key, KeyKind};
 use crate::keys::KeyIndex;
-use crate::model::{MopRec, ObsKind, Op, Outcome, NONE};
+use crate::model::{KeyId, MopId, MopRec, ObsKind, Op, OpId, Outcome, ProcId};
 use crate::parts;
 use crate::report::{Anomaly, Example};
 
@@ -31,9 +31,9 @@ pub fn check(x: &Explain, idx: &KeyIndex, writers: &Writers, f: &mut Findings) {
 #[derive(Default)]
 struct Scratch {
     sorted: Vec<i64>,
-    elems: Vec<(u32, usize)>,
+    elems: Vec<(MopId, usize)>,
     max: Vec<u32>,
-    others: Vec<(u32, i64)>,
+    others: Vec<(MopId, i64)>,
     seen: Vec<u64>,
 }
 
@@ -41,16 +41,16 @@ struct Scratch {
 struct Read<'a> {
     /// The operation and its index.
     op: &'a Op,
-    oi: u32,
+    oi: OpId,
     /// The micro-operation and its index.
     m: &'a MopRec,
-    mi: u32,
+    mi: MopId,
     kind: Option<KeyKind>,
     /// Values observed, the write each resolved to (`NONE`: no write), and
     /// that write's (op, process).
     vals: &'a [i64],
-    ws: &'a [u32],
-    wr: &'a [(u32, u32)],
+    ws: &'a [MopId],
+    wr: &'a [(OpId, ProcId)],
     key: Option<Key>,
 }
 
@@ -67,13 +67,13 @@ fn check_range(
         if op.outcome != Outcome::Ok {
             continue;
         }
-        let oi = (oi + ops.start) as u32;
-        for mi in op.mops() {
+        let oi = OpId::new(oi + ops.start);
+        for mi in op.mop_ids() {
             let m = &h.mops[mi];
             if !matches!(m.obs, ObsKind::Int | ObsKind::List) || m.obs_len == 0 {
                 continue;
             }
-            let kind = h.key_kind[m.key as usize];
+            let kind = h.key_kind[m.key];
             if kind == Some(KeyKind::Counter) {
                 continue;
             }
@@ -81,7 +81,7 @@ fn check_range(
                 op,
                 oi,
                 m,
-                mi: mi as u32,
+                mi,
                 kind,
                 vals: h.obs(m),
                 ws: h.obs_writes(m),
@@ -113,11 +113,11 @@ fn check_read(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f: &
 /// `phantom`: values no operation wrote. Returns them.
 fn phantom(x: &Explain, r: &Read, f: &mut Findings) -> Vec<i64> {
     let h = x.h;
-    let phantoms: Vec<i64> = if r.ws.contains(&NONE) {
+    let phantoms: Vec<i64> = if r.ws.contains(&MopId::NONE) {
         r.vals
             .iter()
             .zip(r.ws)
-            .filter(|(_, &w)| w == NONE)
+            .filter(|(_, &w)| w.is_none())
             .map(|(&v, _)| v)
             .collect()
     } else {
@@ -143,17 +143,17 @@ fn phantom(x: &Explain, r: &Read, f: &mut Findings) -> Vec<i64> {
 /// `failed-write-visible`: a resolved write that is not a vertex failed.
 fn failed_write_visible(x: &Explain, r: &Read, f: &mut Findings) {
     let h = x.h;
-    let is_failed = |(w, &(_, p)): (&u32, &(u32, u32))| *w != NONE && p == NONE;
+    let is_failed = |(w, &(_, p)): (&MopId, &(OpId, ProcId))| !w.is_none() && p.is_none();
     if !r.ws.iter().zip(r.wr).any(is_failed) {
         return;
     }
-    let failed: Vec<u32> =
+    let failed: Vec<MopId> =
         r.ws.iter()
             .zip(r.wr)
             .filter(|&p| is_failed(p))
             .map(|(&w, _)| w)
             .collect();
-    let wops: Vec<u32> = failed.iter().map(|&w| h.mops[w as usize].op).collect();
+    let wops: Vec<OpId> = failed.iter().map(|&w| h.mops[w].op).collect();
     f.add(Anomaly::FailedWriteVisible, || {
         let descs: Vec<String> = failed.iter().map(|&w| x.write(w)).collect();
         let mut ops = vec![r.oi];
@@ -179,25 +179,25 @@ fn future_read(x: &Explain, r: &Read, f: &mut Findings) {
     let h = x.h;
     let (op, oi) = (r.op, r.oi);
     let future = r.ws.iter().zip(r.wr).find_map(|(&w, &(wo, _))| {
-        (w != NONE && wo != NONE && wo > oi && op.complete_time < h.ops[wo as usize].invoke_time)
+        (!w.is_none() && !wo.is_none() && wo > oi && op.complete_time < h.ops[wo].invoke_time)
             .then_some(w)
     });
     let Some(w) = future else { return };
-    let wo = h.mops[w as usize].op;
+    let wo = h.mops[w].op;
     f.add(Anomaly::FutureRead, || Example {
         explanation: format!(
             "{} at {} — but the {} was only invoked at {}, after the read had completed",
             x.read(r.mi),
             secs(op.complete_time),
             x.write(w),
-            secs(h.ops[wo as usize].invoke_time)
+            secs(h.ops[wo].invoke_time)
         ),
         key: r.key.clone(),
         ops: x.indices(&[oi, wo]),
         nodes: vec![h.node(op.node).to_string()],
         detail: json!({
             "read_completed_ns": op.complete_time,
-            "write_invoked_ns": h.ops[wo as usize].invoke_time,
+            "write_invoked_ns": h.ops[wo].invoke_time,
             "graph": x.graph(&[wo, oi], &json!([])),
         }),
     });
@@ -228,11 +228,11 @@ fn list_duplicate(
     seen.resize(idx.key_writes(r.m.key).len().div_ceil(64), 0);
     others.clear();
     for ((&v, &w), &sl) in r.vals.iter().zip(r.ws).zip(idx.observed_slots(r.m)) {
-        if w == NONE {
+        if w.is_none() {
             continue;
         }
-        if sl != NONE {
-            let j = sl as usize - base;
+        if !sl.is_none() {
+            let j = sl.index() - base;
             let (word, bit) = (j / 64, 1u64 << (j % 64));
             if seen[word] & bit != 0 {
                 dups.push(v);
@@ -284,7 +284,7 @@ fn ordered_pair(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f:
     let elems = &mut scratch.elems;
     elems.clear();
     for (i, (&w, &(wo, _))) in r.ws.iter().zip(r.wr).enumerate() {
-        if w != NONE && wo != oi && idx.slot[w as usize] != NONE {
+        if !w.is_none() && wo != oi && !idx.slot[w].is_none() {
             elems.push((w, i));
         }
     }
@@ -327,8 +327,8 @@ fn ordered_pair(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f:
                     format!(
                         "{} — it lists {} before {}, but the {} happens before the {}",
                         x.read(mi),
-                        h.mops[b as usize].arg,
-                        h.mops[a as usize].arg,
+                        h.mops[b].arg,
+                        h.mops[a].arg,
                         x.write(a),
                         x.write(b)
                     ),
@@ -344,26 +344,26 @@ fn ordered_pair(x: &Explain, idx: &KeyIndex, r: &Read, scratch: &mut Scratch, f:
 fn find_ordered_pair(
     x: &Explain,
     idx: &KeyIndex,
-    key: u32,
-    elems: &[(u32, usize)],
+    key: KeyId,
+    elems: &[(MopId, usize)],
     max: &mut Vec<u32>,
-) -> Option<(u32, u32)> {
+) -> Option<(MopId, MopId)> {
     let h = x.h;
-    let is_list = h.key_kind[key as usize] == Some(KeyKind::List);
+    let is_list = h.key_kind[key] == Some(KeyKind::List);
     if idx.small(key) {
         let base = idx.key_start(key) as u32;
         let mut seen = 0u64;
         for &(w, _) in elems {
-            let s = idx.slot[w as usize];
-            let bit = 1u64 << (s - base);
+            let s = idx.slot[w];
+            let bit = 1u64 << (s.0 - base);
             // an earlier-listed element that `w` happens before
-            let later_than_w = idx.succ[s as usize] & seen;
+            let later_than_w = idx.succ[s] & seen;
             if later_than_w != 0 {
                 let j = later_than_w.trailing_zeros();
                 return Some((w, idx.writes[(base + j) as usize]));
             }
             if !is_list {
-                let earlier_than_w = idx.pred[s as usize] & seen;
+                let earlier_than_w = idx.pred[s] & seen;
                 if earlier_than_w != 0 {
                     let j = earlier_than_w.trailing_zeros();
                     return Some((idx.writes[(base + j) as usize], w));
@@ -390,18 +390,25 @@ fn find_ordered_pair(
     None
 }
 
-fn example_with_path(x: &Explain, mi: u32, oi: u32, from: u32, to: u32, text: String) -> Example {
+fn example_with_path(
+    x: &Explain,
+    mi: MopId,
+    oi: OpId,
+    from: MopId,
+    to: MopId,
+    text: String,
+) -> Example {
     let h = x.h;
-    let (fo, to_op) = (h.mops[from as usize].op, h.mops[to as usize].op);
+    let (fo, to_op) = (h.mops[from].op, h.mops[to].op);
     let path = x.c.path(fo, to_op).unwrap_or_else(|| vec![fo, to_op]);
     let (ptext, edges) = x.path(&path);
     let mut ops = vec![oi];
     ops.extend(&path);
     Example {
         explanation: format!("{text}. Path: {ptext}"),
-        key: Some(h.key(h.mops[mi as usize].key).clone()),
+        key: Some(h.key(h.mops[mi].key).clone()),
         ops: x.indices(&[oi, fo, to_op]),
-        nodes: vec![h.node(h.ops[oi as usize].node).to_string()],
+        nodes: vec![h.node(h.ops[oi].node).to_string()],
         detail: json!({"path": edges, "graph": x.graph(&ops, &edges)}),
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::causality::Causality;
 use crate::history::MopFn;
-use crate::model::{History, Outcome};
+use crate::model::{History, KeyId, MopId, OpId, Outcome};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Per register key, the unknown reads: (op, mop) of each read in an `info`
@@ -20,16 +20,16 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub struct UnknownReads<'a> {
     h: &'a History,
     c: &'a Causality,
-    by_key: BTreeMap<u32, Vec<(u32, u32)>>,
+    by_key: BTreeMap<KeyId, Vec<(OpId, MopId)>>,
     /// Memo of "op `a` happens before op `b`" searches.
-    reach: FxHashMap<(u32, u32), bool>,
+    reach: FxHashMap<(OpId, OpId), bool>,
 }
 
 impl<'a> UnknownReads<'a> {
     pub fn new(h: &'a History, c: &'a Causality) -> Self {
-        let mut by_key: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-        let mut written: FxHashSet<u32> = FxHashSet::default();
-        for (o, op) in h.ops.iter().enumerate() {
+        let mut by_key: BTreeMap<KeyId, Vec<(OpId, MopId)>> = BTreeMap::new();
+        let mut written: FxHashSet<KeyId> = FxHashSet::default();
+        for (o, op) in h.ops.iter_enumerated() {
             if op.outcome != Outcome::Info || !op.is_vertex() {
                 continue;
             }
@@ -38,7 +38,7 @@ impl<'a> UnknownReads<'a> {
                 let m = &h.mops[mi];
                 if m.f == MopFn::Read {
                     if !written.contains(&m.key) {
-                        by_key.entry(m.key).or_default().push((o as u32, mi as u32));
+                        by_key.entry(m.key).or_default().push((o, MopId::new(mi)));
                     }
                 } else {
                     written.insert(m.key);
@@ -54,7 +54,7 @@ impl<'a> UnknownReads<'a> {
     }
 
     /// Whether op `a` happens before op `b` (a path of edges; bounded search).
-    fn before(&mut self, a: u32, b: u32) -> bool {
+    fn before(&mut self, a: OpId, b: OpId) -> bool {
         if a == b {
             return false;
         }
@@ -70,8 +70,8 @@ impl<'a> UnknownReads<'a> {
     /// key in op `i` comes before `s` (earlier in `s`'s transaction, or
     /// `i →hb s`) while `i` is not `w`'s op and does not happen after it.
     /// Returns that op `i`.
-    pub fn may_supersede(&mut self, w: u32, s: u32) -> Option<u32> {
-        let (mw, ms) = (&self.h.mops[w as usize], &self.h.mops[s as usize]);
+    pub fn may_supersede(&mut self, w: MopId, s: MopId) -> Option<OpId> {
+        let (mw, ms) = (&self.h.mops[w], &self.h.mops[s]);
         let (ow, os) = (mw.op, ms.op);
         let reads = self.by_key.get(&mw.key)?.clone();
         for (i, r) in reads {

@@ -9,15 +9,16 @@ use serde_json::json;
 use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::history::{KeyKind, MopFn};
+use crate::ids::IdVec;
 use crate::keys::{first_true, KeyIndex};
-use crate::model::{History, ObsKind, Outcome, NONE};
+use crate::model::{History, KeyId, MopId, ObsKind, OpId, Outcome, ProcId};
 use crate::report::{Anomaly, Example};
 use rustc_hash::FxHashMap;
 
 /// A read that does not reflect writes in its causal past.
 pub struct Violation {
-    pub read_mop: u32,
-    pub missing: Vec<u32>,
+    pub read_mop: MopId,
+    pub missing: Vec<MopId>,
 }
 
 /// Per-sweep state.
@@ -29,7 +30,7 @@ pub struct Visibility {
     /// Per key: its write slots as (topological position of the op, slot),
     /// sorted; built at the first register read of the sweep (see
     /// [`Visibility::reflects_past`]).
-    by_pos: Vec<Vec<(u32, u32)>>,
+    by_pos: IdVec<KeyId, Vec<(u32, u32)>>,
     /// Tests only: skip the shortcut of [`Visibility::reflects_past`] and
     /// scan every writer process, to compare the two.
     #[cfg(test)]
@@ -39,27 +40,25 @@ pub struct Visibility {
 impl Visibility {
     /// Checks the reads of op `r`, whose clock is `clock` (final reads are
     /// checked afterwards by [`Visibility::check_finals`]).
-    pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: u32, clock: &Clock) {
-        let op = &h.ops[r as usize];
+    pub fn check_op(&mut self, h: &History, idx: &KeyIndex, c: &Causality, r: OpId, clock: &Clock) {
+        let op = &h.ops[r];
         if op.outcome != Outcome::Ok || op.is_final {
             return;
         }
-        for mi in op.mops() {
+        for mi in op.mop_ids() {
             let m = &h.mops[mi];
             if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                 continue;
             }
             let past = |slot: usize| idx.slot_op[slot] != r && idx.slot_in_past(c, slot, clock);
-            match h.key_kind[m.key as usize] {
-                Some(KeyKind::List) | Some(KeyKind::Set) => {
-                    self.check_collection(h, idx, mi as u32, past)
-                }
+            match h.key_kind[m.key] {
+                Some(KeyKind::List) | Some(KeyKind::Set) => self.check_collection(h, idx, mi, past),
                 Some(KeyKind::Register) => {
                     // Without cycles, a read's past holds only writes
                     // already recorded, and "happens after an observed
                     // write" is a suffix of each process's writes.
                     let fast = c.cycles.is_empty().then_some((c, clock));
-                    self.check_register(h, idx, r, mi as u32, past, fast)
+                    self.check_register(h, idx, r, mi, past, fast)
                 }
                 _ => {}
             }
@@ -70,26 +69,23 @@ impl Visibility {
     /// reaches the read in the graph. Only writes the read does not reflect
     /// are candidates, so few searches run.
     pub fn check_finals(&mut self, h: &History, idx: &KeyIndex, c: &Causality) {
-        for (r, op) in h.ops.iter().enumerate() {
+        for (r, op) in h.ops.iter_enumerated() {
             if !op.is_final || op.outcome != Outcome::Ok {
                 continue;
             }
-            let r = r as u32;
             let past_of = PastOf::new(c, r);
-            for mi in op.mops() {
+            for mi in op.mop_ids() {
                 let m = &h.mops[mi];
                 if m.obs == ObsKind::NotRead || idx.key_writes(m.key).is_empty() {
                     continue;
                 }
                 let past =
                     |slot: usize| idx.slot_op[slot] != r && past_of.contains(idx.slot_op[slot]);
-                match h.key_kind[m.key as usize] {
+                match h.key_kind[m.key] {
                     Some(KeyKind::List) | Some(KeyKind::Set) => {
-                        self.check_collection(h, idx, mi as u32, past)
+                        self.check_collection(h, idx, mi, past)
                     }
-                    Some(KeyKind::Register) => {
-                        self.check_register(h, idx, r, mi as u32, past, None)
-                    }
+                    Some(KeyKind::Register) => self.check_register(h, idx, r, mi, past, None),
                     _ => {}
                 }
             }
@@ -100,23 +96,23 @@ impl Visibility {
         &mut self,
         h: &History,
         idx: &KeyIndex,
-        mi: u32,
+        mi: MopId,
         past: impl Fn(usize) -> bool,
     ) {
-        let m = &h.mops[mi as usize];
+        let m = &h.mops[mi];
         let s = idx.key_start(m.key);
         let ws = idx.key_writes(m.key);
         // The observed writes as a bit set over the key's slots.
         self.seen.clear();
         self.seen.resize(ws.len().div_ceil(64), 0);
         for &sl in idx.observed_slots(m) {
-            if sl != NONE {
-                let j = sl as usize - s;
+            if !sl.is_none() {
+                let j = sl.index() - s;
                 self.seen[j / 64] |= 1u64 << (j % 64);
             }
         }
         let seen = &self.seen;
-        let missing: Vec<u32> = ws
+        let missing: Vec<MopId> = ws
             .iter()
             .enumerate()
             .filter(|&(j, _)| seen[j / 64] & (1u64 << (j % 64)) == 0 && past(s + j))
@@ -134,29 +130,29 @@ impl Visibility {
         &mut self,
         h: &History,
         idx: &KeyIndex,
-        r: u32,
-        mi: u32,
+        r: OpId,
+        mi: MopId,
         past: impl Fn(usize) -> bool,
         fast: Option<(&Causality, &Clock)>,
     ) {
-        let m = &h.mops[mi as usize];
-        let observed: Vec<u32> = h
+        let m = &h.mops[mi];
+        let observed: Vec<MopId> = h
             .obs_writes(m)
             .iter()
             .copied()
-            .filter(|&w| w != NONE && idx.slot[w as usize] != NONE)
+            .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
             .collect();
         // A read after its own transaction's write sees that write.
-        if observed.iter().any(|&w| h.mops[w as usize].op == r) {
+        if observed.iter().any(|&w| h.mops[w].op == r) {
             return;
         }
         // A read of nothing after its own transaction's delete sees that
         // (finals never write, and may read every key: not scanned).
-        if observed.is_empty() && !h.ops[r as usize].is_final {
-            let own_last = (h.ops[r as usize].mops_start..mi)
+        if observed.is_empty() && !h.ops[r].is_final {
+            let own_last = (h.ops[r].mops_start.index()..mi.index())
                 .rev()
-                .find(|&j| h.mops[j as usize].key == m.key && h.mops[j as usize].is_write());
-            if own_last.is_some_and(|j| h.mops[j as usize].f == MopFn::Delete) {
+                .find(|&j| h.mops[j].key == m.key && h.mops[j].is_write());
+            if own_last.is_some_and(|j| h.mops[j].f == MopFn::Delete) {
                 return;
             }
         }
@@ -211,18 +207,18 @@ impl Visibility {
         // A read of nothing reflects the deletes in its past (a read of
         // `null` cannot tell a delete from the initial state, so it has no
         // reads-from edge): they count as what it observed.
-        let deletes: Vec<u32>;
+        let deletes: Vec<MopId>;
         let observed = if observed.is_empty() {
             deletes = latest
                 .iter()
                 .copied()
-                .filter(|&w| h.mops[w as usize].f == MopFn::Delete)
+                .filter(|&w| h.mops[w].f == MopFn::Delete)
                 .collect();
             &deletes
         } else {
             &observed
         };
-        let missing: Vec<u32> = latest
+        let missing: Vec<MopId> = latest
             .into_iter()
             .filter(|a| !observed.contains(a))
             .filter(|&a| observed.is_empty() || observed.iter().any(|&o| idx.hb(h, o, a)))
@@ -259,34 +255,34 @@ impl Visibility {
         idx: &KeyIndex,
         c: &Causality,
         clock: &Clock,
-        r: u32,
-        k: u32,
-        observed: &[u32],
+        r: OpId,
+        k: KeyId,
+        observed: &[MopId],
     ) -> bool {
         #[cfg(test)]
         if self.exhaustive {
             return false;
         }
         if self.by_pos.is_empty() {
-            self.by_pos = vec![Vec::new(); h.keys.len()];
+            self.by_pos = IdVec::filled(Vec::new(), h.keys.len());
             for (j, &w) in idx.writes.iter().enumerate() {
-                let op = h.mops[w as usize].op;
-                self.by_pos[h.mops[w as usize].key as usize].push((c.pos[op as usize], j as u32));
+                let op = h.mops[w].op;
+                self.by_pos[h.mops[w].key].push((c.pos[op], j as u32));
             }
             for l in &mut self.by_pos {
                 l.sort_unstable();
             }
         }
-        let list = &self.by_pos[k as usize];
+        let list = &self.by_pos[k];
         let lo = match observed {
             [] => 0,
             [o] => {
-                let po = c.pos[h.mops[*o as usize].op as usize];
+                let po = c.pos[h.mops[*o].op];
                 list.partition_point(|&(p, _)| p <= po)
             }
             _ => return false,
         };
-        let pr = c.pos[r as usize];
+        let pr = c.pos[r];
         let hi = list.partition_point(|&(p, _)| p < pr).max(lo);
         !list[lo..hi].iter().any(|&(_, j)| {
             let j = j as usize;
@@ -308,11 +304,11 @@ impl Visibility {
         &mut self,
         h: &History,
         idx: &KeyIndex,
-        mi: u32,
-        observed: &[u32],
+        mi: MopId,
+        observed: &[MopId],
         past: impl Fn(usize) -> bool,
     ) {
-        let m = &h.mops[mi as usize];
+        let m = &h.mops[mi];
         let mut missing = Vec::new();
         for g in idx.groups(m.key) {
             let slots = g.start..g.end;
@@ -360,11 +356,11 @@ fn partition(slots: std::ops::Range<usize>, holds: &impl Fn(usize) -> bool) -> u
 pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
     let h = x.h;
     // Earlier observations by the reader's process of the missing writes.
-    let mut wanted: FxHashMap<(u32, u32), u32> = FxHashMap::default();
+    let mut wanted: FxHashMap<(ProcId, MopId), OpId> = FxHashMap::default();
     for v in violations {
         let rp = h.op_of(v.read_mop).process;
         for &w in &v.missing {
-            wanted.insert((rp, w), NONE);
+            wanted.insert((rp, w), OpId::NONE);
         }
     }
     if !wanted.is_empty() {
@@ -372,16 +368,16 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
             if m.obs_len == 0 {
                 continue;
             }
-            let op = &h.ops[m.op as usize];
+            let op = &h.ops[m.op];
             if op.outcome != Outcome::Ok {
                 continue;
             }
             for &w in h.obs_writes(m) {
-                if w == NONE {
+                if w.is_none() {
                     continue;
                 }
                 if let Some(first) = wanted.get_mut(&(op.process, w)) {
-                    if *first == NONE || m.op < *first {
+                    if first.is_none() || m.op < *first {
                         *first = m.op;
                     }
                 }
@@ -389,9 +385,9 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
         }
     }
     for v in violations {
-        let rm = &h.mops[v.read_mop as usize];
+        let rm = &h.mops[v.read_mop];
         let r = rm.op;
-        let rp = h.ops[r as usize].process;
+        let rp = h.ops[r].process;
         let ryw = v
             .missing
             .iter()
@@ -399,10 +395,10 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
             .find(|&w| h.op_of(w).process == rp);
         let mr = v.missing.iter().copied().find_map(|w| {
             let first = wanted[&(rp, w)];
-            (first != NONE && first < r).then_some((w, first))
+            (!first.is_none() && first < r).then_some((w, first))
         });
         let key = Some(h.key(rm.key).clone());
-        let node = vec![h.node(h.ops[r as usize].node).to_string()];
+        let node = vec![h.node(h.ops[r].node).to_string()];
         let missing_list = v
             .missing
             .iter()
@@ -410,7 +406,7 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
             .collect::<Vec<_>>()
             .join("; the ");
         if let Some(w) = ryw {
-            let wo = h.mops[w as usize].op;
+            let wo = h.mops[w].op;
             f.add(Anomaly::ReadYourWrites, || {
                 let path = x.c.path(wo, r).unwrap_or_else(|| vec![wo, r]);
                 let (_, edges) = x.path(&path);
@@ -427,7 +423,7 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
                 }
             });
         } else if let Some((w, first)) = mr {
-            let wo = h.mops[w as usize].op;
+            let wo = h.mops[w].op;
             f.add(Anomaly::MonotonicReads, || {
                 let (_, edges) = x.path(&[first, r]);
                 Example {
@@ -448,7 +444,7 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
             });
         } else {
             let w = v.missing[0];
-            let wo = h.mops[w as usize].op;
+            let wo = h.mops[w].op;
             f.add(Anomaly::CausalVisibility, || {
                 let path = x.c.path(wo, r).unwrap_or_else(|| vec![wo, r]);
                 let (ptext, edges) = x.path(&path);
@@ -472,8 +468,8 @@ pub fn report(x: &Explain, violations: &[Violation], f: &mut Findings) {
     }
 }
 
-fn mop_ops(x: &Explain, mops: &[u32]) -> Vec<u32> {
-    mops.iter().map(|&w| x.h.mops[w as usize].op).collect()
+fn mop_ops(x: &Explain, mops: &[MopId]) -> Vec<OpId> {
+    mops.iter().map(|&w| x.h.mops[w].op).collect()
 }
 
 #[cfg(test)]
@@ -484,7 +480,7 @@ mod tests {
 
     /// The violations the sweep records, with or without the shortcut of
     /// [`Visibility::reflects_past`] (finals included).
-    fn violations(h: &History, exhaustive: bool) -> Vec<(u32, Vec<u32>)> {
+    fn violations(h: &History, exhaustive: bool) -> Vec<(MopId, Vec<MopId>)> {
         use crate::causality::{session, ReadsFrom, Writers};
         let (seq, prev) = session(h);
         let mut idx = KeyIndex::new(h, &seq);

@@ -15,13 +15,66 @@ pub struct AdaptersArgs {}
 pub fn render() -> String {
     let mut s = String::new();
     let _ = writeln!(s, "adapters (ladon run --adapter NAME):");
-    for a in crate::adapters::registry() {
-        let _ = writeln!(s, "  {:<10} {:<10} {}", a.name, a.mode.as_str(), a.about);
+    let adapters = crate::adapters::registry();
+    // One column width for every name, so the modes and lines stay aligned.
+    let width = adapters.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for a in &adapters {
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:<10} {}",
+            a.name,
+            a.mode.as_str(),
+            a.about
+        );
     }
     let _ = writeln!(s);
     s.push_str(&render_reference());
     let _ = writeln!(s);
     s.push_str(&render_process());
+    let _ = writeln!(s);
+    s.push_str(&render_real_systems());
+    s
+}
+
+/// The real databases: what each declares, what Ladon checks by default,
+/// and how to install it.
+pub fn render_real_systems() -> String {
+    use ladon_adapters::db::{mariadb, postgres};
+    let checked = crate::adapters::database_default_guarantees()
+        .iter()
+        .map(|g| g.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let systems: [(&str, &str, &str, &str); 2] = [
+        (
+            "postgres-pglogical",
+            "ladon-harness/postgres",
+            "convergence: conflicts resolved by last update wins on commit timestamps",
+            postgres::INSTALL,
+        ),
+        (
+            "mariadb",
+            "ladon-harness/mariadb",
+            "nothing on conflicts: row events applied as they come (STRICT stops on a \
+             duplicate key, IDEMPOTENT skips it)",
+            mariadb::INSTALL,
+        ),
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "real systems (live, servers on loopback; docs/real-systems.md):"
+    );
+    for (name, feature, declares, install) in systems {
+        let _ = writeln!(s, "  {name}");
+        let _ = writeln!(s, "    declares:           {declares}");
+        let _ = writeln!(
+            s,
+            "    checked by default: {checked} (--guarantees LIST to change)"
+        );
+        let _ = writeln!(s, "    install:            {install}");
+        let _ = writeln!(s, "    build:              --features {feature}");
+    }
     s
 }
 
@@ -218,10 +271,56 @@ mod tests {
         let out = super::render();
         for a in crate::adapters::registry() {
             assert!(
-                out.contains(&format!("  {:<10} ", a.name)),
+                out.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{} ", a.name))),
                 "{} missing:\n{out}",
                 a.name
             );
+        }
+    }
+
+    #[test]
+    fn the_listing_keeps_its_columns_aligned_for_long_names() {
+        let out = super::render();
+        let rows: Vec<&str> = out.lines().skip(1).take_while(|l| !l.is_empty()).collect();
+        assert_eq!(rows.len(), crate::adapters::registry().len(), "{out}");
+        // The mode column ("simulation" or "live") starts at the same place
+        // on every row, whatever the longest name (postgres-pglogical).
+        let starts: Vec<usize> = rows
+            .iter()
+            .map(|l| {
+                l.find(" simulation ")
+                    .or_else(|| l.find(" live "))
+                    .unwrap_or_else(|| panic!("no mode in {l:?}"))
+            })
+            .collect();
+        assert!(starts.iter().all(|&c| c == starts[0]), "{out}");
+        assert!(out.contains("  postgres-pglogical live "), "{out}");
+        assert!(out.contains("  mariadb            live "), "{out}");
+    }
+
+    #[test]
+    fn real_systems_say_what_they_declare_what_is_checked_and_how_to_install() {
+        let out = super::render_real_systems();
+        for (name, install) in [
+            (
+                "postgres-pglogical",
+                "apt-get install postgresql-15 postgresql-15-pglogical",
+            ),
+            ("mariadb", "apt-get install mariadb-server mariadb-client"),
+        ] {
+            let block: Vec<&str> = out
+                .lines()
+                .skip_while(|l| *l != format!("  {name}"))
+                .skip(1)
+                .take(4)
+                .collect();
+            assert!(block[0].starts_with("    declares:           "), "{out}");
+            assert_eq!(
+                block[1],
+                "    checked by default: convergence (--guarantees LIST to change)"
+            );
+            assert_eq!(block[2], format!("    install:            {install}"));
         }
     }
 }

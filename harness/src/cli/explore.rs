@@ -8,6 +8,7 @@ use anyhow::Context;
 use ladon_checker::report::{Anomaly, Verdict};
 
 use crate::options::RunOptions;
+use crate::shard::{Part, Shard, ShardFile};
 use crate::store;
 
 /// Failing seeds listed one per line; the rest are summarised by anomaly.
@@ -60,6 +61,16 @@ pub fn failure_listing(failures: &[Failure], seeds: u64, listed: usize) -> Strin
     s
 }
 
+/// What `explore` (and `merge` of its shards) prints: one line when every
+/// seed was valid, else [`failure_listing`].
+pub fn result_text(failures: &[Failure], seeds: u64) -> String {
+    if failures.is_empty() {
+        format!("all {seeds} seeds valid\n")
+    } else {
+        failure_listing(failures, seeds, LISTED)
+    }
+}
+
 /// Failing seeds whose runs are stored in full after exploring.
 const STORED_FAILURES: usize = 5;
 
@@ -81,16 +92,20 @@ pub struct ExploreArgs {
     /// Shrink the first failing seed of each distinct anomaly (see `ladon shrink`).
     #[arg(long)]
     pub shrink: bool,
+    /// Run only shard I of N (1-based) of the seeds: those at positions p
+    /// with p % N == I - 1. Each shard writes shard.json and junit.xml to
+    /// --out (default results/<test>/shard-I-of-N); `ladon merge` combines
+    /// them. See docs/ci.md.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Write this exploration's shard.json and junit.xml into DIR (with
+    /// or without --shard).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
-/// One failing seed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub seed: u64,
-    pub verdict: Verdict,
-    pub anomalies: Vec<String>,
-    pub reproduce: String,
-}
+/// One failing seed (defined with the shard files that carry it).
+pub use crate::shard::Failure;
 
 /// Runs seeds `first..first+count` in memory; returns the failures in seed order.
 pub fn explore(
@@ -100,21 +115,34 @@ pub fn explore(
     jobs: usize,
     args: &[String],
 ) -> anyhow::Result<Vec<Failure>> {
+    let seeds: Vec<u64> = (first..first + count).collect();
+    explore_seeds(base, &seeds, jobs, args)
+}
+
+/// Runs the given seeds in memory; returns the failures in the seeds' order.
+pub fn explore_seeds(
+    base: &RunOptions,
+    seeds: &[u64],
+    jobs: usize,
+    args: &[String],
+) -> anyhow::Result<Vec<Failure>> {
+    let count = seeds.len() as u64;
     let done = AtomicU64::new(0);
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::new(count)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let seeds: Vec<u64> = (first..first + count).collect();
-    let outcomes = crate::pool::map(&seeds, jobs, |&seed| {
+    let outcomes = crate::pool::map(seeds, jobs, |&seed| {
         let mut o = base.clone();
         o.seed = Some(seed);
         let result = crate::cli::run::resolve(o).and_then(|o| {
             let repro = crate::cli::run::reproduce_for(
                 &o,
                 args,
-                &["--seeds", "--jobs", "--junit", "--shrink"],
+                &[
+                    "--seeds", "--jobs", "--junit", "--shrink", "--shard", "--out",
+                ],
             );
             store::execute(&o, repro, false, None)
         });
@@ -169,37 +197,55 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
         ..args.options.clone()
     })
     .context("invalid options")?;
-    eprintln!(
-        "ladon explore: {} seeds from {first} on {jobs} threads, test {}",
-        args.seeds,
-        args.options.test_name()
-    );
-    let user = crate::cli::run::user_args("explore");
-    let failures = explore(&args.options, first, args.seeds, jobs, &user)?;
-    if let Some(path) = &args.junit {
-        let failed: Vec<_> = failures
-            .iter()
-            .map(|f| {
-                (
-                    f.seed,
-                    f.verdict,
-                    f.anomalies.join(", "),
-                    f.reproduce.clone(),
-                )
-            })
-            .collect();
-        crate::report::junit::write_for_explore(
-            path,
-            &args.options.test_name(),
-            args.seeds,
-            &failed,
-        )?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let end = first
+        .checked_add(args.seeds)
+        .context("--seed + --seeds is beyond the largest seed")?;
+    let seeds: Vec<u64> = (first..end).filter(|s| shard.takes(s - first)).collect();
+    let test = args.options.test_name();
+    if shard == Shard::WHOLE {
+        eprintln!(
+            "ladon explore: {} seeds from {first} on {jobs} threads, test {test}",
+            args.seeds
+        );
+    } else {
+        eprintln!(
+            "ladon explore: shard {shard}: {} of {} seeds from {first} on {jobs} threads, test {test}",
+            seeds.len(),
+            args.seeds
+        );
     }
+    let user = crate::cli::run::user_args("explore");
+    let failures = explore_seeds(&args.options, &seeds, jobs, &user)?;
+    let ran = seeds.len() as u64;
+    if let Some(path) = &args.junit {
+        write_junit(path, &test, ran, &failures)?;
+    }
+    let out = args.out.clone().or_else(|| {
+        args.shard
+            .map(|s| args.options.store.join(&test).join(s.dir_name()))
+    });
+    if let Some(dir) = &out {
+        let file = ShardFile {
+            format: crate::shard::FORMAT,
+            shard,
+            name: test.clone(),
+            args: crate::shard::shared_args(&user),
+            part: Part::Explore {
+                first,
+                seeds: args.seeds,
+                ran: seeds.clone(),
+                failures: failures.clone(),
+            },
+        };
+        let path = crate::shard::write(dir, &file)?;
+        write_junit(&dir.join("junit.xml"), &test, ran, &failures)?;
+        eprintln!("results of shard {shard} in {}", path.display());
+    }
+    print!("{}", result_text(&failures, ran));
     if failures.is_empty() {
-        println!("all {} seeds valid", args.seeds);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", failure_listing(&failures, args.seeds, LISTED));
     // Store the first failing runs in full, for the report and replay.
     for f in failures.iter().take(STORED_FAILURES) {
         let o = crate::cli::run::resolve(RunOptions {
@@ -214,12 +260,42 @@ pub fn main(args: ExploreArgs) -> anyhow::Result<ExitCode> {
     if args.shrink {
         shrink_firsts(&args.options, &failures, jobs)?;
     }
-    let worst = failures
+    Ok(ExitCode::from(exit_code(&failures)))
+}
+
+/// 0 when no seed failed; else the most telling failing verdict's code
+/// (1 invalid before 2 unknown).
+pub fn exit_code(failures: &[Failure]) -> u8 {
+    if failures.is_empty() {
+        return 0;
+    }
+    failures
         .iter()
         .map(|f| f.verdict.exit_code())
         .min()
-        .unwrap_or(2);
-    Ok(ExitCode::from(worst))
+        .unwrap_or(2)
+}
+
+/// JUnit for `seeds` explored seeds with these failures.
+pub fn write_junit(
+    path: &std::path::Path,
+    test: &str,
+    seeds: u64,
+    failures: &[Failure],
+) -> anyhow::Result<()> {
+    let failed: Vec<_> = failures
+        .iter()
+        .map(|f| {
+            (
+                f.seed,
+                f.verdict,
+                f.anomalies.join(", "),
+                f.reproduce.clone(),
+            )
+        })
+        .collect();
+    crate::report::junit::write_for_explore(path, test, seeds, &failed)?;
+    Ok(())
 }
 
 /// The first failing seed of each distinct anomaly, in seed order, each

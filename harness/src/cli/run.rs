@@ -5,23 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::live::process_run::ProcessSpec;
-use crate::options::{AdapterKind, DbFlags, ProcessFlags, RunOptions};
+use crate::options::{AdapterKind, RunOptions};
 use crate::store::{self, StoredRun};
 
-/// `ladon run`: every adapter's options (see the `Run` command); those of
-/// one adapter only are grouped under a heading naming it.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub options: RunOptions,
-    #[command(flatten)]
-    pub process: ProcessFlags,
-    #[command(flatten)]
-    pub db: DbFlags,
-    /// Write JUnit XML here: one test case per anomaly class.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<std::path::PathBuf>,
-}
+pub use crate::options::RunArgs;
 
 /// The ids of the `ladon run` arguments given on the command line (not
 /// defaulted), from clap's matches of the `run` subcommand.
@@ -49,10 +36,11 @@ pub fn refuse_foreign_options(
         if !given.contains(arg.get_id().as_str()) {
             continue;
         }
-        let Some(applies) = crate::options::heading::adapters(arg.get_help_heading()) else {
+        let heading = arg.get_help_heading();
+        let Some(applies) = crate::options::heading::adapters(heading) else {
             continue;
         };
-        if !applies.contains(&adapter) {
+        if !crate::options::heading::applies(heading, adapter) {
             let names: Vec<&str> = applies.iter().map(|a| a.as_str()).collect();
             anyhow::bail!(
                 "--{} does not apply to --adapter {adapter} (only to --adapter {})",
@@ -98,22 +86,7 @@ pub fn process_spec(
     given: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<ProcessSpec> {
     let mut o = args.options.clone();
-    for (id, value) in PROCESS_DEFAULTS {
-        if given.contains(*id) {
-            continue;
-        }
-        let bad = |e: String| anyhow::anyhow!("internal: process default {id}={value}: {e}");
-        match *id {
-            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
-            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
-            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
-            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "latency" => o.net.latency = value.parse().map_err(bad)?,
-            "topology" => o.adapter_options.topology = value.parse().map_err(bad)?,
-            other => anyhow::bail!("internal: no process default for {other}"),
-        }
-    }
+    crate::options::apply_defaults(&mut o, PROCESS_DEFAULTS, given, "process")?;
     anyhow::ensure!(
         given.contains("workload"),
         "--adapter process needs --workload NAME (one of {})",
@@ -172,37 +145,35 @@ pub fn process_spec(
 
 /// Resolves options before anything expensive: seed drawn if absent, swarm
 /// applied, values validated.
-pub fn resolve(mut o: RunOptions) -> anyhow::Result<RunOptions> {
+pub fn resolve(o: RunOptions) -> anyhow::Result<RunOptions> {
+    let adapter = crate::adapters::find(o.adapter);
+    resolve_with(&adapter, o)
+}
+
+/// [`resolve`] for a run of `adapter` (the one `o.adapter` names, or one
+/// a program holds: `ladon::Test`).
+pub fn resolve_with(
+    adapter: &dyn crate::adapters::DynAdapter,
+    mut o: RunOptions,
+) -> anyhow::Result<RunOptions> {
     let seed = o.seed.unwrap_or_else(random_seed);
     o.seed = Some(seed);
     if o.swarm {
         o.apply_swarm(seed);
     }
     o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = crate::adapters::find(o.adapter);
     // Only `ladon run` itself drives live adapters (see `live::process_run`).
     anyhow::ensure!(
-        adapter.mode == crate::adapters::Mode::Simulation,
+        adapter.mode() == crate::adapters::Mode::Simulation,
         "{}",
         crate::adapters::LIVE_ONLY
     );
     o.workload.sim().map_err(anyhow::Error::msg)?;
-    store::resolve_guarantees(&o)?;
+    store::resolve_guarantees_with(adapter, &o)?;
     Ok(o)
 }
 
-pub fn random_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    // splitmix64 of time and pid: a seed, printed, never needed again.
-    let mut z = t ^ ((std::process::id() as u64) << 32);
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::options::random_seed;
 
 /// The reproduce command for resolved options `o`: the user's flags, with
 /// `--adapter` and `--workload` spelled out when they were defaults (so the
@@ -226,7 +197,7 @@ pub fn reproduce_for(o: &RunOptions, args: &[String], skip: &[&str]) -> String {
 /// The command that repeats a run: the user's flags without `--seed` (and
 /// without the listed explore-only flags), then `--seed S`.
 pub fn reproduce_command(args: &[String], seed: u64, skip: &[&str]) -> String {
-    let mut out = vec!["ladon".to_string(), "run".to_string()];
+    let mut out = vec![store::program().to_string(), "run".to_string()];
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -251,7 +222,7 @@ pub fn command_from_options(o: &RunOptions, schedule_file: Option<&std::path::Pa
     let cur = serde_json::to_value(o).unwrap_or_default();
     let def = serde_json::to_value(RunOptions::default()).unwrap_or_default();
     let mut out: Vec<String> = [
-        "ladon",
+        store::program(),
         "run",
         "--adapter",
         o.adapter.as_str(),
@@ -328,12 +299,11 @@ pub fn print_header(o: &RunOptions) {
 
 /// Runs with a progress bar on a terminal, plain lines otherwise.
 pub fn execute_with_progress(o: &RunOptions, reproduce: String) -> anyhow::Result<StoredRun> {
-    store::with_progress(o.time_limit.ns(), "virtual", |p| {
-        store::execute(o, reproduce, true, p)
-    })
+    let progress = crate::listeners::Progress::new(o.time_limit.ns(), "virtual");
+    store::execute(o, reproduce, true, Some(progress))
 }
 
-pub use crate::store::tenths_passed;
+pub use crate::listeners::tenths_passed;
 
 /// `ladon run`; `given` holds the ids of the options on the command line
 /// (see [`given_ids`]).
@@ -343,7 +313,10 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
         let spec = process_spec(&args, given)?;
         return Ok(crate::live::process_run::run(spec));
     }
-    if args.options.adapter == AdapterKind::PostgresPglogical {
+    if matches!(
+        args.options.adapter,
+        AdapterKind::PostgresPglogical | AdapterKind::MariaDb
+    ) {
         return crate::db_run::main(args, given);
     }
     let o = resolve(args.options).context("invalid options")?;

@@ -1,4 +1,5 @@
-//! `ladon suite FILE.toml [--jobs J] [--store DIR] [--junit FILE] [--filter TEXT] [--list]`
+//! `ladon suite FILE.toml [--jobs J] [--store DIR] [--junit FILE] [--filter TEXT] [--list]
+//! [--shard I/N] [--out DIR]`
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::shard::{Part, Shard, ShardFile};
 use crate::suite::{judge, matrix, runner, spec};
 
 #[derive(Debug, clap::Args)]
@@ -27,6 +29,16 @@ pub struct Args {
     /// Print the runs the suite expands to, with their commands, and exit.
     #[arg(long)]
     pub list: bool,
+    /// Run only shard I of N (1-based) of the suite's cells (a cell's seeds
+    /// stay together): those at positions p with p % N == I - 1. Each shard
+    /// writes shard.json and junit.xml to --out (default
+    /// <store>/shard-I-of-N); `ladon merge` combines them. See docs/ci.md.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Write this suite's shard.json and junit.xml into DIR (with or
+    /// without --shard).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 pub fn main(args: Args) -> anyhow::Result<u8> {
@@ -39,6 +51,17 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
             "--filter {f:?} matches no run of {}",
             args.file.display()
         );
+    }
+    let total_cases = cases.len();
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    if shard != Shard::WHOLE {
+        // Cells in suite order, numbered from 0 after the filter.
+        let mut cells: Vec<usize> = cases.iter().map(|c| c.cell).collect();
+        cells.dedup();
+        cases.retain(|c| {
+            let position = cells.iter().position(|&x| x == c.cell).unwrap_or(0);
+            shard.takes(position as u64)
+        });
     }
     if args.list {
         for c in &cases {
@@ -61,8 +84,13 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
         .with_context(|| format!("failed to create --store {}", store.display()))?;
     let runner = runner::LadonRunner::current(Duration::from_secs(suite.timeout_secs))
         .context("failed to find the ladon executable")?;
+    let of_shard = if shard == Shard::WHOLE {
+        String::new()
+    } else {
+        format!(" (shard {shard}: {} of {total_cases})", cases.len())
+    };
     eprintln!(
-        "suite {}: {} runs on {jobs} threads, runs under {}",
+        "suite {}: {} runs{of_shard} on {jobs} threads, runs under {}",
         suite.name,
         cases.len(),
         store.display()
@@ -78,9 +106,33 @@ pub fn main(args: Args) -> anyhow::Result<u8> {
     });
     let js = judge::judge_all(&cases, &outs);
     print!("{}", judge::table(&suite.name, &cases, &outs, &js));
+    let title = format!("ladon suite {}", suite.name);
+    let groups = judge::junit_cases(&cases, &outs, &js);
     if let Some(path) = &args.junit {
-        let groups = judge::junit_cases(&cases, &outs, &js);
-        crate::report::junit::write(path, &format!("ladon suite {}", suite.name), &groups)?;
+        crate::report::junit::write(path, &title, &groups)?;
+    }
+    let out = args
+        .out
+        .clone()
+        .or_else(|| args.shard.map(|s| store.join(s.dir_name())));
+    if let Some(dir) = &out {
+        let exit = judge::exit_code(&js);
+        let file = ShardFile {
+            format: crate::shard::FORMAT,
+            shard,
+            name: suite.name.clone(),
+            args: crate::shard::shared_args(&crate::cli::run::user_args("suite")),
+            part: Part::Suite {
+                total_cases,
+                cases,
+                outputs: outs,
+                judgements: js,
+            },
+        };
+        let path = crate::shard::write(dir, &file)?;
+        crate::report::junit::write(&dir.join("junit.xml"), &title, &groups)?;
+        eprintln!("results of shard {shard} in {}", path.display());
+        return Ok(exit);
     }
     Ok(judge::exit_code(&js))
 }

@@ -5,12 +5,18 @@
 //!    [`LinkProxy`] opens for every directed replication link, and
 //!    replication is set up through the proxies ([`Database::replicate`]);
 //! 2. the faulty phase: one SQL client per logical client, bound to a node
-//!    (`k mod nodes`), runs the live runner's generator's transactions one
-//!    at a time; the fault schedule runs alongside ([`super::faults`]);
-//! 3. the final phase: heal everything, then final reads on every node
-//!    until they agree ([`super::final_reads`]);
+//!    (`k mod nodes`), runs the shared generator's transactions
+//!    (`ladon_workloads::rpc`) one at a time; the shared schedule
+//!    (`crate::faults::play`) runs alongside on the servers and proxies
+//!    ([`super::faults::DbTarget`]);
+//! 3. the final phase: the shared heal (`crate::faults::heal_all`), then
+//!    final reads on every node until they agree ([`super::final_reads`],
+//!    the shared `crate::final_phase::FinalRounds`);
 //! 4. on every exit path (error, SIGINT/SIGTERM, success): the servers'
-//!    logs are copied into `nodes/<id>.log` and the cluster is torn down.
+//!    logs are appended to `nodes/<id>.log` and the cluster is torn down.
+//!
+//! Everything is recorded through the shared live recorder into the run's
+//! listeners (`crate::events`): the history, the node logs, the progress.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,23 +24,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ladon_adapters::db::postgres::Postgres;
 use ladon_adapters::db::proxy::LinkProxy;
 use ladon_adapters::db::{ClusterSpec, Database, DbClient, TxnOutcome};
 use ladon_adapters::process::Workload;
-use ladon_checker::history::{EventType, F_FINAL, F_TXN};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use ladon_checker::history::{EventType, F_TXN};
+use ladon_workloads::rpc::RpcGenerator;
 use tokio::sync::watch;
 
-use super::faults::{self, FaultCtx, Links, SharedDb};
+use super::faults::{DbTarget, Links, SharedDb};
 use super::final_reads::{self, FinalCtx};
-use super::DbSpec;
+use super::spec::DbSpec;
 use crate::adapters::Mode;
-use crate::live::final_phase::FinalReads;
-use crate::live::generator::Generator;
+use crate::events::{EventBus, Listeners, RunEvent};
+use crate::final_phase::FinalReads;
 use crate::live::recorder::Recorder;
-use crate::nemesis::FaultKind;
+use crate::nemesis::{FaultKind, NemesisConfig};
 use crate::options::AdapterKind;
 use crate::runner::RunOutcome;
 
@@ -46,8 +50,23 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Box<dyn Database>> {
         dir: std::env::temp_dir(),
     };
     let mut db: Box<dyn Database> = match spec.adapter {
-        AdapterKind::PostgresPglogical => Box::new(Postgres::new(cluster)?),
-        other => anyhow::bail!("internal: --adapter {other} is not a database"),
+        #[cfg(feature = "postgres")]
+        AdapterKind::PostgresPglogical => {
+            Box::new(ladon_adapters::db::postgres::Postgres::new(cluster)?)
+        }
+        #[cfg(feature = "mariadb")]
+        AdapterKind::MariaDb => {
+            use ladon_adapters::db::mariadb::{MariaDb, MariaDbOptions, SlaveExecMode};
+            let options = MariaDbOptions {
+                slave_exec_mode: match spec.flags.slave_exec_mode {
+                    crate::options::SlaveExecMode::Strict => SlaveExecMode::Strict,
+                    crate::options::SlaveExecMode::Idempotent => SlaveExecMode::Idempotent,
+                },
+                log_slave_updates: spec.flags.log_slave_updates,
+            };
+            Box::new(MariaDb::new(cluster, options)?)
+        }
+        other => anyhow::bail!("--adapter {other}: {}", super::spec::needs_feature(other)),
     };
     if spec.nemesis.0.contains(&FaultKind::Clock) {
         let lib = spec.faketime_library.clone().unwrap_or_else(|| {
@@ -63,9 +82,13 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Box<dyn Database>> {
 struct Figures {
     setup: Duration,
     finals: Option<FinalReads>,
-    /// Completion minus invoke of every `ok` client transaction.
+    /// Completion minus invoke of every `ok` client transaction, as the
+    /// clients measured it.
     latencies_ns: Vec<u64>,
     faulty_phase: Duration,
+    /// Replication that had stopped by the end of the final phase, with
+    /// the servers' errors ([`Database::replication_problems`]).
+    replication_problems: Vec<String>,
 }
 
 /// A live run of a real database.
@@ -73,6 +96,12 @@ pub struct DatabaseExecution {
     pub spec: DbSpec,
     db: SharedDb,
     figures: Figures,
+}
+
+/// How the faulty and final phases ended.
+enum Ended {
+    Done(FinalReads),
+    Interrupted(&'static str),
 }
 
 impl DatabaseExecution {
@@ -84,28 +113,14 @@ impl DatabaseExecution {
         }
     }
 
-    fn interrupted(run_dir: &Path, started: Instant, signal: &str) -> RunOutcome {
-        let history = std::fs::read(run_dir.join("history.jsonl")).unwrap_or_default();
-        RunOutcome {
-            events: history.iter().filter(|&&c| c == b'\n').count() as u64,
-            end_ns: started.elapsed().as_nanos() as u64,
-            interrupted: Some(signal.to_string()),
-            ..RunOutcome::default()
-        }
+    fn names(&self) -> Vec<String> {
+        crate::live::node_names(self.spec.nodes)
     }
 
-    fn run(
-        &mut self,
-        rt: &tokio::runtime::Runtime,
-        run_dir: &Path,
-        progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome> {
+    /// Setup: nodes, link proxies, replication through them. `None` when
+    /// interrupted on the way.
+    fn setup(&mut self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Option<Arc<Links>>> {
         let started = Instant::now();
-        // An empty history from the start: an interrupted setup still
-        // leaves a well-formed (empty) run.
-        let history = run_dir.join("history.jsonl");
-        std::fs::File::create(&history)
-            .with_context(|| format!("creating {}", history.display()))?;
         let name = self.spec.adapter;
         let n = self.spec.nodes;
         {
@@ -113,8 +128,8 @@ impl DatabaseExecution {
             db.start_nodes()
                 .with_context(|| format!("--adapter {name}: starting the nodes"))?;
         }
-        if let Some(signal) = crate::interrupt::requested() {
-            return Ok(Self::interrupted(run_dir, started, signal));
+        if crate::interrupt::requested().is_some() {
+            return Ok(None);
         }
         let addrs: Vec<_> = {
             let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,93 +165,92 @@ impl DatabaseExecution {
             "ladon: {n} nodes up and replicating in {:.1} s",
             self.figures.setup.as_secs_f64()
         );
-        if let Some(signal) = crate::interrupt::requested() {
-            return Ok(Self::interrupted(run_dir, started, signal));
+        if crate::interrupt::requested().is_some() {
+            return Ok(None);
         }
-        let recorder = Recorder::create(&history, Instant::now())
-            .with_context(|| format!("creating {}", history.display()))?;
+        Ok(Some(links))
+    }
+
+    fn run(&mut self, rt: &tokio::runtime::Runtime, bus: &EventBus) -> anyhow::Result<RunOutcome> {
+        let names = self.names();
+        bus.emit(&RunEvent::Start {
+            nodes: &names,
+            messages: false,
+        })
+        .context("cannot create the node logs")?;
+        let setup_started = Instant::now();
+        let links = self.setup(rt)?;
+        // Time 0 of the history is the end of setup (the first operation).
+        let rec = Recorder::new(bus.clone(), names.clone(), Instant::now());
+        let Some(links) = links else {
+            let signal = crate::interrupt::requested().unwrap_or("SIGINT");
+            return Ok(RunOutcome {
+                end_ns: setup_started.elapsed().as_nanos() as u64,
+                interrupted: Some(signal.to_string()),
+                ..RunOutcome::default()
+            });
+        };
         let total = self.spec.time_limit.ns();
-        let phase_start = Instant::now();
-        let mut progress = progress;
+        let latencies = Arc::new(Mutex::new(Vec::new()));
         let ended = rt.block_on(async {
-            let run = drive(&self.spec, &self.db, &links, &recorder);
+            let run = drive(&self.spec, &names, &self.db, &links, &rec, &latencies);
             tokio::pin!(run);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
-                    r = &mut run => return Ok(r),
-                    signal = crate::interrupt::wait() => return Err(signal),
-                    _ = tick.tick() => {
-                        if let Some(p) = progress.as_mut() {
-                            p(phase_start.elapsed().as_nanos() as u64, total);
-                        }
-                    }
+                    r = &mut run => return r.map(Ended::Done),
+                    signal = crate::interrupt::wait() => return Ok(Ended::Interrupted(signal)),
+                    _ = tick.tick() => rec.progress(total),
                 }
             }
         });
         drop(links);
-        let finals = match ended {
-            Ok(finals) => finals,
-            Err(signal) => return Ok(Self::interrupted(run_dir, started, signal)),
+        let tally = rec.tally();
+        let finals = match ended? {
+            Ended::Done(finals) => finals,
+            Ended::Interrupted(signal) => return Ok(rec.interrupted_outcome(signal)),
         };
-        if let Some(e) = recorder.write_error() {
-            anyhow::bail!("{e} ({})", history.display());
+        if let Some(e) = rec.write_error() {
+            anyhow::bail!("{e}");
         }
-        let events = recorder.events();
-        let completed_ops = events
-            .iter()
-            .filter(|e| e.kind != EventType::Invoke && (e.f == F_TXN || e.f == F_FINAL))
-            .count() as u64;
-        let writes = events
-            .iter()
-            .filter(|e| e.kind == EventType::Invoke && e.f == F_TXN)
-            .map(|e| e.value.ops().iter().filter(|m| m.is_write()).count() as u64)
-            .sum();
-        let mut invoked = std::collections::HashMap::new();
-        for e in events.iter().filter(|e| e.f == F_TXN) {
-            match e.kind {
-                EventType::Invoke => {
-                    invoked.insert(e.process.clone(), e.time);
-                }
-                EventType::Ok => {
-                    if let Some(t) = invoked.remove(&e.process) {
-                        self.figures.latencies_ns.push(e.time.saturating_sub(t));
-                    }
-                }
-                _ => {
-                    invoked.remove(&e.process);
-                }
-            }
-        }
-        self.figures.faulty_phase = Duration::from_nanos(self.spec.time_limit.ns());
-        let outcome = RunOutcome {
-            events: events.len() as u64,
-            completed_ops,
-            writes,
+        self.figures.latencies_ns =
+            std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        self.figures.faulty_phase = Duration::from_nanos(total);
+        self.figures.finals = Some(finals.clone());
+        // Read before teardown, while the servers still run.
+        self.figures.replication_problems = self
+            .db
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replication_problems();
+        Ok(RunOutcome {
+            events: tally.events,
+            completed_ops: tally.completed_ops,
+            writes: tally.writes,
             heal_ns: finals.started_ns,
             converged_ns: finals.converged_ns,
-            end_ns: events.last().map_or(0, |e| e.time),
+            end_ns: tally.end_ns,
+            finals: Some(finals),
             ..RunOutcome::default()
-        };
-        self.figures.finals = Some(finals);
-        Ok(outcome)
+        })
     }
 }
 
 /// The faulty phase, then the final phase; the final reads.
 async fn drive(
     spec: &DbSpec,
+    names: &[String],
     db: &SharedDb,
     links: &Arc<Links>,
     recorder: &Recorder,
-) -> FinalReads {
-    let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    latencies: &Arc<Mutex<Vec<u64>>>,
+) -> anyhow::Result<FinalReads> {
     let fresh = Arc::new(AtomicU64::new(spec.concurrency as u64));
     let stop = Arc::new(AtomicBool::new(false));
     let generator = Arc::new(Mutex::new(
-        Generator::new(
-            spec.workload,
-            ChaCha8Rng::seed_from_u64(spec.seed),
+        RpcGenerator::new(
+            spec.workload.shape(),
+            spec.seed,
             spec.txn_size,
             spec.max_writes_per_key,
             spec.concurrency.max(2),
@@ -247,11 +261,10 @@ async fn drive(
     let timeout = Duration::from_nanos(spec.op_timeout.ns());
     let mut clients = Vec::new();
     for k in 0..spec.concurrency {
-        let node = k % names.len();
         clients.push(tokio::spawn(client_loop(ClientCtx {
             index: k,
             workload: spec.workload,
-            node: (node, names[node].clone()),
+            node: k % names.len(),
             db: db.clone(),
             generator: generator.clone(),
             recorder: recorder.clone(),
@@ -259,57 +272,65 @@ async fn drive(
             think,
             stop: stop.clone(),
             fresh: fresh.clone(),
+            latencies: latencies.clone(),
         })));
     }
-    let fctx = FaultCtx {
-        names: names.clone(),
-        db: db.clone(),
-        links: links.clone(),
-        recorder: recorder.clone(),
+    let clocks = spec.nemesis.0.contains(&FaultKind::Clock);
+    let mut target = DbTarget::new(names.to_vec(), db.clone(), links.clone(), recorder.clone());
+    target.clocks = clocks;
+    let config = NemesisConfig {
         kinds: spec.nemesis.0.clone(),
-        interval: Duration::from_nanos(spec.nemesis_interval.ns()),
+        interval_ns: spec.nemesis_interval.ns(),
         shapes: spec.shapes.clone(),
         clock_skew_ns: spec.clock_skew.ns(),
-        paused: Arc::new(Mutex::new(vec![false; spec.nodes])),
+        loss: 0.0,
+        dup: 0.0,
     };
     let (stop_faults, stop_rx) = watch::channel(false);
-    let nemesis = tokio::spawn(faults::run(fctx.clone(), spec.seed, stop_rx));
+    let seed = spec.seed;
+    let nemesis = tokio::spawn(async move {
+        crate::faults::play(&mut target, config, seed, stop_rx).await;
+        target.stop_strobes();
+        target
+    });
     tokio::time::sleep(Duration::from_nanos(spec.time_limit.ns())).await;
     let _ = stop_faults.send(true);
-    let _ = nemesis.await;
+    let mut target = nemesis.await.context("internal: the nemesis task failed")?;
     stop.store(true, Ordering::SeqCst);
     for h in clients {
         let _ = h.await;
     }
-    faults::heal_all(&fctx, spec.nemesis.0.contains(&FaultKind::Clock));
-    let keys = generator
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .written_keys();
-    final_reads::final_reads(&FinalCtx {
+    // The live recorder keeps its own write errors.
+    let _ = crate::faults::heal_all(&mut target).await;
+    let reads = {
+        let g = generator.lock().unwrap_or_else(|p| p.into_inner());
+        g.final_reads(&g.written_keys())
+    };
+    Ok(final_reads::final_reads(&FinalCtx {
         workload: spec.workload,
-        names,
+        names: names.to_vec(),
         db: db.clone(),
         recorder: recorder.clone(),
-        keys,
+        reads,
         timeout,
         converge_timeout: Duration::from_nanos(spec.converge_timeout.ns()),
         fresh,
     })
-    .await
+    .await)
 }
 
 struct ClientCtx {
     index: usize,
     workload: Workload,
-    node: (usize, String),
+    node: usize,
     db: SharedDb,
-    generator: Arc<Mutex<Generator>>,
+    generator: Arc<Mutex<RpcGenerator>>,
     recorder: Recorder,
     timeout: Duration,
     think: Duration,
     stop: Arc<AtomicBool>,
     fresh: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<u64>>>,
 }
 
 /// One logical client: connects to its node (again after any error),
@@ -318,12 +339,13 @@ struct ClientCtx {
 async fn client_loop(ctx: ClientCtx) {
     let mut process = ctx.index as u64;
     let mut conn: Option<Box<dyn DbClient>> = None;
-    let node = ctx.node.1.as_str();
+    let node = ctx.node;
     let rec = &ctx.recorder;
+    let mut latencies = Vec::new();
     while !ctx.stop.load(Ordering::SeqCst) {
         let client = match conn.as_mut() {
             Some(c) => c,
-            None => match final_reads::connect(&ctx.db, ctx.node.0, ctx.timeout).await {
+            None => match final_reads::connect(&ctx.db, node, ctx.timeout).await {
                 Ok(c) => conn.insert(c),
                 // Nothing was sent: no operation to record. The node is
                 // down, paused or cut off; try again shortly.
@@ -338,6 +360,7 @@ async fn client_loop(ctx: ClientCtx) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_op();
+        let invoked = Instant::now();
         rec.client(
             EventType::Invoke,
             process,
@@ -349,6 +372,7 @@ async fn client_loop(ctx: ClientCtx) {
         );
         match client.txn(ctx.workload.kind(), &ops).await {
             TxnOutcome::Ok(done) => {
+                latencies.push(invoked.elapsed().as_nanos() as u64);
                 rec.client(EventType::Ok, process, node, F_TXN, done, None, None);
             }
             TxnOutcome::Fail(why) => {
@@ -365,6 +389,10 @@ async fn client_loop(ctx: ClientCtx) {
             tokio::time::sleep(ctx.think).await;
         }
     }
+    ctx.latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(latencies);
 }
 
 impl crate::execution::Execution for DatabaseExecution {
@@ -372,18 +400,17 @@ impl crate::execution::Execution for DatabaseExecution {
         Mode::Live
     }
 
-    fn execute(
-        &mut self,
-        run_dir: &Path,
-        progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome> {
+    fn execute(&mut self, run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let result = self.run(&rt, run_dir, progress);
+        // The clients, the nemesis and the final readers share the listeners.
+        let bus = EventBus::new(std::mem::take(events));
+        let result = self.run(&rt, &bus);
         // Clients and proxies stop with the runtime; then the servers.
         rt.shutdown_timeout(Duration::from_secs(1));
+        *events = bus.take();
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         let nodes_dir = run_dir.join("nodes");
         let logs = db.collect_logs(&nodes_dir);
@@ -397,6 +424,20 @@ impl crate::execution::Execution for DatabaseExecution {
     fn annotate(&self, report: &mut ladon_checker::report::Report) {
         if let Some(finals) = &self.figures.finals {
             crate::live::process_run::annotate_window(report, finals);
+        }
+        let problems = &self.figures.replication_problems;
+        if !problems.is_empty() {
+            crate::report::extras::HarnessExtra::ReplicationProblems(problems.clone()).set(report);
+            // Why the nodes disagree, on the examples that show it.
+            if let Some(finding) = report
+                .anomalies
+                .get_mut(&ladon_checker::report::Anomaly::Divergence)
+            {
+                for ex in &mut finding.examples {
+                    ex.explanation
+                        .push_str(&format!(" ({})", problems.join("; ")));
+                }
+            }
         }
     }
 
@@ -432,6 +473,7 @@ impl crate::execution::Execution for DatabaseExecution {
                 ),
             });
         }
+        out.extend(f.replication_problems.iter().cloned());
         out
     }
 }

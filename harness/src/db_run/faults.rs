@@ -1,32 +1,31 @@
-//! Faults on a real database: the simulator's schedule
-//! ([`crate::nemesis::Nemesis`]) played on the wall clock against the
-//! servers and their link proxies, each step recorded with the
-//! simulator's names once it has taken effect.
+//! Faults on a real database: the servers and their link proxies as the
+//! nemesis applier's target ([`DbTarget`] implements
+//! [`crate::faults::FaultTarget`]). The schedule, the recording and the
+//! final heal are the shared ones (`crate::faults::{play, apply,
+//! heal_all}`); only how a fault takes effect is here.
 //!
 //! | fault | how |
 //! |---|---|
 //! | partition | the link proxies of the cut directed links hold or drop (`--partition-mode`) |
-//! | clock | libfaketime's timestamp file of the node rewritten |
+//! | clock | libfaketime's timestamp file of the node rewritten ([`Database::set_clock`]) |
 //! | crash | SIGKILL to the server's processes; restart on the same data directory |
 //! | pause | SIGSTOP, then SIGCONT |
+//!
+//! Loss, duplication and clogs are refused when the options are resolved
+//! (`db_run::resolve`): the links are TCP streams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ladon_adapters::db::proxy::{Cut as ProxyCut, LinkProxy};
 use ladon_adapters::db::Database;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value as Json};
-use tokio::sync::watch;
+use serde_json::Value as Json;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::live::nemesis::cut_event;
+use crate::faults::FaultTarget;
 use crate::live::recorder::Recorder;
-use crate::nemesis::{Action, FaultKind, Nemesis, NemesisConfig};
-use crate::net::{PartitionMode, Shape};
+use crate::net::{Cut, PartitionMode};
 
 /// The cluster, shared by clients, faults and the final phase.
 pub type SharedDb = Arc<Mutex<Box<dyn Database>>>;
@@ -49,7 +48,7 @@ pub struct Links {
 
 impl Links {
     /// Cuts exactly the links in `blocked` (healing the others).
-    pub fn cut(&self, blocked: &std::collections::BTreeSet<(usize, usize)>) {
+    pub fn cut(&self, blocked: &BTreeSet<(usize, usize)>) {
         let how = match self.mode {
             PartitionMode::Drop => ProxyCut::Drop,
             PartitionMode::Hold => ProxyCut::Hold,
@@ -70,72 +69,47 @@ impl Links {
     }
 }
 
-/// Everything the fault task needs.
-#[derive(Clone)]
-pub struct FaultCtx {
+/// A database's servers and link proxies as a fault target.
+pub struct DbTarget {
     pub names: Vec<String>,
     pub db: SharedDb,
     pub links: Arc<Links>,
     pub recorder: Recorder,
-    pub kinds: Vec<FaultKind>,
-    pub interval: Duration,
-    pub shapes: Vec<Shape>,
-    pub clock_skew_ns: u64,
+    /// Clock faults are enabled (servers run under libfaketime).
+    pub clocks: bool,
     /// Nodes paused now (SIGSTOP sent, no SIGCONT yet).
-    pub paused: Arc<Mutex<Vec<bool>>>,
+    pub paused: Vec<bool>,
+    /// Running clock strobes.
+    pub strobes: Vec<JoinHandle<()>>,
 }
 
-async fn sleep_until_or_stop(t: Instant, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return false;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep_until(t) => !*stop.borrow(),
-        _ = stop.changed() => false,
-    }
-}
-
-/// Runs the schedule until `stop`; what is in force then is healed by
-/// [`heal_all`].
-pub async fn run(ctx: FaultCtx, seed: u64, mut stop: watch::Receiver<bool>) {
-    let mut schedule = Nemesis::new(NemesisConfig {
-        kinds: ctx.kinds.clone(),
-        interval_ns: ctx.interval.as_nanos() as u64,
-        shapes: ctx.shapes.clone(),
-        clock_skew_ns: ctx.clock_skew_ns,
-        loss: 0.0,
-        dup: 0.0,
-    });
-    if schedule.is_empty() {
-        return;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e656d);
-    let mut strobes: Vec<JoinHandle<()>> = Vec::new();
-    let mut next = Instant::now();
-    'schedule: loop {
-        next += Duration::from_nanos(schedule.next_delay(&mut rng));
-        if !sleep_until_or_stop(next, &mut stop).await {
-            break;
-        }
-        let step_start = Instant::now();
-        // No message counts here: the `hub` shape cuts off node 1.
-        for (offset, action) in schedule.step(ctx.names.len(), 0, &mut rng) {
-            if !sleep_until_or_stop(step_start + Duration::from_nanos(offset), &mut stop).await {
-                break 'schedule;
-            }
-            apply(&ctx, action, &mut strobes);
+impl DbTarget {
+    pub fn new(names: Vec<String>, db: SharedDb, links: Arc<Links>, recorder: Recorder) -> Self {
+        let n = names.len();
+        DbTarget {
+            names,
+            db,
+            links,
+            recorder,
+            clocks: false,
+            paused: vec![false; n],
+            strobes: Vec::new(),
         }
     }
-    strobes.iter().for_each(JoinHandle::abort);
+
+    /// Stops the clock strobes still running.
+    pub fn stop_strobes(&mut self) {
+        self.strobes.drain(..).for_each(|h| h.abort());
+    }
 }
 
-fn names(ctx: &FaultCtx, idx: &[usize]) -> Json {
-    json!(idx
-        .iter()
-        .map(|&i| ctx.names[i].clone())
-        .collect::<Vec<_>>())
+impl Drop for DbTarget {
+    fn drop(&mut self) {
+        self.stop_strobes();
+    }
 }
 
+/// Sets node `i`'s clock; `false` (and a warning) when it cannot.
 fn set_clock(db: &SharedDb, i: usize, off: i64) -> bool {
     let g = db.lock().unwrap_or_else(|p| p.into_inner());
     match g.set_clock(i, off) {
@@ -147,178 +121,148 @@ fn set_clock(db: &SharedDb, i: usize, off: i64) -> bool {
     }
 }
 
-fn apply(ctx: &FaultCtx, action: Action, strobes: &mut Vec<JoinHandle<()>>) {
-    let rec = &ctx.recorder;
-    match action {
-        Action::Partition(cut) => {
-            let (f, v) = cut_event(&ctx.names, &cut);
-            ctx.links.cut(&cut.blocked);
-            rec.nemesis(f, v);
-        }
-        Action::Heal => {
-            ctx.links.heal_all();
-            rec.nemesis("heal", Json::Null);
-        }
-        Action::ClockBump(bumps) => {
-            let mut skew = BTreeMap::new();
-            for (i, off) in bumps {
-                if set_clock(&ctx.db, i, off) {
-                    skew.insert(ctx.names[i].clone(), json!(off));
-                }
-            }
-            if !skew.is_empty() {
-                rec.nemesis("clock-skew", json!(skew));
-            }
-        }
-        Action::ClockStrobe {
-            nodes,
-            delta_ns,
-            period_ns,
-            duration_ns,
-        } => {
-            let (db, who) = (ctx.db.clone(), nodes.clone());
-            let period = Duration::from_nanos(period_ns.max(1_000_000));
-            let flips = duration_ns / period.as_nanos().max(1) as u64;
-            strobes.retain(|h| !h.is_finished());
-            strobes.push(tokio::spawn(async move {
-                for k in 0..flips {
-                    let off = if k % 2 == 0 { delta_ns } else { 0 };
-                    for &i in &who {
-                        set_clock(&db, i, off);
-                    }
-                    tokio::time::sleep(period).await;
-                }
-                for &i in &who {
-                    set_clock(&db, i, 0);
-                }
-            }));
-            let delta: BTreeMap<String, Json> = nodes
-                .iter()
-                .map(|&i| (ctx.names[i].clone(), json!(delta_ns)))
-                .collect();
-            rec.nemesis(
-                "clock-strobe",
-                json!({"delta": delta, "period_ns": period_ns, "duration_ns": duration_ns}),
-            );
-        }
-        Action::ClockReset => {
-            strobes.drain(..).for_each(|h| h.abort());
-            for i in 0..ctx.names.len() {
-                set_clock(&ctx.db, i, 0);
-            }
-            rec.nemesis("clock-reset", Json::Null);
-        }
-        Action::Crash(idx) => {
-            let down: Vec<usize> = with_db(&ctx.db, |db| {
-                idx.into_iter()
-                    .filter(|&i| db.is_up(i) && db.kill(i).is_ok())
-                    .collect()
-            });
-            let mut paused = ctx.paused.lock().unwrap_or_else(|p| p.into_inner());
-            for &i in &down {
-                paused[i] = false;
-            }
-            if !down.is_empty() {
-                rec.nemesis("crash", names(ctx, &down));
-            }
-        }
-        Action::Restart(idx) => {
-            let back: Vec<usize> = with_db(&ctx.db, |db| {
-                idx.into_iter()
-                    .filter(|&i| {
-                        !db.is_up(i)
-                            && match db.restart(i) {
-                                Ok(()) => true,
-                                Err(e) => {
-                                    tracing::warn!("restart: {e}");
-                                    false
-                                }
-                            }
-                    })
-                    .collect()
-            });
-            if !back.is_empty() {
-                rec.nemesis("restart", names(ctx, &back));
-            }
-        }
-        Action::Pause(idx) => {
-            let mut paused = ctx.paused.lock().unwrap_or_else(|p| p.into_inner());
-            let now: Vec<usize> = with_db(&ctx.db, |db| {
-                idx.into_iter()
-                    .filter(|&i| db.is_up(i) && !paused[i] && db.pause(i).is_ok())
-                    .collect()
-            });
-            for &i in &now {
-                paused[i] = true;
-            }
-            if !now.is_empty() {
-                rec.nemesis("pause", names(ctx, &now));
-            }
-        }
-        Action::Resume(idx) => {
-            let mut paused = ctx.paused.lock().unwrap_or_else(|p| p.into_inner());
-            let now: Vec<usize> = with_db(&ctx.db, |db| {
-                idx.into_iter()
-                    .filter(|&i| paused[i] && db.resume(i).is_ok())
-                    .collect()
-            });
-            for &i in &now {
-                paused[i] = false;
-            }
-            if !now.is_empty() {
-                rec.nemesis("resume", names(ctx, &now));
-            }
-        }
-        // Refused when the options are resolved (see `db_run::resolve`).
-        Action::Loss(_)
-        | Action::LossStop
-        | Action::Dup(_)
-        | Action::DupStop
-        | Action::Clog(_)
-        | Action::Unclog(_) => {}
+impl FaultTarget for DbTarget {
+    fn names(&self) -> &[String] {
+        &self.names
     }
-}
 
-/// The final phase's heal: every link, every clock, every paused and
-/// crashed node; records what it healed.
-pub fn heal_all(ctx: &FaultCtx, clocks: bool) {
-    ctx.links.heal_all();
-    ctx.recorder.nemesis("heal", Json::Null);
-    if clocks {
-        for i in 0..ctx.names.len() {
-            set_clock(&ctx.db, i, 0);
-        }
-        ctx.recorder.nemesis("clock-reset", Json::Null);
+    fn record(&mut self, f: &str, value: Json) -> std::io::Result<()> {
+        // The live recorder keeps its own write errors.
+        self.recorder.nemesis(f, value);
+        Ok(())
     }
-    let paused: Vec<usize> = {
-        let mut p = ctx.paused.lock().unwrap_or_else(|p| p.into_inner());
-        let idx: Vec<usize> = (0..p.len()).filter(|&i| p[i]).collect();
-        with_db(&ctx.db, |db| {
-            for &i in &idx {
-                let _ = db.resume(i);
-            }
-        });
-        p.iter_mut().for_each(|x| *x = false);
-        idx
-    };
-    if !paused.is_empty() {
-        ctx.recorder.nemesis("resume", names(ctx, &paused));
+
+    fn clocks(&self) -> bool {
+        self.clocks
     }
-    let restarted: Vec<usize> = with_db(&ctx.db, |db| {
-        (0..ctx.names.len())
-            .filter(|&i| {
-                !db.is_up(i)
-                    && match db.restart(i) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::warn!("final phase: cannot restart n{}: {e}", i + 1);
-                            false
-                        }
-                    }
-            })
+
+    async fn partition(&mut self, cut: Cut) {
+        self.links.cut(&cut.blocked);
+    }
+
+    async fn heal(&mut self) {
+        self.links.heal_all();
+    }
+
+    async fn heal_network(&mut self) {
+        self.links.heal_all();
+    }
+
+    async fn clock_bump(&mut self, bumps: &[(usize, i64)]) -> Vec<(usize, i64)> {
+        bumps
+            .iter()
+            .copied()
+            .filter(|&(i, off)| set_clock(&self.db, i, off))
             .collect()
-    });
-    if !restarted.is_empty() {
-        ctx.recorder.nemesis("restart", names(ctx, &restarted));
+    }
+
+    async fn clock_strobe(
+        &mut self,
+        nodes: &[usize],
+        delta_ns: i64,
+        period_ns: u64,
+        duration_ns: u64,
+    ) {
+        // Back and forth between true time and `delta_ns` every period,
+        // ending on true time.
+        let (db, who) = (self.db.clone(), nodes.to_vec());
+        let period = Duration::from_nanos(period_ns.max(1_000_000));
+        let flips = duration_ns / period.as_nanos().max(1) as u64;
+        self.strobes.retain(|h| !h.is_finished());
+        self.strobes.push(tokio::spawn(async move {
+            for k in 0..flips {
+                let off = if k % 2 == 0 { delta_ns } else { 0 };
+                for &i in &who {
+                    set_clock(&db, i, off);
+                }
+                tokio::time::sleep(period).await;
+            }
+            for &i in &who {
+                set_clock(&db, i, 0);
+            }
+        }));
+    }
+
+    async fn clock_reset(&mut self) {
+        self.stop_strobes();
+        for i in 0..self.names.len() {
+            set_clock(&self.db, i, 0);
+        }
+    }
+
+    async fn crash(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        let down: Vec<usize> = with_db(&self.db, |db| {
+            nodes
+                .into_iter()
+                .filter(|&i| db.is_up(i) && db.kill(i).is_ok())
+                .collect()
+        });
+        for &i in &down {
+            self.paused[i] = false;
+        }
+        down
+    }
+
+    async fn restart(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        let names = &self.names;
+        with_db(&self.db, |db| {
+            nodes
+                .into_iter()
+                .filter(|&i| {
+                    !db.is_up(i)
+                        && match db.restart(i) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!("cannot restart {}: {e}", names[i]);
+                                false
+                            }
+                        }
+                })
+                .collect()
+        })
+    }
+
+    async fn pause(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        let paused = &self.paused;
+        let now: Vec<usize> = with_db(&self.db, |db| {
+            nodes
+                .into_iter()
+                .filter(|&i| db.is_up(i) && !paused[i] && db.pause(i).is_ok())
+                .collect()
+        });
+        for &i in &now {
+            self.paused[i] = true;
+        }
+        now
+    }
+
+    async fn resume(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        let paused = &self.paused;
+        let now: Vec<usize> = with_db(&self.db, |db| {
+            nodes
+                .into_iter()
+                .filter(|&i| paused[i] && db.resume(i).is_ok())
+                .collect()
+        });
+        for &i in &now {
+            self.paused[i] = false;
+        }
+        now
+    }
+
+    // Refused when the options are resolved: TCP links neither lose nor
+    // duplicate messages, and a clog is not a fault of theirs.
+    async fn set_loss(&mut self, _p: f64) {}
+    async fn set_duplicate(&mut self, _p: f64) {}
+    async fn clog(&mut self, _node: usize) {}
+    async fn unclog(&mut self, _node: usize) {}
+
+    async fn down(&mut self) -> Vec<usize> {
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        (0..self.names.len()).filter(|&i| !db.is_up(i)).collect()
+    }
+
+    async fn paused(&mut self) -> Vec<usize> {
+        (0..self.paused.len()).filter(|&i| self.paused[i]).collect()
     }
 }

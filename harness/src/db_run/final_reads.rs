@@ -1,18 +1,19 @@
 //! The final reads of a database run: after the heal, every node reads every
 //! written key, round after round, until all nodes return the same state or
-//! `--converge-timeout` passes. The rounds, the window and the time to
-//! converge are the live runner's ([`FinalReads`]); states are compared as
-//! the live runner compares them ([`final_phase::state`]).
+//! `--converge-timeout` passes. What a round means (agreement, the window,
+//! the time to converge, the last change) is the shared bookkeeping of
+//! every execution ([`FinalRounds`], states compared canonically as a live
+//! process run compares them); only how a node is read is here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ladon_adapters::db::{DbClient, TxnOutcome};
 use ladon_adapters::process::Workload;
-use ladon_checker::history::{EventType, Key, Mop, ReadValue, F_FINAL};
+use ladon_checker::history::{EventType, Mop, F_FINAL};
 
 use super::faults::SharedDb;
-use crate::live::final_phase::{self, FinalReads};
+use crate::final_phase::{Compare, FinalReads, FinalRounds};
 use crate::live::recorder::Recorder;
 
 pub struct FinalCtx {
@@ -20,7 +21,8 @@ pub struct FinalCtx {
     pub names: Vec<String>,
     pub db: SharedDb,
     pub recorder: Recorder,
-    pub keys: Vec<Key>,
+    /// The final read: every written key (`RpcGenerator::final_reads`).
+    pub reads: Vec<Mop>,
     pub timeout: Duration,
     pub converge_timeout: Duration,
     pub fresh: std::sync::Arc<AtomicU64>,
@@ -56,7 +58,7 @@ impl Reader {
             self.client = connect(&ctx.db, self.node, ctx.timeout).await.ok();
         }
         let client = self.client.as_mut()?;
-        let node = ctx.names[self.node].as_str();
+        let node = self.node;
         let rec = &ctx.recorder;
         rec.client(
             EventType::Invoke,
@@ -121,46 +123,23 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
             process: ctx.fresh.fetch_add(1, Ordering::SeqCst),
         })
         .collect();
-    let reads: Vec<Mop> = ctx
-        .keys
-        .iter()
-        .map(|k| Mop::Read(k.clone(), ReadValue::Null))
-        .collect();
-    let mut out = FinalReads {
-        started_ns: ctx.recorder.now_ns(),
-        window_ns: ctx.converge_timeout.as_nanos() as u64,
-        ..FinalReads::default()
-    };
-    let mut previous: Vec<Option<Vec<ReadValue>>> = vec![None; n];
+    let reads = &ctx.reads;
+    let mut rounds = FinalRounds::new(
+        ctx.names.clone(),
+        Compare::Canonical(ctx.workload.kind()),
+        ctx.recorder.now_ns(),
+        ctx.converge_timeout.as_nanos() as u64,
+    );
     let deadline = tokio::time::Instant::now() + ctx.converge_timeout;
     loop {
-        let results = final_phase::futures_join_all(
-            readers.iter_mut().map(|r| r.read(ctx, &reads)).collect(),
+        let results = crate::live::final_phase::futures_join_all(
+            readers.iter_mut().map(|r| r.read(ctx, reads)).collect(),
         )
         .await;
-        out.rounds += 1;
-        let now = ctx.recorder.now_ns();
-        let mut states = Vec::new();
-        let mut changed = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            if let Some(ops) = r {
-                let st = final_phase::state(ctx.workload.kind(), &ops);
-                if previous[i].as_ref().is_some_and(|p| *p != st) {
-                    changed.push(ctx.names[i].clone());
-                }
-                previous[i] = Some(st.clone());
-                states.push(st);
-            }
-        }
-        if !changed.is_empty() {
-            out.last_change = Some((now, changed));
-        }
-        if states.len() == n && states.windows(2).all(|w| w[0] == w[1]) {
-            out.converged_ns = Some(now);
-            return out;
-        }
-        if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline {
-            return out;
+        if rounds.round(ctx.recorder.now_ns(), &results)
+            || tokio::time::Instant::now() + Duration::from_millis(100) >= deadline
+        {
+            return rounds.into_reads();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,286 +1,61 @@
 //! Live runs against real multi-leader databases
-//! (`ladon run --adapter postgres-pglogical`): the database execution.
+//! (`ladon run --adapter postgres-pglogical` or `mariadb`): the database
+//! execution.
 //!
-//! The execution ([`execution::DatabaseExecution`], cargo feature
-//! `postgres`) is generic over `ladon_adapters::db::Database`: it sets the
-//! cluster up with a [`proxy`](ladon_adapters::db::proxy::LinkProxy) on
+//! The execution (`execution::DatabaseExecution`, cargo feature
+//! `postgres` or `mariadb`) is generic over `ladon_adapters::db::Database`: it sets the
+//! cluster up with a proxy (`ladon_adapters::db::proxy::LinkProxy`) on
 //! every directed replication link, drives one SQL client per logical
 //! client (the live runner's generator and recorder), plays the simulator's
-//! fault schedule on the real servers ([`faults`]), heals, polls every node
-//! until they agree ([`final_reads`]) and tears the cluster down on every
+//! fault schedule on the real servers (`faults`), heals, polls every node
+//! until they agree (`final_reads`) and tears the cluster down on every
 //! exit path. A MariaDB or CouchDB adapter implements `Database` (and its
 //! client) and reuses all of it.
 //!
 //! This module resolves `ladon run`'s flags into a [`DbSpec`]; without the
 //! cargo feature it refuses with the command that builds it.
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
 pub mod execution;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
 pub mod faults;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
 pub mod final_reads;
 
+mod spec;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ladon_adapters::process::Workload;
-use ladon_checker::report::Guarantee;
-use ladon_workloads::WorkloadKind;
+use crate::options::RunArgs;
+pub use spec::{
+    built_with, default_guarantees, feature_of, needs_feature, reproduce, resolve, sql_workload,
+    DbSpec, DB_DEFAULTS,
+};
 
-use crate::cli::run::RunArgs;
-use crate::nemesis::FaultList;
-use crate::net::{Latency, PartitionMode, Shape};
-use crate::options::{AdapterKind, DbFlags, Dur, RunOptions};
-
-/// Why `--adapter postgres-pglogical` cannot run in a build without the
-/// SQL clients.
-pub const NEEDS_POSTGRES: &str = "this ladon was built without the real-database adapters: \
-     build it with `cargo build --release --features ladon-harness/postgres` \
-     (see docs/real-systems.md)";
-
-/// The defaults of a database run where they differ from a simulated
-/// run's (argument id, value): wall-clock time, no faults unless asked,
-/// no added latency (the proxies add only what `--latency` asks).
-pub const DB_DEFAULTS: &[(&str, &str)] = &[
-    ("concurrency", "3"),
-    ("time_limit", "10s"),
-    ("nemesis", "none"),
-    ("nemesis_interval", "2s"),
-    ("txn_size", "3"),
-    ("latency", "constant:0ms"),
-];
-
-/// A resolved database run: every option typed, defaults applied.
-#[derive(Debug, Clone)]
-pub struct DbSpec {
-    pub adapter: AdapterKind,
-    /// The workload as the user named it (register, set, counter, list-append).
-    pub workload_name: WorkloadKind,
-    /// The live generator's shape of it.
-    pub workload: Workload,
-    pub nodes: usize,
-    pub concurrency: usize,
-    pub rate: f64,
-    pub time_limit: Dur,
-    pub seed: u64,
-    pub nemesis: FaultList,
-    pub nemesis_interval: Dur,
-    pub partition_mode: PartitionMode,
-    pub shapes: Vec<Shape>,
-    /// Added to every chunk a link proxy forwards.
-    pub latency_ns: u64,
-    pub clock_skew: Dur,
-    pub topology: ladon_adapters::db::Topology,
-    pub op_timeout: Dur,
-    pub converge_timeout: Dur,
-    pub txn_size: usize,
-    pub max_writes_per_key: u64,
-    pub delete_share: f64,
-    pub faketime_library: Option<PathBuf>,
-    pub store: PathBuf,
-    pub test: String,
-    pub guarantees: Vec<Guarantee>,
-    pub junit: Option<PathBuf>,
-    /// The resolved options as `run.json` keeps them.
-    pub options: RunOptions,
-    pub flags: DbFlags,
-    pub reproduce: String,
-}
-
-/// The live generator's workload for a Ladon workload on SQL.
-pub fn sql_workload(w: WorkloadKind) -> Workload {
-    match w {
-        WorkloadKind::Register => Workload::TxnRwRegister,
-        WorkloadKind::ListAppend => Workload::TxnListAppend,
-        WorkloadKind::Set => Workload::GSet,
-        WorkloadKind::Counter => Workload::PnCounter,
-    }
-}
-
-/// What a database declares by default: pglogical's last-update-wins
-/// promises that nodes agree, nothing about which write survives.
-pub fn default_guarantees() -> Vec<Guarantee> {
-    vec![Guarantee::Convergence]
-}
-
-/// Resolves `ladon run --adapter postgres-pglogical`.
-pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpec> {
-    let mut o = args.options.clone();
-    for (id, value) in DB_DEFAULTS {
-        if given.contains(*id) {
-            continue;
-        }
-        let bad = |e: String| anyhow::anyhow!("internal: database default {id}={value}: {e}");
-        match *id {
-            "concurrency" => o.concurrency = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "time_limit" => o.time_limit = value.parse().map_err(bad)?,
-            "nemesis" => o.nemesis = value.parse().map_err(bad)?,
-            "nemesis_interval" => o.nemesis_interval = value.parse().map_err(bad)?,
-            "txn_size" => o.txn_size = value.parse().map_err(|e| bad(format!("{e}")))?,
-            "latency" => o.net.latency = value.parse().map_err(bad)?,
-            other => anyhow::bail!("internal: no database default for {other}"),
-        }
-    }
-    o.validate().map_err(anyhow::Error::msg)?;
-    let adapter = o.adapter;
-    let workload_name = o.workload.sim().map_err(|_| {
-        anyhow::anyhow!(
-            "--workload {}: --adapter {adapter} runs register, list-append, set or counter",
-            o.workload
-        )
-    })?;
-    use crate::nemesis::FaultKind;
-    for k in &o.nemesis.0 {
-        if matches!(k, FaultKind::Loss | FaultKind::Dup | FaultKind::Clog) {
-            anyhow::bail!(
-                "--nemesis {k}: --adapter {adapter} takes partition, clock, crash and pause \
-                 (its links are TCP streams through proxies: a lost or duplicated message is \
-                 not a fault they can have)"
-            );
-        }
-    }
-    let latency_ns = match o.net.latency {
-        Latency::Constant(ns) => ns,
-        other => anyhow::bail!(
-            "--latency {other}: --adapter {adapter} adds a constant latency on its link \
-             proxies only (constant:D)"
-        ),
-    };
-    for (flag, p) in [
-        ("loss", o.net.loss),
-        ("duplicate", o.net.duplicate),
-        ("reorder", o.net.reorder),
-    ] {
-        anyhow::ensure!(
-            p == 0.0,
-            "--{flag} {p}: --adapter {adapter} has no background message faults (its links are TCP streams)"
-        );
-    }
-    let flags = args.db.clone();
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&flags.delete_share),
-        "--delete-share {}: must be between 0 and 1",
-        flags.delete_share
-    );
-    anyhow::ensure!(
-        flags.delete_share == 0.0 || workload_name == WorkloadKind::Register,
-        "--delete-share {}: deletes are register micro-operations (--workload register)",
-        flags.delete_share
-    );
-    let topology = o.adapter_options.topology.leaders().map_err(|_| {
-        anyhow::anyhow!(
-            "--topology {}: --adapter {adapter} replicates mesh, ring or star",
-            o.adapter_options.topology
-        )
-    })?;
-    anyhow::ensure!(
-        o.nemesis_schedule.is_none(),
-        "--nemesis-schedule: not for --adapter {adapter}"
-    );
-    let seed = o.seed.unwrap_or_else(crate::cli::run::random_seed);
-    let test = o
-        .test
-        .clone()
-        .unwrap_or_else(|| format!("{adapter}-{workload_name}"));
-    o.seed = Some(seed);
-    o.test = Some(test.clone());
-    let guarantees = o.guarantees.clone().unwrap_or_else(default_guarantees);
-    let mut spec = DbSpec {
-        adapter,
-        workload_name,
-        workload: sql_workload(workload_name),
-        nodes: o.nodes,
-        concurrency: o.concurrency,
-        rate: o.rate,
-        time_limit: o.time_limit,
-        seed,
-        nemesis: o.nemesis.clone(),
-        nemesis_interval: o.nemesis_interval,
-        partition_mode: o.net.partition_mode,
-        shapes: o.net.partition_shapes.0.clone(),
-        latency_ns,
-        clock_skew: o.clock_skew,
-        topology,
-        op_timeout: o.op_timeout,
-        converge_timeout: o.converge_timeout,
-        txn_size: o.txn_size,
-        max_writes_per_key: o.max_writes_per_key.into(),
-        delete_share: flags.delete_share,
-        faketime_library: args.process.faketime_library.clone(),
-        store: o.store.clone(),
-        test,
-        guarantees,
-        junit: args.junit.clone(),
-        options: o,
-        flags,
-        reproduce: String::new(),
-    };
-    spec.reproduce = reproduce(&spec);
-    Ok(spec)
-}
-
-/// The command that reruns this configuration, every option resolved.
-pub fn reproduce(s: &DbSpec) -> String {
-    let mut words: Vec<(&str, String)> = vec![
-        ("--adapter", s.adapter.to_string()),
-        ("--workload", s.workload_name.to_string()),
-        ("--nodes", s.nodes.to_string()),
-        ("--concurrency", s.concurrency.to_string()),
-        ("--rate", s.rate.to_string()),
-        ("--time-limit", s.time_limit.to_string()),
-        ("--nemesis", s.nemesis.to_string()),
-        ("--nemesis-interval", s.nemesis_interval.to_string()),
-    ];
-    words.extend(
-        s.options
-            .net
-            .flags()
-            .into_iter()
-            .filter(|(f, _)| matches!(*f, "--partition-mode" | "--partition-shapes" | "--latency")),
-    );
-    if let Some(lib) = &s.faketime_library {
-        words.push(("--faketime-library", lib.display().to_string()));
-    }
-    words.extend([
-        ("--clock-skew", s.clock_skew.to_string()),
-        ("--topology", s.topology.as_str().to_string()),
-        ("--op-timeout", s.op_timeout.to_string()),
-        ("--converge-timeout", s.converge_timeout.to_string()),
-        ("--txn-size", s.txn_size.to_string()),
-        ("--max-writes-per-key", s.max_writes_per_key.to_string()),
-        ("--delete-share", s.delete_share.to_string()),
-        ("--store", s.store.display().to_string()),
-        ("--test", s.test.clone()),
-        (
-            "--guarantees",
-            crate::options::guarantee_list(&s.guarantees),
-        ),
-        ("--seed", s.seed.to_string()),
-    ]);
-    let mut cmd = "ladon run".to_string();
-    for (flag, value) in words {
-        cmd.push(' ');
-        cmd.push_str(flag);
-        cmd.push(' ');
-        cmd.push_str(&crate::store::shell_quote(&value));
-    }
-    cmd
-}
-
-/// `ladon run --adapter postgres-pglogical`.
+/// `ladon run --adapter postgres-pglogical` or `mariadb`.
 pub fn main(args: RunArgs, given: &BTreeSet<String>) -> anyhow::Result<ExitCode> {
     let spec = resolve(&args, given).map_err(|e| e.context("invalid options"))?;
+    if !built_with(spec.adapter) {
+        anyhow::bail!(
+            "--adapter {}: {}",
+            spec.adapter,
+            needs_feature(spec.adapter)
+        );
+    }
     run(spec)
 }
 
-#[cfg(not(feature = "postgres"))]
+#[cfg(not(any(feature = "postgres", feature = "mariadb")))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("--adapter {}: {NEEDS_POSTGRES}", spec.adapter)
+    anyhow::bail!(
+        "--adapter {}: {}",
+        spec.adapter,
+        needs_feature(spec.adapter)
+    )
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     let db = execution::build(&spec)?;
@@ -310,16 +85,16 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     eprintln!(
         "  partitions: a TCP proxy per directed replication link on loopback ({} on a cut)",
         match spec.partition_mode {
-            PartitionMode::Drop => "connections dropped",
-            PartitionMode::Hold => "traffic held",
+            crate::net::PartitionMode::Drop => "connections dropped",
+            crate::net::PartitionMode::Hold => "traffic held",
         }
     );
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let (store, junit) = (spec.store.clone(), spec.junit.clone());
     let total = spec.time_limit.ns();
     let mut exec = execution::DatabaseExecution::new(spec, db);
-    let run = crate::store::with_progress(total, "wall-clock", |p| {
-        crate::store::run_stored(info, &mut exec, &store, p)
-    })?;
+    let mut progress = crate::events::Listeners::new();
+    progress.push(crate::listeners::Progress::new(total, "wall-clock"));
+    let run = crate::store::run_stored(info, &mut exec, &store, progress)?;
     crate::store::report_result(&run, junit.as_deref())
 }

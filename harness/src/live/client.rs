@@ -9,15 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ladon_adapters::process::codec::Message;
+use ladon_adapters::process::workload::invoked;
 use ladon_adapters::process::{Outcome, Workload};
 use ladon_checker::history::{EventType, Mop};
 use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::generator::Generator;
 use super::recorder::Recorder;
 use super::router::{Control, RouterIn};
+use ladon_workloads::rpc::RpcGenerator;
 
 /// How one operation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,28 +119,30 @@ pub async fn run_op(
     timeout: Duration,
     fresh: &AtomicU64,
 ) -> (Completion, u64) {
+    // Reads carry `null` until they complete (a compare-and-set's read
+    // holds its expected value only for the request).
     rec.client(
         EventType::Invoke,
         process,
-        node.1,
+        node.0,
         f,
-        ops.clone(),
+        invoked(&ops),
         None,
         None,
     );
     let c = ep.perform(workload, node, &ops, timeout).await;
     match &c {
         Completion::Ok(done) => {
-            rec.client(EventType::Ok, process, node.1, f, done.clone(), None, None);
+            rec.client(EventType::Ok, process, node.0, f, done.clone(), None, None);
             (c, process)
         }
         Completion::Fail(why) => {
             rec.client(
                 EventType::Fail,
                 process,
-                node.1,
+                node.0,
                 f,
-                ops,
+                invoked(&ops),
                 Some(why.clone()),
                 None,
             );
@@ -149,9 +152,9 @@ pub async fn run_op(
             rec.client(
                 EventType::Info,
                 process,
-                node.1,
+                node.0,
                 f,
-                ops,
+                invoked(&ops),
                 Some(why.clone()),
                 None,
             );
@@ -164,7 +167,7 @@ pub struct ClientCtx {
     pub index: usize,
     pub workload: Workload,
     pub node: (usize, String),
-    pub generator: Arc<Mutex<Generator>>,
+    pub generator: Arc<Mutex<RpcGenerator>>,
     pub recorder: Recorder,
     pub router: mpsc::Sender<RouterIn>,
     pub timeout: Duration,

@@ -12,7 +12,6 @@
 pub mod budget;
 pub mod client;
 pub mod final_phase;
-pub mod generator;
 pub mod nemesis;
 pub mod nodes;
 pub mod process_run;
@@ -30,13 +29,12 @@ use anyhow::Context as _;
 use ladon_adapters::process::child::{check_executable, ChildSpec};
 use ladon_adapters::process::clock::Faketime;
 use ladon_adapters::process::Workload;
-use ladon_checker::history::{Event, EventType};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use ladon_checker::history::Event;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::events::{EventBus, Listeners, RunEvent, RunListener};
 use crate::nemesis::{FaultKind, FaultList};
 use crate::net::{NetConfig, Shape};
 use nemesis::NemesisCtx;
@@ -121,7 +119,11 @@ impl LiveOptions {
 #[derive(Debug)]
 pub struct LiveOutcome {
     pub history: PathBuf,
+    /// The history ([`run`] keeps it in memory; empty from [`run_recorded`],
+    /// whose listeners have it).
     pub events: Vec<Event>,
+    /// What the recorder counted.
+    pub tally: recorder::Tally,
     /// Harness time at which all nodes' final reads first agreed.
     pub converged_ns: Option<u64>,
     pub router: RouterStats,
@@ -136,9 +138,56 @@ pub struct LiveOutcome {
     pub finals: final_phase::FinalReads,
 }
 
-/// Runs one live test. Every child is killed and reaped before this returns,
-/// on success and on error; dropping the future (Ctrl-C) kills them too.
+/// The node names of a run of `nodes` nodes.
+pub fn node_names(nodes: usize) -> Vec<String> {
+    (1..=nodes).map(|i| format!("n{i}")).collect()
+}
+
+/// Runs one live test into `opts.run_dir` with the shared listeners
+/// (`listeners::for_run_dir`) and keeps its history in memory too
+/// ([`LiveOutcome::events`]). Every child is killed and reaped before this
+/// returns, on success and on error; dropping the future (Ctrl-C) kills
+/// them too.
 pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
+    std::fs::create_dir_all(&opts.run_dir)
+        .with_context(|| format!("cannot create {}", opts.run_dir.display()))?;
+    let mut listeners = crate::listeners::for_run_dir(&opts.run_dir, Listeners::new())
+        .with_context(|| {
+            format!(
+                "cannot create the run's files in {}",
+                opts.run_dir.display()
+            )
+        })?;
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    listeners.push(Keep(kept.clone()));
+    let bus = EventBus::new(listeners);
+    let recorder = Recorder::new(bus.clone(), node_names(opts.nodes), Instant::now());
+    let out = run_recorded(opts, &recorder).await;
+    bus.take().finish().context("writing the run's files")?;
+    let mut out = out?;
+    out.events = std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(out)
+}
+
+/// Keeps the history in memory for [`run`].
+struct Keep(Arc<Mutex<Vec<Event>>>);
+impl RunListener for Keep {
+    fn on_event(&mut self, event: &RunEvent<'_>) -> std::io::Result<()> {
+        if let Some(e) = event.history() {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one live test, recording through `recorder` (whose listeners write
+/// the history, `messages.jsonl` and the node logs). Every child is killed
+/// and reaped before this returns, on success and on error; dropping the
+/// future (a signal) kills them too.
+pub async fn run_recorded(opts: &LiveOptions, recorder: &Recorder) -> anyhow::Result<LiveOutcome> {
     check_executable(&opts.bin).map_err(anyhow::Error::msg)?;
     // Daemonized grandchildren of nodes are reparented to us, to be killed and reaped.
     ladon_adapters::process::child::become_subreaper();
@@ -147,22 +196,25 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     let nodes_dir = opts.run_dir.join("nodes");
     std::fs::create_dir_all(&nodes_dir)
         .with_context(|| format!("cannot create {}", nodes_dir.display()))?;
-    let start = Instant::now();
+    let start = recorder.start();
     let history = opts.run_dir.join("history.jsonl");
-    let recorder = Recorder::create(&history, start)
-        .with_context(|| format!("cannot create {}", history.display()))?;
-    let names: Vec<String> = (1..=opts.nodes).map(|i| format!("n{i}")).collect();
+    let names = node_names(opts.nodes);
+    let bus = recorder.bus();
+    bus.emit(&RunEvent::Start {
+        nodes: &names,
+        messages: true,
+    })
+    .context("cannot create the node logs")?;
 
     let (router_tx, router_rx) = mpsc::channel::<RouterIn>(8192);
     let router = Router::new(RouterConfig {
         nodes: names.clone(),
         net: opts.net.clone(),
         seed: opts.seed,
-        messages: Some(opts.run_dir.join("messages.jsonl")),
-        log_dir: Some(nodes_dir.clone()),
+        events: Some(bus.clone()),
         start,
     })
-    .context("cannot create messages.jsonl")?;
+    .context("cannot start the router")?;
     let router_task = tokio::spawn(router.run(router_rx));
 
     let mut specs = Vec::new();
@@ -205,7 +257,7 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     let result = drive(
         opts,
         &names,
-        &recorder,
+        recorder,
         &router_tx,
         &nodes,
         &mut exit_rx,
@@ -235,15 +287,13 @@ pub async fn run(opts: &LiveOptions) -> anyhow::Result<LiveOutcome> {
     if let Some(e) = recorder.write_error() {
         anyhow::bail!("{e} ({})", history.display());
     }
-    let events = recorder.events();
-    let writes = events
-        .iter()
-        .filter(|e| e.kind == EventType::Ok && e.f == "txn" && e.ops().iter().any(|m| m.is_write()))
-        .count();
+    let tally = recorder.tally();
+    let writes = tally.acknowledged_writes;
     let messages_per_write = (writes > 0).then(|| stats.sent as f64 / writes as f64);
     Ok(LiveOutcome {
         history,
-        events,
+        events: Vec::new(),
+        tally,
         converged_ns,
         router: stats,
         messages_per_write,
@@ -289,9 +339,9 @@ async fn drive(
 
     let fresh = Arc::new(AtomicU64::new(opts.concurrency as u64));
     let stop = Arc::new(AtomicBool::new(false));
-    let generator = Arc::new(Mutex::new(generator::Generator::new(
-        opts.workload,
-        ChaCha8Rng::seed_from_u64(opts.seed),
+    let generator = Arc::new(Mutex::new(ladon_workloads::rpc::RpcGenerator::new(
+        opts.workload.shape(),
+        opts.seed,
         opts.txn_size,
         opts.max_writes_per_key,
         opts.concurrency.max(2),
@@ -345,10 +395,10 @@ async fn drive(
         router: router_tx.clone(),
         nodes: nodes.clone(),
         recorder: recorder.clone(),
-        keys: generator
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .written_keys(),
+        reads: {
+            let g = generator.lock().unwrap_or_else(|p| p.into_inner());
+            g.final_reads(&g.written_keys())
+        },
         timeout: opts.op_timeout,
         converge_timeout: opts.converge_timeout,
         fresh,

@@ -11,6 +11,8 @@ use anyhow::Context as _;
 use ladon_adapters::process::Workload;
 use ladon_checker::report::Guarantee;
 
+use crate::events::{EventBus, Listeners};
+use crate::live::recorder::Recorder;
 use crate::runner::RunOutcome;
 
 use crate::live::topology::Topology;
@@ -199,11 +201,7 @@ impl crate::execution::Execution for ProcessExecution {
         crate::adapters::Mode::Live
     }
 
-    fn execute(
-        &mut self,
-        run_dir: &Path,
-        mut progress: Option<&mut dyn FnMut(u64, u64)>,
-    ) -> anyhow::Result<RunOutcome> {
+    fn execute(&mut self, run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome> {
         let opts = live_options(&self.spec, run_dir.to_path_buf());
         // One run per process: a panic anywhere kills this run's nodes.
         ladon_adapters::process::child::install_panic_hook();
@@ -211,65 +209,49 @@ impl crate::execution::Execution for ProcessExecution {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let started = std::time::Instant::now();
+        // The clients, the nemesis and the router share the listeners.
+        let bus = EventBus::new(std::mem::take(events));
+        let rec = Recorder::new(
+            bus.clone(),
+            live::node_names(self.spec.nodes),
+            std::time::Instant::now(),
+        );
         let total = self.spec.time_limit.ns();
         let ended = rt.block_on(async {
-            let run = live::run(&opts);
+            let run = live::run_recorded(&opts, &rec);
             tokio::pin!(run);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 // SIGINT or SIGTERM: kill every node and its descendants;
-                // the recorder and the router write their last whole lines
-                // as the runtime shuts down.
+                // the listeners write their last whole lines at the end.
                 tokio::select! {
                     r = &mut run => return r.map(Ok),
                     signal = crate::interrupt::wait() => {
                         ladon_adapters::process::child::kill_all();
                         return Ok(Err(signal));
                     }
-                    _ = tick.tick() => {
-                        if let Some(p) = progress.as_mut() {
-                            p(started.elapsed().as_nanos() as u64, total);
-                        }
-                    }
+                    _ = tick.tick() => rec.progress(total),
                 }
             }
         });
         rt.shutdown_timeout(Duration::from_secs(1));
+        *events = bus.take();
+        let tally = rec.tally();
         let outcome = match ended? {
             Ok(outcome) => outcome,
-            Err(signal) => {
-                let history = std::fs::read(run_dir.join("history.jsonl")).unwrap_or_default();
-                return Ok(RunOutcome {
-                    events: history.iter().filter(|&&c| c == b'\n').count() as u64,
-                    end_ns: started.elapsed().as_nanos() as u64,
-                    interrupted: Some(signal.to_string()),
-                    ..RunOutcome::default()
-                });
-            }
+            Err(signal) => return Ok(rec.interrupted_outcome(signal)),
         };
-        use ladon_checker::history::{EventType, F_FINAL, F_TXN};
-        let completed_ops = outcome
-            .events
-            .iter()
-            .filter(|e| e.kind != EventType::Invoke && (e.f == F_TXN || e.f == F_FINAL))
-            .count() as u64;
-        let writes = outcome
-            .events
-            .iter()
-            .filter(|e| e.kind == EventType::Invoke && e.f == F_TXN)
-            .map(|e| e.value.ops().iter().filter(|m| m.is_write()).count() as u64)
-            .sum();
         let run = RunOutcome {
-            events: outcome.events.len() as u64,
-            completed_ops,
+            events: tally.events,
+            completed_ops: tally.completed_ops,
             messages_sent: outcome.router.sent,
+            messages_delivered: outcome.router.delivered,
             messages_dropped: outcome.router.dropped,
-            writes,
+            writes: tally.writes,
             messages_per_write: outcome.messages_per_write,
             heal_ns: outcome.finals.started_ns,
             converged_ns: outcome.converged_ns,
-            end_ns: outcome.events.last().map_or(0, |e| e.time),
+            end_ns: tally.end_ns,
             ..RunOutcome::default()
         };
         self.drops = outcome
@@ -280,7 +262,10 @@ impl crate::execution::Execution for ProcessExecution {
             .collect();
         self.backpressure = outcome.backpressure.clone();
         self.finals = Some(outcome.finals);
-        Ok(run)
+        Ok(RunOutcome {
+            finals: self.finals.clone(),
+            ..run
+        })
     }
 
     fn annotate(&self, report: &mut ladon_checker::report::Report) {
@@ -291,19 +276,6 @@ impl crate::execution::Execution for ProcessExecution {
 
     fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(f) = &self.finals {
-            out.push(format!(
-                "final phase: {} rounds of final reads{}",
-                f.rounds,
-                match f.time_to_converge_s() {
-                    Some(_) => String::new(),
-                    None => format!(
-                        ", no agreement within --converge-timeout {}",
-                        self.spec.converge_timeout
-                    ),
-                }
-            ));
-        }
         if !self.drops.is_empty() {
             let drops: Vec<String> = self
                 .drops
@@ -370,9 +342,11 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
     let store = args.store.clone();
     let junit = args.junit.clone();
     let mut exec = ProcessExecution::new(args);
-    let total = exec.spec.time_limit.ns();
-    let run = crate::store::with_progress(total, "wall-clock", |p| {
-        crate::store::run_stored(info, &mut exec, &store, p)
-    })?;
+    let mut progress = Listeners::new();
+    progress.push(crate::listeners::Progress::new(
+        exec.spec.time_limit.ns(),
+        "wall-clock",
+    ));
+    let run = crate::store::run_stored(info, &mut exec, &store, progress)?;
     crate::store::report_result(&run, junit.as_deref())
 }

@@ -1,45 +1,67 @@
-//! The live history: events are stamped with the harness clock (nanoseconds
-//! since the test started), numbered, and streamed to `history.jsonl` under
-//! one lock, so `index` has no gaps and `time` never decreases.
+//! The live history: the shared [`crate::record::Recorder`] under one lock,
+//! stamped with the harness clock (nanoseconds since the test started), its
+//! events emitted to the run's listeners (`crate::events::EventBus`) under
+//! the same lock, so `index` has no gaps, `time` never decreases and the
+//! history file is in index order. It also tallies what the run's summary
+//! reports (operations completed, writes).
 
-use std::fs::File;
-use std::io::{self, BufWriter};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use ladon_checker::history::{Event, EventType, Mop, Payload, Process};
-use ladon_checker::writer::HistoryWriter;
-use serde_json::{Map, Value as Json};
+use ladon_checker::history::{EventType, Mop, F_FINAL, F_TXN};
+use serde_json::Value as Json;
 
-/// Shared, cloneable handle to the history being written.
-#[derive(Clone)]
-pub struct Recorder {
-    inner: Arc<Mutex<Inner>>,
-    start: Instant,
+use crate::events::{EventBus, RunEvent};
+
+/// What the history holds so far, counted as it is recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub events: u64,
+    /// Client operations (txn and final) that completed, `info` included.
+    pub completed_ops: u64,
+    /// Write micro-operations clients invoked.
+    pub writes: u64,
+    /// Transactions with a write that completed `ok`.
+    pub acknowledged_writes: u64,
+    /// The last event's time.
+    pub end_ns: u64,
 }
 
-struct Inner {
-    writer: HistoryWriter<BufWriter<File>>,
-    next_index: u64,
-    last_time: u64,
-    events: Vec<Event>,
+struct State {
+    core: crate::record::Recorder,
+    tally: Tally,
     error: Option<String>,
 }
 
+/// Shared, cloneable handle to the history being recorded.
+#[derive(Clone)]
+pub struct Recorder {
+    state: Arc<Mutex<State>>,
+    bus: EventBus,
+    start: Instant,
+}
+
 impl Recorder {
-    pub fn create(path: &Path, start: Instant) -> io::Result<Recorder> {
-        let f = File::create(path)?;
-        Ok(Recorder {
-            inner: Arc::new(Mutex::new(Inner {
-                writer: HistoryWriter::new(BufWriter::new(f)),
-                next_index: 0,
-                last_time: 0,
-                events: Vec::new(),
+    /// A recorder for nodes `names`, emitting to `bus`, with time 0 at `start`.
+    pub fn new(bus: EventBus, names: Vec<String>, start: Instant) -> Recorder {
+        Recorder {
+            state: Arc::new(Mutex::new(State {
+                core: crate::record::Recorder::new(names),
+                tally: Tally::default(),
                 error: None,
             })),
+            bus,
             start,
-        })
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run's listeners (for the router's messages and progress).
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
     /// Nanoseconds since the test started.
@@ -51,69 +73,98 @@ impl Recorder {
         self.start
     }
 
-    fn push(&self, mut ev: Event) -> u64 {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        ev.index = g.next_index;
-        ev.time = self.now_ns().max(g.last_time);
-        g.next_index += 1;
-        g.last_time = ev.time;
-        if let Err(e) = g.writer.write(&ev) {
-            g.error
-                .get_or_insert_with(|| format!("cannot write history: {e}"));
-        }
-        let index = ev.index;
-        g.events.push(ev);
-        index
-    }
-
-    /// Records a client event.
+    /// Records a client event on node `node` (its index).
     #[allow(clippy::too_many_arguments)]
     pub fn client(
         &self,
         kind: EventType,
         process: u64,
-        node: &str,
+        node: usize,
         f: &str,
         ops: Vec<Mop>,
         error: Option<String>,
         meta: Option<Json>,
-    ) -> u64 {
-        self.push(Event {
-            index: 0,
-            time: 0,
+    ) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        let writes = ops.iter().filter(|m| m.is_write()).count() as u64;
+        let t = &mut st.tally;
+        match kind {
+            EventType::Invoke if f == F_TXN => t.writes += writes,
+            EventType::Invoke => {}
+            _ if f == F_TXN || f == F_FINAL => {
+                t.completed_ops += 1;
+                if kind == EventType::Ok && f == F_TXN && writes > 0 {
+                    t.acknowledged_writes += 1;
+                }
+            }
+            _ => {}
+        }
+        let mut out = self.bus.lock();
+        let r = st.core.client(
+            &mut *out,
+            self.now_ns(),
             kind,
-            process: Process::Client(process),
-            node: Some(node.to_string()),
-            f: f.to_string(),
-            value: Payload::Ops(ops),
+            process,
+            node,
+            f,
+            ops,
             error,
             meta,
-            extra: Map::new(),
-        })
+        );
+        st.done(r.map(|_| ()));
     }
 
     /// Records a fault the nemesis injected (or an adapter-specific event
     /// such as a node exiting on its own).
-    pub fn nemesis(&self, f: &str, value: Json) -> u64 {
-        // `push` stamps the index and time.
-        self.push(Event::nemesis(0, 0, f, value))
+    pub fn nemesis(&self, f: &str, value: Json) {
+        let mut g = self.lock();
+        let st = &mut *g;
+        let mut out = self.bus.lock();
+        let r = st.core.nemesis(&mut *out, self.now_ns(), f, value);
+        st.done(r);
     }
 
-    /// Every event recorded so far.
-    pub fn events(&self) -> Vec<Event> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .events
-            .clone()
+    /// Emits a progress event (the faulty phase's `now` of `end`).
+    pub fn progress(&self, end: u64) {
+        let _ = self.bus.emit(&RunEvent::Progress {
+            now: self.now_ns(),
+            end,
+        });
+    }
+
+    /// What was recorded so far.
+    pub fn tally(&self) -> Tally {
+        self.lock().tally.clone()
+    }
+
+    /// The outcome of a live run a signal stopped (`signal`): what was
+    /// recorded so far, no final phase.
+    pub fn interrupted_outcome(&self, signal: &str) -> crate::runner::RunOutcome {
+        let tally = self.tally();
+        crate::runner::RunOutcome {
+            events: tally.events,
+            completed_ops: tally.completed_ops,
+            writes: tally.writes,
+            end_ns: self.now_ns(),
+            interrupted: Some(signal.to_string()),
+            ..crate::runner::RunOutcome::default()
+        }
     }
 
     /// The first write error, if any (the history file is then incomplete).
     pub fn write_error(&self) -> Option<String> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .error
-            .clone()
+        self.lock().error.clone()
+    }
+}
+
+impl State {
+    fn done(&mut self, r: std::io::Result<()>) {
+        self.tally.events = self.core.len();
+        self.tally.end_ns = self.core.last_time();
+        if let Err(e) = r {
+            self.error
+                .get_or_insert_with(|| format!("cannot write history: {e}"));
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! ([`crate::net::Network`]) in real time (latency, loss, duplication,
 //! reordering, partitions that drop or hold, clogs), replies to clients go
 //! to the client tasks, and requests to `lin-kv`, `seq-kv`, `lww-kv` and
-//! `lin-tso` are answered by [`Services`]. Each message event is appended
-//! to `messages.jsonl`.
+//! `lin-tso` are answered by [`Services`]. Each message event (send,
+//! deliver, drop) and each complaint about a node goes to the run's
+//! listeners as a run event (`crate::events`).
 //!
 //! The router is one task owning all its state; node bodies are forwarded as
 //! the bytes the node printed, parsing only the routing fields (without
@@ -14,9 +15,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::budget::Credit;
 use super::services::Services;
+use crate::events::{EventBus, MessageEvent, MsgEvent, RunEvent};
 use crate::net::{Arrival, Cut, Delivery, NetConfig, Network, Shape};
 
 /// A line on its way to a node's stdin (newline not included), with the
@@ -185,10 +184,8 @@ pub struct RouterConfig {
     pub nodes: Vec<String>,
     pub net: NetConfig,
     pub seed: u64,
-    /// `messages.jsonl`, or `None` not to record message events.
-    pub messages: Option<PathBuf>,
-    /// Directory of `<node>.log` files for protocol complaints, or `None`.
-    pub log_dir: Option<PathBuf>,
+    /// Where message events and complaints about nodes go (`None`: nowhere).
+    pub events: Option<EventBus>,
     pub start: Instant,
 }
 
@@ -207,16 +204,16 @@ pub struct Router {
     dirty: Vec<usize>,
     /// `body.type` strings seen so far, shared by every packet of that type.
     kinds: Vec<Arc<str>>,
-    /// Node names as JSON strings, for `messages.jsonl`.
-    quoted: Vec<String>,
     clients: BTreeMap<String, mpsc::UnboundedSender<Map<String, Json>>>,
     services: Services,
     queue: BinaryHeap<Reverse<Due>>,
     seq: u64,
     next_id: u64,
     wire: Vec<Delivery<Packet>>,
-    messages: Option<LineFile>,
-    log_dir: Option<PathBuf>,
+    /// The run's listeners, when they want message events.
+    messages: Option<EventBus>,
+    /// The run's listeners, for complaints about nodes.
+    events: Option<EventBus>,
     complaints: Vec<u64>,
     stats: RouterStats,
 }
@@ -227,10 +224,7 @@ const MAX_COMPLAINTS: u64 = 20;
 impl Router {
     pub fn new(cfg: RouterConfig) -> std::io::Result<Router> {
         let n = cfg.nodes.len();
-        let messages = match &cfg.messages {
-            Some(p) => Some(LineFile::create(p)?),
-            None => None,
-        };
+        let messages = cfg.events.clone().filter(EventBus::wants_messages);
         Ok(Router {
             net: Network::new(n, cfg.net),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x726f_7574_6572),
@@ -242,11 +236,6 @@ impl Router {
             pending: vec![Vec::new(); n],
             dirty: Vec::new(),
             kinds: Vec::new(),
-            quoted: cfg
-                .nodes
-                .iter()
-                .map(|n| serde_json::to_string(n).expect("a string serialises"))
-                .collect(),
             clients: BTreeMap::new(),
             services: Services::default(),
             queue: BinaryHeap::new(),
@@ -254,7 +243,7 @@ impl Router {
             next_id: 0,
             wire: Vec::new(),
             messages,
-            log_dir: cfg.log_dir,
+            events: cfg.events,
             complaints: vec![0; n],
             stats: RouterStats::default(),
             names: cfg.nodes,
@@ -316,9 +305,6 @@ impl Router {
 
     fn finish(&mut self) -> RouterStats {
         self.flush();
-        if let Some(m) = &mut self.messages {
-            m.write_out();
-        }
         self.stats()
     }
 
@@ -340,9 +326,6 @@ impl Router {
 
     /// Sends each node the lines routed to it since the last flush, as one batch.
     pub fn flush(&mut self) {
-        if let Some(m) = &mut self.messages {
-            m.tick();
-        }
         let mut dirty = std::mem::take(&mut self.dirty);
         for &node in &dirty {
             let lines = std::mem::take(&mut self.pending[node]);
@@ -458,20 +441,18 @@ impl Router {
         if k > MAX_COMPLAINTS && !k.is_multiple_of(1000) {
             return;
         }
-        let Some(dir) = &self.log_dir else { return };
-        let path = dir.join(format!("{}.log", self.names[node]));
-        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-            let suffix = if k == MAX_COMPLAINTS {
-                " (further complaints are only counted)"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                f,
-                "[ladon] {}: {what}{suffix} [{k} so far]",
-                self.names[node]
-            );
-        }
+        let Some(events) = &self.events else { return };
+        let suffix = if k == MAX_COMPLAINTS {
+            " (further complaints are only counted)"
+        } else {
+            ""
+        };
+        let line = format!("[ladon] {}: {what}{suffix} [{k} so far]", self.names[node]);
+        let _ = events.emit(&RunEvent::NodeLog {
+            node: &self.names[node],
+            time: self.now(),
+            line: &line,
+        });
     }
 
     /// The shared `Arc<str>` for a message type.
@@ -520,7 +501,7 @@ impl Router {
                 line: Payload::new(line, credit),
             };
             self.stats.sent += 1;
-            self.record(now, "send", pkt.id, from, to, &pkt.kind, None);
+            self.record(now, MsgEvent::Send, pkt.id, from, to, &pkt.kind, None);
             let mut wire = std::mem::take(&mut self.wire);
             let id = pkt.id;
             let kind = pkt.kind.clone();
@@ -528,7 +509,7 @@ impl Router {
                 self.net.send(now, from, to, pkt, &mut self.rng, &mut wire)
             {
                 self.count_drop("loss");
-                self.record(now, "drop", id, from, to, &kind, Some("loss"));
+                self.record(now, MsgEvent::Drop, id, from, to, &kind, Some("loss"));
             }
             self.schedule(now, &mut wire);
             self.wire = wire;
@@ -570,10 +551,10 @@ impl Router {
             self.count_drop("unknown destination");
             self.record_to(
                 now,
-                "drop",
+                MsgEvent::Drop,
                 id,
                 from,
-                &serde_json::to_string(&dest).expect("a string serialises"),
+                &dest,
                 &kind,
                 Some("unknown destination"),
             );
@@ -664,7 +645,7 @@ impl Router {
     fn deliver(&mut self, now: u64, from: usize, to: usize, p: Packet) {
         if self.write_to(to, p.line.clone()) {
             self.stats.delivered += 1;
-            self.record(now, "deliver", p.id, from, to, &p.kind, None);
+            self.record(now, MsgEvent::Deliver, p.id, from, to, &p.kind, None);
         } else {
             self.drop_packet(now, from, to, &p, "peer crashed");
         }
@@ -672,7 +653,7 @@ impl Router {
 
     fn drop_packet(&mut self, now: u64, from: usize, to: usize, p: &Packet, reason: &'static str) {
         self.count_drop(reason);
-        self.record(now, "drop", p.id, from, to, &p.kind, Some(reason));
+        self.record(now, MsgEvent::Drop, p.id, from, to, &p.kind, Some(reason));
     }
 
     fn count_drop(&mut self, reason: &'static str) {
@@ -682,109 +663,46 @@ impl Router {
 
     #[allow(clippy::too_many_arguments)]
     fn record(
-        &mut self,
+        &self,
         now: u64,
-        event: &str,
+        event: MsgEvent,
         id: u64,
         from: usize,
         to: usize,
         kind: &str,
         reason: Option<&str>,
     ) {
-        if let Some(out) = &mut self.messages {
-            let e = (now, event, id, &self.quoted[from][..], &self.quoted[to][..]);
-            write_event(out, e, kind, reason);
+        if self.messages.is_some() {
+            let to = &self.names[to];
+            self.record_to(now, event, id, from, to, kind, reason);
         }
     }
 
-    /// An event whose `to` is not a node (already a JSON string).
+    /// An event whose `to` may not be a node.
     #[allow(clippy::too_many_arguments)]
     fn record_to(
-        &mut self,
+        &self,
         now: u64,
-        event: &str,
+        event: MsgEvent,
         id: u64,
         from: usize,
         to: &str,
         kind: &str,
         reason: Option<&str>,
     ) {
-        if let Some(out) = &mut self.messages {
-            write_event(out, (now, event, id, &self.quoted[from], to), kind, reason);
+        if let Some(bus) = &self.messages {
+            let _ = bus.emit(&RunEvent::Message(MessageEvent {
+                time: now,
+                event,
+                id,
+                from: &self.names[from],
+                to,
+                summary: kind,
+                reason,
+                writes: &[],
+            }));
         }
     }
-}
-
-/// `messages.jsonl`, written in whole lines: events are formatted into a
-/// buffer that goes to the file when it passes 64 KiB, at least every 50 ms
-/// (see [`Router::flush`]), at the end and when dropped, so a run killed
-/// with SIGKILL leaves whole lines, at most 50 ms short.
-struct LineFile {
-    file: File,
-    buf: Vec<u8>,
-    last_write: Instant,
-}
-
-impl LineFile {
-    const CAPACITY: usize = 1 << 16;
-    const EVERY: Duration = Duration::from_millis(50);
-
-    fn create(path: &Path) -> std::io::Result<LineFile> {
-        Ok(LineFile {
-            file: File::create(path)?,
-            buf: Vec::with_capacity(Self::CAPACITY + 512),
-            last_write: Instant::now(),
-        })
-    }
-
-    /// After a whole line: writes the buffer out if it is full.
-    fn end_line(&mut self) {
-        if self.buf.len() >= Self::CAPACITY {
-            self.write_out();
-        }
-    }
-
-    /// Writes the buffer out if the last write is 50 ms old.
-    fn tick(&mut self) {
-        if !self.buf.is_empty() && self.last_write.elapsed() >= Self::EVERY {
-            self.write_out();
-        }
-    }
-
-    fn write_out(&mut self) {
-        if !self.buf.is_empty() {
-            let _ = self.file.write_all(&self.buf);
-            self.buf.clear();
-        }
-        self.last_write = Instant::now();
-    }
-}
-
-impl Drop for LineFile {
-    fn drop(&mut self) {
-        self.write_out();
-    }
-}
-
-/// One `messages.jsonl` line: `(time, event, id, from, to)` with `from` and
-/// `to` already JSON strings.
-fn write_event(
-    file: &mut LineFile,
-    (now, event, id, from, to): (u64, &str, u64, &str, &str),
-    kind: &str,
-    reason: Option<&str>,
-) {
-    let out = &mut file.buf;
-    let _ = write!(
-        out,
-        "{{\"time\":{now},\"event\":\"{event}\",\"id\":{id},\"from\":{from},\"to\":{to},\"summary\":"
-    );
-    let _ = serde_json::to_writer(&mut *out, kind);
-    if let Some(r) = reason {
-        let _ = write!(out, ",\"reason\":\"{r}\"");
-    }
-    out.extend_from_slice(b",\"writes\":[]}\n");
-    file.end_line();
 }
 
 #[cfg(test)]
@@ -802,11 +720,31 @@ mod tests {
                 ..NetConfig::default()
             },
             seed: 1,
-            messages: Some(dir.join("messages.jsonl")),
-            log_dir: Some(dir.to_path_buf()),
+            events: Some(bus(nodes, dir)),
             start: Instant::now(),
         })
         .unwrap()
+    }
+
+    /// The run's listeners writing into `dir`, started.
+    fn bus(nodes: usize, dir: &Path) -> EventBus {
+        let bus = EventBus::new(
+            crate::listeners::for_run_dir(dir, crate::events::Listeners::new()).unwrap(),
+        );
+        let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+        bus.emit(&RunEvent::Start {
+            nodes: &names,
+            messages: true,
+        })
+        .unwrap();
+        bus
+    }
+
+    /// Flushes the router's listeners.
+    fn finish(r: &mut Router) {
+        r.finish();
+        use crate::events::RunListener;
+        r.events.as_ref().unwrap().lock().finish().unwrap();
     }
 
     fn line(from: &str, to: &str, kind: &str) -> Vec<u8> {
@@ -868,7 +806,8 @@ mod tests {
             line: line("n1", "n9", "gossip"),
         });
         assert_eq!(r.stats.malformed, 2);
-        let log = std::fs::read_to_string(dir.path().join("n1.log")).unwrap();
+        finish(&mut r);
+        let log = std::fs::read_to_string(dir.path().join("nodes/n1.log")).unwrap();
         assert!(log.contains("[ladon] n1: printed a line on stdout that is not JSON (log to stderr instead): debug: hello"), "{log}");
         assert!(log.contains("unknown destination \"n9\""), "{log}");
     }
@@ -900,7 +839,7 @@ mod tests {
             node: 0,
             line: line("n1", "n2", "gossip"),
         });
-        r.finish();
+        finish(&mut r);
         let text = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();
         let events: Vec<Json> = text
             .lines()

@@ -29,6 +29,10 @@ pub enum HarnessExtra {
     UnknownReason(String),
     /// A live run's final phase (`final_phase`).
     FinalPhase(FinalPhase),
+    /// A database run's replication that had stopped by the end, with the
+    /// servers' own errors (`replication_problems`: one line per stopped
+    /// link, `replication stopped on n2 from n1: error 1062: …`).
+    ReplicationProblems(Vec<String>),
 }
 
 impl HarnessExtra {
@@ -37,6 +41,7 @@ impl HarnessExtra {
         match self {
             HarnessExtra::UnknownReason(_) => UNKNOWN_REASON,
             HarnessExtra::FinalPhase(_) => "final_phase",
+            HarnessExtra::ReplicationProblems(_) => "replication_problems",
         }
     }
 
@@ -48,16 +53,17 @@ impl HarnessExtra {
             HarnessExtra::FinalPhase(f) => {
                 serde_json::to_value(f).expect("a FinalPhase serializes")
             }
+            HarnessExtra::ReplicationProblems(lines) => serde_json::Value::from(lines),
         };
         report.extra.insert(key.into(), value);
     }
 }
 
-const UNKNOWN_REASON: &str = "unknown_reason";
+const UNKNOWN_REASON: &str = ladon_checker::extras::key::UNKNOWN_REASON;
 
 /// Why `report`'s verdict is unknown, if it says.
 pub fn unknown_reason(report: &Report) -> Option<&str> {
-    report.extra.get(UNKNOWN_REASON).and_then(|v| v.as_str())
+    report.extras().unknown_reason
 }
 
 /// A live run's final phase, if `report` has one.

@@ -307,8 +307,8 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
             "Nothing the guarantees forbid was found (the anomalies below are allowed).".into()
         }
         Verdict::Invalid => format!("Forbidden anomalies found: {}.", forbidden.join(", ")),
-        Verdict::Unknown => match report.extra.get("unknown_reason") {
-            Some(why) => format!("The history cannot decide: {}.", json_text(why)),
+        Verdict::Unknown => match report.extras().unknown_reason {
+            Some(why) => format!("The history cannot decide: {why}."),
             None => "The history cannot decide (invalid history, or no final read from some node)."
                 .into(),
         },
@@ -408,47 +408,37 @@ fn figures(h: &mut String, report: &Report) {
     for (k, v) in rows {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
     }
-    if let Some(p) = report
-        .extra
-        .get("policy")
-        .and_then(|p| p.get("description"))
-    {
+    let extras = report.extras();
+    if let Some(p) = extras.policy_description {
         let _ = write!(
             h,
             "<tr><th>resolution policy observed</th><td>{}</td></tr>",
-            esc(&json_text(p))
+            esc(p)
         );
     }
-    if let Some(m) = report
-        .extra
-        .get("messages_per_write")
-        .and_then(|m| m.as_f64())
-    {
+    if let Some(m) = extras.messages_per_write {
         let _ = write!(h, "<tr><th>messages per write</th><td>{m:.2}</td></tr>");
     }
-    if let Some(lat) = report.extra.get("latency_ns").and_then(|l| l.as_object()) {
+    if !extras.latency.is_empty() {
         h.push_str("<tr><th>latency of ok operations (invoke to completion, as the client saw it)</th><td><table class=\"latency\"><tr><th>node</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
-        let ms = |v: &Json| {
-            v.as_u64()
-                .map(ladon_checker::explain::duration)
-                .unwrap_or_default()
-        };
-        for (node, q) in lat {
+        let ms = ladon_checker::explain::duration;
+        for (node, q) in &extras.latency {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(node),
-                esc(&json_text(&q["count"])),
-                ms(&q["p50"]),
-                ms(&q["p90"]),
-                ms(&q["p99"]),
-                ms(&q["max"])
+                q.count,
+                ms(q.p50),
+                ms(q.p90),
+                ms(q.p99),
+                ms(q.max)
             );
         }
         h.push_str("</table></td></tr>");
     }
     h.push_str("</table>");
-    let shown = ["policy", "messages_per_write", "latency_ns"];
+    use ladon_checker::extras::key;
+    let shown = [key::POLICY, key::MESSAGES_PER_WRITE, key::LATENCY_NS];
     let rest: Vec<_> = report
         .extra
         .iter()

@@ -4,7 +4,7 @@
 //! - `run` / `check`: [`write_for_report`] — one test case per anomaly class,
 //!   failing for the forbidden ones found, with the reproduce command.
 //! - `explore` / `suite`: build one [`Case`] per run (see [`case_for_run`])
-//!   and [`write`] them.
+//!   and [`write()`] them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -135,13 +135,9 @@ pub fn cases_per_anomaly(classname: &str, report: &Report, reproduce: Option<&st
 /// Why the verdict is unknown, from the report.
 pub fn unknown_reason(report: &Report) -> String {
     report
-        .extra
-        .get("unknown_reason")
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string())
-        })
+        .extras()
+        .unknown_reason
+        .map(str::to_string)
         .unwrap_or_else(|| {
             "invalid history, no final phase, or no final read from some node".into()
         })

@@ -1,136 +1,159 @@
-//! Applying the nemesis's actions to the simulated world, and recording
-//! each as the history's nemesis event (names from history.md; our own for
-//! loss, duplication, clogs, strobes and non-group partitions).
+//! The simulated world as the nemesis applier's target
+//! (`crate::faults`): every fault takes effect at once, in virtual time.
 
 use ladon_adapters::node::Cluster;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::record::Recorder;
 use super::tick::Tick;
+use crate::faults::{self, FaultTarget};
 use crate::nemesis::Action;
-use crate::sim::World;
+use crate::net::Cut;
+use crate::sim::{NodeStatus, World};
+
+/// The world, the recorder, and each node's clock drift (restored after
+/// a clock reset).
+struct SimTarget<'a, 'w, 'h, C: Cluster> {
+    world: &'a mut World<'w, C, Tick>,
+    rec: &'a mut Recorder<'h>,
+    drifts: &'a [i64],
+}
+
+impl<C: Cluster> SimTarget<'_, '_, '_, C> {
+    fn with_status(&self, status: NodeStatus) -> Vec<usize> {
+        (0..self.drifts.len())
+            .filter(|&i| self.world.status(i) == status)
+            .collect()
+    }
+}
+
+impl<C: Cluster> FaultTarget for SimTarget<'_, '_, '_, C> {
+    fn names(&self) -> &[String] {
+        &self.rec.names
+    }
+
+    fn record(&mut self, f: &str, value: Json) -> std::io::Result<()> {
+        self.rec.nemesis(self.world.now(), f, value)
+    }
+
+    fn clocks(&self) -> bool {
+        // Drift is set from the start, whatever the faults.
+        true
+    }
+
+    async fn partition(&mut self, cut: Cut) {
+        self.world.partition(cut);
+    }
+
+    async fn heal(&mut self) {
+        self.world.heal();
+    }
+
+    async fn heal_network(&mut self) {
+        self.world.heal_network();
+    }
+
+    async fn clock_bump(&mut self, bumps: &[(usize, i64)]) -> Vec<(usize, i64)> {
+        for &(node, off) in bumps {
+            self.world.clocks_mut().set_offset(node, off);
+        }
+        // Every node's offset, bumped or not.
+        let now = self.world.now();
+        self.world
+            .clocks()
+            .offsets(now)
+            .into_iter()
+            .enumerate()
+            .collect()
+    }
+
+    async fn clock_strobe(
+        &mut self,
+        nodes: &[usize],
+        delta_ns: i64,
+        period_ns: u64,
+        duration_ns: u64,
+    ) {
+        let now = self.world.now();
+        for &node in nodes {
+            self.world
+                .clocks_mut()
+                .strobe(node, now, delta_ns, period_ns, duration_ns);
+        }
+    }
+
+    async fn clock_reset(&mut self) {
+        let now = self.world.now();
+        self.world.clocks_mut().reset(now);
+        for (i, &d) in self.drifts.iter().enumerate() {
+            if d != 0 {
+                self.world.clocks_mut().set_drift(i, now, d);
+            }
+        }
+    }
+
+    async fn crash(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        nodes.iter().for_each(|&i| self.world.crash(i));
+        nodes
+    }
+
+    async fn restart(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        nodes.iter().for_each(|&i| self.world.restart(i));
+        nodes
+    }
+
+    async fn pause(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        nodes.iter().for_each(|&i| self.world.pause(i));
+        nodes
+    }
+
+    async fn resume(&mut self, nodes: Vec<usize>) -> Vec<usize> {
+        nodes.iter().for_each(|&i| self.world.resume(i));
+        nodes
+    }
+
+    async fn set_loss(&mut self, p: f64) {
+        self.world.set_loss(p);
+    }
+
+    async fn set_duplicate(&mut self, p: f64) {
+        self.world.set_duplicate(p);
+    }
+
+    async fn clog(&mut self, node: usize) {
+        self.world.clog(node);
+    }
+
+    async fn unclog(&mut self, node: usize) {
+        self.world.unclog(node);
+    }
+
+    async fn down(&mut self) -> Vec<usize> {
+        self.with_status(NodeStatus::Crashed)
+    }
+
+    async fn paused(&mut self) -> Vec<usize> {
+        self.with_status(NodeStatus::Paused)
+    }
+}
 
 /// Applies one fault to the world and records it in the history.
 pub(super) fn apply_fault<C: Cluster>(
-    world: &mut World<C, Tick>,
+    world: &mut World<'_, C, Tick>,
     rec: &mut Recorder,
     action: Action,
     drifts: &[i64],
 ) -> anyhow::Result<()> {
-    let now = world.now();
-    match action {
-        Action::Partition(cut) => {
-            let value = match &cut.groups {
-                Some(groups) => Json::Array(groups.iter().map(|g| rec.names_json(g)).collect()),
-                None => {
-                    let links: Vec<Json> = cut
-                        .blocked
-                        .iter()
-                        .map(|&(a, b)| rec.names_json(&[a, b]))
-                        .collect();
-                    json!({ "cut": links })
-                }
-            };
-            let f = if cut.groups.is_some() {
-                "partition"
-            } else {
-                "partition-links"
-            };
-            world.partition(cut);
-            rec.nemesis(now, f, value)?;
-        }
-        Action::Heal => {
-            world.heal();
-            rec.nemesis(now, "heal", Json::Null)?;
-        }
-        Action::ClockBump(bumps) => {
-            for &(node, off) in &bumps {
-                world.clocks_mut().set_offset(node, off);
-            }
-            let offsets = world.clocks().offsets(now);
-            let map: serde_json::Map<String, Json> = offsets
-                .iter()
-                .enumerate()
-                .map(|(i, o)| (rec.names[i].clone(), json!(o)))
-                .collect();
-            rec.nemesis(now, "clock-skew", Json::Object(map))?;
-        }
-        Action::ClockStrobe {
-            nodes,
-            delta_ns,
-            period_ns,
-            duration_ns,
-        } => {
-            for &node in &nodes {
-                world
-                    .clocks_mut()
-                    .strobe(node, now, delta_ns, period_ns, duration_ns);
-            }
-            let map: serde_json::Map<String, Json> = nodes
-                .iter()
-                .map(|&i| (rec.names[i].clone(), json!(delta_ns)))
-                .collect();
-            rec.nemesis(
-                now,
-                "clock-strobe",
-                json!({ "delta": Json::Object(map), "period_ns": period_ns, "duration_ns": duration_ns }),
-            )?;
-        }
-        Action::ClockReset => {
-            world.clocks_mut().reset(now);
-            for (i, &d) in drifts.iter().enumerate() {
-                if d != 0 {
-                    world.clocks_mut().set_drift(i, now, d);
-                }
-            }
-            rec.nemesis(now, "clock-reset", Json::Null)?;
-        }
-        Action::Crash(nodes) => {
-            nodes.iter().for_each(|&i| world.crash(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "crash", v)?;
-        }
-        Action::Restart(nodes) => {
-            nodes.iter().for_each(|&i| world.restart(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "restart", v)?;
-        }
-        Action::Pause(nodes) => {
-            nodes.iter().for_each(|&i| world.pause(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "pause", v)?;
-        }
-        Action::Resume(nodes) => {
-            nodes.iter().for_each(|&i| world.resume(i));
-            let v = rec.names_json(&nodes);
-            rec.nemesis(now, "resume", v)?;
-        }
-        Action::Loss(p) => {
-            world.set_loss(p);
-            rec.nemesis(now, "loss", json!({ "p": p }))?;
-        }
-        Action::LossStop => {
-            world.set_loss(0.0);
-            rec.nemesis(now, "loss-stop", Json::Null)?;
-        }
-        Action::Dup(p) => {
-            world.set_duplicate(p);
-            rec.nemesis(now, "duplicate", json!({ "p": p }))?;
-        }
-        Action::DupStop => {
-            world.set_duplicate(0.0);
-            rec.nemesis(now, "duplicate-stop", Json::Null)?;
-        }
-        Action::Clog(node) => {
-            world.clog(node);
-            let v = rec.names_json(&[node]);
-            rec.nemesis(now, "clog", v)?;
-        }
-        Action::Unclog(node) => {
-            world.unclog(node);
-            let v = rec.names_json(&[node]);
-            rec.nemesis(now, "unclog", v)?;
-        }
-    }
-    Ok(())
+    let mut t = SimTarget { world, rec, drifts };
+    Ok(faults::ready(faults::apply(&mut t, action))?)
+}
+
+/// The end of the faulty phase: everything healed (see `faults::heal_all`).
+pub(super) fn heal_all<C: Cluster>(
+    world: &mut World<'_, C, Tick>,
+    rec: &mut Recorder,
+    drifts: &[i64],
+) -> anyhow::Result<()> {
+    let mut t = SimTarget { world, rec, drifts };
+    Ok(faults::ready(faults::heal_all(&mut t))?)
 }

@@ -3,14 +3,14 @@
 //! repeated final reads until the nodes agree.
 
 mod faults;
-mod final_phase;
 pub mod record;
 mod tick;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::rc::Rc;
 
-use ladon_adapters::node::{Cluster, Node, NodeId, ReqId, Request, Role};
+use ladon_adapters::node::{Cluster, NodeId, ReqId, Request, Role};
 use ladon_checker::history::{EventType, Mop, F_FINAL, F_TXN};
 use ladon_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use rand::Rng;
@@ -18,27 +18,24 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::events::{RunEvent, RunListener};
+use crate::final_phase::{Compare, FinalReads, FinalRounds};
 use crate::nemesis::{Action, Nemesis, NemesisConfig};
 use crate::options::{ClientMode, Dur, RunOptions};
 use crate::schedule::ScheduleStep;
-use crate::sim::{
-    rng_stream, MsgStats, NoObserver, NodeStatus, Observer, Output, World, WorldConfig,
-};
-use faults::apply_fault;
-use final_phase::agree;
-pub use record::{CountingSink, FileObserver, HistorySink, Recorder};
+use crate::sim::{rng_stream, MsgStats, Output, World, WorldConfig};
+use faults::{apply_fault, heal_all};
+pub use record::{CountingSink, EventObserver, Recorder};
 pub(crate) use tick::Tick;
 
 /// Everything a run needs besides the cluster.
-pub struct RunContext<'h, 'p> {
+pub struct RunContext<'h> {
     /// Resolved options (seed set, swarm applied).
     pub options: RunOptions,
     pub seed: u64,
-    pub history: &'h mut dyn HistorySink,
-    /// Where `messages.jsonl` and `nodes/*.log` go; `None` to skip them.
-    pub run_dir: Option<PathBuf>,
-    /// Called now and then with (virtual now, virtual time the faulty phase ends).
-    pub progress: Option<&'p mut dyn FnMut(u64, u64)>,
+    /// Where the run's events go: the history, messages, node logs and
+    /// progress (virtual now of the faulty phase's end, every 1024 steps).
+    pub events: &'h mut dyn RunListener,
 }
 
 /// What a run observed, beyond the history.
@@ -67,6 +64,9 @@ pub struct RunOutcome {
     /// faults and clients stopped where they were, no final phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
+    /// The final phase's rounds (`None`: it did not start). Not stored.
+    #[serde(skip)]
+    pub finals: Option<FinalReads>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +101,10 @@ enum Phase {
 /// and nemesis), the heal, then rounds of final reads until the nodes agree
 /// or `--converge-timeout` passes (or a signal stops it: see
 /// `crate::interrupt`).
-pub fn simulate<C: Cluster>(cluster: C, ctx: &mut RunContext<'_, '_>) -> anyhow::Result<RunOutcome>
+pub fn simulate<C: Cluster>(cluster: C, ctx: &mut RunContext<'_>) -> anyhow::Result<RunOutcome>
 where
     C::Node: 'static,
 {
-    let mut progress = ctx.progress.take();
     let mut d = Driver::new(cluster, ctx)?;
     let mut steps = 0u64;
     while d.phase != Phase::Done {
@@ -113,9 +112,10 @@ where
         let now = d.world.now();
         steps += 1;
         if steps.is_multiple_of(1024) {
-            if let Some(p) = progress.as_mut() {
-                p(now, d.time_limit);
-            }
+            d.rec.emit(&RunEvent::Progress {
+                now,
+                end: d.time_limit,
+            })?;
             if let Some(signal) = crate::interrupt::requested() {
                 d.out.interrupted = Some(signal.to_string());
                 break;
@@ -156,7 +156,7 @@ enum Step {
 struct Driver<'h, C: Cluster> {
     o: RunOptions,
     n: usize,
-    world: World<C, Tick>,
+    world: World<'h, C, Tick>,
     rng: ChaCha8Rng,
     gen: Generator,
     rec: Recorder<'h>,
@@ -176,6 +176,7 @@ struct Driver<'h, C: Cluster> {
     final_procs: Vec<u64>,
     final_last: Vec<Option<Vec<Mop>>>,
     final_outstanding: usize,
+    finals: Option<FinalRounds>,
     deadline: u64,
     round_scheduled: bool,
     invoked: u64,
@@ -188,19 +189,21 @@ where
 {
     /// Builds the world and schedules the clients, the nemesis and the end
     /// of the faulty phase (every random draw in the order of old).
-    fn new(cluster: C, ctx: &'h mut RunContext<'_, '_>) -> anyhow::Result<Self> {
+    fn new(cluster: C, ctx: &'h mut RunContext<'_>) -> anyhow::Result<Self> {
         let o = ctx.options.clone();
         let seed = ctx.seed;
         let net = o.net.config();
         let specs = cluster.specs();
         let n = specs.len();
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let observer: Box<dyn Observer<<C::Node as Node>::Msg>> = match &ctx.run_dir {
-            Some(dir) => Box::new(FileObserver::<C::Node>::create(dir, names.clone())?),
-            None => Box::new(NoObserver),
-        };
-        let mut world: World<C, Tick> =
-            World::with_observer(cluster, WorldConfig::new(seed, net), observer);
+        let out: record::Shared<'h> = Rc::new(RefCell::new(&mut *ctx.events));
+        out.borrow_mut().on_event(&RunEvent::Start {
+            nodes: &names,
+            messages: true,
+        })?;
+        let observer = EventObserver::<C::Node>::new(out.clone(), names.clone());
+        let mut world: World<'h, C, Tick> =
+            World::with_observer(cluster, WorldConfig::new(seed, net), Box::new(observer));
         // Driver streams sit above the nodes' (1..=n).
         let mut rng = rng_stream(seed, n as u64 + 1);
         let gen = Generator::new(
@@ -235,7 +238,7 @@ where
                 world.clocks_mut().set_drift(i, 0, *d);
             }
         }
-        let rec = Recorder::new(ctx.history, names);
+        let rec = Recorder::new(out, names);
         let clients: Vec<Client> = (0..o.concurrency)
             .map(|i| Client {
                 process: i as u64,
@@ -273,6 +276,7 @@ where
             final_procs: Vec::new(),
             final_last: vec![None; n],
             final_outstanding: 0,
+            finals: None,
             deadline: u64::MAX,
             round_scheduled: false,
             invoked: 0,
@@ -485,29 +489,15 @@ where
     fn end_faulty(&mut self, now: u64) -> anyhow::Result<Step> {
         self.phase = Phase::Healed;
         self.out.heal_ns = now;
-        self.world.heal_network();
-        self.rec.nemesis(now, "heal", Json::Null)?;
-        // Undo what the nemesis left behind, as its own actions would.
-        apply_fault(
-            &mut self.world,
-            &mut self.rec,
-            Action::ClockReset,
-            &self.drifts,
-        )?;
-        for status in [NodeStatus::Crashed, NodeStatus::Paused] {
-            let nodes: Vec<usize> = (0..self.n)
-                .filter(|&i| self.world.status(i) == status)
-                .collect();
-            if nodes.is_empty() {
-                continue;
-            }
-            let undo = if status == NodeStatus::Crashed {
-                Action::Restart(nodes)
-            } else {
-                Action::Resume(nodes)
-            };
-            apply_fault(&mut self.world, &mut self.rec, undo, &self.drifts)?;
-        }
+        heal_all(&mut self.world, &mut self.rec, &self.drifts)?;
+        self.finals = Some(FinalRounds::new(
+            self.rec.names.clone(),
+            Compare::Exact {
+                set_like: self.set_like,
+            },
+            now,
+            self.o.converge_timeout.ns(),
+        ));
         self.deadline = now + self.o.converge_timeout.ns();
         self.world
             .schedule(now + self.o.final_interval.ns(), Tick::FinalRound);
@@ -596,7 +586,11 @@ where
             && !self.round_scheduled
         {
             let now = self.world.now();
-            if agree(&self.final_last, self.set_like) {
+            let agreed = self
+                .finals
+                .as_mut()
+                .is_some_and(|f| f.round(now, &self.final_last));
+            if agreed {
                 self.out.converged_ns = Some(now);
                 self.phase = Phase::Done;
             } else if now >= self.deadline {
@@ -612,6 +606,7 @@ where
     /// The run's figures.
     fn finish(self) -> RunOutcome {
         let mut out = self.out;
+        out.finals = self.finals.map(FinalRounds::into_reads);
         let stats: MsgStats = self.world.stats().clone();
         out.events = self.rec.len();
         out.end_ns = self.world.now();

@@ -1,70 +1,46 @@
-//! Where a run's output goes: the history (a stream of events with indices),
-//! the message log and the node logs. Listeners, not logic: the driver
-//! emits, these write.
+//! The simulation's side of the run events: its recorder (the shared
+//! [`crate::record::Recorder`] stamped with virtual time) and the world's
+//! observer, both emitting to the run's listeners. Listeners, not logic:
+//! the driver emits, `crate::listeners` write.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
 
 use ladon_adapters::node::Node;
-use ladon_checker::history::{Event, EventType, Mop, Payload, Process};
-use ladon_checker::writer::HistoryWriter;
+use ladon_checker::history::{EventType, Mop};
 use serde_json::Value as Json;
 
-use crate::sim::{MsgEvent, Observer};
+pub use crate::events::CountingSink;
+use crate::events::{MessageEvent, MsgEvent, RunEvent, RunListener};
+use crate::sim::Observer;
 
-/// Receives history events in order.
-pub trait HistorySink {
-    fn record(&mut self, ev: &Event) -> io::Result<()>;
-}
+/// The run's listeners, shared by the recorder and the world's observer
+/// (one thread: a `RefCell`, no lock).
+pub type Shared<'h> = Rc<RefCell<&'h mut dyn RunListener>>;
 
-/// Streams to `history.jsonl`, flushing each line.
-impl<W: Write> HistorySink for HistoryWriter<W> {
-    fn record(&mut self, ev: &Event) -> io::Result<()> {
-        self.write(ev)
-    }
-}
-
-/// Keeps events in memory (explore, tests, benchmarks).
-impl HistorySink for Vec<Event> {
-    fn record(&mut self, ev: &Event) -> io::Result<()> {
-        self.push(ev.clone());
-        Ok(())
-    }
-}
-
-/// Counts events and drops them (benchmarks).
-#[derive(Default)]
-pub struct CountingSink(pub u64);
-impl HistorySink for CountingSink {
-    fn record(&mut self, _ev: &Event) -> io::Result<()> {
-        self.0 += 1;
-        Ok(())
-    }
-}
-
-/// Numbers events and hands them to a sink.
-pub struct Recorder<'a> {
-    sink: &'a mut dyn HistorySink,
-    next_index: u64,
+/// Numbers events and hands them to the listeners.
+pub struct Recorder<'h> {
+    core: crate::record::Recorder,
+    out: Shared<'h>,
     pub names: Vec<String>,
 }
 
-impl<'a> Recorder<'a> {
-    pub fn new(sink: &'a mut dyn HistorySink, names: Vec<String>) -> Self {
+impl<'h> Recorder<'h> {
+    pub fn new(out: Shared<'h>, names: Vec<String>) -> Self {
         Recorder {
-            sink,
-            next_index: 0,
+            core: crate::record::Recorder::new(names.clone()),
+            out,
             names,
         }
     }
 
     pub fn len(&self) -> u64 {
-        self.next_index
+        self.core.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.next_index == 0
+        self.core.is_empty()
     }
 
     /// Records a client event; hands `ops` back so the caller need not
@@ -81,76 +57,50 @@ impl<'a> Recorder<'a> {
         error: Option<String>,
         meta: Option<Json>,
     ) -> io::Result<Vec<Mop>> {
-        let ev = Event {
-            index: self.next_index,
-            time,
-            kind,
-            process: Process::Client(process),
-            node: Some(self.names[node].clone()),
-            f: f.to_string(),
-            value: Payload::Ops(ops),
-            error,
-            meta,
-            extra: Default::default(),
-        };
-        self.next_index += 1;
-        self.sink.record(&ev)?;
-        match ev.value {
-            Payload::Ops(ops) => Ok(ops),
-            Payload::Fault(_) => unreachable!("built as Ops above"),
-        }
+        let mut out = self.out.borrow_mut();
+        self.core
+            .client(&mut **out, time, kind, process, node, f, ops, error, meta)
     }
 
     pub fn nemesis(&mut self, time: u64, f: &str, value: Json) -> io::Result<()> {
-        let ev = Event::nemesis(self.next_index, time, f, value);
-        self.next_index += 1;
-        self.sink.record(&ev)
+        let mut out = self.out.borrow_mut();
+        self.core.nemesis(&mut **out, time, f, value)
+    }
+
+    /// Any other event (start, progress).
+    pub fn emit(&mut self, event: &RunEvent<'_>) -> io::Result<()> {
+        self.out.borrow_mut().on_event(event)
     }
 
     /// Node names as JSON, for fault values.
     pub fn names_json(&self, nodes: &[usize]) -> Json {
-        Json::Array(
-            nodes
-                .iter()
-                .map(|&n| Json::String(self.names[n].clone()))
-                .collect(),
-        )
+        self.core.names_json(nodes)
     }
 }
 
-/// Writes `messages.jsonl` and `nodes/<name>.log` in a run directory.
-/// Each `messages.jsonl` line goes to its buffered writer in one write, so
-/// the file only ever receives whole lines (a killed run leaves no torn
-/// line).
-pub struct FileObserver<N: Node> {
-    messages: BufWriter<File>,
-    line: Vec<u8>,
-    logs: Vec<BufWriter<File>>,
+/// The world's observer: its messages and node log lines as run events.
+pub struct EventObserver<'h, N: Node> {
+    out: Shared<'h>,
     names: Vec<String>,
+    wants_messages: bool,
     _node: std::marker::PhantomData<fn() -> N>,
 }
 
-impl<N: Node> FileObserver<N> {
-    pub fn create(dir: &Path, names: Vec<String>) -> io::Result<Self> {
-        std::fs::create_dir_all(dir.join("nodes"))?;
-        let messages = BufWriter::new(File::create(dir.join("messages.jsonl"))?);
-        let logs = names
-            .iter()
-            .map(|n| File::create(dir.join("nodes").join(format!("{n}.log"))).map(BufWriter::new))
-            .collect::<io::Result<_>>()?;
-        Ok(FileObserver {
-            messages,
-            line: Vec::new(),
-            logs,
+impl<'h, N: Node> EventObserver<'h, N> {
+    pub fn new(out: Shared<'h>, names: Vec<String>) -> Self {
+        let wants_messages = out.borrow().wants_messages();
+        EventObserver {
+            out,
             names,
+            wants_messages,
             _node: std::marker::PhantomData,
-        })
+        }
     }
 }
 
-impl<N: Node> Observer<N::Msg> for FileObserver<N> {
+impl<N: Node> Observer<N::Msg> for EventObserver<'_, N> {
     fn wants_messages(&self) -> bool {
-        true
+        self.wants_messages
     }
 
     fn message(
@@ -171,32 +121,26 @@ impl<N: Node> Observer<N::Msg> for FileObserver<N> {
             summary.truncate(cut);
             summary.push_str("...");
         }
-        let writes: Vec<Json> = N::msg_writes(msg)
-            .into_iter()
-            .map(|(k, v)| serde_json::json!([k, v]))
-            .collect();
-        let line = serde_json::json!({
-            "time": time, "event": event.as_str(), "id": id,
-            "from": self.names[from], "to": self.names[to],
-            "summary": summary, "writes": writes,
-        });
-        // A full disk shows up when the run's other files are written.
-        self.line.clear();
-        let _ = serde_json::to_writer(&mut self.line, &line);
-        self.line.push(b'\n');
-        let _ = self.messages.write_all(&self.line);
+        let writes = N::msg_writes(msg);
+        let m = MessageEvent {
+            time,
+            event,
+            id,
+            from: &self.names[from],
+            to: &self.names[to],
+            summary: &summary,
+            reason: None,
+            writes: &writes,
+        };
+        // A sidecar's trouble shows up when the run's files are finished.
+        let _ = self.out.borrow_mut().on_event(&RunEvent::Message(m));
     }
 
     fn node_log(&mut self, node: usize, time: u64, line: &str) {
-        let _ = writeln!(self.logs[node], "{time} {line}");
-    }
-}
-
-impl<N: Node> Drop for FileObserver<N> {
-    fn drop(&mut self) {
-        let _ = self.messages.flush();
-        for l in &mut self.logs {
-            let _ = l.flush();
-        }
+        let _ = self.out.borrow_mut().on_event(&RunEvent::NodeLog {
+            node: &self.names[node],
+            time,
+            line,
+        });
     }
 }

@@ -46,23 +46,7 @@ pub enum NodeStatus {
     Paused,
 }
 
-/// What a message did, for `messages.jsonl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgEvent {
-    Send,
-    Deliver,
-    Drop,
-}
-
-impl MsgEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MsgEvent::Send => "send",
-            MsgEvent::Deliver => "deliver",
-            MsgEvent::Drop => "drop",
-        }
-    }
-}
+pub use crate::events::MsgEvent;
 
 /// Listens to what happens inside the world (message log, node logs).
 pub trait Observer<M> {
@@ -135,7 +119,7 @@ pub enum Output<X> {
 
 /// The world, generic over the cluster under test and the driver's own
 /// event type `X` (client ticks, nemesis steps, ...).
-pub struct World<C: Cluster, X> {
+pub struct World<'o, C: Cluster, X> {
     cluster: C,
     specs: Vec<NodeSpec>,
     nodes: Vec<Option<C::Node>>,
@@ -155,7 +139,7 @@ pub struct World<C: Cluster, X> {
     next_msg_id: u64,
     client_latency_ns: u64,
     stats: MsgStats,
-    observer: Box<dyn Observer<Msg<C>>>,
+    observer: Box<dyn Observer<Msg<C>> + 'o>,
 }
 
 /// The RNG stream `stream` of `seed`: stream 0 is the world's (network,
@@ -166,7 +150,7 @@ pub fn rng_stream(seed: u64, stream: u64) -> ChaCha8Rng {
     r
 }
 
-impl<C: Cluster, X> World<C, X> {
+impl<'o, C: Cluster, X> World<'o, C, X> {
     /// Builds every node from empty storage and calls `on_start` at time 0.
     pub fn new(cluster: C, cfg: WorldConfig) -> Self {
         Self::with_observer(cluster, cfg, Box::new(NoObserver))
@@ -176,7 +160,7 @@ impl<C: Cluster, X> World<C, X> {
     pub fn with_observer(
         cluster: C,
         cfg: WorldConfig,
-        observer: Box<dyn Observer<Msg<C>>>,
+        observer: Box<dyn Observer<Msg<C>> + 'o>,
     ) -> Self {
         let specs = cluster.specs();
         let n = specs.len();

@@ -12,7 +12,8 @@ use super::spec::{Expect, Require};
 use crate::report::junit::{self, Status};
 
 /// How a case fared against its expectation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", content = "detail", rename_all = "kebab-case")]
 pub enum Judgement {
     Pass,
     /// Passed because another seed of its cell met a `require = "any"` expectation.

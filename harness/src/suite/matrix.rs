@@ -3,7 +3,7 @@
 use super::spec::{Expect, Require, Suite};
 
 /// One run of the suite.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Case {
     /// Position in the suite, from 0.
     pub id: usize,
@@ -42,7 +42,7 @@ impl Case {
 
     /// The command that reproduces this run (without `--store`).
     pub fn command(&self) -> String {
-        let mut parts = vec!["ladon".to_string(), "run".to_string()];
+        let mut parts = vec![crate::store::program().to_string(), "run".to_string()];
         parts.extend(self.args.iter().cloned());
         parts.push("--seed".into());
         parts.push(self.seed.to_string());

@@ -13,7 +13,7 @@ use ladon_checker::report::{Report, Verdict};
 use super::matrix::Case;
 
 /// What one run produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutput {
     /// `None` when the run produced no report.
     pub verdict: Option<Verdict>,

@@ -111,7 +111,8 @@ pub struct RawSuite {
 }
 
 /// What a run must show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Expect {
     Valid,
     /// Invalid, with each of these anomalies found.
@@ -119,7 +120,8 @@ pub enum Expect {
 }
 
 /// Whether every seed of a cell must meet the expectation, or one suffices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Require {
     Every,
     Any,
