@@ -3,8 +3,8 @@
 //! hand: update/update conflicts swap the nodes' values (divergence), and
 //! an insert/insert conflict stops both SQL threads with error 1062 in
 //! STRICT mode, which `replication_problems` reports with the server's
-//! error; in IDEMPOTENT mode the same conflict is skipped silently and the
-//! nodes keep different rows.
+//! error; in IDEMPOTENT mode the duplicate insert overwrites the row
+//! silently, so the nodes keep each other's values.
 #![cfg(feature = "mariadb")]
 
 use std::time::{Duration, Instant};
@@ -162,7 +162,8 @@ async fn workloads_map_to_sql_and_update_conflicts_diverge_with_swapped_values()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotent_mode_skips_insert_conflicts_silently_and_the_nodes_differ() {
+async fn idempotent_mode_applies_insert_conflicts_over_each_other_and_the_nodes_keep_swapped_values(
+) {
     if !available() {
         return;
     }
@@ -175,18 +176,20 @@ async fn idempotent_mode_skips_insert_conflicts_silently_and_the_nodes_differ() 
     ok(&mut b, KeyKind::Register, vec![Mop::Write(k("y"), 2)]).await;
     cut(&db, false);
     // A marker written after the conflict arrives everywhere: the
-    // conflict's events were applied (skipped) before it.
+    // conflict's events were applied before it. IDEMPOTENT mode turns the
+    // duplicate insert into an overwrite: each node ends with the other's
+    // value, and no connection stops.
     ok(&mut a, KeyKind::Register, vec![Mop::Write(k("m1"), 1)]).await;
     ok(&mut b, KeyKind::Register, vec![Mop::Write(k("m2"), 1)]).await;
     eventually_reads(&mut b, KeyKind::Register, "m1", ReadValue::Int(1)).await;
     eventually_reads(&mut a, KeyKind::Register, "m2", ReadValue::Int(1)).await;
     assert_eq!(
         ok(&mut a, KeyKind::Register, vec![read("y")]).await,
-        vec![Mop::Read(k("y"), ReadValue::Int(1))]
+        vec![Mop::Read(k("y"), ReadValue::Int(2))]
     );
     assert_eq!(
         ok(&mut b, KeyKind::Register, vec![read("y")]).await,
-        vec![Mop::Read(k("y"), ReadValue::Int(2))]
+        vec![Mop::Read(k("y"), ReadValue::Int(1))]
     );
     assert_eq!(db.replication_problems(), Vec::<String>::new());
     drop((a, b));

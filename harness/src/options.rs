@@ -605,7 +605,8 @@ pub enum SlaveExecMode {
     /// default).
     #[default]
     Strict,
-    /// Skip duplicate-key and missing-row errors silently.
+    /// Apply silently: a duplicate insert overwrites the row, a missing
+    /// row is skipped.
     Idempotent,
 }
 
@@ -619,7 +620,8 @@ pub struct DbFlags {
     pub delete_share: f64,
     /// What a replica does with a row event that does not apply: strict
     /// stops that replication connection with the server's error,
-    /// idempotent skips duplicate-key and missing-row errors silently.
+    /// idempotent applies silently (a duplicate insert overwrites the row,
+    /// a missing row is skipped).
     #[arg(long, value_enum, default_value = "strict", help_heading = heading::MARIADB)]
     #[serde(default)]
     pub slave_exec_mode: SlaveExecMode,

@@ -164,13 +164,22 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
     assert!(report["anomalies"]["divergence"].is_object(), "{report}");
     let problems: Vec<String> =
         serde_json::from_value(report["replication_problems"].clone()).unwrap();
-    assert!(!problems.is_empty(), "{report}");
+    // Insert/insert: a duplicate key (1062). Multi-source replication
+    // keeps no order across connections, so an update of a row that came
+    // to its writer through a third node can also reach a replica that has
+    // not got the row yet: a missing row (1032).
+    let duplicates = problems
+        .iter()
+        .filter(|p| p.contains(": error 1062: ") && p.contains("Duplicate entry"))
+        .count();
+    assert!(duplicates > 0, "{problems:?}");
     for p in &problems {
         assert!(
-            p.starts_with("replication stopped on n") && p.contains(": error 1062: "),
+            p.starts_with("replication stopped on n")
+                && (p.contains(": error 1062: ") || p.contains(": error 1032: "))
+                && p.ends_with("(IO thread Yes, SQL thread No)"),
             "{p}"
         );
-        assert!(p.contains("Duplicate entry"), "{p}");
     }
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(

@@ -5,7 +5,8 @@
 //! not resolve conflicts: row events are applied as they come, so
 //! concurrent updates of one row leave the nodes with each other's values
 //! (divergence), and a duplicate insert stops the replica's SQL thread
-//! (`Last_SQL_Errno` 1062) in STRICT mode or is skipped in IDEMPOTENT mode.
+//! (`Last_SQL_Errno` 1062) in STRICT mode, or overwrites the row silently
+//! in IDEMPOTENT mode (the nodes keep each other's values).
 //!
 //! Setup runs `mariadb-install-db` once into a template data directory and
 //! copies it for every node (one install per node takes seconds each);
@@ -51,7 +52,8 @@ pub enum SlaveExecMode {
     /// (MariaDB's default).
     #[default]
     Strict,
-    /// Skip duplicate-key and missing-row errors silently.
+    /// Apply silently: a duplicate insert overwrites the row, a missing
+    /// row is skipped.
     Idempotent,
 }
 

@@ -56,7 +56,7 @@ pub fn render_real_systems() -> String {
             "mariadb",
             "ladon-harness/mariadb",
             "nothing on conflicts: row events applied as they come (STRICT stops on a \
-             duplicate key, IDEMPOTENT skips it)",
+             duplicate key, IDEMPOTENT overwrites the row)",
             mariadb::INSTALL,
         ),
     ];

@@ -204,6 +204,17 @@ impl DatabaseExecution {
                 }
             }
         });
+        // Replication's state at the end of the final phase, read while the
+        // link proxies still forward (without them every connection would
+        // be reconnecting) and the servers still run.
+        let problems = match &ended {
+            Ok(Ended::Done(_)) => self
+                .db
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replication_problems(),
+            _ => Vec::new(),
+        };
         drop(links);
         let tally = rec.tally();
         let finals = match ended? {
@@ -217,12 +228,7 @@ impl DatabaseExecution {
             std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
         self.figures.faulty_phase = Duration::from_nanos(total);
         self.figures.finals = Some(finals.clone());
-        // Read before teardown, while the servers still run.
-        self.figures.replication_problems = self
-            .db
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replication_problems();
+        self.figures.replication_problems = problems;
         Ok(RunOutcome {
             events: tally.events,
             completed_ops: tally.completed_ops,
