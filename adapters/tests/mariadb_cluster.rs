@@ -62,6 +62,7 @@ async fn cluster(mode: SlaveExecMode) -> MariaDb {
             nodes: 2,
             topology: Topology::Mesh,
             dir: std::env::temp_dir(),
+            network: None,
         },
         MariaDbOptions {
             slave_exec_mode: mode,

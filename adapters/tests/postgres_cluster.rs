@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use ladon_adapters::db::postgres::{find_bin, Postgres};
 use ladon_adapters::db::process_group::group_alive;
 use ladon_adapters::db::registry::Registry;
+use std::sync::Arc;
+
+use ladon_adapters::db::netns::Network;
 use ladon_adapters::db::{ClusterSpec, Database, Topology};
 
 fn available() -> bool {
@@ -31,6 +34,7 @@ fn cluster(nodes: usize, dir: &Path) -> Postgres {
         nodes,
         topology: Topology::Mesh,
         dir: dir.to_path_buf(),
+        network: None,
     })
     .unwrap()
 }
@@ -159,26 +163,91 @@ fn a_cluster_abandoned_by_a_killed_run_is_removed_by_the_next() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+/// A write on each node reaches every other, an update made after it
+/// wins everywhere, and no write loops: each row is applied a bounded
+/// number of times (a relayed write comes back once to where it began).
+fn writes_reach_every_node(pg: &Postgres, n: usize, what: &str) {
+    for i in 0..n {
+        pg.sql(
+            i,
+            &format!("INSERT INTO registers VALUES ('k{i}', {})", 10 + i),
+        )
+        .unwrap();
+    }
+    let all: Vec<String> = (0..n).map(|i| format!("k{i}={}", 10 + i)).collect();
+    let all = all.join(",");
+    let t = eventually(Duration::from_secs(15), || {
+        (0..n).all(|i| keys(pg, i) == all)
+    });
+    assert!(
+        t.is_some(),
+        "{what}: nodes hold {:?}",
+        (0..n).map(|i| keys(pg, i)).collect::<Vec<_>>()
+    );
+    pg.sql(n - 1, "UPDATE registers SET v = 99 WHERE k = 'k0'")
+        .unwrap();
+    let t = eventually(Duration::from_secs(15), || {
+        (0..n).all(|i| keys(pg, i).starts_with("k0=99,"))
+    });
+    assert!(t.is_some(), "{what}: the update did not reach every node");
+}
+
+fn cluster_with(nodes: usize, topology: Topology, network: Option<Arc<Network>>) -> Postgres {
+    Postgres::new(ClusterSpec {
+        nodes,
+        topology,
+        dir: std::env::temp_dir(),
+        network,
+    })
+    .unwrap()
+}
+
 #[test]
-fn ring_and_star_are_refused_by_name() {
+fn ring_and_star_relay_every_write_to_every_node() {
     if !available() {
         return;
     }
     for t in [Topology::Ring, Topology::Star] {
-        let err = Postgres::new(ClusterSpec {
-            nodes: 3,
-            topology: t,
-            dir: "/nonexistent".into(),
-        })
-        .err()
-        .unwrap()
-        .to_string();
-        assert!(
-            err.starts_with(&format!(
-                "--topology {}: postgres-pglogical runs",
-                t.as_str()
-            )),
-            "{err}"
-        );
+        let mut pg = cluster_with(4, t, None);
+        pg.setup().unwrap();
+        writes_reach_every_node(&pg, 4, t.as_str());
+        pg.teardown().unwrap();
     }
+}
+
+#[test]
+fn nodes_in_network_namespaces_listen_on_their_own_addresses_and_replicate() {
+    if !available() {
+        return;
+    }
+    if let Some(why) = ladon_adapters::db::netns::unavailable() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let net = Arc::new(Network::create(3).unwrap());
+    let mut pg = cluster_with(3, Topology::Mesh, Some(net.clone()));
+    pg.setup().unwrap();
+    for i in 0..3 {
+        assert_eq!(pg.addr(i).ip(), std::net::IpAddr::V4(net.addr(i)));
+    }
+    writes_reach_every_node(&pg, 3, "mesh in namespaces");
+    // n1 cut off from both peers: its write stays on it until the heal.
+    net.cut(&[(0, 1), (0, 2), (1, 0), (2, 0)].into_iter().collect())
+        .unwrap();
+    pg.sql(0, "UPDATE registers SET v = 7 WHERE k = 'k1'")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        keys(&pg, 1).contains("k1=11"),
+        "n2 saw n1's write through the cut"
+    );
+    net.heal().unwrap();
+    let t = eventually(Duration::from_secs(20), || {
+        (1..3).all(|i| keys(&pg, i).contains("k1=7"))
+    });
+    assert!(t.is_some(), "n1's write did not arrive after the heal");
+    pg.teardown().unwrap();
 }

@@ -63,6 +63,7 @@ async fn every_workload_maps_to_sql_and_concurrent_increments_are_lost_under_lww
         nodes: 2,
         topology: Topology::Mesh,
         dir: tmp.path().to_path_buf(),
+        network: None,
     })
     .unwrap();
     let pg = tokio::task::spawn_blocking(move || {

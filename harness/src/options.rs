@@ -252,6 +252,34 @@ impl<'de> Deserialize<'de> for AdapterKind {
     }
 }
 
+/// `--network`: how a real database's nodes are connected, and so how a
+/// partition is made (docs/real-systems.md, "Partitions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// netns when Ladon runs as root with `ip` and `nft` and no
+    /// `--latency` or `--partition-mode hold` is asked for; proxy
+    /// otherwise. The run prints which one it took, and `run.json` keeps it.
+    #[default]
+    Auto,
+    /// Each node in its own network namespace on a bridge Ladon creates;
+    /// cuts are nftables rules inside the namespaces (needs root).
+    Netns,
+    /// Every node on loopback, each replication link through a TCP proxy
+    /// that drops, holds or delays (no root needed).
+    Proxy,
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            NetworkMode::Auto => "auto",
+            NetworkMode::Netns => "netns",
+            NetworkMode::Proxy => "proxy",
+        })
+    }
+}
+
 /// `--persist`: when a CRDT library's node saves its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -631,6 +659,12 @@ pub struct DbFlags {
     #[arg(long, help_heading = heading::MARIADB)]
     #[serde(default)]
     pub log_slave_updates: bool,
+    /// How nodes are connected and partitions made: netns (a network
+    /// namespace per node, nftables cuts; root), proxy (loopback, a TCP
+    /// proxy per link), or auto (netns when it can).
+    #[arg(long, value_enum, default_value_t = NetworkMode::Auto, help_heading = heading::DB)]
+    #[serde(default)]
+    pub network: NetworkMode,
 }
 
 /// Options only some adapters read. Flattened into [`RunOptions`]: every

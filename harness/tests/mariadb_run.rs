@@ -150,6 +150,11 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
             "convergence",
             "--test",
             "strict",
+            // The loopback proxies (the other tests take the default,
+            // namespaces when Ladon is root): the replication state is read
+            // while they still forward.
+            "--network",
+            "proxy",
         ],
         &store,
         &registry,

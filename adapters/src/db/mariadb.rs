@@ -14,7 +14,7 @@
 //! own process group, as the `mysql` user when Ladon runs as root.
 //! Administrative SQL goes through the `mariadb` command-line client.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
 use super::registry::Registry;
 use super::{
-    append_logs, free_ports, BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr,
-    Topology,
+    append_logs, free_ports, replication_links, BoxFuture, ClusterSpec, Database, DbClient,
+    DbError, LinkAddr, Topology,
 };
 use crate::process::clock::Faketime;
 
@@ -110,19 +110,6 @@ pub struct Bins {
     pub server: PathBuf,
     pub install_db: PathBuf,
     pub client: PathBuf,
-}
-
-/// The directed replication links of `topology` over `n` nodes, as
-/// `(from, to)`: node `to` runs a replication connection from `from`.
-pub fn links(topology: Topology, n: usize) -> Vec<(usize, usize)> {
-    match topology {
-        Topology::Mesh => (0..n)
-            .flat_map(|to| (0..n).filter(move |&f| f != to).map(move |f| (f, to)))
-            .collect(),
-        Topology::Ring if n > 1 => (0..n).map(|i| (i, (i + 1) % n)).collect(),
-        Topology::Star => (1..n).flat_map(|i| [(0, i), (i, 0)]).collect(),
-        Topology::Ring => Vec::new(),
-    }
 }
 
 /// A MariaDB multi-source cluster.
@@ -212,7 +199,7 @@ impl MariaDb {
              socket={d}/mysqld.sock\n\
              pid-file={d}/mysqld.pid\n\
              port={port}\n\
-             bind-address=127.0.0.1\n\
+             bind-address={ip}\n\
              skip-name-resolve\n\
              server_id={id}\n\
              gtid_domain_id={id}\n\
@@ -229,6 +216,7 @@ impl MariaDb {
              slave_net_timeout=5\n\
              log_error={log}\n",
             port = self.ports[i],
+            ip = self.spec.ip(i),
             id = i + 1,
             lsu = if self.options.log_slave_updates {
                 "ON"
@@ -244,25 +232,23 @@ impl MariaDb {
         c
     }
 
-    /// Runs SQL on node `i` through the `mariadb` client over loopback TCP;
-    /// `-E` gives one `column: value` line per field.
+    /// The `mariadb` client as root on node `i`'s Unix socket (root may
+    /// log in from `localhost` only; the socket is reachable from any
+    /// network namespace).
+    fn client(&self, i: usize) -> Command {
+        let mut cmd = Command::new(&self.bins.client);
+        cmd.arg("--no-defaults")
+            .arg("-S")
+            .arg(self.node_dir(i).join("mysqld.sock"))
+            .args(["-u", "root", "--connect-timeout=5"]);
+        cmd
+    }
+
+    /// Runs SQL on node `i` through the `mariadb` client.
     pub fn sql(&self, i: usize, sql: &str) -> Result<String, DbError> {
-        let port = self.ports[i].to_string();
-        let out = Command::new(&self.bins.client)
-            .args([
-                "--no-defaults",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "--connect-timeout=5",
-                "-N",
-                "-B",
-                "-e",
-                sql,
-            ])
+        let out = self
+            .client(i)
+            .args(["-N", "-B", "-e", sql])
             .output()
             .map_err(DbError::io(format!("{}: run mariadb", Self::name_of(i))))?;
         if !out.status.success() {
@@ -292,7 +278,7 @@ impl MariaDb {
         // The server writes its own log (log_error); this file gets what
         // it prints before it opens that log.
         let early = self.node_dir(i).join("stdout.log");
-        let server = Server::spawn(cmd, &early, &node)?;
+        let server = self.spec.spawn(i, cmd, &early, &node)?;
         self.registry.add(server.pgid(), &data)?;
         self.servers[i] = Some(server);
         self.wait_ready(i, Duration::from_secs(30))
@@ -319,21 +305,10 @@ impl MariaDb {
     /// The replication connections node `i` runs, as read from
     /// `SHOW ALL SLAVES STATUS`.
     pub fn replicas(&self, i: usize) -> Result<Vec<ReplicaStatus>, DbError> {
-        let port = self.ports[i].to_string();
-        let out = Command::new(&self.bins.client)
-            .args([
-                "--no-defaults",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "--connect-timeout=5",
-                "-E",
-                "-e",
-                "SHOW ALL SLAVES STATUS",
-            ])
+        // `-E`: one `column: value` line per field.
+        let out = self
+            .client(i)
+            .args(["-E", "-e", "SHOW ALL SLAVES STATUS"])
             .output()
             .map_err(DbError::io(format!("{}: run mariadb", Self::name_of(i))))?;
         if !out.status.success() {
@@ -528,7 +503,12 @@ impl Database for MariaDb {
     }
 
     fn replicate(&mut self, via: LinkAddr<'_>) -> Result<(), DbError> {
-        self.links = links(self.spec.topology, self.spec.nodes);
+        self.links = replication_links(self.spec.topology, self.spec.nodes)
+            .iter()
+            .map(|l| (l.from, l.to))
+            .collect();
+        // A relaying link (ring, star) passes on what its upstream applied
+        // from others: that is `log_slave_updates`, required by `new`.
         for &(from, to) in &self.links {
             let addr = via(from, to);
             self.sql(
@@ -577,7 +557,7 @@ impl Database for MariaDb {
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports[i]))
+        SocketAddr::new(self.spec.ip(i), self.ports[i])
     }
 
     fn connect(
@@ -730,20 +710,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topologies_link_every_node() {
-        assert_eq!(
-            links(Topology::Mesh, 3),
-            vec![(1, 0), (2, 0), (0, 1), (2, 1), (0, 2), (1, 2)]
-        );
-        assert_eq!(links(Topology::Ring, 3), vec![(0, 1), (1, 2), (2, 0)]);
-        assert_eq!(
-            links(Topology::Star, 3),
-            vec![(0, 1), (1, 0), (0, 2), (2, 0)]
-        );
-        assert!(links(Topology::Ring, 1).is_empty());
-    }
-
-    #[test]
     fn slave_status_is_read_from_the_vertical_listing() {
         let text = "*************************** 1. row ***************************\n\
                     \x20             Connection_name: from_n2\n\
@@ -776,6 +742,7 @@ mod tests {
             nodes: 3,
             topology,
             dir: std::env::temp_dir(),
+            network: None,
         };
         let err = MariaDb::new(spec(Topology::Ring), MariaDbOptions::default())
             .err()

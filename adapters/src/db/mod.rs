@@ -14,6 +14,7 @@
 pub mod mariadb;
 #[cfg(feature = "mariadb")]
 pub mod mysql;
+pub mod netns;
 pub mod postgres;
 pub mod process_group;
 pub mod proxy;
@@ -73,6 +74,42 @@ impl DbError {
 /// How the nodes replicate to each other.
 pub use crate::reference::config::Topology;
 
+/// One replication link of a topology: node `to` applies node `from`'s
+/// changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationLink {
+    pub from: usize,
+    pub to: usize,
+    /// `from` also passes on the changes it applied from other nodes (a
+    /// ring's or a star's hub's forwarding); otherwise only its own.
+    pub relay: bool,
+}
+
+/// The replication links of `topology` over `n` nodes, as the reference
+/// store's shapes (`reference::topology`): mesh, every node pulls every
+/// other's own changes; ring, `n(i+1)` pulls everything `n(i)` has (so a
+/// write travels the whole ring); star, the hub `n1` pulls every leaf's own
+/// changes and every leaf pulls everything the hub has.
+pub fn replication_links(topology: Topology, n: usize) -> Vec<ReplicationLink> {
+    let link = |from, to, relay| ReplicationLink { from, to, relay };
+    if n < 2 {
+        return Vec::new();
+    }
+    match topology {
+        Topology::Mesh => (0..n)
+            .flat_map(|to| {
+                (0..n)
+                    .filter(move |&f| f != to)
+                    .map(move |f| link(f, to, false))
+            })
+            .collect(),
+        Topology::Ring => (0..n).map(|i| link(i, (i + 1) % n, true)).collect(),
+        Topology::Star => (1..n)
+            .flat_map(|leaf| [link(leaf, 0, false), link(0, leaf, true)])
+            .collect(),
+    }
+}
+
 /// One cluster's shape and where it lives.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -81,6 +118,44 @@ pub struct ClusterSpec {
     pub topology: Topology,
     /// Where the data directories and logs go (created if absent).
     pub dir: PathBuf,
+    /// Each node in its own network namespace ([`netns::Network`]); `None`:
+    /// every server on loopback.
+    pub network: Option<std::sync::Arc<netns::Network>>,
+}
+
+impl ClusterSpec {
+    /// The address node `i`'s server listens on: its namespace's, or
+    /// loopback.
+    pub fn ip(&self, i: usize) -> std::net::IpAddr {
+        match &self.network {
+            Some(n) => n.addr(i).into(),
+            None => std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
+    /// Where the servers' peers and clients connect from, in CIDR form
+    /// (for a server's access rules).
+    pub fn clients_cidr(&self) -> String {
+        match &self.network {
+            Some(n) => n.subnet(),
+            None => "127.0.0.1/32".into(),
+        }
+    }
+
+    /// Starts node `i`'s server ([`process_group::Server::spawn`]), inside
+    /// its network namespace when there is one.
+    pub fn spawn(
+        &self,
+        i: usize,
+        cmd: std::process::Command,
+        log: &Path,
+        node: &str,
+    ) -> Result<process_group::Server, DbError> {
+        match &self.network {
+            Some(n) => n.run_in(i, || process_group::Server::spawn(cmd, log, node)),
+            None => process_group::Server::spawn(cmd, log, node),
+        }
+    }
 }
 
 /// A boxed future (the client seam is object-safe: one execution drives

@@ -7,7 +7,7 @@
 //! node, which is much faster than one `initdb` per node; each server is
 //! started directly (`postgres -D`, no `pg_ctl`), in its own process group.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +16,6 @@ use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
 use super::registry::Registry;
 use super::{
     append_logs, free_ports, BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr,
-    Topology,
 };
 use crate::process::clock::Faketime;
 
@@ -35,7 +34,6 @@ pub const WORKLOAD_SCHEMA: &[&str] = &[
 
 /// Settings every node gets (besides its port and socket directory).
 const SETTINGS: &[(&str, &str)] = &[
-    ("listen_addresses", "'127.0.0.1'"),
     ("wal_level", "logical"),
     ("max_worker_processes", "16"),
     ("max_replication_slots", "16"),
@@ -134,13 +132,6 @@ impl Postgres {
     ///
     /// [`setup`]: Database::setup
     pub fn new(spec: ClusterSpec) -> Result<Postgres, DbError> {
-        if spec.topology != Topology::Mesh {
-            return Err(DbError::Refused(format!(
-                "--topology {}: postgres-pglogical runs all-to-all (mesh) subscriptions only; \
-                 ring and star need forwarding of other origins, which is not built yet",
-                spec.topology.as_str()
-            )));
-        }
         if spec.nodes == 0 {
             return Err(DbError::Refused("--nodes must be at least 1".into()));
         }
@@ -199,10 +190,11 @@ impl Postgres {
     /// Runs SQL on node `i` through `psql` over loopback TCP.
     pub fn sql(&self, i: usize, sql: &str) -> Result<String, DbError> {
         let port = self.ports[i].to_string();
+        let host = self.spec.ip(i).to_string();
         let out = Command::new(self.bin.join("psql"))
             .args([
                 "-h",
-                "127.0.0.1",
+                &host,
                 "-p",
                 &port,
                 "-U",
@@ -239,7 +231,7 @@ impl Postgres {
             cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         RunAs::apply(self.run_as, &mut cmd);
-        let server = Server::spawn(cmd, &self.log_path(i), &node)?;
+        let server = self.spec.spawn(i, cmd, &self.log_path(i), &node)?;
         self.registry.add(server.pgid(), &data)?;
         self.servers[i] = Some(server);
         self.wait_ready(i, Duration::from_secs(30))
@@ -248,10 +240,11 @@ impl Postgres {
     fn wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), DbError> {
         let node = Self::name_of(i);
         let port = self.ports[i].to_string();
+        let host = self.spec.ip(i).to_string();
         let t0 = Instant::now();
         loop {
             let ok = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port])
+                .args(["-q", "-h", &host, "-p", &port])
                 .status()
                 .is_ok_and(|s| s.success());
             if ok {
@@ -272,7 +265,8 @@ impl Postgres {
     fn configure(&self, i: usize) -> Result<(), DbError> {
         let data = self.data_dir(i);
         let mut conf = format!(
-            "\n# Ladon\nport = {}\nunix_socket_directories = '{}'\n",
+            "\n# Ladon\nlisten_addresses = '{}'\nport = {}\nunix_socket_directories = '{}'\n",
+            self.spec.ip(i),
             self.ports[i],
             self.root().display()
         );
@@ -282,7 +276,10 @@ impl Postgres {
         append(&data.join("postgresql.conf"), &conf)?;
         append(
             &data.join("pg_hba.conf"),
-            "host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+            &format!(
+                "host all all {net} trust\nhost replication all {net} trust\n",
+                net = self.spec.clients_cidr()
+            ),
         )
     }
 
@@ -310,33 +307,34 @@ impl Postgres {
                 "SELECT pglogical.replication_set_add_all_tables('default', ARRAY['public'])",
             )?;
         }
-        // All-to-all: each node subscribes to every other node's own
-        // changes only (forward_origins empty), so a write never loops.
-        for i in 0..n {
-            for j in (0..n).filter(|&j| j != i) {
-                self.sql(
-                    i,
-                    &format!(
-                        "SELECT pglogical.create_subscription(subscription_name := '{}', \
-                         provider_dsn := '{}', replication_sets := ARRAY['default'], \
-                         synchronize_structure := false, synchronize_data := false, \
-                         forward_origins := '{{}}')",
-                        subscription(j, i),
-                        dsn(via(j, i))
-                    ),
-                )?;
-            }
+        // Mesh: each node subscribes to every other node's own changes
+        // only (forward_origins empty), so a write never loops. Ring and
+        // star relay (forward_origins all): pglogical tags a change with its
+        // origin only one hop deep, so a relayed write comes back to where
+        // it started and is applied there again (docs/real-systems.md).
+        let links = super::replication_links(self.spec.topology, n);
+        for l in &links {
+            self.sql(
+                l.to,
+                &format!(
+                    "SELECT pglogical.create_subscription(subscription_name := '{}', \
+                     provider_dsn := '{}', replication_sets := ARRAY['default'], \
+                     synchronize_structure := false, synchronize_data := false, \
+                     forward_origins := '{}')",
+                    subscription(l.from, l.to),
+                    dsn(via(l.from, l.to)),
+                    if l.relay { "{all}" } else { "{}" }
+                ),
+            )?;
         }
-        for i in 0..n {
-            for j in (0..n).filter(|&j| j != i) {
-                self.sql(
-                    i,
-                    &format!(
-                        "SELECT pglogical.wait_for_subscription_sync_complete('{}')",
-                        subscription(j, i)
-                    ),
-                )?;
-            }
+        for l in &links {
+            self.sql(
+                l.to,
+                &format!(
+                    "SELECT pglogical.wait_for_subscription_sync_complete('{}')",
+                    subscription(l.from, l.to)
+                ),
+            )?;
         }
         Ok(())
     }
@@ -496,7 +494,7 @@ impl Database for Postgres {
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports[i]))
+        SocketAddr::new(self.spec.ip(i), self.ports[i])
     }
 
     fn kill(&mut self, i: usize) -> Result<(), DbError> {

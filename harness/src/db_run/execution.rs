@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ladon_adapters::db::netns::Network;
 use ladon_adapters::db::proxy::LinkProxy;
 use ladon_adapters::db::{ClusterSpec, Database, DbClient, TxnOutcome};
 use ladon_adapters::process::Workload;
@@ -39,15 +40,27 @@ use crate::events::{EventBus, Listeners, RunEvent};
 use crate::final_phase::FinalReads;
 use crate::live::recorder::Recorder;
 use crate::nemesis::{FaultKind, NemesisConfig};
-use crate::options::AdapterKind;
+use crate::options::{AdapterKind, NetworkMode};
 use crate::runner::RunOutcome;
 
-/// The cluster of `spec`'s system, not started yet.
-pub fn build(spec: &DbSpec) -> anyhow::Result<Box<dyn Database>> {
+/// A cluster not started yet, and its network namespaces (`--network
+/// netns`).
+pub type Built = (Box<dyn Database>, Option<Arc<Network>>);
+
+/// The cluster of `spec`'s system, not started yet, and with
+/// `--network netns` its network (made now: the servers start inside it).
+pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
+    let network = match spec.network {
+        NetworkMode::Netns => Some(Arc::new(
+            Network::create(spec.nodes).context("--network netns: creating the namespaces")?,
+        )),
+        _ => None,
+    };
     let cluster = ClusterSpec {
         nodes: spec.nodes,
         topology: spec.topology,
         dir: std::env::temp_dir(),
+        network: network.clone(),
     };
     let mut db: Box<dyn Database> = match spec.adapter {
         #[cfg(feature = "postgres")]
@@ -74,7 +87,29 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Box<dyn Database>> {
         });
         db.enable_clock_faults(&lib)?;
     }
-    Ok(db)
+    Ok((db, network))
+}
+
+/// How partitions are made in this run, in a line.
+pub fn network_line(spec: &DbSpec) -> String {
+    match spec.network {
+        NetworkMode::Netns => {
+            "partitions: nftables rules in a network namespace per node (--network netns)".into()
+        }
+        _ => format!(
+            "partitions: a TCP proxy per directed replication link on loopback, {} on a cut \
+             (--network proxy{})",
+            match spec.partition_mode {
+                crate::net::PartitionMode::Drop => "connections dropped",
+                crate::net::PartitionMode::Hold => "traffic held",
+            },
+            if spec.network_why.is_empty() {
+                String::new()
+            } else {
+                format!("; auto: {}", spec.network_why)
+            }
+        ),
+    }
 }
 
 /// What a finished (not interrupted) run adds to its report and summary.
@@ -95,6 +130,9 @@ struct Figures {
 pub struct DatabaseExecution {
     pub spec: DbSpec,
     db: SharedDb,
+    /// With `--network netns`; dropped (namespaces deleted) after the
+    /// servers are torn down.
+    network: Option<Arc<Network>>,
     figures: Figures,
 }
 
@@ -105,10 +143,15 @@ enum Ended {
 }
 
 impl DatabaseExecution {
-    pub fn new(spec: DbSpec, db: Box<dyn Database>) -> DatabaseExecution {
+    pub fn new(
+        spec: DbSpec,
+        db: Box<dyn Database>,
+        network: Option<Arc<Network>>,
+    ) -> DatabaseExecution {
         DatabaseExecution {
             spec,
             db: Arc::new(Mutex::new(db)),
+            network,
             figures: Figures::default(),
         }
     }
@@ -136,28 +179,34 @@ impl DatabaseExecution {
             (0..n).map(|i| db.addr(i)).collect()
         };
         let latency = Duration::from_nanos(self.spec.latency_ns);
-        let proxies = rt.block_on(async {
-            let mut proxies = std::collections::BTreeMap::new();
-            for to in 0..n {
-                for from in (0..n).filter(|&f| f != to) {
-                    let p = LinkProxy::start(addrs[from]).await?;
-                    if !latency.is_zero() {
-                        p.set(ladon_adapters::db::proxy::LinkState { cut: None, latency });
+        // In namespaces the nodes reach each other directly (cuts are
+        // rules there); on loopback through a proxy per directed link.
+        let proxies = match &self.network {
+            Some(_) => Ok(std::collections::BTreeMap::new()),
+            None => rt.block_on(async {
+                let mut proxies = std::collections::BTreeMap::new();
+                for to in 0..n {
+                    for from in (0..n).filter(|&f| f != to) {
+                        let p = LinkProxy::start(addrs[from]).await?;
+                        if !latency.is_zero() {
+                            p.set(ladon_adapters::db::proxy::LinkState { cut: None, latency });
+                        }
+                        proxies.insert((from, to), p);
                     }
-                    proxies.insert((from, to), p);
                 }
-            }
-            std::io::Result::Ok(proxies)
-        });
+                std::io::Result::Ok(proxies)
+            }),
+        };
         let links = Arc::new(Links {
             proxies: proxies.context("starting the link proxies on loopback")?,
+            network: self.network.clone(),
             mode: self.spec.partition_mode,
         });
         {
             let via: std::collections::BTreeMap<(usize, usize), std::net::SocketAddr> =
                 links.proxies.iter().map(|(k, p)| (*k, p.addr())).collect();
             let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-            db.replicate(&|from, to| via[&(from, to)])
+            db.replicate(&|from, to| via.get(&(from, to)).copied().unwrap_or(addrs[from]))
                 .with_context(|| format!("--adapter {name}: setting up replication"))?;
         }
         self.figures.setup = started.elapsed();
@@ -421,6 +470,11 @@ impl crate::execution::Execution for DatabaseExecution {
         let nodes_dir = run_dir.join("nodes");
         let logs = db.collect_logs(&nodes_dir);
         let down = db.teardown();
+        drop(db);
+        // The servers are gone: now the namespaces, bridge and rules.
+        if let Some(net) = &self.network {
+            net.teardown();
+        }
         let outcome = result?;
         logs.with_context(|| format!("copying the servers' logs into {}", nodes_dir.display()))?;
         down.context("tearing the cluster down")?;
@@ -450,9 +504,10 @@ impl crate::execution::Execution for DatabaseExecution {
     fn notes(&self) -> Vec<String> {
         let f = &self.figures;
         let mut out = vec![format!(
-            "setup: {} nodes up and replicating in {:.1} s; partitions through a TCP proxy per directed link",
+            "setup: {} nodes up and replicating in {:.1} s; {}",
             self.spec.nodes,
-            f.setup.as_secs_f64()
+            f.setup.as_secs_f64(),
+            network_line(&self.spec)
         )];
         if !f.latencies_ns.is_empty() {
             let mut l = f.latencies_ns.clone();

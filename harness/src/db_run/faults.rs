@@ -6,7 +6,7 @@
 //!
 //! | fault | how |
 //! |---|---|
-//! | partition | the link proxies of the cut directed links hold or drop (`--partition-mode`) |
+//! | partition | `--network netns`: nftables rules in the cut nodes' namespaces drop the peers' packets; `--network proxy`: the link proxies of the cut directed links hold or drop (`--partition-mode`) |
 //! | clock | libfaketime's timestamp file of the node rewritten ([`Database::set_clock`]) |
 //! | crash | SIGKILL to the server's processes; restart on the same data directory |
 //! | pause | SIGSTOP, then SIGCONT |
@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ladon_adapters::db::netns::Network;
 use ladon_adapters::db::proxy::{Cut as ProxyCut, LinkProxy};
 use ladon_adapters::db::Database;
 use serde_json::Value as Json;
@@ -39,16 +40,23 @@ pub fn with_db<T>(db: &SharedDb, f: impl FnOnce(&mut dyn Database) -> T) -> T {
     })
 }
 
-/// The link proxies, by directed link `(from, to)`: node `to`'s
-/// subscription to node `from` goes through `(from, to)`.
+/// How the nodes are linked: the link proxies, by directed link
+/// `(from, to)` (node `to`'s subscription to node `from` goes through
+/// `(from, to)`), or the network namespaces (no proxies).
 pub struct Links {
     pub proxies: BTreeMap<(usize, usize), LinkProxy>,
+    pub network: Option<Arc<Network>>,
     pub mode: PartitionMode,
 }
 
 impl Links {
     /// Cuts exactly the links in `blocked` (healing the others).
     pub fn cut(&self, blocked: &BTreeSet<(usize, usize)>) {
+        if let Some(net) = &self.network {
+            if let Err(e) = net.cut(blocked) {
+                tracing::error!("partition not made: {e}");
+            }
+        }
         let how = match self.mode {
             PartitionMode::Drop => ProxyCut::Drop,
             PartitionMode::Hold => ProxyCut::Hold,
@@ -63,6 +71,11 @@ impl Links {
     }
 
     pub fn heal_all(&self) {
+        if let Some(net) = &self.network {
+            if let Err(e) = net.heal() {
+                tracing::error!("partition not healed: {e}");
+            }
+        }
         for p in self.proxies.values() {
             p.heal();
         }

@@ -58,7 +58,7 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
 #[cfg(any(feature = "postgres", feature = "mariadb"))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let db = execution::build(&spec)?;
+    let (db, network) = execution::build(&spec)?;
     let info = crate::store::RunInfo {
         test: spec.test.clone(),
         seed: spec.seed,
@@ -82,17 +82,11 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
         spec.seed,
         spec.store.join(&spec.test).display()
     );
-    eprintln!(
-        "  partitions: a TCP proxy per directed replication link on loopback ({} on a cut)",
-        match spec.partition_mode {
-            crate::net::PartitionMode::Drop => "connections dropped",
-            crate::net::PartitionMode::Hold => "traffic held",
-        }
-    );
+    eprintln!("  {}", execution::network_line(&spec));
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let (store, junit) = (spec.store.clone(), spec.junit.clone());
     let total = spec.time_limit.ns();
-    let mut exec = execution::DatabaseExecution::new(spec, db);
+    let mut exec = execution::DatabaseExecution::new(spec, db, network);
     let mut progress = crate::events::Listeners::new();
     progress.push(crate::listeners::Progress::new(total, "wall-clock"));
     let run = crate::store::run_stored(info, &mut exec, &store, progress)?;

@@ -10,7 +10,7 @@ use ladon_workloads::WorkloadKind;
 
 use crate::nemesis::FaultList;
 use crate::net::{Latency, PartitionMode, Shape};
-use crate::options::{AdapterKind, DbFlags, Dur, RunArgs, RunOptions};
+use crate::options::{AdapterKind, DbFlags, Dur, NetworkMode, RunArgs, RunOptions};
 
 /// The cargo feature of `ladon-harness` that builds `adapter`'s client.
 pub fn feature_of(adapter: AdapterKind) -> &'static str {
@@ -70,6 +70,10 @@ pub struct DbSpec {
     pub latency_ns: u64,
     pub clock_skew: Dur,
     pub topology: ladon_adapters::db::Topology,
+    /// netns or proxy (`auto` resolved).
+    pub network: NetworkMode,
+    /// Why `auto` chose the proxy (empty otherwise).
+    pub network_why: String,
     pub op_timeout: Dur,
     pub converge_timeout: Dur,
     pub txn_size: usize,
@@ -137,7 +141,9 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
             "--{flag} {p}: --adapter {adapter} has no background message faults (its links are TCP streams)"
         );
     }
-    let flags = args.db.clone();
+    let mut flags = args.db.clone();
+    let (network, network_why) = resolve_network(flags.network, latency_ns, o.net.partition_mode)?;
+    flags.network = network;
     anyhow::ensure!(
         (0.0..=1.0).contains(&flags.delete_share),
         "--delete-share {}: must be between 0 and 1",
@@ -182,6 +188,8 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
         latency_ns,
         clock_skew: o.clock_skew,
         topology,
+        network,
+        network_why,
         op_timeout: o.op_timeout,
         converge_timeout: o.converge_timeout,
         txn_size: o.txn_size,
@@ -198,6 +206,40 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
     };
     spec.reproduce = reproduce(&spec);
     Ok(spec)
+}
+
+/// `--network` resolved: `auto` becomes netns where namespaces can be
+/// made and nothing asked for needs the proxy, proxy otherwise (with the
+/// reason, which the run prints).
+pub fn resolve_network(
+    asked: NetworkMode,
+    latency_ns: u64,
+    partition_mode: PartitionMode,
+) -> anyhow::Result<(NetworkMode, String)> {
+    let needs_proxy = if latency_ns > 0 {
+        Some("--latency (this kernel has no tc netem: latency comes from the proxy)")
+    } else if partition_mode == PartitionMode::Hold {
+        Some("--partition-mode hold (nftables drops packets; only the proxy holds them)")
+    } else {
+        None
+    };
+    let unavailable = ladon_adapters::db::netns::unavailable();
+    match asked {
+        NetworkMode::Proxy => Ok((NetworkMode::Proxy, String::new())),
+        NetworkMode::Netns => {
+            if let Some(why) = needs_proxy {
+                anyhow::bail!("--network netns: {why} needs --network proxy");
+            }
+            if let Some(why) = unavailable {
+                anyhow::bail!("--network netns: {why}; or use --network proxy");
+            }
+            Ok((NetworkMode::Netns, String::new()))
+        }
+        NetworkMode::Auto => match needs_proxy.map(str::to_string).or(unavailable) {
+            Some(why) => Ok((NetworkMode::Proxy, why)),
+            None => Ok((NetworkMode::Netns, String::new())),
+        },
+    }
 }
 
 /// The command that reruns this configuration, every option resolved.
@@ -225,6 +267,7 @@ pub fn reproduce(s: &DbSpec) -> String {
     words.extend([
         ("--clock-skew", s.clock_skew.to_string()),
         ("--topology", s.topology.as_str().to_string()),
+        ("--network", s.network.to_string()),
         ("--op-timeout", s.op_timeout.to_string()),
         ("--converge-timeout", s.converge_timeout.to_string()),
         ("--txn-size", s.txn_size.to_string()),
