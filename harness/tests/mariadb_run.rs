@@ -280,6 +280,89 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
 }
 
 #[test]
+fn a_ladon_killed_during_setup_leaves_nothing_after_the_next_run() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, registry) = (tmp.path().join("store"), tmp.path().join("registry"));
+    let mut child = ladon(
+        &[
+            "--workload",
+            "set",
+            "--time-limit",
+            "30s",
+            "--seed",
+            "4",
+            "--test",
+            "setup",
+        ],
+        &store,
+        &registry,
+    )
+    .spawn()
+    .unwrap();
+    // Kill it as soon as its cluster root exists: mariadb-install-db is
+    // running (it takes seconds), and no server is recorded yet.
+    let t0 = Instant::now();
+    let root = loop {
+        let entry = registry_files(&registry).into_iter().find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("root."))
+        });
+        if let Some(root) = entry
+            .and_then(|e| std::fs::read_to_string(e).ok())
+            .and_then(|t| t.lines().nth(1).map(PathBuf::from))
+        {
+            break root;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{}", output_of(&store));
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            output_of(&store)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(root.exists(), "{}", root.display());
+    let store2 = tmp.path().join("store2");
+    let status = ladon(
+        &[
+            "--workload",
+            "set",
+            "--time-limit",
+            "1s",
+            "--seed",
+            "5",
+            "--test",
+            "next",
+        ],
+        &store2,
+        &registry,
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", output_of(&store2));
+    assert!(!root.exists(), "{} left behind", root.display());
+    // Nothing runs on the killed run's directory any more (the install
+    // script, its bootstrap server).
+    let needle = root.to_str().unwrap().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
+}
+
+#[test]
 fn a_missing_server_is_refused_with_the_install_command() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, registry) = (tmp.path().join("store"), tmp.path().join("registry"));

@@ -198,6 +198,7 @@ impl MariaDb {
             "[mysqld]\n\
              socket={d}/mysqld.sock\n\
              pid-file={d}/mysqld.pid\n\
+             tmpdir={d}\n\
              port={port}\n\
              bind-address={ip}\n\
              skip-name-resolve\n\
@@ -437,7 +438,18 @@ impl Database for MariaDb {
                 .map_err(DbError::io(format!("write {}", cfg.display())))?;
         }
         RunAs::chown(self.run_as, self.root())?;
-        let mut install = Command::new(&self.bins.install_db);
+        // Through `sh`, whose command line names the template directory as
+        // an argument of its own (mariadb-install-db's own takes
+        // `--datadir=DIR` only): a Ladon killed during the install leaves
+        // the script and its bootstrap server under that directory, which
+        // the registry's sweep of the cluster root finds and kills.
+        let mut install = Command::new("sh");
+        install
+            .arg("-c")
+            .arg("shift; \"$@\"; exit $?")
+            .arg("sh")
+            .arg(&template)
+            .arg(&self.bins.install_db);
         install.args([
             "--no-defaults",
             &format!("--datadir={}", template.display()),
@@ -445,6 +457,10 @@ impl Database for MariaDb {
             "--skip-test-db",
             "--skip-name-resolve",
         ]);
+        // Its own temporary files (passed on to the bootstrap server):
+        // bootstraps running at once in the shared /tmp were seen to
+        // delete each other's temporary tables.
+        install.arg(format!("--tmpdir={}", self.root().display()));
         if self.run_as.is_some() {
             install.arg("--user=mysql");
         }
