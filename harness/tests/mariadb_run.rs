@@ -197,6 +197,13 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
         assert!(out.contains(p.as_str()), "{out}");
     }
     assert!(out.contains("--slave-exec-mode strict"), "{out}");
+    // And on the report's page, under the verdict.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Replication stopped, with the servers' errors:"),
+        "no replication problems on the page"
+    );
+    assert!(html.contains("replication stopped on n"), "no problem line");
     assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
 }
 
