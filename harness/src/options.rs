@@ -105,6 +105,9 @@ pub enum AdapterKind {
     /// MariaDB servers in multi-source replication, run live (cargo
     /// feature `mariadb`).
     MariaDb,
+    /// pouchdb-server nodes replicated over the CouchDB protocol, run live
+    /// (cargo feature `couchdb`).
+    CouchDb,
     /// A simulated adapter registered at run time under this name (see
     /// `adapters::register`); names are interned, so the kind stays `Copy`.
     Custom(&'static str),
@@ -117,7 +120,7 @@ static CUSTOM_NAMES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::n
 
 impl AdapterKind {
     /// Ladon's own adapters.
-    pub const ALL: [AdapterKind; 8] = [
+    pub const ALL: [AdapterKind; 9] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
@@ -126,6 +129,7 @@ impl AdapterKind {
         AdapterKind::Loro,
         AdapterKind::PostgresPglogical,
         AdapterKind::MariaDb,
+        AdapterKind::CouchDb,
     ];
 
     /// The adapter's name, as `--adapter` spells it.
@@ -139,6 +143,7 @@ impl AdapterKind {
             AdapterKind::Loro => "loro",
             AdapterKind::PostgresPglogical => "postgres-pglogical",
             AdapterKind::MariaDb => "mariadb",
+            AdapterKind::CouchDb => "couchdb",
             AdapterKind::Custom(name) => name,
         }
     }
@@ -198,6 +203,9 @@ impl AdapterKind {
             }
             AdapterKind::MariaDb => {
                 "MariaDB servers in multi-source replication, run live (cargo feature `mariadb`)"
+            }
+            AdapterKind::CouchDb => {
+                "pouchdb-server nodes replicated over the CouchDB protocol, run live (cargo feature `couchdb`)"
             }
             AdapterKind::Custom(_) => "A simulated adapter of this program",
         }
@@ -469,10 +477,11 @@ pub mod heading {
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
     pub const REFERENCE_PROCESS: &str =
-        "Options of --adapter reference, process, postgres-pglogical and mariadb";
+        "Options of --adapter reference, process, postgres-pglogical, mariadb and couchdb";
     pub const PROCESS: &str = "Options of --adapter process";
-    pub const PROCESS_DB: &str = "Options of --adapter process, postgres-pglogical and mariadb";
-    pub const DB: &str = "Options of --adapter postgres-pglogical and mariadb";
+    pub const PROCESS_DB: &str =
+        "Options of --adapter process, postgres-pglogical, mariadb and couchdb";
+    pub const DB: &str = "Options of --adapter postgres-pglogical, mariadb and couchdb";
     pub const MARIADB: &str = "Options of --adapter mariadb";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
@@ -483,10 +492,10 @@ pub mod heading {
             SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
             REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
-            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical, MariaDb],
+            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical, MariaDb, CouchDb],
             PROCESS => &[Process],
-            PROCESS_DB => &[Process, PostgresPglogical, MariaDb],
-            DB => &[PostgresPglogical, MariaDb],
+            PROCESS_DB => &[Process, PostgresPglogical, MariaDb, CouchDb],
+            DB => &[PostgresPglogical, MariaDb, CouchDb],
             MARIADB => &[MariaDb],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,

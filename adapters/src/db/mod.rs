@@ -11,6 +11,10 @@
 //! ([`registry::Registry`]); a cluster left behind by a Ladon that was killed
 //! with SIGKILL is found and removed before the next one starts.
 
+#[cfg(feature = "couchdb")]
+pub mod couch;
+#[cfg(feature = "couchdb")]
+pub mod couch_client;
 pub mod error;
 pub mod mariadb;
 #[cfg(feature = "mariadb")]
@@ -32,6 +36,12 @@ use std::time::Duration;
 use ladon_checker::history::{KeyKind, Mop};
 
 pub use error::DbError;
+
+/// How to install what `--adapter couchdb` runs (the package pinned in
+/// `couch::PACKAGE`, where `couch::install_dir` looks for it).
+pub const COUCHDB_INSTALL: &str = "npm install --prefix DIR --no-audit --no-fund --ignore-scripts \
+     pouchdb-server@4.2.0 (DIR: $LADON_POUCHDB_DIR, else /var/cache/ladon/pouchdb-server-4.2.0 \
+     as root, else ~/.cache/ladon/pouchdb-server-4.2.0)";
 
 /// How the nodes replicate to each other.
 pub use crate::reference::config::Topology;
@@ -188,6 +198,12 @@ pub trait Database: Send {
     fn pause(&mut self, i: usize) -> Result<(), DbError>;
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
+    /// The directed links cut now (the execution calls it at every
+    /// partition and heal, beside its own cut of the traffic): a system
+    /// whose replication the adapter drives stops replicating them.
+    fn partitioned(&mut self, blocked: &std::collections::BTreeSet<(usize, usize)>) {
+        let _ = blocked;
+    }
     /// Node `i`'s data directory while the cluster exists (`None`: the
     /// system keeps none worth keeping). A run that fails copies each one
     /// into its run directory before the teardown removes it.

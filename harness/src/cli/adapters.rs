@@ -45,7 +45,7 @@ pub fn render_real_systems() -> String {
         .map(|g| g.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let systems: [(&str, &str, &str, &str); 2] = [
+    let systems: [(&str, &str, &str, &str); 3] = [
         (
             "postgres-pglogical",
             "ladon-harness/postgres",
@@ -58,6 +58,13 @@ pub fn render_real_systems() -> String {
             "nothing on conflicts: row events applied as they come (STRICT stops on a \
              duplicate key, IDEMPOTENT overwrites the row)",
             mariadb::INSTALL,
+        ),
+        (
+            "couchdb",
+            "ladon-harness/couchdb",
+            "convergence with every conflict kept: a deterministic winner by revision \
+             (not by time), the losers kept as conflicting revisions",
+            ladon_adapters::db::COUCHDB_INSTALL,
         ),
     ];
     let mut s = String::new();
@@ -297,6 +304,7 @@ mod tests {
         assert!(starts.iter().all(|&c| c == starts[0]), "{out}");
         assert!(out.contains("  postgres-pglogical live "), "{out}");
         assert!(out.contains("  mariadb            live "), "{out}");
+        assert!(out.contains("  couchdb            live "), "{out}");
     }
 
     #[test]
@@ -308,6 +316,7 @@ mod tests {
                 "apt-get install postgresql-15 postgresql-15-pglogical",
             ),
             ("mariadb", "apt-get install mariadb-server mariadb-client"),
+            ("couchdb", ladon_adapters::db::COUCHDB_INSTALL),
         ] {
             let block: Vec<&str> = out
                 .lines()

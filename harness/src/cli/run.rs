@@ -315,7 +315,7 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
     }
     if matches!(
         args.options.adapter,
-        AdapterKind::PostgresPglogical | AdapterKind::MariaDb
+        AdapterKind::PostgresPglogical | AdapterKind::MariaDb | AdapterKind::CouchDb
     ) {
         return crate::db_run::main(args, given);
     }

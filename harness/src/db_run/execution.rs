@@ -78,6 +78,8 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         AdapterKind::PostgresPglogical => {
             Box::new(ladon_adapters::db::postgres::Postgres::new(cluster)?)
         }
+        #[cfg(feature = "couchdb")]
+        AdapterKind::CouchDb => Box::new(ladon_adapters::db::couch::Couch::new(cluster)?),
         #[cfg(feature = "mariadb")]
         AdapterKind::MariaDb => {
             use ladon_adapters::db::mariadb::{MariaDb, MariaDbOptions, SlaveExecMode};

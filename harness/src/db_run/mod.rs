@@ -15,11 +15,11 @@
 //! This module resolves `ladon run`'s flags into a [`DbSpec`]; without the
 //! cargo feature it refuses with the command that builds it.
 
-#[cfg(any(feature = "postgres", feature = "mariadb"))]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod execution;
-#[cfg(any(feature = "postgres", feature = "mariadb"))]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod faults;
-#[cfg(any(feature = "postgres", feature = "mariadb"))]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod final_reads;
 
 mod spec;
@@ -46,7 +46,7 @@ pub fn main(args: RunArgs, given: &BTreeSet<String>) -> anyhow::Result<ExitCode>
     run(spec)
 }
 
-#[cfg(not(any(feature = "postgres", feature = "mariadb")))]
+#[cfg(not(any(feature = "postgres", feature = "mariadb", feature = "couchdb")))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "--adapter {}: {}",
@@ -55,7 +55,7 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     )
 }
 
-#[cfg(any(feature = "postgres", feature = "mariadb"))]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     let (db, network) = execution::build(&spec)?;

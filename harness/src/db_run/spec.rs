@@ -16,6 +16,7 @@ use crate::options::{AdapterKind, DbFlags, Dur, NetworkMode, RunArgs, RunOptions
 pub fn feature_of(adapter: AdapterKind) -> &'static str {
     match adapter {
         AdapterKind::MariaDb => "mariadb",
+        AdapterKind::CouchDb => "couchdb",
         _ => "postgres",
     }
 }
@@ -24,6 +25,7 @@ pub fn feature_of(adapter: AdapterKind) -> &'static str {
 pub fn built_with(adapter: AdapterKind) -> bool {
     match adapter {
         AdapterKind::MariaDb => cfg!(feature = "mariadb"),
+        AdapterKind::CouchDb => cfg!(feature = "couchdb"),
         _ => cfg!(feature = "postgres"),
     }
 }
@@ -106,6 +108,20 @@ pub use crate::adapters::database_default_guarantees as default_guarantees;
 pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpec> {
     let mut o = args.options.clone();
     crate::options::apply_defaults(&mut o, DB_DEFAULTS, given, "database")?;
+    if o.adapter == AdapterKind::CouchDb {
+        // CouchDB has no transactions: one micro-operation each.
+        anyhow::ensure!(
+            !given.contains("txn_size") || o.txn_size == 1,
+            "--txn-size {}: --adapter couchdb has no transactions (one micro-operation each: \
+             --txn-size 1)",
+            o.txn_size
+        );
+        o.txn_size = 1;
+        anyhow::ensure!(
+            !matches!(o.workload.sim(), Ok(WorkloadKind::Counter)),
+            "--workload counter: --adapter couchdb has no increment; it runs register, set or list-append"
+        );
+    }
     o.validate().map_err(anyhow::Error::msg)?;
     let adapter = o.adapter;
     let workload_name = o.workload.sim().map_err(|_| {
