@@ -119,6 +119,7 @@ fn a_no_fault_register_run_is_valid_stores_the_logs_and_leaves_nothing() {
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("nodes up and replicating in"), "{summary}");
     assert!(summary.contains("final phase: nodes agreed"), "{summary}");
+    assert!(summary.contains("harness overhead: median "), "{summary}");
     assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
 }
 
@@ -136,7 +137,7 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
             "--workload",
             "set",
             "--nemesis",
-            "clock",
+            "clock,partition",
             "--nemesis-interval",
             "500ms",
             "--time-limit",
@@ -145,6 +146,8 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
             "2",
             "--test",
             "killed",
+            "--network",
+            network_mode(),
         ],
         &store,
         &registry,
@@ -172,8 +175,18 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let pid = child.id();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    // With namespaces: the killed run's network is still there.
+    let net = killed_network(pid);
+    if network_mode() == "netns" {
+        let k = net.expect("no network entry of the killed run in /run/ladon-net");
+        assert!(
+            Path::new(&format!("/run/netns/ladon{k}-hub")).exists(),
+            "the killed run's namespaces went with it"
+        );
+    }
     let left = registry_entries(&registry);
     assert_eq!(left.len(), 3, "{left:?}");
     for (pgid, data) in &left {
@@ -213,6 +226,42 @@ fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
     }
     // The killed run's cluster root was swept with its servers.
     assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
+    // And its network: namespaces (with their nftables rules), the bridge,
+    // the veths and the registry entry.
+    if let Some(k) = net {
+        let ns: Vec<_> = std::fs::read_dir("/run/netns")
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.starts_with(&format!("ladon{k}-")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(ns, Vec::<String>::new(), "namespaces left behind");
+        assert!(
+            !Path::new(&format!("/sys/class/net/ladon{k}h")).exists(),
+            "veth ladon{k}h left behind"
+        );
+        assert!(killed_network(pid).is_none(), "registry entry left behind");
+    }
+}
+
+/// `netns` where this machine can make network namespaces (root, `ip`,
+/// `nft`), else `proxy`.
+fn network_mode() -> &'static str {
+    match ladon_adapters::db::netns::unavailable() {
+        None => "netns",
+        Some(_) => "proxy",
+    }
+}
+
+/// The network number a (killed) Ladon `pid` claimed, from its registry.
+fn killed_network(pid: u32) -> Option<u8> {
+    std::fs::read_dir(ladon_adapters::db::netns::REGISTRY)
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.trim() == pid.to_string()))
+        .and_then(|e| e.file_name().to_str()?.strip_prefix("net.")?.parse().ok())
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! ([`registry::Registry`]); a cluster left behind by a Ladon that was killed
 //! with SIGKILL is found and removed before the next one starts.
 
+pub mod error;
 pub mod mariadb;
 #[cfg(feature = "mariadb")]
 pub mod mysql;
@@ -30,46 +31,7 @@ use std::time::Duration;
 
 use ladon_checker::history::{KeyKind, Mop};
 
-/// What can go wrong driving a database's nodes. Every message names the
-/// node, the command or the file concerned.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// A binary the system needs is missing; carries the install command.
-    #[error("{what} not found ({path}); install it with: {install}")]
-    Missing {
-        what: String,
-        path: String,
-        install: String,
-    },
-    /// A command exited unsuccessfully.
-    #[error("{node}: `{command}` failed: {output}")]
-    Command {
-        node: String,
-        command: String,
-        output: String,
-    },
-    /// A node did not become ready in time.
-    #[error("{node}: not ready after {secs} s; its log is {log}")]
-    NotReady {
-        node: String,
-        secs: u64,
-        log: PathBuf,
-    },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl DbError {
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DbError {
-        let context = context.into();
-        move |source| DbError::Io { context, source }
-    }
-}
+pub use error::DbError;
 
 /// How the nodes replicate to each other.
 pub use crate::reference::config::Topology;
@@ -234,6 +196,13 @@ pub trait Database: Send {
     /// cannot stop say nothing.
     fn replication_problems(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Node `i`'s data directory while the cluster exists (`None`: the
+    /// system keeps none worth keeping). A run that fails copies each one
+    /// into its run directory before the teardown removes it.
+    fn data_dir(&self, i: usize) -> Option<PathBuf> {
+        let _ = i;
+        None
     }
     /// Appends every node's server log to `into/<name>.log` (the run's
     /// node log, which holds Ladon's own lines about the node too).

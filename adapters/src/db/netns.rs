@@ -38,7 +38,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::DbError;
+use super::error::DbError;
 
 /// Where networks record their owners.
 pub const REGISTRY: &str = "/run/ladon-net";

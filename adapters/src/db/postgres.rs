@@ -424,6 +424,10 @@ impl Database for Postgres {
         }
     }
 
+    fn data_dir(&self, i: usize) -> Option<PathBuf> {
+        self.root.as_ref().map(|_| Postgres::data_dir(self, i))
+    }
+
     fn is_up(&self, i: usize) -> bool {
         self.servers.get(i).is_some_and(|s| s.is_some())
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::DbError;
+use super::error::DbError;
 
 /// The system user a server runs as when Ladon is root (`None`: as Ladon).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

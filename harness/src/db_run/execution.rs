@@ -50,6 +50,17 @@ pub type Built = (Box<dyn Database>, Option<Arc<Network>>);
 /// The cluster of `spec`'s system, not started yet, and with
 /// `--network netns` its network (made now: the servers start inside it).
 pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
+    // Networks of killed runs go whichever mode this run uses.
+    if ladon_adapters::db::netns::unavailable().is_none() {
+        let swept = ladon_adapters::db::netns::sweep()
+            .context("removing the network namespaces of killed runs")?;
+        if !swept.is_empty() {
+            tracing::warn!(
+                "removed {} network namespace(s) left behind by a killed run",
+                swept.len()
+            );
+        }
+    }
     let network = match spec.network {
         NetworkMode::Netns => Some(Arc::new(
             Network::create(spec.nodes).context("--network netns: creating the namespaces")?,
@@ -90,6 +101,94 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
     Ok((db, network))
 }
 
+/// A failed run keeps its nodes' data directories in `RUN_DIR/data/<node>`
+/// (the nodes are killed first, so each is as a crash left it; the
+/// teardown then removes the originals). Best effort: what cannot be
+/// copied is said on stderr.
+fn keep_data(db: &mut dyn Database, run_dir: &Path) {
+    let mut dirs = Vec::new();
+    for (i, name) in db.nodes().into_iter().enumerate() {
+        if let Some(dir) = db.data_dir(i).filter(|d| d.exists()) {
+            let _ = db.kill(i);
+            dirs.push((name, dir));
+        }
+    }
+    for (name, kept) in copy_data(&dirs, run_dir) {
+        match kept {
+            Ok(to) => eprintln!(
+                "ladon: the run failed; {name}'s data is kept in {}",
+                to.display()
+            ),
+            Err(e) => eprintln!("ladon: the run failed; could not keep {name}'s data: {e}"),
+        }
+    }
+}
+
+/// Copies each `(node, dir)` to `run_dir/data/<node>` (`cp -a`: owners and
+/// modes kept); where each went, or why not.
+fn copy_data(
+    dirs: &[(String, std::path::PathBuf)],
+    run_dir: &Path,
+) -> Vec<(String, Result<std::path::PathBuf, String>)> {
+    dirs.iter()
+        .map(|(name, dir)| {
+            let to = run_dir.join("data").join(name);
+            let copied = std::fs::create_dir_all(run_dir.join("data"))
+                .map_err(|e| format!("create {}: {e}", run_dir.join("data").display()))
+                .and_then(|()| {
+                    let out = std::process::Command::new("cp")
+                        .arg("-a")
+                        .arg(dir)
+                        .arg(&to)
+                        .output()
+                        .map_err(|e| format!("run cp: {e}"))?;
+                    if out.status.success() {
+                        Ok(to.clone())
+                    } else {
+                        Err(format!(
+                            "cp -a {} {}: {}",
+                            dir.display(),
+                            to.display(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ))
+                    }
+                });
+            (name.clone(), copied)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_runs_data_directories_are_copied_into_the_run_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n1 = tmp.path().join("cluster/n1");
+        std::fs::create_dir_all(n1.join("base")).unwrap();
+        std::fs::write(n1.join("base/PG_VERSION"), "15\n").unwrap();
+        let run = tmp.path().join("run");
+        let missing = tmp.path().join("cluster/n2");
+        let out = copy_data(
+            &[("n1".into(), n1.clone()), ("n2".into(), missing.clone())],
+            &run,
+        );
+        assert_eq!(out[0], ("n1".to_string(), Ok(run.join("data/n1"))));
+        assert_eq!(
+            std::fs::read_to_string(run.join("data/n1/base/PG_VERSION")).unwrap(),
+            "15\n"
+        );
+        let (name, err) = &out[1];
+        assert_eq!(name, "n2");
+        let err = err.clone().unwrap_err();
+        assert!(
+            err.starts_with(&format!("cp -a {}", missing.display())),
+            "{err}"
+        );
+    }
+}
+
 /// How partitions are made in this run, in a line.
 pub fn network_line(spec: &DbSpec) -> String {
     match spec.network {
@@ -117,9 +216,8 @@ pub fn network_line(spec: &DbSpec) -> String {
 struct Figures {
     setup: Duration,
     finals: Option<FinalReads>,
-    /// Completion minus invoke of every `ok` client transaction, as the
-    /// clients measured it.
-    latencies_ns: Vec<u64>,
+    /// What the clients measured.
+    times: ClientTimes,
     faulty_phase: Duration,
     /// Replication that had stopped by the end of the final phase, with
     /// the servers' errors ([`Database::replication_problems`]).
@@ -240,9 +338,9 @@ impl DatabaseExecution {
             });
         };
         let total = self.spec.time_limit.ns();
-        let latencies = Arc::new(Mutex::new(Vec::new()));
+        let times = Arc::new(Mutex::new(ClientTimes::default()));
         let ended = rt.block_on(async {
-            let run = drive(&self.spec, &names, &self.db, &links, &rec, &latencies);
+            let run = drive(&self.spec, &names, &self.db, &links, &rec, &times);
             tokio::pin!(run);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -273,8 +371,7 @@ impl DatabaseExecution {
         if let Some(e) = rec.write_error() {
             anyhow::bail!("{e}");
         }
-        self.figures.latencies_ns =
-            std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        self.figures.times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
         self.figures.faulty_phase = Duration::from_nanos(total);
         self.figures.finals = Some(finals.clone());
         self.figures.replication_problems = problems;
@@ -298,7 +395,7 @@ async fn drive(
     db: &SharedDb,
     links: &Arc<Links>,
     recorder: &Recorder,
-    latencies: &Arc<Mutex<Vec<u64>>>,
+    times: &Arc<Mutex<ClientTimes>>,
 ) -> anyhow::Result<FinalReads> {
     let fresh = Arc::new(AtomicU64::new(spec.concurrency as u64));
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,7 +424,7 @@ async fn drive(
             think,
             stop: stop.clone(),
             fresh: fresh.clone(),
-            latencies: latencies.clone(),
+            times: times.clone(),
         })));
     }
     let clocks = spec.nemesis.0.contains(&FaultKind::Clock);
@@ -385,7 +482,17 @@ struct ClientCtx {
     think: Duration,
     stop: Arc<AtomicBool>,
     fresh: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<u64>>>,
+    times: Arc<Mutex<ClientTimes>>,
+}
+
+/// What the clients measured, in nanoseconds.
+#[derive(Debug, Clone, Default)]
+struct ClientTimes {
+    /// The round trip of every `ok` transaction (sent to answered).
+    latencies: Vec<u64>,
+    /// The harness's own time around every transaction: generating it and
+    /// recording its invoke and completion.
+    overheads: Vec<u64>,
 }
 
 /// One logical client: connects to its node (again after any error),
@@ -396,7 +503,7 @@ async fn client_loop(ctx: ClientCtx) {
     let mut conn: Option<Box<dyn DbClient>> = None;
     let node = ctx.node;
     let rec = &ctx.recorder;
-    let mut latencies = Vec::new();
+    let mut times = ClientTimes::default();
     while !ctx.stop.load(Ordering::SeqCst) {
         let client = match conn.as_mut() {
             Some(c) => c,
@@ -410,12 +517,15 @@ async fn client_loop(ctx: ClientCtx) {
                 }
             },
         };
+        // The harness's own time per transaction: generating it and
+        // recording its invoke and completion (the history, node logs and
+        // progress listeners), measured around the client's round trip.
+        let begun = Instant::now();
         let ops = ctx
             .generator
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_op();
-        let invoked = Instant::now();
         rec.client(
             EventType::Invoke,
             process,
@@ -425,9 +535,12 @@ async fn client_loop(ctx: ClientCtx) {
             None,
             None,
         );
-        match client.txn(ctx.workload.kind(), &ops).await {
+        let sent = Instant::now();
+        let outcome = client.txn(ctx.workload.kind(), &ops).await;
+        let answered = Instant::now();
+        match outcome {
             TxnOutcome::Ok(done) => {
-                latencies.push(invoked.elapsed().as_nanos() as u64);
+                times.latencies.push((answered - sent).as_nanos() as u64);
                 rec.client(EventType::Ok, process, node, F_TXN, done, None, None);
             }
             TxnOutcome::Fail(why) => {
@@ -440,14 +553,16 @@ async fn client_loop(ctx: ClientCtx) {
                 process = ctx.fresh.fetch_add(1, Ordering::SeqCst);
             }
         }
+        times
+            .overheads
+            .push(((sent - begun) + answered.elapsed()).as_nanos() as u64);
         if !ctx.think.is_zero() {
             tokio::time::sleep(ctx.think).await;
         }
     }
-    ctx.latencies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(latencies);
+    let mut all = ctx.times.lock().unwrap_or_else(|p| p.into_inner());
+    all.latencies.extend(times.latencies);
+    all.overheads.extend(times.overheads);
 }
 
 impl crate::execution::Execution for DatabaseExecution {
@@ -469,6 +584,9 @@ impl crate::execution::Execution for DatabaseExecution {
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
         let nodes_dir = run_dir.join("nodes");
         let logs = db.collect_logs(&nodes_dir);
+        if result.is_err() {
+            keep_data(&mut **db, run_dir);
+        }
         let down = db.teardown();
         drop(db);
         // The servers are gone: now the namespaces, bridge and rules.
@@ -509,18 +627,30 @@ impl crate::execution::Execution for DatabaseExecution {
             f.setup.as_secs_f64(),
             network_line(&self.spec)
         )];
-        if !f.latencies_ns.is_empty() {
-            let mut l = f.latencies_ns.clone();
+        if !f.times.latencies.is_empty() {
+            let mut l = f.times.latencies.clone();
             l.sort_unstable();
             let ms = |ns: u64| ns as f64 / 1e6;
+            let median = l[l.len() / 2];
             out.push(format!(
                 "clients: {} ok transactions, {:.1}/s over the {:.0} s faulty phase; latency median {:.2} ms, p99 {:.2} ms",
                 l.len(),
                 l.len() as f64 / f.faulty_phase.as_secs_f64().max(1e-9),
                 f.faulty_phase.as_secs_f64(),
-                ms(l[l.len() / 2]),
+                ms(median),
                 ms(l[(l.len() * 99 / 100).min(l.len() - 1)])
             ));
+            let mut o = f.times.overheads.clone();
+            o.sort_unstable();
+            if let Some(&om) = o.get(o.len() / 2) {
+                out.push(format!(
+                    "harness overhead: median {:.1} µs per transaction (generating and recording it), \
+                     {:.1}% of the median client latency; p99 {:.1} µs",
+                    om as f64 / 1e3,
+                    100.0 * om as f64 / median.max(1) as f64,
+                    o[(o.len() * 99 / 100).min(o.len() - 1)] as f64 / 1e3
+                ));
+            }
         }
         if let Some(fin) = &f.finals {
             out.push(match fin.time_to_converge_s() {
