@@ -188,6 +188,13 @@ pub trait Database: Send {
     fn pause(&mut self, i: usize) -> Result<(), DbError>;
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
+    /// Node `i`'s data directory while the cluster exists (`None`: the
+    /// system keeps none worth keeping). A run that fails copies each one
+    /// into its run directory before the teardown removes it.
+    fn data_dir(&self, i: usize) -> Option<PathBuf> {
+        let _ = i;
+        None
+    }
     /// Replication that has stopped and will not resume by itself, one
     /// line per stopped link with the server's own error
     /// (`replication stopped on n2 from n1: error 1062: …`, read from
@@ -196,13 +203,6 @@ pub trait Database: Send {
     /// cannot stop say nothing.
     fn replication_problems(&self) -> Vec<String> {
         Vec::new()
-    }
-    /// Node `i`'s data directory while the cluster exists (`None`: the
-    /// system keeps none worth keeping). A run that fails copies each one
-    /// into its run directory before the teardown removes it.
-    fn data_dir(&self, i: usize) -> Option<PathBuf> {
-        let _ = i;
-        None
     }
     /// Appends every node's server log to `into/<name>.log` (the run's
     /// node log, which holds Ladon's own lines about the node too).
