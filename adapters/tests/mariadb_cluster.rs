@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use ladon_adapters::db::mariadb::{find_bins, MariaDb, MariaDbOptions, SlaveExecMode};
+use ladon_adapters::db::mariadb::{find_bins, MariaDb, MariaDbOptions, SlaveExecMode, DATABASE};
 use ladon_adapters::db::mysql::MysqlClient;
 use ladon_adapters::db::{ClusterSpec, Database, Topology, TxnOutcome};
 use ladon_checker::{Key, KeyKind, Mop, ReadValue};
@@ -94,8 +94,12 @@ async fn workloads_map_to_sql_and_update_conflicts_diverge_with_swapped_values()
     let mut db = cluster(SlaveExecMode::Strict).await;
     let root = db.data_root().unwrap().to_path_buf();
     let timeout = Duration::from_secs(2);
-    let mut a = MysqlClient::connect(db.addr(0), timeout).await.unwrap();
-    let mut b = MysqlClient::connect(db.addr(1), timeout).await.unwrap();
+    let mut a = MysqlClient::connect(db.addr(0), DATABASE, timeout)
+        .await
+        .unwrap();
+    let mut b = MysqlClient::connect(db.addr(1), DATABASE, timeout)
+        .await
+        .unwrap();
 
     // Every kind, written on n1 and seen on n2.
     assert_eq!(
@@ -170,8 +174,12 @@ async fn idempotent_mode_applies_insert_conflicts_over_each_other_and_the_nodes_
     }
     let db = cluster(SlaveExecMode::Idempotent).await;
     let timeout = Duration::from_secs(2);
-    let mut a = MysqlClient::connect(db.addr(0), timeout).await.unwrap();
-    let mut b = MysqlClient::connect(db.addr(1), timeout).await.unwrap();
+    let mut a = MysqlClient::connect(db.addr(0), DATABASE, timeout)
+        .await
+        .unwrap();
+    let mut b = MysqlClient::connect(db.addr(1), DATABASE, timeout)
+        .await
+        .unwrap();
     cut(&db, true);
     ok(&mut a, KeyKind::Register, vec![Mop::Write(k("y"), 1)]).await;
     ok(&mut b, KeyKind::Register, vec![Mop::Write(k("y"), 2)]).await;

@@ -371,7 +371,7 @@ pub fn registry() -> Vec<AdapterEntry> {
         kind: AdapterKind::MariaDb,
         name: "mariadb",
         about: if cfg!(feature = "mariadb") {
-            "MariaDB servers in multi-source replication (no conflict resolution), run live on loopback"
+            "MariaDB servers in multi-source replication (no conflict resolution), run live on this machine"
         } else {
             "MariaDB servers in multi-source replication, run live (needs a build with --features ladon-harness/mariadb)"
         },

@@ -572,6 +572,10 @@ impl Database for MariaDb {
         }
     }
 
+    fn data_dir(&self, i: usize) -> Option<PathBuf> {
+        self.root.as_ref().map(|_| MariaDb::data_dir(self, i))
+    }
+
     fn addr(&self, i: usize) -> SocketAddr {
         SocketAddr::new(self.spec.ip(i), self.ports[i])
     }
@@ -584,7 +588,7 @@ impl Database for MariaDb {
         let addr = self.addr(i);
         #[cfg(feature = "mariadb")]
         return Box::pin(async move {
-            super::mysql::MysqlClient::connect(addr, timeout)
+            super::mysql::MysqlClient::connect(addr, DATABASE, timeout)
                 .await
                 .map(|c| Box::new(c) as Box<dyn DbClient>)
         });

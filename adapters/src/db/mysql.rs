@@ -49,14 +49,18 @@ impl DbClient for MysqlClient {
 }
 
 impl MysqlClient {
-    /// Connects to `addr` as `ladon` (no password, loopback only), with
+    /// Connects to `addr` as `ladon` (no password) on database `db`, with
     /// `max_statement_time` set to `timeout`.
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<MysqlClient, String> {
+    pub async fn connect(
+        addr: SocketAddr,
+        db: &str,
+        timeout: Duration,
+    ) -> Result<MysqlClient, String> {
         let opts = OptsBuilder::default()
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())
             .user(Some("ladon"))
-            .db_name(Some(super::mariadb::DATABASE))
+            .db_name(Some(db))
             .prefer_socket(false)
             .init(vec![format!(
                 "SET SESSION max_statement_time = {:.3}",

@@ -70,7 +70,7 @@ pub fn render_real_systems() -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "real systems (live, servers on loopback; docs/real-systems.md):"
+        "real systems (live, servers on this machine; docs/real-systems.md):"
     );
     for (name, feature, declares, install) in systems {
         let _ = writeln!(s, "  {name}");
