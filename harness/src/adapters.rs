@@ -100,9 +100,9 @@ fn toy_cluster(o: &RunOptions) -> anyhow::Result<ToyCluster> {
 }
 
 /// Why the simulator's callers (explore, suite, replay) refuse `process`.
-pub const LIVE_ONLY: &str = "--adapter process and postgres-pglogical run real processes live, \
-     not in the simulator: use `ladon run --adapter process --bin PATH --workload NAME` or \
-     `ladon run --adapter postgres-pglogical --workload NAME` \
+pub const LIVE_ONLY: &str = "--adapter process, postgres-pglogical, mariadb and couchdb run real \
+     processes live, not in the simulator: use `ladon run --adapter process --bin PATH --workload NAME` or \
+     `ladon run --adapter postgres-pglogical|mariadb|couchdb --workload NAME` \
      (explore, shrink and replay take simulated adapters only)";
 
 /// A cluster of one CRDT library's documents (`--adapter automerge|yrs|loro`).
@@ -365,6 +365,32 @@ pub fn registry() -> Vec<AdapterEntry> {
         guarantees: |_| Ok(database_default_guarantees()),
         // `ladon run --adapter postgres-pglogical` has its own execution
         // (`db_run`); the simulator's callers cannot run it.
+        run: |_| anyhow::bail!("{LIVE_ONLY}"),
+    });
+    all.push(AdapterEntry {
+        kind: AdapterKind::MariaDb,
+        name: "mariadb",
+        about: if cfg!(feature = "mariadb") {
+            "MariaDB servers in multi-source replication (no conflict resolution), run live on this machine"
+        } else {
+            "MariaDB servers in multi-source replication, run live (needs a build with --features ladon-harness/mariadb)"
+        },
+        mode: Mode::Live,
+        guarantees: |_| Ok(database_default_guarantees()),
+        // `ladon run --adapter mariadb` runs in `db_run`, as postgres-pglogical.
+        run: |_| anyhow::bail!("{LIVE_ONLY}"),
+    });
+    all.push(AdapterEntry {
+        kind: AdapterKind::CouchDb,
+        name: "couchdb",
+        about: if cfg!(feature = "couchdb") {
+            "pouchdb-server nodes (in memory) replicated over the CouchDB protocol by the harness, run live"
+        } else {
+            "pouchdb-server nodes replicated over the CouchDB protocol, run live (needs a build with --features ladon-harness/couchdb)"
+        },
+        mode: Mode::Live,
+        guarantees: |_| Ok(database_default_guarantees()),
+        // `ladon run --adapter couchdb` runs in `db_run`, as postgres-pglogical.
         run: |_| anyhow::bail!("{LIVE_ONLY}"),
     });
     all.extend(crdt_lib_entries());

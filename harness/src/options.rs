@@ -102,6 +102,12 @@ pub enum AdapterKind {
     /// PostgreSQL servers replicating with pglogical, run live (cargo
     /// feature `postgres`).
     PostgresPglogical,
+    /// MariaDB servers in multi-source replication, run live (cargo
+    /// feature `mariadb`).
+    MariaDb,
+    /// pouchdb-server nodes replicated over the CouchDB protocol, run live
+    /// (cargo feature `couchdb`).
+    CouchDb,
     /// A simulated adapter registered at run time under this name (see
     /// `adapters::register`); names are interned, so the kind stays `Copy`.
     Custom(&'static str),
@@ -114,7 +120,7 @@ static CUSTOM_NAMES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::n
 
 impl AdapterKind {
     /// Ladon's own adapters.
-    pub const ALL: [AdapterKind; 7] = [
+    pub const ALL: [AdapterKind; 9] = [
         AdapterKind::Reference,
         AdapterKind::Toy,
         AdapterKind::Process,
@@ -122,6 +128,8 @@ impl AdapterKind {
         AdapterKind::Yrs,
         AdapterKind::Loro,
         AdapterKind::PostgresPglogical,
+        AdapterKind::MariaDb,
+        AdapterKind::CouchDb,
     ];
 
     /// The adapter's name, as `--adapter` spells it.
@@ -134,6 +142,8 @@ impl AdapterKind {
             AdapterKind::Yrs => "yrs",
             AdapterKind::Loro => "loro",
             AdapterKind::PostgresPglogical => "postgres-pglogical",
+            AdapterKind::MariaDb => "mariadb",
+            AdapterKind::CouchDb => "couchdb",
             AdapterKind::Custom(name) => name,
         }
     }
@@ -190,6 +200,12 @@ impl AdapterKind {
             AdapterKind::Loro => "loro documents, simulated (cargo feature `crdt-libs`)",
             AdapterKind::PostgresPglogical => {
                 "PostgreSQL servers replicating with pglogical, run live (cargo feature `postgres`)"
+            }
+            AdapterKind::MariaDb => {
+                "MariaDB servers in multi-source replication, run live (cargo feature `mariadb`)"
+            }
+            AdapterKind::CouchDb => {
+                "pouchdb-server nodes replicated over the CouchDB protocol, run live (cargo feature `couchdb`)"
             }
             AdapterKind::Custom(_) => "A simulated adapter of this program",
         }
@@ -461,10 +477,12 @@ pub mod heading {
     pub const REFERENCE: &str = "Options of --adapter reference";
     pub const REFERENCE_TOY: &str = "Options of --adapter reference and toy";
     pub const REFERENCE_PROCESS: &str =
-        "Options of --adapter reference, process and postgres-pglogical";
+        "Options of --adapter reference, process, postgres-pglogical, mariadb and couchdb";
     pub const PROCESS: &str = "Options of --adapter process";
-    pub const PROCESS_DB: &str = "Options of --adapter process and postgres-pglogical";
-    pub const DB: &str = "Options of --adapter postgres-pglogical";
+    pub const PROCESS_DB: &str =
+        "Options of --adapter process, postgres-pglogical, mariadb and couchdb";
+    pub const DB: &str = "Options of --adapter postgres-pglogical, mariadb and couchdb";
+    pub const MARIADB: &str = "Options of --adapter mariadb";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
@@ -474,10 +492,11 @@ pub mod heading {
             SIMULATED => &[Reference, Toy, Automerge, Yrs, Loro],
             REFERENCE_TOY => &[Reference, Toy],
             REFERENCE => &[Reference],
-            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical],
+            REFERENCE_PROCESS => &[Reference, Process, PostgresPglogical, MariaDb, CouchDb],
             PROCESS => &[Process],
-            PROCESS_DB => &[Process, PostgresPglogical],
-            DB => &[PostgresPglogical],
+            PROCESS_DB => &[Process, PostgresPglogical, MariaDb, CouchDb],
+            DB => &[PostgresPglogical, MariaDb, CouchDb],
+            MARIADB => &[MariaDb],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
@@ -614,14 +633,41 @@ pub struct ProcessFlags {
     pub init_timeout: Dur,
 }
 
+/// `--slave-exec-mode`: what a MariaDB replica does with a row event that
+/// does not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SlaveExecMode {
+    /// Stop the replication connection with the server's error (MariaDB's
+    /// default).
+    #[default]
+    Strict,
+    /// Apply silently: a duplicate insert overwrites the row, a missing
+    /// row is skipped.
+    Idempotent,
+}
+
 /// `ladon run`'s flags of the real-database adapters
-/// (`--adapter postgres-pglogical`), under their own heading.
+/// (`--adapter postgres-pglogical`, `mariadb`), under their own headings.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct DbFlags {
     /// Share of register writes that are deletes (`["d", k, null]`),
     /// 0 to 1; --workload register only.
     #[arg(long, default_value_t = 0.0, help_heading = heading::DB)]
     pub delete_share: f64,
+    /// What a replica does with a row event that does not apply: strict
+    /// stops that replication connection with the server's error,
+    /// idempotent applies silently (a duplicate insert overwrites the row,
+    /// a missing row is skipped).
+    #[arg(long, value_enum, default_value = "strict", help_heading = heading::MARIADB)]
+    #[serde(default)]
+    pub slave_exec_mode: SlaveExecMode,
+    /// Replicas write what they apply to their own binary log, so their
+    /// downstream nodes get it too (needed for --topology ring and star;
+    /// in a mesh it relays writes around a partial partition).
+    #[arg(long, help_heading = heading::MARIADB)]
+    #[serde(default)]
+    pub log_slave_updates: bool,
     /// How nodes are connected and partitions made: netns (a network
     /// namespace per node, nftables cuts; root), proxy (loopback, a TCP
     /// proxy per link), or auto (netns when it can).

@@ -11,7 +11,14 @@
 //! ([`registry::Registry`]); a cluster left behind by a Ladon that was killed
 //! with SIGKILL is found and removed before the next one starts.
 
+#[cfg(feature = "couchdb")]
+pub mod couch;
+#[cfg(feature = "couchdb")]
+pub mod couch_client;
 pub mod error;
+pub mod mariadb;
+#[cfg(feature = "mariadb")]
+pub mod mysql;
 pub mod netns;
 pub mod postgres;
 pub mod process_group;
@@ -29,6 +36,12 @@ use std::time::Duration;
 use ladon_checker::history::{KeyKind, Mop};
 
 pub use error::DbError;
+
+/// How to install what `--adapter couchdb` runs (the package pinned in
+/// `couch::PACKAGE`, where `couch::install_dir` looks for it).
+pub const COUCHDB_INSTALL: &str = "npm install --prefix DIR --no-audit --no-fund --ignore-scripts \
+     pouchdb-server@4.2.0 (DIR: $LADON_POUCHDB_DIR, else /var/cache/ladon/pouchdb-server-4.2.0 \
+     as root, else ~/.cache/ladon/pouchdb-server-4.2.0)";
 
 /// How the nodes replicate to each other.
 pub use crate::reference::config::Topology;
@@ -185,6 +198,12 @@ pub trait Database: Send {
     fn pause(&mut self, i: usize) -> Result<(), DbError>;
     /// SIGCONT to the node's process group.
     fn resume(&mut self, i: usize) -> Result<(), DbError>;
+    /// The directed links cut now (the execution calls it at every
+    /// partition and heal, beside its own cut of the traffic): a system
+    /// whose replication the adapter drives stops replicating them.
+    fn partitioned(&mut self, blocked: &std::collections::BTreeSet<(usize, usize)>) {
+        let _ = blocked;
+    }
     /// Node `i`'s data directory while the cluster exists (`None`: the
     /// system keeps none worth keeping). A run that fails copies each one
     /// into its run directory before the teardown removes it.
@@ -192,10 +211,55 @@ pub trait Database: Send {
         let _ = i;
         None
     }
+    /// Replication that has stopped and will not resume by itself, one
+    /// line per stopped link with the server's own error
+    /// (`replication stopped on n2 from n1: error 1062: …`, read from
+    /// MariaDB's `SHOW ALL SLAVES STATUS`); read after the final phase and
+    /// put in the report and the run summary. Systems whose replication
+    /// cannot stop say nothing.
+    fn replication_problems(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Appends every node's server log to `into/<name>.log` (the run's
     /// node log, which holds Ladon's own lines about the node too).
     fn collect_logs(&self, into: &Path) -> Result<(), DbError>;
     /// Stops every node and removes what setup created. Idempotent; also
     /// run on drop.
     fn teardown(&mut self) -> Result<(), DbError>;
+}
+
+/// Free loopback ports, one per node.
+pub fn free_ports(n: usize) -> Result<Vec<u16>, DbError> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()
+        .map_err(DbError::io("pick a free loopback port"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(DbError::io("pick a free loopback port"))
+}
+
+/// Appends each `(node, server log)` that exists to `into/<node>.log` (the
+/// run's node log, which holds Ladon's own lines about the node too).
+pub fn append_logs(logs: &[(String, PathBuf)], into: &Path) -> Result<(), DbError> {
+    std::fs::create_dir_all(into).map_err(DbError::io(format!("create {}", into.display())))?;
+    for (node, from) in logs.iter().filter(|(_, f)| f.exists()) {
+        let to = into.join(format!("{node}.log"));
+        let copy = || -> std::io::Result<u64> {
+            let mut src = std::fs::File::open(from)?;
+            let mut dst = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&to)?;
+            std::io::copy(&mut src, &mut dst)
+        };
+        copy().map_err(DbError::io(format!(
+            "append {} to {}",
+            from.display(),
+            to.display()
+        )))?;
+    }
+    Ok(())
 }

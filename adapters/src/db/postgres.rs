@@ -7,14 +7,16 @@
 //! node, which is much faster than one `initdb` per node; each server is
 //! started directly (`postgres -D`, no `pg_ctl`), in its own process group.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
 use super::registry::Registry;
-use super::{BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr};
+use super::{
+    append_logs, free_ports, BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr,
+};
 use crate::process::clock::Faketime;
 
 /// The install command printed when a binary is missing (Debian).
@@ -102,19 +104,6 @@ fn check_bin(bin: &Path) -> Result<(), DbError> {
         });
     }
     Ok(())
-}
-
-/// Free loopback ports, one per node.
-fn free_ports(n: usize) -> Result<Vec<u16>, DbError> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<Result<_, _>>()
-        .map_err(DbError::io("pick a free loopback port"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(DbError::io("pick a free loopback port"))
 }
 
 /// A PostgreSQL + pglogical cluster.
@@ -544,27 +533,10 @@ impl Database for Postgres {
     }
 
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
-        std::fs::create_dir_all(into).map_err(DbError::io(format!("create {}", into.display())))?;
-        for i in 0..self.spec.nodes {
-            let from = self.log_path(i);
-            if from.exists() {
-                let to = into.join(format!("{}.log", Self::name_of(i)));
-                let copy = || -> std::io::Result<u64> {
-                    let mut src = std::fs::File::open(&from)?;
-                    let mut dst = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&to)?;
-                    std::io::copy(&mut src, &mut dst)
-                };
-                copy().map_err(DbError::io(format!(
-                    "append {} to {}",
-                    from.display(),
-                    to.display()
-                )))?;
-            }
-        }
-        Ok(())
+        let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
+            .map(|i| (Self::name_of(i), self.log_path(i)))
+            .collect();
+        append_logs(&logs, into)
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {

@@ -31,6 +31,57 @@ pub fn render() -> String {
     s.push_str(&render_reference());
     let _ = writeln!(s);
     s.push_str(&render_process());
+    let _ = writeln!(s);
+    s.push_str(&render_real_systems());
+    s
+}
+
+/// The real databases: what each declares, what Ladon checks by default,
+/// and how to install it.
+pub fn render_real_systems() -> String {
+    use ladon_adapters::db::{mariadb, postgres};
+    let checked = crate::adapters::database_default_guarantees()
+        .iter()
+        .map(|g| g.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let systems: [(&str, &str, &str, &str); 3] = [
+        (
+            "postgres-pglogical",
+            "ladon-harness/postgres",
+            "convergence: conflicts resolved by last update wins on commit timestamps",
+            postgres::INSTALL,
+        ),
+        (
+            "mariadb",
+            "ladon-harness/mariadb",
+            "nothing on conflicts: row events applied as they come (STRICT stops on a \
+             duplicate key, IDEMPOTENT overwrites the row)",
+            mariadb::INSTALL,
+        ),
+        (
+            "couchdb",
+            "ladon-harness/couchdb",
+            "convergence with every conflict kept: a deterministic winner by revision \
+             (not by time), the losers kept as conflicting revisions",
+            ladon_adapters::db::COUCHDB_INSTALL,
+        ),
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "real systems (live, servers on this machine; docs/real-systems.md):"
+    );
+    for (name, feature, declares, install) in systems {
+        let _ = writeln!(s, "  {name}");
+        let _ = writeln!(s, "    declares:           {declares}");
+        let _ = writeln!(
+            s,
+            "    checked by default: {checked} (--guarantees LIST to change)"
+        );
+        let _ = writeln!(s, "    install:            {install}");
+        let _ = writeln!(s, "    build:              --features {feature}");
+    }
     s
 }
 
@@ -252,5 +303,33 @@ mod tests {
             .collect();
         assert!(starts.iter().all(|&c| c == starts[0]), "{out}");
         assert!(out.contains("  postgres-pglogical live "), "{out}");
+        assert!(out.contains("  mariadb            live "), "{out}");
+        assert!(out.contains("  couchdb            live "), "{out}");
+    }
+
+    #[test]
+    fn real_systems_say_what_they_declare_what_is_checked_and_how_to_install() {
+        let out = super::render_real_systems();
+        for (name, install) in [
+            (
+                "postgres-pglogical",
+                "apt-get install postgresql-15 postgresql-15-pglogical",
+            ),
+            ("mariadb", "apt-get install mariadb-server mariadb-client"),
+            ("couchdb", ladon_adapters::db::COUCHDB_INSTALL),
+        ] {
+            let block: Vec<&str> = out
+                .lines()
+                .skip_while(|l| *l != format!("  {name}"))
+                .skip(1)
+                .take(4)
+                .collect();
+            assert!(block[0].starts_with("    declares:           "), "{out}");
+            assert_eq!(
+                block[1],
+                "    checked by default: convergence (--guarantees LIST to change)"
+            );
+            assert_eq!(block[2], format!("    install:            {install}"));
+        }
     }
 }

@@ -313,7 +313,10 @@ pub fn main(args: RunArgs, given: &std::collections::BTreeSet<String>) -> anyhow
         let spec = process_spec(&args, given)?;
         return Ok(crate::live::process_run::run(spec));
     }
-    if args.options.adapter == AdapterKind::PostgresPglogical {
+    if matches!(
+        args.options.adapter,
+        AdapterKind::PostgresPglogical | AdapterKind::MariaDb | AdapterKind::CouchDb
+    ) {
         return crate::db_run::main(args, given);
     }
     let o = resolve(args.options).context("invalid options")?;

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ladon_adapters::db::netns::Network;
-use ladon_adapters::db::postgres::Postgres;
 use ladon_adapters::db::proxy::LinkProxy;
 use ladon_adapters::db::{ClusterSpec, Database, DbClient, TxnOutcome};
 use ladon_adapters::process::Workload;
@@ -75,8 +74,25 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         network: network.clone(),
     };
     let mut db: Box<dyn Database> = match spec.adapter {
-        AdapterKind::PostgresPglogical => Box::new(Postgres::new(cluster)?),
-        other => anyhow::bail!("internal: --adapter {other} is not a database"),
+        #[cfg(feature = "postgres")]
+        AdapterKind::PostgresPglogical => {
+            Box::new(ladon_adapters::db::postgres::Postgres::new(cluster)?)
+        }
+        #[cfg(feature = "couchdb")]
+        AdapterKind::CouchDb => Box::new(ladon_adapters::db::couch::Couch::new(cluster)?),
+        #[cfg(feature = "mariadb")]
+        AdapterKind::MariaDb => {
+            use ladon_adapters::db::mariadb::{MariaDb, MariaDbOptions, SlaveExecMode};
+            let options = MariaDbOptions {
+                slave_exec_mode: match spec.flags.slave_exec_mode {
+                    crate::options::SlaveExecMode::Strict => SlaveExecMode::Strict,
+                    crate::options::SlaveExecMode::Idempotent => SlaveExecMode::Idempotent,
+                },
+                log_slave_updates: spec.flags.log_slave_updates,
+            };
+            Box::new(MariaDb::new(cluster, options)?)
+        }
+        other => anyhow::bail!("--adapter {other}: {}", super::spec::needs_feature(other)),
     };
     if spec.nemesis.0.contains(&FaultKind::Clock) {
         let lib = spec.faketime_library.clone().unwrap_or_else(|| {
@@ -205,6 +221,9 @@ struct Figures {
     /// What the clients measured.
     times: ClientTimes,
     faulty_phase: Duration,
+    /// Replication that had stopped by the end of the final phase, with
+    /// the servers' errors ([`Database::replication_problems`]).
+    replication_problems: Vec<String>,
 }
 
 /// A live run of a real database.
@@ -334,6 +353,17 @@ impl DatabaseExecution {
                 }
             }
         });
+        // Replication's state at the end of the final phase, read while the
+        // link proxies still forward (without them every connection would
+        // be reconnecting) and the servers still run.
+        let problems = match &ended {
+            Ok(Ended::Done(_)) => self
+                .db
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replication_problems(),
+            _ => Vec::new(),
+        };
         drop(links);
         let tally = rec.tally();
         let finals = match ended? {
@@ -346,6 +376,7 @@ impl DatabaseExecution {
         self.figures.times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
         self.figures.faulty_phase = Duration::from_nanos(total);
         self.figures.finals = Some(finals.clone());
+        self.figures.replication_problems = problems;
         Ok(RunOutcome {
             events: tally.events,
             completed_ops: tally.completed_ops,
@@ -574,6 +605,20 @@ impl crate::execution::Execution for DatabaseExecution {
         if let Some(finals) = &self.figures.finals {
             crate::live::process_run::annotate_window(report, finals);
         }
+        let problems = &self.figures.replication_problems;
+        if !problems.is_empty() {
+            crate::report::extras::HarnessExtra::ReplicationProblems(problems.clone()).set(report);
+            // Why the nodes disagree, on the examples that show it.
+            if let Some(finding) = report
+                .anomalies
+                .get_mut(&ladon_checker::report::Anomaly::Divergence)
+            {
+                for ex in &mut finding.examples {
+                    ex.explanation
+                        .push_str(&format!(" ({})", problems.join("; ")));
+                }
+            }
+        }
     }
 
     fn notes(&self) -> Vec<String> {
@@ -621,6 +666,7 @@ impl crate::execution::Execution for DatabaseExecution {
                 ),
             });
         }
+        out.extend(f.replication_problems.iter().cloned());
         out
     }
 }

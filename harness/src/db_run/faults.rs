@@ -151,14 +151,17 @@ impl FaultTarget for DbTarget {
 
     async fn partition(&mut self, cut: Cut) {
         self.links.cut(&cut.blocked);
+        with_db(&self.db, |d| d.partitioned(&cut.blocked));
     }
 
     async fn heal(&mut self) {
         self.links.heal_all();
+        with_db(&self.db, |d| d.partitioned(&BTreeSet::new()));
     }
 
     async fn heal_network(&mut self) {
         self.links.heal_all();
+        with_db(&self.db, |d| d.partitioned(&BTreeSet::new()));
     }
 
     async fn clock_bump(&mut self, bumps: &[(usize, i64)]) -> Vec<(usize, i64)> {

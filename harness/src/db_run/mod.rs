@@ -1,8 +1,9 @@
 //! Live runs against real multi-leader databases
-//! (`ladon run --adapter postgres-pglogical`): the database execution.
+//! (`ladon run --adapter postgres-pglogical` or `mariadb`): the database
+//! execution.
 //!
 //! The execution (`execution::DatabaseExecution`, cargo feature
-//! `postgres`) is generic over `ladon_adapters::db::Database`: it sets the
+//! `postgres` or `mariadb`) is generic over `ladon_adapters::db::Database`: it sets the
 //! cluster up with a proxy (`ladon_adapters::db::proxy::LinkProxy`) on
 //! every directed replication link, drives one SQL client per logical
 //! client (the live runner's generator and recorder), plays the simulator's
@@ -14,11 +15,11 @@
 //! This module resolves `ladon run`'s flags into a [`DbSpec`]; without the
 //! cargo feature it refuses with the command that builds it.
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod execution;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod faults;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 pub mod final_reads;
 
 mod spec;
@@ -28,21 +29,33 @@ use std::process::ExitCode;
 
 use crate::options::RunArgs;
 pub use spec::{
-    default_guarantees, reproduce, resolve, sql_workload, DbSpec, DB_DEFAULTS, NEEDS_POSTGRES,
+    built_with, default_guarantees, feature_of, needs_feature, reproduce, resolve, sql_workload,
+    DbSpec, DB_DEFAULTS,
 };
 
-/// `ladon run --adapter postgres-pglogical`.
+/// `ladon run --adapter postgres-pglogical` or `mariadb`.
 pub fn main(args: RunArgs, given: &BTreeSet<String>) -> anyhow::Result<ExitCode> {
     let spec = resolve(&args, given).map_err(|e| e.context("invalid options"))?;
+    if !built_with(spec.adapter) {
+        anyhow::bail!(
+            "--adapter {}: {}",
+            spec.adapter,
+            needs_feature(spec.adapter)
+        );
+    }
     run(spec)
 }
 
-#[cfg(not(feature = "postgres"))]
+#[cfg(not(any(feature = "postgres", feature = "mariadb", feature = "couchdb")))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("--adapter {}: {NEEDS_POSTGRES}", spec.adapter)
+    anyhow::bail!(
+        "--adapter {}: {}",
+        spec.adapter,
+        needs_feature(spec.adapter)
+    )
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     let (db, network) = execution::build(&spec)?;

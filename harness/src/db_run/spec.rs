@@ -1,5 +1,5 @@
-//! The database run's spec: `ladon run --adapter postgres-pglogical`'s
-//! options resolved, checked and typed, and its reproduce line.
+//! The database run's spec: `ladon run --adapter postgres-pglogical` or
+//! `mariadb`'s options resolved, checked and typed, and its reproduce line.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,11 +12,32 @@ use crate::nemesis::FaultList;
 use crate::net::{Latency, PartitionMode, Shape};
 use crate::options::{AdapterKind, DbFlags, Dur, NetworkMode, RunArgs, RunOptions};
 
-/// Why `--adapter postgres-pglogical` cannot run in a build without the
-/// SQL clients.
-pub const NEEDS_POSTGRES: &str = "this ladon was built without the real-database adapters: \
-     build it with `cargo build --release --features ladon-harness/postgres` \
-     (see docs/real-systems.md)";
+/// The cargo feature of `ladon-harness` that builds `adapter`'s client.
+pub fn feature_of(adapter: AdapterKind) -> &'static str {
+    match adapter {
+        AdapterKind::MariaDb => "mariadb",
+        AdapterKind::CouchDb => "couchdb",
+        _ => "postgres",
+    }
+}
+
+/// Whether this build has `adapter`'s client.
+pub fn built_with(adapter: AdapterKind) -> bool {
+    match adapter {
+        AdapterKind::MariaDb => cfg!(feature = "mariadb"),
+        AdapterKind::CouchDb => cfg!(feature = "couchdb"),
+        _ => cfg!(feature = "postgres"),
+    }
+}
+
+/// Why `--adapter ADAPTER` cannot run in a build without its client.
+pub fn needs_feature(adapter: AdapterKind) -> String {
+    format!(
+        "this ladon was built without the {adapter} adapter's client: build it with \
+         `cargo build --release --features ladon-harness/{}` (see docs/real-systems.md)",
+        feature_of(adapter)
+    )
+}
 
 /// The defaults of a database run where they differ from a simulated
 /// run's (argument id, value): wall-clock time, no faults unless asked,
@@ -83,10 +104,24 @@ pub fn sql_workload(w: WorkloadKind) -> Workload {
 
 pub use crate::adapters::database_default_guarantees as default_guarantees;
 
-/// Resolves `ladon run --adapter postgres-pglogical`.
+/// Resolves `ladon run --adapter postgres-pglogical` or `mariadb`.
 pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpec> {
     let mut o = args.options.clone();
     crate::options::apply_defaults(&mut o, DB_DEFAULTS, given, "database")?;
+    if o.adapter == AdapterKind::CouchDb {
+        // CouchDB has no transactions: one micro-operation each.
+        anyhow::ensure!(
+            !given.contains("txn_size") || o.txn_size == 1,
+            "--txn-size {}: --adapter couchdb has no transactions (one micro-operation each: \
+             --txn-size 1)",
+            o.txn_size
+        );
+        o.txn_size = 1;
+        anyhow::ensure!(
+            !matches!(o.workload.sim(), Ok(WorkloadKind::Counter)),
+            "--workload counter: --adapter couchdb has no increment; it runs register, set or list-append"
+        );
+    }
     o.validate().map_err(anyhow::Error::msg)?;
     let adapter = o.adapter;
     let workload_name = o.workload.sim().map_err(|_| {
@@ -254,6 +289,22 @@ pub fn reproduce(s: &DbSpec) -> String {
         ("--txn-size", s.txn_size.to_string()),
         ("--max-writes-per-key", s.max_writes_per_key.to_string()),
         ("--delete-share", s.delete_share.to_string()),
+    ]);
+    if s.adapter == AdapterKind::MariaDb {
+        words.push((
+            "--slave-exec-mode",
+            match s.flags.slave_exec_mode {
+                crate::options::SlaveExecMode::Strict => "strict",
+                crate::options::SlaveExecMode::Idempotent => "idempotent",
+            }
+            .to_string(),
+        ));
+        if s.flags.log_slave_updates {
+            // A switch: printed without a value (see below).
+            words.push(("--log-slave-updates", String::new()));
+        }
+    }
+    words.extend([
         ("--store", s.store.display().to_string()),
         ("--test", s.test.clone()),
         (
@@ -264,6 +315,10 @@ pub fn reproduce(s: &DbSpec) -> String {
     ]);
     let mut cmd = "ladon run".to_string();
     for (flag, value) in words {
+        if flag == "--log-slave-updates" {
+            cmd.push_str(" --log-slave-updates");
+            continue;
+        }
         cmd.push(' ');
         cmd.push_str(flag);
         cmd.push(' ');

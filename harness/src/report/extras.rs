@@ -29,6 +29,10 @@ pub enum HarnessExtra {
     UnknownReason(String),
     /// A live run's final phase (`final_phase`).
     FinalPhase(FinalPhase),
+    /// A database run's replication that had stopped by the end, with the
+    /// servers' own errors (`replication_problems`: one line per stopped
+    /// link, `replication stopped on n2 from n1: error 1062: …`).
+    ReplicationProblems(Vec<String>),
 }
 
 impl HarnessExtra {
@@ -37,6 +41,7 @@ impl HarnessExtra {
         match self {
             HarnessExtra::UnknownReason(_) => UNKNOWN_REASON,
             HarnessExtra::FinalPhase(_) => "final_phase",
+            HarnessExtra::ReplicationProblems(_) => "replication_problems",
         }
     }
 
@@ -48,6 +53,7 @@ impl HarnessExtra {
             HarnessExtra::FinalPhase(f) => {
                 serde_json::to_value(f).expect("a FinalPhase serializes")
             }
+            HarnessExtra::ReplicationProblems(lines) => serde_json::Value::from(lines),
         };
         report.extra.insert(key.into(), value);
     }

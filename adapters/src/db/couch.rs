@@ -1,0 +1,478 @@
+//! The CouchDB replication protocol as a multi-leader system: every node a
+//! `pouchdb-server --in-memory` (Node.js, from the npm registry), one
+//! database `ladon` each, replicated by the harness in one-shot
+//! `POST /_replicate` rounds between linked nodes.
+//!
+//! **Why one-shot rounds.** A continuous replication cannot be cancelled
+//! (`"cancel": true` is accepted and ignored) and does not survive a
+//! partition, so the adapter's replicator thread asks each linked node to
+//! pull from its upstream every [`ROUND`] instead. A partitioned pair is
+//! not replicated (the execution tells the adapter through
+//! [`Database::partitioned`]); the proxy or namespace cut takes care of the
+//! rest of the traffic.
+//!
+//! **Documents** (see [`super::couch_client`]): a register is a document
+//! per key (`r:<k>`), a set a document per element (`s:<k>:<e>`), a list a
+//! document per key holding the list (`l:<k>`). Counters are not offered:
+//! CouchDB has no increment, and a read-modify-write of a number is a
+//! register.
+//!
+//! In memory: a crash (SIGKILL) loses everything the node held; the
+//! restarted node starts empty and gets back what its peers have.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::couch_client::{http, CouchClient};
+use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
+use super::registry::Registry;
+use super::{BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr};
+use crate::process::clock::Faketime;
+
+/// The pinned package.
+pub const PACKAGE: &str = "pouchdb-server@4.2.0";
+/// The database every node holds.
+pub const DB: &str = "ladon";
+/// Time between two replication rounds of one link.
+pub const ROUND: Duration = Duration::from_millis(200);
+
+/// Where the package is installed: `LADON_POUCHDB_DIR`, else
+/// `/var/cache/ladon/pouchdb-server-4.2.0` as root (readable by the user
+/// the servers run as), else `~/.cache/ladon/pouchdb-server-4.2.0`.
+pub fn install_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LADON_POUCHDB_DIR") {
+        return PathBuf::from(d);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/cache/ladon/pouchdb-server-4.2.0");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache/ladon/pouchdb-server-4.2.0")
+}
+
+/// The command that installs the package where [`install_dir`] looks.
+pub fn install_command() -> String {
+    format!(
+        "npm install --prefix {} --no-audit --no-fund --ignore-scripts {PACKAGE}",
+        install_dir().display()
+    )
+}
+
+/// The server's entry script, or what is missing.
+pub fn find_server() -> Result<PathBuf, DbError> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return Err(DbError::Missing {
+            what: "Node.js (`node`)".into(),
+            path: "node".into(),
+            install: "apt-get install nodejs npm".into(),
+        });
+    }
+    let script = install_dir().join("node_modules/pouchdb-server/bin/pouchdb-server");
+    if !script.is_file() {
+        return Err(DbError::Missing {
+            what: "pouchdb-server".into(),
+            path: script.display().to_string(),
+            install: install_command(),
+        });
+    }
+    Ok(script)
+}
+
+/// A cluster of pouchdb-server nodes.
+pub struct Couch {
+    spec: ClusterSpec,
+    script: PathBuf,
+    run_as: Option<RunAs>,
+    registry: Registry,
+    root: Option<tempfile::TempDir>,
+    root_entry: Option<PathBuf>,
+    ports: Vec<u16>,
+    servers: Vec<Option<Server>>,
+    faketime_library: Option<PathBuf>,
+    clocks: Vec<Faketime>,
+    /// The links being replicated, by `(from, to)`: the URL `to` pulls
+    /// from.
+    links: Arc<Mutex<Vec<((usize, usize), String)>>>,
+    /// Directed links not replicated now (a partition).
+    cut: Arc<Mutex<BTreeSet<(usize, usize)>>>,
+    stop: Arc<AtomicBool>,
+    replicator: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Couch {
+    /// A cluster of `spec.nodes` nodes; nothing starts until setup.
+    pub fn new(spec: ClusterSpec) -> Result<Couch, DbError> {
+        if spec.nodes == 0 {
+            return Err(DbError::Refused("--nodes must be at least 1".into()));
+        }
+        Ok(Couch {
+            script: find_server()?,
+            run_as: RunAs::for_root("nobody")?,
+            registry: Registry::open(Registry::default_dir())?,
+            root: None,
+            root_entry: None,
+            ports: Vec::new(),
+            servers: (0..spec.nodes).map(|_| None).collect(),
+            faketime_library: None,
+            clocks: Vec::new(),
+            links: Default::default(),
+            cut: Default::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            replicator: None,
+            spec,
+        })
+    }
+
+    fn name_of(i: usize) -> String {
+        format!("n{}", i + 1)
+    }
+
+    fn root(&self) -> &Path {
+        self.root
+            .as_ref()
+            .map(|t| t.path())
+            .unwrap_or(Path::new("/"))
+    }
+
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.root().join(Self::name_of(i))
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.root().join(format!("{}.log", Self::name_of(i)))
+    }
+
+    fn start(&mut self, i: usize) -> Result<(), DbError> {
+        let node = Self::name_of(i);
+        let dir = self.node_dir(i);
+        let mut cmd = Command::new("node");
+        cmd.arg(&self.script)
+            .args(["--in-memory", "--no-stdout-logs", "--host"])
+            .arg(self.spec.ip(i).to_string())
+            .arg("--port")
+            .arg(self.ports[i].to_string())
+            // Unused in memory, but on the command line the registry's
+            // sweep finds the server by (a server of a killed run).
+            .arg("--dir")
+            .arg(&dir)
+            // pouchdb-server writes config.json and log.txt where it runs.
+            .current_dir(&dir);
+        if let Some(ft) = self.clocks.get(i) {
+            cmd.envs(ft.env());
+            cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        RunAs::apply(self.run_as, &mut cmd);
+        let server = self.spec.spawn(i, cmd, &self.log_path(i), &node)?;
+        self.registry.add(server.pgid(), &dir)?;
+        self.servers[i] = Some(server);
+        self.wait_ready(i, Duration::from_secs(30))?;
+        // In memory: the database is made at every start.
+        let (status, body) = self.call(i, "PUT", &format!("/{DB}"), None)?;
+        if status != 201 && status != 412 {
+            return Err(DbError::Command {
+                node,
+                command: format!("PUT /{DB}"),
+                output: format!("{status} {body}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// One HTTP request to node `i` from a throwaway runtime (setup only).
+    fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), DbError> {
+        let addr = self.addr(i);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(DbError::io("start a runtime"))?;
+        rt.block_on(http(
+            addr,
+            method,
+            path,
+            body.as_ref(),
+            Duration::from_secs(5),
+        ))
+        .map_err(|e| DbError::Command {
+            node: Self::name_of(i),
+            command: format!("{method} {path}"),
+            output: e,
+        })
+    }
+
+    fn wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), DbError> {
+        let t0 = Instant::now();
+        loop {
+            if self.call(i, "GET", "/", None).is_ok_and(|(s, _)| s == 200) {
+                return Ok(());
+            }
+            let exited = self.servers[i].as_mut().is_none_or(|s| s.exited());
+            if exited || t0.elapsed() > limit {
+                return Err(DbError::NotReady {
+                    node: Self::name_of(i),
+                    secs: t0.elapsed().as_secs(),
+                    log: self.log_path(i),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the replicator thread: every [`ROUND`], each link not cut
+    /// asks its `to` node to pull from its `from` URL once.
+    fn start_replicator(&mut self) {
+        let targets: Vec<SocketAddr> = (0..self.spec.nodes).map(|i| self.addr(i)).collect();
+        let (links, cut, stop) = (self.links.clone(), self.cut.clone(), self.stop.clone());
+        self.replicator = Some(std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let round: Vec<_> = {
+                        let cut = cut.lock().unwrap_or_else(|p| p.into_inner());
+                        links
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .filter(|(l, _)| !cut.contains(l))
+                            .cloned()
+                            .collect()
+                    };
+                    let pulls = round.into_iter().map(|((_, to), source)| {
+                        let body = serde_json::json!({
+                            "source": source,
+                            "target": format!("http://{}/{DB}", targets[to]),
+                        });
+                        let target = targets[to];
+                        async move {
+                            let _ = http(
+                                target,
+                                "POST",
+                                "/_replicate",
+                                Some(&body),
+                                Duration::from_secs(2),
+                            )
+                            .await;
+                        }
+                    });
+                    futures_join_all(pulls).await;
+                    tokio::time::sleep(ROUND).await;
+                }
+            });
+        }));
+    }
+
+    fn stop_replicator(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.replicator.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Runs every future to completion, concurrently (no extra crate for it).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+impl Database for Couch {
+    fn name(&self) -> &'static str {
+        "couchdb"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        (0..self.spec.nodes).map(Self::name_of).collect()
+    }
+
+    fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
+        if !library.is_file() {
+            return Err(DbError::Missing {
+                what: "libfaketime (for --nemesis clock)".into(),
+                path: library.display().to_string(),
+                install: "apt-get install faketime libfaketime".into(),
+            });
+        }
+        self.faketime_library = Some(library.to_path_buf());
+        Ok(())
+    }
+
+    fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
+        let ft = self.clocks.get(i).ok_or_else(|| {
+            DbError::Refused(format!(
+                "{}: clock faults are not enabled",
+                Self::name_of(i)
+            ))
+        })?;
+        ft.set_offset_ns(offset_ns).map_err(DbError::io(format!(
+            "{}: write {}",
+            Self::name_of(i),
+            ft.timestamp_file.display()
+        )))
+    }
+
+    fn start_nodes(&mut self) -> Result<(), DbError> {
+        let swept = self.registry.sweep()?;
+        if !swept.killed.is_empty() {
+            tracing::warn!(
+                "removed {} server(s) left behind by a killed run",
+                swept.killed.len()
+            );
+        }
+        let root = tempfile::Builder::new()
+            .prefix("ladon-couchdb-")
+            .tempdir()
+            .map_err(DbError::io("create a temporary directory for the nodes"))?;
+        self.root_entry = Some(self.registry.add_root(root.path())?);
+        self.root = Some(root);
+        self.ports = super::free_ports(self.spec.nodes)?;
+        for i in 0..self.spec.nodes {
+            let d = self.node_dir(i);
+            std::fs::create_dir_all(&d).map_err(DbError::io(format!("create {}", d.display())))?;
+        }
+        RunAs::chown(self.run_as, self.root())?;
+        if let Some(lib) = self.faketime_library.clone() {
+            for i in 0..self.spec.nodes {
+                let file = self.root().join(format!("{}.faketime", Self::name_of(i)));
+                let ft = Faketime::new(Some(&lib), file)
+                    .map_err(DbError::io(format!("{}: faketime", Self::name_of(i))))?;
+                self.clocks.push(ft);
+            }
+        }
+        for i in 0..self.spec.nodes {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
+    fn replicate(&mut self, via: LinkAddr<'_>) -> Result<(), DbError> {
+        let links: Vec<_> = super::replication_links(self.spec.topology, self.spec.nodes)
+            .into_iter()
+            .map(|l| ((l.from, l.to), format!("http://{}/{DB}", via(l.from, l.to))))
+            .collect();
+        *self.links.lock().unwrap_or_else(|p| p.into_inner()) = links;
+        self.stop.store(false, Ordering::SeqCst);
+        self.start_replicator();
+        Ok(())
+    }
+
+    fn partitioned(&mut self, blocked: &BTreeSet<(usize, usize)>) {
+        *self.cut.lock().unwrap_or_else(|p| p.into_inner()) = blocked.clone();
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.spec.ip(i), self.ports[i])
+    }
+
+    fn connect(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Box<dyn DbClient>, String>> {
+        let addr = self.addr(i);
+        Box::pin(async move {
+            CouchClient::connect(addr, timeout)
+                .await
+                .map(|c| Box::new(c) as Box<dyn DbClient>)
+        })
+    }
+
+    fn kill(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = self.servers[i].take() {
+            let pgid = s.pgid();
+            s.kill();
+            remove_faketime_shm(pgid);
+            self.registry.remove(pgid);
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), DbError> {
+        if self.servers[i].is_some() {
+            return Ok(());
+        }
+        self.start(i)
+    }
+
+    fn is_up(&self, i: usize) -> bool {
+        self.servers.get(i).is_some_and(|s| s.is_some())
+    }
+
+    fn pause(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = &self.servers[i] {
+            signal_tree(s.pgid(), libc::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(s) = &self.servers[i] {
+            signal_tree(s.pgid(), libc::SIGCONT);
+        }
+        Ok(())
+    }
+
+    fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
+        let logs: Vec<_> = (0..self.spec.nodes)
+            .map(|i| (Self::name_of(i), self.log_path(i)))
+            .collect();
+        super::append_logs(&logs, into)
+    }
+
+    fn teardown(&mut self) -> Result<(), DbError> {
+        self.stop_replicator();
+        for slot in &mut self.servers {
+            if let Some(s) = slot.take() {
+                let pgid = s.pgid();
+                s.stop(libc::SIGTERM, Duration::from_secs(3));
+                remove_faketime_shm(pgid);
+                self.registry.remove(pgid);
+            }
+        }
+        if let Some(root) = self.root.take() {
+            root.close()
+                .map_err(DbError::io("remove the nodes' directory"))?;
+        }
+        if let Some(entry) = self.root_entry.take() {
+            self.registry.remove_root(&entry);
+        }
+        Ok(())
+    }
+}
+
+impl Couch {
+    /// The directory the nodes run in while the cluster exists (for tests).
+    pub fn data_root(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|t| t.path().to_path_buf())
+    }
+
+    /// Process group ids of the running servers (for tests).
+    pub fn pgids(&self) -> Vec<i32> {
+        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+    }
+}
+
+impl Drop for Couch {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
