@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::couch_client::{http, CouchClient};
+use super::couch_client::{http, CouchClient, DB};
 use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
 use super::registry::Registry;
 use super::{BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr};
@@ -36,8 +36,6 @@ use crate::process::clock::Faketime;
 
 /// The pinned package.
 pub const PACKAGE: &str = "pouchdb-server@4.2.0";
-/// The database every node holds.
-pub const DB: &str = "ladon";
 /// Time between two replication rounds of one link.
 pub const ROUND: Duration = Duration::from_millis(200);
 
@@ -84,6 +82,9 @@ pub fn find_server() -> Result<PathBuf, DbError> {
     Ok(script)
 }
 
+/// One replicated link: `(from, to)` and the URL `to` pulls from.
+type Pull = ((usize, usize), String);
+
 /// A cluster of pouchdb-server nodes.
 pub struct Couch {
     spec: ClusterSpec,
@@ -98,7 +99,7 @@ pub struct Couch {
     clocks: Vec<Faketime>,
     /// The links being replicated, by `(from, to)`: the URL `to` pulls
     /// from.
-    links: Arc<Mutex<Vec<((usize, usize), String)>>>,
+    links: Arc<Mutex<Vec<Pull>>>,
     /// Directed links not replicated now (a partition).
     cut: Arc<Mutex<BTreeSet<(usize, usize)>>>,
     stop: Arc<AtomicBool>,

@@ -30,6 +30,9 @@ use serde_json::{json, Value};
 
 use super::TxnOutcome;
 
+/// The database every node holds.
+pub const DB: &str = "ladon";
+
 /// One HTTP/1.1 connection.
 struct Conn {
     addr: SocketAddr,
@@ -198,9 +201,7 @@ impl CouchClient {
     /// The document `id` with its conflicts: `(winner, conflicting revs)`;
     /// `None` when there is none (never written, or deleted).
     async fn doc(&mut self, id: &str) -> Result<Option<(Value, Vec<String>)>, Stop> {
-        let (status, doc) = self
-            .get(&format!("/{}/{id}?conflicts=true", super::couch::DB))
-            .await?;
+        let (status, doc) = self.get(&format!("/{}/{id}?conflicts=true", DB)).await?;
         match status {
             404 => Ok(None),
             200 => {
@@ -240,7 +241,7 @@ impl CouchClient {
             docs.push(new);
         }
         let body = json!({ "docs": docs });
-        let path = format!("/{}/_bulk_docs", super::couch::DB);
+        let path = format!("/{}/_bulk_docs", DB);
         let (status, answer) = self.conn.request("POST", &path, Some(&body)).await?;
         if status >= 500 {
             return Err(Stop::Info(format!("POST _bulk_docs: {status} {answer}")));
@@ -262,7 +263,7 @@ impl CouchClient {
     }
 
     async fn mop(&mut self, kind: KeyKind, op: &Mop) -> Result<Mop, Stop> {
-        let db = super::couch::DB;
+        let db = DB;
         Ok(match op {
             Mop::Write(k, v) => {
                 let id = format!("r:{}", key_text(k));
@@ -366,7 +367,7 @@ impl CouchClient {
         }
         let mut values = vec![v];
         for rev in conflicts {
-            let path = format!("/{}/{id}?rev={rev}", super::couch::DB);
+            let path = format!("/{}/{id}?rev={rev}", DB);
             let (status, doc) = self.get(&path).await?;
             if status == 200 {
                 if let Some(x) = doc["v"].as_i64() {
