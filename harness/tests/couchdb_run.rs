@@ -1,7 +1,6 @@
-//! `ladon run --adapter couchdb` end to end: a no-fault register run is
-//! valid, converges, stores the servers' logs and leaves nothing; a
-//! partitioned run keeps concurrent updates as siblings and converges after
-//! the heal; a Ladon killed with SIGKILL mid-run leaves servers that the
+//! `ladon run --adapter couchdb` end to end: a no-fault set run is valid,
+//! converges, stores the servers' logs and leaves nothing; transactions and
+//! counters are refused by name; a Ladon killed with SIGKILL mid-run leaves servers that the
 //! next run removes.
 //!
 //! Needs Node.js and pouchdb-server (scripts/test installs them); without
@@ -79,7 +78,7 @@ fn report_of(dir: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn a_no_fault_register_run_is_valid_converges_and_leaves_nothing() {
+fn a_no_fault_set_run_is_valid_converges_and_leaves_nothing() {
     if !available() {
         return;
     }
@@ -88,7 +87,7 @@ fn a_no_fault_register_run_is_valid_converges_and_leaves_nothing() {
     let status = ladon(
         &[
             "--workload",
-            "register",
+            "set",
             "--time-limit",
             "3s",
             "--seed",
