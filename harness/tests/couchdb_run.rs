@@ -7,12 +7,14 @@
 //! them the tests say so and pass, except under CI (`CI` set).
 #![cfg(feature = "couchdb")]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use db_common::{output_of, registry_entries, registry_files, report_of, run_dir};
 use ladon_adapters::db::process_group::group_alive;
+
+mod db_common;
 
 fn available() -> bool {
     match ladon_adapters::db::couch::find_server() {
@@ -26,55 +28,7 @@ fn available() -> bool {
 }
 
 fn ladon(args: &[&str], store: &Path, registry: &Path) -> Command {
-    std::fs::create_dir_all(store).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladon"));
-    cmd.arg("run")
-        .args(["--adapter", "couchdb"])
-        .args(args)
-        .arg("--store")
-        .arg(store)
-        .env("LADON_DB_REGISTRY", registry)
-        .stdin(Stdio::null())
-        .stdout(File::create(store.join("stdout.txt")).unwrap())
-        .stderr(File::create(store.join("stderr.txt")).unwrap());
-    cmd
-}
-
-fn run_dir(store: &Path, test: &str) -> Option<PathBuf> {
-    std::fs::read_dir(store.join(test))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-}
-
-/// The registry's server entries: (process group, data directory).
-fn registry_entries(registry: &Path) -> Vec<(i32, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(registry) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| {
-            let pgid = e.file_name().to_str()?.parse().ok()?;
-            let text = std::fs::read_to_string(e.path()).ok()?;
-            Some((pgid, PathBuf::from(text.lines().nth(1)?)))
-        })
-        .collect()
-}
-
-fn registry_files(registry: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(registry)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
-}
-
-fn output_of(store: &Path) -> String {
-    let read = |f: &str| std::fs::read_to_string(store.join(f)).unwrap_or_default();
-    format!("{}{}", read("stdout.txt"), read("stderr.txt"))
-}
-
-fn report_of(dir: &Path) -> serde_json::Value {
-    serde_json::from_reader(File::open(dir.join("report.json")).unwrap()).unwrap()
+    db_common::ladon("couchdb", args, store, registry)
 }
 
 #[test]
