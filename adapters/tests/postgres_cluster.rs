@@ -128,6 +128,70 @@ fn three_nodes_replicate_all_to_all_survive_a_crash_and_leave_nothing() {
     assert!(!root.exists(), "{} left behind", root.display());
 }
 
+/// pglogical skips a remote UPDATE of a row the node does not have, and
+/// never retries it: an UPDATE that overtakes its row's INSERT (n1's insert
+/// reaches n2 late; n3's update of it reaches n2 first) leaves n2 on n1's
+/// value while n1 and n3 hold n3's, for good. What a mesh run under
+/// partitions can show as `divergence`; the run names it from the log.
+#[test]
+fn an_update_that_overtakes_its_insert_is_skipped_and_the_nodes_diverge_for_good() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pg = cluster(3, tmp.path());
+    pg.setup().unwrap();
+    pg.sql(
+        1,
+        "SELECT pglogical.alter_subscription_disable('from_n1_to_n2', true)",
+    )
+    .unwrap();
+    pg.sql(0, "INSERT INTO registers VALUES ('k', 1)").unwrap();
+    assert!(eventually(Duration::from_secs(15), || keys(&pg, 2) == "k=1").is_some());
+    pg.sql(2, "UPDATE registers SET v = 3 WHERE k = 'k'")
+        .unwrap();
+    assert!(eventually(Duration::from_secs(15), || keys(&pg, 0) == "k=3").is_some());
+    let skipped = |pg: &Postgres| {
+        pg.replication_problems()
+            .into_iter()
+            .filter(|p| p.starts_with("n2 skipped"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || skipped(&pg).len() == 1).is_some(),
+        "{:?}",
+        pg.replication_problems()
+    );
+    assert_eq!(keys(&pg, 1), "", "n2 skipped the update of a row it lacks");
+    pg.sql(
+        1,
+        "SELECT pglogical.alter_subscription_enable('from_n1_to_n2', true)",
+    )
+    .unwrap();
+    assert!(eventually(Duration::from_secs(15), || keys(&pg, 1) == "k=1").is_some());
+    // Replication runs again everywhere, and the nodes still disagree.
+    assert!(
+        eventually(Duration::from_secs(15), || pg.replication_problems().len()
+            == 1)
+        .is_some(),
+        "{:?}",
+        pg.replication_problems()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let finals: Vec<String> = (0..3).map(|i| keys(&pg, i)).collect();
+    assert_eq!(finals, ["k=3", "k=1", "k=3"]);
+    let problem = &skipped(&pg)[0];
+    assert!(
+        problem.starts_with("n2 skipped 1 remote UPDATE of a row it did not have"),
+        "{problem}"
+    );
+    assert!(
+        problem.contains("remote tuple {k[text]:k v[int8]:3}"),
+        "{problem}"
+    );
+    pg.teardown().unwrap();
+}
+
 #[test]
 fn a_cluster_abandoned_by_a_killed_run_is_removed_by_the_next() {
     if !available() {

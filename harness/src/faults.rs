@@ -258,6 +258,23 @@ pub async fn play<T: FaultTarget>(
     }
 }
 
+/// Plays an explicit schedule (`--nemesis-schedule`) on the wall clock: each
+/// step at its time from now, until `stop`; nothing is drawn.
+pub async fn play_steps<T: FaultTarget>(
+    t: &mut T,
+    steps: &[crate::schedule::ScheduleStep],
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let start = tokio::time::Instant::now();
+    for step in steps {
+        let at = start + std::time::Duration::from_nanos(step.at.ns());
+        if !sleep_until_or_stop(at, &mut stop).await {
+            return;
+        }
+        let _ = apply(t, step.action.clone()).await;
+    }
+}
+
 /// Runs a future that never waits (a simulated target's) to its end.
 pub fn ready<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);

@@ -483,6 +483,9 @@ pub mod heading {
         "Options of --adapter process, postgres-pglogical, mariadb and couchdb";
     pub const DB: &str = "Options of --adapter postgres-pglogical, mariadb and couchdb";
     pub const MARIADB: &str = "Options of --adapter mariadb";
+    pub const COUCHDB: &str = "Options of --adapter couchdb";
+    pub const SIMULATED_DB: &str =
+        "Simulated runs and --adapter postgres-pglogical, mariadb and couchdb";
     pub const CRDT_LIBS: &str = "Options of --adapter automerge, yrs and loro";
 
     /// The adapters an option under `heading` applies to (`None`: all).
@@ -497,6 +500,17 @@ pub mod heading {
             PROCESS_DB => &[Process, PostgresPglogical, MariaDb, CouchDb],
             DB => &[PostgresPglogical, MariaDb, CouchDb],
             MARIADB => &[MariaDb],
+            COUCHDB => &[CouchDb],
+            SIMULATED_DB => &[
+                Reference,
+                Toy,
+                Automerge,
+                Yrs,
+                Loro,
+                PostgresPglogical,
+                MariaDb,
+                CouchDb,
+            ],
             CRDT_LIBS => &[Automerge, Yrs, Loro],
             _ => return None,
         })
@@ -508,7 +522,9 @@ pub mod heading {
     pub fn applies(heading: Option<&str>, adapter: AdapterKind) -> bool {
         match adapters(heading) {
             None => true,
-            Some(_) if adapter.is_custom() => heading == Some(SIMULATED),
+            Some(_) if adapter.is_custom() => {
+                heading == Some(SIMULATED) || heading == Some(SIMULATED_DB)
+            }
             Some(kinds) => kinds.contains(&adapter),
         }
     }
@@ -647,6 +663,19 @@ pub enum SlaveExecMode {
     Idempotent,
 }
 
+/// `--couch-replication`: how CouchDB nodes replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CouchReplication {
+    /// One-shot pulls every 200 ms on each link not cut, driven by Ladon:
+    /// replication resumes after a heal.
+    #[default]
+    Rounds,
+    /// One continuous replication per link, started at setup and never
+    /// restarted: what an application that sets it up once gets.
+    Continuous,
+}
+
 /// `ladon run`'s flags of the real-database adapters
 /// (`--adapter postgres-pglogical`, `mariadb`), under their own headings.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
@@ -668,6 +697,12 @@ pub struct DbFlags {
     #[arg(long, help_heading = heading::MARIADB)]
     #[serde(default)]
     pub log_slave_updates: bool,
+    /// How CouchDB nodes replicate: rounds (one-shot pulls every 200 ms on
+    /// each link not cut, driven by Ladon) or continuous (one continuous
+    /// replication per link, started at setup and never restarted).
+    #[arg(long, value_enum, default_value = "rounds", help_heading = heading::COUCHDB)]
+    #[serde(default)]
+    pub couch_replication: CouchReplication,
     /// How nodes are connected and partitions made: netns (a network
     /// namespace per node, nftables cuts; root), proxy (loopback, a TCP
     /// proxy per link), or auto (netns when it can).
@@ -913,7 +948,8 @@ pub struct RunOptions {
     /// Apply exactly this fault schedule (a JSON file, as `ladon shrink`
     /// writes it) instead of drawing one from the seed; --nemesis and
     /// --nemesis-interval are then ignored. run.json holds the steps.
-    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg, help_heading = heading::SIMULATED)]
+    /// Database runs play the steps on the wall clock.
+    #[arg(long, value_name = "FILE", value_parser = crate::schedule::NemesisSchedule::parse_arg, help_heading = heading::SIMULATED_DB)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis_schedule: Option<crate::schedule::NemesisSchedule>,
     /// Test name (results/<test>/...); default `<adapter>-<workload>`

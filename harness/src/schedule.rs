@@ -26,9 +26,20 @@ pub struct ScheduleStep {
 }
 
 /// The whole fault schedule of a run, in the order the steps apply.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NemesisSchedule {
     pub steps: Vec<ScheduleStep>,
+    /// The file it was read from (`--nemesis-schedule FILE`), for a live
+    /// run's reproduce line; not part of the schedule's JSON.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
+}
+
+/// Two schedules are equal when their steps are (wherever they were read).
+impl PartialEq for NemesisSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.steps == other.steps
+    }
 }
 
 impl NemesisSchedule {
@@ -36,14 +47,16 @@ impl NemesisSchedule {
     pub fn from_file(path: &Path) -> Result<NemesisSchedule, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("--nemesis-schedule {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
+        let mut schedule: NemesisSchedule = serde_json::from_str(&text).map_err(|e| {
             format!(
                 "--nemesis-schedule {}:{}:{}: {e}",
                 path.display(),
                 e.line(),
                 e.column()
             )
-        })
+        })?;
+        schedule.source = Some(path.to_path_buf());
+        Ok(schedule)
     }
 
     /// clap's value parser for `--nemesis-schedule FILE`.
@@ -70,6 +83,7 @@ impl NemesisSchedule {
     /// every step, and steps left with no node are dropped.
     pub fn restrict(&self, n: usize) -> NemesisSchedule {
         NemesisSchedule {
+            source: None,
             steps: self
                 .steps
                 .iter()
@@ -244,6 +258,7 @@ mod tests {
                     action: Action::Heal,
                 },
             ],
+            source: None,
         }
     }
 

@@ -101,6 +101,58 @@ fn transactions_and_counters_are_refused_by_name() {
     );
 }
 
+/// A database run plays an explicit schedule, but not a step its TCP links
+/// cannot take; the refusal names the file and the step. The CouchDB-only
+/// flag is refused for another database.
+#[test]
+fn a_schedule_step_the_links_cannot_take_is_refused_naming_file_and_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, registry) = (tmp.path().join("store"), tmp.path().join("registry"));
+    let file = tmp.path().join("loss.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [{"at": "1s", "action": "heal"}, {"at": "2s", "action": {"loss": 0.5}}]}"#,
+    )
+    .unwrap();
+    let status = ladon(
+        &[
+            "--workload",
+            "set",
+            "--nemesis-schedule",
+            file.to_str().unwrap(),
+        ],
+        &store,
+        &registry,
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(2), "{}", output_of(&store));
+    let want = format!(
+        "--nemesis-schedule {}: step 2 (loss at 2s): --adapter couchdb has no message loss",
+        file.display()
+    );
+    assert!(output_of(&store).contains(&want), "{}", output_of(&store));
+
+    let status = Command::new(env!("CARGO_BIN_EXE_ladon"))
+        .args([
+            "run",
+            "--adapter",
+            "mariadb",
+            "--couch-replication",
+            "continuous",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        err.contains(
+            "--couch-replication does not apply to --adapter mariadb (only to --adapter couchdb)"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_ladon_killed_mid_run_leaves_nothing_after_the_next_run() {
     if !available() {

@@ -154,7 +154,7 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
     // And on the report's page, under the verdict.
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(
-        html.contains("Replication stopped, with the servers' errors:"),
+        html.contains("Replication problems, in the servers' own words (why nodes disagree):"),
         "no replication problems on the page"
     );
     assert!(html.contains("replication stopped on n"), "no problem line");

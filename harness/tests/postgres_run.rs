@@ -86,6 +86,10 @@ fn a_no_fault_register_run_is_valid_stores_the_logs_and_leaves_nothing() {
             "postgres-pglogical",
             "--workload",
             "register",
+            // A ring: on a mesh an UPDATE that overtakes its INSERT is
+            // skipped for good now and then (docs/real-systems.md).
+            "--topology",
+            "ring",
             "--time-limit",
             "3s",
             "--seed",

@@ -85,6 +85,19 @@ pub fn find_server() -> Result<PathBuf, DbError> {
 /// One replicated link: `(from, to)` and the URL `to` pulls from.
 type Pull = ((usize, usize), String);
 
+/// How the nodes replicate (`--couch-replication`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// One-shot `POST /_replicate` pulls every [`ROUND`] on each link the
+    /// harness has not cut (the default: replication resumes after a heal).
+    #[default]
+    Rounds,
+    /// One continuous replication per link, started at setup and left to
+    /// itself, as an application that sets it up once would: a partition
+    /// may end it for good, and nothing starts it again.
+    Continuous,
+}
+
 /// A cluster of pouchdb-server nodes.
 pub struct Couch {
     spec: ClusterSpec,
@@ -104,6 +117,8 @@ pub struct Couch {
     cut: Arc<Mutex<BTreeSet<(usize, usize)>>>,
     stop: Arc<AtomicBool>,
     replicator: Option<std::thread::JoinHandle<()>>,
+    /// Rounds driven by the harness, or continuous replications.
+    pub replication: Replication,
 }
 
 impl Couch {
@@ -126,6 +141,7 @@ impl Couch {
             cut: Default::default(),
             stop: Arc::new(AtomicBool::new(false)),
             replicator: None,
+            replication: Replication::default(),
             spec,
         })
     }
@@ -370,9 +386,28 @@ impl Database for Couch {
             .into_iter()
             .map(|l| ((l.from, l.to), format!("http://{}/{DB}", via(l.from, l.to))))
             .collect();
-        *self.links.lock().unwrap_or_else(|p| p.into_inner()) = links;
+        *self.links.lock().unwrap_or_else(|p| p.into_inner()) = links.clone();
         self.stop.store(false, Ordering::SeqCst);
-        self.start_replicator();
+        match self.replication {
+            Replication::Rounds => self.start_replicator(),
+            Replication::Continuous => {
+                for ((_, to), source) in links {
+                    let body = serde_json::json!({
+                        "source": source,
+                        "target": format!("http://{}/{DB}", self.addr(to)),
+                        "continuous": true,
+                    });
+                    let (status, answer) = self.call(to, "POST", "/_replicate", Some(body))?;
+                    if !(200..300).contains(&status) {
+                        return Err(DbError::Command {
+                            node: Self::name_of(to),
+                            command: "POST /_replicate (continuous)".into(),
+                            output: format!("{status}: {answer}"),
+                        });
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

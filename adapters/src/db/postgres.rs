@@ -348,6 +348,50 @@ fn dsn(addr: SocketAddr) -> String {
     )
 }
 
+/// The changes pglogical skipped on `node` (see
+/// [`Database::replication_problems`]): one line per kind (UPDATE,
+/// DELETE), with their count and the first one's time and tuple.
+fn skipped_changes(node: &str, log: &str) -> Vec<String> {
+    const SKIP: &str = "(tuple not found). Resolution: skip.";
+    let mut kinds: Vec<(&str, usize, String)> = Vec::new();
+    let mut lines = log.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(at) = line.find("CONFLICT: remote ") else {
+            continue;
+        };
+        if !line.ends_with(SKIP) {
+            continue;
+        }
+        let kind = line[at + "CONFLICT: remote ".len()..]
+            .split(' ')
+            .next()
+            .unwrap_or("change");
+        if let Some(k) = kinds.iter_mut().find(|k| k.0 == kind) {
+            k.1 += 1;
+            continue;
+        }
+        let time = line.split(" [").next().unwrap_or("").trim();
+        let tuple = lines
+            .peek()
+            .and_then(|d| d.split("DETAIL:  ").nth(1))
+            .map(|d| format!(": {}", d.split(" in xact").next().unwrap_or(d)))
+            .unwrap_or_default();
+        kinds.push((kind, 1, format!("first at {time}{tuple}")));
+    }
+    kinds
+        .into_iter()
+        .map(|(kind, n, first)| {
+            format!(
+                "{node} skipped {n} remote {kind}{} of a row it did not have \
+                 (pglogical: tuple not found, resolution skip; {first}); a skipped \
+                 change is lost for good: when the row's INSERT arrives later, \
+                 {node} keeps a value the other nodes no longer have",
+                if n == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
+}
+
 /// The subscription on `to` that pulls `from`'s changes.
 fn subscription(from: usize, to: usize) -> String {
     format!("from_n{}_to_n{}", from + 1, to + 1)
@@ -532,6 +576,40 @@ impl Database for Postgres {
         Ok(())
     }
 
+    /// pglogical never stops a subscription on a conflict, but it drops
+    /// changes for good: a remote UPDATE or DELETE of a row the node does
+    /// not have (yet) is skipped (`tuple not found … Resolution: skip`).
+    /// When the row's INSERT arrives later, by another path, the node keeps
+    /// a value the others overwrote: a divergence that never heals. Read
+    /// from each server's log; with subscriptions not replicating after
+    /// the final phase (`pglogical.show_subscription_status()`).
+    fn replication_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..self.spec.nodes {
+            let node = Self::name_of(i);
+            if let Ok(log) = std::fs::read_to_string(self.log_path(i)) {
+                out.extend(skipped_changes(&node, &log));
+            }
+            if !self.is_up(i) {
+                continue;
+            }
+            match self.sql(
+                i,
+                "SELECT string_agg(subscription_name || ' ' || status, ',' \
+                 ORDER BY subscription_name) FROM pglogical.show_subscription_status() \
+                 WHERE status <> 'replicating'",
+            ) {
+                Ok(down) => out.extend(
+                    down.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| format!("subscription {s} on {node} (not replicating)")),
+                ),
+                Err(e) => out.push(format!("replication status of {node} unknown: {e}")),
+            }
+        }
+        out
+    }
+
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
         let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
             .map(|i| (Self::name_of(i), self.log_path(i)))
@@ -587,5 +665,31 @@ impl Postgres {
             let _ = root.keep();
         }
         self.root_entry = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped_changes;
+
+    #[test]
+    fn skipped_changes_are_counted_per_kind_with_the_first_tuple() {
+        let log = "\
+2026-11-30 10:45:10.353 UTC [17310] LOG:  CONFLICT: remote UPDATE on relation public.registers (local index registers_pkey). Resolution: apply_remote.
+2026-11-30 10:45:11.001 UTC [17310] LOG:  CONFLICT: remote UPDATE on relation public.registers replica identity index registers_pkey (tuple not found). Resolution: skip.
+2026-11-30 10:45:11.001 UTC [17310] DETAIL:  remote tuple {k[text]:'7' v[bigint]:89} in xact origin=1,timestamp=2026-11-30 10:45:10.990+00,commit_lsn=0/1A2B3C
+2026-11-30 10:45:12.500 UTC [17310] LOG:  CONFLICT: remote UPDATE on relation public.registers replica identity index registers_pkey (tuple not found). Resolution: skip.
+2026-11-30 10:45:12.500 UTC [17310] DETAIL:  remote tuple {k[text]:'8' v[bigint]:90} in xact origin=1,timestamp=2026-11-30 10:45:12.490+00,commit_lsn=0/1A2B4C
+";
+        assert_eq!(
+            skipped_changes("n2", log),
+            [
+                "n2 skipped 2 remote UPDATEs of a row it did not have (pglogical: tuple not \
+              found, resolution skip; first at 2026-11-30 10:45:11.001 UTC: remote tuple \
+              {k[text]:'7' v[bigint]:89}); a skipped change is lost for good: when the \
+              row's INSERT arrives later, n2 keeps a value the other nodes no longer have"
+            ]
+        );
+        assert!(skipped_changes("n1", "LOG:  database system is ready\n").is_empty());
     }
 }

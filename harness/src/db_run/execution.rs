@@ -39,7 +39,7 @@ use crate::adapters::Mode;
 use crate::events::{EventBus, Listeners, RunEvent};
 use crate::final_phase::FinalReads;
 use crate::live::recorder::Recorder;
-use crate::nemesis::{FaultKind, NemesisConfig};
+use crate::nemesis::NemesisConfig;
 use crate::options::{AdapterKind, NetworkMode};
 use crate::runner::RunOutcome;
 
@@ -79,7 +79,15 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
             Box::new(ladon_adapters::db::postgres::Postgres::new(cluster)?)
         }
         #[cfg(feature = "couchdb")]
-        AdapterKind::CouchDb => Box::new(ladon_adapters::db::couch::Couch::new(cluster)?),
+        AdapterKind::CouchDb => {
+            use ladon_adapters::db::couch::{Couch, Replication};
+            let mut couch = Couch::new(cluster)?;
+            couch.replication = match spec.flags.couch_replication {
+                crate::options::CouchReplication::Rounds => Replication::Rounds,
+                crate::options::CouchReplication::Continuous => Replication::Continuous,
+            };
+            Box::new(couch)
+        }
         #[cfg(feature = "mariadb")]
         AdapterKind::MariaDb => {
             use ladon_adapters::db::mariadb::{MariaDb, MariaDbOptions, SlaveExecMode};
@@ -94,7 +102,7 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         }
         other => anyhow::bail!("--adapter {other}: {}", super::spec::needs_feature(other)),
     };
-    if spec.nemesis.0.contains(&FaultKind::Clock) {
+    if spec.clock_faults() {
         let lib = spec.faketime_library.clone().unwrap_or_else(|| {
             std::path::PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
         });
@@ -429,7 +437,7 @@ async fn drive(
             times: times.clone(),
         })));
     }
-    let clocks = spec.nemesis.0.contains(&FaultKind::Clock);
+    let clocks = spec.clock_faults();
     let mut target = DbTarget::new(names.to_vec(), db.clone(), links.clone(), recorder.clone());
     target.clocks = clocks;
     let config = NemesisConfig {
@@ -442,8 +450,14 @@ async fn drive(
     };
     let (stop_faults, stop_rx) = watch::channel(false);
     let seed = spec.seed;
+    let steps = spec.options.nemesis_schedule.clone();
     let nemesis = tokio::spawn(async move {
-        crate::faults::play(&mut target, config, seed, stop_rx).await;
+        match steps {
+            Some(schedule) => {
+                crate::faults::play_steps(&mut target, &schedule.steps, stop_rx).await
+            }
+            None => crate::faults::play(&mut target, config, seed, stop_rx).await,
+        }
         target.stop_strobes();
         target
     });

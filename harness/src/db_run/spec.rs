@@ -8,7 +8,7 @@ use ladon_adapters::process::Workload;
 use ladon_checker::report::Guarantee;
 use ladon_workloads::WorkloadKind;
 
-use crate::nemesis::FaultList;
+use crate::nemesis::{Action, FaultKind, FaultList};
 use crate::net::{Latency, PartitionMode, Shape};
 use crate::options::{AdapterKind, DbFlags, Dur, NetworkMode, RunArgs, RunOptions};
 
@@ -176,10 +176,32 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
             o.adapter_options.topology
         )
     })?;
-    anyhow::ensure!(
-        o.nemesis_schedule.is_none(),
-        "--nemesis-schedule: not for --adapter {adapter}"
-    );
+    if let Some(schedule) = &o.nemesis_schedule {
+        schedule.validate(o.nodes).map_err(anyhow::Error::msg)?;
+        if let Some((i, step)) = schedule.steps.iter().enumerate().find(|(_, s)| {
+            matches!(
+                s.action,
+                Action::Loss(_)
+                    | Action::LossStop
+                    | Action::Dup(_)
+                    | Action::DupStop
+                    | Action::Clog(_)
+                    | Action::Unclog(_)
+            )
+        }) {
+            anyhow::bail!(
+                "--nemesis-schedule {}: step {} ({} at {}): --adapter {adapter} has no message \
+                 loss, duplication or clogging (its links are TCP streams)",
+                schedule
+                    .source
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+                i + 1,
+                step.action.name(),
+                step.at
+            );
+        }
+    }
     let seed = o.seed.unwrap_or_else(crate::options::random_seed);
     let test = o
         .test
@@ -259,6 +281,22 @@ pub fn resolve_network(
 }
 
 /// The command that reruns this configuration, every option resolved.
+impl DbSpec {
+    /// Whether the servers run under libfaketime: the clock nemesis is on,
+    /// or the explicit schedule moves a clock.
+    pub fn clock_faults(&self) -> bool {
+        self.nemesis.0.contains(&FaultKind::Clock)
+            || self.options.nemesis_schedule.as_ref().is_some_and(|s| {
+                s.steps.iter().any(|st| {
+                    matches!(
+                        st.action,
+                        Action::ClockBump(_) | Action::ClockStrobe { .. } | Action::ClockReset
+                    )
+                })
+            })
+    }
+}
+
 pub fn reproduce(s: &DbSpec) -> String {
     let mut words: Vec<(&str, String)> = vec![
         ("--adapter", s.adapter.to_string()),
@@ -279,6 +317,14 @@ pub fn reproduce(s: &DbSpec) -> String {
     );
     if let Some(lib) = &s.faketime_library {
         words.push(("--faketime-library", lib.display().to_string()));
+    }
+    if let Some(path) = s
+        .options
+        .nemesis_schedule
+        .as_ref()
+        .and_then(|n| n.source.as_ref())
+    {
+        words.push(("--nemesis-schedule", path.display().to_string()));
     }
     words.extend([
         ("--clock-skew", s.clock_skew.to_string()),
@@ -303,6 +349,16 @@ pub fn reproduce(s: &DbSpec) -> String {
             // A switch: printed without a value (see below).
             words.push(("--log-slave-updates", String::new()));
         }
+    }
+    if s.adapter == AdapterKind::CouchDb {
+        words.push((
+            "--couch-replication",
+            match s.flags.couch_replication {
+                crate::options::CouchReplication::Rounds => "rounds",
+                crate::options::CouchReplication::Continuous => "continuous",
+            }
+            .to_string(),
+        ));
     }
     words.extend([
         ("--store", s.store.display().to_string()),

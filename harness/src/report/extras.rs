@@ -29,9 +29,10 @@ pub enum HarnessExtra {
     UnknownReason(String),
     /// A live run's final phase (`final_phase`).
     FinalPhase(FinalPhase),
-    /// A database run's replication that had stopped by the end, with the
-    /// servers' own errors (`replication_problems`: one line per stopped
-    /// link, `replication stopped on n2 from n1: error 1062: …`).
+    /// A database run's replication problems at the end, in the servers'
+    /// own words (`replication_problems`: one line per stopped link,
+    /// `replication stopped on n2 from n1: error 1062: …`, or per kind of
+    /// change a node dropped, `n2 skipped 1 remote UPDATE …`).
     ReplicationProblems(Vec<String>),
 }
 

@@ -322,7 +322,7 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
         .and_then(|v| v.as_array())
         .filter(|l| !l.is_empty())
     {
-        h.push_str("<p class=\"lead\">Replication stopped, with the servers' errors:</p><ul>");
+        h.push_str("<p class=\"lead\">Replication problems, in the servers' own words (why nodes disagree):</p><ul>");
         for l in lines {
             let _ = write!(h, "<li><code>{}</code></li>", esc(&json_text(l)));
         }

@@ -133,7 +133,12 @@ fn nemesis(t: &Trial) -> Vec<RunOptions> {
         return out;
     };
     let explicit = |steps: Vec<ScheduleStep>| {
-        with(t, |o| o.nemesis_schedule = Some(NemesisSchedule { steps }))
+        with(t, |o| {
+            o.nemesis_schedule = Some(NemesisSchedule {
+                steps,
+                source: None,
+            })
+        })
     };
     let mut out: Vec<RunOptions> = drop_steps(&schedule.steps)
         .into_iter()

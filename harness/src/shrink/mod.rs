@@ -51,6 +51,7 @@ pub fn evaluate(o: &RunOptions) -> anyhow::Result<Trial> {
             nodes: o.nodes,
             schedule: NemesisSchedule {
                 steps: run.outcome.schedule,
+                source: None,
             },
         },
         report,
