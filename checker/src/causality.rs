@@ -985,21 +985,25 @@ fn slot_entry(clock: &Clock, slot_gen: u64) -> u32 {
 /// Element-wise maximum of `src` into `dst` (grown to `src`'s length).
 #[inline]
 fn join(dst: &mut Vec<u64>, src: &[u64]) {
-    if src.len() > dst.len() {
-        dst.resize(src.len(), 0);
-    }
-    for (a, b) in dst.iter_mut().zip(src.iter()) {
+    let n = dst.len().min(src.len());
+    for (a, b) in dst.iter_mut().zip(&src[..n]) {
         *a = (*a).max(*b);
     }
+    // Past `dst`'s end its entries are 0: the maximum is `src`'s.
+    dst.extend_from_slice(&src[n..]);
 }
 
 /// Vector clocks in topological order. Each process has one live clock
 /// (its latest vertex's); a write's clock is kept only until its last
 /// reader has joined it. `on_vertex` runs on a second thread, fed batches
 /// of (vertex, clock) in the same order, so the callers' per-vertex work
-/// overlaps the sweep. Returns the number of slots the clocks used.
+/// overlaps the sweep, until the clocks grow wide ([`WIDE_CLOCK`]): then
+/// copying them costs more than the overlap saves, and the sweep takes
+/// `on_vertex` back once the second thread has finished its batches and
+/// calls it itself. Either way `on_vertex` sees every vertex once, in
+/// topological order. Returns the number of slots the clocks used.
 #[allow(clippy::too_many_arguments)]
-fn sweep_clocks(
+fn sweep_clocks<F>(
     h: &History,
     c: &Causality,
     order: &[OpId],
@@ -1008,34 +1012,57 @@ fn sweep_clocks(
     mut refcount: IdVec<OpId, u32>,
     joins_v: &IdVec<OpId, bool>,
     last_use: &IdVec<ProcId, u32>,
-    mut on_vertex: impl FnMut(OpId, &Clock, &Causality) + Send,
-) -> usize {
+    on_vertex: F,
+) -> usize
+where
+    F: FnMut(OpId, &Clock, &Causality) + Send,
+{
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
+        let mut on_vertex = on_vertex;
         let consumer = scope.spawn(move || {
-            for b in rx {
+            for mut b in rx {
                 let mut from = 0;
                 for (&v, &end) in b.vertices.iter().zip(&b.ends) {
                     on_vertex(v, &b.clocks[from..end], c);
                     from = end;
                 }
+                b.vertices.clear();
+                b.ends.clear();
+                b.clocks.clear();
                 // The sweep may have finished: then the batch is dropped.
                 let _ = back_tx.send(b);
             }
+            // Handed back when the sweep calls it itself from now on.
+            on_vertex
         });
+        let mut pipe = Some((tx, consumer));
+        let mut inline: Option<F> = None;
         let mut batch = Batch::default();
         let mut emit = |v: OpId, clock: &[u64]| {
+            if let Some(f) = inline.as_mut() {
+                f(v, clock, c);
+                return;
+            }
             batch.vertices.push(v);
             batch.clocks.extend_from_slice(clock);
             batch.ends.push(batch.clocks.len());
             if batch.vertices.len() == BATCH || batch.clocks.len() >= BATCH_WORDS {
-                let mut next = back_rx.try_recv().unwrap_or_default();
-                next.vertices.clear();
-                next.ends.clear();
-                next.clocks.clear();
+                let wide = batch.clocks.len() >= WIDE_CLOCK * batch.vertices.len();
+                let next = back_rx.try_recv().unwrap_or_default();
                 let full = std::mem::replace(&mut batch, next);
+                let (tx, consumer) = pipe.take().expect("pipeline until clocks are wide");
                 tx.send(full).expect("vertex consumer");
+                if wide {
+                    // Copying clocks this wide for the consumer costs more
+                    // than the consumer's work: wait for it to finish what
+                    // it has and call it here, in the same order.
+                    drop(tx);
+                    inline = Some(consumer.join().expect("vertex consumer"));
+                } else {
+                    pipe = Some((tx, consumer));
+                }
             }
         };
         let used = sweep(
@@ -1049,22 +1076,28 @@ fn sweep_clocks(
             last_use,
             &mut emit,
         );
-        if !batch.vertices.is_empty() {
-            tx.send(std::mem::take(&mut batch))
-                .expect("vertex consumer");
+        if let Some((tx, consumer)) = pipe {
+            if !batch.vertices.is_empty() {
+                tx.send(std::mem::take(&mut batch))
+                    .expect("vertex consumer");
+            }
+            drop(tx);
+            consumer.join().expect("vertex consumer");
         }
-        drop(tx);
-        consumer.join().expect("vertex consumer");
         used
     })
 }
 
-const BATCH: usize = 2048;
+const BATCH: usize = if cfg!(test) { 16 } else { 2048 };
 /// A batch also ends once its clocks fill this many entries (1 MiB): with
 /// thousands of process ids a clock is tens of KB, and batches of
 /// [`BATCH`] such clocks (hundreds of MB each) were grown, copied and
 /// faulted in afresh, which took most of the sweep's time.
 const BATCH_WORDS: usize = 1 << 17;
+/// Clocks longer than this on average over a batch (in words; 8 KiB)
+/// are not copied for the consumer thread any more: the sweep calls
+/// `on_vertex` itself from then on (see [`sweep_clocks`]).
+const WIDE_CLOCK: usize = if cfg!(test) { 4 } else { 1 << 10 };
 
 #[derive(Default)]
 struct Batch {
@@ -1136,6 +1169,29 @@ struct Clocks {
     /// stored one (pruned at each retirement scan).
     live_list: Vec<ProcId>,
     stored_list: Vec<OpId>,
+    /// Buffers of released clocks, reused for new ones: fresh clocks as
+    /// wide as thousands of slots cost page faults to allocate.
+    pool: Vec<Vec<u64>>,
+}
+
+/// Released clock buffers kept for reuse, at most.
+const POOL: usize = 256;
+
+impl Clocks {
+    /// A clock buffer holding a copy of `from`.
+    fn copy_of(&mut self, from: &[u64]) -> Vec<u64> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(from);
+        v
+    }
+
+    /// Gives a clock's buffer back for reuse.
+    fn release(&mut self, v: Vec<u64>) {
+        if self.pool.len() < POOL {
+            self.pool.push(v);
+        }
+    }
 }
 
 /// Retires what it can of the dead processes that hold slots. A process
@@ -1160,6 +1216,7 @@ fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
         stored,
         live_list,
         stored_list,
+        ..
     } = clocks;
     live_list.retain(|&p| live[p].is_some());
     stored_list.retain(|&v| stored[v].is_some());
@@ -1230,6 +1287,7 @@ fn sweep(
         stored: (0..n).map(|_| None).collect(),
         live_list: Vec::new(),
         stored_list: Vec::new(),
+        pool: Vec::new(),
     };
     let mut slots = Slots {
         gens: Vec::new(),
@@ -1263,23 +1321,24 @@ fn sweep(
                 Some(l) => l,
                 None => {
                     clocks.live_list.push(p);
-                    vec![0u64; HEADER]
+                    clocks.copy_of(&[0; HEADER])
                 }
             };
             clock[EPOCH] = slots.epoch as u64;
             if joins_v[v] {
-                join_preds(c, &mut clock, v, refcount, &mut clocks.stored);
+                join_preds(c, &mut clock, v, refcount, &mut clocks);
             }
             stamp(&mut clock, s, p, v, ga as u32, slots.epoch);
             emit(v, &clock);
             if refcount[v] > 0 {
-                clocks.stored[v] = Some(clock.clone());
+                clocks.stored[v] = Some(clocks.copy_of(&clock));
                 clocks.stored_list.push(v);
             }
             remaining[p] -= 1;
             if remaining[p] > 0 {
                 clocks.live[p] = Some(clock);
             } else {
+                clocks.release(clock);
                 slots.dead.push(p);
             }
         } else {
@@ -1294,7 +1353,7 @@ fn sweep(
                     None => clocks.live_list.push(p),
                 }
                 if joins_v[v] {
-                    join_preds(c, &mut scc_clock, v, refcount, &mut clocks.stored);
+                    join_preds(c, &mut scc_clock, v, refcount, &mut clocks);
                 }
                 stamp(&mut scc_clock, s, p, v, (ga + i) as u32, slots.epoch);
             }
@@ -1334,13 +1393,15 @@ fn join_preds(
     clock: &mut Vec<u64>,
     v: OpId,
     refcount: &mut IdVec<OpId, u32>,
-    stored: &mut IdVec<OpId, Option<Vec<u64>>>,
+    clocks: &mut Clocks,
 ) {
     for &w in c.rf_preds(v) {
-        c.join_from(clock, w, stored);
+        c.join_from(clock, w, &clocks.stored);
         refcount[w] -= 1;
         if refcount[w] == 0 {
-            stored[w] = None;
+            if let Some(old) = clocks.stored[w].take() {
+                clocks.release(old);
+            }
         }
     }
 }
