@@ -105,7 +105,7 @@ impl NodeSet {
     /// peers send it waits until it answers.
     pub async fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let spec = &self.specs[i];
-        let mut proc = NodeProcess::spawn(spec)?;
+        let mut proc = NodeProcess::spawn(spec).await?;
         self.spawned.push(proc.pid);
         let stdin = proc.stdin.take().expect("piped stdin");
         let mut reader = LineReader::new(proc.stdout.take().expect("piped stdout"), MAX_LINE);
