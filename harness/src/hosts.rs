@@ -285,6 +285,14 @@ pub struct Prepared {
     pub hosts: Vec<Arc<SshHost>>,
 }
 
+/// `who: what`, without the host's own name that [`SshHost`]'s errors
+/// start with (`who` already names it).
+fn own(who: &str, entry: &HostEntry, e: std::io::Error) -> String {
+    let text = e.to_string();
+    let name = format!("{}: ", entry.ssh.name());
+    format!("{who}: {}", text.strip_prefix(&name).unwrap_or(&text))
+}
+
 /// Connects to the hosts `nodes` run on (each once), checks each, sweeps
 /// leftovers of an earlier run and uploads the program and files into
 /// `<workdir>/<node>`. Every error is one line naming the host.
@@ -300,7 +308,7 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
     let interp = interpreter(&needs.bin);
     for entry in &file.hosts[..used] {
         let who = entry.describe(&file.path);
-        let host = SshHost::connect(&entry.ssh).map_err(|e| format!("{who}: {e}"))?;
+        let host = SshHost::connect(&entry.ssh).map_err(|e| own(&who, entry, e))?;
         let wd = sh_quote(&entry.workdir);
         let mut script = format!(
             "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; ",
@@ -348,7 +356,7 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
              if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
              kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; rm -f \"$f\"; done",
         );
-        let out = host.run(&script).map_err(|e| format!("{who}: {e}"))?;
+        let out = host.run(&script).map_err(|e| own(&who, entry, e))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -392,17 +400,17 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
             "create the node directory",
             &format!("mkdir -p {}", sh_quote(&dir)),
         )
-        .map_err(|e| format!("{who}: {e}"))?;
+        .map_err(|e| own(&who, entry, e))?;
         let program = format!("{dir}/{bin_name}");
         host.upload(&needs.bin, &program, 0o755)
-            .map_err(|e| format!("{who}: {e}"))?;
+            .map_err(|e| own(&who, entry, e))?;
         for f in &file.files {
             let fname = f
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             host.upload(f, &format!("{dir}/{fname}"), 0o644)
-                .map_err(|e| format!("{who}: {e}"))?;
+                .map_err(|e| own(&who, entry, e))?;
         }
         nodes.push(RemoteNode {
             host: host.clone() as Arc<dyn Host>,
