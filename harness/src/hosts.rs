@@ -306,9 +306,16 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "node".into());
     let interp = interpreter(&needs.bin);
+    let configs: Vec<SshConfig> = file.hosts[..used].iter().map(|e| e.ssh.clone()).collect();
+    // Every master connection starts at once; an error names the first
+    // host (in file order) that failed.
+    let mut connected = SshHost::connect_all(&configs).into_iter();
     for entry in &file.hosts[..used] {
         let who = entry.describe(&file.path);
-        let host = SshHost::connect(&entry.ssh).map_err(|e| own(&who, entry, e))?;
+        let host = connected
+            .next()
+            .expect("one result per host")
+            .map_err(|e| own(&who, entry, e))?;
         let wd = sh_quote(&entry.workdir);
         let mut script = format!(
             "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; ",
@@ -395,12 +402,7 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
         let entry = &file.hosts[h];
         let who = entry.describe(&file.path);
         let dir = format!("{}/{name}", workdirs[h]);
-        ladon_adapters::host::local::run_ok(
-            host.as_ref(),
-            "create the node directory",
-            &format!("mkdir -p {}", sh_quote(&dir)),
-        )
-        .map_err(|e| own(&who, entry, e))?;
+        // Each upload makes the node's directory in the same session.
         let program = format!("{dir}/{bin_name}");
         host.upload(&needs.bin, &program, 0o755)
             .map_err(|e| own(&who, entry, e))?;

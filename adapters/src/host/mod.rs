@@ -71,7 +71,8 @@ pub trait Host: Send + Sync + std::fmt::Debug {
     /// says so) and returns its output.
     fn run(&self, script: &str) -> io::Result<Output>;
 
-    /// Copies the local file `local` to `remote` on the host with `mode`.
+    /// Copies the local file `local` to `remote` on the host with `mode`
+    /// (creating `remote`'s directory on a remote host).
     fn upload(&self, local: &Path, remote: &str, mode: u32) -> io::Result<()>;
 
     /// Replaces `remote` with `data` atomically (written beside it, then

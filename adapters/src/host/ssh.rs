@@ -69,6 +69,18 @@ impl SshHost {
     /// Opens the master connection to `config`'s host, waiting until it is
     /// authenticated; fails with ssh's own last error line otherwise.
     pub fn connect(config: &SshConfig) -> io::Result<SshHost> {
+        Self::start_master(config)?.ready()
+    }
+
+    /// Connects to every host of `configs` at once (the handshakes overlap):
+    /// one result per config, in order.
+    pub fn connect_all(configs: &[SshConfig]) -> Vec<io::Result<SshHost>> {
+        let pending: Vec<io::Result<Pending>> = configs.iter().map(Self::start_master).collect();
+        pending.into_iter().map(|p| p?.ready()).collect()
+    }
+
+    /// Starts the master connection without waiting for it.
+    fn start_master(config: &SshConfig) -> io::Result<Pending> {
         // Unix socket paths are short (108 bytes): a directory in /tmp.
         let dir = tempfile::Builder::new()
             .prefix("ladon-ssh-")
@@ -101,12 +113,40 @@ impl SshHost {
         crate::process::child::register_group(master.id() as i32, None);
         let host = SshHost {
             config: config.clone(),
-            name: name.clone(),
+            name,
             _dir: dir,
             socket,
             master: Mutex::new(None),
         };
         let deadline = Instant::now() + config.connect_timeout + Duration::from_secs(2);
+        Ok(Pending {
+            host,
+            master,
+            err_path,
+            deadline,
+        })
+    }
+}
+
+/// A master connection started, not yet known to be up.
+struct Pending {
+    host: SshHost,
+    master: std::process::Child,
+    err_path: PathBuf,
+    deadline: Instant,
+}
+
+impl Pending {
+    /// Waits until the master connection is authenticated.
+    fn ready(self) -> io::Result<SshHost> {
+        let Pending {
+            host,
+            mut master,
+            err_path,
+            deadline,
+        } = self;
+        let name = host.name.clone();
+        let config = host.config.clone();
         loop {
             if let Some(status) = master.try_wait()? {
                 crate::process::child::unregister_group(master.id() as i32);
@@ -138,7 +178,9 @@ impl SshHost {
         *host.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(master);
         Ok(host)
     }
+}
 
+impl SshHost {
     pub fn config(&self) -> &SshConfig {
         &self.config
     }
@@ -318,7 +360,16 @@ impl Host for SshHost {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", local.display())))?;
         let r = sh_quote(remote);
         let tmp = sh_quote(&format!("{remote}.tmp"));
-        let script = format!("cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {r}");
+        // The directory is made in the same session: one round trip.
+        let dir = sh_quote(
+            Path::new(remote)
+                .parent()
+                .map(|d| d.to_str().unwrap_or("."))
+                .filter(|d| !d.is_empty())
+                .unwrap_or("."),
+        );
+        let script =
+            format!("mkdir -p {dir} && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {r}");
         self.run_ok(&format!("upload to {remote}"), &script, Some(&data))
             .map(|_| ())
     }

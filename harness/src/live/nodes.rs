@@ -266,7 +266,11 @@ impl NodeSet {
     /// stdin, then SIGKILL and reap.
     pub async fn shutdown(&mut self) {
         for i in 0..self.len() {
-            let _ = self.resume(i);
+            // A paused node first gets SIGCONT (a round trip for a node
+            // on another machine: skipped when it is not paused).
+            if self.slots[i].paused {
+                let _ = self.resume(i);
+            }
             self.crash(i).await;
         }
     }
