@@ -107,7 +107,7 @@ impl SshHost {
                 Ok(())
             });
         }
-        let mut master = cmd
+        let master = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{name}: cannot run ssh: {e}")))?;
         crate::process::child::register_group(master.id() as i32, None);
