@@ -4,6 +4,7 @@
 #[cfg(feature = "crdt-libs")]
 pub mod crdt_libs;
 pub mod db;
+pub mod host;
 pub mod node;
 pub mod process;
 pub mod reference;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod execution;
 pub mod faults;
 pub mod final_phase;
+pub mod hosts;
 pub mod interrupt;
 pub mod listeners;
 pub mod live;

@@ -647,6 +647,11 @@ pub struct ProcessFlags {
     /// How long a (re)started node may take to answer `init`.
     #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
     pub init_timeout: Dur,
+    /// Run the nodes on other machines over SSH: a TOML file of `[[host]]`
+    /// entries, node i on entry i (round robin); see docs/remote-hosts.md.
+    #[arg(long, value_name = "FILE", help_heading = heading::PROCESS)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<PathBuf>,
 }
 
 /// `--slave-exec-mode`: what a MariaDB replica does with a row event that

@@ -17,15 +17,15 @@
 //! marker; it still dies with the group unless it also left the group.)
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
 
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use super::clock::Faketime;
+use crate::host::{Host, LocalHost, StartSpec};
 
 /// What to run for one node.
 #[derive(Debug, Clone)]
@@ -38,6 +38,17 @@ pub struct ChildSpec {
     pub log: PathBuf,
     /// Clock control through libfaketime, if enabled.
     pub faketime: Option<Faketime>,
+    /// Where the node runs when not on this machine (`--hosts`).
+    pub remote: Option<RemoteNode>,
+}
+
+/// A node on another machine: its host, its directory there and the path
+/// of its (uploaded) program there.
+#[derive(Debug, Clone)]
+pub struct RemoteNode {
+    pub host: Arc<dyn Host>,
+    pub dir: String,
+    pub program: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +65,52 @@ pub enum SpawnError {
         bin: PathBuf,
         source: io::Error,
     },
+    #[error("node {node} on {host}: cannot start {program}: {source}")]
+    Remote {
+        node: String,
+        host: String,
+        program: String,
+        source: io::Error,
+    },
 }
 
 /// Process groups of children still alive, for emergency cleanup, with
 /// each node's environment marker.
 static LIVE_GROUPS: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
+
+/// Nodes started on other machines, still alive: (host, pid there, marker).
+type RemoteEntry = (Arc<dyn Host>, i32, String);
+static LIVE_REMOTE: Mutex<Vec<RemoteEntry>> = Mutex::new(Vec::new());
+
+/// Registers a local process group (an SSH master connection) for
+/// [`kill_all`]; `marker` is the environment marker its descendants carry.
+pub fn register_group(pgid: i32, marker: Option<&str>) {
+    if let Ok(mut g) = LIVE_GROUPS.lock() {
+        g.insert(pgid, marker.unwrap_or("").to_string());
+    }
+}
+
+/// Forgets a group registered with [`register_group`].
+pub fn unregister_group(pgid: i32) {
+    if let Ok(mut g) = LIVE_GROUPS.lock() {
+        g.remove(&pgid);
+    }
+}
+
+fn forget_remote(pid: i32, marker: &str) {
+    if let Ok(mut r) = LIVE_REMOTE.lock() {
+        r.retain(|(_, p, m)| !(*p == pid && m == marker));
+    }
+}
+
+/// One shell script that kills a remote node's group, the node, and every
+/// process carrying its marker: one round trip.
+fn remote_kill_script(pid: i32, marker: &str) -> String {
+    format!(
+        "kill -KILL -- -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; {}",
+        crate::host::kill_marked_script(marker)
+    )
+}
 
 /// The environment variable every node and its descendants carry.
 pub const MARKER_VAR: &str = "LADON_NODE";
@@ -150,6 +202,15 @@ fn reap(pid: i32) {
 /// SIGKILLs every child process group still registered. Safe to call from a
 /// panic hook or signal handler task, and more than once.
 pub fn kill_all() {
+    // Remote nodes first: their kill travels over the SSH master
+    // connections, which are local groups killed below.
+    let remote: Vec<RemoteEntry> = match LIVE_REMOTE.lock() {
+        Ok(mut r) => std::mem::take(&mut *r),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for (host, pid, marker) in &remote {
+        let _ = host.run(&remote_kill_script(*pid, marker));
+    }
     let groups: Vec<(i32, String)> = match LIVE_GROUPS.lock() {
         Ok(mut g) => std::mem::take(&mut *g).into_iter().collect(),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner())
@@ -162,7 +223,7 @@ pub fn kill_all() {
             libc::kill(-pgid, libc::SIGKILL);
         }
     }
-    for (pgid, marker) in &groups {
+    for (pgid, marker) in groups.iter().filter(|(_, m)| !m.is_empty()) {
         kill_marked(marker, *pgid);
     }
 }
@@ -195,6 +256,8 @@ pub fn install_panic_hook() {
 /// A running node process. Dropping it kills the whole process group.
 pub struct NodeProcess {
     pub node: String,
+    /// The local child's pid (the node itself, or the `ssh` client carrying
+    /// a remote node's stdin/stdout), leading its own process group.
     pub pid: i32,
     child: Child,
     pub stdin: Option<ChildStdin>,
@@ -202,63 +265,107 @@ pub struct NodeProcess {
     exited: bool,
     /// This node's `LADON_NODE` environment marker.
     pub marker: String,
+    /// Where the node runs, and its pid there (equal to `pid` locally).
+    host: Arc<dyn Host>,
+    pub host_pid: i32,
 }
 
 impl NodeProcess {
-    pub fn spawn(spec: &ChildSpec) -> Result<NodeProcess, SpawnError> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .map_err(|source| SpawnError::Log {
-                node: spec.node.clone(),
-                path: spec.log.clone(),
-                source,
-            })?;
-        let mut cmd = Command::new(&spec.bin);
-        cmd.args(&spec.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .process_group(0);
+    /// Starts the node on its host (this machine, or `spec.remote`'s).
+    pub async fn spawn(spec: &ChildSpec) -> Result<NodeProcess, SpawnError> {
         let marker = new_marker();
-        cmd.env(MARKER_VAR, &marker);
-        if let Some(ft) = &spec.faketime {
-            for (k, v) in ft.env() {
-                cmd.env(k, v);
+        let env = spec
+            .faketime
+            .as_ref()
+            .map(Faketime::env)
+            .unwrap_or_default();
+        let (host, start): (Arc<dyn Host>, StartSpec) = match &spec.remote {
+            None => {
+                // Fail on the log first, with its own error.
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&spec.log)
+                    .map_err(|source| SpawnError::Log {
+                        node: spec.node.clone(),
+                        path: spec.log.clone(),
+                        source,
+                    })?;
+                (
+                    Arc::new(LocalHost) as Arc<dyn Host>,
+                    StartSpec {
+                        node: spec.node.clone(),
+                        program: spec.bin.display().to_string(),
+                        args: spec.args.clone(),
+                        env,
+                        dir: None,
+                        log: spec.log.clone(),
+                        pid_file: None,
+                        marker: marker.clone(),
+                    },
+                )
             }
-        }
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
-            node: spec.node.clone(),
-            bin: spec.bin.clone(),
-            source,
-        })?;
-        let pid = child.id().map(|p| p as i32).unwrap_or(0);
-        if let Ok(mut g) = LIVE_GROUPS.lock() {
-            g.insert(pid, marker.clone());
+            Some(r) => (
+                r.host.clone(),
+                StartSpec {
+                    node: spec.node.clone(),
+                    program: r.program.clone(),
+                    args: spec.args.clone(),
+                    env,
+                    dir: Some(r.dir.clone()),
+                    log: spec.log.clone(),
+                    pid_file: Some(format!("{}/{}.pid", r.dir, spec.node)),
+                    marker: marker.clone(),
+                },
+            ),
+        };
+        let mut started = host
+            .start(&start)
+            .await
+            .map_err(|source| match &spec.remote {
+                None => SpawnError::Spawn {
+                    node: spec.node.clone(),
+                    bin: spec.bin.clone(),
+                    source,
+                },
+                Some(r) => SpawnError::Remote {
+                    node: spec.node.clone(),
+                    host: r.host.name().to_string(),
+                    program: r.program.clone(),
+                    source,
+                },
+            })?;
+        let pid = started.child.id().map(|p| p as i32).unwrap_or(0);
+        register_group(pid, Some(&marker));
+        if host.is_remote() {
+            if let Ok(mut r) = LIVE_REMOTE.lock() {
+                r.push((host.clone(), started.pid, marker.clone()));
+            }
         }
         Ok(NodeProcess {
             node: spec.node.clone(),
             pid,
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
-            child,
+            stdin: started.child.stdin.take(),
+            stdout: started.child.stdout.take(),
+            child: started.child,
             exited: false,
             marker,
+            host_pid: started.pid,
+            host,
         })
+    }
+
+    /// Where the node runs (`local`, `user@address:port`).
+    pub fn host_name(&self) -> &str {
+        self.host.name()
     }
 
     fn signal_group(&self, sig: i32) -> io::Result<()> {
         if self.exited || self.pid <= 0 {
             return Ok(());
+        }
+        if self.host.is_remote() {
+            return self.host.signal(self.host_pid, sig);
         }
         // SAFETY: see kill_all.
         let rc = unsafe { libc::kill(-self.pid, sig) };
@@ -266,6 +373,17 @@ impl NodeProcess {
             Ok(())
         } else {
             Err(io::Error::last_os_error())
+        }
+    }
+
+    /// A remote node: kill it, its group and its marked descendants on its
+    /// host (one round trip), and forget it.
+    fn kill_remote(&self) {
+        if self.host.is_remote() {
+            let _ = self
+                .host
+                .run(&remote_kill_script(self.host_pid, &self.marker));
+            forget_remote(self.host_pid, &self.marker);
         }
     }
 
@@ -281,7 +399,13 @@ impl NodeProcess {
 
     /// `crash`: SIGKILL the group and reap the child.
     pub async fn kill(&mut self) -> io::Result<ExitStatus> {
-        let _ = self.signal_group(libc::SIGKILL);
+        if !self.exited && self.pid > 0 {
+            self.kill_remote();
+            // SAFETY: see kill_all (locally: the node's group, or its ssh client's).
+            unsafe {
+                libc::kill(-self.pid, libc::SIGKILL);
+            }
+        }
         self.wait().await
     }
 
@@ -305,14 +429,13 @@ impl NodeProcess {
         if !self.exited {
             self.exited = true;
             // Kill stragglers the node forked into its group, then forget the group.
+            self.kill_remote();
             // SAFETY: see kill_all.
             unsafe {
                 libc::kill(-self.pid, libc::SIGKILL);
             }
             kill_marked(&self.marker, self.pid);
-            if let Ok(mut g) = LIVE_GROUPS.lock() {
-                g.remove(&self.pid);
-            }
+            unregister_group(self.pid);
         }
     }
 }
@@ -320,13 +443,15 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         if !self.exited {
-            let _ = self.signal_group(libc::SIGKILL);
+            self.kill_remote();
+            // SAFETY: see kill_all.
+            unsafe {
+                libc::kill(-self.pid, libc::SIGKILL);
+            }
             kill_marked(&self.marker, self.pid);
             // Reap if it is already gone; otherwise tokio's kill_on_drop reaps it.
             let _ = self.child.try_wait();
-            if let Ok(mut g) = LIVE_GROUPS.lock() {
-                g.remove(&self.pid);
-            }
+            unregister_group(self.pid);
         }
     }
 }

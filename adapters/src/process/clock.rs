@@ -11,15 +11,23 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::host::Host;
 
 /// Where Debian's `libfaketime` package installs the library.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// Clock control for one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Faketime {
+    /// The library, as a path on the node's host.
     pub library: PathBuf,
+    /// The offset file, as a path on the node's host.
     pub timestamp_file: PathBuf,
+    /// The node's host when it is another machine (`--hosts`): the file is
+    /// written there.
+    pub host: Option<Arc<dyn Host>>,
 }
 
 impl Faketime {
@@ -41,6 +49,37 @@ impl Faketime {
         let ft = Faketime {
             library,
             timestamp_file: file,
+            host: None,
+        };
+        ft.set_offset_ns(0)?;
+        Ok(ft)
+    }
+
+    /// Clock control for a node on `host`: `library` and `file` are paths
+    /// there. Fails if the library is missing on the host.
+    pub fn remote(
+        host: Arc<dyn Host>,
+        library: Option<&Path>,
+        file: String,
+    ) -> io::Result<Faketime> {
+        let library = library
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(LIBFAKETIME));
+        let lib = library.display().to_string();
+        let out = host.run(&format!("test -e {}", crate::host::sh_quote(&lib)))?;
+        if !out.status.success() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{}: libfaketime not found at {lib} (install faketime and libfaketime there, or run without clock faults)",
+                    host.name()
+                ),
+            ));
+        }
+        let ft = Faketime {
+            library,
+            timestamp_file: PathBuf::from(file),
+            host: Some(host),
         };
         ft.set_offset_ns(0)?;
         Ok(ft)
@@ -62,6 +101,10 @@ impl Faketime {
     /// Written to a temporary file and renamed, so the node never reads a
     /// half-written offset.
     pub fn set_offset_ns(&self, offset_ns: i64) -> io::Result<()> {
+        if let Some(host) = &self.host {
+            let file = self.timestamp_file.display().to_string();
+            return host.write_file(&file, offset_spec(offset_ns).as_bytes());
+        }
         let tmp = self.timestamp_file.with_extension("tmp");
         std::fs::write(&tmp, offset_spec(offset_ns))?;
         std::fs::rename(&tmp, &self.timestamp_file)

@@ -140,6 +140,10 @@ pub fn process_spec(
         max_writes_per_key: o.max_writes_per_key.into(),
         store: o.store.clone(),
         junit: args.junit.clone(),
+        hosts: match &args.process.hosts {
+            Some(path) => Some(crate::hosts::load(path).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     })
 }
 
@@ -622,6 +626,9 @@ mod process_tests {
             for arg in process_arguments() {
                 if let Some(long) = arg.get_long() {
                     if long == "faketime-library" && args.faketime_library.is_none() {
+                        continue;
+                    }
+                    if long == "hosts" && args.hosts.is_none() {
                         continue;
                     }
                     if long == "bin-arg" && args.bin_args.is_empty() {

@@ -75,6 +75,10 @@ pub struct LiveOptions {
     pub faketime_library: Option<PathBuf>,
     /// Where the run's files go (`history.jsonl`, `messages.jsonl`, `nodes/`).
     pub run_dir: PathBuf,
+    /// Node `i` runs on `remote[i]`'s host (`--hosts`, connected and
+    /// prepared by [`crate::hosts::prepare`]); empty: every node here.
+    #[serde(skip)]
+    pub remote: Vec<ladon_adapters::process::child::RemoteNode>,
 }
 
 fn as_str<S: serde::Serializer>(w: &Workload, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +115,7 @@ impl LiveOptions {
             max_writes_per_key: 32,
             faketime_library: None,
             run_dir,
+            remote: Vec::new(),
         }
     }
 }
@@ -217,15 +222,26 @@ pub async fn run_recorded(opts: &LiveOptions, recorder: &Recorder) -> anyhow::Re
     .context("cannot start the router")?;
     let router_task = tokio::spawn(router.run(router_rx));
 
+    anyhow::ensure!(
+        opts.remote.is_empty() || opts.remote.len() == names.len(),
+        "{} remote nodes prepared for {} nodes",
+        opts.remote.len(),
+        names.len()
+    );
     let mut specs = Vec::new();
-    for name in &names {
-        let faketime = if clocks {
-            Some(Faketime::new(
+    for (i, name) in names.iter().enumerate() {
+        let remote = opts.remote.get(i).cloned();
+        let faketime = match (&remote, clocks) {
+            (_, false) => None,
+            (None, true) => Some(Faketime::new(
                 opts.faketime_library.as_deref(),
                 nodes_dir.join(format!("{name}.faketime")),
-            )?)
-        } else {
-            None
+            )?),
+            (Some(r), true) => Some(Faketime::remote(
+                r.host.clone(),
+                opts.faketime_library.as_deref(),
+                format!("{}/{name}.faketime", r.dir),
+            )?),
         };
         specs.push(ChildSpec {
             node: name.clone(),
@@ -233,6 +249,7 @@ pub async fn run_recorded(opts: &LiveOptions, recorder: &Recorder) -> anyhow::Re
             args: opts.bin_args.clone(),
             log: nodes_dir.join(format!("{name}.log")),
             faketime,
+            remote,
         });
     }
     let setup: Vec<Vec<serde_json::Value>> = match opts.workload {

@@ -105,7 +105,7 @@ impl NodeSet {
     /// peers send it waits until it answers.
     pub async fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let spec = &self.specs[i];
-        let mut proc = NodeProcess::spawn(spec)?;
+        let mut proc = NodeProcess::spawn(spec).await?;
         self.spawned.push(proc.pid);
         let stdin = proc.stdin.take().expect("piped stdin");
         let mut reader = LineReader::new(proc.stdout.take().expect("piped stdout"), MAX_LINE);
@@ -266,7 +266,11 @@ impl NodeSet {
     /// stdin, then SIGKILL and reap.
     pub async fn shutdown(&mut self) {
         for i in 0..self.len() {
-            let _ = self.resume(i);
+            // A paused node first gets SIGCONT (a round trip for a node
+            // on another machine: skipped when it is not paused).
+            if self.slots[i].paused {
+                let _ = self.resume(i);
+            }
             self.crash(i).await;
         }
     }

@@ -55,6 +55,9 @@ pub struct ProcessSpec {
     pub options: crate::options::RunOptions,
     /// The process adapter's own flags, for `run.json`.
     pub flags: crate::options::ProcessFlags,
+    /// `--hosts`: where the nodes run (read and validated; connected when
+    /// the run starts).
+    pub hosts: Option<crate::hosts::HostsFile>,
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
@@ -92,6 +95,9 @@ pub fn reproduce(args: &ProcessSpec) -> String {
     words.extend(args.net.flags());
     if let Some(lib) = &args.faketime_library {
         words.push(("--faketime-library", lib.display().to_string()));
+    }
+    if let Some(h) = &args.hosts {
+        words.push(("--hosts", h.path.display().to_string()));
     }
     words.extend([
         ("--clock-skew", args.clock_skew.to_string()),
@@ -179,6 +185,8 @@ pub fn annotate_window(
 /// run under a tokio runtime of its own; SIGINT/SIGTERM kill them.
 pub struct ProcessExecution {
     pub spec: ProcessSpec,
+    /// `--hosts`: node `i` runs on `remote[i]` (empty: here).
+    pub remote: Vec<ladon_adapters::process::child::RemoteNode>,
     /// What the live run alone knows, for the report and the summary.
     finals: Option<live::final_phase::FinalReads>,
     backpressure: Vec<(String, u64)>,
@@ -189,6 +197,7 @@ impl ProcessExecution {
     pub fn new(spec: ProcessSpec) -> ProcessExecution {
         ProcessExecution {
             spec,
+            remote: Vec::new(),
             finals: None,
             backpressure: Vec::new(),
             drops: Vec::new(),
@@ -202,7 +211,8 @@ impl crate::execution::Execution for ProcessExecution {
     }
 
     fn execute(&mut self, run_dir: &Path, events: &mut Listeners) -> anyhow::Result<RunOutcome> {
-        let opts = live_options(&self.spec, run_dir.to_path_buf());
+        let mut opts = live_options(&self.spec, run_dir.to_path_buf());
+        opts.remote = self.remote.clone();
         // One run per process: a panic anywhere kills this run's nodes.
         ladon_adapters::process::child::install_panic_hook();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -339,14 +349,49 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
         args.store.join(&args.test).display()
     );
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
+    // --hosts: connect, check and upload before the run directory exists
+    // (on this thread, which lives as long as the run: the SSH master
+    // connections die with the thread that started them).
+    let prepared = match &args.hosts {
+        Some(file) => {
+            let needs = crate::hosts::Needs {
+                bin: args.bin.clone(),
+                faketime: args
+                    .nemesis
+                    .0
+                    .contains(&crate::nemesis::FaultKind::Clock)
+                    .then(|| {
+                        args.faketime_library.clone().unwrap_or_else(|| {
+                            PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
+                        })
+                    }),
+            };
+            let names = live::node_names(args.nodes);
+            let p = crate::hosts::prepare(file, &names, &needs).map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "ladon: {} nodes on {} host(s) from {}",
+                args.nodes,
+                p.hosts.len(),
+                file.path.display()
+            );
+            Some(p)
+        }
+        None => None,
+    };
     let store = args.store.clone();
     let junit = args.junit.clone();
     let mut exec = ProcessExecution::new(args);
+    if let Some(p) = &prepared {
+        exec.remote = p.nodes.clone();
+    }
     let mut progress = Listeners::new();
     progress.push(crate::listeners::Progress::new(
         exec.spec.time_limit.ns(),
         "wall-clock",
     ));
-    let run = crate::store::run_stored(info, &mut exec, &store, progress)?;
-    crate::store::report_result(&run, junit.as_deref())
+    let run = crate::store::run_stored(info, &mut exec, &store, progress);
+    // Every node is stopped: close the SSH connections before reporting.
+    drop(exec);
+    drop(prepared);
+    crate::store::report_result(&run?, junit.as_deref())
 }

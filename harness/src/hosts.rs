@@ -1,0 +1,494 @@
+//! `ladon run --hosts FILE`: process-adapter nodes on other machines over
+//! SSH (docs/remote-hosts.md). Reads and validates the hosts file, then
+//! (before the run directory exists) connects to each host once, checks it
+//! has what the run needs, kills what an earlier run left behind, and
+//! uploads the node's program and files into one directory per node.
+//!
+//! ```toml
+//! files = ["maelstrom.py"]        # uploaded beside the program
+//!
+//! [[host]]
+//! address = "10.0.0.11"
+//! port = 22                       # default 22
+//! user = "ladon"                  # default: ssh's
+//! identity = "~/.ssh/ladon"       # default: ssh's
+//! workdir = "/var/tmp/ladon"      # default: ladon (in the user's home)
+//! sudo = false                    # run the nodes under `sudo -n`
+//! ssh_options = ["StrictHostKeyChecking=accept-new"]
+//! ```
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ladon_adapters::host::{sh_quote, Host, SshConfig, SshHost};
+use ladon_adapters::process::child::RemoteNode;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated hosts file.
+#[derive(Debug, Clone)]
+pub struct HostsFile {
+    /// The file, as given (errors name it).
+    pub path: PathBuf,
+    pub hosts: Vec<HostEntry>,
+    /// Local files uploaded beside the program on every host.
+    pub files: Vec<PathBuf>,
+}
+
+/// One `[[host]]` entry.
+#[derive(Debug, Clone)]
+pub struct HostEntry {
+    /// 1-based entry number and line, for errors.
+    pub index: usize,
+    pub line: usize,
+    pub ssh: SshConfig,
+    /// The directory on the host under which each node gets its own.
+    pub workdir: String,
+}
+
+impl HostEntry {
+    /// `hosts.toml: host 2 (line 7, root@127.0.0.1:2222)`.
+    pub fn describe(&self, file: &Path) -> String {
+        format!(
+            "{}: host {} (line {}, {})",
+            file.display(),
+            self.index,
+            self.line,
+            self.ssh.name()
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    files: Vec<Spanned<String>>,
+    #[serde(default)]
+    host: Vec<Spanned<RawHost>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    address: Spanned<String>,
+    #[serde(default = "default_port")]
+    port: Spanned<i64>,
+    user: Option<Spanned<String>>,
+    identity: Option<Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    sudo: bool,
+    #[serde(default)]
+    ssh_options: Vec<Spanned<String>>,
+    #[serde(default = "default_timeout")]
+    connect_timeout: Spanned<i64>,
+}
+
+fn default_port() -> Spanned<i64> {
+    Spanned::new(0..0, 22)
+}
+
+fn default_timeout() -> Spanned<i64> {
+    Spanned::new(0..0, 10)
+}
+
+fn line_of(src: &str, span: Range<usize>) -> usize {
+    src[..span.start.min(src.len())].matches('\n').count() + 1
+}
+
+/// `~/x` and paths relative to the hosts file's directory, made absolute.
+fn local_path(s: &str, base: &Path) -> PathBuf {
+    if let Some(rest) = s.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+/// Reads and validates a hosts file.
+pub fn load(path: &Path) -> Result<HostsFile, String> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| format!("--hosts {}: cannot read it: {e}", path.display()))?;
+    parse(&src, path)
+}
+
+/// Parses hosts-file text; `path` names it in errors and is the base of
+/// relative paths in it.
+pub fn parse(src: &str, path: &Path) -> Result<HostsFile, String> {
+    let name = path.display().to_string();
+    let raw: RawFile =
+        toml::from_str(src).map_err(|e| format!("{name}: {}", e.to_string().trim_end()))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let invalid =
+        |span: Range<usize>, what: String| format!("{name}:{}: {what}", line_of(src, span));
+    if raw.host.is_empty() {
+        return Err(format!(
+            "{name}: no [[host]] entry (each needs at least address = \"...\")"
+        ));
+    }
+    let mut files = Vec::new();
+    for f in &raw.files {
+        let p = local_path(f.get_ref(), &base);
+        if !p.is_file() {
+            return Err(invalid(
+                f.span(),
+                format!("files: {} is not a file", p.display()),
+            ));
+        }
+        files.push(p);
+    }
+    // Each entry's line: its `[[host]]` header (an inline table: its span).
+    let headers: Vec<usize> = src
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("[[host]]"))
+        .map(|(n, _)| n + 1)
+        .collect();
+    let mut hosts = Vec::new();
+    for (i, h) in raw.host.iter().enumerate() {
+        let line = headers
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| line_of(src, h.span()));
+        let entry = h.get_ref();
+        let index = i + 1;
+        let bad = |span: Range<usize>, what: String| invalid(span, format!("host {index}: {what}"));
+        let address = entry.address.get_ref().trim();
+        if address.is_empty() || address.contains(char::is_whitespace) {
+            return Err(bad(
+                entry.address.span(),
+                format!(
+                    "address {:?} is not a host name or address",
+                    entry.address.get_ref()
+                ),
+            ));
+        }
+        let port = *entry.port.get_ref();
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad(entry.port.span(), format!("port {port} is not 1 to 65535")))?;
+        let identity = match &entry.identity {
+            Some(id) => {
+                let p = local_path(id.get_ref(), &base);
+                if !p.is_file() {
+                    return Err(bad(
+                        id.span(),
+                        format!("identity {}: no such file", p.display()),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let timeout = *entry.connect_timeout.get_ref();
+        if !(1..=600).contains(&timeout) {
+            return Err(bad(
+                entry.connect_timeout.span(),
+                format!("connect_timeout {timeout} is not 1 to 600 (seconds)"),
+            ));
+        }
+        let workdir = match &entry.workdir {
+            Some(w) if w.get_ref().trim().is_empty() => {
+                return Err(bad(w.span(), "workdir is empty".into()))
+            }
+            Some(w) => w.get_ref().clone(),
+            None => "ladon".to_string(),
+        };
+        let user = match &entry.user {
+            Some(u) if u.get_ref().is_empty() || u.get_ref().contains(['@', ' ']) => {
+                return Err(bad(
+                    u.span(),
+                    format!("user {:?} is not a user name", u.get_ref()),
+                ))
+            }
+            Some(u) => Some(u.get_ref().clone()),
+            None => None,
+        };
+        let mut options = Vec::new();
+        for o in &entry.ssh_options {
+            if !o.get_ref().contains('=') {
+                return Err(bad(
+                    o.span(),
+                    format!("ssh_options: {:?} is not Key=Value", o.get_ref()),
+                ));
+            }
+            options.push(o.get_ref().clone());
+        }
+        hosts.push(HostEntry {
+            index,
+            line,
+            ssh: SshConfig {
+                address: address.to_string(),
+                port,
+                user,
+                identity,
+                sudo: entry.sudo,
+                options,
+                connect_timeout: Duration::from_secs(timeout as u64),
+            },
+            workdir,
+        });
+    }
+    Ok(HostsFile {
+        path: path.to_path_buf(),
+        hosts,
+        files,
+    })
+}
+
+/// What the run needs from every host.
+#[derive(Debug, Clone)]
+pub struct Needs {
+    /// The node program (uploaded).
+    pub bin: PathBuf,
+    /// libfaketime's path on the hosts, when the clock fault is on.
+    pub faketime: Option<PathBuf>,
+}
+
+/// The interpreter a script's `#!` line names, as a preflight check:
+/// `python3` for `#!/usr/bin/env python3`, the path otherwise; `None` for
+/// a binary.
+pub fn interpreter(bin: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(bin).ok()?.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let line = text.strip_prefix("#!")?.lines().next()?.trim();
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    if first.ends_with("/env") {
+        words.find(|w| !w.starts_with('-')).map(str::to_string)
+    } else {
+        Some(first.to_string())
+    }
+}
+
+/// The hosts of a run, connected, checked and holding the program: one
+/// [`RemoteNode`] per node (node `i` on host `i mod H`).
+pub struct Prepared {
+    pub nodes: Vec<RemoteNode>,
+    /// The connected hosts, in file order (those used).
+    pub hosts: Vec<Arc<SshHost>>,
+}
+
+/// `who: what`, without the host's own name that [`SshHost`]'s errors
+/// start with (`who` already names it).
+fn own(who: &str, entry: &HostEntry, e: std::io::Error) -> String {
+    let text = e.to_string();
+    let name = format!("{}: ", entry.ssh.name());
+    format!("{who}: {}", text.strip_prefix(&name).unwrap_or(&text))
+}
+
+/// Connects to the hosts `nodes` run on (each once), checks each, sweeps
+/// leftovers of an earlier run and uploads the program and files into
+/// `<workdir>/<node>`. Every error is one line naming the host.
+pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prepared, String> {
+    let used = names.len().min(file.hosts.len());
+    let mut hosts: Vec<Arc<SshHost>> = Vec::new();
+    let mut workdirs = Vec::new();
+    let bin_name = needs
+        .bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "node".into());
+    let interp = interpreter(&needs.bin);
+    let configs: Vec<SshConfig> = file.hosts[..used].iter().map(|e| e.ssh.clone()).collect();
+    // Every master connection starts at once; an error names the first
+    // host (in file order) that failed.
+    let mut connected = SshHost::connect_all(&configs).into_iter();
+    for entry in &file.hosts[..used] {
+        let who = entry.describe(&file.path);
+        let host = connected
+            .next()
+            .expect("one result per host")
+            .map_err(|e| own(&who, entry, e))?;
+        let wd = sh_quote(&entry.workdir);
+        let mut script = format!(
+            "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; ",
+            entry.workdir.replace(['"', '$', '`', '\\'], "_")
+        );
+        let mut tools = vec![
+            "sh".to_string(),
+            "grep".into(),
+            "kill".into(),
+            "cat".into(),
+            "mv".into(),
+        ];
+        if let Some(i) = &interp {
+            tools.push(i.clone());
+        }
+        for t in &tools {
+            if t.starts_with('/') {
+                script.push_str(&format!(
+                    "test -x {q} || echo \"missing: {t} (the #! interpreter of {bin_name})\"; ",
+                    q = sh_quote(t)
+                ));
+            } else {
+                let why = if Some(t) == interp.as_ref() {
+                    format!(" (the #! interpreter of {bin_name})")
+                } else {
+                    String::new()
+                };
+                script.push_str(&format!(
+                    "command -v {q} >/dev/null || echo \"missing: {t}{why}\"; ",
+                    q = sh_quote(t)
+                ));
+            }
+        }
+        if let Some(lib) = &needs.faketime {
+            let lib = lib.display().to_string();
+            script.push_str(&format!(
+                "test -e {} || echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; ",
+                sh_quote(&lib)
+            ));
+        }
+        // Leftovers of an earlier run (Ladon killed with SIGKILL): each
+        // node directory's pid file names a pid and its marker.
+        script.push_str(
+            "for f in */*.pid; do [ -f \"$f\" ] || continue; read p m < \"$f\"; \
+             if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
+             kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; rm -f \"$f\"; done",
+        );
+        let out = host.run(&script).map_err(|e| own(&who, entry, e))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let what = if entry.ssh.sudo {
+                format!("missing: passwordless sudo (sudo -n) or a working shell: {last}")
+            } else {
+                format!("the preflight check failed: {last}")
+            };
+            return Err(format!("{who}: {what}"));
+        }
+        if let Some(m) = stdout.lines().find_map(|l| l.strip_prefix("missing: ")) {
+            return Err(format!("{who}: missing {m}"));
+        }
+        let killed = stdout.lines().filter(|l| l.starts_with("killed: ")).count();
+        if killed > 0 {
+            eprintln!("ladon: {who}: killed {killed} node process(es) an earlier run left behind");
+        }
+        let abs = stdout
+            .lines()
+            .next()
+            .filter(|l| l.starts_with('/'))
+            .ok_or_else(|| format!("{who}: the preflight check printed no workdir: {stdout:?}"))?
+            .to_string();
+        workdirs.push(abs);
+        hosts.push(Arc::new(host));
+    }
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let h = i % used;
+        let host = hosts[h].clone();
+        let entry = &file.hosts[h];
+        let who = entry.describe(&file.path);
+        let dir = format!("{}/{name}", workdirs[h]);
+        // Each upload makes the node's directory in the same session.
+        let program = format!("{dir}/{bin_name}");
+        host.upload(&needs.bin, &program, 0o755)
+            .map_err(|e| own(&who, entry, e))?;
+        for f in &file.files {
+            let fname = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            host.upload(f, &format!("{dir}/{fname}"), 0o644)
+                .map_err(|e| own(&who, entry, e))?;
+        }
+        nodes.push(RemoteNode {
+            host: host.clone() as Arc<dyn Host>,
+            dir,
+            program,
+        });
+    }
+    Ok(Prepared { nodes, hosts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> String {
+        parse(src, Path::new("/tmp/h.toml")).unwrap_err()
+    }
+
+    #[test]
+    fn parses_entries_with_defaults() {
+        let f = parse(
+            "[[host]]\naddress = \"10.0.0.1\"\n\n[[host]]\naddress = \"h2\"\nport = 2222\nuser = \"me\"\nworkdir = \"/w\"\nsudo = true\nssh_options = [\"StrictHostKeyChecking=no\"]\n",
+            Path::new("/tmp/h.toml"),
+        )
+        .unwrap();
+        assert_eq!(f.hosts.len(), 2);
+        assert_eq!(f.hosts[0].ssh.port, 22);
+        assert_eq!(f.hosts[0].workdir, "ladon");
+        assert_eq!(f.hosts[0].line, 1);
+        assert_eq!(f.hosts[1].line, 4);
+        assert_eq!(f.hosts[1].ssh.name(), "me@h2:2222");
+        assert!(f.hosts[1].ssh.sudo);
+        assert_eq!(f.hosts[1].ssh.options, ["StrictHostKeyChecking=no"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_entry() {
+        assert_eq!(
+            err("[[host]]\naddress = \"a\"\n[[host]]\naddress = \"b\"\nport = 70000\n"),
+            "/tmp/h.toml:5: host 2: port 70000 is not 1 to 65535"
+        );
+        assert_eq!(
+            err("[[host]]\naddress = \"a\"\nidentity = \"/nonexistent/key\"\n"),
+            "/tmp/h.toml:3: host 1: identity /nonexistent/key: no such file"
+        );
+        assert_eq!(
+            err("files = [\"nope.py\"]\n[[host]]\naddress = \"a\"\n"),
+            "/tmp/h.toml:1: files: /tmp/nope.py is not a file"
+        );
+        assert_eq!(
+            err("[[host]]\naddress = \"a b\"\n"),
+            "/tmp/h.toml:2: host 1: address \"a b\" is not a host name or address"
+        );
+        assert_eq!(
+            err("files = []\n"),
+            "/tmp/h.toml: no [[host]] entry (each needs at least address = \"...\")"
+        );
+        let e = err("[[host]]\naddress = \"a\"\nprot = 22\n");
+        assert!(
+            e.starts_with("/tmp/h.toml: TOML parse error at line 3"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `prot`"), "{e}");
+        let e = err("[[host]]\nport = 22\n");
+        assert!(e.contains("missing field `address`"), "{e}");
+    }
+
+    #[test]
+    fn interpreters_come_from_the_shebang() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.py");
+        std::fs::write(&p, "#!/usr/bin/env python3\nprint()\n").unwrap();
+        assert_eq!(interpreter(&p).as_deref(), Some("python3"));
+        std::fs::write(&p, "#!/bin/sh -e\n").unwrap();
+        assert_eq!(interpreter(&p).as_deref(), Some("/bin/sh"));
+        std::fs::write(&p, [0x7f, b'E', b'L', b'F']).unwrap();
+        assert_eq!(interpreter(&p), None);
+    }
+}
