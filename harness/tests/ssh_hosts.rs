@@ -405,8 +405,17 @@ fn ssh_host_runs_uploads_writes_fetches_starts_and_signals() {
         };
         let mut started = host.start(&spec).await.unwrap();
         let pid = started.pid;
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        let env = String::from_utf8_lossy(&env);
+        // The pid is printed by the remote shell just before it execs the
+        // program: its environ reads empty while the exec is under way.
+        let mut env = String::new();
+        for _ in 0..200 {
+            env = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+                .into_owned();
+            if env.contains("LADON_NODE=") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(env.contains("LADON_NODE=test.1\0"), "{env}");
         assert!(env.contains("X=y z\0"), "{env}");
         assert_eq!(

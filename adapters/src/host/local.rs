@@ -75,7 +75,7 @@ impl Host for LocalHost {
     fn start<'a>(&'a self, spec: &'a StartSpec) -> BoxFuture<'a, io::Result<Started>> {
         Box::pin(async move {
             let mut cmd = piped_command(&spec.program, &spec.args, &spec.log)?;
-            cmd.env(crate::process::child::MARKER_VAR, &spec.marker);
+            cmd.env(super::cleanup::MARKER_VAR, &spec.marker);
             for (k, v) in &spec.env {
                 cmd.env(k, v);
             }
@@ -102,7 +102,7 @@ impl Host for LocalHost {
     }
 
     fn kill_marked(&self, marker: &str) -> io::Result<()> {
-        crate::process::child::kill_marked(marker, 0);
+        super::cleanup::kill_marked(marker, 0);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@
 //! upload and node process is a session on that one connection
 //! (docs/remote-hosts.md says why not a Rust SSH library).
 
+pub mod cleanup;
 pub mod local;
 pub mod ssh;
 
@@ -135,16 +136,6 @@ pub(crate) fn failed(what: &str, out: &Output) -> io::Error {
     } else {
         format!("{what}: {last} ({status})")
     })
-}
-
-/// A shell script that SIGKILLs every process whose environment holds
-/// `LADON_NODE=<marker>` (one `grep` over `/proc`, no process per pid).
-pub fn kill_marked_script(marker: &str) -> String {
-    let needle = sh_quote(&format!("{}={marker}", crate::process::child::MARKER_VAR));
-    format!(
-        "for f in $(grep -lzx {needle} /proc/[0-9]*/environ 2>/dev/null); do \
-         p=${{f#/proc/}}; kill -9 ${{p%/environ}} 2>/dev/null; done; true"
-    )
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! [`SshHost::connect`] starts one master connection (`ssh -M -N`) as a
 //! child of Ladon: in its own process group, killed should Ladon die
 //! (`PR_SET_PDEATHSIG`), and registered with the process adapter's
-//! emergency cleanup ([`crate::process::child::kill_all`]). Every later
+//! emergency cleanup ([`super::cleanup::kill_all`]). Every later
 //! command is a session on that connection (`ssh -S <socket>`), which
 //! costs a round trip, not a handshake. Dropping the host (or
 //! [`SshHost::close`]) ends the master and with it every session.
@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt as _;
 
 use super::local::piped_command;
-use super::{
-    failed, kill_marked_script, sh_quote, signal_name, BoxFuture, Host, StartSpec, Started,
-};
+use super::{failed, sh_quote, signal_name, BoxFuture, Host, StartSpec, Started};
 
 /// How to reach one host (a `[[host]]` entry of a hosts file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +108,7 @@ impl SshHost {
         let master = cmd
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{name}: cannot run ssh: {e}")))?;
-        crate::process::child::register_group(master.id() as i32, None);
+        super::cleanup::register_group(master.id() as i32, None);
         let host = SshHost {
             config: config.clone(),
             name,
@@ -149,7 +147,7 @@ impl Pending {
         let config = host.config.clone();
         loop {
             if let Some(status) = master.try_wait()? {
-                crate::process::child::unregister_group(master.id() as i32);
+                super::cleanup::unregister_group(master.id() as i32);
                 let text = std::fs::read_to_string(&err_path).unwrap_or_default();
                 let last = text
                     .lines()
@@ -304,7 +302,7 @@ fn kill_child(child: &mut std::process::Child) {
         libc::kill(-pid, libc::SIGKILL);
     }
     let _ = child.wait();
-    crate::process::child::unregister_group(pid);
+    super::cleanup::unregister_group(pid);
 }
 
 fn target(config: &SshConfig) -> String {
@@ -407,7 +405,7 @@ impl Host for SshHost {
             script.push_str("echo \"ladon-pid $$\" && exec env ");
             script.push_str(&sh_quote(&format!(
                 "{}={}",
-                crate::process::child::MARKER_VAR,
+                super::cleanup::MARKER_VAR,
                 spec.marker
             )));
             for (k, v) in &spec.env {
@@ -472,7 +470,11 @@ impl Host for SshHost {
     }
 
     fn kill_marked(&self, marker: &str) -> io::Result<()> {
-        self.run_ok("kill marked processes", &kill_marked_script(marker), None)
-            .map(|_| ())
+        self.run_ok(
+            "kill marked processes",
+            &super::cleanup::kill_marked_script(marker),
+            None,
+        )
+        .map(|_| ())
     }
 }
