@@ -167,7 +167,7 @@ pub fn live_count() -> usize {
 /// the hook kills the nodes of *every* run in the process, whichever thread
 /// panicked. Where several runs share a process (test binaries run tests on
 /// parallel threads), one failing assertion would SIGKILL the nodes of the
-/// other runs mid-test; there, unwinding drops each run's [`NodeProcess`]
+/// other runs mid-test; there, unwinding drops each run's `NodeProcess`
 /// values, which kill and reap their own groups.
 pub fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
