@@ -366,12 +366,7 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
         let out = host.run(&script).map_err(|e| own(&who, entry, e))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
+            let last = ladon_adapters::host::last_stderr_line(&out);
             let what = if entry.ssh.sudo {
                 format!("missing: passwordless sudo (sudo -n) or a working shell: {last}")
             } else {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod db_common;
+
+use db_common::{registry_entries, registry_files, run_dir};
 use ladon_adapters::db::process_group::group_alive;
 
 fn available() -> bool {
@@ -38,35 +41,6 @@ fn ladon(args: &[&str], store: &Path, registry: &Path) -> Command {
         .stdout(File::create(store.join("stdout.txt")).unwrap())
         .stderr(File::create(store.join("stderr.txt")).unwrap());
     cmd
-}
-
-fn run_dir(store: &Path, test: &str) -> Option<PathBuf> {
-    std::fs::read_dir(store.join(test))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-}
-
-/// The registry's entries: (process group, data directory).
-fn registry_entries(registry: &Path) -> Vec<(i32, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(registry) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| {
-            let pgid = e.file_name().to_str()?.parse().ok()?;
-            let text = std::fs::read_to_string(e.path()).ok()?;
-            Some((pgid, PathBuf::from(text.lines().nth(1)?)))
-        })
-        .collect()
-}
-
-/// Every file in the registry (server and cluster-root entries).
-fn registry_files(registry: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(registry)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
 }
 
 fn stderr_of(store: &Path) -> String {

@@ -119,14 +119,19 @@ pub fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// The error for a command that ran but failed: its stderr's last line.
-pub(crate) fn failed(what: &str, out: &Output) -> io::Error {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr
+/// The last non-empty line a command printed on stderr ("" for none).
+pub fn last_stderr_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The error for a command that ran but failed: its stderr's last line.
+pub(crate) fn failed(what: &str, out: &Output) -> io::Error {
+    let last = last_stderr_line(out);
     let status = match out.status.code() {
         Some(c) => format!("exit code {c}"),
         None => "killed by a signal".to_string(),

@@ -30,13 +30,16 @@ pub struct Faketime {
     pub host: Option<Arc<dyn Host>>,
 }
 
+/// `library`, or [`LIBFAKETIME`] when none is given.
+fn library_or_default(library: Option<&Path>) -> PathBuf {
+    library.map_or_else(|| PathBuf::from(LIBFAKETIME), Path::to_path_buf)
+}
+
 impl Faketime {
     /// Uses `library` (or [`LIBFAKETIME`]) and a timestamp file at `file`,
     /// initialised to no offset. Fails if the library is missing.
     pub fn new(library: Option<&Path>, file: PathBuf) -> io::Result<Faketime> {
-        let library = library
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(LIBFAKETIME));
+        let library = library_or_default(library);
         if !library.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -62,9 +65,7 @@ impl Faketime {
         library: Option<&Path>,
         file: String,
     ) -> io::Result<Faketime> {
-        let library = library
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(LIBFAKETIME));
+        let library = library_or_default(library);
         let lib = library.display().to_string();
         let out = host.run(&format!("test -e {}", crate::host::sh_quote(&lib)))?;
         if !out.status.success() {
