@@ -613,12 +613,12 @@ impl Database for MariaDb {
                     rs.iter()
                         .filter(|r| r.sql_running == "No" && r.last_sql_errno != 0)
                         .map(|r| {
+                            // Short: the whole error is a replication problem.
                             format!(
-                                "replication stopped on {} from {}: error {}: {}",
+                                "replication stopped on {} from {} (error {})",
                                 Self::name_of(i),
                                 r.connection.trim_start_matches("from_"),
-                                r.last_sql_errno,
-                                r.last_sql_error
+                                r.last_sql_errno
                             )
                         }),
                 );
