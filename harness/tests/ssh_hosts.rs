@@ -379,7 +379,14 @@ fn buggy_counter_over_ssh_shows_the_same_anomalies_as_the_local_run() {
     let (local, remote) = local_and_remote(
         &sshd,
         "counter_buggy.py",
-        &["--workload", "g-counter", "--duplicate", "0.5"],
+        &[
+            "--workload",
+            "g-counter",
+            "--duplicate",
+            "0.5",
+            "--converge-timeout",
+            "2s",
+        ],
     );
     assert_eq!(local.0, "invalid");
     assert!(local.1.contains(&"duplicate".to_string()), "{local:?}");
