@@ -142,7 +142,7 @@ pub struct History {
     pub events: u64,
     /// What a plain read returns of a key with siblings, as an ok final
     /// read's `meta.winners` says (`[[key, value], …]`), by that read's
-    /// micro-operation; sorted by micro-operation.
+    /// micro-operation; sorted by micro-operation once built.
     pub winners: Vec<(MopId, i64)>,
 }
 
@@ -736,7 +736,6 @@ impl Builder {
         let Some(pairs) = winners.as_array() else {
             return;
         };
-        let start = self.h.winners.len();
         for p in pairs {
             let (Some(k), Some(v)) = (p.get(0), p.get(1).and_then(Json::as_i64)) else {
                 continue;
@@ -757,7 +756,6 @@ impl Builder {
                 self.h.winners.push((m, v));
             }
         }
-        self.h.winners[start..].sort_unstable_by_key(|&(m, _)| m);
     }
 
     /// The completion's micro-operations against the invoke's (`range`,
@@ -869,6 +867,8 @@ impl Builder {
             return Err(e);
         }
         drop(std::mem::take(&mut self.branches));
+        // Recorded at completion, which need not follow invoke order.
+        self.h.winners.sort_unstable_by_key(|&(m, _)| m);
         let h = &mut self.h;
         // A final must read every key written by an `ok` or `info`
         // operation (a key written only by failed ones need not be read).
