@@ -86,6 +86,7 @@ impl Chunk {
             node: (ev.node.0 != NONE).then(|| s(ev.node)),
             f: s(ev.f),
             ts: ev.ts,
+            winners: None,
             mops: scratch,
         }
     }
@@ -284,6 +285,10 @@ fn parse(buf: &[u8], start: usize, out: &mut Chunk) -> Option<(RawEvent, usize)>
                     let meta = it.next()?.ok()?;
                     c.i += it.byte_offset();
                     ev.ts = meta.get("ts").and_then(serde_json::Value::as_i64);
+                    // The winners a final read names: rare, on the serde path.
+                    if meta.get("winners").is_some() {
+                        return None;
+                    }
                 }
                 F_META
             }

@@ -544,7 +544,7 @@ impl<'de> Deserialize<'de> for Event {
 /// An event parsed for checking: unknown fields (and `meta`'s fields other
 /// than `ts`) are skipped without being built, so they are ignored however
 /// deeply they nest (skipping is iterative in serde_json: no recursion
-/// limit); `extra` stays empty and `meta` holds at most `ts`.
+/// limit); `extra` stays empty and `meta` holds at most `ts` and `winners`.
 pub struct LeanEvent(pub Event);
 
 impl<'de> Deserialize<'de> for LeanEvent {
@@ -587,6 +587,8 @@ impl<'de> Deserialize<'de> for LeanMeta {
                         } else {
                             out.remove("ts");
                         }
+                    } else if k == "winners" {
+                        out.insert("winners".into(), map.next_value::<Json>()?);
                     } else {
                         map.next_value::<de::IgnoredAny>()?;
                     }

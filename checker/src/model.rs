@@ -140,6 +140,10 @@ pub struct History {
     pub nodes: Vec<String>,
     pub nemesis: Vec<NemesisEvent>,
     pub events: u64,
+    /// What a plain read returns of a key with siblings, as an ok final
+    /// read's `meta.winners` says (`[[key, value], …]`), by that read's
+    /// micro-operation; sorted by micro-operation.
+    pub winners: Vec<(MopId, i64)>,
 }
 
 impl History {
@@ -154,6 +158,14 @@ impl History {
     }
     pub fn op_of(&self, mop: MopId) -> &Op {
         &self.ops[self.mops[mop].op]
+    }
+    /// The value the final read `mop` names as its key's winner
+    /// (`meta.winners`), if it names one.
+    pub fn winner(&self, mop: MopId) -> Option<i64> {
+        self.winners
+            .binary_search_by_key(&mop, |&(m, _)| m)
+            .ok()
+            .map(|i| self.winners[i].1)
     }
     pub fn obs(&self, m: &MopRec) -> &[i64] {
         &self.vals[m.obs_range()]
@@ -689,7 +701,12 @@ impl Builder {
         }
         // A fail or info completion may leave its micro-operations out.
         if !(ev.mops.is_empty() && ev.kind != EventType::Ok) {
-            self.complete_mops(line, p, inv_line, range, ev)?;
+            self.complete_mops(line, p, inv_line, range.clone(), ev)?;
+        }
+        if is_final && ev.kind == EventType::Ok {
+            if let Some(w) = ev.winners {
+                self.record_winners(range.clone(), w);
+            }
         }
         let op = &mut self.h.ops[op_id];
         op.completed = true;
@@ -709,6 +726,38 @@ impl Builder {
             st.retired_at = line;
         }
         Ok(())
+    }
+
+    /// `meta.winners` of an ok final read whose micro-operations are
+    /// `range`: each `[key, value]` pair whose key the read read, with an
+    /// integer value. `meta` is free-form (history.md: "reported, never
+    /// required"), so anything else in it is ignored.
+    fn record_winners(&mut self, range: std::ops::Range<usize>, winners: &Json) {
+        let Some(pairs) = winners.as_array() else {
+            return;
+        };
+        let start = self.h.winners.len();
+        for p in pairs {
+            let (Some(k), Some(v)) = (p.get(0), p.get(1).and_then(Json::as_i64)) else {
+                continue;
+            };
+            let key = match k {
+                Json::String(s) => KeyRef::Str(s),
+                Json::Number(n) => match n.as_i64() {
+                    Some(i) => KeyRef::Int(i),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let found = range.clone().map(MopId::new).find(|&m| {
+                let rec = &self.h.mops[m];
+                rec.f == MopFn::Read && key.is(&self.h.keys[rec.key])
+            });
+            if let Some(m) = found {
+                self.h.winners.push((m, v));
+            }
+        }
+        self.h.winners[start..].sort_unstable_by_key(|&(m, _)| m);
     }
 
     /// The completion's micro-operations against the invoke's (`range`,

@@ -106,6 +106,8 @@ pub struct ClientEvent<'a> {
     pub f: &'a str,
     /// `meta.ts`, when it is an integer.
     pub ts: Option<i64>,
+    /// `meta.winners` (what a plain read of a key with siblings returns).
+    pub winners: Option<&'a Json>,
     pub mops: &'a [MopView<'a>],
 }
 
@@ -127,6 +129,7 @@ impl<'a> ClientEvent<'a> {
                 .as_ref()
                 .and_then(|m| m.get("ts"))
                 .and_then(Json::as_i64),
+            winners: ev.meta.as_ref().and_then(|m| m.get("winners")),
             mops,
         }
     }

@@ -353,46 +353,26 @@ pub fn registry() -> Vec<AdapterEntry> {
             run: |_| anyhow::bail!("{LIVE_ONLY}"),
         },
     ];
-    all.push(AdapterEntry {
-        kind: AdapterKind::PostgresPglogical,
-        name: "postgres-pglogical",
-        about: if cfg!(feature = "postgres") {
-            "PostgreSQL servers replicating all-to-all with pglogical (last update wins), run live on loopback"
-        } else {
-            "PostgreSQL servers replicating with pglogical, run live (needs a build with --features ladon-harness/postgres)"
-        },
-        mode: Mode::Live,
-        guarantees: |_| Ok(database_default_guarantees()),
-        // `ladon run --adapter postgres-pglogical` has its own execution
-        // (`db_run`); the simulator's callers cannot run it.
-        run: |_| anyhow::bail!("{LIVE_ONLY}"),
-    });
-    all.push(AdapterEntry {
-        kind: AdapterKind::MariaDb,
-        name: "mariadb",
-        about: if cfg!(feature = "mariadb") {
-            "MariaDB servers in multi-source replication (no conflict resolution), run live on this machine"
-        } else {
-            "MariaDB servers in multi-source replication, run live (needs a build with --features ladon-harness/mariadb)"
-        },
-        mode: Mode::Live,
-        guarantees: |_| Ok(database_default_guarantees()),
-        // `ladon run --adapter mariadb` runs in `db_run`, as postgres-pglogical.
-        run: |_| anyhow::bail!("{LIVE_ONLY}"),
-    });
-    all.push(AdapterEntry {
-        kind: AdapterKind::CouchDb,
-        name: "couchdb",
-        about: if cfg!(feature = "couchdb") {
-            "pouchdb-server nodes (in memory) replicated over the CouchDB protocol by the harness, run live"
-        } else {
-            "pouchdb-server nodes replicated over the CouchDB protocol, run live (needs a build with --features ladon-harness/couchdb)"
-        },
-        mode: Mode::Live,
-        guarantees: |_| Ok(database_default_guarantees()),
-        // `ladon run --adapter couchdb` runs in `db_run`, as postgres-pglogical.
-        run: |_| anyhow::bail!("{LIVE_ONLY}"),
-    });
+    all.extend([
+        database_entry(
+            AdapterKind::PostgresPglogical,
+            cfg!(feature = "postgres"),
+            "PostgreSQL servers replicating all-to-all with pglogical (last update wins), run live on loopback",
+            "PostgreSQL servers replicating with pglogical, run live (needs a build with --features ladon-harness/postgres)",
+        ),
+        database_entry(
+            AdapterKind::MariaDb,
+            cfg!(feature = "mariadb"),
+            "MariaDB servers in multi-source replication (no conflict resolution), run live on this machine",
+            "MariaDB servers in multi-source replication, run live (needs a build with --features ladon-harness/mariadb)",
+        ),
+        database_entry(
+            AdapterKind::CouchDb,
+            cfg!(feature = "couchdb"),
+            "pouchdb-server nodes (in memory) replicated over the CouchDB protocol by the harness, run live",
+            "pouchdb-server nodes replicated over the CouchDB protocol, run live (needs a build with --features ladon-harness/couchdb)",
+        ),
+    ]);
     all.extend(crdt_lib_entries());
     let registered: Vec<&'static str> = REGISTERED
         .read()
@@ -419,6 +399,25 @@ pub fn find(kind: AdapterKind) -> AdapterEntry {
         .into_iter()
         .find(|a| a.kind == kind)
         .expect("every adapter kind is registered")
+}
+
+/// The entry of a real database: `about` when built with its feature,
+/// `about_without` otherwise. `ladon run --adapter NAME` runs it in
+/// `db_run`, its own execution; the simulator's callers cannot run it.
+fn database_entry(
+    kind: AdapterKind,
+    built: bool,
+    about: &'static str,
+    about_without: &'static str,
+) -> AdapterEntry {
+    AdapterEntry {
+        kind,
+        name: kind.as_str(),
+        about: if built { about } else { about_without },
+        mode: Mode::Live,
+        guarantees: |_| Ok(database_default_guarantees()),
+        run: |_| anyhow::bail!("{LIVE_ONLY}"),
+    }
 }
 
 /// What a database adapter declares by default: pglogical's last update

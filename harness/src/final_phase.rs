@@ -70,6 +70,10 @@ pub struct FinalReads {
     /// The last time a node's state differed from its previous round, and
     /// which node(s): states were still changing then.
     pub last_change: Option<(u64, Vec<String>)>,
+    /// Why the final reads stopped before the window ended, when the
+    /// system said the nodes could not converge (replication stopped for
+    /// good, a server exited by itself): when, and the system's words.
+    pub ended_early: Option<(u64, String)>,
 }
 
 impl FinalReads {
@@ -86,6 +90,13 @@ impl FinalReads {
             return None;
         }
         let window = self.window_ns as f64 / 1e9;
+        if let Some((t, why)) = &self.ended_early {
+            return Some(format!(
+                "the final reads ended {:.1}s into the {window}s window (--converge-timeout), \
+                 because the nodes cannot converge: {why}",
+                t.saturating_sub(self.started_ns) as f64 / 1e9
+            ));
+        }
         Some(match &self.last_change {
             Some((t, nodes)) => format!(
                 "the final reads were still changing when the {window}s window \
@@ -156,6 +167,12 @@ impl FinalRounds {
 
     pub fn reads(&self) -> &FinalReads {
         &self.reads
+    }
+
+    /// Ends the rounds at `now`: the system said the nodes cannot
+    /// converge, for reason `why`.
+    pub fn end_early(&mut self, now: u64, why: String) {
+        self.reads.ended_early = Some((now, why));
     }
 
     pub fn into_reads(self) -> FinalReads {

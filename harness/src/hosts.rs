@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ladon_adapters::host::tar::{self, Entry};
 use ladon_adapters::host::{sh_quote, Host, SshConfig, SshHost};
 use ladon_adapters::process::child::RemoteNode;
 use serde::Deserialize;
@@ -257,6 +258,11 @@ pub struct Needs {
     pub bin: PathBuf,
     /// libfaketime's path on the hosts, when the clock fault is on.
     pub faketime: Option<PathBuf>,
+    /// Partitions are nftables rules on the hosts
+    /// ([`ladon_adapters::host::nft::Partitions`]): `nft`, and the right to
+    /// use it, are checked. Process-adapter runs need none (their router
+    /// carries every message).
+    pub nftables: bool,
 }
 
 /// The interpreter a script's `#!` line names, as a preflight check:
@@ -283,6 +289,39 @@ pub struct Prepared {
     pub nodes: Vec<RemoteNode>,
     /// The connected hosts, in file order (those used).
     pub hosts: Vec<Arc<SshHost>>,
+    /// The run may leave nftables rules (removed at the end).
+    nftables: bool,
+}
+
+impl Drop for Prepared {
+    /// The end of the run (every node already stopped): each node's pid
+    /// file and libfaketime file are removed from its host, one command per
+    /// host through its control shell; then the connections close.
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            let files: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| std::ptr::addr_eq(Arc::as_ptr(&n.host), Arc::as_ptr(host)))
+                .flat_map(|n| {
+                    let node = n.dir.rsplit('/').next().unwrap_or("");
+                    ["pid", "faketime", "faketime.tmp"]
+                        .map(|ext| sh_quote(&format!("{}/{node}.{ext}", n.dir)))
+                })
+                .collect();
+            let mut script = String::new();
+            if !files.is_empty() {
+                script.push_str(&format!("rm -f {}; ", files.join(" ")));
+            }
+            if self.nftables {
+                script.push_str(&ladon_adapters::host::nft::remove_script());
+            }
+            if !script.is_empty() {
+                let _ = host.run(&script);
+            }
+            host.close();
+        }
+    }
 }
 
 /// `who: what`, without the host's own name that [`SshHost`]'s errors
@@ -293,129 +332,223 @@ fn own(who: &str, entry: &HostEntry, e: std::io::Error) -> String {
     format!("{who}: {}", text.strip_prefix(&name).unwrap_or(&text))
 }
 
+/// The preflight script of one host: checks, then (only if nothing is
+/// missing) the sweep of an earlier run's leftovers, then the upload, a
+/// tar stream read from stdin and extracted into the workdir. One session.
+fn prep_script(
+    entry: &HostEntry,
+    interp: Option<&String>,
+    bin_name: &str,
+    needs: &Needs,
+) -> String {
+    let wd = sh_quote(&entry.workdir);
+    let mut script = format!(
+        "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; m=; ",
+        entry.workdir.replace(['"', '$', '`', '\\'], "_")
+    );
+    let mut tools = vec![
+        "sh".to_string(),
+        "grep".into(),
+        "kill".into(),
+        "cat".into(),
+        "mv".into(),
+        "tar".into(),
+        "base64".into(),
+        "mktemp".into(),
+        "wc".into(),
+    ];
+    if let Some(i) = interp {
+        tools.push(i.clone());
+    }
+    for t in &tools {
+        let why = if Some(t) == interp {
+            format!(" (the #! interpreter of {bin_name})")
+        } else {
+            String::new()
+        };
+        let q = sh_quote(t);
+        let test = if t.starts_with('/') {
+            format!("test -x {q}")
+        } else {
+            format!("command -v {q} >/dev/null")
+        };
+        script.push_str(&format!(
+            "{test} || {{ echo \"missing: {t}{why}\"; m=1; }}; "
+        ));
+    }
+    if let Some(lib) = &needs.faketime {
+        let lib = lib.display().to_string();
+        script.push_str(&format!(
+            "test -e {} || {{ echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; m=1; }}; ",
+            sh_quote(&lib)
+        ));
+    }
+    if needs.nftables {
+        script.push_str(
+            "if command -v nft >/dev/null; then nft list tables >/dev/null 2>&1 || \
+             { echo \"missing: the right to run nft (root, or sudo = true) for partitions\"; m=1; }; \
+             else echo \"missing: nft (nftables, for partitions)\"; m=1; fi; ",
+        );
+    }
+    script.push_str("[ -z \"$m\" ] || exit 0; ");
+    // A Ladon table left by a run killed with SIGKILL (one run at a time
+    // per host: a table named ladon is Ladon's).
+    script.push_str(&ladon_adapters::host::nft::sweep_script());
+    // Leftovers of an earlier run (Ladon killed with SIGKILL): each node
+    // directory's pid file names a pid and its marker; a control shell's
+    // directory names its shell's pid.
+    script.push_str(
+        "for f in */*.pid; do [ -f \"$f\" ] || continue; read p m < \"$f\"; \
+         if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
+         kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; rm -f \"$f\"; done; rm -f */*.faketime */*.faketime.tmp; \
+         for d in \"${TMPDIR:-/tmp}\"/ladon-ctl-*; do [ -d \"$d\" ] || continue; p=${d##*/ladon-ctl-}; \
+         p=${p%%.*}; [ -d /proc/$p ] || rm -rf \"$d\"; done; ",
+    );
+    script
+}
+
+/// Archives up to this size travel inside the preflight command, which the
+/// host's control shell runs without a session of its own; larger ones on
+/// the stdin of a session.
+const EMBED_MAX: usize = 16 << 20;
+
 /// Connects to the hosts `nodes` run on (each once), checks each, sweeps
 /// leftovers of an earlier run and uploads the program and files into
-/// `<workdir>/<node>`. Every error is one line naming the host.
+/// `<workdir>/<node>`: one session per host, the hosts in parallel. Every
+/// error is one line naming the host (the first host in file order that
+/// failed).
 pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prepared, String> {
     let used = names.len().min(file.hosts.len());
-    let mut hosts: Vec<Arc<SshHost>> = Vec::new();
-    let mut workdirs = Vec::new();
     let bin_name = needs
         .bin
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "node".into());
     let interp = interpreter(&needs.bin);
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read it: {e}", p.display()));
+    let bin = read(&needs.bin)?;
+    let mut extra = Vec::new();
+    for f in &file.files {
+        let fname = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        extra.push((fname, read(f)?));
+    }
     let configs: Vec<SshConfig> = file.hosts[..used].iter().map(|e| e.ssh.clone()).collect();
-    // Every master connection starts at once; an error names the first
-    // host (in file order) that failed.
-    let mut connected = SshHost::connect_all(&configs).into_iter();
-    for entry in &file.hosts[..used] {
+    // Every master connection starts at once (on this thread, which
+    // outlives the run: the ssh clients die with the thread that started
+    // them), then each host's control shell; an error names the first host
+    // (in file order) that failed.
+    let mut hosts: Vec<Arc<SshHost>> = Vec::new();
+    for (entry, host) in file.hosts[..used]
+        .iter()
+        .zip(SshHost::connect_all(&configs))
+    {
         let who = entry.describe(&file.path);
-        let host = connected
-            .next()
-            .expect("one result per host")
-            .map_err(|e| own(&who, entry, e))?;
-        let wd = sh_quote(&entry.workdir);
-        let mut script = format!(
-            "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; ",
-            entry.workdir.replace(['"', '$', '`', '\\'], "_")
-        );
-        let mut tools = vec![
-            "sh".to_string(),
-            "grep".into(),
-            "kill".into(),
-            "cat".into(),
-            "mv".into(),
-        ];
-        if let Some(i) = &interp {
-            tools.push(i.clone());
-        }
-        for t in &tools {
-            if t.starts_with('/') {
-                script.push_str(&format!(
-                    "test -x {q} || echo \"missing: {t} (the #! interpreter of {bin_name})\"; ",
-                    q = sh_quote(t)
-                ));
-            } else {
-                let why = if Some(t) == interp.as_ref() {
-                    format!(" (the #! interpreter of {bin_name})")
-                } else {
-                    String::new()
-                };
-                script.push_str(&format!(
-                    "command -v {q} >/dev/null || echo \"missing: {t}{why}\"; ",
-                    q = sh_quote(t)
-                ));
-            }
-        }
-        if let Some(lib) = &needs.faketime {
-            let lib = lib.display().to_string();
-            script.push_str(&format!(
-                "test -e {} || echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; ",
-                sh_quote(&lib)
-            ));
-        }
-        // Leftovers of an earlier run (Ladon killed with SIGKILL): each
-        // node directory's pid file names a pid and its marker.
-        script.push_str(
-            "for f in */*.pid; do [ -f \"$f\" ] || continue; read p m < \"$f\"; \
-             if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
-             kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; rm -f \"$f\"; done",
-        );
-        let out = host.run(&script).map_err(|e| own(&who, entry, e))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            let last = ladon_adapters::host::last_stderr_line(&out);
-            let what = if entry.ssh.sudo {
-                format!("missing: passwordless sudo (sudo -n) or a working shell: {last}")
-            } else {
-                format!("the preflight check failed: {last}")
-            };
-            return Err(format!("{who}: {what}"));
-        }
-        if let Some(m) = stdout.lines().find_map(|l| l.strip_prefix("missing: ")) {
-            return Err(format!("{who}: missing {m}"));
-        }
-        let killed = stdout.lines().filter(|l| l.starts_with("killed: ")).count();
-        if killed > 0 {
-            eprintln!("ladon: {who}: killed {killed} node process(es) an earlier run left behind");
-        }
-        let abs = stdout
-            .lines()
-            .next()
-            .filter(|l| l.starts_with('/'))
-            .ok_or_else(|| format!("{who}: the preflight check printed no workdir: {stdout:?}"))?
-            .to_string();
-        workdirs.push(abs);
+        let host = host.map_err(|e| own(&who, entry, e))?;
+        host.open_control().map_err(|e| own(&who, entry, e))?;
         hosts.push(Arc::new(host));
     }
-    let mut nodes = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let h = i % used;
-        let host = hosts[h].clone();
-        let entry = &file.hosts[h];
-        let who = entry.describe(&file.path);
-        let dir = format!("{}/{name}", workdirs[h]);
-        // Each upload makes the node's directory in the same session.
-        let program = format!("{dir}/{bin_name}");
-        host.upload(&needs.bin, &program, 0o755)
-            .map_err(|e| own(&who, entry, e))?;
-        for f in &file.files {
-            let fname = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            host.upload(f, &format!("{dir}/{fname}"), 0o644)
-                .map_err(|e| own(&who, entry, e))?;
-        }
-        nodes.push(RemoteNode {
-            host: host.clone() as Arc<dyn Host>,
-            dir,
-            program,
-        });
+    // One session per host, all at once: checks, sweep, upload.
+    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..used)
+            .map(|h| {
+                let (host, entry) = (&hosts[h], &file.hosts[h]);
+                let (bin, extra, bin_name, interp) = (&bin, &extra, &bin_name, interp.as_ref());
+                scope.spawn(move || {
+                    let who = entry.describe(&file.path);
+                    let mut dirs = Vec::new();
+                    let mut files = Vec::new();
+                    for name in names.iter().skip(h).step_by(used) {
+                        dirs.push(name.clone());
+                        files.push(Entry {
+                            path: format!("{name}/{bin_name}"),
+                            mode: 0o755,
+                            data: bin.clone(),
+                        });
+                        for (fname, data) in extra {
+                            files.push(Entry {
+                                path: format!("{name}/{fname}"),
+                                mode: 0o644,
+                                data: data.clone(),
+                            });
+                        }
+                    }
+                    let stream = tar::archive(&dirs, &files).map_err(|e| format!("{who}: {e}"))?;
+                    let script = prep_script(entry, interp, bin_name, needs);
+                    let out = if stream.len() <= EMBED_MAX {
+                        host.run(&format!(
+                            "{script}printf '%s' {} | base64 -d | tar -xof -",
+                            tar::base64(&stream)
+                        ))
+                    } else {
+                        host.run_with_input(&format!("{script}tar -xof -"), &stream)
+                    }
+                    .map_err(|e| own(&who, entry, e))?;
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    if let Some(m) = stdout.lines().find_map(|l| l.strip_prefix("missing: ")) {
+                        return Err(format!("{who}: missing {m}"));
+                    }
+                    let abs = stdout.lines().next().filter(|l| l.starts_with('/'));
+                    if !out.status.success() {
+                        let last = ladon_adapters::host::last_stderr_line(&out);
+                        let what = if abs.is_some() {
+                            format!("cannot upload the program: {last}")
+                        } else if entry.ssh.sudo {
+                            format!(
+                                "missing passwordless sudo (sudo -n): {last}"
+                            )
+                        } else {
+                            format!("the preflight check failed: {last}")
+                        };
+                        return Err(format!("{who}: {what}"));
+                    }
+                    for removed in stdout.lines().filter_map(|l| l.strip_prefix("removed: ")) {
+                        eprintln!("ladon: {who}: removed the {removed} an earlier run left behind");
+                    }
+                    let killed = stdout.lines().filter(|l| l.starts_with("killed: ")).count();
+                    if killed > 0 {
+                        eprintln!(
+                            "ladon: {who}: killed {killed} node process(es) an earlier run left behind"
+                        );
+                    }
+                    abs.map(str::to_string).ok_or_else(|| {
+                        format!("{who}: the preflight check printed no workdir: {stdout:?}")
+                    })
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("the preflight panicked".into()))
+            })
+            .collect()
+    });
+    let mut workdirs = Vec::new();
+    for r in results {
+        workdirs.push(r?);
     }
-    Ok(Prepared { nodes, hosts })
+    let nodes = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let h = i % used;
+            let dir = format!("{}/{name}", workdirs[h]);
+            RemoteNode {
+                host: hosts[h].clone() as Arc<dyn Host>,
+                program: format!("{dir}/{bin_name}"),
+                dir,
+            }
+        })
+        .collect();
+    Ok(Prepared {
+        nodes,
+        hosts,
+        nftables: needs.nftables,
+    })
 }
 
 #[cfg(test)]

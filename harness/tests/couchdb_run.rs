@@ -73,6 +73,63 @@ fn a_no_fault_set_run_is_valid_converges_and_leaves_nothing() {
     assert_eq!(registry_files(&registry), Vec::<PathBuf>::new());
 }
 
+/// Writes on both sides of a cut: CouchDB keeps them as siblings, every
+/// node picks the same winner, and the final reads name it
+/// (`meta.winners`) for the checker's resolution policy.
+#[test]
+fn a_register_run_across_a_cut_keeps_siblings_and_names_the_same_winner_everywhere() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, registry) = (tmp.path().join("store"), tmp.path().join("registry"));
+    let schedule = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../suites/schedules/n1-cut-off-2s.json")
+        .display()
+        .to_string();
+    let status = ladon(
+        &[
+            "--workload",
+            "register",
+            "--time-limit",
+            "3s",
+            "--nemesis-schedule",
+            &schedule,
+            "--guarantees",
+            "convergence",
+            "--seed",
+            "1",
+            "--test",
+            "couch",
+        ],
+        &store,
+        &registry,
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", output_of(&store));
+    let dir = run_dir(&store, "couch").unwrap();
+    let report = report_of(&dir);
+    assert_eq!(report["verdict"], "valid");
+    let siblings = report["conflicts"]["siblings"].as_u64().unwrap();
+    assert!(siblings > 0, "{}", report["conflicts"]);
+    let policy = &report["policy"];
+    assert_eq!(policy["siblings_keys"].as_u64(), Some(siblings), "{policy}");
+    assert_eq!(policy["winner_keys"].as_u64(), Some(siblings), "{policy}");
+    assert_eq!(
+        policy["winner_same_on_every_node"].as_u64(),
+        Some(siblings),
+        "{policy}"
+    );
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("\"final\"") && l.contains("\"winners\"")),
+        "no final read names a winner"
+    );
+}
+
 #[test]
 fn transactions_and_counters_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();

@@ -96,8 +96,10 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
             "1s",
             "--time-limit",
             "4s",
+            // Long: the final phase must end as soon as it sees the SQL
+            // thread stopped, not wait this out.
             "--converge-timeout",
-            "3s",
+            "60s",
             "--seed",
             "1",
             "--guarantees",
@@ -118,6 +120,11 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
     let out = output_of(&store);
     assert_eq!(status.code(), Some(1), "{out}");
     let dir = run_dir(&store, "strict").unwrap();
+    let finals = &report_of(&dir)["final_phase"];
+    assert!(
+        finals["rounds"].as_u64().is_some_and(|r| r < 100),
+        "the final phase waited: {finals}"
+    );
     let report = report_of(&dir);
     assert_eq!(report["verdict"], "invalid", "{out}");
     assert!(report["anomalies"]["divergence"].is_object(), "{report}");
@@ -141,8 +148,12 @@ fn insert_conflicts_in_strict_mode_stop_replication_and_the_run_says_so() {
         );
     }
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    // The final phase ends as soon as it sees an SQL thread stopped.
     assert!(
-        summary.contains("no agreement within --converge-timeout 3s"),
+        summary.contains(
+            "before --converge-timeout 60s, because the nodes cannot converge: \
+             replication stopped on n"
+        ) && summary.contains(" (error 10"),
         "{summary}"
     );
     for p in &problems {

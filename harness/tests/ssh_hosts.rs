@@ -63,10 +63,19 @@ struct Sshd {
     dir: tempfile::TempDir,
     child: Child,
     port: u16,
+    /// Where it listens: 127.0.0.1, or its namespace's address.
+    address: String,
 }
 
 impl Sshd {
     fn start() -> Sshd {
+        Self::start_in(None)
+    }
+
+    /// An sshd on 127.0.0.1 (`None`), or inside node `i`'s namespace of a
+    /// network on port 22 of the namespace's address (a "host" of its own,
+    /// reached from this namespace over the network's bridge).
+    fn start_in(ns: Option<(&ladon_adapters::db::netns::Network, usize)>) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"));
@@ -76,17 +85,24 @@ impl Sshd {
         if unsafe { libc::geteuid() } == 0 {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
+        let address = match ns {
+            Some((net, i)) => net.addr(i).to_string(),
+            None => "127.0.0.1".to_string(),
+        };
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = match ns {
+                Some(_) => 22,
+                None => std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port(),
+            };
             let config = d.join("sshd_config");
             std::fs::write(
                 &config,
                 format!(
-                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\n\
+                    "ListenAddress {address}\nPort {port}\nHostKey {hk}\n\
                      AuthorizedKeysFile {ak}\nStrictModes no\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nUsePAM no\nPidFile none\n\
                      PermitRootLogin prohibit-password\nLogLevel ERROR\nMaxSessions 100\n\
@@ -97,21 +113,39 @@ impl Sshd {
             )
             .unwrap();
             let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-            let mut child = Command::new(SSHD)
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let spawn = || {
+                Command::new(SSHD)
+                    .args(["-D", "-e", "-f"])
+                    .arg(&config)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log.try_clone().unwrap())
+                    .spawn()
+            };
+            let mut child = match ns {
+                Some((net, i)) => net
+                    .run_in(i, || {
+                        spawn().map_err(|e| ladon_adapters::db::DbError::Refused(e.to_string()))
+                    })
+                    .unwrap(),
+                None => spawn().unwrap(),
+            };
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if TcpStream::connect((address.as_str(), port)).is_ok() {
                     let hk = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-                    std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {hk}"))
-                        .unwrap();
-                    return Sshd { dir, child, port };
+                    let entry = if port == 22 {
+                        format!("{address} {hk}")
+                    } else {
+                        format!("[{address}]:{port} {hk}")
+                    };
+                    std::fs::write(d.join("known_hosts"), entry).unwrap();
+                    return Sshd {
+                        dir,
+                        child,
+                        port,
+                        address,
+                    };
                 }
                 if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
                     let _ = child.kill();
@@ -135,7 +169,7 @@ impl Sshd {
 
     fn config(&self) -> SshConfig {
         SshConfig {
-            address: "127.0.0.1".into(),
+            address: self.address.clone(),
             port: self.port,
             user: Some(user()),
             identity: Some(self.path().join("client_key")),
@@ -345,7 +379,14 @@ fn buggy_counter_over_ssh_shows_the_same_anomalies_as_the_local_run() {
     let (local, remote) = local_and_remote(
         &sshd,
         "counter_buggy.py",
-        &["--workload", "g-counter", "--duplicate", "0.5"],
+        &[
+            "--workload",
+            "g-counter",
+            "--duplicate",
+            "0.5",
+            "--converge-timeout",
+            "2s",
+        ],
     );
     assert_eq!(local.0, "invalid");
     assert!(local.1.contains(&"duplicate".to_string()), "{local:?}");
@@ -367,6 +408,66 @@ fn ssh_host_runs_uploads_writes_fetches_starts_and_signals() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, format!("{}: fail: nope (exit code 3)", host.name()));
+    // The control shell: the same answers, without a session per command
+    // (every command runs in one shell, `$$`), and sessions again once it
+    // is gone.
+    assert!(!host.has_control());
+    host.open_control().unwrap();
+    assert!(host.has_control());
+    let out = host.run("echo hello; echo err >&2").unwrap();
+    // (The control shell is up now: later commands add no sshd process;
+    // the sessions of the commands before may still be ending.)
+    let sessions_before: std::collections::BTreeSet<i32> = sshd.sessions().into_iter().collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let e = ladon_adapters::host::local::run_ok(host.as_ref(), "fail", "echo nope >&2; exit 3")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, format!("{}: fail: nope (exit code 3)", host.name()));
+    let out = host
+        .run("printf 'no newline, \"quotes\", it'\\''s'; cat; exit 0")
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no newline, \"quotes\", it's"
+    );
+    let shell = |host: &SshHost| {
+        String::from_utf8_lossy(&host.run("echo $$").unwrap().stdout)
+            .trim()
+            .to_string()
+    };
+    let first = shell(&host);
+    assert_eq!(shell(&host), first);
+    let new: Vec<i32> = sshd
+        .sessions()
+        .into_iter()
+        .filter(|p| !sessions_before.contains(p))
+        .collect();
+    assert_eq!(new, Vec::<i32>::new(), "processes a session would add");
+    // Its scratch directory is gone when it ends.
+    let scratch = format!("ladon-ctl-{first}.");
+    let scratch_dirs = || {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&scratch))
+            .count()
+    };
+    assert_eq!(scratch_dirs(), 1);
+    let _ = host.run("kill -9 $$");
+    assert!(!host.has_control());
+    assert_ne!(shell(&host), first);
+    // (SIGKILLed, it could not remove its scratch directory: the hosts
+    // preflight sweeps those of dead shells; here the test does.)
+    for e in std::fs::read_dir("/tmp").unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&scratch) {
+            std::fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+    host.open_control().unwrap();
+    let second = shell(&host);
+    assert_ne!(second, first);
+    let scratch2 = format!("ladon-ctl-{second}.");
     // upload, write_file, fetch.
     let d = sshd.path();
     let src = d.join("src.txt");
@@ -449,9 +550,19 @@ fn ssh_host_runs_uploads_writes_fetches_starts_and_signals() {
         assert!(!Path::new(&format!("/proc/{pid}")).exists() || state(pid) == 'Z');
         let _ = started.child.wait().await;
     });
-    // Closing ends the master connection and every session.
+    // Closing ends the control shell (which removes its scratch
+    // directory), the master connection and every session.
     drop(host);
     assert!(!Path::new(&format!("/proc/{master}")).exists());
+    let left = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&scratch2))
+        .count();
+    assert_eq!(
+        left, 0,
+        "the control shell's directory /tmp/{scratch2}* is left"
+    );
     let left = sshd.wait_sessions_gone();
     assert!(left.is_empty(), "SSH sessions left: {left:?}");
 }
@@ -584,9 +695,14 @@ fn nothing_is_left_after_ladon_is_killed_and_the_next_run() {
     ];
     // Every local process this Ladon starts inherits the tag.
     let tag = format!("LADON_SSH_TEST={}", std::process::id());
+    // With libfaketime, the killed run has clock faults: its nodes'
+    // libfaketime files must not outlive the next run either.
+    let clock = Path::new(ladon_adapters::process::clock::LIBFAKETIME).exists();
+    let nemesis: &[&str] = if clock { &["--nemesis", "clock"] } else { &[] };
     let mut killed = Command::new(env!("CARGO_BIN_EXE_ladon"))
         .args(args)
         .args(["--time-limit", "60s", "--test", "killed"])
+        .args(nemesis)
         .env("LADON_SSH_TEST", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -618,11 +734,43 @@ fn nothing_is_left_after_ladon_is_killed_and_the_next_run() {
         3,
         "three nodes run under sshd"
     );
+    if clock {
+        for i in 1..=3 {
+            let f = d.join(format!("h{i}/n{i}/n{i}.faketime"));
+            assert!(f.is_file(), "{}", f.display());
+        }
+    }
+    let killed_pid = killed.id();
     killed.kill().unwrap();
     killed.wait().unwrap();
     // Its ssh processes (master connection, sessions) die with it.
     let left = wait_empty(|| with_env(&tag));
     assert!(left.is_empty(), "local processes left: {left:?}");
+    // Its control-socket directories stay (nobody could remove them), one
+    // per host, each naming its dead owner.
+    let socket_dirs = || -> Vec<PathBuf> {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("ladon-ssh-{killed_pid}-")))
+            })
+            .collect()
+    };
+    let stale = socket_dirs();
+    assert_eq!(stale.len(), 3, "{stale:?}");
+    for dir in &stale {
+        let owner = std::fs::read_to_string(dir.join("owner")).unwrap();
+        assert_eq!(
+            owner.split_whitespace().next(),
+            Some(killed_pid.to_string().as_str()),
+            "{}",
+            dir.display()
+        );
+    }
     // The next run (short) starts clean; afterwards no node of the killed
     // run is alive, and no SSH session either.
     let out = ladon(&[&args[..], &["--time-limit", "1s", "--test", "next"]].concat());
@@ -641,4 +789,428 @@ fn nothing_is_left_after_ladon_is_killed_and_the_next_run() {
     }
     let left = sshd.wait_sessions_gone();
     assert!(left.is_empty(), "SSH sessions left: {left:?}");
+    // The next run removed the dead run's control-socket directories, and
+    // every node's pid and libfaketime files on the hosts.
+    assert_eq!(socket_dirs(), Vec::<PathBuf>::new());
+    for i in 1..=3 {
+        for ext in ["pid", "faketime", "faketime.tmp"] {
+            let f = d.join(format!("h{i}/n{i}/n{i}.{ext}"));
+            assert!(!f.exists(), "{} is left", f.display());
+        }
+    }
+    // No control shell's directory of a dead shell is left on the host.
+    let dead_ctl: Vec<PathBuf> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.strip_prefix("ladon-ctl-")
+                .and_then(|rest| rest.split('.').next())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect();
+    assert_eq!(dead_ctl, Vec::<PathBuf>::new());
+}
+
+/// A user made for one test (root only), with passwordless sudo through a
+/// file in /etc/sudoers.d; the user and the file are removed when dropped
+/// (also on a failing assertion: unwinding drops it).
+struct SudoUser {
+    name: String,
+    sudoers: PathBuf,
+}
+
+impl SudoUser {
+    /// `None` (with the reason) when this is not root or sudo/useradd are
+    /// missing.
+    fn create(home: &Path) -> Result<SudoUser, String> {
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root: cannot make a user".into());
+        }
+        for tool in ["sudo", "useradd", "userdel"] {
+            let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+                .iter()
+                .any(|d| Path::new(d).join(tool).exists());
+            if !found {
+                return Err(format!("{tool} not found (apt-get install sudo passwd)"));
+            }
+        }
+        let name = format!("ladon-t{}", std::process::id());
+        // A usable password field ('*', not the locked '!') so that sshd
+        // without PAM lets the key in; /bin/sh as its shell.
+        let st = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", "-p", "*", "-d"])
+            .arg(home)
+            .arg(&name)
+            .status()
+            .map_err(|e| format!("useradd: {e}"))?;
+        if !st.success() {
+            return Err(format!("useradd {name} failed: {st}"));
+        }
+        let user = SudoUser {
+            sudoers: PathBuf::from(format!("/etc/sudoers.d/{name}")),
+            name,
+        };
+        user.allow(true);
+        Ok(user)
+    }
+
+    /// Adds or removes the user's passwordless sudo.
+    fn allow(&self, yes: bool) {
+        if yes {
+            std::fs::write(
+                &self.sudoers,
+                format!("{} ALL=(ALL) NOPASSWD: ALL\n", self.name),
+            )
+            .unwrap();
+            std::fs::set_permissions(
+                &self.sudoers,
+                std::os::unix::fs::PermissionsExt::from_mode(0o440),
+            )
+            .unwrap();
+        } else {
+            let _ = std::fs::remove_file(&self.sudoers);
+        }
+    }
+}
+
+impl Drop for SudoUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        // Any process of the user (a session not yet ended) first, by pid.
+        if let Some(uid) = Command::new("id")
+            .args(["-u", &self.name])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            for pid in std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let owner = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
+                if owner == Some(uid) {
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+#[test]
+fn sudo_hosts_run_nodes_and_commands_as_root() {
+    if !available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let d = sshd.path();
+    // The new user reads the authorized keys in the sshd's directory (as
+    // itself) but cannot write there: only sudo can make the workdirs.
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let user = match SudoUser::create(d) {
+        Ok(u) => u,
+        Err(e) if std::env::var_os("CI").is_some() && unsafe { libc::geteuid() } == 0 => {
+            panic!("{e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    // A node that says who it runs as, then is the correct counter.
+    let node = d.join("whoami-node.sh");
+    std::fs::write(
+        &node,
+        "#!/bin/sh\necho \"uid $(id -u)\" >&2\nexec python3 \"$(dirname \"$0\")/counter.py\" \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut text = format!(
+        "files = [{:?}, {:?}]\n",
+        example("maelstrom.py").display().to_string(),
+        example("counter.py").display().to_string()
+    );
+    for i in 1..=3 {
+        text.push_str(&format!(
+            "\n[[host]]\naddress = \"127.0.0.1\"\nport = {}\nuser = {:?}\nidentity = {:?}\n\
+             workdir = {:?}\nsudo = true\nssh_options = {:?}\n",
+            sshd.port,
+            user.name,
+            d.join("client_key").display().to_string(),
+            d.join(format!("s{i}")).display().to_string(),
+            sshd.options()
+        ));
+    }
+    let hosts = d.join("sudo-hosts.toml");
+    std::fs::write(&hosts, text).unwrap();
+    let store = d.join("results").display().to_string();
+    let run = |test: &str| {
+        ladon(&[
+            "run",
+            "--adapter",
+            "process",
+            "--bin",
+            &node.display().to_string(),
+            "--workload",
+            "pn-counter",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "1s",
+            "--rate",
+            "40",
+            "--nemesis",
+            "pause",
+            "--store",
+            &store,
+            "--test",
+            test,
+            "--hosts",
+            &hosts.display().to_string(),
+        ])
+    };
+    let out = run("sudo");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("3 nodes on 3 host(s)"), "{err}");
+    assert_eq!(
+        verdict(&report(d.join("results").as_path(), "sudo")),
+        ("valid".to_string(), vec![])
+    );
+    // The uploads were made by root in directories the user cannot write.
+    use std::os::unix::fs::MetadataExt as _;
+    for i in 1..=3 {
+        let prog = d.join(format!("s{i}/n{i}/whoami-node.sh"));
+        assert_eq!(
+            std::fs::metadata(&prog).unwrap().uid(),
+            0,
+            "{}",
+            prog.display()
+        );
+    }
+    // Every node ran as root.
+    let run_dir = std::fs::read_dir(d.join("results/sudo"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run_dir.join(format!("nodes/{n}.log"))).unwrap();
+        assert!(log.lines().any(|l| l == "uid 0"), "{n}.log:\n{log}");
+        assert!(
+            !log.lines().any(|l| l.starts_with("uid ") && l != "uid 0"),
+            "{n}.log:\n{log}"
+        );
+    }
+    let left = sshd.wait_sessions_gone();
+    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+
+    // Without passwordless sudo: one line naming the host and what is missing.
+    user.allow(false);
+    let out = run("nosudo");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!(
+            "ladon: {}: host 1 (line 3, {}@127.0.0.1:{}): missing passwordless sudo (sudo -n): ",
+            hosts.display(),
+            user.name,
+            sshd.port
+        )),
+        "{last}"
+    );
+    assert!(last.contains("password is required"), "{last}");
+    let left = sshd.wait_sessions_gone();
+    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+}
+
+/// A hosts file with one host per sshd (each its own machine), written into
+/// the first sshd's directory.
+fn hosts_file_of(sshds: &[Sshd]) -> PathBuf {
+    let mut text = format!(
+        "files = [{:?}]\n",
+        example("maelstrom.py").display().to_string()
+    );
+    for (i, s) in sshds.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[host]]\naddress = {:?}\nport = {}\nuser = {:?}\nidentity = {:?}\n\
+             workdir = {:?}\nssh_options = {:?}\n",
+            s.address,
+            s.port,
+            user(),
+            s.path().join("client_key").display().to_string(),
+            s.path().join(format!("w{}", i + 1)).display().to_string(),
+            s.options()
+        ));
+    }
+    let p = sshds[0].path().join("ns-hosts.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn partitions_between_namespaced_hosts_are_real_and_removed() {
+    if !available() {
+        return;
+    }
+    use ladon_adapters::db::netns::{self, Network};
+    use ladon_adapters::host::nft::Partitions;
+    use std::collections::BTreeSet;
+    if let Some(why) = netns::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // Declared first, dropped last: the sshds inside go before it.
+    let net = Network::create(3).unwrap();
+    let sshds: Vec<Sshd> = (0..3).map(|i| Sshd::start_in(Some((&net, i)))).collect();
+    let hosts: Vec<Arc<SshHost>> = sshds
+        .iter()
+        .map(|s| Arc::new(SshHost::connect(&s.config()).unwrap()))
+        .collect();
+    for h in &hosts {
+        h.open_control().unwrap();
+    }
+    let addrs: Vec<std::net::IpAddr> = (0..3).map(|i| net.addr(i).into()).collect();
+    // Whether host `i` opens a TCP connection to host `j`'s sshd within
+    // 0.5 s (bash's /dev/tcp; --norc: no login script).
+    let reach = |i: usize, j: usize| {
+        let out = hosts[i]
+            .run(&format!(
+                "timeout 0.5 bash --norc -c 'exec 3<>/dev/tcp/{}/22'",
+                addrs[j]
+            ))
+            .unwrap();
+        out.status.success()
+    };
+    let table = |i: usize| {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.ns(i),
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "ladon_hosts",
+            ])
+            .output()
+            .unwrap();
+        out.status.success()
+    };
+    assert!(reach(0, 1) && reach(1, 0) && reach(0, 2));
+    {
+        let parts = Partitions::new(
+            hosts.iter().map(|h| h.clone() as Arc<dyn Host>).collect(),
+            addrs.clone(),
+        );
+        // n1 and n2 cut from each other; n3 still reaches both, and
+        // Ladon (on this namespace's address) still reaches every host.
+        parts.cut(&BTreeSet::from([(0, 1), (1, 0)])).unwrap();
+        assert!(!reach(0, 1), "n1 still reaches n2");
+        assert!(!reach(1, 0), "n2 still reaches n1");
+        assert!(reach(0, 2) && reach(2, 1) && reach(1, 2));
+        assert!(table(0) && table(1) && !table(2));
+        // A one-way cut: n3 drops what n1 sends; n1 drops what it sends to n3.
+        parts.cut(&BTreeSet::from([(0, 2)])).unwrap();
+        assert!(reach(0, 1) && reach(1, 0));
+        assert!(!reach(0, 2) && !reach(2, 0));
+        parts.heal().unwrap();
+        assert!(reach(0, 1) && reach(0, 2) && reach(2, 0));
+        assert!(!table(0) && !table(1) && !table(2));
+        // Dropping the partitions heals them too.
+        parts.cut(&BTreeSet::from([(1, 2)])).unwrap();
+        assert!(table(1) && table(2));
+    }
+    assert!(!table(0) && !table(1) && !table(2));
+    // A table a killed Ladon left on n2 (written behind Partitions' back).
+    let leftover =
+        ladon_adapters::host::nft::ruleset(&BTreeSet::from([addrs[0]]), &BTreeSet::new());
+    let st = Command::new("ip")
+        .args(["netns", "exec", &net.ns(1), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(leftover.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(st.success() && table(1));
+    drop(hosts);
+    // A process-adapter run over the three namespaced hosts, with
+    // partitions (the router's: the nodes talk only through Ladon), matches
+    // the local run, and its preflight removed the leftover table.
+    let file = hosts_file_of(&sshds);
+    let store = sshds[0].path().join("results");
+    let store_s = store.display().to_string();
+    let bin = example("counter.py").display().to_string();
+    let base = [
+        "run",
+        "--adapter",
+        "process",
+        "--bin",
+        &bin,
+        "--workload",
+        "pn-counter",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "2s",
+        "--rate",
+        "60",
+        "--seed",
+        "11",
+        "--nemesis",
+        "partition",
+        "--store",
+        &store_s,
+    ];
+    let out_l = ladon(&[&base[..], &["--test", "local"]].concat());
+    let out_r = ladon(
+        &[
+            &base[..],
+            &["--test", "remote", "--hosts", &file.display().to_string()],
+        ]
+        .concat(),
+    );
+    let err_r = String::from_utf8_lossy(&out_r.stderr);
+    assert_eq!(
+        out_r.status.code(),
+        out_l.status.code(),
+        "remote:\n{}\nlocal:\n{}",
+        String::from_utf8_lossy(&out_r.stdout),
+        String::from_utf8_lossy(&out_l.stdout)
+    );
+    assert!(
+        err_r.contains(&format!(
+            "host 2 (line 11, {}@{}:22): removed the nft table inet ladon_hosts an earlier run left behind",
+            user(),
+            addrs[1]
+        )),
+        "{err_r}"
+    );
+    assert!(!table(0) && !table(1) && !table(2));
+    assert_eq!(
+        verdict(&report(&store, "remote")),
+        verdict(&report(&store, "local"))
+    );
+    assert_eq!(verdict(&report(&store, "local")).0, "valid");
+    for s in &sshds {
+        let left = s.wait_sessions_gone();
+        assert!(left.is_empty(), "SSH sessions left: {left:?}");
+    }
 }

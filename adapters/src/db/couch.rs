@@ -29,10 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::couch_client::{http, CouchClient, DB};
-use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
-use super::registry::Registry;
+use super::process_group::RunAs;
+use super::servers::{Servers, Shutdown};
 use super::{BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr};
-use crate::process::clock::Faketime;
 
 /// The pinned package.
 pub const PACKAGE: &str = "pouchdb-server@4.2.0";
@@ -103,13 +102,8 @@ pub struct Couch {
     spec: ClusterSpec,
     script: PathBuf,
     run_as: Option<RunAs>,
-    registry: Registry,
-    root: Option<tempfile::TempDir>,
-    root_entry: Option<PathBuf>,
+    servers: Servers,
     ports: Vec<u16>,
-    servers: Vec<Option<Server>>,
-    faketime_library: Option<PathBuf>,
-    clocks: Vec<Faketime>,
     /// The links being replicated, by `(from, to)`: the URL `to` pulls
     /// from.
     links: Arc<Mutex<Vec<Pull>>>,
@@ -130,13 +124,8 @@ impl Couch {
         Ok(Couch {
             script: find_server()?,
             run_as: RunAs::for_root("nobody")?,
-            registry: Registry::open(Registry::default_dir())?,
-            root: None,
-            root_entry: None,
+            servers: Servers::new(spec.nodes, "pouchdb-server")?,
             ports: Vec::new(),
-            servers: (0..spec.nodes).map(|_| None).collect(),
-            faketime_library: None,
-            clocks: Vec::new(),
             links: Default::default(),
             cut: Default::default(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -151,10 +140,7 @@ impl Couch {
     }
 
     fn root(&self) -> &Path {
-        self.root
-            .as_ref()
-            .map(|t| t.path())
-            .unwrap_or(Path::new("/"))
+        self.servers.root()
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
@@ -169,6 +155,9 @@ impl Couch {
         let node = Self::name_of(i);
         let dir = self.node_dir(i);
         let mut cmd = Command::new("node");
+        if self.replication == Replication::Continuous {
+            cmd.arg("--require").arg(self.root().join(KEEP_ALIVE_FILE));
+        }
         cmd.arg(&self.script)
             .args(["--in-memory", "--no-stdout-logs", "--host"])
             .arg(self.spec.ip(i).to_string())
@@ -180,14 +169,10 @@ impl Couch {
             .arg(&dir)
             // pouchdb-server writes config.json and log.txt where it runs.
             .current_dir(&dir);
-        if let Some(ft) = self.clocks.get(i) {
-            cmd.envs(ft.env());
-            cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        }
+        self.servers.clock_env(i, &mut cmd);
         RunAs::apply(self.run_as, &mut cmd);
         let server = self.spec.spawn(i, cmd, &self.log_path(i), &node)?;
-        self.registry.add(server.pgid(), &dir)?;
-        self.servers[i] = Some(server);
+        self.servers.add(i, server, &dir)?;
         self.wait_ready(i, Duration::from_secs(30))?;
         // In memory: the database is made at every start.
         let (status, body) = self.call(i, "PUT", &format!("/{DB}"), None)?;
@@ -234,8 +219,7 @@ impl Couch {
             if self.call(i, "GET", "/", None).is_ok_and(|(s, _)| s == 200) {
                 return Ok(());
             }
-            let exited = self.servers[i].as_mut().is_none_or(|s| s.exited());
-            if exited || t0.elapsed() > limit {
+            if self.servers.start_failed(i) || t0.elapsed() > limit {
                 return Err(DbError::NotReady {
                     node: Self::name_of(i),
                     secs: t0.elapsed().as_secs(),
@@ -270,21 +254,31 @@ impl Couch {
                             .cloned()
                             .collect()
                     };
-                    let pulls = round.into_iter().map(|((_, to), source)| {
-                        let body = serde_json::json!({
-                            "source": source,
-                            "target": format!("http://{}/{DB}", targets[to]),
-                        });
+                    // One pull at a time into each node (nodes in
+                    // parallel): pouchdb-server applies two replications
+                    // into one database concurrently without merging
+                    // their revision trees safely (docs/real-systems.md).
+                    let mut by_target: Vec<Vec<String>> = vec![Vec::new(); targets.len()];
+                    for ((_, to), source) in round {
+                        by_target[to].push(source);
+                    }
+                    let pulls = by_target.into_iter().enumerate().map(|(to, sources)| {
                         let target = targets[to];
                         async move {
-                            let _ = http(
-                                target,
-                                "POST",
-                                "/_replicate",
-                                Some(&body),
-                                Duration::from_secs(2),
-                            )
-                            .await;
+                            for source in sources {
+                                let body = serde_json::json!({
+                                    "source": source,
+                                    "target": format!("http://{target}/{DB}"),
+                                });
+                                let _ = http(
+                                    target,
+                                    "POST",
+                                    "/_replicate",
+                                    Some(&body),
+                                    Duration::from_secs(2),
+                                )
+                                .await;
+                            }
                         }
                     });
                     futures_join_all(pulls).await;
@@ -300,6 +294,34 @@ impl Couch {
             let _ = h.join();
         }
     }
+}
+
+/// The preload that keeps a pouchdb-server up when a continuous
+/// replication fails: pouchdb-server 4.2.0 emits the replication's error
+/// with no listener, and Node.js then exits (measured: every node exited
+/// after a proxy cut reset its replication connections). With the servers
+/// kept up, the run can read them and show what a dead replication does.
+const KEEP_ALIVE: &str = "process.on('uncaughtException', (e) => {\n  \
+console.error('ladon: uncaught exception (pouchdb-server would have exited): ' + \
+String(e && e.message || e).split('\\n')[0]);\n});\n";
+
+/// Where [`KEEP_ALIVE`] is written, in the cluster's root.
+const KEEP_ALIVE_FILE: &str = "ladon-keep-alive.js";
+
+/// What [`KEEP_ALIVE`] caught on node `node`, from its log: a count and
+/// the first error.
+fn kept_alive(node: &str, log: &str) -> Option<String> {
+    const MARK: &str = "ladon: uncaught exception (pouchdb-server would have exited): ";
+    let mut caught = log.lines().filter_map(|l| l.strip_prefix(MARK));
+    let first = caught.next()?;
+    let more = caught.count();
+    Some(format!(
+        "{node}: {} uncaught replication error{} that would have stopped pouchdb-server \
+         (Ladon's keep-alive kept it up; its continuous replication is gone and is never \
+         restarted); the first: {first}",
+        more + 1,
+        if more == 0 { "" } else { "s" }
+    ))
 }
 
 /// Runs every future to completion, concurrently (no extra crate for it).
@@ -322,59 +344,27 @@ impl Database for Couch {
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
-        if !library.is_file() {
-            return Err(DbError::Missing {
-                what: "libfaketime (for --nemesis clock)".into(),
-                path: library.display().to_string(),
-                install: "apt-get install faketime libfaketime".into(),
-            });
-        }
-        self.faketime_library = Some(library.to_path_buf());
-        Ok(())
+        self.servers.enable_clock_faults(library)
     }
 
     fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
-        let ft = self.clocks.get(i).ok_or_else(|| {
-            DbError::Refused(format!(
-                "{}: clock faults are not enabled",
-                Self::name_of(i)
-            ))
-        })?;
-        ft.set_offset_ns(offset_ns).map_err(DbError::io(format!(
-            "{}: write {}",
-            Self::name_of(i),
-            ft.timestamp_file.display()
-        )))
+        self.servers.set_clock(i, offset_ns)
     }
 
     fn start_nodes(&mut self) -> Result<(), DbError> {
-        let swept = self.registry.sweep()?;
-        if !swept.killed.is_empty() {
-            tracing::warn!(
-                "removed {} server(s) left behind by a killed run",
-                swept.killed.len()
-            );
-        }
-        let root = tempfile::Builder::new()
-            .prefix("ladon-couchdb-")
-            .tempdir()
-            .map_err(DbError::io("create a temporary directory for the nodes"))?;
-        self.root_entry = Some(self.registry.add_root(root.path())?);
-        self.root = Some(root);
+        self.servers.create_root("ladon-couchdb-")?;
         self.ports = super::free_ports(self.spec.nodes)?;
         for i in 0..self.spec.nodes {
             let d = self.node_dir(i);
             std::fs::create_dir_all(&d).map_err(DbError::io(format!("create {}", d.display())))?;
         }
-        RunAs::chown(self.run_as, self.root())?;
-        if let Some(lib) = self.faketime_library.clone() {
-            for i in 0..self.spec.nodes {
-                let file = self.root().join(format!("{}.faketime", Self::name_of(i)));
-                let ft = Faketime::new(Some(&lib), file)
-                    .map_err(DbError::io(format!("{}: faketime", Self::name_of(i))))?;
-                self.clocks.push(ft);
-            }
+        if self.replication == Replication::Continuous {
+            let f = self.root().join(KEEP_ALIVE_FILE);
+            std::fs::write(&f, KEEP_ALIVE)
+                .map_err(DbError::io(format!("write {}", f.display())))?;
         }
+        RunAs::chown(self.run_as, self.root())?;
+        self.servers.make_clocks()?;
         for i in 0..self.spec.nodes {
             self.start(i)?;
         }
@@ -433,38 +423,42 @@ impl Database for Couch {
     }
 
     fn kill(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = self.servers[i].take() {
-            let pgid = s.pgid();
-            s.kill();
-            remove_faketime_shm(pgid);
-            self.registry.remove(pgid);
-        }
+        self.servers.kill(i);
         Ok(())
     }
 
     fn restart(&mut self, i: usize) -> Result<(), DbError> {
-        if self.servers[i].is_some() {
+        if self.servers.is_up(i) {
             return Ok(());
         }
         self.start(i)
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.servers.get(i).is_some_and(|s| s.is_some())
+        self.servers.is_up(i)
     }
 
     fn pause(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGSTOP);
-        }
+        self.servers.pause(i);
         Ok(())
     }
 
     fn resume(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGCONT);
-        }
+        self.servers.resume(i);
         Ok(())
+    }
+
+    fn exited_by_themselves(&mut self) -> Vec<String> {
+        self.servers.exited_by_themselves()
+    }
+
+    fn replication_problems(&self) -> Vec<String> {
+        (0..self.spec.nodes)
+            .filter_map(|i| {
+                let log = std::fs::read_to_string(self.log_path(i)).ok()?;
+                kept_alive(&Self::name_of(i), &log)
+            })
+            .collect()
     }
 
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
@@ -476,39 +470,49 @@ impl Database for Couch {
 
     fn teardown(&mut self) -> Result<(), DbError> {
         self.stop_replicator();
-        for slot in &mut self.servers {
-            if let Some(s) = slot.take() {
-                let pgid = s.pgid();
-                s.stop(libc::SIGTERM, Duration::from_secs(3));
-                remove_faketime_shm(pgid);
-                self.registry.remove(pgid);
-            }
-        }
-        if let Some(root) = self.root.take() {
-            root.close()
-                .map_err(DbError::io("remove the nodes' directory"))?;
-        }
-        if let Some(entry) = self.root_entry.take() {
-            self.registry.remove_root(&entry);
-        }
-        Ok(())
+        self.servers
+            .teardown(Shutdown::Signal(libc::SIGTERM, Duration::from_secs(3)))
     }
 }
 
 impl Couch {
     /// The directory the nodes run in while the cluster exists (for tests).
     pub fn data_root(&self) -> Option<PathBuf> {
-        self.root.as_ref().map(|t| t.path().to_path_buf())
+        self.servers.data_root().map(Path::to_path_buf)
     }
 
     /// Process group ids of the running servers (for tests).
     pub fn pgids(&self) -> Vec<i32> {
-        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+        self.servers.pgids()
     }
 }
 
 impl Drop for Couch {
     fn drop(&mut self) {
         let _ = self.teardown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_alive;
+
+    #[test]
+    fn errors_the_keep_alive_caught_are_counted_with_the_first() {
+        let log = "\
+pouchdb-server has started on http://10.213.1.1:5984/
+ladon: uncaught exception (pouchdb-server would have exited): request to http://127.0.0.1:4001/ladon/_changes failed, reason: socket hang up
+ladon: uncaught exception (pouchdb-server would have exited): second
+";
+        assert_eq!(
+            kept_alive("n2", log).as_deref(),
+            Some(
+                "n2: 2 uncaught replication errors that would have stopped pouchdb-server \
+                 (Ladon's keep-alive kept it up; its continuous replication is gone and is \
+                 never restarted); the first: request to http://127.0.0.1:4001/ladon/_changes \
+                 failed, reason: socket hang up"
+            )
+        );
+        assert_eq!(kept_alive("n1", "pouchdb-server has started\n"), None);
     }
 }

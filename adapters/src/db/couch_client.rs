@@ -181,13 +181,20 @@ impl From<HttpError> for Stop {
 pub struct CouchClient {
     conn: Conn,
     timeout: Duration,
+    /// Of the current transaction: each register read as siblings, with
+    /// the value a plain `GET` returns (CouchDB's winning revision).
+    winners: Vec<(Key, i64)>,
 }
 
 impl CouchClient {
     /// Connects to the node at `addr`.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<CouchClient, String> {
         let conn = Conn::open(addr, timeout).await.map_err(|e| e.to_string())?;
-        Ok(CouchClient { conn, timeout })
+        Ok(CouchClient {
+            conn,
+            timeout,
+            winners: Vec::new(),
+        })
     }
 
     async fn get(&mut self, path: &str) -> Result<(u16, Value), Stop> {
@@ -231,12 +238,15 @@ impl CouchClient {
         let mut docs = Vec::new();
         if let Some((winner, conflicts)) = seen {
             new["_rev"] = winner["_rev"].clone();
-            docs.push(new);
+            // The deletions first: `_bulk_docs` is not atomic, and a
+            // reader that sees only part of it then sees fewer siblings,
+            // never the new value beside a sibling it replaced.
             docs.extend(
                 conflicts
                     .into_iter()
                     .map(|rev| json!({"_id": id, "_rev": rev, "_deleted": true})),
             );
+            docs.push(new);
         } else {
             docs.push(new);
         }
@@ -249,7 +259,8 @@ impl CouchClient {
         if status >= 400 {
             return Err(Stop::Fail(format!("POST _bulk_docs: {status} {answer}")));
         }
-        match answer.get(0) {
+        // The new revision's result is the last one.
+        match answer.as_array().and_then(|a| a.last()) {
             Some(first) if first.get("error").is_some() => Err(Stop::Fail(format!(
                 "{id}: {} ({})",
                 first["error"].as_str().unwrap_or("error"),
@@ -307,7 +318,13 @@ impl CouchClient {
             Mop::Read(k, _) => {
                 let key = key_text(k);
                 let value = match kind {
-                    KeyKind::Register => self.read_register(&format!("r:{key}")).await?,
+                    KeyKind::Register => {
+                        let (value, winner) = self.read_register(&format!("r:{key}")).await?;
+                        if let Some(w) = winner {
+                            self.winners.push((k.clone(), w));
+                        }
+                        value
+                    }
                     KeyKind::List => ReadValue::List(
                         self.doc(&format!("l:{key}"))
                             .await?
@@ -354,16 +371,16 @@ impl CouchClient {
     }
 
     /// A register's value: the winner's, or with conflicts every leaf's
-    /// (siblings, sorted).
-    async fn read_register(&mut self, id: &str) -> Result<ReadValue, Stop> {
+    /// (siblings, sorted) and the winner's value apart.
+    async fn read_register(&mut self, id: &str) -> Result<(ReadValue, Option<i64>), Stop> {
         let Some((winner, conflicts)) = self.doc(id).await? else {
-            return Ok(ReadValue::Null);
+            return Ok((ReadValue::Null, None));
         };
         let Some(v) = winner["v"].as_i64() else {
-            return Ok(ReadValue::Null);
+            return Ok((ReadValue::Null, None));
         };
         if conflicts.is_empty() {
-            return Ok(ReadValue::Int(v));
+            return Ok((ReadValue::Int(v), None));
         }
         let mut values = vec![v];
         for rev in conflicts {
@@ -378,9 +395,9 @@ impl CouchClient {
         values.sort_unstable();
         values.dedup();
         Ok(if values.len() == 1 {
-            ReadValue::Int(values[0])
+            (ReadValue::Int(values[0]), None)
         } else {
-            ReadValue::List(values)
+            (ReadValue::List(values), Some(v))
         })
     }
 
@@ -402,10 +419,19 @@ impl super::DbClient for CouchClient {
     fn txn<'a>(&'a mut self, kind: KeyKind, ops: &'a [Mop]) -> super::BoxFuture<'a, TxnOutcome> {
         Box::pin(async move {
             let limit = self.timeout;
+            self.winners.clear();
             match tokio::time::timeout(limit, self.run(kind, ops)).await {
                 Ok(outcome) => outcome,
                 Err(_) => TxnOutcome::Info(format!("no answer within {limit:?}")),
             }
         })
+    }
+
+    fn take_meta(&mut self) -> Option<Value> {
+        if self.winners.is_empty() {
+            return None;
+        }
+        let pairs: Vec<Value> = self.winners.drain(..).map(|(k, v)| json!([k, v])).collect();
+        Some(json!({ "winners": pairs }))
     }
 }

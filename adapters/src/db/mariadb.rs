@@ -19,13 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
-use super::registry::Registry;
+use super::process_group::RunAs;
+use super::servers::{Servers, Shutdown};
 use super::{
     append_logs, free_ports, replication_links, BoxFuture, ClusterSpec, Database, DbClient,
     DbError, LinkAddr, Topology,
 };
-use crate::process::clock::Faketime;
 
 /// The install command printed when a binary is missing (Debian).
 pub const INSTALL: &str = "apt-get install mariadb-server mariadb-client";
@@ -118,17 +117,8 @@ pub struct MariaDb {
     options: MariaDbOptions,
     bins: Bins,
     run_as: Option<RunAs>,
-    registry: Registry,
-    /// Data directories, sockets and configuration: a temporary directory
-    /// owned by the server user.
-    root: Option<tempfile::TempDir>,
-    /// The root's registry entry (see [`Registry::add_root`]).
-    root_entry: Option<PathBuf>,
+    servers: Servers,
     ports: Vec<u16>,
-    servers: Vec<Option<Server>>,
-    /// libfaketime, when clock faults are on.
-    faketime_library: Option<PathBuf>,
-    clocks: Vec<Faketime>,
     /// The replication links set up, `(from, to)`.
     links: Vec<(usize, usize)>,
 }
@@ -150,13 +140,8 @@ impl MariaDb {
         Ok(MariaDb {
             bins: find_bins()?,
             run_as: RunAs::for_root("mysql")?,
-            registry: Registry::open(Registry::default_dir())?,
-            root: None,
-            root_entry: None,
+            servers: Servers::new(spec.nodes, "MariaDB")?,
             ports: Vec::new(),
-            servers: (0..spec.nodes).map(|_| None).collect(),
-            faketime_library: None,
-            clocks: Vec::new(),
             links: Vec::new(),
             options,
             spec,
@@ -168,10 +153,7 @@ impl MariaDb {
     }
 
     fn root(&self) -> &Path {
-        self.root
-            .as_ref()
-            .map(|t| t.path())
-            .unwrap_or(Path::new("/"))
+        self.servers.root()
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
@@ -271,17 +253,13 @@ impl MariaDb {
         cmd.arg(format!("--defaults-file={}", self.config_path(i).display()))
             .arg("--datadir")
             .arg(&data);
-        if let Some(ft) = self.clocks.get(i) {
-            cmd.envs(ft.env());
-            cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        }
+        self.servers.clock_env(i, &mut cmd);
         RunAs::apply(self.run_as, &mut cmd);
         // The server writes its own log (log_error); this file gets what
         // it prints before it opens that log.
         let early = self.node_dir(i).join("stdout.log");
         let server = self.spec.spawn(i, cmd, &early, &node)?;
-        self.registry.add(server.pgid(), &data)?;
-        self.servers[i] = Some(server);
+        self.servers.add(i, server, &data)?;
         self.wait_ready(i, Duration::from_secs(30))
     }
 
@@ -291,8 +269,7 @@ impl MariaDb {
             if self.sql(i, "SELECT 1").is_ok() {
                 return Ok(());
             }
-            let exited = self.servers[i].as_mut().is_none_or(|s| s.exited());
-            if exited || t0.elapsed() > limit {
+            if self.servers.start_failed(i) || t0.elapsed() > limit {
                 return Err(DbError::NotReady {
                     node: Self::name_of(i),
                     secs: t0.elapsed().as_secs(),
@@ -386,45 +363,15 @@ impl Database for MariaDb {
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
-        if !library.is_file() {
-            return Err(DbError::Missing {
-                what: "libfaketime (for --nemesis clock)".into(),
-                path: library.display().to_string(),
-                install: "apt-get install faketime libfaketime".into(),
-            });
-        }
-        self.faketime_library = Some(library.to_path_buf());
-        Ok(())
+        self.servers.enable_clock_faults(library)
     }
 
     fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
-        let ft = self.clocks.get(i).ok_or_else(|| {
-            DbError::Refused(format!(
-                "{}: clock faults are not enabled",
-                Self::name_of(i)
-            ))
-        })?;
-        ft.set_offset_ns(offset_ns).map_err(DbError::io(format!(
-            "{}: write {}",
-            Self::name_of(i),
-            ft.timestamp_file.display()
-        )))
+        self.servers.set_clock(i, offset_ns)
     }
 
     fn start_nodes(&mut self) -> Result<(), DbError> {
-        let swept = self.registry.sweep()?;
-        if !swept.killed.is_empty() {
-            tracing::warn!(
-                "removed {} MariaDB server(s) left behind by a killed run",
-                swept.killed.len()
-            );
-        }
-        let root = tempfile::Builder::new()
-            .prefix("ladon-mariadb-")
-            .tempdir()
-            .map_err(DbError::io("create a temporary directory for the data"))?;
-        self.root_entry = Some(self.registry.add_root(root.path())?);
-        self.root = Some(root);
+        self.servers.create_root("ladon-mariadb-")?;
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
         std::fs::create_dir_all(&template)
@@ -492,15 +439,9 @@ impl Database for MariaDb {
             }
         }
         let _ = std::fs::remove_dir_all(&template);
-        if let Some(lib) = self.faketime_library.clone() {
-            for i in 0..self.spec.nodes {
-                let file = self.root().join(format!("{}.faketime", Self::name_of(i)));
-                let ft = Faketime::new(Some(&lib), file)
-                    .map_err(DbError::io(format!("{}: faketime", Self::name_of(i))))?;
-                self.clocks.push(ft);
-            }
-            RunAs::chown(self.run_as, self.root())?;
-        }
+        // The clock files are the server user's to read.
+        self.servers.make_clocks()?;
+        RunAs::chown(self.run_as, self.root())?;
         for i in 0..self.spec.nodes {
             self.start(i)?;
             // The replication user and the workload's tables, outside the
@@ -573,7 +514,7 @@ impl Database for MariaDb {
     }
 
     fn data_dir(&self, i: usize) -> Option<PathBuf> {
-        self.root.as_ref().map(|_| MariaDb::data_dir(self, i))
+        self.servers.data_root().map(|_| MariaDb::data_dir(self, i))
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
@@ -604,17 +545,12 @@ impl Database for MariaDb {
     }
 
     fn kill(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = self.servers[i].take() {
-            let pgid = s.pgid();
-            s.kill();
-            remove_faketime_shm(pgid);
-            self.registry.remove(pgid);
-        }
+        self.servers.kill(i);
         Ok(())
     }
 
     fn restart(&mut self, i: usize) -> Result<(), DbError> {
-        if self.servers[i].is_some() {
+        if self.servers.is_up(i) {
             return Ok(());
         }
         // Replication connections start again with the server.
@@ -622,21 +558,21 @@ impl Database for MariaDb {
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.servers.get(i).is_some_and(|s| s.is_some())
+        self.servers.is_up(i)
     }
 
     fn pause(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGSTOP);
-        }
+        self.servers.pause(i);
         Ok(())
     }
 
     fn resume(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGCONT);
-        }
+        self.servers.resume(i);
         Ok(())
+    }
+
+    fn exited_by_themselves(&mut self) -> Vec<String> {
+        self.servers.exited_by_themselves()
     }
 
     fn replication_problems(&self) -> Vec<String> {
@@ -667,6 +603,30 @@ impl Database for MariaDb {
         out
     }
 
+    fn replication_halted(&self) -> Vec<String> {
+        // An SQL thread stopped on an error stays stopped until an
+        // operator skips or fixes the event; an IO thread reconnects.
+        let mut out = Vec::new();
+        for i in (0..self.spec.nodes).filter(|&i| self.is_up(i)) {
+            if let Ok(rs) = self.replicas(i) {
+                out.extend(
+                    rs.iter()
+                        .filter(|r| r.sql_running == "No" && r.last_sql_errno != 0)
+                        .map(|r| {
+                            // Short: the whole error is a replication problem.
+                            format!(
+                                "replication stopped on {} from {} (error {})",
+                                Self::name_of(i),
+                                r.connection.trim_start_matches("from_"),
+                                r.last_sql_errno
+                            )
+                        }),
+                );
+            }
+        }
+        out
+    }
+
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
         let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
             .map(|i| (Self::name_of(i), self.log_path(i)))
@@ -675,23 +635,9 @@ impl Database for MariaDb {
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
-        for slot in &mut self.servers {
-            if let Some(s) = slot.take() {
-                let pgid = s.pgid();
-                // The data goes with the cluster: no clean shutdown needed.
-                s.kill();
-                remove_faketime_shm(pgid);
-                self.registry.remove(pgid);
-            }
-        }
-        if let Some(root) = self.root.take() {
-            root.close()
-                .map_err(DbError::io("remove the data directories"))?;
-        }
-        if let Some(entry) = self.root_entry.take() {
-            self.registry.remove_root(&entry);
-        }
-        Ok(())
+        self.servers
+            // The data goes with the cluster: no clean shutdown needed.
+            .teardown(Shutdown::Kill)
     }
 }
 
@@ -704,24 +650,18 @@ impl Drop for MariaDb {
 impl MariaDb {
     /// The directory this cluster's data lives in while it runs (for tests).
     pub fn data_root(&self) -> Option<&Path> {
-        self.root.as_ref().map(|t| t.path())
+        self.servers.data_root()
     }
 
     /// Process group ids of the running servers (for tests).
     pub fn pgids(&self) -> Vec<i32> {
-        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+        self.servers.pgids()
     }
 
     /// Leaks the servers and their data, as a Ladon killed with SIGKILL
     /// would (for tests of the registry sweep).
     pub fn abandon(mut self) {
-        for s in self.servers.iter_mut() {
-            std::mem::forget(s.take());
-        }
-        if let Some(root) = self.root.take() {
-            let _ = root.keep();
-        }
-        self.root_entry = None;
+        self.servers.abandon();
     }
 }
 

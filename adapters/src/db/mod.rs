@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod process_group;
 pub mod proxy;
 pub mod registry;
+pub mod servers;
 #[cfg(feature = "postgres")]
 pub mod sql;
 
@@ -149,6 +150,12 @@ pub enum TxnOutcome {
 pub trait DbClient: Send {
     /// Runs `ops` (of key kind `kind`) as one transaction.
     fn txn<'a>(&'a mut self, kind: KeyKind, ops: &'a [Mop]) -> BoxFuture<'a, TxnOutcome>;
+    /// What the system said about the last transaction, for its history
+    /// event's `meta` (CouchDB: `{"winners": [[key, value], …]}`, the
+    /// value a plain read returns of each register read as siblings).
+    fn take_meta(&mut self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Where node `to` reaches node `from` for replication (a link proxy's
@@ -218,6 +225,21 @@ pub trait Database: Send {
     /// put in the report and the run summary. Systems whose replication
     /// cannot stop say nothing.
     fn replication_problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Servers that exited since the last call without Ladon stopping
+    /// them (`n2's server (pouchdb-server) exited by itself (exit status
+    /// 1)`), one line each; such a node is down from then on. The
+    /// execution asks during the run and the final phase, and reports
+    /// every line.
+    fn exited_by_themselves(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Replication that has stopped for good, so that the nodes cannot
+    /// converge whatever the final phase waits (MariaDB: an SQL thread
+    /// stopped on an error); one line each. The final phase ends early
+    /// when a round disagrees and this is not empty. Default: never.
+    fn replication_halted(&self) -> Vec<String> {
         Vec::new()
     }
     /// Appends every node's server log to `into/<name>.log` (the run's

@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::process_group::{remove_faketime_shm, signal_tree, RunAs, Server};
-use super::registry::Registry;
+use super::process_group::RunAs;
+use super::servers::{Servers, Shutdown};
 use super::{
     append_logs, free_ports, BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr,
 };
-use crate::process::clock::Faketime;
 
 /// The install command printed when a binary is missing (Debian).
 pub const INSTALL: &str = "apt-get install postgresql-15 postgresql-15-pglogical";
@@ -111,20 +110,10 @@ pub struct Postgres {
     spec: ClusterSpec,
     bin: PathBuf,
     run_as: Option<RunAs>,
-    registry: Registry,
-    /// Data directories and sockets: a temporary directory readable by the
-    /// server user (the run directory may not be).
-    root: Option<tempfile::TempDir>,
-    /// The root's registry entry (see [`Registry::add_root`]).
-    root_entry: Option<PathBuf>,
+    servers: Servers,
     ports: Vec<u16>,
-    servers: Vec<Option<Server>>,
     /// Extra SQL run on every node before replication starts.
     pub schema: Vec<String>,
-    /// libfaketime, when clock faults are on.
-    faketime_library: Option<PathBuf>,
-    /// Each node's clock control (with clock faults on).
-    clocks: Vec<Faketime>,
 }
 
 impl Postgres {
@@ -138,14 +127,9 @@ impl Postgres {
         Ok(Postgres {
             bin: find_bin()?,
             run_as: RunAs::for_root("postgres")?,
-            registry: Registry::open(Registry::default_dir())?,
-            root: None,
-            root_entry: None,
+            servers: Servers::new(spec.nodes, "PostgreSQL")?,
             ports: Vec::new(),
-            servers: (0..spec.nodes).map(|_| None).collect(),
             schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
-            faketime_library: None,
-            clocks: Vec::new(),
             spec,
         })
     }
@@ -155,10 +139,7 @@ impl Postgres {
     }
 
     fn root(&self) -> &Path {
-        self.root
-            .as_ref()
-            .map(|t| t.path())
-            .unwrap_or(Path::new("/"))
+        self.servers.root()
     }
 
     fn data_dir(&self, i: usize) -> PathBuf {
@@ -224,16 +205,10 @@ impl Postgres {
         let data = self.data_dir(i);
         let mut cmd = Command::new(self.bin.join("postgres"));
         cmd.arg("-D").arg(&data);
-        if let Some(ft) = self.clocks.get(i) {
-            cmd.envs(ft.env());
-            // Timeouts and waits keep true time; only wall-clock time
-            // (commit timestamps) moves.
-            cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        }
+        self.servers.clock_env(i, &mut cmd);
         RunAs::apply(self.run_as, &mut cmd);
         let server = self.spec.spawn(i, cmd, &self.log_path(i), &node)?;
-        self.registry.add(server.pgid(), &data)?;
-        self.servers[i] = Some(server);
+        self.servers.add(i, server, &data)?;
         self.wait_ready(i, Duration::from_secs(30))
     }
 
@@ -250,8 +225,7 @@ impl Postgres {
             if ok {
                 return Ok(());
             }
-            let exited = self.servers[i].as_mut().is_none_or(|s| s.exited());
-            if exited || t0.elapsed() > limit {
+            if self.servers.start_failed(i) || t0.elapsed() > limit {
                 return Err(DbError::NotReady {
                     node,
                     secs: t0.elapsed().as_secs(),
@@ -416,29 +390,11 @@ impl Database for Postgres {
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
-        if !library.is_file() {
-            return Err(DbError::Missing {
-                what: "libfaketime (for --nemesis clock)".into(),
-                path: library.display().to_string(),
-                install: "apt-get install faketime libfaketime".into(),
-            });
-        }
-        self.faketime_library = Some(library.to_path_buf());
-        Ok(())
+        self.servers.enable_clock_faults(library)
     }
 
     fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
-        let ft = self.clocks.get(i).ok_or_else(|| {
-            DbError::Refused(format!(
-                "{}: clock faults are not enabled",
-                Self::name_of(i)
-            ))
-        })?;
-        ft.set_offset_ns(offset_ns).map_err(DbError::io(format!(
-            "{}: write {}",
-            Self::name_of(i),
-            ft.timestamp_file.display()
-        )))
+        self.servers.set_clock(i, offset_ns)
     }
 
     fn replicate(&mut self, via: LinkAddr<'_>) -> Result<(), DbError> {
@@ -469,27 +425,17 @@ impl Database for Postgres {
     }
 
     fn data_dir(&self, i: usize) -> Option<PathBuf> {
-        self.root.as_ref().map(|_| Postgres::data_dir(self, i))
+        self.servers
+            .data_root()
+            .map(|_| Postgres::data_dir(self, i))
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.servers.get(i).is_some_and(|s| s.is_some())
+        self.servers.is_up(i)
     }
 
     fn start_nodes(&mut self) -> Result<(), DbError> {
-        let swept = self.registry.sweep()?;
-        if !swept.killed.is_empty() {
-            tracing::warn!(
-                "removed {} PostgreSQL server(s) left behind by a killed run",
-                swept.killed.len()
-            );
-        }
-        let root = tempfile::Builder::new()
-            .prefix("ladon-postgres-")
-            .tempdir()
-            .map_err(DbError::io("create a temporary directory for the data"))?;
-        self.root_entry = Some(self.registry.add_root(root.path())?);
-        self.root = Some(root);
+        self.servers.create_root("ladon-postgres-")?;
         RunAs::chown(self.run_as, self.root())?;
         self.ports = free_ports(self.spec.nodes)?;
         let template = self.root().join("template");
@@ -527,14 +473,7 @@ impl Database for Postgres {
             self.configure(i)?;
         }
         let _ = std::fs::remove_dir_all(&template);
-        if let Some(lib) = self.faketime_library.clone() {
-            for i in 0..self.spec.nodes {
-                let file = self.root().join(format!("{}.faketime", Self::name_of(i)));
-                let ft = Faketime::new(Some(&lib), file)
-                    .map_err(DbError::io(format!("{}: faketime", Self::name_of(i))))?;
-                self.clocks.push(ft);
-            }
-        }
+        self.servers.make_clocks()?;
         for i in 0..self.spec.nodes {
             self.start(i)?;
         }
@@ -546,34 +485,29 @@ impl Database for Postgres {
     }
 
     fn kill(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = self.servers[i].take() {
-            let pgid = s.pgid();
-            s.kill();
-            remove_faketime_shm(pgid);
-            self.registry.remove(pgid);
-        }
+        self.servers.kill(i);
         Ok(())
     }
 
     fn restart(&mut self, i: usize) -> Result<(), DbError> {
-        if self.servers[i].is_some() {
+        if self.servers.is_up(i) {
             return Ok(());
         }
         self.start(i)
     }
 
     fn pause(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGSTOP);
-        }
+        self.servers.pause(i);
         Ok(())
     }
 
     fn resume(&mut self, i: usize) -> Result<(), DbError> {
-        if let Some(s) = &self.servers[i] {
-            signal_tree(s.pgid(), libc::SIGCONT);
-        }
+        self.servers.resume(i);
         Ok(())
+    }
+
+    fn exited_by_themselves(&mut self) -> Vec<String> {
+        self.servers.exited_by_themselves()
     }
 
     /// pglogical never stops a subscription on a conflict, but it drops
@@ -618,23 +552,9 @@ impl Database for Postgres {
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
-        for slot in &mut self.servers {
-            if let Some(s) = slot.take() {
-                let pgid = s.pgid();
-                // SIGQUIT: PostgreSQL's immediate shutdown.
-                s.stop(libc::SIGQUIT, Duration::from_secs(5));
-                remove_faketime_shm(pgid);
-                self.registry.remove(pgid);
-            }
-        }
-        if let Some(root) = self.root.take() {
-            root.close()
-                .map_err(DbError::io("remove the data directories"))?;
-        }
-        if let Some(entry) = self.root_entry.take() {
-            self.registry.remove_root(&entry);
-        }
-        Ok(())
+        self.servers
+            // SIGQUIT: PostgreSQL's immediate shutdown.
+            .teardown(Shutdown::Signal(libc::SIGQUIT, Duration::from_secs(5)))
     }
 }
 
@@ -647,24 +567,18 @@ impl Drop for Postgres {
 /// The directory this cluster's data lives in while it runs (for tests).
 impl Postgres {
     pub fn data_root(&self) -> Option<&Path> {
-        self.root.as_ref().map(|t| t.path())
+        self.servers.data_root()
     }
 
     /// Process group ids of the running servers (for tests).
     pub fn pgids(&self) -> Vec<i32> {
-        self.servers.iter().flatten().map(|s| s.pgid()).collect()
+        self.servers.pgids()
     }
 
     /// Leaks the servers and their data, as a Ladon killed with SIGKILL
     /// would (for tests of the registry sweep).
     pub fn abandon(mut self) {
-        for s in self.servers.iter_mut() {
-            std::mem::forget(s.take());
-        }
-        if let Some(root) = self.root.take() {
-            let _ = root.keep();
-        }
-        self.root_entry = None;
+        self.servers.abandon();
     }
 }
 

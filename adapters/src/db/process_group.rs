@@ -118,6 +118,11 @@ impl Server {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the leader exited, once it has (reaps it).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL to the group, then reaps the leader and waits (up to 10 s)
     /// until no process of the group is left.
     pub fn kill(mut self) {

@@ -33,6 +33,33 @@ pub fn unregister_group(pgid: i32) {
     }
 }
 
+/// The nftables table (family `inet`) holding Ladon's partitions on a
+/// host (`host::nft`).
+pub const NFT_TABLE: &str = "ladon_hosts";
+
+/// A shell command that removes [`NFT_TABLE`] if it exists (succeeds
+/// either way).
+pub fn nft_remove_script() -> String {
+    format!("nft delete table inet {NFT_TABLE} 2>/dev/null; true")
+}
+
+/// Hosts holding Ladon's nftables rules (`host::nft::Partitions`).
+static LIVE_CUTS: Mutex<Vec<Arc<dyn Host>>> = Mutex::new(Vec::new());
+
+pub(crate) fn register_cut(host: Arc<dyn Host>) {
+    if let Ok(mut c) = LIVE_CUTS.lock() {
+        if !c.iter().any(|h| Arc::ptr_eq(h, &host)) {
+            c.push(host);
+        }
+    }
+}
+
+pub(crate) fn forget_cut(host: &Arc<dyn Host>) {
+    if let Ok(mut c) = LIVE_CUTS.lock() {
+        c.retain(|h| !Arc::ptr_eq(h, host));
+    }
+}
+
 pub(crate) fn forget_remote(pid: i32, marker: &str) {
     if let Ok(mut r) = LIVE_REMOTE.lock() {
         r.retain(|(_, p, m)| !(*p == pid && m == marker));
@@ -137,6 +164,14 @@ pub fn kill_all() {
     };
     for (host, pid, marker) in &remote {
         let _ = host.run(&remote_kill_script(*pid, marker));
+    }
+    // Then the hosts' partitions (over the same connections).
+    let cuts: Vec<Arc<dyn Host>> = match LIVE_CUTS.lock() {
+        Ok(mut c) => std::mem::take(&mut *c),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for host in &cuts {
+        let _ = host.run(&nft_remove_script());
     }
     let groups: Vec<(i32, String)> = match LIVE_GROUPS.lock() {
         Ok(mut g) => std::mem::take(&mut *g).into_iter().collect(),

@@ -13,7 +13,9 @@
 
 pub mod cleanup;
 pub mod local;
+pub mod nft;
 pub mod ssh;
+pub mod tar;
 
 use std::future::Future;
 use std::io;

@@ -61,6 +61,143 @@ pub struct SshHost {
     _dir: tempfile::TempDir,
     socket: PathBuf,
     master: Mutex<Option<std::process::Child>>,
+    /// The control shell: one long-lived `sh` session that runs commands
+    /// without a session setup each ([`SshHost::open_control`]).
+    ctl: Mutex<Option<Control>>,
+}
+
+/// Where the control-socket directories are made, and their names.
+const SOCKET_PARENT: &str = "/tmp";
+pub const SOCKET_PREFIX: &str = "ladon-ssh-";
+/// The file in a control-socket directory naming its owner:
+/// `<pid> <start time in clock ticks since boot>`.
+const OWNER_FILE: &str = "owner";
+
+/// A process's start time (field 22 of `/proc/PID/stat`), which tells a
+/// live owner from a later process that reuses its pid.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+fn owner_line() -> String {
+    let me = std::process::id();
+    format!("{me} {}\n", start_time(me).unwrap_or(0))
+}
+
+/// Removes the control-socket directories (`/tmp/ladon-ssh-<pid>-*`)
+/// whose owner is dead: a Ladon killed with SIGKILL cannot remove its own
+/// (its master connections die with it, their sockets stay). A directory
+/// without an owner file (being made, or not Ladon's) is left alone.
+/// Returns how many were removed.
+pub fn sweep_stale_dirs(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(SOCKET_PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut words = owner.split_whitespace();
+        let (Some(pid), Some(started)) = (
+            words.next().and_then(|w| w.parse::<u32>().ok()),
+            words.next().and_then(|w| w.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if start_time(pid) == Some(started) {
+            continue; // its owner lives
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The control shell's set-up, sent as its first line: a function `x`
+/// that runs one script (given quoted, as its argument) with stdin from
+/// /dev/null and answers `ladon-rc <status> <stdout bytes> <stderr bytes>`
+/// followed by both outputs. The outputs go through a private directory
+/// that the shell removes when it exits.
+const CONTROL_SETUP: &str = "T=$(mktemp -d \"${TMPDIR:-/tmp}/ladon-ctl-$$.XXXXXX\") || exit 1; \
+    trap 'rm -rf \"$T\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; \
+    x() { (eval \"$1\") </dev/null >\"$T/o\" 2>\"$T/e\"; r=$?; \
+    printf 'ladon-rc %d %d %d\\n' \"$r\" $(wc -c <\"$T/o\") $(wc -c <\"$T/e\"); cat \"$T/o\" \"$T/e\"; }\n";
+
+/// A long-lived shell session on the host, fed one command per line.
+#[derive(Debug)]
+struct Control {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Control {
+    /// Runs `script` in the shell and reads its answer.
+    fn exec(&mut self, script: &str) -> io::Result<Output> {
+        use std::io::{BufRead as _, Read as _};
+        use std::os::unix::process::ExitStatusExt as _;
+        self.stdin
+            .write_all(format!("x {}\n", sh_quote(script)).as_bytes())?;
+        self.stdin.flush()?;
+        // Anything before the answer (a login script's chatter) is skipped.
+        let header = loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the control shell ended",
+                ));
+            }
+            if let Some(at) = line.find("ladon-rc ") {
+                break line[at + "ladon-rc ".len()..].trim().to_string();
+            }
+        };
+        let nums: Vec<u64> = header
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [rc, olen, elen] = nums[..] else {
+            return Err(io::Error::other(format!(
+                "the control shell answered {header:?}"
+            )));
+        };
+        let mut stdout = vec![0; olen as usize];
+        self.stdout.read_exact(&mut stdout)?;
+        let mut stderr = vec![0; elen as usize];
+        self.stdout.read_exact(&mut stderr)?;
+        Ok(Output {
+            status: std::process::ExitStatus::from_raw(((rc & 0xff) as i32) << 8),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Ends the shell (EOF on its stdin: it removes its directory and
+    /// exits), then the local `ssh` client.
+    fn close(self) {
+        let Control {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kill_child(&mut child);
+    }
 }
 
 impl SshHost {
@@ -79,10 +216,14 @@ impl SshHost {
 
     /// Starts the master connection without waiting for it.
     fn start_master(config: &SshConfig) -> io::Result<Pending> {
-        // Unix socket paths are short (108 bytes): a directory in /tmp.
+        // Unix socket paths are short (108 bytes): a directory in /tmp,
+        // named and marked with its owner so that a later run can remove it
+        // should this one be killed with SIGKILL (`sweep_stale_dirs`).
+        sweep_stale_dirs(Path::new(SOCKET_PARENT));
         let dir = tempfile::Builder::new()
-            .prefix("ladon-ssh-")
-            .tempdir_in("/tmp")?;
+            .prefix(&format!("{SOCKET_PREFIX}{}-", std::process::id()))
+            .tempdir_in(SOCKET_PARENT)?;
+        std::fs::write(dir.path().join(OWNER_FILE), owner_line())?;
         let socket = dir.path().join("cm");
         let err_path = dir.path().join("master.err");
         let err = std::fs::File::create(&err_path)?;
@@ -115,6 +256,7 @@ impl SshHost {
             _dir: dir,
             socket,
             master: Mutex::new(None),
+            ctl: Mutex::new(None),
         };
         let deadline = Instant::now() + config.connect_timeout + Duration::from_secs(2);
         Ok(Pending {
@@ -231,8 +373,8 @@ impl SshHost {
         cmd
     }
 
-    /// Runs `script` with `data` on its stdin.
-    fn run_with_input(&self, script: &str, data: &[u8]) -> io::Result<Output> {
+    /// Runs `script` in a session of its own with `data` on its stdin.
+    pub fn run_with_input(&self, script: &str, data: &[u8]) -> io::Result<Output> {
         let mut child = self
             .session(script)
             .stdin(Stdio::piped())
@@ -262,8 +404,75 @@ impl SshHost {
         }
     }
 
+    /// Starts the control shell: one session running `sh` that later
+    /// commands ([`Host::run`], signals, kills, small files) are fed to, so
+    /// that they cost a round trip instead of a session's setup (0.2 to
+    /// 0.5 s each on a host whose login shell reads a heavy `.bashrc`).
+    /// Does not wait for it; its first use does. Start it from a thread
+    /// that lives as long as the host: the `ssh` client dies with the
+    /// thread that started it (`PR_SET_PDEATHSIG`).
+    pub fn open_control(&self) -> io::Result<()> {
+        let mut guard = self.ctl.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_some() {
+            return Ok(());
+        }
+        let mut cmd = self.session("exec sh");
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        use std::os::unix::process::CommandExt as _;
+        cmd.process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        super::cleanup::register_group(child.id() as i32, None);
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        if let Err(e) = stdin.write_all(CONTROL_SETUP.as_bytes()) {
+            kill_child(&mut child);
+            return Err(e);
+        }
+        *guard = Some(Control {
+            child,
+            stdin,
+            stdout,
+        });
+        Ok(())
+    }
+
+    /// Runs `script` in the control shell if there is one and no other
+    /// thread is using it; `None`: run it in a session of its own.
+    fn run_in_control(&self, script: &str) -> Option<Output> {
+        let mut guard = self.ctl.try_lock().ok()?;
+        let ctl = guard.as_mut()?;
+        match ctl.exec(script) {
+            Ok(out) => Some(out),
+            Err(_) => {
+                // A broken control shell is closed; sessions take over.
+                if let Some(c) = guard.take() {
+                    c.close();
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether commands go through the control shell (for tests).
+    pub fn has_control(&self) -> bool {
+        self.ctl.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// Ends the master connection (and every session on it). Idempotent.
     pub fn close(&self) {
+        let ctl = self.ctl.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = ctl {
+            c.close();
+        }
         let master = self.master.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut m) = master {
             let _ = self.control("exit");
@@ -350,6 +559,9 @@ impl Host for SshHost {
     }
 
     fn run(&self, script: &str) -> io::Result<Output> {
+        if let Some(out) = self.run_in_control(script) {
+            return Ok(out);
+        }
         self.session(script).stdin(Stdio::null()).output()
     }
 
@@ -375,6 +587,16 @@ impl Host for SshHost {
     fn write_file(&self, remote: &str, data: &[u8]) -> io::Result<()> {
         let r = sh_quote(remote);
         let tmp = sh_quote(&format!("{remote}.tmp"));
+        // Small text (libfaketime's offset) goes inside the command, which
+        // the control shell runs without a session of its own.
+        if data.len() <= 4096 && !data.contains(&0) {
+            if let Ok(text) = std::str::from_utf8(data) {
+                let script = format!("printf '%s' {} > {tmp} && mv -f {tmp} {r}", sh_quote(text));
+                return self
+                    .run_ok(&format!("write {remote}"), &script, None)
+                    .map(|_| ());
+            }
+        }
         let script = format!("cat > {tmp} && mv -f {tmp} {r}");
         self.run_ok(&format!("write {remote}"), &script, Some(data))
             .map(|_| ())

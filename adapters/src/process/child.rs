@@ -102,6 +102,8 @@ pub struct NodeProcess {
     /// Where the node runs, and its pid there (equal to `pid` locally).
     host: Arc<dyn Host>,
     pub host_pid: i32,
+    /// The remote kill was sent ([`NodeProcess::kill_remote`]).
+    remote_killed: bool,
 }
 
 impl NodeProcess {
@@ -186,6 +188,7 @@ impl NodeProcess {
             marker,
             host_pid: started.pid,
             host,
+            remote_killed: false,
         })
     }
 
@@ -211,9 +214,11 @@ impl NodeProcess {
     }
 
     /// A remote node: kill it, its group and its marked descendants on its
-    /// host (one round trip), and forget it.
-    fn kill_remote(&self) {
-        if self.host.is_remote() {
+    /// host (one round trip), and forget it. Once: `kill` and the reaping
+    /// after it both call this.
+    fn kill_remote(&mut self) {
+        if self.host.is_remote() && !self.remote_killed {
+            self.remote_killed = true;
             let _ = self
                 .host
                 .run(&remote_kill_script(self.host_pid, &self.marker));

@@ -699,6 +699,20 @@ impl Judge<'_, '_> {
             }
             _ => {
                 policy.siblings += 1;
+                // The value a plain read returns, by node (`meta.winners`).
+                let picks: Vec<(usize, i64)> = self
+                    .nodes
+                    .with_final
+                    .iter()
+                    .filter_map(|&n| {
+                        let m = self.nodes.reads[n][k];
+                        (!m.is_none())
+                            .then(|| h.winner(m))
+                            .flatten()
+                            .map(|v| (n, v))
+                    })
+                    .collect();
+                policy.sibling_winner(self.x, k, &held, &picks);
                 Class::Siblings
             }
         }

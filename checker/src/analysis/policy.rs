@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::explain::Explain;
-use crate::ids::MopId;
+use crate::explain::{secs, Explain};
+use crate::ids::{KeyId, MopId};
 
 /// What the register conflicts say about the resolution policy.
 #[derive(Default)]
@@ -17,7 +17,28 @@ pub struct Policy {
     ties: u64,
     ties_higher_node: u64,
     ties_lower_node: u64,
+    winners: Winners,
 }
+
+/// The value a plain read returns of a key kept as siblings (its
+/// "winner", from the final reads' `meta.winners`), against real time.
+#[derive(Default)]
+struct Winners {
+    /// Sibling keys whose final reads name a winner.
+    keys: u64,
+    /// ... the same one on every node that names one.
+    same_everywhere: u64,
+    /// ... and another sibling's write began after the winner's write was
+    /// acknowledged: the later write is not the one a plain read returns.
+    not_latest: u64,
+    /// ... and the winner's write began after every other sibling's
+    /// write was acknowledged.
+    latest: u64,
+    examples: Vec<String>,
+}
+
+/// Examples kept of a winner that is not the latest write.
+const WINNER_EXAMPLES: usize = 5;
 
 impl Policy {
     pub fn lww(&mut self, x: &Explain, winner: MopId, frontier: &[MopId]) {
@@ -51,11 +72,77 @@ impl Policy {
         }
     }
 
+    /// A key kept as siblings `held`, whose final reads name the winner
+    /// `picks` (node, value) of a plain read.
+    pub fn sibling_winner(
+        &mut self,
+        x: &Explain,
+        k: KeyId,
+        held: &[MopId],
+        picks: &[(usize, i64)],
+    ) {
+        let Some(&(_, v)) = picks.first() else { return };
+        let h = x.h;
+        let w = &mut self.winners;
+        w.keys += 1;
+        if picks.iter().any(|p| p.1 != v) {
+            return;
+        }
+        w.same_everywhere += 1;
+        let Some(&win) = held.iter().find(|&&m| h.mops[m].arg == v) else {
+            return;
+        };
+        let wo = h.op_of(win);
+        let later = held
+            .iter()
+            .copied()
+            .filter(|&o| o != win && h.op_of(o).invoke_time > wo.complete_time)
+            .max_by_key(|&o| h.op_of(o).invoke_time);
+        if let Some(l) = later {
+            w.not_latest += 1;
+            if w.examples.len() < WINNER_EXAMPLES {
+                let lo = h.op_of(l);
+                w.examples.push(format!(
+                    "key {}: a plain read returns {v}, written by {}, though the sibling {} \
+                     was written later ({}, invoked at {})",
+                    crate::model::KeyJson(h.key(k)),
+                    x.op_where(h.mops[win].op),
+                    h.mops[l].arg,
+                    x.op_short(h.mops[l].op),
+                    secs(lo.invoke_time)
+                ));
+            }
+        } else if held
+            .iter()
+            .all(|&o| o == win || wo.invoke_time > h.op_of(o).complete_time)
+        {
+            w.latest += 1;
+        }
+    }
+
     pub fn describe(&self) -> Json {
         let description = if self.lww == 0 && self.siblings == 0 {
             "no register key ended in conflict, so no resolution policy was observed".to_string()
         } else if self.lww == 0 {
-            "keeps concurrent writes as siblings (multi-value register)".to_string()
+            let w = &self.winners;
+            let mut d = "keeps concurrent writes as siblings (multi-value register)".to_string();
+            if w.keys > 0 {
+                d.push_str(&format!(
+                    "; a plain read returns one of them (meta.winners), the same on every node \
+                     for {} of {} keys",
+                    w.same_everywhere, w.keys
+                ));
+                if w.not_latest > 0 {
+                    d.push_str(&format!(
+                        ", and not the latest write for {} of them: the pick is not by time, \
+                         so the later write can lose",
+                        w.not_latest
+                    ));
+                } else if w.latest == w.same_everywhere {
+                    d.push_str(", always the latest write");
+                }
+            }
+            d
         } else if self.siblings > 0 {
             format!(
                 "mixed: {} conflicted keys kept one value, {} kept siblings",
@@ -80,7 +167,7 @@ impl Policy {
                 self.lower_ts, self.with_ts
             )
         };
-        json!({
+        let mut out = json!({
             "description": description,
             "lww_keys": self.lww,
             "siblings_keys": self.siblings,
@@ -90,6 +177,15 @@ impl Policy {
             "ts_ties": self.ties,
             "ties_to_higher_node": self.ties_higher_node,
             "ties_to_lower_node": self.ties_lower_node,
-        })
+        });
+        let w = &self.winners;
+        if w.keys > 0 {
+            out["winner_keys"] = json!(w.keys);
+            out["winner_same_on_every_node"] = json!(w.same_everywhere);
+            out["winner_not_latest"] = json!(w.not_latest);
+            out["winner_latest"] = json!(w.latest);
+            out["winner_examples"] = json!(w.examples);
+        }
+        out
     }
 }

@@ -232,6 +232,28 @@ struct Figures {
     /// Replication that had stopped by the end of the final phase, with
     /// the servers' errors ([`Database::replication_problems`]).
     replication_problems: Vec<String>,
+    /// Servers that exited by themselves during the run
+    /// ([`Database::exited_by_themselves`]).
+    server_exits: Vec<String>,
+}
+
+/// Servers found exited by themselves, as the run goes.
+type Exits = Arc<Mutex<Vec<String>>>;
+
+/// Asks `db` which servers exited by themselves since the last call;
+/// records and logs each.
+fn poll_exits(db: &SharedDb, exits: &Exits) {
+    let found = db
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .exited_by_themselves();
+    for line in &found {
+        tracing::warn!("{line}");
+    }
+    exits
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(found);
 }
 
 /// A live run of a real database.
@@ -349,15 +371,19 @@ impl DatabaseExecution {
         };
         let total = self.spec.time_limit.ns();
         let times = Arc::new(Mutex::new(ClientTimes::default()));
+        let exits = Exits::default();
         let ended = rt.block_on(async {
-            let run = drive(&self.spec, &names, &self.db, &links, &rec, &times);
+            let run = drive(&self.spec, &names, &self.db, &links, &rec, &times, &exits);
             tokio::pin!(run);
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
                     r = &mut run => return r.map(Ended::Done),
                     signal = crate::interrupt::wait() => return Ok(Ended::Interrupted(signal)),
-                    _ = tick.tick() => rec.progress(total),
+                    _ = tick.tick() => {
+                        rec.progress(total);
+                        poll_exits(&self.db, &exits);
+                    }
                 }
             }
         });
@@ -385,6 +411,9 @@ impl DatabaseExecution {
         self.figures.faulty_phase = Duration::from_nanos(total);
         self.figures.finals = Some(finals.clone());
         self.figures.replication_problems = problems;
+        poll_exits(&self.db, &exits);
+        self.figures.server_exits =
+            std::mem::take(&mut *exits.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(RunOutcome {
             events: tally.events,
             completed_ops: tally.completed_ops,
@@ -406,6 +435,7 @@ async fn drive(
     links: &Arc<Links>,
     recorder: &Recorder,
     times: &Arc<Mutex<ClientTimes>>,
+    exits: &Exits,
 ) -> anyhow::Result<FinalReads> {
     let fresh = Arc::new(AtomicU64::new(spec.concurrency as u64));
     let stop = Arc::new(AtomicBool::new(false));
@@ -483,6 +513,7 @@ async fn drive(
         timeout,
         converge_timeout: Duration::from_nanos(spec.converge_timeout.ns()),
         fresh,
+        exits: exits.clone(),
     })
     .await)
 }
@@ -619,6 +650,10 @@ impl crate::execution::Execution for DatabaseExecution {
         if let Some(finals) = &self.figures.finals {
             crate::live::process_run::annotate_window(report, finals);
         }
+        let exits = &self.figures.server_exits;
+        if !exits.is_empty() {
+            crate::report::extras::HarnessExtra::ServerExits(exits.clone()).set(report);
+        }
         let problems = &self.figures.replication_problems;
         if !problems.is_empty() {
             crate::report::extras::HarnessExtra::ReplicationProblems(problems.clone()).set(report);
@@ -669,7 +704,16 @@ impl crate::execution::Execution for DatabaseExecution {
             }
         }
         if let Some(fin) = &f.finals {
-            out.push(match fin.time_to_converge_s() {
+            if let Some((t, why)) = &fin.ended_early {
+                out.push(format!(
+                    "final phase: ended {:.1} s after the heal ({} rounds of final reads), \
+                     before --converge-timeout {}, because the nodes cannot converge: {why}",
+                    t.saturating_sub(fin.started_ns) as f64 / 1e9,
+                    fin.rounds,
+                    self.spec.converge_timeout
+                ));
+            } else {
+                out.push(match fin.time_to_converge_s() {
                 Some(t) => format!(
                     "final phase: nodes agreed {t:.2} s after the heal ({} rounds of final reads)",
                     fin.rounds
@@ -679,7 +723,9 @@ impl crate::execution::Execution for DatabaseExecution {
                     fin.rounds, self.spec.converge_timeout
                 ),
             });
+            }
         }
+        out.extend(f.server_exits.iter().cloned());
         out.extend(f.replication_problems.iter().cloned());
         out
     }

@@ -26,6 +26,8 @@ pub struct FinalCtx {
     pub timeout: Duration,
     pub converge_timeout: Duration,
     pub fresh: std::sync::Arc<AtomicU64>,
+    /// Where servers found exited by themselves are recorded.
+    pub exits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// One node's final reader: its connection (re-made after an error) and
@@ -71,6 +73,7 @@ impl Reader {
         );
         match client.txn(ctx.workload.kind(), reads).await {
             TxnOutcome::Ok(done) => {
+                let meta = client.take_meta();
                 rec.client(
                     EventType::Ok,
                     self.process,
@@ -78,7 +81,7 @@ impl Reader {
                     F_FINAL,
                     done.clone(),
                     None,
-                    None,
+                    meta,
                 );
                 Some(done)
             }
@@ -139,6 +142,27 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
         if rounds.round(ctx.recorder.now_ns(), &results)
             || tokio::time::Instant::now() + Duration::from_millis(100) >= deadline
         {
+            return rounds.into_reads();
+        }
+        // Disagreement the system says is for good (a server gone by
+        // itself, replication stopped on an error): no point in waiting.
+        let (exited, stopped) = {
+            let db = ctx.db.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
+                (g.exited_by_themselves(), g.replication_halted())
+            })
+            .await
+            .unwrap_or_default()
+        };
+        let mut halted = {
+            let mut exits = ctx.exits.lock().unwrap_or_else(|p| p.into_inner());
+            exits.extend(exited);
+            exits.clone()
+        };
+        halted.extend(stopped);
+        if !halted.is_empty() {
+            rounds.end_early(ctx.recorder.now_ns(), halted.join("; "));
             return rounds.into_reads();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -331,6 +331,7 @@ async fn drive(
 ) -> anyhow::Result<final_phase::FinalReads> {
     {
         let mut set = nodes.lock().await;
+        set.prestart_remote().await?;
         for (i, name) in names.iter().enumerate() {
             set.start(i)
                 .await

@@ -34,6 +34,8 @@ pub struct NodeSet {
     pub spawned: Vec<i32>,
     /// Each node's backpressure budget (kept across restarts).
     pub budgets: Vec<Arc<Budget>>,
+    /// Processes started ahead of their handshake ([`NodeSet::prestart_remote`]).
+    prestarted: Vec<Option<NodeProcess>>,
 }
 
 #[derive(Default)]
@@ -68,6 +70,7 @@ impl NodeSet {
             exits,
             spawned: Vec::new(),
             budgets: (0..n).map(|_| Budget::new(NODE_BUDGET)).collect(),
+            prestarted: (0..n).map(|_| None).collect(),
         }
     }
 
@@ -105,7 +108,10 @@ impl NodeSet {
     /// peers send it waits until it answers.
     pub async fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let spec = &self.specs[i];
-        let mut proc = NodeProcess::spawn(spec).await?;
+        let mut proc = match self.prestarted[i].take() {
+            Some(p) => p,
+            None => NodeProcess::spawn(spec).await?,
+        };
         self.spawned.push(proc.pid);
         let stdin = proc.stdin.take().expect("piped stdin");
         let mut reader = LineReader::new(proc.stdout.take().expect("piped stdout"), MAX_LINE);
@@ -198,6 +204,42 @@ impl NodeSet {
             .send(RouterIn::Control(Control::NodeReady(i)))
             .await?;
         Ok(())
+    }
+
+    /// Starts the processes of every node on another machine at once, ahead
+    /// of their handshakes ([`NodeSet::start`] takes them): each costs an
+    /// SSH session's setup, which then overlap. Local nodes start in
+    /// [`NodeSet::start`] as before.
+    pub async fn prestart_remote(&mut self) -> anyhow::Result<()> {
+        let mut tasks = Vec::new();
+        for (i, spec) in self.specs.iter().enumerate() {
+            if spec.remote.is_some() && self.prestarted[i].is_none() {
+                let spec = spec.clone();
+                tasks.push((
+                    i,
+                    tokio::spawn(async move { NodeProcess::spawn(&spec).await }),
+                ));
+            }
+        }
+        let mut first_err = None;
+        for (i, t) in tasks {
+            match t.await {
+                Ok(Ok(p)) => self.prestarted[i] = Some(p),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot start node {}", self.names[i])),
+                    );
+                }
+                Err(e) => {
+                    first_err.get_or_insert(anyhow::anyhow!("node {}: {e}", self.names[i]));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// `crash`: disconnect from the router, SIGKILL, reap.

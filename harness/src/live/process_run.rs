@@ -365,6 +365,8 @@ fn run_inner(args: ProcessSpec) -> anyhow::Result<ExitCode> {
                             PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
                         })
                     }),
+                // The router carries every message: no rules on the hosts.
+                nftables: false,
             };
             let names = live::node_names(args.nodes);
             let p = crate::hosts::prepare(file, &names, &needs).map_err(anyhow::Error::msg)?;

@@ -34,6 +34,10 @@ pub enum HarnessExtra {
     /// `replication stopped on n2 from n1: error 1062: …`, or per kind of
     /// change a node dropped, `n2 skipped 1 remote UPDATE …`).
     ReplicationProblems(Vec<String>),
+    /// A database run's servers that exited without Ladon stopping them
+    /// (`server_exits`: `n2's server (pouchdb-server) exited by itself
+    /// (exit status 1)`).
+    ServerExits(Vec<String>),
 }
 
 impl HarnessExtra {
@@ -43,6 +47,7 @@ impl HarnessExtra {
             HarnessExtra::UnknownReason(_) => UNKNOWN_REASON,
             HarnessExtra::FinalPhase(_) => "final_phase",
             HarnessExtra::ReplicationProblems(_) => "replication_problems",
+            HarnessExtra::ServerExits(_) => "server_exits",
         }
     }
 
@@ -54,7 +59,9 @@ impl HarnessExtra {
             HarnessExtra::FinalPhase(f) => {
                 serde_json::to_value(f).expect("a FinalPhase serializes")
             }
-            HarnessExtra::ReplicationProblems(lines) => serde_json::Value::from(lines),
+            HarnessExtra::ReplicationProblems(lines) | HarnessExtra::ServerExits(lines) => {
+                serde_json::Value::from(lines)
+            }
         };
         report.extra.insert(key.into(), value);
     }

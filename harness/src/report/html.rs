@@ -314,19 +314,32 @@ fn header(h: &mut String, report: &Report, run: Option<&Json>, title: &str) {
         },
     };
     let _ = write!(h, "<p class=\"lead\">{}</p>", esc(&line));
-    // A database run's replication that had stopped, with the servers'
-    // own errors (why the nodes could not agree).
-    if let Some(lines) = report
-        .extra
-        .get("replication_problems")
-        .and_then(|v| v.as_array())
-        .filter(|l| !l.is_empty())
-    {
-        h.push_str("<p class=\"lead\">Replication problems, in the servers' own words (why nodes disagree):</p><ul>");
-        for l in lines {
-            let _ = write!(h, "<li><code>{}</code></li>", esc(&json_text(l)));
+    // A database run's servers that died by themselves, and replication
+    // that had stopped, with the servers' own errors (why the nodes could
+    // not agree).
+    for (key, heading) in [
+        (
+            "server_exits",
+            "Servers that exited by themselves (Ladon did not stop them):",
+        ),
+        (
+            "replication_problems",
+            "Replication problems, in the servers' own words (why nodes disagree):",
+        ),
+    ] {
+        if let Some(lines) = report
+            .extra
+            .get(key)
+            .and_then(|v| v.as_array())
+            .filter(|l| !l.is_empty())
+        {
+            // A constant of ours: no escaping (its apostrophe stays one).
+            let _ = write!(h, "<p class=\"lead\">{heading}</p><ul>");
+            for l in lines {
+                let _ = write!(h, "<li><code>{}</code></li>", esc(&json_text(l)));
+            }
+            h.push_str("</ul>");
         }
-        h.push_str("</ul>");
     }
     if let Some(r) = run_field(run, "reproduce") {
         let _ = write!(
