@@ -69,6 +69,12 @@ pub struct Causality {
     /// Assigned during the sweep (see [`sweep`]); atomic because the
     /// vertex consumer reads it while the sweep assigns later processes.
     slot_gen: IdVec<ProcId, AtomicU64>,
+    /// Per process: the chain position its slot held before it took it
+    /// (0 unless it continued a dead process's chain, see
+    /// [`Slots::take_first`]); its entry in a clock is the slot's position
+    /// less this, at most its vertex count `total`.
+    base: IdVec<ProcId, AtomicU32>,
+    total: IdVec<ProcId, u32>,
     /// Per process: the retirement epoch from which clocks answer for it
     /// by [`Causality::entry`]'s rule instead of a slot (`NONE`: never
     /// retired), and the rule, `tau << 32 | full` (see [`retire`]).
@@ -317,6 +323,8 @@ impl Causality {
             cycle_of,
             procs_of: h.ops.iter().map(|op| op.process).collect(),
             slot_gen: (0..procs).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            base: (0..procs).map(|_| AtomicU32::new(0)).collect(),
+            total: count.clone(),
             retired: (0..procs).map(|_| AtomicU32::new(NONE)).collect(),
             rule: (0..procs).map(|_| AtomicU64::new(0)).collect(),
             width,
@@ -391,7 +399,18 @@ impl Causality {
                 0
             };
         }
-        slot_entry(clock, self.slot_gen[p].load(Ordering::Relaxed))
+        self.slot_entry(clock, p)
+    }
+
+    /// `p`'s entry in `clock` from its slot (see [`slot_entry`]).
+    #[inline]
+    fn slot_entry(&self, clock: &Clock, p: ProcId) -> u32 {
+        slot_entry(
+            clock,
+            self.slot_gen[p].load(Ordering::Relaxed),
+            self.base[p].load(Ordering::Relaxed),
+            self.total[p],
+        )
     }
 
     /// The retirement epoch at which `clock` was made (see `retire`).
@@ -968,16 +987,18 @@ fn release_order(count: &IdVec<ProcId, u32>, last_use: &IdVec<ProcId, u32>) -> V
     release
 }
 
-/// `p`'s entry in `clock` from its slot (`slot_gen` as in
-/// [`Causality::slot_gen`]).
+/// A process's entry in `clock` from its slot (`slot_gen`, `base` and
+/// `total` as in [`Causality::slot_gen`]): the slot holds a position on
+/// the slot's chain (see [`Slots::take_first`]), the process's vertices
+/// being positions `base + 1 ..= base + total`.
 #[inline]
-fn slot_entry(clock: &Clock, slot_gen: u64) -> u32 {
+fn slot_entry(clock: &Clock, slot_gen: u64, base: u32, total: u32) -> u32 {
     if slot_gen == u64::MAX {
         return 0;
     }
     let (s, g) = ((slot_gen >> 32) as usize, slot_gen as u32);
     match clock.get(HEADER + s) {
-        Some(&e) if (e >> 32) as u32 == g => e as u32,
+        Some(&e) if (e >> 32) as u32 == g => (e as u32).saturating_sub(base).min(total),
         _ => 0,
     }
 }
@@ -1117,8 +1138,20 @@ const RETIRE_BATCH: usize = if cfg!(test) { 2 } else { 64 };
 /// after its last use (nothing asks about it any more) or when it is
 /// retired (see [`retire`]).
 struct Slots {
-    /// Per slot: its generation (bumped each time a process takes it).
+    /// Per slot: its generation (bumped each time a process takes it from
+    /// the free list).
     gens: Vec<u32>,
+    /// Per slot: the processes holding it (not freed nor retired), its
+    /// latest process, and the position of its latest vertex on the
+    /// slot's chain (see [`Slots::take_first`]).
+    holders: Vec<u32>,
+    owner: Vec<ProcId>,
+    tip: Vec<u32>,
+    /// Per slot: the entry of a clock that knows the last vertex of the
+    /// slot's chain exactly, while its latest process is dead and the
+    /// slot held (it can be continued, see [`Slots::take_first`]); else
+    /// `u64::MAX`, which no entry equals.
+    open: Vec<u64>,
     free: Vec<u32>,
     /// Per process: whether its slot has been freed.
     freed: IdVec<ProcId, bool>,
@@ -1139,23 +1172,86 @@ impl Slots {
         }
         let s = self.free.pop().unwrap_or_else(|| {
             self.gens.push(0);
+            self.holders.push(0);
+            self.owner.push(ProcId::NONE);
+            self.tip.push(0);
+            self.open.push(u64::MAX);
             self.gens.len() as u32 - 1
         });
-        self.gens[s as usize] += 1;
-        c.slot_gen[p].store(
-            ((s as u64) << 32) | self.gens[s as usize] as u64,
-            Ordering::Relaxed,
-        );
-        s as usize
+        let su = s as usize;
+        self.gens[su] += 1;
+        self.open[su] = u64::MAX;
+        self.holders[su] = 1;
+        self.owner[su] = p;
+        self.tip[su] = 0;
+        c.slot_gen[p].store(((s as u64) << 32) | self.gens[su] as u64, Ordering::Relaxed);
+        su
     }
 
+    /// The slot for the first vertex of process `p`, whose clock (its
+    /// causal past, not yet stamped) is `clock`. A slot is a chain: a
+    /// sequence of vertices each in the causal past of the next, its
+    /// entry in a clock the position of the latest of them the clock
+    /// knows, so a clock knows a vertex of the chain exactly when its
+    /// entry reaches the vertex's position. A process's vertices are such
+    /// a chain (session order); so is a dead process's (one with no
+    /// vertex left) followed by the vertices of a process whose first
+    /// vertex knows the dead one's last vertex. So when `clock` knows
+    /// the last vertex of a slot's chain and the slot's latest process is
+    /// dead, `p` continues that chain in the same slot and generation
+    /// (its entries offset by `base`, see [`slot_entry`]) instead of
+    /// taking a slot of its own: exact, and short-lived processes that
+    /// follow one another causally share one slot without waiting to be
+    /// retired. Otherwise `p` takes a slot as [`Slots::take`] does.
+    fn take_first(
+        &mut self,
+        c: &Causality,
+        p: ProcId,
+        clock: &[u64],
+        remaining: &IdVec<ProcId, u32>,
+    ) -> usize {
+        let entries = &clock[HEADER.min(clock.len())..];
+        let n = entries.len().min(self.open.len());
+        if let Some(s) = entries[..n]
+            .iter()
+            .zip(&self.open[..n])
+            .position(|(e, o)| e == o)
+        {
+            debug_assert!(self.holders[s] > 0 && remaining[self.owner[s]] == 0);
+            self.open[s] = u64::MAX;
+            self.holders[s] += 1;
+            self.owner[s] = p;
+            c.base[p].store(self.tip[s], Ordering::Relaxed);
+            c.slot_gen[p].store(((s as u64) << 32) | self.gens[s] as u64, Ordering::Relaxed);
+            return s;
+        }
+        self.take(c, p)
+    }
+
+    /// Process `p` has no vertex left: its slot's chain can be continued.
+    fn died(&mut self, c: &Causality, p: ProcId) {
+        self.dead.push(p);
+        let sg = c.slot_gen[p].load(Ordering::Relaxed);
+        let s = (sg >> 32) as usize;
+        if self.owner[s] == p && self.holders[s] > 0 {
+            self.open[s] = pack(self.gens[s], self.tip[s]);
+        }
+    }
+
+    /// Process `p` gives up its slot (nothing will ask about it from the
+    /// slot any more); the slot is free once no process holds it.
     fn release(&mut self, c: &Causality, p: ProcId) {
         if std::mem::replace(&mut self.freed[p], true) {
             return;
         }
         let sg = c.slot_gen[p].load(Ordering::Relaxed);
         if sg != u64::MAX {
-            self.free.push((sg >> 32) as u32);
+            let s = (sg >> 32) as usize;
+            self.holders[s] -= 1;
+            if self.holders[s] == 0 {
+                self.open[s] = u64::MAX;
+                self.free.push(s as u32);
+            }
         }
     }
 }
@@ -1211,6 +1307,10 @@ impl Clocks {
 /// vertex to be placed.
 fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
     slots.dead.retain(|&p| !slots.freed[p]);
+    // By slot, so each clock below is read in address order.
+    slots
+        .dead
+        .sort_unstable_by_key(|&p| c.slot_gen[p].load(Ordering::Relaxed) >> 32);
     let Clocks {
         live,
         stored,
@@ -1223,10 +1323,16 @@ fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
     // Per candidate: (full, max m of those that know, min m of those that
     // do not, consistent).
     let mut st: Vec<(u32, u32, u32, bool)> = vec![(0, 0, u32::MAX, true); slots.dead.len()];
-    let sgs: Vec<u64> = slots
+    let sgs: Vec<(u64, u32, u32)> = slots
         .dead
         .iter()
-        .map(|&p| c.slot_gen[p].load(Ordering::Relaxed))
+        .map(|&p| {
+            (
+                c.slot_gen[p].load(Ordering::Relaxed),
+                c.base[p].load(Ordering::Relaxed),
+                c.total[p],
+            )
+        })
         .collect();
     let all = live_list
         .iter()
@@ -1234,8 +1340,8 @@ fn retire(c: &Causality, slots: &mut Slots, clocks: &mut Clocks, next: u32) {
         .chain(stored_list.iter().filter_map(|&v| stored[v].as_deref()));
     for x in all {
         let m = u32::MAX - x[MINPOS] as u32;
-        for (s, &sg) in st.iter_mut().zip(&sgs) {
-            let e = slot_entry(x, sg);
+        for (s, &(sg, base, total)) in st.iter_mut().zip(&sgs) {
+            let e = slot_entry(x, sg, base, total);
             if e == 0 {
                 s.2 = s.2.min(m);
             } else if s.0 == 0 || s.0 == e {
@@ -1291,6 +1397,10 @@ fn sweep(
     };
     let mut slots = Slots {
         gens: Vec::new(),
+        holders: Vec::new(),
+        owner: Vec::new(),
+        tip: Vec::new(),
+        open: Vec::new(),
         free: Vec::new(),
         freed: IdVec::filled(false, procs),
         dead: Vec::new(),
@@ -1300,23 +1410,26 @@ fn sweep(
     let release = release_order(&remaining, last_use);
     let mut rp = 0;
     let mut scc_clock: Vec<u64> = Vec::new();
-    // A vertex's own entry, earliest position and epoch.
-    let stamp = |clock: &mut Vec<u64>, s: usize, p: ProcId, v: OpId, pos: u32, epoch: u32| {
-        if clock.len() < HEADER + s + 1 {
-            clock.resize(HEADER + s + 1, 0);
-        }
-        let sg = c.slot_gen[p].load(Ordering::Relaxed);
-        clock[HEADER + s] = clock[HEADER + s].max(pack(sg as u32, c.seq[v]));
-        clock[MINPOS] = clock[MINPOS].max((u32::MAX - pos) as u64);
-        clock[EPOCH] = epoch as u64;
-    };
+    // A vertex's own entry, earliest position and epoch; the vertex
+    // becomes the last of its slot's chain.
+    let stamp =
+        |clock: &mut Vec<u64>, slots: &mut Slots, s: usize, p: ProcId, v: OpId, pos: u32| {
+            if clock.len() < HEADER + s + 1 {
+                clock.resize(HEADER + s + 1, 0);
+            }
+            let sg = c.slot_gen[p].load(Ordering::Relaxed);
+            let at = c.base[p].load(Ordering::Relaxed) + c.seq[v];
+            slots.tip[s] = at;
+            clock[HEADER + s] = clock[HEADER + s].max(pack(sg as u32, at));
+            clock[MINPOS] = clock[MINPOS].max((u32::MAX - pos) as u64);
+            clock[EPOCH] = slots.epoch as u64;
+        };
     for gi in 0..groups.len() - 1 {
         let (ga, gb) = (groups[gi] as usize, groups[gi + 1] as usize);
         let members = &order[ga..gb];
         if members.len() == 1 {
             let v = members[0];
             let p = h.ops[v].process;
-            let s = slots.take(c, p);
             let mut clock = match clocks.live[p].take() {
                 Some(l) => l,
                 None => {
@@ -1328,7 +1441,12 @@ fn sweep(
             if joins_v[v] {
                 join_preds(c, &mut clock, v, refcount, &mut clocks);
             }
-            stamp(&mut clock, s, p, v, ga as u32, slots.epoch);
+            let s = if c.seq[v] == 1 {
+                slots.take_first(c, p, &clock, &remaining)
+            } else {
+                slots.take(c, p)
+            };
+            stamp(&mut clock, &mut slots, s, p, v, ga as u32);
             emit(v, &clock);
             if refcount[v] > 0 {
                 clocks.stored[v] = Some(clocks.copy_of(&clock));
@@ -1339,7 +1457,7 @@ fn sweep(
                 clocks.live[p] = Some(clock);
             } else {
                 clocks.release(clock);
-                slots.dead.push(p);
+                slots.died(c, p);
             }
         } else {
             scc_clock.clear();
@@ -1355,7 +1473,7 @@ fn sweep(
                 if joins_v[v] {
                     join_preds(c, &mut scc_clock, v, refcount, &mut clocks);
                 }
-                stamp(&mut scc_clock, s, p, v, (ga + i) as u32, slots.epoch);
+                stamp(&mut scc_clock, &mut slots, s, p, v, (ga + i) as u32);
             }
             for &v in members {
                 if refcount[v] > 0 {
@@ -1370,7 +1488,7 @@ fn sweep(
                 clocks.live[p] = if remaining[p] > 0 {
                     Some(scc_clock.clone())
                 } else {
-                    slots.dead.push(p);
+                    slots.died(c, p);
                     None
                 };
             }
@@ -1483,6 +1601,81 @@ mod tests {
         // Inside the cycle both ways; the later op is reached from both.
         assert!(reaches(&c, 0, 1) && reaches(&c, 1, 0));
         assert!(reaches(&c, 1, 2) && !reaches(&c, 2, 1));
+    }
+
+    /// Processes that continue a dead process's slot chain
+    /// (`Slots::take_first`) get exactly the entries reachability gives:
+    /// during the sweep, every operation's entry for every writer process
+    /// of the keys it touches (the processes entries are exact for) is the
+    /// highest seq of that process among the operation's ancestors, on
+    /// `lin-kv` histories where most processes are short-lived.
+    #[test]
+    fn chained_slots_give_the_entries_of_reachability() {
+        use crate::synth::linreg::{generate_lin_kv_vec, LinGenOptions};
+        for (seed, keys, clients, info_rate) in
+            [(1u64, 1u32, 5u32, 0.3), (2, 3, 8, 0.3), (3, 2, 20, 0.5)]
+        {
+            let bytes = generate_lin_kv_vec(&LinGenOptions {
+                ops: 1500,
+                keys,
+                clients,
+                nodes: 3,
+                info_rate,
+                seed,
+            });
+            let h = crate::reader::read_history(&bytes[..])
+                .map_err(|_| "invalid")
+                .expect("valid");
+            let (seq, prev) = session(&h);
+            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
+            let mut writers: Vec<Vec<ProcId>> = vec![Vec::new(); h.keys.len()];
+            for (k, ws) in h.key_writes.iter_enumerated() {
+                for &w in ws {
+                    let o = h.mops[w].op;
+                    if seq[o] != 0 {
+                        writers[k.index()].push(h.ops[o].process);
+                    }
+                }
+                writers[k.index()].sort_unstable();
+                writers[k.index()].dedup();
+            }
+            let mut during: Vec<(OpId, ProcId, u32)> = Vec::new();
+            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
+                let o = &h.ops[op];
+                if o.is_final {
+                    return;
+                }
+                for m in &h.mops[o.mops()] {
+                    for &p in &writers[m.key.index()] {
+                        during.push((op, p, c.entry(clock, p)));
+                    }
+                }
+            });
+            let chained = h
+                .processes
+                .ids()
+                .filter(|&p| c.base[p].load(Ordering::Relaxed) > 0)
+                .count();
+            assert!(chained >= 10, "seed {seed}: {chained} processes chained");
+            let mut last_op: Option<OpId> = None;
+            // Per process: the highest seq among the op and its ancestors.
+            let mut highest: FxHashMap<ProcId, u32> = FxHashMap::default();
+            for &(op, p, e) in &during {
+                if last_op != Some(op) {
+                    last_op = Some(op);
+                    highest.clear();
+                    let anc = c.ancestors(op);
+                    let past = h.ops.ids().filter(|&u| u == op || bit(&anc, u));
+                    for u in past.filter(|&u| c.seq[u] != 0) {
+                        let x = highest.entry(h.ops[u].process).or_default();
+                        *x = (*x).max(c.seq[u]);
+                    }
+                }
+                let want = highest.get(&p).copied().unwrap_or(0);
+                assert_eq!(e, want, "seed {seed}: op {op}, process {p}");
+            }
+            assert!(during.len() > 5000, "{}", during.len());
+        }
     }
 
     #[test]
