@@ -107,10 +107,28 @@ fn a_register_run_across_a_cut_keeps_siblings_and_names_the_same_winner_everywhe
     )
     .status()
     .unwrap();
-    assert_eq!(status.code(), Some(0), "{}", output_of(&store));
     let dir = run_dir(&store, "couch").unwrap();
     let report = report_of(&dir);
-    assert_eq!(report["verdict"], "valid");
+    // CouchDB is not causal across documents: now and then a sibling set
+    // holds a write and one that depended on it through another key
+    // (`stale-sibling`, a finding: docs/real-systems.md). Nothing else may
+    // be forbidden.
+    let forbidden: Vec<&String> = report["anomalies"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, a)| a["forbidden"] == true)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        forbidden.iter().all(|n| *n == "stale-sibling"),
+        "{forbidden:?}: {}",
+        output_of(&store)
+    );
+    assert_eq!(
+        status.code(),
+        Some(if forbidden.is_empty() { 0 } else { 1 })
+    );
     let siblings = report["conflicts"]["siblings"].as_u64().unwrap();
     assert!(siblings > 0, "{}", report["conflicts"]);
     let policy = &report["policy"];
