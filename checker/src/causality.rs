@@ -1611,21 +1611,10 @@ mod tests {
     /// `lin-kv` histories where most processes are short-lived.
     #[test]
     fn chained_slots_give_the_entries_of_reachability() {
-        use crate::synth::linreg::{generate_lin_kv_vec, LinGenOptions};
         for (seed, keys, clients, info_rate) in
             [(1u64, 1u32, 5u32, 0.3), (2, 3, 8, 0.3), (3, 2, 20, 0.5)]
         {
-            let bytes = generate_lin_kv_vec(&LinGenOptions {
-                ops: 1500,
-                keys,
-                clients,
-                nodes: 3,
-                info_rate,
-                seed,
-            });
-            let h = crate::reader::read_history(&bytes[..])
-                .map_err(|_| "invalid")
-                .expect("valid");
+            let h = crate::testutil::lin_kv_history(seed, 1500, keys, clients, info_rate);
             let (seq, prev) = session(&h);
             let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
             let mut writers: Vec<Vec<ProcId>> = vec![Vec::new(); h.keys.len()];

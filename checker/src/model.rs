@@ -736,6 +736,10 @@ impl Builder {
         let Some(pairs) = winners.as_array() else {
             return;
         };
+        let n = range.len();
+        // Pairs usually follow the read's order: each search starts after
+        // the last match, so a whole final read costs one pass.
+        let mut from = 0;
         for p in pairs {
             let (Some(k), Some(v)) = (p.get(0), p.get(1).and_then(Json::as_i64)) else {
                 continue;
@@ -748,12 +752,13 @@ impl Builder {
                 },
                 _ => continue,
             };
-            let found = range.clone().map(MopId::new).find(|&m| {
-                let rec = &self.h.mops[m];
+            let found = (0..n).map(|i| (from + i) % n).find(|&i| {
+                let rec = &self.h.mops[MopId::new(range.start + i)];
                 rec.f == MopFn::Read && key.is(&self.h.keys[rec.key])
             });
-            if let Some(m) = found {
-                self.h.winners.push((m, v));
+            if let Some(i) = found {
+                self.h.winners.push((MopId::new(range.start + i), v));
+                from = i + 1;
             }
         }
     }

@@ -3,6 +3,23 @@
 use crate::check::{check_history, CheckOptions};
 use crate::model::History;
 use crate::report::{Anomaly, Guarantee, Report};
+use crate::synth::linreg::{generate_lin_kv_vec, LinGenOptions};
+
+/// A generated `lin-kv` history (3 nodes) of `ops` operations over `keys`
+/// keys from `clients` clients, `info_rate` of them indeterminate.
+pub fn lin_kv_history(seed: u64, ops: u64, keys: u32, clients: u32, info_rate: f64) -> History {
+    let bytes = generate_lin_kv_vec(&LinGenOptions {
+        ops,
+        keys,
+        clients,
+        nodes: 3,
+        info_rate,
+        seed,
+    });
+    crate::reader::read_history(&bytes[..])
+        .map_err(|_| "invalid")
+        .expect("a generated history is valid")
+}
 
 /// A history from `(process, node, f, value)` operations, each invoked and
 /// completed `ok` in turn (reads carry `null` on invoke), with times equal

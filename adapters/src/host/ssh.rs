@@ -189,14 +189,7 @@ impl Control {
             mut child, stdin, ..
         } = self;
         drop(stdin);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        kill_child(&mut child);
+        end_child(&mut child, Duration::from_secs(1));
     }
 }
 
@@ -476,14 +469,7 @@ impl SshHost {
         let master = self.master.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut m) = master {
             let _ = self.control("exit");
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = m.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            kill_child(&mut m);
+            end_child(&mut m, Duration::from_secs(2));
         }
     }
 
@@ -504,6 +490,19 @@ impl Drop for SshHost {
 }
 
 /// SIGKILLs and reaps a child, and forgets it in the cleanup registry.
+/// Waits up to `grace` for `child` to exit by itself, then kills its
+/// group ([`kill_child`], which also reaps it).
+fn end_child(child: &mut std::process::Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill_child(child);
+}
+
 fn kill_child(child: &mut std::process::Child) {
     let pid = child.id() as i32;
     // SAFETY: kill(2) on a process group we started; no memory is touched.

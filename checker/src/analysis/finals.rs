@@ -1074,7 +1074,6 @@ mod tests {
     #[test]
     fn concurrent_pairs_agree_with_every_pair_under_retirement() {
         use crate::causality::{session, Causality, ReadsFrom, Writers};
-        use crate::synth::linreg::{generate_lin_kv_vec, LinGenOptions};
         // The last two: long-lived processes, so a key's runs are long
         // (`concurrent_pairs` searches them forward per process).
         for (seed, keys, clients, info_rate) in [
@@ -1084,17 +1083,7 @@ mod tests {
             (4, 1, 3, 0.0),
             (5, 1, 4, 0.02),
         ] {
-            let bytes = generate_lin_kv_vec(&LinGenOptions {
-                ops: 3000,
-                keys,
-                clients,
-                nodes: 3,
-                info_rate,
-                seed,
-            });
-            let h = crate::reader::read_history(&bytes[..])
-                .map_err(|_| "invalid")
-                .expect("valid");
+            let h = crate::testutil::lin_kv_history(seed, 3000, keys, clients, info_rate);
             let (seq, prev) = session(&h);
             let mut idx = KeyIndex::new(&h, &seq);
             let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));

@@ -26,7 +26,8 @@ pub struct FinalCtx {
     pub timeout: Duration,
     pub converge_timeout: Duration,
     pub fresh: std::sync::Arc<AtomicU64>,
-    /// Where servers found exited by themselves are recorded.
+    /// Servers found exited by themselves (recorded by the execution's
+    /// tick, every 100 ms).
     pub exits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -134,6 +135,7 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
         ctx.converge_timeout.as_nanos() as u64,
     );
     let deadline = tokio::time::Instant::now() + ctx.converge_timeout;
+    let mut next_halt_check = tokio::time::Instant::now();
     loop {
         let results = crate::live::final_phase::futures_join_all(
             readers.iter_mut().map(|r| r.read(ctx, reads)).collect(),
@@ -145,22 +147,23 @@ pub async fn final_reads(ctx: &FinalCtx) -> FinalReads {
             return rounds.into_reads();
         }
         // Disagreement the system says is for good (a server gone by
-        // itself, replication stopped on an error): no point in waiting.
-        let (exited, stopped) = {
+        // itself, which the execution's tick records; replication stopped
+        // on an error, asked at most once a second: MariaDB's answer runs
+        // a client per node): no point in waiting.
+        let mut halted = ctx.exits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if tokio::time::Instant::now() >= next_halt_check {
+            next_halt_check = tokio::time::Instant::now() + Duration::from_secs(1);
             let db = ctx.db.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
-                (g.exited_by_themselves(), g.replication_halted())
-            })
-            .await
-            .unwrap_or_default()
-        };
-        let mut halted = {
-            let mut exits = ctx.exits.lock().unwrap_or_else(|p| p.into_inner());
-            exits.extend(exited);
-            exits.clone()
-        };
-        halted.extend(stopped);
+            halted.extend(
+                tokio::task::spawn_blocking(move || {
+                    db.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .replication_halted()
+                })
+                .await
+                .unwrap_or_default(),
+            );
+        }
         if !halted.is_empty() {
             rounds.end_early(ctx.recorder.now_ns(), halted.join("; "));
             return rounds.into_reads();
