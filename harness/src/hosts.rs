@@ -391,16 +391,25 @@ fn prep_script(
         );
     }
     script.push_str("[ -z \"$m\" ] || exit 0; ");
+    script.push_str(&sweep_script());
+    script
+}
+
+/// The preflight's sweep of what an earlier run on the host left (Ladon
+/// killed with SIGKILL), run in the workdir once every check passed.
+fn sweep_script() -> String {
     // A Ladon table left by a run killed with SIGKILL (one run at a time
     // per host: a table named ladon is Ladon's).
-    script.push_str(&ladon_adapters::host::nft::sweep_script());
-    // Leftovers of an earlier run (Ladon killed with SIGKILL): each node
-    // directory's pid file names a pid and its marker; a control shell's
-    // directory names its shell's pid.
+    let mut script = ladon_adapters::host::nft::sweep_script();
+    // Each node directory's pid file names a pid and its marker (a node
+    // program, or a database server and its process group); a control
+    // shell's directory names its shell's pid; a database node's data
+    // (`db/`) goes with it.
     script.push_str(
         "for f in */*.pid; do [ -f \"$f\" ] || continue; read p m < \"$f\"; \
          if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
          kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; rm -f \"$f\"; done; rm -f */*.faketime */*.faketime.tmp; \
+         rm -rf */db; \
          for d in \"${TMPDIR:-/tmp}\"/ladon-ctl-*; do [ -d \"$d\" ] || continue; p=${d##*/ladon-ctl-}; \
          p=${p%%.*}; [ -d /proc/$p ] || rm -rf \"$d\"; done; ",
     );
@@ -411,6 +420,96 @@ fn prep_script(
 /// host's control shell runs without a session of its own; larger ones on
 /// the stdin of a session.
 const EMBED_MAX: usize = 16 << 20;
+
+/// Connects to the first `used` hosts of `file`: every master connection
+/// at once (on this thread, which outlives the run: the ssh clients die
+/// with the thread that started them), then each host's control shell; an
+/// error names the first host (in file order) that failed.
+fn connect(file: &HostsFile, used: usize) -> Result<Vec<Arc<SshHost>>, String> {
+    let configs: Vec<SshConfig> = file.hosts[..used].iter().map(|e| e.ssh.clone()).collect();
+    let mut hosts: Vec<Arc<SshHost>> = Vec::new();
+    for (entry, host) in file.hosts[..used]
+        .iter()
+        .zip(SshHost::connect_all(&configs))
+    {
+        let who = entry.describe(&file.path);
+        let host = host.map_err(|e| own(&who, entry, e))?;
+        host.open_control().map_err(|e| own(&who, entry, e))?;
+        hosts.push(Arc::new(host));
+    }
+    Ok(hosts)
+}
+
+/// One host's preflight: the script, and what goes to its stdin (`None`:
+/// nothing; the script then runs in the control shell).
+type Preflight = (String, Option<Vec<u8>>);
+
+/// Runs each host's preflight (made by `script_of(h)`), the hosts in
+/// parallel. A `missing: X` line is the error `host …: missing X`;
+/// `removed:` and `killed:` lines are said on stderr. Returns each host's
+/// stdout, whose first line is its workdir, absolute. `after_workdir` says
+/// what failed when the script failed past printing it.
+fn run_preflights(
+    file: &HostsFile,
+    hosts: &[Arc<SshHost>],
+    after_workdir: &str,
+    script_of: impl Fn(usize) -> Result<Preflight, String> + Sync,
+) -> Result<Vec<String>, String> {
+    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..hosts.len())
+            .map(|h| {
+                let (host, entry, script_of) = (&hosts[h], &file.hosts[h], &script_of);
+                scope.spawn(move || {
+                    let who = entry.describe(&file.path);
+                    let (script, input) = script_of(h).map_err(|e| format!("{who}: {e}"))?;
+                    let out = match input {
+                        None => host.run(&script),
+                        Some(data) => host.run_with_input(&script, &data),
+                    }
+                    .map_err(|e| own(&who, entry, e))?;
+                    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                    if let Some(m) = stdout.lines().find_map(|l| l.strip_prefix("missing: ")) {
+                        return Err(format!("{who}: missing {m}"));
+                    }
+                    let abs = stdout.lines().next().filter(|l| l.starts_with('/'));
+                    if !out.status.success() {
+                        let last = ladon_adapters::host::last_stderr_line(&out);
+                        let what = if abs.is_some() {
+                            format!("{after_workdir}: {last}")
+                        } else if entry.ssh.sudo {
+                            format!("missing passwordless sudo (sudo -n): {last}")
+                        } else {
+                            format!("the preflight check failed: {last}")
+                        };
+                        return Err(format!("{who}: {what}"));
+                    }
+                    for removed in stdout.lines().filter_map(|l| l.strip_prefix("removed: ")) {
+                        eprintln!("ladon: {who}: removed the {removed} an earlier run left behind");
+                    }
+                    let killed = stdout.lines().filter(|l| l.starts_with("killed: ")).count();
+                    if killed > 0 {
+                        eprintln!(
+                            "ladon: {who}: killed {killed} node process(es) an earlier run left behind"
+                        );
+                    }
+                    if abs.is_none() {
+                        return Err(format!(
+                            "{who}: the preflight check printed no workdir: {stdout:?}"
+                        ));
+                    }
+                    Ok(stdout)
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("the preflight panicked".into()))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
 
 /// Connects to the hosts `nodes` run on (each once), checks each, sweeps
 /// leftovers of an earlier run and uploads the program and files into
@@ -436,101 +535,45 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
             .unwrap_or_default();
         extra.push((fname, read(f)?));
     }
-    let configs: Vec<SshConfig> = file.hosts[..used].iter().map(|e| e.ssh.clone()).collect();
-    // Every master connection starts at once (on this thread, which
-    // outlives the run: the ssh clients die with the thread that started
-    // them), then each host's control shell; an error names the first host
-    // (in file order) that failed.
-    let mut hosts: Vec<Arc<SshHost>> = Vec::new();
-    for (entry, host) in file.hosts[..used]
-        .iter()
-        .zip(SshHost::connect_all(&configs))
-    {
-        let who = entry.describe(&file.path);
-        let host = host.map_err(|e| own(&who, entry, e))?;
-        host.open_control().map_err(|e| own(&who, entry, e))?;
-        hosts.push(Arc::new(host));
-    }
+    let hosts = connect(file, used)?;
     // One session per host, all at once: checks, sweep, upload.
-    let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
-        let jobs: Vec<_> = (0..used)
-            .map(|h| {
-                let (host, entry) = (&hosts[h], &file.hosts[h]);
-                let (bin, extra, bin_name, interp) = (&bin, &extra, &bin_name, interp.as_ref());
-                scope.spawn(move || {
-                    let who = entry.describe(&file.path);
-                    let mut dirs = Vec::new();
-                    let mut files = Vec::new();
-                    for name in names.iter().skip(h).step_by(used) {
-                        dirs.push(name.clone());
-                        files.push(Entry {
-                            path: format!("{name}/{bin_name}"),
-                            mode: 0o755,
-                            data: bin.clone(),
-                        });
-                        for (fname, data) in extra {
-                            files.push(Entry {
-                                path: format!("{name}/{fname}"),
-                                mode: 0o644,
-                                data: data.clone(),
-                            });
-                        }
-                    }
-                    let stream = tar::archive(&dirs, &files).map_err(|e| format!("{who}: {e}"))?;
-                    let script = prep_script(entry, interp, bin_name, needs);
-                    let out = if stream.len() <= EMBED_MAX {
-                        host.run(&format!(
-                            "{script}printf '%s' {} | base64 -d | tar -xof -",
-                            tar::base64(&stream)
-                        ))
-                    } else {
-                        host.run_with_input(&format!("{script}tar -xof -"), &stream)
-                    }
-                    .map_err(|e| own(&who, entry, e))?;
-                    let stdout = String::from_utf8_lossy(&out.stdout);
-                    if let Some(m) = stdout.lines().find_map(|l| l.strip_prefix("missing: ")) {
-                        return Err(format!("{who}: missing {m}"));
-                    }
-                    let abs = stdout.lines().next().filter(|l| l.starts_with('/'));
-                    if !out.status.success() {
-                        let last = ladon_adapters::host::last_stderr_line(&out);
-                        let what = if abs.is_some() {
-                            format!("cannot upload the program: {last}")
-                        } else if entry.ssh.sudo {
-                            format!(
-                                "missing passwordless sudo (sudo -n): {last}"
-                            )
-                        } else {
-                            format!("the preflight check failed: {last}")
-                        };
-                        return Err(format!("{who}: {what}"));
-                    }
-                    for removed in stdout.lines().filter_map(|l| l.strip_prefix("removed: ")) {
-                        eprintln!("ladon: {who}: removed the {removed} an earlier run left behind");
-                    }
-                    let killed = stdout.lines().filter(|l| l.starts_with("killed: ")).count();
-                    if killed > 0 {
-                        eprintln!(
-                            "ladon: {who}: killed {killed} node process(es) an earlier run left behind"
-                        );
-                    }
-                    abs.map(str::to_string).ok_or_else(|| {
-                        format!("{who}: the preflight check printed no workdir: {stdout:?}")
-                    })
-                })
-            })
-            .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err("the preflight panicked".into()))
-            })
-            .collect()
-    });
-    let mut workdirs = Vec::new();
-    for r in results {
-        workdirs.push(r?);
-    }
+    let outputs = run_preflights(file, &hosts, "cannot upload the program", |h| {
+        let entry = &file.hosts[h];
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        for name in names.iter().skip(h).step_by(used) {
+            dirs.push(name.clone());
+            files.push(Entry {
+                path: format!("{name}/{bin_name}"),
+                mode: 0o755,
+                data: bin.clone(),
+            });
+            for (fname, data) in &extra {
+                files.push(Entry {
+                    path: format!("{name}/{fname}"),
+                    mode: 0o644,
+                    data: data.clone(),
+                });
+            }
+        }
+        let stream = tar::archive(&dirs, &files).map_err(|e| e.to_string())?;
+        let script = prep_script(entry, interp.as_ref(), &bin_name, needs);
+        Ok(if stream.len() <= EMBED_MAX {
+            (
+                format!(
+                    "{script}printf '%s' {} | base64 -d | tar -xof -",
+                    tar::base64(&stream)
+                ),
+                None,
+            )
+        } else {
+            (format!("{script}tar -xof -"), Some(stream))
+        })
+    })?;
+    let workdirs: Vec<String> = outputs
+        .iter()
+        .map(|o| o.lines().next().unwrap_or_default().to_string())
+        .collect();
     let nodes = names
         .iter()
         .enumerate()
@@ -549,6 +592,195 @@ pub fn prepare(file: &HostsFile, names: &[String], needs: &Needs) -> Result<Prep
         hosts,
         nftables: needs.nftables,
     })
+}
+
+/// What a database run needs from every host.
+#[derive(Debug, Clone)]
+pub struct DbNeeds {
+    /// The server user when the login is root (`postgres`).
+    pub server_user: &'static str,
+    /// libfaketime's path on the hosts, when clocks are faulted.
+    pub faketime: Option<PathBuf>,
+    /// Partitions are nftables rules on the hosts.
+    pub nftables: bool,
+}
+
+/// The hosts of a database run, connected and checked: one
+/// [`RemoteNode`](ladon_adapters::db::remote::RemoteNode) per node (node `i`
+/// on host `i mod H`), the PostgreSQL binaries' directory there, and the
+/// partitions between the nodes. Dropping it heals the partitions,
+/// removes the hosts' nftables table (when partitions were used) and
+/// closes the connections; the cluster must be torn down first.
+pub struct PreparedDb {
+    pub nodes: Vec<ladon_adapters::db::remote::RemoteNode>,
+    /// The PostgreSQL binaries' directory on the hosts (the first host's:
+    /// every host must have the same one).
+    pub bin: String,
+    pub partitions: Option<ladon_adapters::host::nft::Partitions>,
+    hosts: Vec<Arc<SshHost>>,
+    nftables: bool,
+}
+
+impl Drop for PreparedDb {
+    fn drop(&mut self) {
+        drop(self.partitions.take());
+        for host in &self.hosts {
+            if self.nftables {
+                let _ = host.run(&ladon_adapters::host::nft::remove_script());
+            }
+            host.close();
+        }
+    }
+}
+
+/// The first port a database node listens on (`n1`; `nK` on this plus
+/// K-1), on its host's address.
+pub const DB_BASE_PORT: u16 = 15432;
+
+/// The preflight of one database host: the workdir, the tools, PostgreSQL
+/// with pglogical, the server user when the login is root (and its access
+/// to the workdir), libfaketime and nft when needed; then the sweep, and
+/// this host's node directories made.
+fn db_prep_script(entry: &HostEntry, dirs: &[String], needs: &DbNeeds) -> String {
+    let wd = sh_quote(&entry.workdir);
+    let mut script = format!(
+        "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; m=; ",
+        entry.workdir.replace(['"', '$', '`', '\\'], "_")
+    );
+    for t in [
+        "sh", "grep", "kill", "cat", "setsid", "sleep", "printf", "chmod",
+    ] {
+        script.push_str(&format!(
+            "command -v {t} >/dev/null || {{ echo \"missing: {t}\"; m=1; }}; "
+        ));
+    }
+    script.push_str(
+        "b=; for v in 17 16 15 14 13; do d=/usr/lib/postgresql/$v; \
+         if [ -x $d/bin/postgres ] && [ -x $d/bin/initdb ] && [ -x $d/bin/psql ] && [ -x $d/bin/pg_isready ] \
+         && [ -e $d/lib/pglogical.so ]; then b=$d/bin; break; fi; done; \
+         if [ -n \"$b\" ]; then echo \"pgbin: $b\"; else echo \"missing: PostgreSQL with pglogical \
+         (/usr/lib/postgresql/<version>/bin and lib/pglogical.so; apt-get install postgresql-15 postgresql-15-pglogical)\"; m=1; fi; ",
+    );
+    let u = needs.server_user;
+    script.push_str(&format!(
+        "if [ \"$(id -u)\" = 0 ]; then \
+         if ! id -u {u} >/dev/null 2>&1; then echo \"missing: a {u} user to run the servers as (the login is root, and database servers never run as root)\"; m=1; \
+         elif ! command -v setpriv >/dev/null; then echo \"missing: setpriv (util-linux), to run the servers as {u}\"; m=1; \
+         elif ! setpriv --reuid={u} --regid={u} --init-groups -- test -x \"$PWD\"; then \
+         echo \"missing: access for the {u} user to the workdir $PWD (the servers run as {u}: use a workdir every user can enter, such as /var/tmp/ladon)\"; m=1; \
+         else echo \"runas: {u}\"; fi; fi; "
+    ));
+    if let Some(lib) = &needs.faketime {
+        let lib = lib.display().to_string();
+        script.push_str(&format!(
+            "test -e {} || {{ echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; m=1; }}; ",
+            sh_quote(&lib)
+        ));
+    }
+    if needs.nftables {
+        script.push_str(
+            "if command -v nft >/dev/null; then nft list tables >/dev/null 2>&1 || \
+             { echo \"missing: the right to run nft (root, or sudo = true) for partitions\"; m=1; }; \
+             else echo \"missing: nft (nftables, for partitions)\"; m=1; fi; ",
+        );
+    }
+    script.push_str("[ -z \"$m\" ] || exit 0; ");
+    script.push_str(&sweep_script());
+    let dirs: Vec<String> = dirs.iter().map(|d| sh_quote(d)).collect();
+    script.push_str(&format!(
+        "mkdir -p {} && chmod 755 . {}",
+        dirs.join(" "),
+        dirs.join(" ")
+    ));
+    script
+}
+
+/// Connects to the hosts a database run's nodes run on, checks each (one
+/// command per host, the hosts in parallel), sweeps what an earlier run
+/// left there and makes each node's directory, `<workdir>/<node>`. Node
+/// `nK` listens on its host's address, port [`DB_BASE_PORT`] + K - 1.
+pub fn prepare_db(
+    file: &HostsFile,
+    names: &[String],
+    needs: &DbNeeds,
+) -> Result<PreparedDb, String> {
+    let used = names.len().min(file.hosts.len());
+    let hosts = connect(file, used)?;
+    let outputs = run_preflights(file, &hosts, "the preflight failed", |h| {
+        let dirs: Vec<String> = names.iter().skip(h).step_by(used).cloned().collect();
+        Ok((db_prep_script(&file.hosts[h], &dirs, needs), None))
+    })?;
+    let field = |out: &str, key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    let mut bins = Vec::new();
+    for (h, out) in outputs.iter().enumerate() {
+        bins.push(field(out, "pgbin: ").ok_or_else(|| {
+            format!(
+                "{}: the preflight check found no PostgreSQL: {out:?}",
+                file.hosts[h].describe(&file.path)
+            )
+        })?);
+    }
+    if let Some(h) = bins.iter().position(|b| *b != bins[0]) {
+        return Err(format!(
+            "{}: PostgreSQL is in {} there but in {} on host 1: every host needs the same version",
+            file.hosts[h].describe(&file.path),
+            bins[h],
+            bins[0]
+        ));
+    }
+    let mut addrs = Vec::new();
+    for entry in &file.hosts[..used] {
+        addrs.push(
+            resolve(&entry.ssh.address)
+                .map_err(|e| format!("{}: {e}", entry.describe(&file.path)))?,
+        );
+    }
+    let nodes: Vec<ladon_adapters::db::remote::RemoteNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let h = i % used;
+            let workdir = outputs[h].lines().next().unwrap_or_default();
+            ladon_adapters::db::remote::RemoteNode {
+                host: hosts[h].clone() as Arc<dyn Host>,
+                dir: format!("{workdir}/{name}"),
+                addr: addrs[h],
+                port: DB_BASE_PORT + i as u16,
+                run_as: field(&outputs[h], "runas: "),
+            }
+        })
+        .collect();
+    let partitions = needs.nftables.then(|| {
+        ladon_adapters::host::nft::Partitions::new(
+            nodes.iter().map(|n| n.host.clone()).collect(),
+            nodes.iter().map(|n| n.addr).collect(),
+        )
+    });
+    Ok(PreparedDb {
+        nodes,
+        bin: bins.swap_remove(0),
+        partitions,
+        hosts,
+        nftables: needs.nftables,
+    })
+}
+
+/// A host's address as an IP address (a name is looked up).
+fn resolve(address: &str) -> Result<std::net::IpAddr, String> {
+    if let Ok(ip) = address.parse() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs as _;
+    (address, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {address}: {e}"))?
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("{address} resolves to no address"))
 }
 
 #[cfg(test)]

@@ -648,8 +648,9 @@ pub struct ProcessFlags {
     #[arg(long, default_value = "10s", help_heading = heading::PROCESS)]
     pub init_timeout: Dur,
     /// Run the nodes on other machines over SSH: a TOML file of `[[host]]`
-    /// entries, node i on entry i (round robin); see docs/remote-hosts.md.
-    #[arg(long, value_name = "FILE", help_heading = heading::PROCESS)]
+    /// entries, node i on entry i (round robin); --adapter process or
+    /// postgres-pglogical; see docs/remote-hosts.md.
+    #[arg(long, value_name = "FILE", help_heading = heading::PROCESS_DB)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<PathBuf>,
 }

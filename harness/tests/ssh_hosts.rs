@@ -1214,3 +1214,136 @@ fn partitions_between_namespaced_hosts_are_real_and_removed() {
         assert!(left.is_empty(), "SSH sessions left: {left:?}");
     }
 }
+
+/// PostgreSQL's binaries, for the database runs over SSH (skipped without
+/// them, except under CI).
+#[cfg(feature = "postgres")]
+fn postgres_available() -> bool {
+    match ladon_adapters::db::postgres::find_bin() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+/// Processes whose working directory is under `dir` (a database server
+/// runs in its data directory).
+#[cfg(feature = "postgres")]
+fn processes_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c.starts_with(dir)))
+        .collect()
+}
+
+/// A database run locally and over SSH (`--hosts file`) with the same
+/// options: both exit codes and verdicts, and the remote run's stderr.
+#[cfg(feature = "postgres")]
+fn db_local_and_remote(
+    store: &Path,
+    file: &Path,
+    local_network: &str,
+    args: &[&str],
+) -> (
+    (Option<i32>, (String, Vec<String>)),
+    (Option<i32>, (String, Vec<String>)),
+    String,
+) {
+    let store_s = store.display().to_string();
+    let mut base = vec![
+        "run",
+        "--adapter",
+        "postgres-pglogical",
+        "--nodes",
+        "3",
+        "--store",
+        &store_s,
+    ];
+    base.extend_from_slice(args);
+    let out_l = ladon(&[&base[..], &["--test", "local", "--network", local_network]].concat());
+    let file_s = file.display().to_string();
+    let out_r = ladon(&[&base[..], &["--test", "remote", "--hosts", &file_s]].concat());
+    let err_r = String::from_utf8_lossy(&out_r.stderr).into_owned();
+    let err_l = String::from_utf8_lossy(&out_l.stderr);
+    assert!(
+        err_r.contains("nodes on the hosts of"),
+        "remote run's stderr:\n{err_r}\nlocal run's stderr:\n{err_l}"
+    );
+    let reported = |test: &str| {
+        std::fs::read_dir(store.join(test))
+            .map(|d| d.flatten().any(|e| e.path().join("report.json").is_file()))
+            .unwrap_or(false)
+    };
+    assert!(reported("local"), "local run's stderr:\n{err_l}");
+    assert!(reported("remote"), "remote run's stderr:\n{err_r}");
+    (
+        (out_l.status.code(), verdict(&report(store, "local"))),
+        (out_r.status.code(), verdict(&report(store, "remote"))),
+        err_r,
+    )
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
+    if !available() || !postgres_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    // Root's servers run as `postgres`, which must reach the workdirs.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(sshd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = sshd.hosts_file(3);
+    let store = sshd.path().join("results");
+    let (local, remote, err) = db_local_and_remote(
+        &store,
+        &file,
+        "proxy",
+        &[
+            "--workload",
+            "register",
+            "--time-limit",
+            "5s",
+            "--nemesis",
+            "crash,pause,clock",
+            "--nemesis-interval",
+            "1s",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(remote, local, "{err}");
+    let r = report(&store, "remote");
+    // The faults reached the remote servers: every kind is in the history.
+    let history = std::fs::read_to_string(
+        std::fs::read_dir(store.join("remote"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+            .unwrap()
+            .join("history.jsonl"),
+    )
+    .unwrap();
+    for f in ["\"f\":\"crash\"", "\"f\":\"pause\"", "\"f\":\"clock"] {
+        assert!(history.contains(f), "no {f} nemesis event:\n{r}");
+    }
+    // Nothing is left on the hosts: no server, data, pid or clock file.
+    assert_eq!(processes_in(sshd.path()), Vec::<i32>::new());
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+        let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+    let left = sshd.wait_sessions_gone();
+    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+}

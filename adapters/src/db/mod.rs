@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod process_group;
 pub mod proxy;
 pub mod registry;
+pub mod remote;
 pub mod servers;
 #[cfg(feature = "postgres")]
 pub mod sql;

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::process_group::RunAs;
+use super::remote::{RemoteNode, RemoteServers};
 use super::servers::{Servers, Shutdown};
 use super::{
     append_logs, free_ports, BoxFuture, ClusterSpec, Database, DbClient, DbError, LinkAddr,
@@ -56,6 +57,30 @@ const SETTINGS: &[(&str, &str)] = &[
     ("full_page_writes", "off"),
     ("log_line_prefix", "'%m [%p] '"),
 ];
+
+/// Since PostgreSQL 15.20 (and 16.12, 17.8), only the logical decoding
+/// output plugins listed in `output_plugin_libraries` may be used, and
+/// pglogical's (`pglogical_output`) is not listed by default: without this
+/// line its subscriptions never start (`library "pglogical_output" may not
+/// be used as an output plugin`). Older servers do not know the setting
+/// and refuse to start with it, so it is added only where
+/// `postgres --describe-config` lists it.
+const PLUGINS_SETTING: &str =
+    "output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'";
+
+/// Whether the server in `bin` gates output plugins (see
+/// [`PLUGINS_SETTING`]).
+fn gates_output_plugins(bin: &Path) -> bool {
+    Command::new(bin.join("postgres"))
+        .arg("--describe-config")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("output_plugin_libraries\t"))
+        })
+}
 
 /// Where PostgreSQL's binaries are: `LADON_PG_BIN`, else the newest of
 /// Debian's `/usr/lib/postgresql/<version>/bin` that has pglogical.
@@ -114,6 +139,11 @@ pub struct Postgres {
     ports: Vec<u16>,
     /// Extra SQL run on every node before replication starts.
     pub schema: Vec<String>,
+    /// The servers on other machines (`--hosts`): `bin` is then the
+    /// binaries' directory there, and `servers` stays empty.
+    remote: Option<RemoteServers>,
+    /// The server gates output plugins ([`PLUGINS_SETTING`]).
+    plugins_gated: bool,
 }
 
 impl Postgres {
@@ -124,14 +154,50 @@ impl Postgres {
         if spec.nodes == 0 {
             return Err(DbError::Refused("--nodes must be at least 1".into()));
         }
+        let bin = find_bin()?;
         Ok(Postgres {
-            bin: find_bin()?,
+            plugins_gated: gates_output_plugins(&bin),
+            bin,
             run_as: RunAs::for_root("postgres")?,
             servers: Servers::new(spec.nodes, "PostgreSQL")?,
             ports: Vec::new(),
             schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
             spec,
+            remote: None,
         })
+    }
+
+    /// A cluster whose node `i` runs on `nodes[i]`'s host, with the
+    /// PostgreSQL binaries in `bin` there (checked by the hosts'
+    /// preflight); nothing starts until [`setup`](Database::setup).
+    pub fn on_hosts(
+        spec: ClusterSpec,
+        nodes: Vec<RemoteNode>,
+        bin: &str,
+    ) -> Result<Postgres, DbError> {
+        if nodes.len() != spec.nodes || spec.nodes == 0 {
+            return Err(DbError::Refused(format!(
+                "{} node(s) but {} host place(s)",
+                spec.nodes,
+                nodes.len()
+            )));
+        }
+        Ok(Postgres {
+            bin: PathBuf::from(bin),
+            run_as: None,
+            servers: Servers::new(0, "PostgreSQL")?,
+            ports: nodes.iter().map(|n| n.port).collect(),
+            schema: WORKLOAD_SCHEMA.iter().map(|s| s.to_string()).collect(),
+            spec,
+            remote: Some(RemoteServers::new("PostgreSQL", nodes)),
+            // Asked of each host's server when it is configured.
+            plugins_gated: false,
+        })
+    }
+
+    /// A binary of the host's PostgreSQL (remote clusters).
+    fn remote_bin(&self, tool: &str) -> String {
+        crate::host::sh_quote(&self.bin.join(tool).display().to_string())
     }
 
     fn name_of(i: usize) -> String {
@@ -168,8 +234,23 @@ impl Postgres {
         Ok(())
     }
 
-    /// Runs SQL on node `i` through `psql` over loopback TCP.
+    /// Runs SQL on node `i` through `psql` over TCP (on this machine, or
+    /// on the node's host when it is another).
     pub fn sql(&self, i: usize, sql: &str) -> Result<String, DbError> {
+        if let Some(r) = &self.remote {
+            let n = &r.nodes[i];
+            return r.run(
+                i,
+                &format!("psql -c {sql:?}"),
+                &format!(
+                    "{} -h {} -p {} -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 -c {}",
+                    self.remote_bin("psql"),
+                    n.addr,
+                    n.port,
+                    crate::host::sh_quote(sql)
+                ),
+            );
+        }
         let port = self.ports[i].to_string();
         let host = self.spec.ip(i).to_string();
         let out = Command::new(self.bin.join("psql"))
@@ -201,6 +282,15 @@ impl Postgres {
     }
 
     fn start(&mut self, i: usize) -> Result<(), DbError> {
+        if let Some(r) = &mut self.remote {
+            let argv = [
+                self.bin.join("postgres").display().to_string(),
+                "-D".into(),
+                "db/data".into(),
+            ];
+            r.start(i, &argv)?;
+            return self.wait_ready_remote(i, Duration::from_secs(30));
+        }
         let node = Self::name_of(i);
         let data = self.data_dir(i);
         let mut cmd = Command::new(self.bin.join("postgres"));
@@ -236,6 +326,109 @@ impl Postgres {
         }
     }
 
+    /// Waits on the node's host until its server accepts connections (one
+    /// round trip: the loop runs there).
+    fn wait_ready_remote(&self, i: usize, limit: Duration) -> Result<(), DbError> {
+        let r = self.remote.as_ref().expect("a remote cluster");
+        let n = &r.nodes[i];
+        let name = Self::name_of(i);
+        let steps = limit.as_millis() / 100;
+        let waited = r.run(
+            i,
+            "wait for the server to accept connections",
+            &format!(
+                "read p m < {name}.pid; k=0; until {} -q -h {} -p {}; do \
+                 kill -0 $p 2>/dev/null || {{ echo exited; exit 0; }}; \
+                 [ $k -lt {steps} ] || {{ echo late; exit 0; }}; sleep 0.1; k=$((k+1)); done",
+                self.remote_bin("pg_isready"),
+                n.addr,
+                n.port
+            ),
+        )?;
+        if waited.is_empty() {
+            return Ok(());
+        }
+        let log = r.log(i);
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        Err(DbError::Refused(format!(
+            "{name} on {}: the server {} (its log ends: {})",
+            n.host.name(),
+            if waited == "exited" {
+                "exited while starting".to_string()
+            } else {
+                format!("did not accept connections within {} s", limit.as_secs())
+            },
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        )))
+    }
+
+    /// Creates, configures and starts every node on its host, the nodes in
+    /// parallel (`initdb` on each host: they are different machines).
+    fn start_remote_nodes(&mut self) -> Result<(), DbError> {
+        let r = self.remote.as_ref().expect("a remote cluster");
+        r.prepare_dirs()?;
+        // Who connects: every node (replication) and this machine (the
+        // clients), each by the address it reaches the others from.
+        let mut peers: Vec<String> = r.nodes.iter().map(|n| n.addr.to_string()).collect();
+        for n in &r.nodes {
+            let me = local_addr_towards(std::net::SocketAddr::new(n.addr, n.port))?;
+            peers.push(me.to_string());
+        }
+        peers.sort();
+        peers.dedup();
+        let initdb = self.remote_bin("initdb");
+        r.each(|i| {
+            let n = &r.nodes[i];
+            r.run_as_server(
+                i,
+                "initdb",
+                &format!(
+                    "{initdb} -D db/data -A trust -U postgres -E UTF8 --locale=C --no-sync > db/initdb.log 2>&1 || \
+                     {{ tail -n 3 db/initdb.log >&2; exit 1; }}"
+                ),
+            )?;
+            let mut conf = vec![
+                "# Ladon".to_string(),
+                format!("listen_addresses = '{}'", n.addr),
+                format!("port = {}", n.port),
+                "unix_socket_directories = ''".to_string(),
+            ];
+            conf.extend(SETTINGS.iter().map(|(k, v)| format!("{k} = {v}")));
+            let mut hba = Vec::new();
+            for p in &peers {
+                let cidr = if p.contains(':') { format!("{p}/128") } else { format!("{p}/32") };
+                hba.push(format!("host all all {cidr} trust"));
+                hba.push(format!("host replication all {cidr} trust"));
+            }
+            let lines = |ls: &[String]| {
+                ls.iter()
+                    .map(|l| crate::host::sh_quote(l))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            r.run_as_server(
+                i,
+                "configure the server",
+                &format!(
+                    "printf '\\n%s\\n' {} >> db/data/postgresql.conf && printf '%s\\n' {} >> db/data/pg_hba.conf && \
+                     if {} --describe-config 2>/dev/null | grep -q '^output_plugin_libraries\t'; then \
+                     printf '%s\\n' {} >> db/data/postgresql.conf; fi",
+                    lines(&conf),
+                    lines(&hba),
+                    self.remote_bin("postgres"),
+                    crate::host::sh_quote(PLUGINS_SETTING)
+                ),
+            )
+            .map(|_| ())
+        })?;
+        let r = self.remote.as_mut().expect("a remote cluster");
+        r.make_clocks()?;
+        for i in 0..self.spec.nodes {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
     fn configure(&self, i: usize) -> Result<(), DbError> {
         let data = self.data_dir(i);
         let mut conf = format!(
@@ -246,6 +439,9 @@ impl Postgres {
         );
         for (k, v) in SETTINGS {
             conf.push_str(&format!("{k} = {v}\n"));
+        }
+        if self.plugins_gated {
+            conf.push_str(&format!("{PLUGINS_SETTING}\n"));
         }
         append(&data.join("postgresql.conf"), &conf)?;
         append(
@@ -312,6 +508,23 @@ impl Postgres {
         }
         Ok(())
     }
+}
+
+/// This machine's address on the route to `to` (what a server there sees
+/// Ladon's clients come from). Sends nothing.
+fn local_addr_towards(to: SocketAddr) -> Result<std::net::IpAddr, DbError> {
+    let any: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(any).map_err(DbError::io("open a UDP socket"))?;
+    sock.connect(to)
+        .and_then(|()| sock.local_addr())
+        .map(|a| a.ip())
+        .map_err(DbError::io(format!(
+            "find this machine's address towards {to}"
+        )))
 }
 
 fn dsn(addr: SocketAddr) -> String {
@@ -390,10 +603,17 @@ impl Database for Postgres {
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
+        if let Some(r) = &mut self.remote {
+            r.enable_clock_faults(library);
+            return Ok(());
+        }
         self.servers.enable_clock_faults(library)
     }
 
     fn set_clock(&self, i: usize, offset_ns: i64) -> Result<(), DbError> {
+        if let Some(r) = &self.remote {
+            return r.set_clock(i, offset_ns);
+        }
         self.servers.set_clock(i, offset_ns)
     }
 
@@ -425,16 +645,25 @@ impl Database for Postgres {
     }
 
     fn data_dir(&self, i: usize) -> Option<PathBuf> {
+        if self.remote.is_some() {
+            return None; // on its host, not copied back
+        }
         self.servers
             .data_root()
             .map(|_| Postgres::data_dir(self, i))
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.servers.is_up(i)
+        match &self.remote {
+            Some(r) => r.is_up(i),
+            None => self.servers.is_up(i),
+        }
     }
 
     fn start_nodes(&mut self) -> Result<(), DbError> {
+        if self.remote.is_some() {
+            return self.start_remote_nodes();
+        }
         self.servers.create_root("ladon-postgres-")?;
         RunAs::chown(self.run_as, self.root())?;
         self.ports = free_ports(self.spec.nodes)?;
@@ -481,33 +710,48 @@ impl Database for Postgres {
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
+        if let Some(r) = &self.remote {
+            return SocketAddr::new(r.nodes[i].addr, r.nodes[i].port);
+        }
         SocketAddr::new(self.spec.ip(i), self.ports[i])
     }
 
     fn kill(&mut self, i: usize) -> Result<(), DbError> {
-        self.servers.kill(i);
+        match &mut self.remote {
+            Some(r) => r.kill(i),
+            None => self.servers.kill(i),
+        }
         Ok(())
     }
 
     fn restart(&mut self, i: usize) -> Result<(), DbError> {
-        if self.servers.is_up(i) {
+        if self.is_up(i) {
             return Ok(());
         }
         self.start(i)
     }
 
     fn pause(&mut self, i: usize) -> Result<(), DbError> {
-        self.servers.pause(i);
+        match &self.remote {
+            Some(r) => r.signal(i, libc::SIGSTOP),
+            None => self.servers.pause(i),
+        }
         Ok(())
     }
 
     fn resume(&mut self, i: usize) -> Result<(), DbError> {
-        self.servers.resume(i);
+        match &self.remote {
+            Some(r) => r.signal(i, libc::SIGCONT),
+            None => self.servers.resume(i),
+        }
         Ok(())
     }
 
     fn exited_by_themselves(&mut self) -> Vec<String> {
-        self.servers.exited_by_themselves()
+        match &mut self.remote {
+            Some(r) => r.exited_by_themselves(),
+            None => self.servers.exited_by_themselves(),
+        }
     }
 
     /// pglogical never stops a subscription on a conflict, but it drops
@@ -521,7 +765,11 @@ impl Database for Postgres {
         let mut out = Vec::new();
         for i in 0..self.spec.nodes {
             let node = Self::name_of(i);
-            if let Ok(log) = std::fs::read_to_string(self.log_path(i)) {
+            let log = match &self.remote {
+                Some(r) => Some(r.log(i)),
+                None => std::fs::read_to_string(self.log_path(i)).ok(),
+            };
+            if let Some(log) = log {
                 out.extend(skipped_changes(&node, &log));
             }
             if !self.is_up(i) {
@@ -545,6 +793,9 @@ impl Database for Postgres {
     }
 
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
+        if let Some(r) = &self.remote {
+            return r.collect_logs(into);
+        }
         let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
             .map(|i| (Self::name_of(i), self.log_path(i)))
             .collect();
@@ -552,6 +803,10 @@ impl Database for Postgres {
     }
 
     fn teardown(&mut self) -> Result<(), DbError> {
+        if let Some(r) = &mut self.remote {
+            // SIGQUIT: PostgreSQL's immediate shutdown.
+            return r.teardown("QUIT", Duration::from_secs(5));
+        }
         self.servers
             // SIGQUIT: PostgreSQL's immediate shutdown.
             .teardown(Shutdown::Signal(libc::SIGQUIT, Duration::from_secs(5)))

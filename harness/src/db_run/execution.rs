@@ -43,9 +43,13 @@ use crate::nemesis::NemesisConfig;
 use crate::options::{AdapterKind, NetworkMode};
 use crate::runner::RunOutcome;
 
-/// A cluster not started yet, and its network namespaces (`--network
-/// netns`).
-pub type Built = (Box<dyn Database>, Option<Arc<Network>>);
+/// A cluster not started yet, its network namespaces (`--network
+/// netns`) and its hosts (`--hosts`).
+pub type Built = (
+    Box<dyn Database>,
+    Option<Arc<Network>>,
+    Option<Arc<crate::hosts::PreparedDb>>,
+);
 
 /// The cluster of `spec`'s system, not started yet, and with
 /// `--network netns` its network (made now: the servers start inside it).
@@ -62,6 +66,7 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         }
     }
     let network = match spec.network {
+        _ if spec.hosts.is_some() => None,
         NetworkMode::Netns => Some(Arc::new(
             Network::create(spec.nodes).context("--network netns: creating the namespaces")?,
         )),
@@ -73,7 +78,25 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         dir: std::env::temp_dir(),
         network: network.clone(),
     };
+    let lib = spec.clock_faults().then(|| {
+        spec.faketime_library.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
+        })
+    });
+    let hosts = match &spec.hosts {
+        None => None,
+        Some(file) => Some(Arc::new(prepare_hosts(spec, file, lib.clone())?)),
+    };
     let mut db: Box<dyn Database> = match spec.adapter {
+        #[cfg(feature = "postgres")]
+        AdapterKind::PostgresPglogical if hosts.is_some() => {
+            let h = hosts.as_ref().expect("hosts");
+            Box::new(ladon_adapters::db::postgres::Postgres::on_hosts(
+                cluster,
+                h.nodes.clone(),
+                &h.bin,
+            )?)
+        }
         #[cfg(feature = "postgres")]
         AdapterKind::PostgresPglogical => {
             Box::new(ladon_adapters::db::postgres::Postgres::new(cluster)?)
@@ -102,13 +125,45 @@ pub fn build(spec: &DbSpec) -> anyhow::Result<Built> {
         }
         other => anyhow::bail!("--adapter {other}: {}", super::spec::needs_feature(other)),
     };
-    if spec.clock_faults() {
-        let lib = spec.faketime_library.clone().unwrap_or_else(|| {
-            std::path::PathBuf::from(ladon_adapters::process::clock::LIBFAKETIME)
-        });
-        db.enable_clock_faults(&lib)?;
+    if let Some(lib) = &lib {
+        db.enable_clock_faults(lib)?;
     }
-    Ok((db, network))
+    Ok((db, network, hosts))
+}
+
+/// Connects to and checks `--hosts`' hosts for a database run (one line
+/// naming the host and what is missing on failure).
+fn prepare_hosts(
+    spec: &DbSpec,
+    file: &crate::hosts::HostsFile,
+    faketime: Option<std::path::PathBuf>,
+) -> anyhow::Result<crate::hosts::PreparedDb> {
+    let names = crate::live::node_names(spec.nodes);
+    let needs = crate::hosts::DbNeeds {
+        server_user: "postgres",
+        faketime,
+        nftables: spec.partitions(),
+    };
+    let prepared = crate::hosts::prepare_db(file, &names, &needs).map_err(anyhow::Error::msg)?;
+    if spec.partitions() {
+        // A partition is cut by address: nodes that share one cannot be
+        // cut from each other.
+        let n = &prepared.nodes;
+        for i in 0..n.len() {
+            if let Some(j) = (0..i).find(|&j| n[j].addr == n[i].addr) {
+                anyhow::bail!(
+                    "--hosts {}: {} and {} both run at {}, so a partition cannot cut them apart \
+                     (partitions are nftables rules on the hosts' addresses): give each node a \
+                     host of its own, or run without partitions",
+                    file.path.display(),
+                    names[j],
+                    names[i],
+                    n[i].addr
+                );
+            }
+        }
+    }
+    Ok(prepared)
 }
 
 /// A failed run keeps its nodes' data directories in `RUN_DIR/data/<node>`
@@ -201,6 +256,12 @@ mod tests {
 
 /// How partitions are made in this run, in a line.
 pub fn network_line(spec: &DbSpec) -> String {
+    if let Some(h) = &spec.hosts {
+        return format!(
+            "nodes on the hosts of {} over SSH; partitions: nftables rules on the hosts (--hosts)",
+            h.path.display()
+        );
+    }
     match spec.network {
         NetworkMode::Netns => {
             "partitions: nftables rules in a network namespace per node (--network netns)".into()
@@ -263,6 +324,9 @@ pub struct DatabaseExecution {
     /// With `--network netns`; dropped (namespaces deleted) after the
     /// servers are torn down.
     network: Option<Arc<Network>>,
+    /// With `--hosts`; dropped (partitions healed, connections closed)
+    /// after the servers are torn down.
+    hosts: Option<Arc<crate::hosts::PreparedDb>>,
     figures: Figures,
 }
 
@@ -277,11 +341,13 @@ impl DatabaseExecution {
         spec: DbSpec,
         db: Box<dyn Database>,
         network: Option<Arc<Network>>,
+        hosts: Option<Arc<crate::hosts::PreparedDb>>,
     ) -> DatabaseExecution {
         DatabaseExecution {
             spec,
             db: Arc::new(Mutex::new(db)),
             network,
+            hosts,
             figures: Figures::default(),
         }
     }
@@ -311,9 +377,10 @@ impl DatabaseExecution {
         let latency = Duration::from_nanos(self.spec.latency_ns);
         // In namespaces the nodes reach each other directly (cuts are
         // rules there); on loopback through a proxy per directed link.
-        let proxies = match &self.network {
-            Some(_) => Ok(std::collections::BTreeMap::new()),
-            None => rt.block_on(async {
+        let direct = self.network.is_some() || self.hosts.is_some();
+        let proxies = match direct {
+            true => Ok(std::collections::BTreeMap::new()),
+            false => rt.block_on(async {
                 let mut proxies = std::collections::BTreeMap::new();
                 for to in 0..n {
                     for from in (0..n).filter(|&f| f != to) {
@@ -330,6 +397,7 @@ impl DatabaseExecution {
         let links = Arc::new(Links {
             proxies: proxies.context("starting the link proxies on loopback")?,
             network: self.network.clone(),
+            hosts: self.hosts.clone(),
             mode: self.spec.partition_mode,
         });
         {
@@ -636,10 +704,12 @@ impl crate::execution::Execution for DatabaseExecution {
         }
         let down = db.teardown();
         drop(db);
-        // The servers are gone: now the namespaces, bridge and rules.
+        // The servers are gone: now the namespaces, bridge and rules, or
+        // the hosts' rules and connections.
         if let Some(net) = &self.network {
             net.teardown();
         }
+        self.hosts = None;
         let outcome = result?;
         logs.with_context(|| format!("copying the servers' logs into {}", nodes_dir.display()))?;
         down.context("tearing the cluster down")?;

@@ -46,6 +46,8 @@ pub fn with_db<T>(db: &SharedDb, f: impl FnOnce(&mut dyn Database) -> T) -> T {
 pub struct Links {
     pub proxies: BTreeMap<(usize, usize), LinkProxy>,
     pub network: Option<Arc<Network>>,
+    /// `--hosts`: the partitions are nftables rules on the hosts.
+    pub hosts: Option<Arc<crate::hosts::PreparedDb>>,
     pub mode: PartitionMode,
 }
 
@@ -54,6 +56,11 @@ impl Links {
     pub fn cut(&self, blocked: &BTreeSet<(usize, usize)>) {
         if let Some(net) = &self.network {
             if let Err(e) = net.cut(blocked) {
+                tracing::error!("partition not made: {e}");
+            }
+        }
+        if let Some(p) = self.hosts.as_ref().and_then(|h| h.partitions.as_ref()) {
+            if let Err(e) = p.cut(blocked) {
                 tracing::error!("partition not made: {e}");
             }
         }
@@ -73,6 +80,11 @@ impl Links {
     pub fn heal_all(&self) {
         if let Some(net) = &self.network {
             if let Err(e) = net.heal() {
+                tracing::error!("partition not healed: {e}");
+            }
+        }
+        if let Some(p) = self.hosts.as_ref().and_then(|h| h.partitions.as_ref()) {
+            if let Err(e) = p.heal() {
                 tracing::error!("partition not healed: {e}");
             }
         }

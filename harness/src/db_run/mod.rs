@@ -58,7 +58,7 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
 #[cfg(any(feature = "postgres", feature = "mariadb", feature = "couchdb"))]
 fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let (db, network) = execution::build(&spec)?;
+    let (db, network, hosts) = execution::build(&spec)?;
     let info = crate::store::RunInfo {
         test: spec.test.clone(),
         seed: spec.seed,
@@ -86,7 +86,7 @@ fn run(spec: DbSpec) -> anyhow::Result<ExitCode> {
     crate::interrupt::install().context("installing the SIGINT/SIGTERM handlers")?;
     let (store, junit) = (spec.store.clone(), spec.junit.clone());
     let total = spec.time_limit.ns();
-    let mut exec = execution::DatabaseExecution::new(spec, db, network);
+    let mut exec = execution::DatabaseExecution::new(spec, db, network, hosts);
     let mut progress = crate::events::Listeners::new();
     progress.push(crate::listeners::Progress::new(total, "wall-clock"));
     let run = crate::store::run_stored(info, &mut exec, &store, progress)?;

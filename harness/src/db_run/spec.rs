@@ -76,6 +76,10 @@ pub struct DbSpec {
     pub network: NetworkMode,
     /// Why `auto` chose the proxy (empty otherwise).
     pub network_why: String,
+    /// The nodes run on these hosts (`--hosts`; `network` is then
+    /// unused: the hosts' own network carries replication, and partitions
+    /// are nftables rules on the hosts).
+    pub hosts: Option<crate::hosts::HostsFile>,
     pub op_timeout: Dur,
     pub converge_timeout: Dur,
     pub txn_size: usize,
@@ -158,7 +162,38 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
         );
     }
     let mut flags = args.db.clone();
-    let (network, network_why) = resolve_network(flags.network, latency_ns, o.net.partition_mode)?;
+    let hosts = match &args.process.hosts {
+        None => None,
+        Some(path) => {
+            anyhow::ensure!(
+                adapter == AdapterKind::PostgresPglogical,
+                "--hosts {}: --adapter {adapter} runs its servers on this machine only (--hosts \
+                 takes --adapter process or postgres-pglogical; docs/remote-hosts.md)",
+                path.display()
+            );
+            anyhow::ensure!(
+                !given.contains("network"),
+                "--network {}: with --hosts the nodes replicate over the hosts' own network and \
+                 partitions are nftables rules on the hosts; leave --network out",
+                flags.network
+            );
+            anyhow::ensure!(
+                latency_ns == 0,
+                "--latency: with --hosts there are no link proxies to add latency on"
+            );
+            anyhow::ensure!(
+                o.net.partition_mode == PartitionMode::Drop,
+                "--partition-mode hold: with --hosts partitions are nftables rules on the hosts, \
+                 which drop packets (--partition-mode drop)"
+            );
+            Some(crate::hosts::load(path).map_err(anyhow::Error::msg)?)
+        }
+    };
+    let (network, network_why) = if hosts.is_some() {
+        (flags.network, String::new())
+    } else {
+        resolve_network(flags.network, latency_ns, o.net.partition_mode)?
+    };
     flags.network = network;
     anyhow::ensure!(
         (0.0..=1.0).contains(&flags.delete_share),
@@ -228,6 +263,7 @@ pub fn resolve(args: &RunArgs, given: &BTreeSet<String>) -> anyhow::Result<DbSpe
         topology,
         network,
         network_why,
+        hosts,
         op_timeout: o.op_timeout,
         converge_timeout: o.converge_timeout,
         txn_size: o.txn_size,
@@ -282,6 +318,17 @@ pub fn resolve_network(
 
 /// The command that reruns this configuration, every option resolved.
 impl DbSpec {
+    /// Whether the run may partition the nodes: the partition nemesis is
+    /// on, or the explicit schedule cuts links.
+    pub fn partitions(&self) -> bool {
+        self.nemesis.0.contains(&FaultKind::Partition)
+            || self.options.nemesis_schedule.as_ref().is_some_and(|s| {
+                s.steps
+                    .iter()
+                    .any(|st| matches!(st.action, Action::Partition(_)))
+            })
+    }
+
     /// Whether the servers run under libfaketime: the clock nemesis is on,
     /// or the explicit schedule moves a clock.
     pub fn clock_faults(&self) -> bool {
@@ -329,7 +376,12 @@ pub fn reproduce(s: &DbSpec) -> String {
     words.extend([
         ("--clock-skew", s.clock_skew.to_string()),
         ("--topology", s.topology.as_str().to_string()),
-        ("--network", s.network.to_string()),
+    ]);
+    match &s.hosts {
+        Some(h) => words.push(("--hosts", h.path.display().to_string())),
+        None => words.push(("--network", s.network.to_string())),
+    }
+    words.extend([
         ("--op-timeout", s.op_timeout.to_string()),
         ("--converge-timeout", s.converge_timeout.to_string()),
         ("--txn-size", s.txn_size.to_string()),
