@@ -231,7 +231,9 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let pids = self.sessions();
+        // Database servers a failing test left in the hosts' workdirs.
+        let mut pids = processes_in(self.path());
+        pids.extend(self.sessions());
         let _ = self.child.kill();
         for p in pids {
             unsafe {
@@ -1231,7 +1233,6 @@ fn postgres_available() -> bool {
 
 /// Processes whose working directory is under `dir` (a database server
 /// runs in its data directory).
-#[cfg(feature = "postgres")]
 fn processes_in(dir: &Path) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -1335,6 +1336,240 @@ fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
     }
     // Nothing is left on the hosts: no server, data, pid or clock file.
     assert_eq!(processes_in(sshd.path()), Vec::<i32>::new());
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+        let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+    let left = sshd.wait_sessions_gone();
+    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_over_ssh_partitions_namespaced_hosts() {
+    if !available() || !postgres_available() {
+        return;
+    }
+    use ladon_adapters::db::netns::{self, Network};
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if let Some(why) = netns::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // Declared first, dropped last: the sshds inside go before it.
+    let net = Network::create(3).unwrap();
+    let sshds: Vec<Sshd> = (0..3).map(|i| Sshd::start_in(Some((&net, i)))).collect();
+    for s in &sshds {
+        std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = hosts_file_of(&sshds);
+    let dir = sshds[0].path();
+    // n1 cut off from n2 and n3 for 6 s (longer than the servers'
+    // replication timeouts), then healed.
+    let schedule = dir.join("cut.json");
+    std::fs::write(
+        &schedule,
+        r#"{"steps": [
+  {"at": "1s", "action": {"partition": {"blocked": [[0,1],[1,0],[0,2],[2,0]], "groups": [[0],[1,2]]}}},
+  {"at": "7s", "action": "heal"}
+]}"#,
+    )
+    .unwrap();
+    let table = |i: usize| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.ns(i),
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "ladon_hosts",
+            ])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    // Watch the hosts' rules while the runs go: the remote run's cut must
+    // be a table on n1's, n2's and n3's hosts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, ns): (_, Vec<String>) = (stop.clone(), (0..3).map(|i| net.ns(i)).collect());
+        std::thread::spawn(move || {
+            let mut seen = [false; 3];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, n) in ns.iter().enumerate() {
+                    seen[i] |= Command::new("ip")
+                        .args([
+                            "netns",
+                            "exec",
+                            n,
+                            "nft",
+                            "list",
+                            "table",
+                            "inet",
+                            "ladon_hosts",
+                        ])
+                        .stderr(Stdio::null())
+                        .stdout(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        })
+    };
+    let store = dir.join("results");
+    let schedule_s = schedule.display().to_string();
+    let (local, remote, err) = db_local_and_remote(
+        &store,
+        &file,
+        "netns",
+        &[
+            "--workload",
+            "set",
+            "--time-limit",
+            "9s",
+            "--nemesis-schedule",
+            &schedule_s,
+            "--seed",
+            "3",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    assert_eq!(
+        seen,
+        [true, true, true],
+        "the cut never reached the hosts' rules\n{err}"
+    );
+    assert!(
+        !table(0) && !table(1) && !table(2),
+        "rules left on the hosts"
+    );
+    assert_eq!(remote, local, "{err}");
+    assert_eq!(remote.1 .0, "valid", "{err}");
+    // The cut was real: n1's server lost its replication connections.
+    let run = std::fs::read_dir(store.join("remote"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let n1 = std::fs::read_to_string(run.join("nodes/n1.log")).unwrap();
+    assert!(
+        n1.contains("timeout") || n1.contains("could not receive data"),
+        "no replication timeout in n1's log:\n{n1}"
+    );
+    for s in &sshds {
+        assert_eq!(processes_in(s.path()), Vec::<i32>::new());
+        let left = s.wait_sessions_gone();
+        assert!(left.is_empty(), "SSH sessions left: {left:?}");
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_servers_left_by_a_killed_ladon_are_removed_by_the_next_run() {
+    if !available() || !postgres_available() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let sshd = Sshd::start();
+    std::fs::set_permissions(sshd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = sshd.hosts_file(3).display().to_string();
+    let store = sshd.path().join("results");
+    let store_s = store.display().to_string();
+    let stderr = sshd.path().join("killed.stderr");
+    let args = [
+        "run",
+        "--adapter",
+        "postgres-pglogical",
+        "--workload",
+        "register",
+        "--nodes",
+        "3",
+        "--store",
+        &store_s,
+        "--hosts",
+        &file,
+    ];
+    // Clock faults on: each server has libfaketime's shared memory too.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ladon"))
+        .args(args)
+        .args([
+            "--time-limit",
+            "60s",
+            "--nemesis",
+            "clock",
+            "--test",
+            "killed",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&stderr)
+        .unwrap_or_default()
+        .contains("nodes up and replicating")
+    {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The servers outlive the killed Ladon (daemons on their hosts).
+    let servers = processes_in(sshd.path());
+    assert!(!servers.is_empty(), "no server ran");
+    let shm = |pids: &[i32]| -> Vec<String> {
+        pids.iter()
+            .map(|p| format!("/dev/shm/faketime_shm_{p}"))
+            .filter(|f| Path::new(f).exists())
+            .collect()
+    };
+    // The postmasters (their pid files), and their libfaketime files.
+    let postmasters: Vec<i32> = ["n1", "n2", "n3"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let f = sshd.path().join(format!("h{}/{n}/{n}.pid", i + 1));
+            let text = std::fs::read_to_string(&f).unwrap();
+            text.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    // The next run sweeps them, runs, and leaves nothing.
+    let out = ladon(&[&args[..], &["--time-limit", "2s", "--test", "next"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for h in 1..=3 {
+        assert!(
+            err.contains(&format!(
+                "host {h} (line {}, {}@127.0.0.1:{}): killed 1 node process(es) an earlier run left behind",
+                3 + (h - 1) * 8,
+                user(),
+                sshd.port
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(processes_in(sshd.path()), Vec::<i32>::new());
+    assert_eq!(shm(&postmasters), Vec::<String>::new());
     for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
         let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
         let left: Vec<_> = std::fs::read_dir(&dir)
