@@ -1242,6 +1242,10 @@ fn processes_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// A run's exit code, verdict and forbidden anomalies.
+#[cfg(feature = "postgres")]
+type Outcome = (Option<i32>, (String, Vec<String>));
+
 /// A database run locally and over SSH (`--hosts file`) with the same
 /// options: both exit codes and verdicts, and the remote run's stderr.
 #[cfg(feature = "postgres")]
@@ -1250,11 +1254,7 @@ fn db_local_and_remote(
     file: &Path,
     local_network: &str,
     args: &[&str],
-) -> (
-    (Option<i32>, (String, Vec<String>)),
-    (Option<i32>, (String, Vec<String>)),
-    String,
-) {
+) -> (Outcome, Outcome, String) {
     let store_s = store.display().to_string();
     let mut base = vec![
         "run",

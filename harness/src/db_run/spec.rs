@@ -434,3 +434,89 @@ pub fn reproduce(s: &DbSpec) -> String {
     }
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ladon run ARGS` resolved as a database run.
+    fn resolve_args(args: &[&str]) -> anyhow::Result<DbSpec> {
+        use clap::{CommandFactory, FromArgMatches};
+        let argv: Vec<&str> = ["ladon", "run"].iter().chain(args).copied().collect();
+        let m = crate::cli::Cli::command().try_get_matches_from(argv)?;
+        let cli = crate::cli::Cli::from_arg_matches(&m)?;
+        let crate::cli::Command::Run(run) = cli.command else {
+            anyhow::bail!("not a run");
+        };
+        let (_, sub) = m.subcommand().expect("run");
+        resolve(&run, &crate::cli::run::given_ids(sub))
+    }
+
+    #[test]
+    fn hosts_take_postgres_only_and_replace_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hosts.toml");
+        std::fs::write(&file, "[[host]]\naddress = \"10.0.0.1\"\n").unwrap();
+        let f = file.display().to_string();
+        let err = resolve_args(&["--adapter", "mariadb", "--hosts", &f]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--hosts {f}: --adapter mariadb runs its servers on this machine only (--hosts \
+                 takes --adapter process or postgres-pglogical; docs/remote-hosts.md)"
+            )
+        );
+        let err = resolve_args(&[
+            "--adapter",
+            "postgres-pglogical",
+            "--hosts",
+            &f,
+            "--network",
+            "netns",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--network netns: with --hosts the nodes replicate over"),
+            "{err}"
+        );
+        let err = resolve_args(&[
+            "--adapter",
+            "postgres-pglogical",
+            "--hosts",
+            &f,
+            "--partition-mode",
+            "hold",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--partition-mode hold: with --hosts"),
+            "{err}"
+        );
+        let spec = resolve_args(&[
+            "--adapter",
+            "postgres-pglogical",
+            "--hosts",
+            &f,
+            "--nemesis",
+            "partition",
+        ])
+        .unwrap();
+        assert_eq!(spec.hosts.as_ref().unwrap().hosts.len(), 1);
+        assert!(spec.partitions());
+        assert!(
+            spec.reproduce.contains(&format!(" --hosts {f} ")),
+            "{}",
+            spec.reproduce
+        );
+        assert!(!spec.reproduce.contains("--network"), "{}", spec.reproduce);
+        // A bad hosts file is named with its line.
+        std::fs::write(&file, "[[host]]\naddress = \"a b\"\n").unwrap();
+        let err = resolve_args(&["--adapter", "postgres-pglogical", "--hosts", &f]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{f}:2: host 1: address \"a b\" is not a host name or address")
+        );
+    }
+}
