@@ -408,7 +408,7 @@ fn sweep_script() -> String {
     script.push_str(
         "for f in */*.pid; do [ -f \"$f\" ] || continue; read p m < \"$f\"; \
          if grep -qzx \"LADON_NODE=$m\" /proc/$p/environ 2>/dev/null; then \
-         kill -9 -- -$p 2>/dev/null; kill -9 $p 2>/dev/null; echo \"killed: $p\"; fi; \
+         kill -s KILL -- -$p 2>/dev/null; kill -s KILL $p 2>/dev/null; echo \"killed: $p\"; fi; \
          rm -f \"$f\" /dev/shm/faketime_shm_$p /dev/shm/sem.faketime_sem_$p; done; rm -f */*.faketime */*.faketime.tmp; \
          rm -rf */db; \
          for d in \"${TMPDIR:-/tmp}\"/ladon-ctl-*; do [ -d \"$d\" ] || continue; p=${d##*/ladon-ctl-}; \

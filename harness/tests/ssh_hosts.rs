@@ -498,8 +498,10 @@ fn ssh_host_runs_uploads_writes_fetches_starts_and_signals() {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let spec = StartSpec {
             node: "n1".into(),
-            program: "cat".into(),
-            args: vec![],
+            // A worker in the background, as a server's: signals reach it
+            // through the process group.
+            program: "sh".into(),
+            args: vec!["-c".into(), "sleep 300 & exec cat".into()],
             env: vec![("X".into(), "y z".into())],
             dir: Some(d.display().to_string()),
             log: d.join("n1.log"),
@@ -539,6 +541,15 @@ fn ssh_host_runs_uploads_writes_fetches_starts_and_signals() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(state(pid), 'T');
+        // The whole group stops (dash's `kill` takes no `kill -STOP --
+        // -PID`: the signal once reached the node alone).
+        let workers = descendants(pid);
+        assert_eq!(workers.len(), 1, "the background sleep");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while state(workers[0]) != 'T' && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(state(workers[0]), 'T', "the node's worker was not stopped");
         stdin.write_all(b"two\n").await.unwrap();
         let early = tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await;
         assert!(early.is_err(), "a stopped process answered: {early:?}");

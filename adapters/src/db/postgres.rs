@@ -365,8 +365,11 @@ impl Postgres {
     /// Creates, configures and starts every node on its host, the nodes in
     /// parallel (`initdb` on each host: they are different machines).
     fn start_remote_nodes(&mut self) -> Result<(), DbError> {
+        self.remote
+            .as_mut()
+            .expect("a remote cluster")
+            .prepare_dirs()?;
         let r = self.remote.as_ref().expect("a remote cluster");
-        r.prepare_dirs()?;
         // Who connects: every node (replication) and this machine (the
         // clients), each by the address it reaches the others from.
         let mut peers: Vec<String> = r.nodes.iter().map(|n| n.addr.to_string()).collect();

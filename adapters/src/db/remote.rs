@@ -70,6 +70,10 @@ pub struct RemoteServers {
     /// last asked the hosts (at most once a second: each ask is a round
     /// trip per host).
     last_poll: Option<Instant>,
+    /// [`teardown`](RemoteServers::teardown) ran and nothing started
+    /// since: a second one (on drop, after the run closed the hosts'
+    /// connections) has nothing to do.
+    torn_down: bool,
 }
 
 fn name_of(i: usize) -> String {
@@ -88,6 +92,7 @@ impl RemoteServers {
             exits: Vec::new(),
             found_exited: vec![false; n],
             last_poll: None,
+            torn_down: false,
         }
     }
 
@@ -120,7 +125,8 @@ impl RemoteServers {
 
     /// Empties every node's directory of an earlier cluster's files and
     /// makes `db/` there, owned by the server user; in parallel over nodes.
-    pub fn prepare_dirs(&self) -> Result<(), DbError> {
+    pub fn prepare_dirs(&mut self) -> Result<(), DbError> {
+        self.torn_down = false;
         self.each(|i| {
             let n = &self.nodes[i];
             let own = match &n.run_as {
@@ -249,6 +255,7 @@ impl RemoteServers {
             live.push((self.nodes[i].host.clone(), pid, marker.clone()));
         }
         self.running[i] = Some(Running { pid, marker });
+        self.torn_down = false;
         self.found_exited[i] = false;
         Ok(())
     }
@@ -357,6 +364,10 @@ impl RemoteServers {
     /// and removes what the cluster made in the nodes' directories, one
     /// command per node, the nodes in parallel. Idempotent.
     pub fn teardown(&mut self, signal: &str, grace: Duration) -> Result<(), DbError> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
         let running = std::mem::replace(&mut self.running, vec![None; self.nodes.len()]);
         let steps = (grace.as_millis() / 100).max(1);
         let r = self.each(|i| {
@@ -365,7 +376,7 @@ impl RemoteServers {
             if let Some(r) = &running[i] {
                 let p = r.pid;
                 script.push_str(&format!(
-                    "kill -CONT -- -{p} 2>/dev/null; kill -{signal} -- -{p} 2>/dev/null; k=0; \
+                    "kill -s CONT -- -{p} 2>/dev/null; kill -s {signal} -- -{p} 2>/dev/null; k=0; \
                      while kill -0 {p} 2>/dev/null && [ $k -lt {steps} ]; do sleep 0.1; k=$((k+1)); done; {} {} ",
                     remote_kill_script(p, &r.marker),
                     faketime_shm_script(p)

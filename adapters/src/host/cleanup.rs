@@ -70,7 +70,7 @@ pub(crate) fn forget_remote(pid: i32, marker: &str) {
 /// process carrying its marker: one round trip.
 pub(crate) fn remote_kill_script(pid: i32, marker: &str) -> String {
     format!(
-        "kill -KILL -- -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; {}",
+        "kill -s KILL -- -{pid} 2>/dev/null; kill -s KILL {pid} 2>/dev/null; {}",
         kill_marked_script(marker)
     )
 }

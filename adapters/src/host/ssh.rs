@@ -685,7 +685,7 @@ impl Host for SshHost {
 
     fn signal(&self, pid: i32, sig: i32) -> io::Result<()> {
         let s = signal_name(sig);
-        let script = format!("kill -{s} -- -{pid} 2>/dev/null || kill -{s} {pid}");
+        let script = format!("kill -s {s} -- -{pid} 2>/dev/null || kill -s {s} {pid}");
         self.run_ok(&format!("kill -{s} {pid}"), &script, None)
             .map(|_| ())
     }
