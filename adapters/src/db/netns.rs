@@ -394,16 +394,18 @@ fn claim(registry: &Path) -> Result<(u8, PathBuf), DbError> {
         if taken_by_other || link_left {
             continue;
         }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&entry)
-        {
-            Ok(mut f) => {
-                f.write_all(format!("{}\n", std::process::id()).as_bytes())
-                    .map_err(DbError::io(format!("write {}", entry.display())))?;
-                return Ok((k, entry));
-            }
+        // The entry appears with its owner already in it (written beside
+        // it, then hard-linked: the link fails if the entry exists). A
+        // sweep in another Ladon that read an empty entry (created, not yet
+        // written) took it for a dead run's, deleted it and then this
+        // run's namespaces.
+        let tmp = registry.join(format!("claim.{k}.{}", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .map_err(DbError::io(format!("write {}", tmp.display())))?;
+        let linked = std::fs::hard_link(&tmp, &entry);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok((k, entry)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(DbError::Io {
