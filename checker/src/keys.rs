@@ -608,6 +608,26 @@ impl KeyIndex {
         Some(out)
     }
 
+    /// Write `b`'s (of a large key) projected clock entry for each group of
+    /// its key, into `out`, as [`KeyIndex::hb`] reads them: `b` knows the
+    /// group's write at slot `a` (of another transaction) exactly when
+    /// `out[group] >= slot_seq[a]`. False (and `out` empty) when `b` has no
+    /// projected clock.
+    pub fn entries_by_group(&self, h: &History, b: MopId, out: &mut Vec<u32>) -> bool {
+        out.clear();
+        let sb = self.slot[b];
+        if sb.is_none() || self.proj_start[sb] == NONE {
+            return false;
+        }
+        let gr = self.key_groups(h.mops[b].key);
+        out.extend(
+            self.groups[gr]
+                .iter()
+                .map(|&(_, start, _)| self.proj_entry(sb, Slot(start))),
+        );
+        true
+    }
+
     /// Entries stored for the projected clocks of large keys' writes (the
     /// nonzero ones of processes not retired), for `LADON_TIMING`.
     pub fn projected_entries(&self) -> usize {
@@ -687,7 +707,15 @@ impl KeyIndex {
     /// [`Sparse`]).
     pub fn sparse(&self, b: MopId) -> Option<Sparse<'_>> {
         let sb = self.slot[b];
-        if sb.is_none() || self.proj_start[sb] == NONE {
+        if sb.is_none() {
+            return None;
+        }
+        self.sparse_at(sb)
+    }
+
+    /// [`KeyIndex::sparse`] of the write at slot `sb`.
+    pub fn sparse_at(&self, sb: Slot) -> Option<Sparse<'_>> {
+        if self.proj_start[sb] == NONE {
             return None;
         }
         let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
