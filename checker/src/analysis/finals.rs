@@ -1070,6 +1070,9 @@ fn retired_ordered(mut retired: Vec<(u32, u32, u64)>, mut queries: Vec<(u32, u32
     ordered
 }
 
+/// How many slots ahead `long_runs_ordered` asks for projected clocks.
+const PREFETCH: usize = 4;
+
 /// Acknowledged writes per run of a key (on average) from which
 /// `concurrent_pairs` counts by [`long_runs_ordered`].
 const LONG_RUNS: usize = 8;
@@ -1133,6 +1136,9 @@ fn long_runs_ordered(idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> Option<u64> {
         // the first slot of `q` with the current write's seq
         let mut own = qa;
         for j in qa..qb {
+            if j + PREFETCH < qb {
+                idx.prefetch_projection(crate::ids::Slot::new(s0 + j + PREFETCH));
+            }
             if !is_acked[j] {
                 continue;
             }
