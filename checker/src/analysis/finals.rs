@@ -244,6 +244,39 @@ struct Totals {
     counter_lost: u64,
 }
 
+impl Totals {
+    /// Adds `later`'s figures (of keys after this one's) as if its keys
+    /// had been judged here one by one: sums, lists in order, and the
+    /// named keys and examples kept up to their caps in order.
+    fn merge(&mut self, later: Totals) {
+        let (c, l) = (&mut self.conflicts, later.conflicts);
+        c.none += l.none;
+        c.lww += l.lww;
+        c.siblings += l.siblings;
+        c.merged += l.merged;
+        c.diverged += l.diverged;
+        c.lost += l.lost;
+        c.concurrent_pairs += l.concurrent_pairs;
+        self.lost_set.extend(later.lost_set);
+        self.list_losses.extend(later.list_losses);
+        for (class, keys) in later.classes {
+            let v = self.classes.entry(class).or_default();
+            let room = CLASS_KEYS.saturating_sub(v.len());
+            v.extend(keys.into_iter().take(room));
+        }
+        self.policy.merge(later.policy);
+        self.counter_deficit += later.counter_deficit;
+        self.counter_lost += later.counter_lost;
+    }
+}
+
+/// Keys named per class (`classes_by_key`).
+const CLASS_KEYS: usize = 20;
+
+/// Writes (of keys with a kind) from which the final states are judged on
+/// two threads; small in unit tests, so that they run both ways.
+const PARALLEL_FINALS: usize = if cfg!(test) { 64 } else { 200_000 };
+
 /// What every key's judgement reads.
 struct Judge<'a, 'x> {
     x: &'a Explain<'x>,
@@ -254,7 +287,7 @@ struct Judge<'a, 'x> {
     real_time: bool,
     nodes: &'a FinalNodes,
     /// Writes some read observed.
-    observed: IdVec<MopId, bool>,
+    observed: &'a IdVec<MopId, bool>,
     unknown_reads: UnknownReads<'a>,
 }
 
@@ -272,20 +305,61 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
             observed[w] = true;
         }
     }
-    let mut judge = Judge {
-        x,
-        h,
-        idx,
-        real_time,
-        nodes: &nodes,
-        observed,
-        unknown_reads: UnknownReads::new(h, x.c),
-    };
-    let mut t = Totals::default();
-    for k in h.keys.ids() {
-        if h.key_kind[k].is_some() {
-            judge.key(k, &mut t, f);
+    let unknown_reads = UnknownReads::new(h, x.c);
+    let judge_keys = |keys: &[KeyId], unknown_reads: UnknownReads<'_>| {
+        let mut judge = Judge {
+            x,
+            h,
+            idx,
+            real_time,
+            nodes: &nodes,
+            observed: &observed,
+            unknown_reads,
+        };
+        let mut t = Totals::default();
+        let mut g = Findings::new(f.max_examples);
+        for &k in keys {
+            judge.key(k, &mut t, &mut g);
         }
+        (t, g)
+    };
+    let keys: Vec<KeyId> = h.keys.ids().filter(|&k| h.key_kind[k].is_some()).collect();
+    // With many writes over several keys, the keys are judged in two
+    // halves (by writes) on two threads and the halves' figures and
+    // findings merged in key order: the same as one pass over the keys.
+    let writes = |ks: &[KeyId]| ks.iter().map(|&k| h.key_writes[k].len()).sum::<usize>();
+    let total = writes(&keys);
+    #[cfg(test)]
+    let total = if tests::NO_SPLIT.load(std::sync::atomic::Ordering::Relaxed) {
+        0
+    } else {
+        total
+    };
+    let (first, second) = if keys.len() >= 2 && total >= PARALLEL_FINALS {
+        let mut acc = 0;
+        let cut = keys
+            .iter()
+            .position(|&k| {
+                acc += h.key_writes[k].len();
+                2 * acc >= total
+            })
+            .map_or(keys.len() - 1, |i| i + 1)
+            .clamp(1, keys.len() - 1);
+        let (a, b) = keys.split_at(cut);
+        let later = unknown_reads.clone();
+        std::thread::scope(|s| {
+            let second = s.spawn(|| judge_keys(b, later));
+            let first = judge_keys(a, unknown_reads);
+            (first, Some(second.join().expect("final-state checks")))
+        })
+    } else {
+        (judge_keys(&keys, unknown_reads), None)
+    };
+    let (mut t, g) = first;
+    f.merge(g);
+    if let Some((t2, g2)) = second {
+        t.merge(t2);
+        f.merge(g2);
     }
     report_list_losses(x, &t.list_losses, f);
     t.lost_set.sort_unstable();
@@ -749,7 +823,7 @@ impl Judge<'_, '_> {
         }
         if class != Class::None {
             let v = t.classes.entry(class.as_str()).or_default();
-            if v.len() < 20 {
+            if v.len() < CLASS_KEYS {
                 v.push(serde_json::to_value(self.h.key(k)).expect("a key"));
             }
         }
@@ -1243,6 +1317,65 @@ mod tests {
             assert_eq!(fast, slow, "seed {seed}");
             assert!(fast[0].contains("conflict-loss"), "seed {seed}");
         }
+    }
+
+    /// Set by a test: the final states are judged in one pass, not in two
+    /// halves on two threads (only the time other tests take changes).
+    pub(super) static NO_SPLIT: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
+    /// Reports with the keys judged in two halves (every history here is
+    /// over `PARALLEL_FINALS` writes in unit tests) equal those of one
+    /// pass: every workload, with each anomaly injected, over several keys
+    /// (examples capped at 2, so the merge's order shows).
+    #[test]
+    fn finals_in_two_halves_report_what_one_pass_reports() {
+        use crate::report::Guarantee;
+        use crate::synth::{generate_vec, GenOptions, Workload};
+        let mut split = 0;
+        for (i, workload) in [
+            Workload::Register,
+            Workload::ListAppend,
+            Workload::Set,
+            Workload::Counter,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (j, inject) in std::iter::once(None)
+                .chain(crate::synth::inject::INJECTABLE.map(Some))
+                .enumerate()
+            {
+                if inject == Some(Anomaly::InvalidHistory) {
+                    continue;
+                }
+                let mut o = GenOptions::new(workload, 400, 6, 3, (i * 100 + j) as u64);
+                o.keys = Some(8);
+                o.inject = inject;
+                o.info_rate = 0.05;
+                let bytes = generate_vec(&o);
+                let Ok(h) = crate::reader::read_history(&bytes[..]) else {
+                    continue;
+                };
+                let report = || {
+                    let opts = crate::check::CheckOptions {
+                        guarantees: vec![Guarantee::Causal],
+                        max_examples: 2,
+                        ..Default::default()
+                    };
+                    serde_json::to_string(&crate::check::check_history(&h, &opts)).expect("json")
+                };
+                let keys = h.keys.ids().filter(|&k| h.key_kind[k].is_some()).count();
+                let writes: usize = h.key_writes.iter().map(|w| w.len()).sum();
+                split += usize::from(keys >= 2 && writes >= PARALLEL_FINALS);
+                let two = report();
+                NO_SPLIT.store(true, std::sync::atomic::Ordering::Relaxed);
+                let one = report();
+                NO_SPLIT.store(false, std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(two, one, "{workload:?} {inject:?}");
+            }
+        }
+        assert!(split >= 40, "{split} histories judged in two halves");
     }
 
     /// Every pair of `acked` compared with `hb`: the reference count.
