@@ -139,9 +139,17 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     });
     lap("reads-from edges");
     let mut vis = visibility::Visibility::default();
-    let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
-        vis.check_op(h, &idx, c, op, clock);
-        idx.record(h, c, op, clock);
+    // The projected clocks' memory is faulted in on another thread while
+    // the sweep's consumer fills it (see `KeyIndex::projection_memory`).
+    let memory = idx.projection_memory();
+    let c = std::thread::scope(|s| {
+        if let Some((addr, bytes)) = memory {
+            s.spawn(move || crate::keys::populate(addr, bytes));
+        }
+        Causality::build(h, seq, prev, rf, |op, clock, c| {
+            vis.check_op(h, &idx, c, op, clock);
+            idx.record(h, c, op, clock);
+        })
     });
     lap("graph and clocks");
     if timing {

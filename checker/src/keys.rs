@@ -628,6 +628,22 @@ impl KeyIndex {
         true
     }
 
+    /// The memory the sweep will fill with projected clocks, as (address,
+    /// bytes), when the keys' writer processes are few and long-lived
+    /// (at most [`POPULATE_GROUPS`] per large key), so that nearly all of
+    /// the reserved capacity will be written: for [`populate`] to fault
+    /// it in ahead of `record` on another core. `None` otherwise (most of
+    /// the capacity reserved for short-lived processes stays untouched).
+    pub fn projection_memory(&self) -> Option<(usize, usize)> {
+        let most = self.iota.len();
+        (most > 0 && most <= POPULATE_GROUPS && self.proj.capacity() > 0).then(|| {
+            (
+                self.proj.as_ptr() as usize,
+                self.proj.capacity() * std::mem::size_of::<u32>(),
+            )
+        })
+    }
+
     /// Entries stored for the projected clocks of large keys' writes (the
     /// nonzero ones of processes not retired), for `LADON_TIMING`.
     pub fn projected_entries(&self) -> usize {
@@ -774,6 +790,41 @@ impl KeyIndex {
     }
 }
 
+/// Most writer processes per large key for which
+/// [`KeyIndex::projection_memory`] offers the projected clocks' memory.
+const POPULATE_GROUPS: usize = 64;
+
+/// Asks the kernel to fault in `bytes` of memory from `addr`, in 4 MiB
+/// steps from the start (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14 and
+/// later; nothing elsewhere). Contents are unchanged: pages already
+/// present are left alone and new ones are the zero pages a first write
+/// would fault in, so this only moves page faults (which on a virtual
+/// machine can cost seconds per GB) to the calling thread. Memory that is
+/// no longer mapped makes the call fail, which is ignored.
+pub fn populate(addr: usize, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const STEP: usize = 4 << 20;
+        let page = 4096;
+        let start = addr.next_multiple_of(page);
+        let end = (addr + bytes) / page * page;
+        let mut a = start;
+        while a < end {
+            let len = STEP.min(end - a);
+            // SAFETY: MADV_POPULATE_WRITE changes no memory contents and
+            // fails (EFAULT/ENOMEM) on addresses that are not mapped.
+            let r =
+                unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+            if r != 0 {
+                return;
+            }
+            a += len;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (addr, bytes);
+}
+
 /// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
 /// is false then true over the range (a binary search).
 pub fn first_true(mut lo: usize, mut hi: usize, f: impl Fn(usize) -> bool) -> usize {
@@ -820,6 +871,23 @@ mod tests {
             .find(|(_, m)| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
             .expect("the write")
             .0
+    }
+
+    #[test]
+    fn populate_leaves_memory_as_it_was() {
+        // 16 MiB, the first half written: contents unchanged after, the
+        // spare capacity still usable; an unmapped range is ignored.
+        let mut v: Vec<u32> = Vec::with_capacity(4 << 20);
+        v.extend((0..2u32 << 20).map(|i| i.wrapping_mul(2_654_435_761)));
+        populate(v.as_ptr() as usize, v.capacity() * 4);
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == (i as u32).wrapping_mul(2_654_435_761)));
+        v.resize(4 << 20, 7);
+        assert!(v[2 << 20..].iter().all(|&x| x == 7));
+        populate(4096, 1 << 20);
+        populate(0, 0);
     }
 
     #[test]
