@@ -800,8 +800,9 @@ const POPULATE_GROUPS: usize = 64;
 /// present are left alone and new ones are the zero pages a first write
 /// would fault in, so this only moves page faults (which on a virtual
 /// machine can cost seconds per GB) to the calling thread. Memory that is
-/// no longer mapped makes the call fail, which is ignored.
-pub fn populate(addr: usize, bytes: usize) {
+/// no longer mapped makes the call fail, which is ignored. Stops early
+/// once `stop` is set (the memory's user is done with it).
+pub fn populate(addr: usize, bytes: usize, stop: &std::sync::atomic::AtomicBool) {
     #[cfg(target_os = "linux")]
     {
         const STEP: usize = 4 << 20;
@@ -809,7 +810,7 @@ pub fn populate(addr: usize, bytes: usize) {
         let start = addr.next_multiple_of(page);
         let end = (addr + bytes) / page * page;
         let mut a = start;
-        while a < end {
+        while a < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let len = STEP.min(end - a);
             // SAFETY: MADV_POPULATE_WRITE changes no memory contents and
             // fails (EFAULT/ENOMEM) on addresses that are not mapped.
@@ -822,7 +823,7 @@ pub fn populate(addr: usize, bytes: usize) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (addr, bytes);
+    let _ = (addr, bytes, stop);
 }
 
 /// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
@@ -879,15 +880,21 @@ mod tests {
         // spare capacity still usable; an unmapped range is ignored.
         let mut v: Vec<u32> = Vec::with_capacity(4 << 20);
         v.extend((0..2u32 << 20).map(|i| i.wrapping_mul(2_654_435_761)));
-        populate(v.as_ptr() as usize, v.capacity() * 4);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        populate(v.as_ptr() as usize, v.capacity() * 4, &go);
         assert!(v
             .iter()
             .enumerate()
             .all(|(i, &x)| x == (i as u32).wrapping_mul(2_654_435_761)));
         v.resize(4 << 20, 7);
         assert!(v[2 << 20..].iter().all(|&x| x == 7));
-        populate(4096, 1 << 20);
-        populate(0, 0);
+        populate(4096, 1 << 20, &go);
+        populate(0, 0, &go);
+        populate(
+            v.as_ptr() as usize,
+            v.capacity() * 4,
+            &std::sync::atomic::AtomicBool::new(true),
+        );
     }
 
     #[test]
