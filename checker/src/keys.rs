@@ -794,9 +794,10 @@ impl KeyIndex {
 /// [`KeyIndex::projection_memory`] offers the projected clocks' memory.
 const POPULATE_GROUPS: usize = 64;
 
-/// Asks the kernel to fault in `bytes` of memory from `addr`, in 4 MiB
-/// steps from the start (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14 and
-/// later; nothing elsewhere). Contents are unchanged: pages already
+/// Asks the kernel to back `bytes` of memory from `addr` with huge pages
+/// where it can (`MADV_HUGEPAGE`) and to fault it in, in 4 MiB steps from
+/// the start (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14 and later;
+/// nothing elsewhere). Contents are unchanged: pages already
 /// present are left alone and new ones are the zero pages a first write
 /// would fault in, so this only moves page faults (which on a virtual
 /// machine can cost seconds per GB) to the calling thread. Memory that is
@@ -809,6 +810,14 @@ pub fn populate(addr: usize, bytes: usize, stop: &std::sync::atomic::AtomicBool)
         let page = 4096;
         let start = addr.next_multiple_of(page);
         let end = (addr + bytes) / page * page;
+        if end > start {
+            // Huge pages where the kernel allows them on request
+            // (`transparent_hugepage` set to `madvise`): fewer faults, and
+            // fewer TLB misses for the passes that read the array out of
+            // order. A hint as well; failure is ignored.
+            // SAFETY: MADV_HUGEPAGE changes no memory contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
         let mut a = start;
         while a < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let len = STEP.min(end - a);
