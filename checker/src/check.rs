@@ -145,9 +145,9 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     let memory = idx.projection_memory();
     let swept = std::sync::atomic::AtomicBool::new(false);
     let c = std::thread::scope(|s| {
-        if let Some((addr, bytes)) = memory {
+        if let Some((addr, bytes, fault_in)) = memory {
             let swept = &swept;
-            s.spawn(move || crate::keys::populate(addr, bytes, swept));
+            s.spawn(move || crate::keys::populate(addr, bytes, fault_in, swept));
         }
         let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
             vis.check_op(h, &idx, c, op, clock);

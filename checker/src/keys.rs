@@ -628,18 +628,20 @@ impl KeyIndex {
         true
     }
 
-    /// The memory the sweep will fill with projected clocks, as (address,
-    /// bytes), when the keys' writer processes are few and long-lived
-    /// (at most [`POPULATE_GROUPS`] per large key), so that nearly all of
-    /// the reserved capacity will be written: for [`populate`] to fault
-    /// it in ahead of `record` on another core. `None` otherwise (most of
-    /// the capacity reserved for short-lived processes stays untouched).
-    pub fn projection_memory(&self) -> Option<(usize, usize)> {
+    /// The memory reserved for projected clocks, which the sweep fills
+    /// from the start, as (address, bytes, fault in): for [`populate`] to
+    /// ask for huge pages there, and, when the keys' writer processes are
+    /// few and long-lived (at most [`POPULATE_GROUPS`] per large key, so
+    /// that nearly all of the reserved capacity will be written), to fault
+    /// it in ahead of `record` on another core (with short-lived processes
+    /// most of the capacity stays untouched). `None` without large keys.
+    pub fn projection_memory(&self) -> Option<(usize, usize, bool)> {
         let most = self.iota.len();
-        (most > 0 && most <= POPULATE_GROUPS && self.proj.capacity() > 0).then(|| {
+        (self.proj.capacity() > 0).then(|| {
             (
                 self.proj.as_ptr() as usize,
                 self.proj.capacity() * std::mem::size_of::<u32>(),
+                most <= POPULATE_GROUPS,
             )
         })
     }
@@ -803,7 +805,7 @@ const POPULATE_GROUPS: usize = 64;
 /// machine can cost seconds per GB) to the calling thread. Memory that is
 /// no longer mapped makes the call fail, which is ignored. Stops early
 /// once `stop` is set (the memory's user is done with it).
-pub fn populate(addr: usize, bytes: usize, stop: &std::sync::atomic::AtomicBool) {
+pub fn populate(addr: usize, bytes: usize, fault_in: bool, stop: &std::sync::atomic::AtomicBool) {
     #[cfg(target_os = "linux")]
     {
         const STEP: usize = 4 << 20;
@@ -818,7 +820,7 @@ pub fn populate(addr: usize, bytes: usize, stop: &std::sync::atomic::AtomicBool)
             // SAFETY: MADV_HUGEPAGE changes no memory contents.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
-        let mut a = start;
+        let mut a = if fault_in { start } else { end };
         while a < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let len = STEP.min(end - a);
             // SAFETY: MADV_POPULATE_WRITE changes no memory contents and
@@ -832,7 +834,7 @@ pub fn populate(addr: usize, bytes: usize, stop: &std::sync::atomic::AtomicBool)
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (addr, bytes, stop);
+    let _ = (addr, bytes, fault_in, stop);
 }
 
 /// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
@@ -890,18 +892,20 @@ mod tests {
         let mut v: Vec<u32> = Vec::with_capacity(4 << 20);
         v.extend((0..2u32 << 20).map(|i| i.wrapping_mul(2_654_435_761)));
         let go = std::sync::atomic::AtomicBool::new(false);
-        populate(v.as_ptr() as usize, v.capacity() * 4, &go);
+        populate(v.as_ptr() as usize, v.capacity() * 4, true, &go);
         assert!(v
             .iter()
             .enumerate()
             .all(|(i, &x)| x == (i as u32).wrapping_mul(2_654_435_761)));
         v.resize(4 << 20, 7);
         assert!(v[2 << 20..].iter().all(|&x| x == 7));
-        populate(4096, 1 << 20, &go);
-        populate(0, 0, &go);
+        populate(4096, 1 << 20, true, &go);
+        populate(0, 0, true, &go);
+        populate(v.as_ptr() as usize, v.capacity() * 4, false, &go);
         populate(
             v.as_ptr() as usize,
             v.capacity() * 4,
+            true,
             &std::sync::atomic::AtomicBool::new(true),
         );
     }
