@@ -139,9 +139,22 @@ pub fn check_history(h: &History, opts: &CheckOptions) -> Report {
     });
     lap("reads-from edges");
     let mut vis = visibility::Visibility::default();
-    let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
-        vis.check_op(h, &idx, c, op, clock);
-        idx.record(h, c, op, clock);
+    // The projected clocks' memory is faulted in on another thread while
+    // the sweep's consumer fills it (see `KeyIndex::projection_memory`).
+    // It stops once the sweep is done.
+    let memory = idx.projection_memory();
+    let swept = std::sync::atomic::AtomicBool::new(false);
+    let c = std::thread::scope(|s| {
+        if let Some((addr, bytes, fault_in)) = memory {
+            let swept = &swept;
+            s.spawn(move || crate::keys::populate(addr, bytes, fault_in, swept));
+        }
+        let c = Causality::build(h, seq, prev, rf, |op, clock, c| {
+            vis.check_op(h, &idx, c, op, clock);
+            idx.record(h, c, op, clock);
+        });
+        swept.store(true, std::sync::atomic::Ordering::Relaxed);
+        c
     });
     lap("graph and clocks");
     if timing {

@@ -608,6 +608,44 @@ impl KeyIndex {
         Some(out)
     }
 
+    /// Write `b`'s (of a large key) projected clock entry for each group of
+    /// its key, into `out`, as [`KeyIndex::hb`] reads them: `b` knows the
+    /// group's write at slot `a` (of another transaction) exactly when
+    /// `out[group] >= slot_seq[a]`. False (and `out` empty) when `b` has no
+    /// projected clock.
+    pub fn entries_by_group(&self, h: &History, b: MopId, out: &mut Vec<u32>) -> bool {
+        out.clear();
+        let sb = self.slot[b];
+        if sb.is_none() || self.proj_start[sb] == NONE {
+            return false;
+        }
+        let gr = self.key_groups(h.mops[b].key);
+        out.extend(
+            self.groups[gr]
+                .iter()
+                .map(|&(_, start, _)| self.proj_entry(sb, Slot(start))),
+        );
+        true
+    }
+
+    /// The memory reserved for projected clocks, which the sweep fills
+    /// from the start, as (address, bytes, fault in): for [`populate`] to
+    /// ask for huge pages there, and, when the keys' writer processes are
+    /// few and long-lived (at most [`POPULATE_GROUPS`] per large key, so
+    /// that nearly all of the reserved capacity will be written), to fault
+    /// it in ahead of `record` on another core (with short-lived processes
+    /// most of the capacity stays untouched). `None` without large keys.
+    pub fn projection_memory(&self) -> Option<(usize, usize, bool)> {
+        let most = self.iota.len();
+        (self.proj.capacity() > 0).then(|| {
+            (
+                self.proj.as_ptr() as usize,
+                self.proj.capacity() * std::mem::size_of::<u32>(),
+                most <= POPULATE_GROUPS,
+            )
+        })
+    }
+
     /// Entries stored for the projected clocks of large keys' writes (the
     /// nonzero ones of processes not retired), for `LADON_TIMING`.
     pub fn projected_entries(&self) -> usize {
@@ -687,7 +725,43 @@ impl KeyIndex {
     /// [`Sparse`]).
     pub fn sparse(&self, b: MopId) -> Option<Sparse<'_>> {
         let sb = self.slot[b];
-        if sb.is_none() || self.proj_start[sb] == NONE {
+        if sb.is_none() {
+            return None;
+        }
+        self.sparse_at(sb)
+    }
+
+    /// Asks the processor to start loading the projected clock stored for
+    /// slot `s` (a hint with no effect on results): a pass over a key's
+    /// writes in slot order reads the clocks out of their storage order
+    /// (recording order, interleaved with every other key's), one cache
+    /// miss per write otherwise.
+    #[inline]
+    pub fn prefetch_projection(&self, s: Slot) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ps = self.proj_start[s];
+            if ps == NONE {
+                return;
+            }
+            let p = self.proj.as_ptr().wrapping_add(ps as usize);
+            let len = self.proj_len[s] as usize;
+            let mut off = 0;
+            while off < len {
+                // SAFETY: SSE is part of the x86_64 baseline, and a
+                // prefetch never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast::<i8>()) };
+                off += 16;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = s;
+    }
+
+    /// [`KeyIndex::sparse`] of the write at slot `sb`.
+    pub fn sparse_at(&self, sb: Slot) -> Option<Sparse<'_>> {
+        if self.proj_start[sb] == NONE {
             return None;
         }
         let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
@@ -716,6 +790,72 @@ impl KeyIndex {
             (r, tau, full)
         })
     }
+}
+
+/// Most writer processes per large key for which
+/// [`KeyIndex::projection_memory`] offers the projected clocks' memory.
+const POPULATE_GROUPS: usize = 64;
+
+/// Asks the kernel to back `bytes` of memory from `addr` with huge pages
+/// where it can (`MADV_HUGEPAGE`) and to fault it in, in 4 MiB steps from
+/// the start (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14 and later;
+/// nothing elsewhere). Contents are unchanged: pages already
+/// present are left alone and new ones are the zero pages a first write
+/// would fault in, so this only moves page faults (which on a virtual
+/// machine can cost seconds per GB) to the calling thread. Memory that is
+/// no longer mapped makes the call fail, which is ignored. Stops early
+/// once `stop` is set (the memory's user is done with it).
+pub fn populate(addr: usize, bytes: usize, fault_in: bool, stop: &std::sync::atomic::AtomicBool) {
+    #[cfg(target_os = "linux")]
+    {
+        const STEP: usize = 4 << 20;
+        let page = 4096;
+        let start = addr.next_multiple_of(page);
+        let end = (addr + bytes) / page * page;
+        if end > start {
+            // Huge pages where the kernel allows them on request
+            // (`transparent_hugepage` set to `madvise`): fewer faults, and
+            // fewer TLB misses for the passes that read the array out of
+            // order. A hint as well; failure is ignored.
+            // SAFETY: MADV_HUGEPAGE changes no memory contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+        let mut a = if fault_in { start } else { end };
+        while a < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let len = STEP.min(end - a);
+            // SAFETY: MADV_POPULATE_WRITE changes no memory contents and
+            // fails (EFAULT/ENOMEM) on addresses that are not mapped.
+            let r =
+                unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+            if r != 0 {
+                return;
+            }
+            a += len;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (addr, bytes, fault_in, stop);
+}
+
+/// Asks the kernel for huge pages under `v`'s capacity (`MADV_HUGEPAGE`,
+/// Linux; a hint, failures ignored, contents unchanged): for the large
+/// arrays a phase fills front to back, whose page faults otherwise cost
+/// one trap per 4 KiB (expensive on a virtual machine). Untouched
+/// capacity stays unbacked either way.
+pub(crate) fn advise_huge<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        let huge = 2 << 20;
+        let addr = v.as_ptr() as usize;
+        let start = addr.next_multiple_of(huge);
+        let end = (addr + v.capacity() * std::mem::size_of::<T>()) / huge * huge;
+        if end > start {
+            // SAFETY: MADV_HUGEPAGE changes no memory contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
@@ -764,6 +904,31 @@ mod tests {
             .find(|(_, m)| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
             .expect("the write")
             .0
+    }
+
+    #[test]
+    fn populate_leaves_memory_as_it_was() {
+        // 16 MiB, the first half written: contents unchanged after, the
+        // spare capacity still usable; an unmapped range is ignored.
+        let mut v: Vec<u32> = Vec::with_capacity(4 << 20);
+        v.extend((0..2u32 << 20).map(|i| i.wrapping_mul(2_654_435_761)));
+        let go = std::sync::atomic::AtomicBool::new(false);
+        populate(v.as_ptr() as usize, v.capacity() * 4, true, &go);
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == (i as u32).wrapping_mul(2_654_435_761)));
+        v.resize(4 << 20, 7);
+        assert!(v[2 << 20..].iter().all(|&x| x == 7));
+        populate(4096, 1 << 20, true, &go);
+        populate(0, 0, true, &go);
+        populate(v.as_ptr() as usize, v.capacity() * 4, false, &go);
+        populate(
+            v.as_ptr() as usize,
+            v.capacity() * 4,
+            true,
+            &std::sync::atomic::AtomicBool::new(true),
+        );
     }
 
     #[test]

@@ -41,6 +41,27 @@ struct Winners {
 const WINNER_EXAMPLES: usize = 5;
 
 impl Policy {
+    /// Adds `later`'s tallies (of keys after this one's) as if its keys
+    /// had been seen here one by one (examples kept up to the cap, in
+    /// order).
+    pub fn merge(&mut self, later: Policy) {
+        self.lww += later.lww;
+        self.siblings += later.siblings;
+        self.with_ts += later.with_ts;
+        self.greatest_ts += later.greatest_ts;
+        self.lower_ts += later.lower_ts;
+        self.ties += later.ties;
+        self.ties_higher_node += later.ties_higher_node;
+        self.ties_lower_node += later.ties_lower_node;
+        let (w, l) = (&mut self.winners, later.winners);
+        w.keys += l.keys;
+        w.same_everywhere += l.same_everywhere;
+        w.not_latest += l.not_latest;
+        w.latest += l.latest;
+        let room = WINNER_EXAMPLES.saturating_sub(w.examples.len());
+        w.examples.extend(l.examples.into_iter().take(room));
+    }
+
     pub fn lww(&mut self, x: &Explain, winner: MopId, frontier: &[MopId]) {
         let h = x.h;
         self.lww += 1;

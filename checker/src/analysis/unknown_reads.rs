@@ -17,6 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// Per register key, the unknown reads: (op, mop) of each read in an `info`
 /// transaction that no earlier write of the same transaction to that key
 /// precedes (a read after the transaction's own write sees that write).
+#[derive(Clone)]
 pub struct UnknownReads<'a> {
     h: &'a History,
     c: &'a Causality,
