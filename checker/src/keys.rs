@@ -837,27 +837,6 @@ pub fn populate(addr: usize, bytes: usize, fault_in: bool, stop: &std::sync::ato
     let _ = (addr, bytes, fault_in, stop);
 }
 
-/// Asks the kernel for huge pages under `v`'s capacity (`MADV_HUGEPAGE`,
-/// Linux; a hint, failures ignored, contents unchanged): for the large
-/// arrays a phase fills front to back, whose page faults otherwise cost
-/// one trap per 4 KiB (expensive on a virtual machine). Untouched
-/// capacity stays unbacked either way.
-pub(crate) fn advise_huge<T>(v: &Vec<T>) {
-    #[cfg(target_os = "linux")]
-    {
-        let huge = 2 << 20;
-        let addr = v.as_ptr() as usize;
-        let start = addr.next_multiple_of(huge);
-        let end = (addr + v.capacity() * std::mem::size_of::<T>()) / huge * huge;
-        if end > start {
-            // SAFETY: MADV_HUGEPAGE changes no memory contents.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = v;
-}
-
 /// The first index of `lo..hi` where `f` holds, or `hi`, for an `f` that
 /// is false then true over the range (a binary search).
 pub fn first_true(mut lo: usize, mut hi: usize, f: impl Fn(usize) -> bool) -> usize {

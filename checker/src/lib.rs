@@ -12,6 +12,7 @@ pub mod fastparse;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod mem;
 pub mod model;
 pub mod parts;
 pub mod reader;

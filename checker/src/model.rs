@@ -317,9 +317,9 @@ impl Builder {
         b.h.ops.reserve(bytes / 200);
         b.h.mops.reserve(bytes / 100);
         b.h.vals.reserve(bytes / 40);
-        crate::keys::advise_huge(&b.h.ops);
-        crate::keys::advise_huge(&b.h.mops);
-        crate::keys::advise_huge(&b.h.vals);
+        crate::mem::advise_huge(&b.h.ops);
+        crate::mem::advise_huge(&b.h.mops);
+        crate::mem::advise_huge(&b.h.vals);
         b
     }
 

@@ -330,7 +330,7 @@ pub fn check(x: &Explain, idx: &KeyIndex, real_time: bool, f: &mut Findings) -> 
     let writes = |ks: &[KeyId]| ks.iter().map(|&k| h.key_writes[k].len()).sum::<usize>();
     let total = writes(&keys);
     #[cfg(test)]
-    let total = if tests::NO_SPLIT.load(std::sync::atomic::Ordering::Relaxed) {
+    let total = if switches::NO_SPLIT.load(std::sync::atomic::Ordering::Relaxed) {
         0
     } else {
         total
@@ -603,7 +603,7 @@ impl Judge<'_, '_> {
             .collect();
         #[cfg(test)]
         let mut skip = SupersededByState::new(idx, k, &judged)
-            .filter(|_| !tests::NO_SKIP.load(std::sync::atomic::Ordering::Relaxed));
+            .filter(|_| !switches::NO_SKIP.load(std::sync::atomic::Ordering::Relaxed));
         #[cfg(not(test))]
         let mut skip = SupersededByState::new(idx, k, &judged);
         let mut candidates: Vec<MopId> = Vec::new();
@@ -1267,17 +1267,27 @@ fn has_concurrency(x: &Explain, idx: &KeyIndex, acked: &[MopId]) -> bool {
     })
 }
 
+/// Switches tests set (their own module, importing nothing: the tests
+/// import the checker, which imports this module).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::Verdict;
-    use crate::testutil::{check, found, history};
-
+mod switches {
     /// Set by a test: `register_losses` asks about every judged write
     /// instead of leaving out those a final state supersedes (which only
     /// changes the time other tests take, not their results).
     pub(super) static NO_SKIP: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
+
+    /// Set by a test: the final states are judged in one pass, not in two
+    /// halves on two threads (only the time other tests take changes).
+    pub(super) static NO_SPLIT: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Verdict;
+    use crate::testutil::{check, found, history};
 
     /// Reports on hot register keys (final states holding one of many
     /// concurrent writes: `conflict-loss` for most keys) are the same when
@@ -1311,18 +1321,13 @@ mod tests {
             use crate::report::Guarantee;
             let gs = [vec![Guarantee::Causal], vec![Guarantee::Linearizable]];
             let fast: Vec<String> = gs.iter().map(|g| report(g.clone())).collect();
-            NO_SKIP.store(true, std::sync::atomic::Ordering::Relaxed);
+            super::switches::NO_SKIP.store(true, std::sync::atomic::Ordering::Relaxed);
             let slow: Vec<String> = gs.iter().map(|g| report(g.clone())).collect();
-            NO_SKIP.store(false, std::sync::atomic::Ordering::Relaxed);
+            super::switches::NO_SKIP.store(false, std::sync::atomic::Ordering::Relaxed);
             assert_eq!(fast, slow, "seed {seed}");
             assert!(fast[0].contains("conflict-loss"), "seed {seed}");
         }
     }
-
-    /// Set by a test: the final states are judged in one pass, not in two
-    /// halves on two threads (only the time other tests take changes).
-    pub(super) static NO_SPLIT: std::sync::atomic::AtomicBool =
-        std::sync::atomic::AtomicBool::new(false);
 
     /// Reports with the keys judged in two halves (every history here is
     /// over `PARALLEL_FINALS` writes in unit tests) equal those of one
@@ -1369,9 +1374,9 @@ mod tests {
                 let writes: usize = h.key_writes.iter().map(|w| w.len()).sum();
                 split += usize::from(keys >= 2 && writes >= PARALLEL_FINALS);
                 let two = report();
-                NO_SPLIT.store(true, std::sync::atomic::Ordering::Relaxed);
+                super::switches::NO_SPLIT.store(true, std::sync::atomic::Ordering::Relaxed);
                 let one = report();
-                NO_SPLIT.store(false, std::sync::atomic::Ordering::Relaxed);
+                super::switches::NO_SPLIT.store(false, std::sync::atomic::Ordering::Relaxed);
                 assert_eq!(two, one, "{workload:?} {inject:?}");
             }
         }
