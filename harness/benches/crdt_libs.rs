@@ -67,6 +67,7 @@ fn lib<R: Replica>(c: &mut Criterion<ThreadCpu>) {
     // The run is deterministic (seed 1): one run counts the operations
     // every measured run completes.
     let ops = run::<R>();
+    eprintln!("{group}: {ops} operations completed per run");
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
     g.throughput(Throughput::Elements(ops));
