@@ -166,7 +166,10 @@ impl Replica for LoroDoc {
                     let bytes = self.doc.export(ExportMode::updates(&theirs)).map_err(err)?;
                     replies.push(Wire::new(WireKind::Update, bytes));
                 }
-                if ahead(&theirs, &ours) {
+                // Updates kept for the next round are not in `ours`: while
+                // any wait, the next round's own `Have` asks instead (asking
+                // now would fetch again what is kept).
+                if ahead(&theirs, &ours) && self.pending.is_empty() {
                     replies.push(Wire::new(WireKind::Have, ours.encode()));
                 }
                 Ok(false)
