@@ -5,7 +5,14 @@
 //!
 //!     cargo bench -p ladon-harness --features crdt-libs --bench crdt_libs
 //!
-//! Throughput is printed in Kops/cpu-s (CPU time of the benchmark thread).
+//! Throughput is printed in Kops/cpu-s (CPU time of the benchmark thread),
+//! the simulation alone (no checker, no history written). One library:
+//!
+//!     cargo bench -p ladon-harness --features crdt-libs --bench crdt_libs -- yrs
+//!
+//! A library whose group name (`simulate-<library>-3-nodes-cpu/list-append`)
+//! the filter does not select is skipped before its operation-counting run,
+//! so measuring one library costs only that library's runs.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ladon_adapters::crdt_libs::{AutomergeDoc, LibCluster, LoroDoc, Persist, Replica, YrsDoc};
@@ -42,9 +49,26 @@ fn run<R: Replica>() -> u64 {
     simulate(cluster, &mut ctx).unwrap().completed_ops
 }
 
+/// The positional filter criterion was given (`-- yrs`), if any: the first
+/// argument after the program that is not an option. `--bench` (added by
+/// cargo) and criterion's value-less flags start with `-`; options that take
+/// a value are not used with this bench.
+fn filter() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
 fn lib<R: Replica>(c: &mut Criterion<ThreadCpu>) {
+    let group = format!("simulate-{}-3-nodes-cpu", R::NAME);
+    if let Some(f) = filter() {
+        if !format!("{group}/list-append").contains(&f) {
+            return;
+        }
+    }
+    // The run is deterministic (seed 1): one run counts the operations
+    // every measured run completes.
     let ops = run::<R>();
-    let mut g = c.benchmark_group(format!("simulate-{}-3-nodes-cpu", R::NAME));
+    eprintln!("{group}: {ops} operations completed per run");
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
     g.throughput(Throughput::Elements(ops));
     g.bench_function("list-append", |b| b.iter(run::<R>));

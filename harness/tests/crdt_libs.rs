@@ -103,7 +103,12 @@ const FINDINGS: &[(&str, u64, &[&str])] = &[
     (
         "--adapter automerge --workload register --nemesis clock",
         1,
-        &["conflict-loss"],
+        &[
+            "causal-visibility",
+            "conflict-loss",
+            "monotonic-reads",
+            "read-your-writes",
+        ],
     ),
     (
         "--adapter automerge --workload register --nemesis clock",
@@ -118,17 +123,27 @@ const FINDINGS: &[(&str, u64, &[&str])] = &[
     (
         "--adapter automerge --workload register --nemesis crash",
         2,
-        &["causal-visibility", "conflict-loss", "read-your-writes"],
+        &[
+            "causal-visibility",
+            "conflict-loss",
+            "monotonic-reads",
+            "read-your-writes",
+        ],
     ),
     (
         "--adapter automerge --workload register --nemesis dup --reorder 0.3",
         1,
-        &["conflict-loss", "monotonic-reads", "read-your-writes"],
+        &[
+            "causal-visibility",
+            "conflict-loss",
+            "monotonic-reads",
+            "read-your-writes",
+        ],
     ),
     (
         "--adapter automerge --workload register --nemesis dup --reorder 0.3",
         2,
-        &["causal-visibility", "conflict-loss"],
+        &["causal-visibility", "conflict-loss", "read-your-writes"],
     ),
     (
         "--adapter automerge --workload register --nemesis partition",
@@ -138,7 +153,12 @@ const FINDINGS: &[(&str, u64, &[&str])] = &[
     (
         "--adapter automerge --workload register --nemesis partition",
         2,
-        &["causal-visibility", "conflict-loss", "read-your-writes"],
+        &[
+            "causal-visibility",
+            "conflict-loss",
+            "monotonic-reads",
+            "read-your-writes",
+        ],
     ),
 ];
 

@@ -287,6 +287,17 @@ fn advance_heads(
     advanced
 }
 
+impl AutomergeDoc {
+    /// The next sync message to `peer`, if the protocol has one to send.
+    fn message(&mut self, peer: usize) -> Option<Wire> {
+        let msg = self
+            .doc
+            .sync()
+            .generate_sync_message(&mut self.peers[peer])?;
+        Some(Wire::new(WireKind::Sync, msg.encode()))
+    }
+}
+
 impl Replica for AutomergeDoc {
     const NAME: &'static str = "automerge";
 
@@ -320,12 +331,13 @@ impl Replica for AutomergeDoc {
         }
     }
 
-    fn push(&mut self, peer: usize) -> Option<Wire> {
-        let msg = self
-            .doc
-            .sync()
-            .generate_sync_message(&mut self.peers[peer])?;
-        Some(Wire::new(WireKind::Sync, msg.encode()))
+    fn push(&mut self, _peer: usize) -> Option<Wire> {
+        // No push per commit: the next anti-entropy round sends it. Each
+        // sync message costs a Bloom filter of every change since the shared
+        // heads and the collection of the changes to send from the op set;
+        // a message per commit and peer (and the replies each starts) was
+        // most of a run's time (docs/performance.md).
+        None
     }
 
     fn tick(&mut self, peer: usize) -> Option<Wire> {
@@ -334,7 +346,7 @@ impl Replica for AutomergeDoc {
         // automerge persists it across reconnections).
         let st = &mut self.peers[peer];
         *st = State::decode(&st.encode()).unwrap_or_default();
-        self.push(peer)
+        self.message(peer)
     }
 
     fn receive(
@@ -350,7 +362,7 @@ impl Replica for AutomergeDoc {
         let before = self.doc.get_heads();
         receive_sync_message(&mut self.doc, &mut self.peers[peer], m, &before)?;
         let changed = self.doc.get_heads() != before;
-        if let Some(w) = self.push(peer) {
+        if let Some(w) = self.message(peer) {
             replies.push(w);
         }
         Ok(changed)

@@ -6,7 +6,8 @@
 //! network ([`Wire`]). What differs between libraries sits behind
 //! [`Replica`]; this module owns what they share: the node (client requests
 //! as one library transaction each, a push to every peer after a local
-//! commit, anti-entropy every 100 ms of the node's clock), durability
+//! commit, anti-entropy every 100 ms of the node's clock, which first
+//! applies what a library deferred: [`Replica::flush`]), durability
 //! ([`Persist`]) and the cluster.
 //!
 //! Determinism: a node's actor/client/peer id is derived from its node id and
@@ -148,6 +149,14 @@ pub trait Replica: Sized + 'static {
     fn receive(&mut self, peer: usize, msg: &Wire, replies: &mut Vec<Wire>)
         -> Result<bool, String>;
 
+    /// Applies what [`Replica::receive`] deferred (loro: the updates it
+    /// received since the last round, imported in one batch). Called at the
+    /// start of every anti-entropy round; returns whether the document
+    /// changed.
+    fn flush(&mut self) -> Result<bool, String> {
+        Ok(false)
+    }
+
     /// Everything not saved yet, in the library's save encoding (`None`:
     /// nothing new).
     fn save_incremental(&mut self) -> Option<Vec<u8>>;
@@ -273,6 +282,16 @@ impl<R: Replica> Node for LibNode<R> {
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Wire, Saved>, timer: TimerId) {
         if timer != ANTI_ENTROPY {
             return;
+        }
+        if let Ok(doc) = self.doc.as_mut() {
+            match doc.flush() {
+                Ok(changed) => {
+                    if changed && self.persist == Persist::EveryOp {
+                        self.save(ctx);
+                    }
+                }
+                Err(e) => ctx.log(format!("deferred updates rejected: {e}")),
+            }
         }
         if self.persist == Persist::EverySync {
             self.save(ctx);
