@@ -160,17 +160,33 @@ impl Registry {
             if owner > 0 && process_alive(owner) {
                 continue; // a running Ladon's (or ours)
             }
-            for pid in processes_under(&root) {
-                signal_tree(pid, libc::SIGCONT);
-                signal_tree(pid, libc::SIGKILL);
-                // SAFETY: a process running on this dead owner's directory
-                // (a server, or an `initdb` caught mid-setup).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                wait_gone(pid, Duration::from_secs(10));
-                remove_faketime_shm(pid);
-                out.killed.push(pid);
+            // Scanned again until none is left: an `initdb` caught
+            // mid-setup may start its next `postgres` after a scan.
+            for _ in 0..10 {
+                let pids = processes_under(&root);
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    signal_tree(pid, libc::SIGCONT);
+                    signal_tree(pid, libc::SIGKILL);
+                    // SAFETY: a process running on this dead owner's
+                    // directory (a server, or an `initdb` caught mid-setup).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    wait_gone(pid, Duration::from_secs(10));
+                    remove_faketime_shm(pid);
+                    out.killed.push(pid);
+                }
             }
-            if root.exists() && std::fs::remove_dir_all(&root).is_ok() {
+            // A removal that races a process's last writes is tried again.
+            let existed = root.exists();
+            for _ in 0..5 {
+                if !root.exists() || std::fs::remove_dir_all(&root).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if existed && !root.exists() {
                 out.removed.push(root);
             }
             let _ = std::fs::remove_file(entry.path());
