@@ -631,7 +631,7 @@ impl KeyIndex {
     /// The memory reserved for projected clocks, which the sweep fills
     /// from the start, as (address, bytes, fault in): for [`populate`] to
     /// ask for huge pages there, and, when the keys' writer processes are
-    /// few and long-lived (at most [`POPULATE_GROUPS`] per large key, so
+    /// few and long-lived (at most `POPULATE_GROUPS` per large key, so
     /// that nearly all of the reserved capacity will be written), to fault
     /// it in ahead of `record` on another core (with short-lived processes
     /// most of the capacity stays untouched). `None` without large keys.
