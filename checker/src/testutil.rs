@@ -16,7 +16,16 @@ pub fn lin_kv_history(seed: u64, ops: u64, keys: u32, clients: u32, info_rate: f
         info_rate,
         seed,
     });
-    crate::reader::read_history(&bytes[..])
+    read(&bytes)
+}
+
+/// The history `o` generates.
+pub fn generated(o: &crate::synth::GenOptions) -> History {
+    read(&crate::synth::generate_vec(o))
+}
+
+fn read(bytes: &[u8]) -> History {
+    crate::reader::read_history(bytes)
         .map_err(|_| "invalid")
         .expect("a generated history is valid")
 }

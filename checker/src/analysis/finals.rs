@@ -1295,7 +1295,7 @@ mod tests {
     /// as when it asks about every write.
     #[test]
     fn register_losses_skip_only_what_the_final_state_supersedes() {
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         for (seed, keys, processes, mops, info_rate) in [
             (1u64, 2u32, 6u32, 1u32, 0.0),
             (2, 3, 8, 4, 0.02),
@@ -1307,10 +1307,7 @@ mod tests {
             o.mops = Some(mops);
             o.keys = Some(keys);
             o.max_writes_per_key = u32::MAX;
-            let bytes = generate_vec(&o);
-            let h = crate::reader::read_history(&bytes[..])
-                .map_err(|_| "invalid")
-                .expect("a generated history is valid");
+            let h = crate::testutil::generated(&o);
             let report = |guarantees: Vec<crate::report::Guarantee>| {
                 let opts = crate::check::CheckOptions {
                     guarantees,
@@ -1336,7 +1333,7 @@ mod tests {
     #[test]
     fn finals_in_two_halves_report_what_one_pass_reports() {
         use crate::report::Guarantee;
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         let mut split = 0;
         for (i, workload) in [
             Workload::Register,
@@ -1358,7 +1355,7 @@ mod tests {
                 o.keys = Some(8);
                 o.inject = inject;
                 o.info_rate = 0.05;
-                let bytes = generate_vec(&o);
+                let bytes = crate::synth::generate_vec(&o);
                 let Ok(h) = crate::reader::read_history(&bytes[..]) else {
                     continue;
                 };
@@ -1404,7 +1401,7 @@ mod tests {
     #[test]
     fn concurrent_pairs_on_long_runs_agree_with_every_pair() {
         use crate::causality::{session, Causality, ReadsFrom, Writers};
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         let mut long = 0;
         for (seed, keys, processes, mops, info_rate) in [
             (1u64, 1u32, 4u32, 1u32, 0.0),
@@ -1418,10 +1415,7 @@ mod tests {
             o.mops = Some(mops);
             o.keys = Some(keys);
             o.max_writes_per_key = u32::MAX;
-            let bytes = generate_vec(&o);
-            let h = crate::reader::read_history(&bytes[..])
-                .map_err(|_| "invalid")
-                .expect("a generated history is valid");
+            let h = crate::testutil::generated(&o);
             let (seq, prev) = session(&h);
             let mut idx = KeyIndex::new(&h, &seq);
             let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));

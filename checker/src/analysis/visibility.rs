@@ -637,7 +637,7 @@ mod tests {
     /// injected (`causal-visibility`, `monotonic-reads`).
     #[test]
     fn reflects_past_agrees_with_the_scan_on_multi_operation_transactions() {
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         let mut found = 0;
         for (seed, inject) in [
             (1u64, None),
@@ -650,10 +650,7 @@ mod tests {
             o.keys = Some(3);
             o.max_writes_per_key = u32::MAX;
             o.inject = inject;
-            let bytes = generate_vec(&o);
-            let h = crate::reader::read_history(&bytes[..])
-                .map_err(|_| "invalid")
-                .expect("a generated history is valid");
+            let h = crate::testutil::generated(&o);
             let fast = violations(&h, false);
             assert_eq!(fast, violations(&h, true), "seed {seed}");
             found += fast.len();
