@@ -135,24 +135,20 @@ impl Couch {
         })
     }
 
-    fn name_of(i: usize) -> String {
-        format!("n{}", i + 1)
-    }
-
     fn root(&self) -> &Path {
         self.servers.root()
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
-        self.root().join(Self::name_of(i))
+        self.root().join(super::name_of(i))
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.root().join(format!("{}.log", Self::name_of(i)))
+        self.root().join(format!("{}.log", super::name_of(i)))
     }
 
     fn start(&mut self, i: usize) -> Result<(), DbError> {
-        let node = Self::name_of(i);
+        let node = super::name_of(i);
         let dir = self.node_dir(i);
         let mut cmd = Command::new("node");
         if self.replication == Replication::Continuous {
@@ -207,7 +203,7 @@ impl Couch {
             Duration::from_secs(5),
         ))
         .map_err(|e| DbError::Command {
-            node: Self::name_of(i),
+            node: super::name_of(i),
             command: format!("{method} {path}"),
             output: e,
         })
@@ -221,7 +217,7 @@ impl Couch {
             }
             if self.servers.start_failed(i) || t0.elapsed() > limit {
                 return Err(DbError::NotReady {
-                    node: Self::name_of(i),
+                    node: super::name_of(i),
                     secs: t0.elapsed().as_secs(),
                     log: self.log_path(i),
                 });
@@ -340,7 +336,7 @@ impl Database for Couch {
     }
 
     fn nodes(&self) -> Vec<String> {
-        (0..self.spec.nodes).map(Self::name_of).collect()
+        (0..self.spec.nodes).map(super::name_of).collect()
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
@@ -390,7 +386,7 @@ impl Database for Couch {
                     let (status, answer) = self.call(to, "POST", "/_replicate", Some(body))?;
                     if !(200..300).contains(&status) {
                         return Err(DbError::Command {
-                            node: Self::name_of(to),
+                            node: super::name_of(to),
                             command: "POST /_replicate (continuous)".into(),
                             output: format!("{status}: {answer}"),
                         });
@@ -456,14 +452,14 @@ impl Database for Couch {
         (0..self.spec.nodes)
             .filter_map(|i| {
                 let log = std::fs::read_to_string(self.log_path(i)).ok()?;
-                kept_alive(&Self::name_of(i), &log)
+                kept_alive(&super::name_of(i), &log)
             })
             .collect()
     }
 
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
         let logs: Vec<_> = (0..self.spec.nodes)
-            .map(|i| (Self::name_of(i), self.log_path(i)))
+            .map(|i| (super::name_of(i), self.log_path(i)))
             .collect();
         super::append_logs(&logs, into)
     }

@@ -148,16 +148,12 @@ impl MariaDb {
         })
     }
 
-    fn name_of(i: usize) -> String {
-        format!("n{}", i + 1)
-    }
-
     fn root(&self) -> &Path {
         self.servers.root()
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
-        self.root().join(Self::name_of(i))
+        self.root().join(super::name_of(i))
     }
 
     fn data_dir(&self, i: usize) -> PathBuf {
@@ -165,11 +161,11 @@ impl MariaDb {
     }
 
     fn config_path(&self, i: usize) -> PathBuf {
-        self.root().join(format!("{}.cnf", Self::name_of(i)))
+        self.root().join(format!("{}.cnf", super::name_of(i)))
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.root().join(format!("{}.log", Self::name_of(i)))
+        self.root().join(format!("{}.log", super::name_of(i)))
     }
 
     /// Node `i`'s `--defaults-file`.
@@ -233,10 +229,10 @@ impl MariaDb {
             .client(i)
             .args(["-N", "-B", "-e", sql])
             .output()
-            .map_err(DbError::io(format!("{}: run mariadb", Self::name_of(i))))?;
+            .map_err(DbError::io(format!("{}: run mariadb", super::name_of(i))))?;
         if !out.status.success() {
             return Err(DbError::Command {
-                node: Self::name_of(i),
+                node: super::name_of(i),
                 command: format!("mariadb -e {sql:?}"),
                 output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
@@ -245,7 +241,7 @@ impl MariaDb {
     }
 
     fn start(&mut self, i: usize) -> Result<(), DbError> {
-        let node = Self::name_of(i);
+        let node = super::name_of(i);
         let mut cmd = Command::new(&self.bins.server);
         let data = self.data_dir(i);
         // The data directory as an argument of its own: the registry's
@@ -271,7 +267,7 @@ impl MariaDb {
             }
             if self.servers.start_failed(i) || t0.elapsed() > limit {
                 return Err(DbError::NotReady {
-                    node: Self::name_of(i),
+                    node: super::name_of(i),
                     secs: t0.elapsed().as_secs(),
                     log: self.log_path(i),
                 });
@@ -288,10 +284,10 @@ impl MariaDb {
             .client(i)
             .args(["-E", "-e", "SHOW ALL SLAVES STATUS"])
             .output()
-            .map_err(DbError::io(format!("{}: run mariadb", Self::name_of(i))))?;
+            .map_err(DbError::io(format!("{}: run mariadb", super::name_of(i))))?;
         if !out.status.success() {
             return Err(DbError::Command {
-                node: Self::name_of(i),
+                node: super::name_of(i),
                 command: "mariadb -E -e 'SHOW ALL SLAVES STATUS'".into(),
                 output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
@@ -359,7 +355,7 @@ impl Database for MariaDb {
     }
 
     fn nodes(&self) -> Vec<String> {
-        (0..self.spec.nodes).map(Self::name_of).collect()
+        (0..self.spec.nodes).map(super::name_of).collect()
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
@@ -432,7 +428,7 @@ impl Database for MariaDb {
                 .map_err(DbError::io("run cp"))?;
             if !out.status.success() {
                 return Err(DbError::Command {
-                    node: Self::name_of(i),
+                    node: super::name_of(i),
                     command: format!("cp -a {} {}", template.display(), to.display()),
                     output: String::from_utf8_lossy(&out.stderr).into(),
                 });
@@ -490,7 +486,7 @@ impl Database for MariaDb {
                     if r.io_running != "Yes" || r.sql_running != "Yes" {
                         waiting.push(format!(
                             "{} {}: io {} sql {} {}{}",
-                            Self::name_of(i),
+                            super::name_of(i),
                             r.connection,
                             r.io_running,
                             r.sql_running,
@@ -588,7 +584,7 @@ impl Database for MariaDb {
                     format!(
                         "replication stopped on {} from {}: error {errno}: {error} \
                          (IO thread {}, SQL thread {})",
-                        Self::name_of(i),
+                        super::name_of(i),
                         r.connection.trim_start_matches("from_"),
                         r.io_running,
                         r.sql_running
@@ -596,7 +592,7 @@ impl Database for MariaDb {
                 })),
                 Err(e) => out.push(format!(
                     "replication status of {} unknown: {e}",
-                    Self::name_of(i)
+                    super::name_of(i)
                 )),
             }
         }
@@ -616,7 +612,7 @@ impl Database for MariaDb {
                             // Short: the whole error is a replication problem.
                             format!(
                                 "replication stopped on {} from {} (error {})",
-                                Self::name_of(i),
+                                super::name_of(i),
                                 r.connection.trim_start_matches("from_"),
                                 r.last_sql_errno
                             )
@@ -629,7 +625,7 @@ impl Database for MariaDb {
 
     fn collect_logs(&self, into: &Path) -> Result<(), DbError> {
         let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
-            .map(|i| (Self::name_of(i), self.log_path(i)))
+            .map(|i| (super::name_of(i), self.log_path(i)))
             .collect();
         append_logs(&logs, into)
     }

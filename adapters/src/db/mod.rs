@@ -251,6 +251,11 @@ pub trait Database: Send {
     fn teardown(&mut self) -> Result<(), DbError>;
 }
 
+/// Node `i`'s name: `n1` … `nN`.
+pub fn name_of(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
 /// Free loopback ports, one per node.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, DbError> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
@@ -270,19 +275,22 @@ pub fn append_logs(logs: &[(String, PathBuf)], into: &Path) -> Result<(), DbErro
     std::fs::create_dir_all(into).map_err(DbError::io(format!("create {}", into.display())))?;
     for (node, from) in logs.iter().filter(|(_, f)| f.exists()) {
         let to = into.join(format!("{node}.log"));
-        let copy = || -> std::io::Result<u64> {
-            let mut src = std::fs::File::open(from)?;
-            let mut dst = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&to)?;
-            std::io::copy(&mut src, &mut dst)
-        };
-        copy().map_err(DbError::io(format!(
-            "append {} to {}",
-            from.display(),
-            to.display()
-        )))?;
+        std::fs::File::open(from)
+            .and_then(|mut src| append_to_log(&to, &mut src))
+            .map_err(DbError::io(format!(
+                "append {} to {}",
+                from.display(),
+                to.display()
+            )))?;
     }
     Ok(())
+}
+
+/// Appends what `src` holds to the node log `to` (created if absent).
+pub fn append_to_log(to: &Path, src: &mut dyn std::io::Read) -> std::io::Result<()> {
+    let mut dst = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(to)?;
+    std::io::copy(src, &mut dst).map(|_| ())
 }

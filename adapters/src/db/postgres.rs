@@ -200,20 +200,16 @@ impl Postgres {
         crate::host::sh_quote(&self.bin.join(tool).display().to_string())
     }
 
-    fn name_of(i: usize) -> String {
-        format!("n{}", i + 1)
-    }
-
     fn root(&self) -> &Path {
         self.servers.root()
     }
 
     fn data_dir(&self, i: usize) -> PathBuf {
-        self.root().join(Self::name_of(i))
+        self.root().join(super::name_of(i))
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.root().join(format!("{}.log", Self::name_of(i)))
+        self.root().join(format!("{}.log", super::name_of(i)))
     }
 
     /// Runs a server-side binary (`initdb`) as the server user.
@@ -270,10 +266,10 @@ impl Postgres {
                 sql,
             ])
             .output()
-            .map_err(DbError::io(format!("{}: run psql", Self::name_of(i))))?;
+            .map_err(DbError::io(format!("{}: run psql", super::name_of(i))))?;
         if !out.status.success() {
             return Err(DbError::Command {
-                node: Self::name_of(i),
+                node: super::name_of(i),
                 command: format!("psql -c {sql:?}"),
                 output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
@@ -291,7 +287,7 @@ impl Postgres {
             r.start(i, &argv)?;
             return self.wait_ready_remote(i, Duration::from_secs(30));
         }
-        let node = Self::name_of(i);
+        let node = super::name_of(i);
         let data = self.data_dir(i);
         let mut cmd = Command::new(self.bin.join("postgres"));
         cmd.arg("-D").arg(&data);
@@ -303,7 +299,7 @@ impl Postgres {
     }
 
     fn wait_ready(&mut self, i: usize, limit: Duration) -> Result<(), DbError> {
-        let node = Self::name_of(i);
+        let node = super::name_of(i);
         let port = self.ports[i].to_string();
         let host = self.spec.ip(i).to_string();
         let t0 = Instant::now();
@@ -331,7 +327,7 @@ impl Postgres {
     fn wait_ready_remote(&self, i: usize, limit: Duration) -> Result<(), DbError> {
         let r = self.remote.as_ref().expect("a remote cluster");
         let n = &r.nodes[i];
-        let name = Self::name_of(i);
+        let name = super::name_of(i);
         let steps = limit.as_millis() / 100;
         let waited = r.run(
             i,
@@ -468,7 +464,7 @@ impl Postgres {
                 i,
                 &format!(
                     "SELECT pglogical.create_node(node_name := '{}', dsn := '{}')",
-                    Self::name_of(i),
+                    super::name_of(i),
                     self.dsn(i)
                 ),
             )?;
@@ -602,7 +598,7 @@ impl Database for Postgres {
     }
 
     fn nodes(&self) -> Vec<String> {
-        (0..self.spec.nodes).map(Self::name_of).collect()
+        (0..self.spec.nodes).map(super::name_of).collect()
     }
 
     fn enable_clock_faults(&mut self, library: &Path) -> Result<(), DbError> {
@@ -697,7 +693,7 @@ impl Database for Postgres {
                 .map_err(DbError::io("run cp"))?;
             if !out.status.success() {
                 return Err(DbError::Command {
-                    node: Self::name_of(i),
+                    node: super::name_of(i),
                     command: format!("cp -a {} {}", template.display(), to.display()),
                     output: String::from_utf8_lossy(&out.stderr).into(),
                 });
@@ -767,7 +763,7 @@ impl Database for Postgres {
     fn replication_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for i in 0..self.spec.nodes {
-            let node = Self::name_of(i);
+            let node = super::name_of(i);
             let log = match &self.remote {
                 Some(r) => Some(r.log(i)),
                 None => std::fs::read_to_string(self.log_path(i)).ok(),
@@ -800,7 +796,7 @@ impl Database for Postgres {
             return r.collect_logs(into);
         }
         let logs: Vec<(String, PathBuf)> = (0..self.spec.nodes)
-            .map(|i| (Self::name_of(i), self.log_path(i)))
+            .map(|i| (super::name_of(i), self.log_path(i)))
             .collect();
         append_logs(&logs, into)
     }

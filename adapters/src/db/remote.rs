@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::DbError;
+use super::{name_of, DbError};
 use crate::host::cleanup::{forget_remote, remote_kill_script, LIVE_REMOTE};
 use crate::host::{sh_quote, Host};
 use crate::process::clock::Faketime;
@@ -64,7 +64,6 @@ pub struct RemoteServers {
     running: Vec<Option<Running>>,
     faketime_library: Option<PathBuf>,
     clocks: Vec<Faketime>,
-    exits: Vec<String>,
     found_exited: Vec<bool>,
     /// When [`exited_by_themselves`](RemoteServers::exited_by_themselves)
     /// last asked the hosts (at most once a second: each ask is a round
@@ -76,10 +75,6 @@ pub struct RemoteServers {
     torn_down: bool,
 }
 
-fn name_of(i: usize) -> String {
-    format!("n{}", i + 1)
-}
-
 impl RemoteServers {
     pub fn new(what: &'static str, nodes: Vec<RemoteNode>) -> RemoteServers {
         let n = nodes.len();
@@ -89,7 +84,6 @@ impl RemoteServers {
             running: vec![None; n],
             faketime_library: None,
             clocks: Vec::new(),
-            exits: Vec::new(),
             found_exited: vec![false; n],
             last_poll: None,
             torn_down: false,
@@ -202,7 +196,7 @@ impl RemoteServers {
     /// to `nK.log`. Returns once its pid is known.
     pub fn start(&mut self, i: usize, argv: &[String]) -> Result<(), DbError> {
         let name = name_of(i);
-        let marker = format!("{}.{}.{name}", std::process::id(), rand_suffix());
+        let marker = format!("{}.{name}", crate::process::child::new_marker());
         // The server leads its own session and process group (`setsid`,
         // which does not fork for a background job: the pid stays `$!`),
         // so signals to the group reach its workers; its parent is a shell
@@ -320,7 +314,6 @@ impl RemoteServers {
                 self.what,
                 self.nodes[i].host.name()
             );
-            self.exits.push(line.clone());
             out.push(line);
         }
         out
@@ -346,15 +339,8 @@ impl RemoteServers {
                 continue;
             }
             let to = into.join(format!("{}.log", name_of(i)));
-            use std::io::Write as _;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&to)
-                .and_then(|mut f| {
-                    f.write_all(text.as_bytes())
-                        .and_then(|()| f.write_all(b"\n"))
-                })
+            // `log` comes without its last newline.
+            super::append_to_log(&to, &mut format!("{text}\n").as_bytes())
                 .map_err(DbError::io(format!("append to {}", to.display())))?;
         }
         Ok(())
@@ -394,25 +380,10 @@ impl RemoteServers {
         self.clocks.clear();
         r
     }
-
-    /// Every exit found so far.
-    pub fn exits(&self) -> &[String] {
-        &self.exits
-    }
 }
 
 /// Removes the shared-memory files libfaketime made for the server
 /// process `pid` (it removes them at exit, but not after a SIGKILL).
 fn faketime_shm_script(pid: i32) -> String {
     format!("rm -f /dev/shm/faketime_shm_{pid} /dev/shm/sem.faketime_sem_{pid};")
-}
-
-/// A few bits that differ between runs (the marker must not match an
-/// earlier run's process on a host).
-fn rand_suffix() -> u128 {
-    use std::time::SystemTime;
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_007)
-        .unwrap_or(0)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::process_group::{remove_faketime_shm, signal_tree, Server};
 use super::registry::Registry;
-use super::DbError;
+use super::{name_of, DbError};
 use crate::process::clock::Faketime;
 
 /// How [`Servers::teardown`] stops a server.
@@ -39,11 +39,6 @@ pub struct Servers {
     exits: Vec<String>,
     /// Whether node `i`'s server (still in its slot) was found exited.
     found_exited: Vec<bool>,
-}
-
-/// Node `i`'s name.
-fn name_of(i: usize) -> String {
-    format!("n{}", i + 1)
 }
 
 impl Servers {

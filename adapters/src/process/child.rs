@@ -78,7 +78,9 @@ pub enum SpawnError {
     },
 }
 
-fn new_marker() -> String {
+/// A `LADON_NODE` marker no other process of this run carries: this
+/// process's pid and a counter.
+pub(crate) fn new_marker() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     format!(
         "{}.{}",
