@@ -341,11 +341,7 @@ fn prep_script(
     bin_name: &str,
     needs: &Needs,
 ) -> String {
-    let wd = sh_quote(&entry.workdir);
-    let mut script = format!(
-        "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; m=; ",
-        entry.workdir.replace(['"', '$', '`', '\\'], "_")
-    );
+    let mut script = workdir_script(entry);
     let mut tools = vec![
         "sh".to_string(),
         "grep".into(),
@@ -366,24 +362,51 @@ fn prep_script(
         } else {
             String::new()
         };
-        let q = sh_quote(t);
-        let test = if t.starts_with('/') {
-            format!("test -x {q}")
-        } else {
-            format!("command -v {q} >/dev/null")
-        };
-        script.push_str(&format!(
-            "{test} || {{ echo \"missing: {t}{why}\"; m=1; }}; "
-        ));
+        script.push_str(&tool_check(t, &why));
     }
-    if let Some(lib) = &needs.faketime {
+    script.push_str(&checks_then_sweep(
+        needs.faketime.as_deref(),
+        needs.nftables,
+    ));
+    script
+}
+
+/// The start of every preflight: into the workdir (made if missing), which
+/// must be writable, printing its absolute path; `m` collects what is
+/// missing.
+fn workdir_script(entry: &HostEntry) -> String {
+    let wd = sh_quote(&entry.workdir);
+    format!(
+        "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; m=; ",
+        entry.workdir.replace(['"', '$', '`', '\\'], "_")
+    )
+}
+
+/// A preflight check that tool `t` (a command, or a path) is there; `why`
+/// follows its name in the `missing:` line.
+fn tool_check(t: &str, why: &str) -> String {
+    let q = sh_quote(t);
+    let test = if t.starts_with('/') {
+        format!("test -x {q}")
+    } else {
+        format!("command -v {q} >/dev/null")
+    };
+    format!("{test} || {{ echo \"missing: {t}{why}\"; m=1; }}; ")
+}
+
+/// The end of every preflight's checks: libfaketime at `faketime` (a path
+/// on the host) and the right to run `nft` when asked, then nothing more if
+/// anything is missing, else the sweep.
+fn checks_then_sweep(faketime: Option<&Path>, nftables: bool) -> String {
+    let mut script = String::new();
+    if let Some(lib) = faketime {
         let lib = lib.display().to_string();
         script.push_str(&format!(
             "test -e {} || {{ echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; m=1; }}; ",
             sh_quote(&lib)
         ));
     }
-    if needs.nftables {
+    if nftables {
         script.push_str(
             "if command -v nft >/dev/null; then nft list tables >/dev/null 2>&1 || \
              { echo \"missing: the right to run nft (root, or sudo = true) for partitions\"; m=1; }; \
@@ -643,17 +666,11 @@ pub const DB_BASE_PORT: u16 = 15432;
 /// to the workdir), libfaketime and nft when needed; then the sweep, and
 /// this host's node directories made.
 fn db_prep_script(entry: &HostEntry, dirs: &[String], needs: &DbNeeds) -> String {
-    let wd = sh_quote(&entry.workdir);
-    let mut script = format!(
-        "mkdir -p {wd} 2>/dev/null && cd {wd} && test -w . || {{ echo \"missing: a writable workdir {}\"; exit 0; }}; pwd; m=; ",
-        entry.workdir.replace(['"', '$', '`', '\\'], "_")
-    );
+    let mut script = workdir_script(entry);
     for t in [
         "sh", "grep", "kill", "cat", "setsid", "sleep", "printf", "chmod",
     ] {
-        script.push_str(&format!(
-            "command -v {t} >/dev/null || {{ echo \"missing: {t}\"; m=1; }}; "
-        ));
+        script.push_str(&tool_check(t, ""));
     }
     script.push_str(
         "b=; for v in 17 16 15 14 13; do d=/usr/lib/postgresql/$v; \
@@ -671,22 +688,10 @@ fn db_prep_script(entry: &HostEntry, dirs: &[String], needs: &DbNeeds) -> String
          echo \"missing: access for the {u} user to the workdir $PWD (the servers run as {u}: use a workdir every user can enter, such as /var/tmp/ladon)\"; m=1; \
          else echo \"runas: {u}\"; fi; fi; "
     ));
-    if let Some(lib) = &needs.faketime {
-        let lib = lib.display().to_string();
-        script.push_str(&format!(
-            "test -e {} || {{ echo \"missing: libfaketime at {lib} (for --nemesis clock)\"; m=1; }}; ",
-            sh_quote(&lib)
-        ));
-    }
-    if needs.nftables {
-        script.push_str(
-            "if command -v nft >/dev/null; then nft list tables >/dev/null 2>&1 || \
-             { echo \"missing: the right to run nft (root, or sudo = true) for partitions\"; m=1; }; \
-             else echo \"missing: nft (nftables, for partitions)\"; m=1; fi; ",
-        );
-    }
-    script.push_str("[ -z \"$m\" ] || exit 0; ");
-    script.push_str(&sweep_script());
+    script.push_str(&checks_then_sweep(
+        needs.faketime.as_deref(),
+        needs.nftables,
+    ));
     let dirs: Vec<String> = dirs.iter().map(|d| sh_quote(d)).collect();
     script.push_str(&format!(
         "mkdir -p {} && chmod 755 . {}",

@@ -278,13 +278,42 @@ fn ladon(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn report(store: &Path, test: &str) -> serde_json::Value {
-    let dir = std::fs::read_dir(store.join(test))
+/// The run directory of test `test` in `store`.
+fn run_dir(store: &Path, test: &str) -> PathBuf {
+    std::fs::read_dir(store.join(test))
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("no run directory in {}", store.join(test).display()));
+        .unwrap_or_else(|| panic!("no run directory in {}", store.join(test).display()))
+}
+
+/// Whether network namespace `ns` holds Ladon's `inet ladon_hosts` table.
+fn nft_table_in(ns: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "ladon_hosts",
+        ])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One sshd in each of `net`'s namespaces, each a host of its own.
+fn namespaced_sshds(net: &ladon_adapters::db::netns::Network) -> Vec<Sshd> {
+    (0..3).map(|i| Sshd::start_in(Some((net, i)))).collect()
+}
+
+fn report(store: &Path, test: &str) -> serde_json::Value {
+    let dir = run_dir(store, test);
     let text = std::fs::read_to_string(dir.join("report.json"))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     serde_json::from_str(&text).unwrap()
@@ -1099,7 +1128,7 @@ fn partitions_between_namespaced_hosts_are_real_and_removed() {
     }
     // Declared first, dropped last: the sshds inside go before it.
     let net = Network::create(3).unwrap();
-    let sshds: Vec<Sshd> = (0..3).map(|i| Sshd::start_in(Some((&net, i)))).collect();
+    let sshds = namespaced_sshds(&net);
     let hosts: Vec<Arc<SshHost>> = sshds
         .iter()
         .map(|s| Arc::new(SshHost::connect(&s.config()).unwrap()))
@@ -1119,22 +1148,7 @@ fn partitions_between_namespaced_hosts_are_real_and_removed() {
             .unwrap();
         out.status.success()
     };
-    let table = |i: usize| {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.ns(i),
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "ladon_hosts",
-            ])
-            .output()
-            .unwrap();
-        out.status.success()
-    };
+    let table = |i: usize| nft_table_in(&net.ns(i));
     assert!(reach(0, 1) && reach(1, 0) && reach(0, 2));
     {
         let parts = Partitions::new(
@@ -1264,6 +1278,31 @@ fn processes_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Root's servers run as `postgres`, which must reach the hosts' workdirs.
+#[cfg(feature = "postgres")]
+fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The three hosts of `sshd.hosts_file(3)` hold nothing of a database
+/// run's nodes (no data, log, pid or clock file), and no SSH session is
+/// left.
+#[cfg(feature = "postgres")]
+fn assert_nothing_left_on(sshd: &Sshd) {
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
+        let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+    let left = sshd.wait_sessions_gone();
+    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+}
+
 /// A run's exit code, verdict and forbidden anomalies.
 #[cfg(feature = "postgres")]
 type Outcome = (Option<i32>, (String, Vec<String>));
@@ -1318,9 +1357,7 @@ fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
         return;
     }
     let sshd = Sshd::start();
-    // Root's servers run as `postgres`, which must reach the workdirs.
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(sshd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    open_to_all(sshd.path());
     let file = sshd.hosts_file(3);
     let store = sshd.path().join("results");
     let (local, remote, err) = db_local_and_remote(
@@ -1347,32 +1384,13 @@ fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
     assert_eq!(remote.1 .0, "valid", "{err}");
     let r = report(&store, "remote");
     // The faults reached the remote servers: every kind is in the history.
-    let history = std::fs::read_to_string(
-        std::fs::read_dir(store.join("remote"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.is_dir())
-            .unwrap()
-            .join("history.jsonl"),
-    )
-    .unwrap();
+    let history = std::fs::read_to_string(run_dir(&store, "remote").join("history.jsonl")).unwrap();
     for f in ["\"f\":\"crash\"", "\"f\":\"pause\"", "\"f\":\"clock"] {
         assert!(history.contains(f), "no {f} nemesis event:\n{r}");
     }
     // Nothing is left on the hosts: no server, data, pid or clock file.
     assert_eq!(processes_in(sshd.path()), Vec::<i32>::new());
-    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
-        let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(left.is_empty(), "{}: {left:?}", dir.display());
-    }
-    let left = sshd.wait_sessions_gone();
-    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+    assert_nothing_left_on(&sshd);
 }
 
 #[cfg(feature = "postgres")]
@@ -1382,7 +1400,6 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
         return;
     }
     use ladon_adapters::db::netns::{self, Network};
-    use std::os::unix::fs::PermissionsExt as _;
     use std::sync::atomic::{AtomicBool, Ordering};
     if let Some(why) = netns::unavailable() {
         eprintln!("skipped: {why}");
@@ -1390,9 +1407,9 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
     }
     // Declared first, dropped last: the sshds inside go before it.
     let net = Network::create(3).unwrap();
-    let sshds: Vec<Sshd> = (0..3).map(|i| Sshd::start_in(Some((&net, i)))).collect();
+    let sshds = namespaced_sshds(&net);
     for s in &sshds {
-        std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        open_to_all(s.path());
     }
     let file = hosts_file_of(&sshds);
     let dir = sshds[0].path();
@@ -1407,24 +1424,7 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
 ]}"#,
     )
     .unwrap();
-    let table = |i: usize| {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.ns(i),
-                "nft",
-                "list",
-                "table",
-                "inet",
-                "ladon_hosts",
-            ])
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
+    let table = |i: usize| nft_table_in(&net.ns(i));
     // Watch the hosts' rules while the runs go: the remote run's cut must
     // be a table on n1's, n2's and n3's hosts.
     let stop = Arc::new(AtomicBool::new(false));
@@ -1434,21 +1434,7 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
             let mut seen = [false; 3];
             while !stop.load(Ordering::Relaxed) {
                 for (i, n) in ns.iter().enumerate() {
-                    seen[i] |= Command::new("ip")
-                        .args([
-                            "netns",
-                            "exec",
-                            n,
-                            "nft",
-                            "list",
-                            "table",
-                            "inet",
-                            "ladon_hosts",
-                        ])
-                        .stderr(Stdio::null())
-                        .stdout(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
+                    seen[i] |= nft_table_in(n);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -1486,13 +1472,7 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
     assert_eq!(remote, local, "{err}");
     assert_eq!(remote.1 .0, "valid", "{err}");
     // The cut was real: n1's server lost its replication connections.
-    let run = std::fs::read_dir(store.join("remote"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
-        .unwrap();
-    let n1 = std::fs::read_to_string(run.join("nodes/n1.log")).unwrap();
+    let n1 = std::fs::read_to_string(run_dir(&store, "remote").join("nodes/n1.log")).unwrap();
     assert!(
         n1.contains("timeout") || n1.contains("could not receive data"),
         "no replication timeout in n1's log:\n{n1}"
@@ -1510,9 +1490,8 @@ fn postgres_servers_left_by_a_killed_ladon_are_removed_by_the_next_run() {
     if !available() || !postgres_available() {
         return;
     }
-    use std::os::unix::fs::PermissionsExt as _;
     let sshd = Sshd::start();
-    std::fs::set_permissions(sshd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    open_to_all(sshd.path());
     let file = sshd.hosts_file(3).display().to_string();
     let store = sshd.path().join("results");
     let store_s = store.display().to_string();
@@ -1596,15 +1575,5 @@ fn postgres_servers_left_by_a_killed_ladon_are_removed_by_the_next_run() {
     }
     assert_eq!(processes_in(sshd.path()), Vec::<i32>::new());
     assert_eq!(shm(&postmasters), Vec::<String>::new());
-    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
-        let dir = sshd.path().join(format!("h{}", i + 1)).join(n);
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(left.is_empty(), "{}: {left:?}", dir.display());
-    }
-    let left = sshd.wait_sessions_gone();
-    assert!(left.is_empty(), "SSH sessions left: {left:?}");
+    assert_nothing_left_on(&sshd);
 }
