@@ -15,19 +15,8 @@ use std::time::{Duration, Instant};
 
 mod db_common;
 
-use db_common::{registry_entries, registry_files, run_dir};
+use db_common::{postgres_available as available, registry_entries, registry_files, run_dir};
 use ladon_adapters::db::process_group::group_alive;
-
-fn available() -> bool {
-    match ladon_adapters::db::postgres::find_bin() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
-}
 
 fn ladon(args: &[&str], store: &Path, registry: &Path) -> Command {
     std::fs::create_dir_all(store).unwrap();

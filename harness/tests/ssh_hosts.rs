@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use ladon_adapters::host::{Host, SshConfig, SshHost, StartSpec};
 
+mod db_common;
+
 const SSHD: &str = "/usr/sbin/sshd";
 
 fn available() -> bool {
@@ -280,11 +282,7 @@ fn ladon(args: &[&str]) -> std::process::Output {
 
 /// The run directory of test `test` in `store`.
 fn run_dir(store: &Path, test: &str) -> PathBuf {
-    std::fs::read_dir(store.join(test))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_dir())
+    db_common::run_dir(store, test)
         .unwrap_or_else(|| panic!("no run directory in {}", store.join(test).display()))
 }
 
@@ -1253,20 +1251,6 @@ fn partitions_between_namespaced_hosts_are_real_and_removed() {
     }
 }
 
-/// PostgreSQL's binaries, for the database runs over SSH (skipped without
-/// them, except under CI).
-#[cfg(feature = "postgres")]
-fn postgres_available() -> bool {
-    match ladon_adapters::db::postgres::find_bin() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
-}
-
 /// Processes whose working directory is under `dir` (a database server
 /// runs in its data directory).
 fn processes_in(dir: &Path) -> Vec<i32> {
@@ -1337,9 +1321,7 @@ fn db_local_and_remote(
         "remote run's stderr:\n{err_r}\nlocal run's stderr:\n{err_l}"
     );
     let reported = |test: &str| {
-        std::fs::read_dir(store.join(test))
-            .map(|d| d.flatten().any(|e| e.path().join("report.json").is_file()))
-            .unwrap_or(false)
+        db_common::run_dir(store, test).is_some_and(|d| d.join("report.json").is_file())
     };
     assert!(reported("local"), "local run's stderr:\n{err_l}");
     assert!(reported("remote"), "remote run's stderr:\n{err_r}");
@@ -1353,7 +1335,7 @@ fn db_local_and_remote(
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
-    if !available() || !postgres_available() {
+    if !available() || !db_common::postgres_available() {
         return;
     }
     let sshd = Sshd::start();
@@ -1396,7 +1378,7 @@ fn postgres_over_ssh_matches_the_local_run_under_crashes_pauses_and_clocks() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_over_ssh_partitions_namespaced_hosts() {
-    if !available() || !postgres_available() {
+    if !available() || !db_common::postgres_available() {
         return;
     }
     use ladon_adapters::db::netns::{self, Network};
@@ -1487,7 +1469,7 @@ fn postgres_over_ssh_partitions_namespaced_hosts() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_servers_left_by_a_killed_ladon_are_removed_by_the_next_run() {
-    if !available() || !postgres_available() {
+    if !available() || !db_common::postgres_available() {
         return;
     }
     let sshd = Sshd::start();

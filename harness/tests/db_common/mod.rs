@@ -8,6 +8,19 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Whether PostgreSQL with pglogical is here; without it a test says so
+/// and passes, except under CI (`CI` set), where that is a failure.
+pub fn postgres_available() -> bool {
+    match ladon_adapters::db::postgres::find_bin() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
 /// `ladon run --adapter ADAPTER ARGS --store STORE`, with the registry at
 /// `registry` and stdout/stderr in `STORE/stdout.txt`, `STORE/stderr.txt`.
 pub fn ladon(adapter: &str, args: &[&str], store: &Path, registry: &Path) -> Command {
