@@ -151,9 +151,7 @@ impl Couch {
         let node = super::name_of(i);
         let dir = self.node_dir(i);
         let mut cmd = Command::new("node");
-        if self.replication == Replication::Continuous {
-            cmd.arg("--require").arg(self.root().join(KEEP_ALIVE_FILE));
-        }
+        cmd.arg("--require").arg(self.root().join(KEEP_ALIVE_FILE));
         cmd.arg(&self.script)
             .args(["--in-memory", "--no-stdout-logs", "--host"])
             .arg(self.spec.ip(i).to_string())
@@ -292,29 +290,43 @@ impl Couch {
     }
 }
 
-/// The preload that keeps a pouchdb-server up when a continuous
-/// replication fails: pouchdb-server 4.2.0 emits the replication's error
-/// with no listener, and Node.js then exits (measured: every node exited
-/// after a proxy cut reset its replication connections). With the servers
-/// kept up, the run can read them and show what a dead replication does.
+/// The preload that keeps a pouchdb-server up when it throws where nothing
+/// catches. pouchdb-server 4.2.0 does so in two ways (measured; both exit
+/// Node.js without it): a failed replication's `error` event is emitted
+/// with no listener (every node exited after a proxy cut reset its
+/// continuous replications, and after one peer's exit reset a one-shot
+/// `/_replicate` round's connections), and its changes feed reads a
+/// document that is not there under concurrent writes (`TypeError: Cannot
+/// read properties of undefined (reading '_rev')` in pouchdb-core's
+/// `processChange`, 1 no-fault list-append run in 24). With the servers
+/// kept up, the run can read them and show what the system does; what was
+/// caught is reported ([`kept_alive`]). The first stack frame says where.
 const KEEP_ALIVE: &str = "process.on('uncaughtException', (e) => {\n  \
+var at = String(e && e.stack || '').split('\\n').filter((l) => /^\\s+at /.test(l))[0];\n  \
 console.error('ladon: uncaught exception (pouchdb-server would have exited): ' + \
-String(e && e.message || e).split('\\n')[0]);\n});\n";
+String(e && e.message || e).split('\\n')[0] + (at ? ' (' + at.trim() + ')' : ''));\n});\n";
 
 /// Where [`KEEP_ALIVE`] is written, in the cluster's root.
 const KEEP_ALIVE_FILE: &str = "ladon-keep-alive.js";
 
 /// What [`KEEP_ALIVE`] caught on node `node`, from its log: a count and
-/// the first error.
-fn kept_alive(node: &str, log: &str) -> Option<String> {
+/// the first error. With continuous replication, the link whose error it
+/// was is gone for good (never restarted); with rounds, the next round
+/// replicates again.
+fn kept_alive(node: &str, log: &str, replication: Replication) -> Option<String> {
     const MARK: &str = "ladon: uncaught exception (pouchdb-server would have exited): ";
     let mut caught = log.lines().filter_map(|l| l.strip_prefix(MARK));
     let first = caught.next()?;
     let more = caught.count();
+    let after = match replication {
+        Replication::Continuous => {
+            "; a continuous replication whose error it was is gone and is never restarted"
+        }
+        Replication::Rounds => "",
+    };
     Some(format!(
-        "{node}: {} uncaught replication error{} that would have stopped pouchdb-server \
-         (Ladon's keep-alive kept it up; its continuous replication is gone and is never \
-         restarted); the first: {first}",
+        "{node}: {} uncaught error{} that would have stopped pouchdb-server \
+         (Ladon's keep-alive kept it up{after}); the first: {first}",
         more + 1,
         if more == 0 { "" } else { "s" }
     ))
@@ -354,11 +366,8 @@ impl Database for Couch {
             let d = self.node_dir(i);
             std::fs::create_dir_all(&d).map_err(DbError::io(format!("create {}", d.display())))?;
         }
-        if self.replication == Replication::Continuous {
-            let f = self.root().join(KEEP_ALIVE_FILE);
-            std::fs::write(&f, KEEP_ALIVE)
-                .map_err(DbError::io(format!("write {}", f.display())))?;
-        }
+        let f = self.root().join(KEEP_ALIVE_FILE);
+        std::fs::write(&f, KEEP_ALIVE).map_err(DbError::io(format!("write {}", f.display())))?;
         RunAs::chown(self.run_as, self.root())?;
         self.servers.make_clocks()?;
         for i in 0..self.spec.nodes {
@@ -452,7 +461,7 @@ impl Database for Couch {
         (0..self.spec.nodes)
             .filter_map(|i| {
                 let log = std::fs::read_to_string(self.log_path(i)).ok()?;
-                kept_alive(&super::name_of(i), &log)
+                kept_alive(&super::name_of(i), &log, self.replication)
             })
             .collect()
     }
@@ -491,24 +500,65 @@ impl Drop for Couch {
 
 #[cfg(test)]
 mod tests {
-    use super::kept_alive;
+    use super::{kept_alive, Replication};
 
-    #[test]
-    fn errors_the_keep_alive_caught_are_counted_with_the_first() {
-        let log = "\
+    const LOG: &str = "\
 pouchdb-server has started on http://10.213.1.1:5984/
 ladon: uncaught exception (pouchdb-server would have exited): request to http://127.0.0.1:4001/ladon/_changes failed, reason: socket hang up
 ladon: uncaught exception (pouchdb-server would have exited): second
 ";
+
+    #[test]
+    fn errors_the_keep_alive_caught_are_counted_with_the_first() {
         assert_eq!(
-            kept_alive("n2", log).as_deref(),
+            kept_alive("n2", LOG, Replication::Continuous).as_deref(),
             Some(
-                "n2: 2 uncaught replication errors that would have stopped pouchdb-server \
-                 (Ladon's keep-alive kept it up; its continuous replication is gone and is \
-                 never restarted); the first: request to http://127.0.0.1:4001/ladon/_changes \
-                 failed, reason: socket hang up"
+                "n2: 2 uncaught errors that would have stopped pouchdb-server \
+                 (Ladon's keep-alive kept it up; a continuous replication whose error it was \
+                 is gone and is never restarted); the first: request to \
+                 http://127.0.0.1:4001/ladon/_changes failed, reason: socket hang up"
             )
         );
-        assert_eq!(kept_alive("n1", "pouchdb-server has started\n"), None);
+        assert_eq!(
+            kept_alive("n2", LOG, Replication::Rounds).as_deref(),
+            Some(
+                "n2: 2 uncaught errors that would have stopped pouchdb-server \
+                 (Ladon's keep-alive kept it up); the first: request to \
+                 http://127.0.0.1:4001/ladon/_changes failed, reason: socket hang up"
+            )
+        );
+        assert_eq!(
+            kept_alive("n1", "pouchdb-server has started\n", Replication::Rounds),
+            None
+        );
+    }
+
+    /// The preload is valid JavaScript that prints the message and where it
+    /// was thrown, and keeps the process up (when Node.js is installed).
+    #[test]
+    fn the_keep_alive_prints_the_error_and_its_frame_and_keeps_node_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let pre = dir.path().join("keep.js");
+        std::fs::write(&pre, super::KEEP_ALIVE).unwrap();
+        let out = match std::process::Command::new("node")
+            .arg("--require")
+            .arg(&pre)
+            .arg("-e")
+            .arg("setTimeout(() => { undefined._rev; }, 0); setTimeout(() => console.log('still up'), 50);")
+            .output()
+        {
+            Ok(o) => o,
+            Err(_) => return, // no Node.js here: the couchdb suite needs it anyway
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "still up\n");
+        assert!(
+            err.starts_with(
+                "ladon: uncaught exception (pouchdb-server would have exited): \
+                 Cannot read properties of undefined (reading '_rev') (at Timeout._onTimeout ("
+            ),
+            "{err}"
+        );
     }
 }
