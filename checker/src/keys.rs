@@ -149,6 +149,14 @@ impl KeyIndex {
         idx.start.push(0);
         idx.group_start.push(0);
         let mut tmp: Vec<(ProcId, u32, MopId)> = Vec::new();
+        // Vertex writes, at most: the per-slot arrays are filled without
+        // growing (and copying) them.
+        let most: usize = h.key_writes.iter().map(|ws| ws.len()).sum();
+        idx.writes.reserve(most);
+        idx.slot_op.reserve(most);
+        idx.slot_proc.reserve(most);
+        idx.slot_seq.reserve(most);
+        idx.slot_group.reserve(most);
         for ws in &h.key_writes {
             tmp.clear();
             for &w in ws {
@@ -428,15 +436,19 @@ impl KeyIndex {
                 if dense {
                     self.shared.push((sig, sv));
                     self.dense[sv.index() / 64] |= 1 << (sv.0 % 64);
-                    for g in gs..ge {
-                        self.proj.push(c.entry(clock, self.groups[g as usize].0));
-                    }
-                    while self.proj.len() > self.proj_start[sv] as usize
-                        && self.proj.last() == Some(&0)
-                    {
-                        self.proj.pop();
-                    }
-                    self.proj_len[sv] = self.proj.len() as u32 - self.proj_start[sv];
+                    let from = self.proj.len();
+                    self.proj.extend(
+                        self.groups[gs as usize..ge as usize]
+                            .iter()
+                            .map(|&(p, _, _)| c.entry(clock, p)),
+                    );
+                    // trailing zeros dropped
+                    let len = self.proj[from..]
+                        .iter()
+                        .rposition(|&e| e != 0)
+                        .map_or(0, |i| i + 1);
+                    self.proj.truncate(from + len);
+                    self.proj_len[sv] = len as u32;
                 } else {
                     self.scratch.sort_unstable();
                     self.proj_len[sv] = self.scratch.len() as u32;

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::history::{KeyKind, MopFn};
-use crate::ids::IdVec;
+use crate::ids::{IdVec, Slot};
 use crate::keys::{first_true, KeyIndex};
 use crate::model::{History, KeyId, MopId, ObsKind, OpId, Outcome, ProcId};
 use crate::report::{Anomaly, Example};
@@ -144,14 +144,18 @@ impl Visibility {
         fast: Option<(&Causality, &Clock)>,
     ) {
         let m = &h.mops[mi];
+        // The observed writes with slots, and their slots (the key index
+        // keeps them per observed value, beside the read's other values).
+        let slots = idx.observed_slots(m);
         let observed: Vec<MopId> = h
             .obs_writes(m)
             .iter()
-            .copied()
-            .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
+            .zip(slots)
+            .filter(|&(_, s)| !s.is_none())
+            .map(|(&w, _)| w)
             .collect();
         // A read after its own transaction's write sees that write.
-        if observed.iter().any(|&w| h.mops[w].op == r) {
+        if slots.iter().any(|&s| !s.is_none() && idx.slot_op[s] == r) {
             return;
         }
         // A read of nothing after its own transaction's delete sees that
@@ -168,7 +172,8 @@ impl Visibility {
             return self.check_siblings(h, idx, mi, &observed, past);
         }
         if let Some((c, clock)) = fast {
-            if self.reflects_past(h, idx, c, clock, r, m.key, &observed) {
+            let first = slots.iter().copied().find(|s| !s.is_none());
+            if self.reflects_past(h, idx, c, clock, r, m.key, &observed, first) {
                 return;
             }
         }
@@ -266,6 +271,7 @@ impl Visibility {
         r: OpId,
         k: KeyId,
         observed: &[MopId],
+        first: Option<Slot>,
     ) -> bool {
         #[cfg(test)]
         if self.exhaustive {
@@ -297,7 +303,10 @@ impl Visibility {
         let list = &self.by_pos[k];
         let lo = match observed {
             [] => 0,
-            [o] => self.upto[idx.slot[*o].index()] as usize,
+            [o] => {
+                debug_assert_eq!(first, Some(idx.slot[*o]));
+                self.upto[first.unwrap_or_else(|| idx.slot[*o]).index()] as usize
+            }
             _ => return false,
         };
         let pr = c.pos[r];
