@@ -278,14 +278,33 @@ impl Visibility {
             return false;
         }
         if self.by_pos.is_empty() {
-            self.by_pos = IdVec::filled(Vec::new(), h.keys.len());
-            for (j, &w) in idx.writes.iter().enumerate() {
-                let op = h.mops[w].op;
-                self.by_pos[h.mops[w].key].push((c.pos[op], j as u32));
+            // Each key's writes by (topological position, slot), filled
+            // in topological order (no sort): a vertex's writes come in
+            // micro-operation order, which is slot order within a key.
+            self.by_pos = IdVec::from_vec(
+                h.keys
+                    .ids()
+                    .map(|k| Vec::with_capacity(idx.key_writes(k).len()))
+                    .collect(),
+            );
+            let mut order = vec![OpId::NONE; h.ops.len()];
+            for (v, &p) in c.pos.iter_enumerated() {
+                if p != crate::model::NONE {
+                    order[p as usize] = v;
+                }
             }
+            for &v in order.iter().filter(|v| !v.is_none()) {
+                let pv = c.pos[v];
+                for mi in h.ops[v].mop_ids() {
+                    let j = idx.slot[mi];
+                    if !j.is_none() {
+                        self.by_pos[h.mops[mi].key].push((pv, j.0));
+                    }
+                }
+            }
+            debug_assert!(self.by_pos.iter().all(|l| l.is_sorted()));
             self.upto = vec![0; idx.writes.len()];
             for l in &mut self.by_pos {
-                l.sort_unstable();
                 let mut i = 0;
                 while i < l.len() {
                     let mut end = i + 1;
