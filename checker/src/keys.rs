@@ -58,6 +58,12 @@ pub struct KeyIndex {
     proj: Vec<u32>,
     proj_m: IdVec<Slot, u32>,
     proj_epoch: IdVec<Slot, u32>,
+    /// Per key: which list of writer processes (its groups' processes, in
+    /// order) it has, numbered (`NONE` for small keys). Two large keys with
+    /// the same list have the same projected clock for the same clock, so
+    /// writes of one operation to such keys share one stored projection
+    /// (see [`KeyIndex::record`]).
+    key_sig: IdVec<KeyId, u32>,
     /// Per large key: its groups (indices into `groups`) whose process
     /// has started and was not retired at the last recorded write.
     active: IdVec<KeyId, Vec<u32>>,
@@ -76,6 +82,9 @@ pub struct KeyIndex {
     rule: IdVec<ProcId, (u32, u32)>,
     /// Scratch for `record`.
     scratch: Vec<(u32, u32)>,
+    /// Scratch for `record`: the dense projections it stored, as
+    /// (`key_sig`, slot).
+    shared: Vec<(u32, Slot)>,
 }
 
 /// A large key's write's projected clock as stored: the entries (`entries`,
@@ -126,6 +135,7 @@ impl KeyIndex {
             proj: Vec::new(),
             proj_m: IdVec::new(),
             proj_epoch: IdVec::new(),
+            key_sig: IdVec::filled(NONE, h.keys.len()),
             active: IdVec::filled(Vec::new(), h.keys.len()),
             proc_groups_start: IdVec::new(),
             proc_groups: Vec::new(),
@@ -134,10 +144,19 @@ impl KeyIndex {
             retired: IdVec::filled(NONE, h.processes.len()),
             rule: IdVec::filled((0, 0), h.processes.len()),
             scratch: Vec::new(),
+            shared: Vec::new(),
         };
         idx.start.push(0);
         idx.group_start.push(0);
         let mut tmp: Vec<(ProcId, u32, MopId)> = Vec::new();
+        // Vertex writes, at most: the per-slot arrays are filled without
+        // growing (and copying) them.
+        let most: usize = h.key_writes.iter().map(|ws| ws.len()).sum();
+        idx.writes.reserve(most);
+        idx.slot_op.reserve(most);
+        idx.slot_proc.reserve(most);
+        idx.slot_seq.reserve(most);
+        idx.slot_group.reserve(most);
         for ws in &h.key_writes {
             tmp.clear();
             for &w in ws {
@@ -205,16 +224,42 @@ impl KeyIndex {
         idx.proc_groups_start = count;
         idx.proc_groups = pg;
         idx.pruned_at = IdVec::filled(0, h.keys.len());
-        // Every write of a large key records at most one entry per group of
-        // its key: reserved at once (untouched capacity costs no memory),
-        // so the array is never grown and copied while the sweep fills it.
-        let proj_len: usize = (0..h.keys.len())
-            .filter(|&k| large(k))
-            .map(|k| {
-                let writes = (idx.start[k + 1] - idx.start[k]) as usize;
-                writes * (idx.group_start[k + 1] - idx.group_start[k]) as usize
-            })
-            .sum();
+        // Large keys numbered by their list of writer processes.
+        let mut sigs: rustc_hash::FxHashMap<Vec<ProcId>, u32> = Default::default();
+        for k in (0..h.keys.len()).filter(|&k| large(k)) {
+            let procs: Vec<ProcId> = idx.groups
+                [idx.group_start[k] as usize..idx.group_start[k + 1] as usize]
+                .iter()
+                .map(|&(p, _, _)| p)
+                .collect();
+            let n = sigs.len() as u32;
+            idx.key_sig[KeyId::new(k)] = *sigs.entry(procs).or_insert(n);
+        }
+        // Every operation records at most one entry per group for each
+        // distinct process list (`key_sig`) among the large keys it writes:
+        // its writes to keys with one list share a dense projection, and a
+        // sparse one holds fewer than half the key's groups (two such
+        // writes see the same active groups, so both are sparse if one
+        // is). Reserved at once (untouched capacity costs no memory), so
+        // the array is never grown and copied while the sweep fills it.
+        let mut proj_len = 0usize;
+        let mut seen: Vec<u32> = Vec::new();
+        for op in &h.ops {
+            seen.clear();
+            for mi in op.mop_ids() {
+                let sv = idx.slot[mi];
+                if sv.is_none() {
+                    continue;
+                }
+                let k = h.mops[mi].key;
+                let sig = idx.key_sig[k];
+                if sig == NONE || seen.contains(&sig) {
+                    continue;
+                }
+                seen.push(sig);
+                proj_len += (idx.group_start[k.index() + 1] - idx.group_start[k]) as usize;
+            }
+        }
         idx.proj = Vec::with_capacity(proj_len);
         idx.val_slot = h
             .resolved
@@ -324,6 +369,12 @@ impl KeyIndex {
             }
         }
         let epoch = c.epoch_of(clock);
+        // Dense projections stored by this call, by process list
+        // (`key_sig`): a dense projection is one entry per group, from the
+        // clock alone, so another write of `v` to a key with the same list
+        // shares it (exact whichever way its own projection would have
+        // been stored).
+        self.shared.clear();
         for mi in h.ops[v].mops() {
             let sv = self.slot[mi];
             if sv.is_none() {
@@ -361,6 +412,12 @@ impl KeyIndex {
                     }
                 });
                 let ge = self.group_start[k.index() + 1];
+                let sig = self.key_sig[k];
+                if let Some(&(_, from)) = self.shared.iter().find(|&&(s, _)| s == sig) {
+                    self.active[k] = active;
+                    self.share_projection(from, sv);
+                    continue;
+                }
                 // Most of the key's processes active (long-lived ones):
                 // one entry per group (retired processes' too, from the
                 // rule) takes less room and time than pairs.
@@ -377,16 +434,21 @@ impl KeyIndex {
                 self.active[k] = active;
                 self.proj_start[sv] = self.proj.len() as u32;
                 if dense {
+                    self.shared.push((sig, sv));
                     self.dense[sv.index() / 64] |= 1 << (sv.0 % 64);
-                    for g in gs..ge {
-                        self.proj.push(c.entry(clock, self.groups[g as usize].0));
-                    }
-                    while self.proj.len() > self.proj_start[sv] as usize
-                        && self.proj.last() == Some(&0)
-                    {
-                        self.proj.pop();
-                    }
-                    self.proj_len[sv] = self.proj.len() as u32 - self.proj_start[sv];
+                    let from = self.proj.len();
+                    self.proj.extend(
+                        self.groups[gs as usize..ge as usize]
+                            .iter()
+                            .map(|&(p, _, _)| c.entry(clock, p)),
+                    );
+                    // trailing zeros dropped
+                    let len = self.proj[from..]
+                        .iter()
+                        .rposition(|&e| e != 0)
+                        .map_or(0, |i| i + 1);
+                    self.proj.truncate(from + len);
+                    self.proj_len[sv] = len as u32;
                 } else {
                     self.scratch.sort_unstable();
                     self.proj_len[sv] = self.scratch.len() as u32;
@@ -400,6 +462,15 @@ impl KeyIndex {
                 }
             }
         }
+    }
+
+    /// Gives slot `to` the dense projected clock stored for slot `from`
+    /// (writes of one operation, to keys with the same process list).
+    fn share_projection(&mut self, from: Slot, to: Slot) {
+        debug_assert!(self.is_dense(from));
+        self.dense[to.index() / 64] |= 1 << (to.0 % 64);
+        self.proj_start[to] = self.proj_start[from];
+        self.proj_len[to] = self.proj_len[from];
     }
 
     /// Derives successor masks once every write is recorded.

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::causality::{Causality, Clock, PastOf};
 use crate::explain::{Explain, Findings};
 use crate::history::{KeyKind, MopFn};
-use crate::ids::IdVec;
+use crate::ids::{IdVec, Slot};
 use crate::keys::{first_true, KeyIndex};
 use crate::model::{History, KeyId, MopId, ObsKind, OpId, Outcome, ProcId};
 use crate::report::{Anomaly, Example};
@@ -144,14 +144,18 @@ impl Visibility {
         fast: Option<(&Causality, &Clock)>,
     ) {
         let m = &h.mops[mi];
+        // The observed writes with slots, and their slots (the key index
+        // keeps them per observed value, beside the read's other values).
+        let slots = idx.observed_slots(m);
         let observed: Vec<MopId> = h
             .obs_writes(m)
             .iter()
-            .copied()
-            .filter(|&w| !w.is_none() && !idx.slot[w].is_none())
+            .zip(slots)
+            .filter(|&(_, s)| !s.is_none())
+            .map(|(&w, _)| w)
             .collect();
         // A read after its own transaction's write sees that write.
-        if observed.iter().any(|&w| h.mops[w].op == r) {
+        if slots.iter().any(|&s| !s.is_none() && idx.slot_op[s] == r) {
             return;
         }
         // A read of nothing after its own transaction's delete sees that
@@ -168,7 +172,8 @@ impl Visibility {
             return self.check_siblings(h, idx, mi, &observed, past);
         }
         if let Some((c, clock)) = fast {
-            if self.reflects_past(h, idx, c, clock, r, m.key, &observed) {
+            let first = slots.iter().copied().find(|s| !s.is_none());
+            if self.reflects_past(h, idx, c, clock, r, m.key, &observed, first) {
                 return;
             }
         }
@@ -266,20 +271,40 @@ impl Visibility {
         r: OpId,
         k: KeyId,
         observed: &[MopId],
+        first: Option<Slot>,
     ) -> bool {
         #[cfg(test)]
         if self.exhaustive {
             return false;
         }
         if self.by_pos.is_empty() {
-            self.by_pos = IdVec::filled(Vec::new(), h.keys.len());
-            for (j, &w) in idx.writes.iter().enumerate() {
-                let op = h.mops[w].op;
-                self.by_pos[h.mops[w].key].push((c.pos[op], j as u32));
+            // Each key's writes by (topological position, slot), filled
+            // in topological order (no sort): a vertex's writes come in
+            // micro-operation order, which is slot order within a key.
+            self.by_pos = IdVec::from_vec(
+                h.keys
+                    .ids()
+                    .map(|k| Vec::with_capacity(idx.key_writes(k).len()))
+                    .collect(),
+            );
+            let mut order = vec![OpId::NONE; h.ops.len()];
+            for (v, &p) in c.pos.iter_enumerated() {
+                if p != crate::model::NONE {
+                    order[p as usize] = v;
+                }
             }
+            for &v in order.iter().filter(|v| !v.is_none()) {
+                let pv = c.pos[v];
+                for mi in h.ops[v].mop_ids() {
+                    let j = idx.slot[mi];
+                    if !j.is_none() {
+                        self.by_pos[h.mops[mi].key].push((pv, j.0));
+                    }
+                }
+            }
+            debug_assert!(self.by_pos.iter().all(|l| l.is_sorted()));
             self.upto = vec![0; idx.writes.len()];
             for l in &mut self.by_pos {
-                l.sort_unstable();
                 let mut i = 0;
                 while i < l.len() {
                     let mut end = i + 1;
@@ -297,7 +322,10 @@ impl Visibility {
         let list = &self.by_pos[k];
         let lo = match observed {
             [] => 0,
-            [o] => self.upto[idx.slot[*o].index()] as usize,
+            [o] => {
+                debug_assert_eq!(first, Some(idx.slot[*o]));
+                self.upto[first.unwrap_or_else(|| idx.slot[*o]).index()] as usize
+            }
             _ => return false,
         };
         let pr = c.pos[r];
