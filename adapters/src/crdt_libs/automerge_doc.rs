@@ -124,6 +124,8 @@ struct Changes {
     /// Applied, in order, and each one's position by hash.
     list: Vec<Applied>,
     applied: HashMap<ChangeHash, usize, ByHash>,
+    /// Applied changes by their chunk checksum (a hash's first 4 bytes).
+    by_checksum: HashMap<[u8; 4], Vec<usize>>,
     /// Node actors' clock slots, and each slot's changes by seq (seq k at
     /// k - 1).
     slots: HashMap<ActorId, usize>,
@@ -148,9 +150,10 @@ struct Payload {
     whole: bool,
 }
 
-fn split_changes(data: &[u8]) -> Result<Payload, String> {
+/// The chunks of a payload of concatenated chunks: (chunk type, start,
+/// end) each.
+fn chunks(data: &[u8]) -> Result<Vec<(u8, usize, usize)>, String> {
     let mut out = Vec::new();
-    let mut whole = false;
     let mut i = 0;
     while i < data.len() {
         // magic (4), checksum (4), chunk type (1), data length (LEB128).
@@ -174,12 +177,21 @@ fn split_changes(data: &[u8]) -> Result<Payload, String> {
             .checked_add(len as usize)
             .filter(|&e| e <= data.len())
             .ok_or("truncated chunk")?;
+        out.push((chunk_type, i, end));
+        i = end;
+    }
+    Ok(out)
+}
+
+fn split_changes(data: &[u8]) -> Result<Payload, String> {
+    let mut out = Vec::new();
+    let mut whole = false;
+    for (chunk_type, start, end) in chunks(data)? {
         match chunk_type {
             // A change, plain or compressed.
-            1 | 2 => out.push(Change::from_bytes(data[i..end].to_vec()).map_err(err)?),
+            1 | 2 => out.push(Change::from_bytes(data[start..end].to_vec()).map_err(err)?),
             _ => whole = true,
         }
-        i = end;
     }
     Ok(Payload {
         changes: out,
@@ -277,6 +289,9 @@ impl Changes {
             (Author::Node, clock)
         };
         self.applied.insert(hash, index);
+        let mut checksum = [0u8; 4];
+        checksum.copy_from_slice(&hash.0[..4]);
+        self.by_checksum.entry(checksum).or_default().push(index);
         self.list.push(Applied {
             hash,
             enc,
@@ -366,6 +381,26 @@ impl Changes {
         }
         self.offer(p.changes);
         Ok(())
+    }
+
+    /// `data` without the change chunks the document has applied already
+    /// (found by checksum, confirmed byte for byte: the same bytes are the
+    /// same change): loading those is a no-op for automerge, which skips a
+    /// change it has, after parsing it.
+    fn without_applied(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(data.len());
+        for (chunk_type, start, end) in chunks(data)? {
+            let chunk = &data[start..end];
+            let known = chunk_type == 1
+                && self
+                    .by_checksum
+                    .get(&chunk[4..8])
+                    .is_some_and(|ix| ix.iter().any(|&i| *self.list[i].enc.bytes == *chunk));
+            if !known {
+                out.extend_from_slice(chunk);
+            }
+        }
+        Ok(out)
     }
 
     /// Fails if the document's heads are not the model's.
@@ -621,8 +656,13 @@ fn receive_sync_message(
         for c in message_changes.iter() {
             joined.extend_from_slice(c);
         }
-        doc.load_incremental(&joined).map_err(err)?;
-        changes.loaded(doc, &joined, before_heads)?;
+        // The library loads them all; loading the ones it has changes
+        // nothing but costs their parsing, so they are left out.
+        let fresh = changes.without_applied(&joined)?;
+        if !fresh.is_empty() {
+            doc.load_incremental(&fresh).map_err(err)?;
+            changes.loaded(doc, &fresh, before_heads)?;
+        }
         changes.check(doc)?;
         let old: HashSet<&ChangeHash> = before_heads.iter().collect();
         let new: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
