@@ -454,6 +454,11 @@ impl Changes {
                 }
             }
         }
+        if in_heads.is_empty() && clock.iter().all(|&c| c == 0) {
+            // No known heads (often: a sync state's shared heads collapse,
+            // docs/performance.md): every change.
+            return (0..self.list.len()).collect();
+        }
         let mut idx: Vec<usize> = Vec::new();
         for (slot, changes) in self.by_slot.iter().enumerate() {
             idx.extend(&changes[(clock[slot] as usize).min(changes.len())..]);
@@ -887,23 +892,21 @@ fn hashes_to_send(changes: &Changes, have: &[Have], need: &[ChangeHash]) -> Vec<
     // one (the library's walk over a dependents map): `since` is in the
     // order applied, dependencies first, so one pass sees each change's
     // dependencies decided before it.
-    let mut to_send: HashSet<usize> = HashSet::new();
+    let mut to_send = vec![false; changes.list.len()];
     for &i in &since {
         let a = &changes.list[i];
-        if blooms.iter().all(|b| !b.contains_hash(&a.hash))
-            || a.deps.iter().any(|d| to_send.contains(d))
-        {
-            to_send.insert(i);
+        if blooms.iter().all(|b| !b.contains_hash(&a.hash)) || a.deps.iter().any(|&d| to_send[d]) {
+            to_send[i] = true;
         }
     }
     let mut out: Vec<ChangeHash> = need
         .into_iter()
-        .filter(|h| !changes.applied.get(h).is_some_and(|i| to_send.contains(i)))
+        .filter(|h| !changes.applied.get(h).is_some_and(|&i| to_send[i]))
         .collect();
     out.extend(
         since
             .into_iter()
-            .filter(|i| to_send.contains(i))
+            .filter(|&i| to_send[i])
             .map(|i| changes.list[i].hash),
     );
     out
