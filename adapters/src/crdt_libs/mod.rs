@@ -35,6 +35,9 @@ use crate::node::{
     ClientError, Cluster, Ctx, Node, NodeId, NodeSpec, ReplyOk, Request, Role, TimerId,
 };
 
+/// The automerge crate the adapter runs, for measuring the library alone
+/// (the `crdt_libs` bench's `automerge-alone` group) at the same version.
+pub use automerge;
 pub use automerge_doc::AutomergeDoc;
 pub use loro_doc::LoroDoc;
 pub use yrs_doc::YrsDoc;
