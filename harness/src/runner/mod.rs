@@ -108,7 +108,12 @@ where
     let mut d = Driver::new(cluster, ctx)?;
     let mut steps = 0u64;
     while d.phase != Phase::Done {
-        let Some(output) = d.world.step() else { break };
+        let Some(output) = d.world.step() else {
+            if let Some(why) = d.world.storm() {
+                d.out.interrupted = Some(why.to_string());
+            }
+            break;
+        };
         let now = d.world.now();
         steps += 1;
         if steps.is_multiple_of(1024) {

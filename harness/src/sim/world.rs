@@ -82,6 +82,46 @@ pub struct MsgStats {
     pub duplicated: u64,
 }
 
+/// Messages the nodes may send within one virtual second before the run
+/// is stopped as a message storm ([`StormGuard`]).
+pub const STORM_MESSAGES_PER_SECOND: u64 = 1_000_000;
+
+/// Stops a simulated run whose nodes send more than
+/// [`STORM_MESSAGES_PER_SECOND`] messages within one virtual second (checked
+/// every 4,096 events inside [`World::step`], which a storm never leaves): a
+/// storm that feeds itself (automerge's sync under duplication, swarm seed
+/// 115, sent 21 million messages in 20 s of wall time and would have
+/// filled memory and disk). The run then ends as an interrupted one does:
+/// the history so far is checked, the verdict is `unknown`, and the
+/// reason names the storm. Busy runs stay far below it (a few messages per
+/// operation: 10,000 operations per virtual second send about 100,000).
+#[derive(Default)]
+pub struct StormGuard {
+    window_start: u64,
+    sent_at_start: u64,
+}
+
+impl StormGuard {
+    /// Called every few steps with the virtual time and messages sent so
+    /// far; the reason to stop, if any.
+    pub fn check(&mut self, now: u64, sent: u64) -> Option<String> {
+        if now >= self.window_start.saturating_add(1_000_000_000) {
+            self.window_start = now;
+            self.sent_at_start = sent;
+            return None;
+        }
+        let n = sent - self.sent_at_start;
+        (n > STORM_MESSAGES_PER_SECOND).then(|| {
+            format!(
+                "a message storm ({n} messages sent between {} and {} of virtual time; the \
+                 simulator stops a run past {STORM_MESSAGES_PER_SECOND} per virtual second)",
+                ladon_checker::explain::duration(self.window_start),
+                ladon_checker::explain::duration(now)
+            )
+        })
+    }
+}
+
 enum Ev<M, X> {
     /// A message copy; the payload carries its `messages.jsonl` id.
     Deliver {
@@ -120,6 +160,11 @@ pub enum Output<X> {
 /// The world, generic over the cluster under test and the driver's own
 /// event type `X` (client ticks, nemesis steps, ...).
 pub struct World<'o, C: Cluster, X> {
+    storm: StormGuard,
+    /// Why [`World::step`] stopped early: a message storm.
+    stormed: Option<String>,
+    /// Events handled inside [`World::step`] (for the storm check).
+    events: u64,
     cluster: C,
     specs: Vec<NodeSpec>,
     nodes: Vec<Option<C::Node>>,
@@ -182,6 +227,9 @@ impl<'o, C: Cluster, X> World<'o, C, X> {
             next_msg_id: 0,
             client_latency_ns: cfg.client_latency_ns,
             stats: MsgStats::default(),
+            storm: StormGuard::default(),
+            stormed: None,
+            events: 0,
             observer,
             specs,
             cluster,
@@ -215,6 +263,12 @@ impl<'o, C: Cluster, X> World<'o, C, X> {
 
     pub fn status(&self, node: usize) -> NodeStatus {
         self.status[node]
+    }
+
+    /// Why [`World::step`] stopped before the queue ran dry: a message
+    /// storm ([`StormGuard`]); `None` otherwise.
+    pub fn storm(&self) -> Option<&str> {
+        self.stormed.as_deref()
     }
 
     pub fn stats(&self) -> &MsgStats {
@@ -263,8 +317,18 @@ impl<'o, C: Cluster, X> World<'o, C, X> {
     /// Runs internal events until one for the driver is due; `None` when
     /// the queue is empty.
     pub fn step(&mut self) -> Option<Output<X>> {
+        if self.stormed.is_some() {
+            return None;
+        }
         while let Some((at, ev)) = self.queue.pop() {
             self.now = self.now.max(at);
+            self.events += 1;
+            if self.events.is_multiple_of(4096) {
+                if let Some(why) = self.storm.check(self.now, self.stats.sent) {
+                    self.stormed = Some(why);
+                    return None;
+                }
+            }
             match ev {
                 Ev::Ext(x) => return Some(Output::Ext(x)),
                 Ev::Reply { node, req, result } => {
@@ -545,5 +609,31 @@ impl<'o, C: Cluster, X> World<'o, C, X> {
         for ev in std::mem::take(&mut self.paused[node]) {
             self.queue.push(now, ev);
         }
+    }
+}
+
+#[cfg(test)]
+mod storm_tests {
+    use super::{StormGuard, STORM_MESSAGES_PER_SECOND};
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_storm_is_named_once_a_virtual_second_holds_too_many_messages() {
+        let mut g = StormGuard::default();
+        assert_eq!(g.check(0, 0), None);
+        // Busy but steady: just under the limit every second.
+        for sec in 1..5u64 {
+            assert_eq!(g.check(sec * S, sec * STORM_MESSAGES_PER_SECOND), None);
+        }
+        // Within the fifth second, past the limit.
+        let why = g
+            .check(5 * S - 1, 5 * STORM_MESSAGES_PER_SECOND + 1)
+            .expect("a storm");
+        assert_eq!(
+            why,
+            "a message storm (1000001 messages sent between 4.000 s and 4.999 s of virtual \
+             time; the simulator stops a run past 1000000 per virtual second)"
+        );
     }
 }
