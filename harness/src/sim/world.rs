@@ -315,7 +315,8 @@ impl<'o, C: Cluster, X> World<'o, C, X> {
     }
 
     /// Runs internal events until one for the driver is due; `None` when
-    /// the queue is empty.
+    /// the queue is empty, or when a message storm stopped the run
+    /// ([`World::storm`] says so).
     pub fn step(&mut self) -> Option<Output<X>> {
         if self.stormed.is_some() {
             return None;
