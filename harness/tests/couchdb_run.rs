@@ -17,14 +17,7 @@ use ladon_adapters::db::process_group::group_alive;
 mod db_common;
 
 fn available() -> bool {
-    match ladon_adapters::db::couch::find_server() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
+    db_common::found(ladon_adapters::db::couch::find_server())
 }
 
 fn ladon(args: &[&str], store: &Path, registry: &Path) -> Command {

@@ -20,14 +20,7 @@ use ladon_adapters::db::process_group::group_alive;
 mod db_common;
 
 fn available() -> bool {
-    match ladon_adapters::db::mariadb::find_bins() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
+    db_common::found(ladon_adapters::db::mariadb::find_bins())
 }
 
 fn ladon(args: &[&str], store: &Path, registry: &Path) -> Command {

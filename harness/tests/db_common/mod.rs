@@ -8,10 +8,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Whether PostgreSQL with pglogical is here; without it a test says so
-/// and passes, except under CI (`CI` set), where that is a failure.
-pub fn postgres_available() -> bool {
-    match ladon_adapters::db::postgres::find_bin() {
+/// Whether a system's lookup (`find_bin`, `find_server`, ...) found it;
+/// without it a test says so and passes, except under CI (`CI` set), where
+/// that is a failure.
+pub fn found<T, E: std::fmt::Display>(lookup: Result<T, E>) -> bool {
+    match lookup {
         Ok(_) => true,
         Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
         Err(e) => {
@@ -19,6 +20,11 @@ pub fn postgres_available() -> bool {
             false
         }
     }
+}
+
+/// Whether PostgreSQL with pglogical is here ([`found`]).
+pub fn postgres_available() -> bool {
+    found(ladon_adapters::db::postgres::find_bin())
 }
 
 /// `ladon run --adapter ADAPTER ARGS --store STORE`, with the registry at
