@@ -1147,6 +1147,10 @@ fn retired_ordered(mut retired: Vec<(u32, u32, u64)>, mut queries: Vec<(u32, u32
 /// How many slots ahead `long_runs_ordered` asks for projected clocks.
 const PREFETCH: usize = 4;
 
+/// The sentinels after each group's padded seqs in `long_runs_ordered`:
+/// the slots one cursor step compares at once.
+const PAD: usize = 4;
+
 /// Acknowledged writes per run of a key (on average) from which
 /// `concurrent_pairs` counts by [`long_runs_ordered`].
 const LONG_RUNS: usize = 8;
@@ -1196,6 +1200,34 @@ fn long_runs_ordered(idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> Option<u64> {
             }
         }
     }
+    // Each group's seqs again, padded for the cursor steps below: a 0
+    // before (so `pseq[c - 1]` exists at a group's first slot and never
+    // exceeds an entry) and `PAD` times `u32::MAX` after (so four slots
+    // can be compared at once without a bounds test: a step takes as
+    // many slots as are at most the entry, which the sorted seqs make a
+    // prefix of the four, with no branch to mispredict on how many).
+    // `ppre[i]`: acknowledged slots among the padded first `i`.
+    let mut pa = Vec::with_capacity(groups.len());
+    let mut pseq: Vec<u32> = Vec::with_capacity(len + groups.len() * (PAD + 1));
+    let mut ppre: Vec<u32> = Vec::with_capacity(len + groups.len() * (PAD + 1) + 1);
+    let mut acked_before = 0u32;
+    for g in &groups {
+        let (a, b) = (g.start - s0, g.end - s0);
+        pseq.push(0);
+        ppre.push(acked_before);
+        pa.push(pseq.len());
+        for j in a..b {
+            pseq.push(seq[j]);
+            ppre.push(acked_before);
+            acked_before += u32::from(is_acked[j]);
+        }
+        for _ in 0..PAD {
+            pseq.push(u32::MAX);
+            ppre.push(acked_before);
+        }
+    }
+    ppre.push(acked_before);
+    let base: Vec<u32> = pa.iter().map(|&p| ppre[p]).collect();
     let mut queries: Vec<(u32, u32)> = Vec::new();
     let mut ordered = 0u64;
     let mut cur: Vec<usize> = vec![0; groups.len()];
@@ -1204,9 +1236,7 @@ fn long_runs_ordered(idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> Option<u64> {
         if pre[qb] == pre[qa] {
             continue;
         }
-        for (c, g) in cur.iter_mut().zip(&groups) {
-            *c = g.start - s0;
-        }
+        cur.copy_from_slice(&pa);
         // the first slot of `q` with the current write's seq
         let mut own = qa;
         for j in qa..qb {
@@ -1227,22 +1257,28 @@ fn long_runs_ordered(idx: &KeyIndex, k: KeyId, acked: &[MopId]) -> Option<u64> {
                 if gi == q {
                     continue;
                 }
-                let g = &groups[gi];
-                let (a, b) = (g.start - s0, g.end - s0);
-                if pre[b] == pre[a] {
-                    continue;
-                }
+                // an entry is a seq, never `u32::MAX` (the padding)
+                let e = e.min(u32::MAX - 1);
                 let mut c = cur[gi];
-                if c > a && seq[c - 1] > e {
+                if pseq[c - 1] > e {
                     // not expected (clocks grow along a session): search
-                    c = at_most(g, e);
+                    let (a, b) = (pa[gi], pa[gi] + (groups[gi].end - groups[gi].start));
+                    c = a + pseq[a..b].partition_point(|&s| s <= e);
                 } else {
-                    while c < b && seq[c] <= e {
-                        c += 1;
+                    loop {
+                        let w = &pseq[c..c + PAD];
+                        let step = usize::from(w[0] <= e)
+                            + usize::from(w[1] <= e)
+                            + usize::from(w[2] <= e)
+                            + usize::from(w[3] <= e);
+                        c += step;
+                        if step < PAD {
+                            break;
+                        }
                     }
                 }
                 cur[gi] = c;
-                ordered += u64::from(pre[c] - pre[a]);
+                ordered += u64::from(ppre[c] - base[gi]);
             }
             while seq[own] < seq[j] {
                 own += 1;
