@@ -33,25 +33,27 @@ pub struct KeyIndex {
     /// Per slot (small keys): bit `j` set when this write happens before the
     /// key's `j`th write. Filled by [`KeyIndex::finish`].
     pub succ: IdVec<Slot, u64>,
-    /// Per slot (bit set): whether its write's clock has been recorded.
-    done: Vec<u64>,
     /// Per slot (large keys): its projected clock, i.e. per group of its
     /// key the entry of the write's clock for the group's process. Stored
     /// sparsely: the nonzero entries of the groups active when it was
-    /// recorded (`proj_group`, sorted, and `proj` from `proj_start`,
-    /// `proj_len` of them); a group whose process was retired by then
+    /// recorded (`proj_group`, sorted, and `proj` from `at`'s start,
+    /// its length of them); a group whose process was retired by then
     /// (see `causality::retire`) is answered by the retirement rule from
     /// the clock's earliest position and epoch (`proj_m`, `proj_epoch`);
     /// any other group is 0 (its process had not started).
-    proj_start: IdVec<Slot, u32>,
-    proj_len: IdVec<Slot, u32>,
+    /// `at` holds per slot the start in `proj` (`NONE` without a
+    /// projection) and the length with two flags (see [`At`]): whether
+    /// the slot's write has been recorded (its clock seen) and whether
+    /// its projected clock is stored densely instead (one entry per group
+    /// of the key, trailing zeros dropped, epoch 0), which is smaller when
+    /// most of the key's processes are known to it (long-lived
+    /// processes). One 8-byte record per slot, because `record` visits
+    /// slots in topological order, not slot order: four separate arrays
+    /// (start, length, a recorded bit, a dense bit) cost four cache misses
+    /// per write there.
+    at: IdVec<Slot, At>,
     proj_group_start: IdVec<Slot, u32>,
     proj_group: Vec<u32>,
-    /// Per slot (bit set): whether its projected clock is stored densely
-    /// instead (one entry per group of the key, trailing zeros dropped,
-    /// epoch 0), which is smaller when most of the key's processes are
-    /// known to it (long-lived processes).
-    dense: Vec<u64>,
     /// `0, 1, 2, …` up to the most groups of a key, for [`Sparse`] views
     /// of dense clocks.
     iota: Vec<u32>,
@@ -109,6 +111,38 @@ pub struct Group {
 
 const SMALL: usize = 64;
 
+/// A slot's projected clock as stored (see `KeyIndex::at`): its start in
+/// `proj` (`NONE` when it has none) and its length, with the flags
+/// [`At::DONE`] and [`At::DENSE`] in the length's top bits.
+#[derive(Clone, Copy)]
+struct At {
+    start: u32,
+    info: u32,
+}
+
+impl At {
+    const EMPTY: At = At {
+        start: NONE,
+        info: 0,
+    };
+    /// The slot's write has been recorded.
+    const DONE: u32 = 1 << 31;
+    /// Its projected clock is stored densely.
+    const DENSE: u32 = 1 << 30;
+    /// The bits of the length.
+    const LEN: u32 = (1 << 30) - 1;
+
+    #[inline]
+    fn len(self) -> usize {
+        (self.info & At::LEN) as usize
+    }
+
+    fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= At::LEN as usize);
+        self.info = (self.info & !At::LEN) | len as u32;
+    }
+}
+
 impl KeyIndex {
     /// Groups writes; `seq` is the session position of each op.
     pub fn new(h: &History, seq: &IdVec<OpId, u32>) -> KeyIndex {
@@ -125,12 +159,9 @@ impl KeyIndex {
             val_slot: Vec::new(),
             pred: IdVec::new(),
             succ: IdVec::new(),
-            done: Vec::new(),
-            proj_start: IdVec::new(),
-            proj_len: IdVec::new(),
+            at: IdVec::new(),
             proj_group_start: IdVec::new(),
             proj_group: Vec::new(),
-            dense: Vec::new(),
             iota: Vec::new(),
             proj: Vec::new(),
             proj_m: IdVec::new(),
@@ -189,12 +220,9 @@ impl KeyIndex {
         }
         let n = idx.writes.len();
         idx.pred = IdVec::filled(0, n);
-        idx.done = vec![0; n.div_ceil(64)];
-        idx.proj_start = IdVec::filled(NONE, n);
-        idx.proj_len = IdVec::filled(0, n);
+        idx.at = IdVec::filled(At::EMPTY, n);
         idx.proj_m = IdVec::filled(0, n);
         idx.proj_group_start = IdVec::filled(0, n);
-        idx.dense = vec![0; idx.writes.len().div_ceil(64)];
         let most = (0..h.keys.len())
             .map(|k| idx.group_start[k + 1] - idx.group_start[k])
             .max()
@@ -380,7 +408,7 @@ impl KeyIndex {
             if sv.is_none() {
                 continue;
             }
-            self.done[sv.index() / 64] |= 1 << (sv.0 % 64);
+            self.at[sv].info |= At::DONE;
             let k = h.mops[mi].key;
             let (s, e) = (self.start[k] as usize, self.start[k.index() + 1] as usize);
             if e - s <= SMALL {
@@ -432,10 +460,10 @@ impl KeyIndex {
                     }
                 }
                 self.active[k] = active;
-                self.proj_start[sv] = self.proj.len() as u32;
+                self.at[sv].start = self.proj.len() as u32;
                 if dense {
                     self.shared.push((sig, sv));
-                    self.dense[sv.index() / 64] |= 1 << (sv.0 % 64);
+                    self.at[sv].info |= At::DENSE;
                     let from = self.proj.len();
                     self.proj.extend(
                         self.groups[gs as usize..ge as usize]
@@ -448,10 +476,10 @@ impl KeyIndex {
                         .rposition(|&e| e != 0)
                         .map_or(0, |i| i + 1);
                     self.proj.truncate(from + len);
-                    self.proj_len[sv] = len as u32;
+                    self.at[sv].set_len(len);
                 } else {
                     self.scratch.sort_unstable();
-                    self.proj_len[sv] = self.scratch.len() as u32;
+                    self.at[sv].set_len(self.scratch.len());
                     self.proj_m[sv] = c.min_pos(clock);
                     self.proj_epoch[sv] = epoch;
                     self.proj_group_start[sv] = self.proj_group.len() as u32;
@@ -468,9 +496,9 @@ impl KeyIndex {
     /// (writes of one operation, to keys with the same process list).
     fn share_projection(&mut self, from: Slot, to: Slot) {
         debug_assert!(self.is_dense(from));
-        self.dense[to.index() / 64] |= 1 << (to.0 % 64);
-        self.proj_start[to] = self.proj_start[from];
-        self.proj_len[to] = self.proj_len[from];
+        let f = self.at[from];
+        self.at[to].start = f.start;
+        self.at[to].info |= f.info & (At::DENSE | At::LEN);
     }
 
     /// Derives successor masks once every write is recorded.
@@ -512,7 +540,7 @@ impl KeyIndex {
     /// relations are known).
     #[inline]
     pub fn recorded(&self, j: usize) -> bool {
-        self.done[j / 64] & (1 << (j % 64)) != 0
+        self.at[Slot::new(j)].info & At::DONE != 0
     }
 
     /// Whether slot `a`'s op is in the causal past of slot `b`'s op, an op
@@ -586,7 +614,7 @@ impl KeyIndex {
                     return Some((wj, wi));
                 }
             }
-            if self.proj_start[sj] != NONE {
+            if self.at[sj].start != NONE {
                 self.proj_into(key, sj, &mut dense);
                 for (m, &x) in max.iter_mut().zip(&dense) {
                     *m = (*m).max(x);
@@ -671,7 +699,7 @@ impl KeyIndex {
     #[cfg(test)]
     fn projection(&self, h: &History, b: MopId) -> Option<Vec<u32>> {
         let sb = self.slot[b];
-        if sb.is_none() || self.proj_start[sb] == NONE {
+        if sb.is_none() || self.at[sb].start == NONE {
             return None;
         }
         let mut out = Vec::new();
@@ -687,7 +715,7 @@ impl KeyIndex {
     pub fn entries_by_group(&self, h: &History, b: MopId, out: &mut Vec<u32>) -> bool {
         out.clear();
         let sb = self.slot[b];
-        if sb.is_none() || self.proj_start[sb] == NONE {
+        if sb.is_none() || self.at[sb].start == NONE {
             return false;
         }
         let gr = self.key_groups(h.mops[b].key);
@@ -729,8 +757,8 @@ impl KeyIndex {
         let gr = self.key_groups(k);
         let (gs, ge) = (gr.start, gr.end);
         out.clear();
-        let ps = self.proj_start[b] as usize;
-        let pe = ps + self.proj_len[b] as usize;
+        let ps = self.at[b].start as usize;
+        let pe = ps + self.at[b].len();
         if self.is_dense(b) {
             out.extend_from_slice(&self.proj[ps..pe]);
             out.resize(ge - gs, 0);
@@ -750,7 +778,7 @@ impl KeyIndex {
 
     #[inline]
     fn is_dense(&self, b: Slot) -> bool {
-        self.dense[b.index() / 64] & (1 << (b.0 % 64)) != 0
+        self.at[b].info & At::DENSE != 0
     }
 
     /// Slot `b`'s projected entry for process `p`, when `p` was retired by
@@ -769,13 +797,13 @@ impl KeyIndex {
     /// has no projected clock).
     #[inline]
     fn proj_entry(&self, b: Slot, a: Slot) -> u32 {
-        let ps = self.proj_start[b];
+        let ps = self.at[b].start;
         if ps == NONE {
             return 0;
         }
         let g = self.slot_group[a];
         if self.is_dense(b) {
-            return if g < self.proj_len[b] {
+            return if (g as usize) < self.at[b].len() {
                 self.proj[(ps + g) as usize]
             } else {
                 0
@@ -785,7 +813,7 @@ impl KeyIndex {
             return e;
         }
         let qs = self.proj_group_start[b] as usize;
-        let groups = &self.proj_group[qs..qs + self.proj_len[b] as usize];
+        let groups = &self.proj_group[qs..qs + self.at[b].len()];
         match groups.binary_search(&g) {
             Ok(i) => self.proj[ps as usize + i],
             Err(_) => 0,
@@ -812,12 +840,12 @@ impl KeyIndex {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let ps = self.proj_start[s];
+            let ps = self.at[s].start;
             if ps == NONE {
                 return;
             }
             let p = self.proj.as_ptr().wrapping_add(ps as usize);
-            let len = self.proj_len[s] as usize;
+            let len = self.at[s].len();
             let mut off = 0;
             while off < len {
                 // SAFETY: SSE is part of the x86_64 baseline, and a
@@ -832,10 +860,10 @@ impl KeyIndex {
 
     /// [`KeyIndex::sparse`] of the write at slot `sb`.
     pub fn sparse_at(&self, sb: Slot) -> Option<Sparse<'_>> {
-        if self.proj_start[sb] == NONE {
+        if self.at[sb].start == NONE {
             return None;
         }
-        let (ps, len) = (self.proj_start[sb] as usize, self.proj_len[sb] as usize);
+        let (ps, len) = (self.at[sb].start as usize, self.at[sb].len());
         let groups = if self.is_dense(sb) {
             &self.iota[..len]
         } else {
