@@ -111,6 +111,73 @@ pub struct Group {
 
 const SMALL: usize = 64;
 
+/// Writes from which [`KeyIndex::new`] lays the keys out on two threads.
+const PARALLEL_LAYOUT: usize = 1 << 18;
+
+/// The slots of a range of keys, numbered from 0 (see [`KeyIndex::new`],
+/// which concatenates them): per key its vertex writes sorted by
+/// (process, seq, micro-operation), grouped by process.
+#[derive(Default)]
+struct Layout {
+    writes: Vec<MopId>,
+    slot_op: Vec<OpId>,
+    slot_proc: Vec<ProcId>,
+    slot_seq: Vec<u32>,
+    slot_group: Vec<u32>,
+    groups: Vec<(ProcId, u32, u32)>,
+    /// Per key of the range: the end of its slots, of its groups.
+    start: Vec<u32>,
+    group_start: Vec<u32>,
+}
+
+impl Layout {
+    /// Keys `keys`, with room for `most` slots (at least their writes).
+    fn of(
+        h: &History,
+        seq: &IdVec<OpId, u32>,
+        keys: std::ops::Range<usize>,
+        most: usize,
+    ) -> Layout {
+        let mut l = Layout {
+            writes: Vec::with_capacity(most),
+            slot_op: Vec::with_capacity(most),
+            slot_proc: Vec::with_capacity(most),
+            slot_seq: Vec::with_capacity(most),
+            slot_group: Vec::with_capacity(most),
+            ..Layout::default()
+        };
+        let mut tmp: Vec<(ProcId, u32, MopId)> = Vec::new();
+        for ws in &h.key_writes.raw[keys] {
+            tmp.clear();
+            for &w in ws {
+                let op = h.mops[w].op;
+                if seq[op] != 0 {
+                    tmp.push((h.ops[op].process, seq[op], w));
+                }
+            }
+            tmp.sort_unstable();
+            let key_groups_start = l.groups.len() as u32;
+            for &(p, s, w) in &tmp {
+                let slot = l.writes.len() as u32;
+                let open = l.groups.len() as u32 > key_groups_start;
+                match l.groups.last_mut() {
+                    Some(g) if open && g.0 == p => g.2 = slot + 1,
+                    _ => l.groups.push((p, slot, slot + 1)),
+                }
+                l.slot_group
+                    .push(l.groups.len() as u32 - 1 - key_groups_start);
+                l.writes.push(w);
+                l.slot_op.push(h.mops[w].op);
+                l.slot_proc.push(p);
+                l.slot_seq.push(s);
+            }
+            l.start.push(l.writes.len() as u32);
+            l.group_start.push(l.groups.len() as u32);
+        }
+        l
+    }
+}
+
 /// A slot's projected clock as stored (see `KeyIndex::at`): its start in
 /// `proj` (`NONE` when it has none) and its length, with the flags
 /// [`At::DONE`] and [`At::DENSE`] in the length's top bits.
@@ -179,44 +246,56 @@ impl KeyIndex {
         };
         idx.start.push(0);
         idx.group_start.push(0);
-        let mut tmp: Vec<(ProcId, u32, MopId)> = Vec::new();
-        // Vertex writes, at most: the per-slot arrays are filled without
-        // growing (and copying) them.
+        // The keys' slots, in two halves (by writes) on two threads for
+        // large histories: gathering each write's process and seq and
+        // sorting them is the longest step of the reads-from phase.
         let most: usize = h.key_writes.iter().map(|ws| ws.len()).sum();
-        idx.writes.reserve(most);
-        idx.slot_op.reserve(most);
-        idx.slot_proc.reserve(most);
-        idx.slot_seq.reserve(most);
-        idx.slot_group.reserve(most);
-        for ws in &h.key_writes {
-            tmp.clear();
-            for &w in ws {
-                let op = h.mops[w].op;
-                if seq[op] != 0 {
-                    tmp.push((h.ops[op].process, seq[op], w));
-                }
+        // The first half is built with room for every key's slots and
+        // moved into the index; the second is appended to it.
+        let (first, second) = if most < PARALLEL_LAYOUT {
+            (Layout::of(h, seq, 0..h.keys.len(), most), None)
+        } else {
+            let mut acc = 0usize;
+            let mid = h
+                .key_writes
+                .iter()
+                .position(|ws| {
+                    acc += ws.len();
+                    acc >= most / 2
+                })
+                .map_or(h.keys.len(), |k| k + 1);
+            std::thread::scope(|sc| {
+                let second = sc.spawn(|| Layout::of(h, seq, mid..h.keys.len(), most - acc));
+                let first = Layout::of(h, seq, 0..mid, most);
+                (first, Some(second.join().expect("key layout")))
+            })
+        };
+        idx.writes = IdVec::from_vec(first.writes);
+        idx.slot_op = IdVec::from_vec(first.slot_op);
+        idx.slot_proc = IdVec::from_vec(first.slot_proc);
+        idx.slot_seq = IdVec::from_vec(first.slot_seq);
+        idx.slot_group = IdVec::from_vec(first.slot_group);
+        idx.groups = first.groups;
+        idx.start.extend_from_slice(&first.start);
+        idx.group_start.extend_from_slice(&first.group_start);
+        for (j, &w) in idx.writes.iter().enumerate() {
+            idx.slot[w] = Slot(j as u32);
+        }
+        if let Some(part) = second {
+            let (so, go) = (idx.writes.len() as u32, idx.groups.len() as u32);
+            for (j, &w) in part.writes.iter().enumerate() {
+                idx.slot[w] = Slot(so + j as u32);
             }
-            tmp.sort_unstable();
-            let key_groups_start = idx.groups.len() as u32;
-            for &(p, s, w) in &tmp {
-                let slot = idx.writes.next_id();
-                let last = idx.groups.last().copied();
-                match last {
-                    Some((gp, _, _)) if gp == p && idx.groups.len() as u32 > key_groups_start => {
-                        idx.groups.last_mut().expect("a group").2 = slot.0 + 1;
-                    }
-                    _ => idx.groups.push((p, slot.0, slot.0 + 1)),
-                }
-                idx.slot_group
-                    .push(idx.groups.len() as u32 - 1 - key_groups_start);
-                idx.slot[w] = slot;
-                idx.writes.push(w);
-                idx.slot_op.push(h.mops[w].op);
-                idx.slot_proc.push(p);
-                idx.slot_seq.push(s);
-            }
-            idx.start.push(idx.writes.len() as u32);
-            idx.group_start.push(idx.groups.len() as u32);
+            idx.writes.extend_from_slice(&part.writes);
+            idx.slot_op.extend_from_slice(&part.slot_op);
+            idx.slot_proc.extend_from_slice(&part.slot_proc);
+            idx.slot_seq.extend_from_slice(&part.slot_seq);
+            idx.slot_group.extend_from_slice(&part.slot_group);
+            idx.groups
+                .extend(part.groups.iter().map(|&(p, a, b)| (p, a + so, b + so)));
+            idx.start.extend(part.start.iter().map(|&e| e + so));
+            idx.group_start
+                .extend(part.group_start.iter().map(|&e| e + go));
         }
         let n = idx.writes.len();
         idx.pred = IdVec::filled(0, n);

@@ -217,31 +217,70 @@ impl History {
     /// holds few writes, so a binary search in one small slice beats
     /// hashing). List reads share stored values, so each stored value is
     /// looked up once: the first read that covers it resolves it.
+    ///
+    /// Large histories resolve on two threads, each the stored values of
+    /// one half of `vals` (disjoint: every value is looked up once either
+    /// way); the searches, cache misses in tables of thousands of writes
+    /// per key, were the builder's longest single-threaded step.
     fn resolve(&mut self, start: &[u32], table: &[(i64, MopId)]) {
-        const UNSET: MopId = MopId(u32::MAX - 1);
         let mut resolved = vec![UNSET; self.vals.len()];
-        for m in &self.mops {
-            let k = m.key.index();
-            if m.obs_len == 0 || start[k] == start[k + 1] {
-                continue;
-            }
-            let t = &table[start[k] as usize..start[k + 1] as usize];
-            let r = m.obs_range();
-            for (slot, &v) in resolved[r.clone()].iter_mut().zip(&self.vals[r]) {
-                if *slot == UNSET {
-                    *slot = t
-                        .binary_search_by_key(&v, |e| e.0)
-                        .map_or(MopId::NONE, |j| t[j].1);
-                }
-            }
-        }
-        // Slots no read covers (room kept for a list to grow): no write.
-        for slot in &mut resolved {
-            if *slot == UNSET {
-                *slot = MopId::NONE;
-            }
+        let (mops, vals) = (&self.mops[..], &self.vals[..]);
+        if vals.len() < PARALLEL_RESOLVE {
+            resolve_range(mops, vals, start, table, 0, &mut resolved);
+        } else {
+            let mid = vals.len() / 2;
+            let (a, b) = resolved.split_at_mut(mid);
+            std::thread::scope(|s| {
+                s.spawn(|| resolve_range(mops, vals, start, table, mid, b));
+                resolve_range(mops, vals, start, table, 0, a);
+            });
         }
         self.resolved = resolved;
+    }
+}
+
+/// Not yet resolved (see [`History::resolve`]).
+const UNSET: MopId = MopId(u32::MAX - 1);
+
+/// Stored values from which [`History::resolve`] splits over two threads.
+const PARALLEL_RESOLVE: usize = 1 << 20;
+
+/// Resolves the stored values `vals[from..from + out.len()]` into `out`
+/// (see [`History::resolve`]): every read's values in that range, each
+/// looked up once; values no read covers resolve to no write.
+fn resolve_range(
+    mops: &[MopRec],
+    vals: &[i64],
+    start: &[u32],
+    table: &[(i64, MopId)],
+    from: usize,
+    out: &mut [MopId],
+) {
+    let to = from + out.len();
+    for m in mops {
+        let k = m.key.index();
+        if m.obs_len == 0 || start[k] == start[k + 1] {
+            continue;
+        }
+        let r = m.obs_range();
+        let (a, b) = (r.start.max(from), r.end.min(to));
+        if a >= b {
+            continue;
+        }
+        let t = &table[start[k] as usize..start[k + 1] as usize];
+        for (slot, &v) in out[a - from..b - from].iter_mut().zip(&vals[a..b]) {
+            if *slot == UNSET {
+                *slot = t
+                    .binary_search_by_key(&v, |e| e.0)
+                    .map_or(MopId::NONE, |j| t[j].1);
+            }
+        }
+    }
+    // Slots no read covers (room kept for a list to grow): no write.
+    for slot in out {
+        if *slot == UNSET {
+            *slot = MopId::NONE;
+        }
     }
 }
 
