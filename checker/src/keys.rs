@@ -213,6 +213,12 @@ impl At {
 impl KeyIndex {
     /// Groups writes; `seq` is the session position of each op.
     pub fn new(h: &History, seq: &IdVec<OpId, u32>) -> KeyIndex {
+        KeyIndex::laid_out(h, seq, PARALLEL_LAYOUT)
+    }
+
+    /// [`KeyIndex::new`], laying the keys out on two threads from
+    /// `parallel` writes on.
+    fn laid_out(h: &History, seq: &IdVec<OpId, u32>, parallel: usize) -> KeyIndex {
         let mut idx = KeyIndex {
             start: IdVec::from_vec(Vec::with_capacity(h.keys.len() + 1)),
             writes: IdVec::new(),
@@ -252,7 +258,7 @@ impl KeyIndex {
         let most: usize = h.key_writes.iter().map(|ws| ws.len()).sum();
         // The first half is built with room for every key's slots and
         // moved into the index; the second is appended to it.
-        let (first, second) = if most < PARALLEL_LAYOUT {
+        let (first, second) = if most < parallel {
             (Layout::of(h, seq, 0..h.keys.len(), most), None)
         } else {
             let mut acc = 0usize;
@@ -1061,6 +1067,36 @@ mod tests {
             .find(|(_, m)| m.is_write() && m.arg == v && h.key(m.key).to_string() == k)
             .expect("the write")
             .0
+    }
+
+    /// Keys laid out in two halves on two threads (large histories) give
+    /// the index one pass gives.
+    #[test]
+    fn keys_laid_out_in_halves_match_one_pass() {
+        use crate::synth::{generate_vec, GenOptions, Workload};
+        let mut o = GenOptions::new(Workload::Register, 3000, 12, 3, 5);
+        o.keys = Some(7);
+        o.mops = Some(3);
+        let text = generate_vec(&o);
+        let h = crate::reader::read_history(&text[..])
+            .map_err(|_| "invalid")
+            .unwrap();
+        let (seq, _) = session(&h);
+        let one = KeyIndex::laid_out(&h, &seq, usize::MAX);
+        let two = KeyIndex::laid_out(&h, &seq, 0);
+        assert!(one.writes.len() > 2000);
+        assert!(one.writes == two.writes);
+        assert!(one.slot_op == two.slot_op);
+        assert!(one.slot_proc == two.slot_proc);
+        assert!(one.slot_seq == two.slot_seq);
+        assert!(one.slot_group == two.slot_group);
+        assert!(one.slot == two.slot);
+        assert!(one.val_slot == two.val_slot);
+        assert_eq!(one.groups, two.groups);
+        assert!(one.start == two.start);
+        assert!(one.group_start == two.group_start);
+        assert!(one.key_sig == two.key_sig);
+        assert_eq!(one.proj.capacity(), two.proj.capacity());
     }
 
     #[test]

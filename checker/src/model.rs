@@ -223,17 +223,22 @@ impl History {
     /// way); the searches, cache misses in tables of thousands of writes
     /// per key, were the builder's longest single-threaded step.
     fn resolve(&mut self, start: &[u32], table: &[(i64, MopId)]) {
+        let n = self.vals.len();
+        self.resolve_split(start, table, (n >= PARALLEL_RESOLVE).then_some(n / 2));
+    }
+
+    /// [`History::resolve`], in two halves split at stored value `split`.
+    fn resolve_split(&mut self, start: &[u32], table: &[(i64, MopId)], split: Option<usize>) {
         let mut resolved = vec![UNSET; self.vals.len()];
         let (mops, vals) = (&self.mops[..], &self.vals[..]);
-        if vals.len() < PARALLEL_RESOLVE {
-            resolve_range(mops, vals, start, table, 0, &mut resolved);
-        } else {
-            let mid = vals.len() / 2;
+        if let Some(mid) = split {
             let (a, b) = resolved.split_at_mut(mid);
             std::thread::scope(|s| {
                 s.spawn(|| resolve_range(mops, vals, start, table, mid, b));
                 resolve_range(mops, vals, start, table, 0, a);
             });
+        } else {
+            resolve_range(mops, vals, start, table, 0, &mut resolved);
         }
         self.resolved = resolved;
     }
@@ -1074,6 +1079,27 @@ mod tests {
     fn records_stay_small() {
         assert!(std::mem::size_of::<super::Op>() <= 64);
         assert!(std::mem::size_of::<super::MopRec>() <= 32);
+    }
+
+    /// Observed values resolved in two halves (as large histories are, on
+    /// two threads) map to the writes one pass finds, wherever the split
+    /// falls (list reads share stored values across it).
+    #[test]
+    fn resolving_in_two_halves_matches_one_pass() {
+        use crate::synth::{generate_vec, GenOptions, Workload};
+        for workload in [Workload::ListAppend, Workload::Register, Workload::Set] {
+            let text = generate_vec(&GenOptions::new(workload, 3000, 8, 3, 11));
+            let mut h = read_history(&text[..]).map_err(|_| "invalid").unwrap();
+            let one = h.resolved.clone();
+            let n = h.vals.len();
+            assert!(n > 1000, "{workload:?}: {n} stored values");
+            assert!(one.iter().filter(|w| !w.is_none()).count() > n / 2);
+            let (start, table) = h.write_tables();
+            for mid in [0, 1, n / 3, n / 2, n - 1, n] {
+                h.resolve_split(&start, &table, Some(mid));
+                assert!(h.resolved == one, "{workload:?}, split at {mid}");
+            }
+        }
     }
 
     /// List reads of one key share stored values (prefixes, in-place
