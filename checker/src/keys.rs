@@ -508,22 +508,20 @@ impl KeyIndex {
                 let gs = self.group_start[k];
                 let mut active = std::mem::take(&mut self.active[k]);
                 // Nothing retired since the last pruning: nothing to drop.
-                let prune = self.pruned_at[k] != epoch;
-                self.pruned_at[k] = epoch;
-                active.retain(|&g| {
-                    if !prune {
-                        return true;
-                    }
-                    let p = self.groups[g as usize].0;
-                    match c.retired_at(p) {
-                        Some((r, tau, full)) if r <= epoch => {
-                            self.retired[p] = r;
-                            self.rule[p] = (tau, full);
-                            false
+                if self.pruned_at[k] != epoch {
+                    self.pruned_at[k] = epoch;
+                    active.retain(|&g| {
+                        let p = self.groups[g as usize].0;
+                        match c.retired_at(p) {
+                            Some((r, tau, full)) if r <= epoch => {
+                                self.retired[p] = r;
+                                self.rule[p] = (tau, full);
+                                false
+                            }
+                            _ => true,
                         }
-                        _ => true,
-                    }
-                });
+                    });
+                }
                 let ge = self.group_start[k.index() + 1];
                 let sig = self.key_sig[k];
                 if let Some(&(_, from)) = self.shared.iter().find(|&&(s, _)| s == sig) {

@@ -147,13 +147,30 @@ impl Visibility {
         // The observed writes with slots, and their slots (the key index
         // keeps them per observed value, beside the read's other values).
         let slots = idx.observed_slots(m);
-        let observed: Vec<MopId> = h
-            .obs_writes(m)
-            .iter()
-            .zip(slots)
-            .filter(|&(_, s)| !s.is_none())
-            .map(|(&w, _)| w)
-            .collect();
+        // Most reads observe at most one write: no allocation for those.
+        let with_slots = || {
+            h.obs_writes(m)
+                .iter()
+                .zip(slots)
+                .filter(|&(_, s)| !s.is_none())
+                .map(|(&w, _)| w)
+        };
+        let one: [MopId; 1];
+        let many: Vec<MopId>;
+        let observed: &[MopId] = {
+            let mut it = with_slots();
+            match (it.next(), it.next()) {
+                (None, _) => &[],
+                (Some(w), None) => {
+                    one = [w];
+                    &one
+                }
+                _ => {
+                    many = with_slots().collect();
+                    &many
+                }
+            }
+        };
         // A read after its own transaction's write sees that write.
         if slots.iter().any(|&s| !s.is_none() && idx.slot_op[s] == r) {
             return;
@@ -169,11 +186,11 @@ impl Visibility {
             }
         }
         if observed.len() >= 2 {
-            return self.check_siblings(h, idx, mi, &observed, past);
+            return self.check_siblings(h, idx, mi, observed, past);
         }
         if let Some((c, clock)) = fast {
             let first = slots.iter().copied().find(|s| !s.is_none());
-            if self.reflects_past(h, idx, c, clock, r, m.key, &observed, first) {
+            if self.reflects_past(h, idx, c, clock, r, m.key, observed, first) {
                 return;
             }
         }
@@ -207,7 +224,7 @@ impl Visibility {
                 g.start
             } else {
                 let rec = first_true(g.start, g.end, |j| !idx.recorded(j));
-                match idx.first_after(h, m.key, &observed, g.start, rec) {
+                match idx.first_after(h, m.key, observed, g.start, rec) {
                     j if j == rec => g.end,
                     j => j,
                 }
@@ -221,7 +238,7 @@ impl Visibility {
         // `null` cannot tell a delete from the initial state, so it has no
         // reads-from edge): they count as what it observed.
         let deletes: Vec<MopId>;
-        let observed = if observed.is_empty() {
+        let observed: &[MopId] = if observed.is_empty() {
             deletes = latest
                 .iter()
                 .copied()
@@ -229,7 +246,7 @@ impl Visibility {
                 .collect();
             &deletes
         } else {
-            &observed
+            observed
         };
         let missing: Vec<MopId> = latest
             .into_iter()
