@@ -343,6 +343,17 @@ impl Causality {
         csr(&self.pred_start, &self.preds, v)
     }
 
+    /// Op `v`'s direct successors: the ops reading from it, then its
+    /// session successor.
+    pub fn successors(&self, v: OpId) -> impl Iterator<Item = OpId> + '_ {
+        let rf: &[OpId] = if bit(&self.read_by, v) {
+            self.rf_succs(v)
+        } else {
+            &[]
+        };
+        rf.iter().copied().chain(self.next[v].get())
+    }
+
     fn rf_succs(&self, v: OpId) -> &[OpId] {
         let (start, succs) = self.succ.get_or_init(|| {
             let n = self.pred_start.len() - 1;

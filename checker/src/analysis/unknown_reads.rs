@@ -11,8 +11,12 @@ use std::collections::BTreeMap;
 
 use crate::causality::Causality;
 use crate::history::MopFn;
+use crate::keys::KeyIndex;
 use crate::model::{History, KeyId, MopId, OpId, Outcome};
 use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Direct successors of an op asked about before a graph search instead.
+const SUCCESSORS: usize = 64;
 
 /// Per register key, the unknown reads: (op, mop) of each read in an `info`
 /// transaction that no earlier write of the same transaction to that key
@@ -21,13 +25,17 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub struct UnknownReads<'a> {
     h: &'a History,
     c: &'a Causality,
+    /// The key index, without cycles: "op `i` happens before write `w`"
+    /// is then read from `w`'s projected clock where it has an entry for
+    /// `i`'s process, instead of searched in the graph.
+    idx: Option<&'a KeyIndex>,
     by_key: BTreeMap<KeyId, Vec<(OpId, MopId)>>,
     /// Memo of "op `a` happens before op `b`" searches.
     reach: FxHashMap<(OpId, OpId), bool>,
 }
 
 impl<'a> UnknownReads<'a> {
-    pub fn new(h: &'a History, c: &'a Causality) -> Self {
+    pub fn new(h: &'a History, c: &'a Causality, idx: &'a KeyIndex) -> Self {
         let mut by_key: BTreeMap<KeyId, Vec<(OpId, MopId)>> = BTreeMap::new();
         let mut written: FxHashSet<KeyId> = FxHashSet::default();
         for (o, op) in h.ops.iter_enumerated() {
@@ -49,6 +57,9 @@ impl<'a> UnknownReads<'a> {
         UnknownReads {
             h,
             c,
+            idx: (c.cycles.is_empty()
+                && !switches::NO_CLOCKS.load(std::sync::atomic::Ordering::Relaxed))
+            .then_some(idx),
             by_key,
             reach: FxHashMap::default(),
         }
@@ -66,6 +77,47 @@ impl<'a> UnknownReads<'a> {
         })
     }
 
+    /// Whether op `i` happens before write `w` of op `ow` (not `i`): from
+    /// `w`'s projected clock when it tells (a graph search per pair made
+    /// this quadratic on hot keys: every write missing from a final state
+    /// asked about every unknown read of its key), else searched.
+    ///
+    /// When `i`'s process never wrote the key (an `info` transaction is
+    /// often its process's last, and a short-lived process writes few
+    /// keys), `i` happens before `ow` exactly when one of its direct
+    /// successors is `ow` or happens before it, which the clocks may tell
+    /// (an `info` transaction's only successors are the reads of its
+    /// writes; with none, nothing follows it).
+    fn before_write(&mut self, i: OpId, w: MopId, ow: OpId) -> bool {
+        if let Some(idx) = self.idx {
+            let (h, c) = (self.h, self.c);
+            let known = |u: OpId| idx.op_before_write(h, h.ops[u].process, c.seq[u], w);
+            if let Some(b) = known(i) {
+                return b;
+            }
+            if c.successors(i).nth(SUCCESSORS).is_none() {
+                let mut all_known = true;
+                for u in c.successors(i) {
+                    if u == ow {
+                        return true;
+                    }
+                    if c.seq[u] == 0 {
+                        continue; // not in the graph: no edges
+                    }
+                    match known(u) {
+                        Some(true) => return true,
+                        Some(false) => {}
+                        None => all_known = false,
+                    }
+                }
+                if all_known {
+                    return false;
+                }
+            }
+        }
+        self.before(i, ow)
+    }
+
     /// Whether register write `s` may have superseded write `w` (same key)
     /// through a read the history does not show: some unknown read of the
     /// key in op `i` comes before `s` (earlier in `s`'s transaction, or
@@ -79,11 +131,82 @@ impl<'a> UnknownReads<'a> {
             if i == ow {
                 continue;
             }
-            let before_s = if i == os { r < s } else { self.before(i, os) };
-            if before_s && !self.before(i, ow) {
+            let before_s = if i == os {
+                r < s
+            } else {
+                self.before_write(i, s, os)
+            };
+            if before_s && !self.before_write(i, w, ow) {
                 return Some(i);
             }
         }
         None
+    }
+}
+
+/// Switches tests set (see `finals::switches`).
+pub(crate) mod switches {
+    /// Set by a test: every "happens before" is searched in the graph,
+    /// none read from projected clocks (only the time taken changes).
+    pub(crate) static NO_CLOCKS: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causality::{session, ReadsFrom, Writers};
+
+    /// `before_write` (projected clocks, then direct successors, then a
+    /// search) answers as a graph search does, for every unknown read's
+    /// op and every write of its key; most answers need no search.
+    #[test]
+    fn before_write_agrees_with_the_graph() {
+        use crate::synth::{GenOptions, Workload};
+        let (mut asked, mut yes) = (0usize, 0usize);
+        let mut searched = 0usize;
+        for (seed, keys, mops) in [(1u64, 4u32, 1u32), (2, 6, 3)] {
+            let mut o = GenOptions::new(Workload::Register, 1500, 8, 3, seed);
+            o.info_rate = 0.1;
+            o.keys = Some(keys);
+            o.mops = Some(mops);
+            o.max_writes_per_key = u32::MAX;
+            let h = crate::testutil::generated(&o);
+            let (seq, prev) = session(&h);
+            let mut idx = KeyIndex::new(&h, &seq);
+            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
+            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
+                idx.record(&h, c, op, clock)
+            });
+            let mut u = UnknownReads::new(&h, &c, &idx);
+            let reads: Vec<(KeyId, OpId)> = u
+                .by_key
+                .iter()
+                .flat_map(|(&k, rs)| rs.iter().map(move |&(i, _)| (k, i)))
+                .collect();
+            for (k, i) in reads {
+                for &w in &h.key_writes[k] {
+                    let ow = h.mops[w].op;
+                    if ow == i || c.seq[ow] == 0 {
+                        continue;
+                    }
+                    let before = u.reach.len();
+                    let b = u.before_write(i, w, ow);
+                    searched += u.reach.len() - before;
+                    assert_eq!(
+                        b,
+                        c.reaches(i, ow, &c.direct_preds(ow)),
+                        "seed {seed}: {i:?}, {w:?}"
+                    );
+                    asked += 1;
+                    yes += usize::from(b);
+                }
+            }
+        }
+        assert!(
+            asked > 10_000 && yes > 100 && yes < asked,
+            "{yes} of {asked}"
+        );
+        assert!(searched * 10 < asked, "{searched} of {asked} searched");
     }
 }
