@@ -15,8 +15,9 @@ use crate::keys::KeyIndex;
 use crate::model::{History, KeyId, MopId, OpId, Outcome};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Direct successors of an op asked about before a graph search instead.
-const SUCCESSORS: usize = 64;
+/// Ops [`UnknownReads::by_clocks`] explores before it leaves the question
+/// to a graph search.
+const EXPLORE: usize = 64;
 
 /// Per register key, the unknown reads: (op, mop) of each read in an `info`
 /// transaction that no earlier write of the same transaction to that key
@@ -78,44 +79,54 @@ impl<'a> UnknownReads<'a> {
     }
 
     /// Whether op `i` happens before write `w` of op `ow` (not `i`): from
-    /// `w`'s projected clock when it tells (a graph search per pair made
-    /// this quadratic on hot keys: every write missing from a final state
-    /// asked about every unknown read of its key), else searched.
-    ///
-    /// When `i`'s process never wrote the key (an `info` transaction is
-    /// often its process's last, and a short-lived process writes few
-    /// keys), `i` happens before `ow` exactly when one of its direct
-    /// successors is `ow` or happens before it, which the clocks may tell
-    /// (an `info` transaction's only successors are the reads of its
-    /// writes; with none, nothing follows it).
+    /// projected clocks when they tell (a graph search per pair made this
+    /// quadratic on hot keys: every write missing from a final state asked
+    /// about every unknown read of its key), else searched.
     fn before_write(&mut self, i: OpId, w: MopId, ow: OpId) -> bool {
-        if let Some(idx) = self.idx {
-            let (h, c) = (self.h, self.c);
-            let known = |u: OpId| idx.op_before_write(h, h.ops[u].process, c.seq[u], w);
-            if let Some(b) = known(i) {
-                return b;
-            }
-            if c.successors(i).nth(SUCCESSORS).is_none() {
-                let mut all_known = true;
-                for u in c.successors(i) {
-                    if u == ow {
-                        return true;
-                    }
-                    if c.seq[u] == 0 {
-                        continue; // not in the graph: no edges
-                    }
-                    match known(u) {
-                        Some(true) => return true,
-                        Some(false) => {}
-                        None => all_known = false,
-                    }
+        if let Some(b) = self.idx.and_then(|idx| self.by_clocks(idx, i, w, ow)) {
+            return b;
+        }
+        self.before(i, ow)
+    }
+
+    /// [`UnknownReads::before_write`] from `w`'s projected clock: its
+    /// entry for `i`'s process tells, unless that process never wrote the
+    /// key (an `info` transaction is often its process's last, and a
+    /// short-lived process writes few keys). Then `i` happens before `ow`
+    /// exactly when one of its direct successors is `ow` or happens before
+    /// it, asked the same way: a search over the ops the clock cannot
+    /// answer for (an `info` transaction's only successors are the reads
+    /// of its writes, often final reads, which have none), `None` when
+    /// more than [`EXPLORE`] of them are met.
+    fn by_clocks(&self, idx: &KeyIndex, i: OpId, w: MopId, ow: OpId) -> Option<bool> {
+        let (h, c) = (self.h, self.c);
+        let known = |u: OpId| idx.op_before_write(h, h.ops[u].process, c.seq[u], w);
+        if let Some(b) = known(i) {
+            return Some(b);
+        }
+        let mut seen = vec![i];
+        let mut stack = vec![i];
+        while let Some(v) = stack.pop() {
+            for u in c.successors(v) {
+                if u == ow {
+                    return Some(true);
                 }
-                if all_known {
-                    return false;
+                // not in the graph (no edges), or placed after `ow`
+                if c.seq[u] == 0 || c.pos[u] > c.pos[ow] || seen.contains(&u) {
+                    continue;
+                }
+                match known(u) {
+                    Some(true) => return Some(true),
+                    Some(false) => {}
+                    None if seen.len() >= EXPLORE => return None,
+                    None => {
+                        seen.push(u);
+                        stack.push(u);
+                    }
                 }
             }
         }
-        self.before(i, ow)
+        Some(false)
     }
 
     /// Whether register write `s` may have superseded write `w` (same key)
