@@ -4,7 +4,9 @@
 //! single-operation register transactions (half reads) from 32 sessions on
 //! 3 nodes, no failures, keys shared by every session and retired after W
 //! writes (W = 32, 256, 1,024, 10,000, and one key taking every write), so
-//! the operation count is fixed and only writes per key change. See
+//! the operation count is fixed and only writes per key change; and
+//! `info-and-divergence`: 100,000 three-operation register transactions
+//! over 20 hot keys, 5% indeterminate, a divergence injected. See
 //! docs/performance.md for the figures and the CLI commands.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -59,6 +61,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| read_and_check(bytes))
         });
     }
+    // Hot keys with indeterminate transactions (each retires its
+    // process), an injected divergence: every write a final state does not
+    // hold is asked about the key's unknown reads.
+    let mut o = GenOptions::new(Workload::Register, ops, 16, 3, 6);
+    o.info_rate = 0.05;
+    o.mops = Some(3);
+    o.keys = Some(20);
+    o.max_writes_per_key = u32::MAX;
+    o.inject = Some(ladon_checker::Anomaly::Divergence);
+    let bytes = generate_vec(&o);
+    g.throughput(Throughput::Elements(ops));
+    g.bench_with_input(
+        BenchmarkId::from_parameter("info-and-divergence"),
+        &bytes,
+        |b, bytes| b.iter(|| read_and_check(bytes)),
+    );
     g.finish();
 }
 
