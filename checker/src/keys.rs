@@ -1101,21 +1101,10 @@ mod tests {
     /// keys, transactions of 1-3 operations).
     #[test]
     fn op_before_write_agrees_with_the_graph() {
-        use crate::synth::{GenOptions, Workload};
         let (mut told, mut yes) = (0usize, 0usize);
         for (seed, keys, mops) in [(1u64, 2u32, 1u32), (2, 3, 3)] {
-            let mut o = GenOptions::new(Workload::Register, 1500, 8, 3, seed);
-            o.info_rate = 0.05;
-            o.keys = Some(keys);
-            o.mops = Some(mops);
-            o.max_writes_per_key = u32::MAX;
-            let h = crate::testutil::generated(&o);
-            let (seq, prev) = session(&h);
-            let mut idx = KeyIndex::new(&h, &seq);
-            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
-            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
-                idx.record(&h, c, op, clock)
-            });
+            let h = crate::testutil::hot_register(seed, 1500, keys, 8, mops, 0.05);
+            let (idx, c) = crate::testutil::indexed(&h);
             assert!(c.cycles.is_empty());
             for (i, op) in h.ops.iter_enumerated() {
                 if op.outcome != crate::model::Outcome::Info || c.seq[i] == 0 {

@@ -19,6 +19,40 @@ pub fn lin_kv_history(seed: u64, ops: u64, keys: u32, clients: u32, info_rate: f
     read(&bytes)
 }
 
+/// A generated register history of `ops` transactions of `mops`
+/// operations over `keys` hot keys (no limit on writes per key) from
+/// `processes` sessions on 3 nodes, none failed, `info_rate` of them
+/// indeterminate.
+pub fn hot_register(
+    seed: u64,
+    ops: u64,
+    keys: u32,
+    processes: u32,
+    mops: u32,
+    info_rate: f64,
+) -> History {
+    let mut o =
+        crate::synth::GenOptions::new(crate::synth::Workload::Register, ops, processes, 3, seed);
+    o.fail_rate = 0.0;
+    o.info_rate = info_rate;
+    o.mops = Some(mops);
+    o.keys = Some(keys);
+    o.max_writes_per_key = u32::MAX;
+    generated(&o)
+}
+
+/// `h`'s key index, every write recorded and the index finished, and its
+/// causality graph.
+pub fn indexed(h: &History) -> (crate::keys::KeyIndex, crate::causality::Causality) {
+    use crate::causality::{session, Causality, ReadsFrom, Writers};
+    let (seq, prev) = session(h);
+    let mut idx = crate::keys::KeyIndex::new(h, &seq);
+    let rf = ReadsFrom::new(h, &Writers::new(h, &seq));
+    let c = Causality::build(h, seq, prev, rf, |op, clock, c| idx.record(h, c, op, clock));
+    idx.finish(h);
+    (idx, c)
+}
+
 /// The history `o` generates.
 pub fn generated(o: &crate::synth::GenOptions) -> History {
     read(&crate::synth::generate_vec(o))

@@ -1481,8 +1481,6 @@ mod tests {
     /// comparison of every pair counts.
     #[test]
     fn concurrent_pairs_on_long_runs_agree_with_every_pair() {
-        use crate::causality::{session, Causality, ReadsFrom, Writers};
-        use crate::synth::{GenOptions, Workload};
         let mut long = 0;
         for (seed, keys, processes, mops, info_rate) in [
             (1u64, 1u32, 4u32, 1u32, 0.0),
@@ -1490,20 +1488,8 @@ mod tests {
             (3, 2, 5, 3, 0.05),
             (4, 4, 12, 2, 0.02),
         ] {
-            let mut o = GenOptions::new(Workload::Register, 4000, processes, 3, seed);
-            o.fail_rate = 0.0;
-            o.info_rate = info_rate;
-            o.mops = Some(mops);
-            o.keys = Some(keys);
-            o.max_writes_per_key = u32::MAX;
-            let h = crate::testutil::generated(&o);
-            let (seq, prev) = session(&h);
-            let mut idx = KeyIndex::new(&h, &seq);
-            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
-            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
-                idx.record(&h, c, op, clock)
-            });
-            idx.finish(&h);
+            let h = crate::testutil::hot_register(seed, 4000, keys, processes, mops, info_rate);
+            let (idx, c) = crate::testutil::indexed(&h);
             assert!(c.cycles.is_empty());
             let x = Explain { h: &h, c: &c };
             for k in h.keys.ids() {

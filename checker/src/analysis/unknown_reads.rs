@@ -192,29 +192,17 @@ pub(crate) mod switches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::causality::{session, ReadsFrom, Writers};
 
     /// `before_write` (projected clocks, then direct successors, then a
     /// search) answers as a graph search does, for every unknown read's
     /// op and every write of its key; most answers need no search.
     #[test]
     fn before_write_agrees_with_the_graph() {
-        use crate::synth::{GenOptions, Workload};
         let (mut asked, mut yes) = (0usize, 0usize);
         let mut searched = 0usize;
         for (seed, keys, mops) in [(1u64, 4u32, 1u32), (2, 6, 3)] {
-            let mut o = GenOptions::new(Workload::Register, 1500, 8, 3, seed);
-            o.info_rate = 0.1;
-            o.keys = Some(keys);
-            o.mops = Some(mops);
-            o.max_writes_per_key = u32::MAX;
-            let h = crate::testutil::generated(&o);
-            let (seq, prev) = session(&h);
-            let mut idx = KeyIndex::new(&h, &seq);
-            let rf = ReadsFrom::new(&h, &Writers::new(&h, &seq));
-            let c = Causality::build(&h, seq, prev, rf, |op, clock, c| {
-                idx.record(&h, c, op, clock)
-            });
+            let h = crate::testutil::hot_register(seed, 1500, keys, 8, mops, 0.1);
+            let (idx, c) = crate::testutil::indexed(&h);
             let mut u = UnknownReads::new(&h, &c, &idx);
             let reads: Vec<(KeyId, OpId)> = u
                 .by_key
