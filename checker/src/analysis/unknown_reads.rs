@@ -142,14 +142,6 @@ impl<'a> UnknownReads<'a> {
         let (mw, ms) = (&self.h.mops[w], &self.h.mops[s]);
         let (ow, os) = (mw.op, ms.op);
         debug_assert_eq!(mw.key, ms.key);
-        if self.idx.is_none() {
-            // the plain path (cyclic histories; tests compare with it)
-            let reads = self.by_key.get(&mw.key)?.clone();
-            return reads.into_iter().find_map(|(i, r)| {
-                let before_s = i != ow && if i == os { r < s } else { self.before(i, os) };
-                (before_s && !self.before(i, ow)).then_some(i)
-            });
-        }
         // The unknown reads before `s` depend on `s` alone: found once per
         // state write (a final state holds few), so each judged write asks
         // only about those, until one does not come after it (most often
@@ -183,8 +175,7 @@ impl<'a> UnknownReads<'a> {
 /// Switches tests set (see `finals::switches`).
 pub(crate) mod switches {
     /// Set by a test: every "happens before" is searched in the graph,
-    /// none read from projected clocks, and nothing is kept per state
-    /// write (only the time taken changes).
+    /// none read from projected clocks (only the time taken changes).
     pub(crate) static NO_CLOCKS: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 }
