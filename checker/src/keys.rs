@@ -284,14 +284,8 @@ impl KeyIndex {
         idx.groups = first.groups;
         idx.start.extend_from_slice(&first.start);
         idx.group_start.extend_from_slice(&first.group_start);
-        for (j, &w) in idx.writes.iter().enumerate() {
-            idx.slot[w] = Slot(j as u32);
-        }
         if let Some(part) = second {
             let (so, go) = (idx.writes.len() as u32, idx.groups.len() as u32);
-            for (j, &w) in part.writes.iter().enumerate() {
-                idx.slot[w] = Slot(so + j as u32);
-            }
             idx.writes.extend_from_slice(&part.writes);
             idx.slot_op.extend_from_slice(&part.slot_op);
             idx.slot_proc.extend_from_slice(&part.slot_proc);
@@ -302,6 +296,9 @@ impl KeyIndex {
             idx.start.extend(part.start.iter().map(|&e| e + so));
             idx.group_start
                 .extend(part.group_start.iter().map(|&e| e + go));
+        }
+        for (j, &w) in idx.writes.iter().enumerate() {
+            idx.slot[w] = Slot(j as u32);
         }
         let n = idx.writes.len();
         idx.pred = IdVec::filled(0, n);
@@ -1138,14 +1135,11 @@ mod tests {
     /// the index one pass gives.
     #[test]
     fn keys_laid_out_in_halves_match_one_pass() {
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         let mut o = GenOptions::new(Workload::Register, 3000, 12, 3, 5);
         o.keys = Some(7);
         o.mops = Some(3);
-        let text = generate_vec(&o);
-        let h = crate::reader::read_history(&text[..])
-            .map_err(|_| "invalid")
-            .unwrap();
+        let h = crate::testutil::generated(&o);
         let (seq, _) = session(&h);
         let one = KeyIndex::laid_out(&h, &seq, usize::MAX);
         let two = KeyIndex::laid_out(&h, &seq, 0);

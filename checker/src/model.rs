@@ -1086,10 +1086,9 @@ mod tests {
     /// falls (list reads share stored values across it).
     #[test]
     fn resolving_in_two_halves_matches_one_pass() {
-        use crate::synth::{generate_vec, GenOptions, Workload};
+        use crate::synth::{GenOptions, Workload};
         for workload in [Workload::ListAppend, Workload::Register, Workload::Set] {
-            let text = generate_vec(&GenOptions::new(workload, 3000, 8, 3, 11));
-            let mut h = read_history(&text[..]).map_err(|_| "invalid").unwrap();
+            let mut h = crate::testutil::generated(&GenOptions::new(workload, 3000, 8, 3, 11));
             let one = h.resolved.clone();
             let n = h.vals.len();
             assert!(n > 1000, "{workload:?}: {n} stored values");
